@@ -1,0 +1,40 @@
+# nanokms — see README.md. Every target installs what it needs first.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+
+GO        ?= go
+BIN       := bin/nanokms
+FUZZTIME  ?= 10s
+
+.PHONY: all build test bench fuzz proto demo deps clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/nanokms
+
+## test: gofmt, go vet, every test under the race detector, a short fuzz run
+test:
+	@bash scripts/test.sh
+
+## bench: every Go benchmark
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: every fuzz target for FUZZTIME each
+fuzz: deps
+	@bash scripts/fuzz.sh $(FUZZTIME)
+
+## proto: regenerate the protobuf and gRPC code with the pinned plugins
+proto: deps
+	@bash scripts/proto.sh
+
+## demo: the main job, end to end on embedded defaults
+demo: build
+	@bash scripts/demo.sh
+
+clean:
+	rm -rf bin

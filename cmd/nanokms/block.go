@@ -1,0 +1,13 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// newBlockCmd groups the block subcommands.
+func newBlockCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "block",
+		Short: "Hash, verify and sign state blocks offline",
+	}
+	cmd.AddCommand(newBlockHashCmd(e), newBlockVerifyCmd(e))
+	return cmd
+}

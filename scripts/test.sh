@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every check and test of nanokms: gofmt, go vet, the whole test suite
+# under the race detector (SoftHSM tokens are created by the tests
+# themselves), and a short run of every fuzz target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+[ -x /usr/local/go/bin/go ] && export PATH=/usr/local/go/bin:$PATH
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))
+if [ -n "$unformatted" ]; then
+	echo "nanokms: error: gofmt would change these files:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== CGO_ENABLED=0 build of the pure-Go packages"
+CGO_ENABLED=0 go build ./nano/...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 20m ./...
+
+echo "== fuzz (short)"
+bash scripts/fuzz.sh "${FUZZTIME:-4s}"
