@@ -106,15 +106,15 @@ func parseRaw(field, s string) (Amount, error) {
 	if s == "" {
 		return Amount{}, parseErr(field, ErrSyntax, "empty")
 	}
-	if len(s) > 80 {
-		return Amount{}, parseErr(field, ErrRange, "too many digits")
-	}
 	var a Amount
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c < '0' || c > '9' {
 			return Amount{}, parseErr(field, ErrSyntax, "not a decimal number of raw")
 		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		var over bool
 		if a, over = a.mulAdd(10, uint64(c-'0')); over {
 			return Amount{}, parseErr(field, ErrRange, "2^128 raw or more")
