@@ -29,8 +29,9 @@ type ParsedBlock struct {
 	Block StateBlock
 	Form  Form
 	// ClaimedHash is the "hash" the document states beside the block (a
-	// callback, a block_create response, a WebSocket confirmation), when it
-	// has one. It is untrusted: compare it with Block.Hash().
+	// callback, a block_create response, a WebSocket confirmation) or in
+	// it, when it has one; where several levels state one, they agree. It
+	// is untrusted: compare it with Block.Hash().
 	ClaimedHash    Hash
 	HasClaimedHash bool
 	// HasSignature and HasWork report whether those fields were present;
@@ -63,7 +64,7 @@ func ParseBlockJSON(data []byte) (ParsedBlock, error) {
 
 func parseBlockDoc(data []byte, path string, depth int) (ParsedBlock, error) {
 	if depth > maxEnvelopeDepth {
-		return ParsedBlock{}, parseErr(fieldPath(path, "block"), ErrSyntax, "nested too deeply")
+		return ParsedBlock{}, parseErr(orBlock(path), ErrSyntax, "nested too deeply")
 	}
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) > 0 && trimmed[0] == '"' {
@@ -108,18 +109,33 @@ func parseBlockDoc(data []byte, path string, depth int) (ParsedBlock, error) {
 	if depth == 0 || pb.Form == FormBlock {
 		pb.Form = form
 	}
-	if raw, ok := obj["hash"]; ok && !pb.HasClaimedHash {
-		s, err := jsonString(raw, fieldPath(path, "hash"))
-		if err != nil {
-			return ParsedBlock{}, err
-		}
-		h, err := ParseHash(s)
-		if err != nil {
-			return ParsedBlock{}, withPath(path, "hash", err)
-		}
-		pb.ClaimedHash, pb.HasClaimedHash = h, true
+	if err := claimHash(&pb, obj, path); err != nil {
+		return ParsedBlock{}, err
 	}
 	return pb, nil
+}
+
+// claimHash records the "hash" member of obj, if any, as pb's claimed
+// hash. Every level of a document that states a hash must state the same
+// one; a disagreement is an error wrapping ErrMismatch.
+func claimHash(pb *ParsedBlock, obj map[string]json.RawMessage, path string) error {
+	raw, ok := obj["hash"]
+	if !ok {
+		return nil
+	}
+	s, err := jsonString(raw, fieldPath(path, "hash"))
+	if err != nil {
+		return err
+	}
+	h, err := ParseHash(s)
+	if err != nil {
+		return withPath(path, "hash", err)
+	}
+	if pb.HasClaimedHash && pb.ClaimedHash != h {
+		return parseErr(fieldPath(path, "hash"), ErrMismatch, "the document states two different hashes")
+	}
+	pb.ClaimedHash, pb.HasClaimedHash = h, true
+	return nil
 }
 
 // UnmarshalJSON parses a bare block object (see ParseBlockJSON for the
@@ -205,6 +221,9 @@ func parseBlockObject(obj map[string]json.RawMessage, path string) (ParsedBlock,
 		}
 		pb.HasWork = true
 	}
+	if err := claimHash(&pb, obj, path); err != nil {
+		return ParsedBlock{}, err
+	}
 	return pb, nil
 }
 
@@ -268,6 +287,14 @@ func jsonDetail(err error) string {
 		return "malformed JSON at offset " + strconv.FormatInt(se.Offset, 10)
 	}
 	return "malformed JSON"
+}
+
+// orBlock returns path, or "block" for the top level.
+func orBlock(path string) string {
+	if path == "" {
+		return "block"
+	}
+	return path
 }
 
 func fieldPath(path, key string) string {

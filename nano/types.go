@@ -140,6 +140,33 @@ func ParseSeed(s string) (Seed, error) {
 	return seed, nil
 }
 
+// ParseSeedBytes is ParseSeed for a byte slice (a seed file's contents),
+// so that the caller can wipe the input: it makes no copy of it.
+func ParseSeedBytes(b []byte) (Seed, error) {
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	var seed Seed
+	if len(b) != 2*SeedSize {
+		return Seed{}, parseErr("seed", ErrLength, "want 64 hex digits")
+	}
+	for i := 0; i < SeedSize; i++ {
+		hi, ok1 := fromHexChar(b[2*i])
+		lo, ok2 := fromHexChar(b[2*i+1])
+		if !ok1 || !ok2 {
+			seed.Wipe()
+			return Seed{}, parseErr("seed", ErrSyntax, "not hex")
+		}
+		seed[i] = hi<<4 | lo
+	}
+	return seed, nil
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
 // ParseWork parses the JSON form of a work nonce: exactly 16 hex digits
 // (either case), most significant first.
 func ParseWork(s string) (Work, error) {

@@ -4,10 +4,7 @@ import "github.com/spf13/cobra"
 
 // newAccountCmd groups the account subcommands.
 func newAccountCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "account",
-		Short: "Derive and decode account addresses",
-	}
+	cmd := newGroup("account", "Derive and decode account addresses")
 	cmd.AddCommand(newAccountDeriveCmd(e), newAccountDecodeCmd(e))
 	return cmd
 }

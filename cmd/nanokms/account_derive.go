@@ -23,7 +23,7 @@ func newAccountDeriveCmd(e *env) *cobra.Command {
 		Long: `Reads a 64-hex-digit seed from --seed-file (or standard input with
 --seed-file -) and prints the public key and address of account N. The seed
 is never taken from the command line and nothing secret is printed.`,
-		Args: cobra.NoArgs,
+		Args: noArgsQuiet,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAccountDerive(cmd.Context(), e, opts)
 		},
@@ -46,11 +46,11 @@ func runAccountDerive(_ context.Context, e *env, opts accountDeriveOptions) erro
 		return usageErr("--index: want a whole number from 0 to 4294967295")
 	}
 	index := uint32(idx)
-	data, err := readInput(e, opts.seedFile)
+	data, err := readSecretInput(e, "--seed-file", opts.seedFile)
 	if err != nil {
 		return err
 	}
-	seed, err := nano.ParseSeed(string(data))
+	seed, err := nano.ParseSeedBytes(data)
 	clear(data)
 	if err != nil {
 		return withHint(fmt.Errorf("--seed-file: %w", err), "the file must hold exactly 64 hex digits (a trailing newline is fine)")

@@ -4,10 +4,7 @@ import "github.com/spf13/cobra"
 
 // newBlockCmd groups the block subcommands.
 func newBlockCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "block",
-		Short: "Hash, verify and sign state blocks offline",
-	}
+	cmd := newGroup("block", "Hash, verify and sign state blocks offline")
 	cmd.AddCommand(newBlockHashCmd(e), newBlockVerifyCmd(e))
 	return cmd
 }

@@ -41,6 +41,9 @@ func runBlockHash(_ context.Context, e *env, opts blockHashOptions) error {
 		return err
 	}
 	h := pb.Block.Hash()
+	if err := checkClaimedHash(pb, h); err != nil {
+		return err
+	}
 	if opts.json {
 		if err := printJSON(e.stdout, map[string]string{"hash": h.String()}); err != nil {
 			return err
@@ -48,7 +51,7 @@ func runBlockHash(_ context.Context, e *env, opts blockHashOptions) error {
 	} else {
 		fmt.Fprintln(e.stdout, h)
 	}
-	return checkClaimedHash(pb, h)
+	return nil
 }
 
 // readBlock reads and parses a block document from file (or stdin).

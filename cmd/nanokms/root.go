@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -53,14 +54,51 @@ type env struct {
 	stdout, stderr io.Writer
 }
 
+// noArgsQuiet refuses positional arguments without echoing them: a user
+// who types a seed where a command name or file belongs must not see it
+// printed back (or logged by whatever records the terminal).
+func noArgsQuiet(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErr("%q takes no arguments (the argument is not shown)", cmd.CommandPath())
+	}
+	return nil
+}
+
+// newGroup returns a command that only holds subcommands: run without one
+// it prints its help; run with an unknown one it is a usage error.
+func newGroup(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErr("unknown command %s for %q", quoteShort(args[0]), cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+}
+
+// quoteShort quotes a short, word-like argument; anything else (it could
+// be a secret typed in the wrong place) is not repeated.
+func quoteShort(s string) string {
+	if len(s) > 24 {
+		return "(not shown)"
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_') {
+			return "(not shown)"
+		}
+	}
+	return strconv.Quote(s)
+}
+
 // newRoot builds the root command with every subcommand.
 func newRoot(e *env) *cobra.Command {
-	root := &cobra.Command{
-		Use:           "nanokms",
-		Short:         "Hardware-backed signing service for Nano custody",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
+	root := newGroup("nanokms", "Hardware-backed signing service for Nano custody")
+	root.SilenceUsage = true
+	root.SilenceErrors = true
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
@@ -106,15 +144,31 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // readInput reads the whole of the named file, or stdin when name is "" or
 // "-", up to maxInputLen bytes.
 func readInput(e *env, name string) ([]byte, error) {
+	return readNamed(e, name, name)
+}
+
+// readSecretInput is readInput for a file named by flag that holds a
+// secret: errors name the flag, never the path (which could itself be a
+// secret pasted in the wrong place).
+func readSecretInput(e *env, flag, name string) ([]byte, error) {
+	return readNamed(e, name, flag)
+}
+
+func readNamed(e *env, name, label string) ([]byte, error) {
 	var r io.Reader = e.stdin
-	label := "standard input"
-	if name != "" && name != "-" {
+	if name == "" || name == "-" {
+		label = "standard input"
+	} else {
 		f, err := os.Open(name)
 		if err != nil {
-			return nil, err
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				return nil, fmt.Errorf("opening %s: %w", label, pe.Err)
+			}
+			return nil, fmt.Errorf("opening %s: %w", label, err)
 		}
 		defer f.Close()
-		r, label = f, name
+		r = f
 	}
 	data, err := io.ReadAll(io.LimitReader(r, maxInputLen+1))
 	if err != nil {

@@ -4,10 +4,7 @@ import "github.com/spf13/cobra"
 
 // newWorkCmd groups the proof-of-work subcommands.
 func newWorkCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "work",
-		Short: "Generate and validate proof of work",
-	}
+	cmd := newGroup("work", "Generate and validate proof of work")
 	cmd.AddCommand(newWorkGenerateCmd(e), newWorkValidateCmd(e))
 	return cmd
 }

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// nodeFixtures is the repository's directory of real node documents,
+// relative to this package.
+const nodeFixtures = "../../testdata/node"
+
+// TestMain lets the test binary double as the nanokms command, so that the
+// scripts run the real CLI in a separate process.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"nanokms": func() {
+			os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+		},
+	})
+}
+
+// TestScripts runs testdata/script/*.txtar. Each script finds the real node
+// documents in $WORK/node.
+//
+// Besides the standard commands the scripts have:
+//
+//	exits CODE PROG [ARGS...]
+//	    run PROG like exec and fail unless it exits with CODE (stdout and
+//	    stderr are kept for the following stdout/stderr checks);
+//	capture NAME REGEXP
+//	    set $NAME to the first submatch of REGEXP in the last stdout.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 filepath.Join("testdata", "script"),
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		Setup:               copyNodeFixtures,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exits":   cmdExits,
+			"capture": cmdCapture,
+		},
+	})
+}
+
+// copyNodeFixtures copies the repository's node documents into $WORK/node,
+// so scripts use the real fixtures without duplicating them. It is the
+// scripts' Setup.
+func copyNodeFixtures(env *testscript.Env) error {
+	files, err := filepath.Glob(filepath.Join(nodeFixtures, "*.json"))
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return errors.New("no node fixtures in " + nodeFixtures)
+	}
+	// Under -race every child process would otherwise sleep a second at
+	// exit (GORACE atexit_sleep_ms defaults to 1000); keep a user's setting.
+	if os.Getenv("GORACE") == "" {
+		env.Setenv("GORACE", "atexit_sleep_ms=10")
+	}
+	dst := filepath.Join(env.WorkDir, "node")
+	if err := os.MkdirAll(dst, 0o777); err != nil {
+		return err
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, filepath.Base(f)), data, 0o666); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cmdExits implements `exits CODE PROG [ARGS...]`.
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! exits (state the expected code instead)")
+	}
+	if len(args) < 2 {
+		ts.Fatalf("usage: exits CODE PROG [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: bad exit code %q", args[0])
+	}
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exits: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with code %d, want %d", args[1], got, want)
+	}
+}
+
+// cmdCapture implements `capture NAME REGEXP`.
+func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: capture NAME REGEXP")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	m := re.FindStringSubmatch(ts.ReadFile("stdout"))
+	if len(m) < 2 {
+		ts.Fatalf("capture: no match for %q in stdout", args[1])
+	}
+	ts.Setenv(args[0], m[1])
+}
