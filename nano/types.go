@@ -45,6 +45,19 @@ func (h Hash) IsZero() bool { return h == Hash{} }
 // String returns h as 64 uppercase hex digits.
 func (h Hash) String() string { return upperHex(h[:]) }
 
+// MarshalText encodes h as 64 uppercase hex digits.
+func (h Hash) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// UnmarshalText decodes 64 hex digits; h is unchanged on error.
+func (h *Hash) UnmarshalText(b []byte) error {
+	v, err := ParseHash(string(b))
+	if err != nil {
+		return err
+	}
+	*h = v
+	return nil
+}
+
 // IsZero reports whether k is all zeros.
 func (k PublicKey) IsZero() bool { return k == PublicKey{} }
 
@@ -56,6 +69,19 @@ func (s Signature) IsZero() bool { return s == Signature{} }
 
 // String returns s as 128 uppercase hex digits.
 func (s Signature) String() string { return upperHex(s[:]) }
+
+// MarshalText encodes s as 128 uppercase hex digits.
+func (s Signature) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes 128 hex digits; s is unchanged on error.
+func (s *Signature) UnmarshalText(b []byte) error {
+	v, err := ParseSignature(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
 
 // String returns w as 16 lowercase hex digits, as the JSON "work" field.
 func (w Work) String() string {

@@ -11,7 +11,8 @@ PROTOC_GEN_GO_GRPC=google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 
 tools=$(mktemp -d)
 trap 'rm -rf "$tools"' EXIT
-GOBIN=$tools go install "$PROTOC_GEN_GO" "$PROTOC_GEN_GO_GRPC"
+GOBIN=$tools go install "$PROTOC_GEN_GO"
+GOBIN=$tools go install "$PROTOC_GEN_GO_GRPC"
 
 mapfile -t files < <(find proto -name '*.proto' 2>/dev/null | sort)
 if ((${#files[@]} == 0)); then
