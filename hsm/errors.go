@@ -1,0 +1,121 @@
+package hsm
+
+import "errors"
+
+// The package's errors. Every error returned by this package either is one of
+// these sentinels or wraps one (branch with errors.Is), wraps a PKCS#11 return
+// code (compare with errors.Is(err, pkcs11.Error(pkcs11.CKR_…))), or reports
+// invalid input (a *ConfigError). No error ever holds a PIN, a seed, a
+// mnemonic or a key.
+var (
+	// ErrNoCgo is returned by Open in a binary built with CGO_ENABLED=0:
+	// PKCS#11 modules are C libraries and cannot be loaded without cgo.
+	ErrNoCgo = errors.New("hsm: built without cgo: PKCS#11 tokens are unavailable (rebuild with CGO_ENABLED=1)")
+
+	// ErrModule is returned by Open when the PKCS#11 module cannot be loaded
+	// (no such file, not a PKCS#11 library) or C_Initialize fails.
+	ErrModule = errors.New("hsm: cannot load PKCS#11 module")
+
+	// ErrTokenNotFound is returned by Open when no initialised token carries
+	// the configured label (and serial, when one is given).
+	ErrTokenNotFound = errors.New("hsm: token not found")
+
+	// ErrTokenAmbiguous is returned by Open when more than one token matches
+	// the configured label; set TokenSerial to pick one.
+	ErrTokenAmbiguous = errors.New("hsm: more than one token matches")
+
+	// ErrWrongPIN is returned when the token rejects the PIN
+	// (CKR_PIN_INCORRECT). The login is never retried: each failed attempt
+	// brings the token closer to locking itself. After it, the Token makes
+	// no further login attempt for its lifetime.
+	ErrWrongPIN = errors.New("hsm: wrong PIN (not retried)")
+
+	// ErrPINLocked is returned when the token reports that the user PIN is
+	// locked (CKR_PIN_LOCKED) or expired; only the security officer can
+	// reset it.
+	ErrPINLocked = errors.New("hsm: user PIN is locked")
+
+	// ErrMasterKeyMissing is returned by every wallet operation and by the
+	// backup ceremony steps when the token holds no master key.
+	ErrMasterKeyMissing = errors.New("hsm: token has no master key")
+
+	// ErrMasterKeyExists is returned by CreateMasterKey,
+	// CreateMasterKeyForBackup, CreateTransportKey and ImportMasterKey when
+	// the token already holds a master key.
+	ErrMasterKeyExists = errors.New("hsm: token already has a master key")
+
+	// ErrMasterKeyExportable is returned by wallet operations while the
+	// master key is still extractable: a backup ceremony was started with
+	// CreateMasterKeyForBackup and not closed with FinishMasterKeyBackup.
+	// Nothing is sealed under, or unsealed with, a key that can leave the
+	// token. It is also returned when the master key is not sensitive.
+	ErrMasterKeyExportable = errors.New("hsm: master key is still extractable: finish the backup ceremony first")
+
+	// ErrNotExportable is returned by WrapMasterKey when the master key is
+	// not extractable (it was made by CreateMasterKey, or
+	// FinishMasterKeyBackup has run): it can never leave the token again.
+	ErrNotExportable = errors.New("hsm: master key is not extractable")
+
+	// ErrWrongMasterKey is returned by RestoreWallet when the export was
+	// sealed under a different master key (the check values differ), and by
+	// ImportMasterKey when the unwrapped key does not match the check value
+	// the primary token printed.
+	ErrWrongMasterKey = errors.New("hsm: sealed under a different master key")
+
+	// ErrTransportKey is returned by ImportMasterKey when the token has no
+	// transport key or the package was wrapped for another one, and by
+	// CreateTransportKey when one already exists.
+	ErrTransportKey = errors.New("hsm: transport key missing, duplicated or not the one the package was wrapped for")
+
+	// ErrWalletNotFound is returned when no wallet has the given label.
+	ErrWalletNotFound = errors.New("hsm: wallet not found")
+
+	// ErrWalletExists is returned by CreateWallet, ImportWallet,
+	// ImportMnemonic and RestoreWallet when a wallet with the label exists,
+	// and by RestoreWallet when the same wallet (same id) is already stored
+	// under another label.
+	ErrWalletExists = errors.New("hsm: wallet already exists")
+
+	// ErrSealBroken is returned when a sealed wallet fails to open: its
+	// ciphertext or tag was altered, or its associated data (wallet id,
+	// format version, kind) differs from what it was sealed with. SoftHSM
+	// reports a failed GCM tag as CKR_GENERAL_ERROR; that code is read as a
+	// broken seal only on the decrypt path.
+	ErrSealBroken = errors.New("hsm: sealed wallet failed authentication")
+
+	// ErrBadBlob is returned when a sealed blob, a wallet export or a
+	// master-key package is malformed or of an unknown format version.
+	ErrBadBlob = errors.New("hsm: malformed or unknown sealed data")
+
+	// ErrBadMnemonic is returned by ImportMnemonic when the phrase is not a
+	// valid BIP39 English mnemonic (word count, unknown word, checksum).
+	ErrBadMnemonic = errors.New("hsm: invalid BIP39 mnemonic")
+
+	// ErrIndexRange is returned for an account index a wallet cannot derive:
+	// BIP39 wallets use hardened SLIP-0010 indexes, so index < 2^31.
+	ErrIndexRange = errors.New("hsm: account index out of range for this wallet kind")
+
+	// ErrDuplicateObject is returned when an exact lookup finds more than
+	// one object (two master keys, two wallets under one label): the token
+	// was changed behind nanokms's back and needs an operator.
+	ErrDuplicateObject = errors.New("hsm: more than one object matches")
+
+	// ErrSessionLost is returned when an operation failed twice because its
+	// session was lost (handle invalid or closed, device removed, token not
+	// present, user not logged in): once on a pooled session and once more
+	// on a freshly opened one.
+	ErrSessionLost = errors.New("hsm: token session lost")
+
+	// ErrClosed is returned by every method of a Token after Close has
+	// started, including to callers that were waiting for a session.
+	ErrClosed = errors.New("hsm: token closed")
+)
+
+// ConfigError reports an invalid argument: a Config field, a wallet label, a
+// PIN source. Field names the input; Reason never contains secret material.
+type ConfigError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return "hsm: " + e.Field + ": " + e.Reason }

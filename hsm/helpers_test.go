@@ -1,0 +1,76 @@
+//go:build cgo
+
+package hsm
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(softhsmtest.Run(m)) }
+
+// mustPIN returns pin as a *PIN wiped at the end of the test.
+func mustPIN(t testing.TB, pin string) *PIN {
+	t.Helper()
+	p, err := NewPIN([]byte(pin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Wipe)
+	return p
+}
+
+// mustFake returns a fake over the real SoftHSM module.
+func mustFake(t testing.TB) *fakeP11 {
+	t.Helper()
+	real, err := loadModule(softhsmtest.Module(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newFake(real)
+}
+
+type tokenOpts struct {
+	pool     int  // 0: default
+	noMaster bool // do not create the master key
+}
+
+// mustToken makes a fresh SoftHSM token, opens it through a fake (which
+// passes every call to SoftHSM until a test overrides one), creates the
+// master key unless told not to, and closes the Token when the test ends.
+func mustToken(t testing.TB, o tokenOpts) (*Token, *fakeP11, softhsmtest.Token) {
+	t.Helper()
+	st := softhsmtest.MustToken(t, softhsmtest.UniqueLabel("hsm"))
+	f := mustFake(t)
+	tok := mustOpen(t, f, Config{Module: st.Module, TokenLabel: st.Label, PIN: mustPIN(t, st.PIN), PoolSize: o.pool})
+	if !o.noMaster {
+		if err := tok.CreateMasterKey(context.Background()); err != nil {
+			t.Fatalf("CreateMasterKey: %v", err)
+		}
+	}
+	return tok, f, st
+}
+
+// mustOpen opens cfg through p and closes the Token when the test ends.
+func mustOpen(t testing.TB, p p11, cfg Config) *Token {
+	t.Helper()
+	tok, err := open(context.Background(), p, cfg)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { tok.Close() })
+	return tok
+}
+
+// mustWallet creates a wallet and returns its label.
+func mustWallet(t testing.TB, tok *Token, label string) WalletInfo {
+	t.Helper()
+	info, err := tok.CreateWallet(context.Background(), label)
+	if err != nil {
+		t.Fatalf("CreateWallet(%q): %v", label, err)
+	}
+	return info
+}

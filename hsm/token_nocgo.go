@@ -1,0 +1,56 @@
+//go:build !cgo
+
+package hsm
+
+import (
+	"context"
+
+	"github.com/nanokms/nanokms/nano"
+)
+
+var _ KeyStore = (*Token)(nil)
+
+// Token is unavailable without cgo; Open returns ErrNoCgo. The methods
+// exist so that code using the package builds with CGO_ENABLED=0; each
+// returns ErrNoCgo (Close returns nil). See the cgo build for their docs.
+type Token struct{}
+
+// Open returns ErrNoCgo: this binary was built with CGO_ENABLED=0.
+func Open(ctx context.Context, cfg Config) (*Token, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return nil, ErrNoCgo
+}
+
+func (*Token) Close() error                                   { return nil }
+func (*Token) CreateMasterKey(context.Context) error          { return ErrNoCgo }
+func (*Token) CreateMasterKeyForBackup(context.Context) error { return ErrNoCgo }
+func (*Token) FinishMasterKeyBackup(context.Context) error    { return ErrNoCgo }
+func (*Token) MasterKeyAttributes(context.Context) (MasterKeyInfo, error) {
+	return MasterKeyInfo{}, ErrNoCgo
+}
+func (*Token) CreateTransportKey(context.Context) ([]byte, error)    { return nil, ErrNoCgo }
+func (*Token) WrapMasterKey(context.Context, []byte) ([]byte, error) { return nil, ErrNoCgo }
+func (*Token) ImportMasterKey(context.Context, []byte) error         { return ErrNoCgo }
+func (*Token) CreateWallet(context.Context, string) (WalletInfo, error) {
+	return WalletInfo{}, ErrNoCgo
+}
+func (*Token) ImportWallet(context.Context, string, *nano.Seed) (WalletInfo, error) {
+	return WalletInfo{}, ErrNoCgo
+}
+func (*Token) ImportMnemonic(context.Context, string, []byte, []byte) (WalletInfo, error) {
+	return WalletInfo{}, ErrNoCgo
+}
+func (*Token) ListWallets(context.Context) ([]WalletInfo, error)    { return nil, ErrNoCgo }
+func (*Token) Wallet(context.Context, string) (WalletInfo, error)   { return WalletInfo{}, ErrNoCgo }
+func (*Token) ExportWallet(context.Context, string) ([]byte, error) { return nil, ErrNoCgo }
+func (*Token) RestoreWallet(context.Context, string, []byte) (WalletInfo, error) {
+	return WalletInfo{}, ErrNoCgo
+}
+func (*Token) PublicKey(context.Context, string, uint32) (nano.PublicKey, error) {
+	return nano.PublicKey{}, ErrNoCgo
+}
+func (*Token) Sign(context.Context, string, uint32, nano.Hash) (nano.Signature, error) {
+	return nano.Signature{}, ErrNoCgo
+}

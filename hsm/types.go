@@ -1,0 +1,186 @@
+package hsm
+
+import (
+	"context"
+	"encoding/hex"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/nanokms/nanokms/nano"
+)
+
+// KeyStore is the contract a signer needs from a key store: the public key
+// of an account and a signature by it. *Token implements it.
+//
+// PublicKey and Sign return an error wrapping ErrWalletNotFound when no
+// wallet has the label, ErrIndexRange for an index the wallet cannot
+// derive, ErrSealBroken when the wallet's seal fails authentication,
+// ErrMasterKeyMissing or ErrMasterKeyExportable when the token's master key
+// is absent or unfinished, ErrSessionLost when the token stopped answering,
+// ErrClosed after Close, or the context's error while waiting for the
+// token. Any other error is a fault of the token or its module. Close is
+// idempotent.
+type KeyStore interface {
+	PublicKey(ctx context.Context, wallet string, index uint32) (nano.PublicKey, error)
+	Sign(ctx context.Context, wallet string, index uint32, hash nano.Hash) (nano.Signature, error)
+	Close() error
+}
+
+// DefaultPoolSize is the number of sessions a Token opens when
+// Config.PoolSize is zero.
+const DefaultPoolSize = 4
+
+// MaxPoolSize bounds Config.PoolSize.
+const MaxPoolSize = 64
+
+// MasterKeyLabel is the CKA_LABEL of the master key. The "-v1" names the
+// sealing scheme (AES-256-GCM, the blob format below), not the key.
+const MasterKeyLabel = "nanokms-master-v1"
+
+// TransportKeyLabel is the CKA_LABEL of the RSA key pair a backup token
+// generates to receive the master key (see CreateTransportKey).
+const TransportKeyLabel = "nanokms-transport-v1"
+
+// Application is the CKA_APPLICATION of every wallet data object.
+const Application = "nanokms"
+
+// MaxLabelLen is the longest wallet label accepted, in bytes.
+const MaxLabelLen = 64
+
+// Config says which token to open and how.
+type Config struct {
+	// Module is the path of the PKCS#11 library, for example
+	// /usr/lib/softhsm/libsofthsm2.so. Required.
+	Module string
+	// TokenLabel selects the token by its label. At least one of
+	// TokenLabel and TokenSerial is required; when both are set, both must
+	// match.
+	TokenLabel string
+	// TokenSerial selects the token by its serial number.
+	TokenSerial string
+	// PIN is the user PIN (see ReadPIN). Required. Open copies it into its
+	// own locked memory: the caller may Wipe its PIN once Open returns.
+	PIN *PIN
+	// PoolSize is the number of PKCS#11 sessions, hence of concurrent token
+	// operations; 0 means DefaultPoolSize.
+	PoolSize int
+}
+
+func (c *Config) validate() error {
+	if c.Module == "" {
+		return &ConfigError{Field: "Module", Reason: "required: the path of the PKCS#11 library"}
+	}
+	if c.TokenLabel == "" && c.TokenSerial == "" {
+		return &ConfigError{Field: "TokenLabel", Reason: "required (or TokenSerial)"}
+	}
+	if len(c.TokenLabel) > 32 {
+		return &ConfigError{Field: "TokenLabel", Reason: "longer than the 32 bytes a token label holds"}
+	}
+	if len(c.TokenSerial) > 16 {
+		return &ConfigError{Field: "TokenSerial", Reason: "longer than the 16 bytes a token serial holds"}
+	}
+	if c.PIN == nil || c.PIN.Len() == 0 {
+		return &ConfigError{Field: "PIN", Reason: "required"}
+	}
+	if c.PoolSize < 0 || c.PoolSize > MaxPoolSize {
+		return &ConfigError{Field: "PoolSize", Reason: "must be between 0 (default " + strconv.Itoa(DefaultPoolSize) + ") and " + strconv.Itoa(MaxPoolSize)}
+	}
+	return nil
+}
+
+// WalletKind says what secret a wallet seals and how its accounts derive.
+type WalletKind uint8
+
+const (
+	// KindSeed is a 32-byte Nano seed; account i's private key is
+	// BLAKE2b-256(seed ‖ uint32-BE(i)), for every uint32 i.
+	KindSeed WalletKind = 1
+	// KindBIP39 is the 64-byte BIP39 seed of a mnemonic and passphrase;
+	// account i's private key is the SLIP-0010 ed25519 key at
+	// m/44'/165'/i', for i < 2^31 (Nault, Ledger, nanocurrency-web).
+	KindBIP39 WalletKind = 2
+)
+
+// String returns "seed" or "bip39".
+func (k WalletKind) String() string {
+	switch k {
+	case KindSeed:
+		return "seed"
+	case KindBIP39:
+		return "bip39"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// secretLen is the length of the sealed secret, or 0 for an unknown kind.
+func (k WalletKind) secretLen() int {
+	switch k {
+	case KindSeed:
+		return 32
+	case KindBIP39:
+		return 64
+	}
+	return 0
+}
+
+func parseKind(s string) (WalletKind, bool) {
+	switch s {
+	case "seed":
+		return KindSeed, true
+	case "bip39":
+		return KindBIP39, true
+	}
+	return 0, false
+}
+
+// WalletID identifies a wallet across tokens and labels: 16 bytes from the
+// token's RNG, drawn when the wallet is created or imported and bound into
+// the seal as associated data.
+type WalletID [16]byte
+
+// String returns the id as 32 lowercase hex digits.
+func (id WalletID) String() string { return hex.EncodeToString(id[:]) }
+
+// WalletInfo describes a stored wallet. It holds nothing secret.
+type WalletInfo struct {
+	Label string
+	ID    WalletID
+	Kind  WalletKind
+}
+
+// MasterKeyInfo is what the token reports about its master key.
+type MasterKeyInfo struct {
+	Label            string
+	ID               []byte // CKA_ID, random
+	Sensitive        bool   // CKA_SENSITIVE
+	AlwaysSensitive  bool   // CKA_ALWAYS_SENSITIVE
+	Extractable      bool   // CKA_EXTRACTABLE
+	NeverExtractable bool   // CKA_NEVER_EXTRACTABLE: false on a key that took part in a backup ceremony
+	Modifiable       bool   // CKA_MODIFIABLE
+	Local            bool   // CKA_LOCAL: generated on this token (false on a backup token)
+	// Check is the key check value: 16 hex digits computed by the token
+	// from the key (AES-GCM of a fixed block). Two tokens hold the same
+	// master key exactly when their check values agree; operators compare
+	// it during the backup ceremony. It reveals nothing about the key.
+	Check string
+}
+
+// validLabel checks a wallet label: 1 to MaxLabelLen bytes of UTF-8 with no
+// control characters.
+func validLabel(label string) error {
+	switch {
+	case label == "":
+		return &ConfigError{Field: "label", Reason: "empty"}
+	case len(label) > MaxLabelLen:
+		return &ConfigError{Field: "label", Reason: "longer than " + strconv.Itoa(MaxLabelLen) + " bytes"}
+	case !utf8.ValidString(label):
+		return &ConfigError{Field: "label", Reason: "not UTF-8"}
+	}
+	for _, r := range label {
+		if unicode.IsControl(r) {
+			return &ConfigError{Field: "label", Reason: "contains a control character"}
+		}
+	}
+	return nil
+}

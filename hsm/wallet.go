@@ -1,0 +1,444 @@
+//go:build cgo
+
+package hsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/miekg/pkcs11"
+
+	"github.com/nanokms/nanokms/nano"
+)
+
+// walletTemplate is the template of C_CreateObject for a wallet.
+func walletTemplate(label string, blob []byte) []*pkcs11.Attribute {
+	return []*pkcs11.Attribute{
+		// A data object: opaque bytes to the token. The secret inside is
+		// sealed under the master key; the object itself is not a key.
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
+		// A token object: it persists.
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		// Private: invisible until C_Login as the user.
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		// Frozen: the sealed blob and label cannot be changed in place.
+		pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, false),
+		// Marks nanokms's objects among others on the token.
+		pkcs11.NewAttribute(pkcs11.CKA_APPLICATION, Application),
+		// The wallet's name; unique among nanokms wallets on the token.
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		// The versioned sealed blob (see blob.go).
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, blob),
+	}
+}
+
+func walletFind(label string) []*pkcs11.Attribute {
+	return []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
+		pkcs11.NewAttribute(pkcs11.CKA_APPLICATION, Application),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+	}
+}
+
+func walletFindAll() []*pkcs11.Attribute {
+	return []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
+		pkcs11.NewAttribute(pkcs11.CKA_APPLICATION, Application),
+	}
+}
+
+// findWallet returns the sealed blob stored under label.
+func (s *session) findWallet(label string) (sealedBlob, error) {
+	h, err := s.findOne(walletFind(label), fmt.Sprintf("wallet %q", label), ErrWalletNotFound)
+	if err != nil {
+		if errors.Is(err, ErrWalletNotFound) {
+			return sealedBlob{}, fmt.Errorf("%w: %q on token %q", ErrWalletNotFound, label, s.t.name)
+		}
+		return sealedBlob{}, err
+	}
+	a, err := s.p.GetAttributeValue(s.sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+	if err != nil {
+		return sealedBlob{}, fmt.Errorf("hsm: reading wallet %q: %w", label, err)
+	}
+	b, err := parseBlob(attrBytes(a, pkcs11.CKA_VALUE))
+	if err != nil {
+		return sealedBlob{}, fmt.Errorf("wallet %q: %w", label, err)
+	}
+	return b, nil
+}
+
+// cachedWallet returns the sealed blob of the wallet under label, reading it
+// from the token only the first time. Looking a data object up costs
+// SoftHSM a scan of every object on the token (about 0.2 ms with one
+// wallet, 1 ms with twenty), more than the signature itself; the blob is
+// ciphertext that the token authenticates at every unseal, and wallet
+// objects are never modified (CKA_MODIFIABLE false) nor deleted by
+// nanokms. A wallet deleted or replaced by another program is noticed when
+// the Token is reopened or a session is lost.
+func (s *session) cachedWallet(label string) (sealedBlob, error) {
+	s.t.mu.Lock()
+	b, ok := s.t.wallets[label]
+	s.t.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	b, err := s.findWallet(label)
+	if err != nil {
+		return sealedBlob{}, err
+	}
+	s.t.rememberWallet(label, b)
+	return b, nil
+}
+
+func (t *Token) rememberWallet(label string, b sealedBlob) {
+	t.mu.Lock()
+	if t.wallets == nil {
+		t.wallets = make(map[string]sealedBlob)
+	}
+	t.wallets[label] = b
+	t.mu.Unlock()
+}
+
+func (t *Token) forgetWallet(label string) {
+	t.mu.Lock()
+	delete(t.wallets, label)
+	t.mu.Unlock()
+}
+
+func (t *Token) forgetWallets() {
+	t.mu.Lock()
+	t.wallets = nil
+	t.mu.Unlock()
+}
+
+// labelFree returns ErrWalletExists if a wallet has label.
+func (s *session) labelFree(label string) error {
+	_, err := s.findOne(walletFind(label), fmt.Sprintf("wallet %q", label), ErrWalletNotFound)
+	switch {
+	case err == nil:
+		return fmt.Errorf("%w: %q on token %q", ErrWalletExists, label, s.t.name)
+	case errors.Is(err, ErrWalletNotFound):
+		return nil
+	}
+	return err
+}
+
+// seal seals secret (of kind's length) under the master key with a fresh
+// wallet id and IV from the token RNG, and stores it under label.
+func (s *session) seal(label string, kind WalletKind, secret []byte) (WalletInfo, error) {
+	if len(secret) != kind.secretLen() {
+		panic("hsm: seal: secret length does not match its kind")
+	}
+	mk, err := s.masterKey()
+	if err != nil {
+		return WalletInfo{}, err
+	}
+	if err := s.labelFree(label); err != nil {
+		return WalletInfo{}, err
+	}
+	b := sealedBlob{version: blobVersion, kind: kind}
+	rnd, err := s.random(len(b.id) + len(b.iv))
+	if err != nil {
+		return WalletInfo{}, err
+	}
+	copy(b.id[:], rnd)
+	copy(b.iv[:], rnd[len(b.id):])
+	b.ct, err = s.encrypt(mk, b.iv[:], b.aad(), secret)
+	if err != nil {
+		return WalletInfo{}, err
+	}
+	if len(b.ct) != len(secret)+gcmTagLen {
+		return WalletInfo{}, fmt.Errorf("hsm: AES-GCM returned %d bytes, want %d", len(b.ct), len(secret)+gcmTagLen)
+	}
+	return s.store(label, &b)
+}
+
+// store writes an already sealed blob under label.
+func (s *session) store(label string, b *sealedBlob) (WalletInfo, error) {
+	if _, err := s.p.CreateObject(s.sh, walletTemplate(label, b.marshal())); err != nil {
+		return WalletInfo{}, fmt.Errorf("hsm: storing wallet %q: C_CreateObject: %w", label, err)
+	}
+	return b.info(label), nil
+}
+
+// unseal opens b into dst (kind's length) with the master key.
+func (s *session) unseal(dst []byte, b *sealedBlob) error {
+	mk, err := s.masterKey()
+	if err != nil {
+		return err
+	}
+	return s.decryptInto(dst, mk, b.iv[:], b.aad(), b.ct)
+}
+
+// CreateWallet creates a wallet under label: a 32-byte Nano seed drawn from
+// the token's RNG, sealed under the master key. It returns ErrWalletExists
+// if the label is taken. The seed exists outside the token only in locked
+// memory, for the C_Encrypt call.
+func (t *Token) CreateWallet(ctx context.Context, label string) (WalletInfo, error) {
+	if err := validLabel(label); err != nil {
+		return WalletInfo{}, err
+	}
+	t.createMu.Lock()
+	defer t.createMu.Unlock()
+	var info WalletInfo
+	err := t.do(ctx, func(s *session) error {
+		seed := s.secret[offSecret : offSecret+nano.SeedSize]
+		if err := s.randomInto(seed); err != nil {
+			return err
+		}
+		var err error
+		info, err = s.seal(label, KindSeed, seed)
+		return err
+	})
+	return info, err
+}
+
+// ImportWallet seals an existing Nano seed under label (a ceremony step).
+// The caller wipes seed.
+func (t *Token) ImportWallet(ctx context.Context, label string, seed *nano.Seed) (WalletInfo, error) {
+	if err := validLabel(label); err != nil {
+		return WalletInfo{}, err
+	}
+	if seed == nil {
+		return WalletInfo{}, &ConfigError{Field: "seed", Reason: "nil"}
+	}
+	t.createMu.Lock()
+	defer t.createMu.Unlock()
+	var info WalletInfo
+	err := t.do(ctx, func(s *session) error {
+		buf := s.secret[offSecret : offSecret+nano.SeedSize]
+		copy(buf, seed[:])
+		var err error
+		info, err = s.seal(label, KindSeed, buf)
+		return err
+	})
+	return info, err
+}
+
+// ImportMnemonic checks a BIP39 English mnemonic (word count, words,
+// checksum), computes its 64-byte BIP39 seed with passphrase (which may be
+// empty), and seals that seed under label as a KindBIP39 wallet. Account i
+// of the wallet is the SLIP-0010 ed25519 key at m/44'/165'/i', as in
+// Nault, the Ledger Nano app and nanocurrency-web; every index below 2^31
+// is usable. The caller wipes mnemonic and passphrase. Errors never echo
+// a word.
+func (t *Token) ImportMnemonic(ctx context.Context, label string, mnemonic, passphrase []byte) (WalletInfo, error) {
+	if err := validLabel(label); err != nil {
+		return WalletInfo{}, err
+	}
+	t.createMu.Lock()
+	defer t.createMu.Unlock()
+	var info WalletInfo
+	err := t.do(ctx, func(s *session) error {
+		seed := (*[bip39SeedLen]byte)(s.secret[offBIP39 : offBIP39+bip39SeedLen])
+		if err := bip39Seed(seed, mnemonic, passphrase, s.secret[offPhrase:endScratch]); err != nil {
+			return err
+		}
+		var err error
+		info, err = s.seal(label, KindBIP39, seed[:])
+		return err
+	})
+	return info, err
+}
+
+// ListWallets returns every nanokms wallet on the token, in the token's
+// order. It reads the sealed blobs' headers only.
+func (t *Token) ListWallets(ctx context.Context) ([]WalletInfo, error) {
+	var out []WalletInfo
+	err := t.do(ctx, func(s *session) error {
+		out = out[:0]
+		hs, err := s.findAll(walletFindAll(), "wallets")
+		if err != nil {
+			return err
+		}
+		for _, h := range hs {
+			a, err := s.p.GetAttributeValue(s.sh, h, []*pkcs11.Attribute{
+				pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
+				pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil),
+			})
+			if err != nil {
+				return fmt.Errorf("hsm: reading a wallet: %w", err)
+			}
+			label := string(attrBytes(a, pkcs11.CKA_LABEL))
+			b, err := parseBlob(attrBytes(a, pkcs11.CKA_VALUE))
+			if err != nil {
+				return fmt.Errorf("wallet %q: %w", label, err)
+			}
+			out = append(out, b.info(label))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Wallet returns the description of the wallet under label.
+func (t *Token) Wallet(ctx context.Context, label string) (WalletInfo, error) {
+	var info WalletInfo
+	err := t.do(ctx, func(s *session) error {
+		b, err := s.findWallet(label)
+		if err != nil {
+			return err
+		}
+		info = b.info(label)
+		return nil
+	})
+	return info, err
+}
+
+// withAccountKey unseals wallet's secret into locked memory, derives the
+// private key of account index there, calls fn with it, and wipes both,
+// whatever happens. This runs for every signature and public key: nothing
+// derived is cached.
+func (t *Token) withAccountKey(ctx context.Context, wallet string, index uint32, fn func(*nano.PrivateKey)) error {
+	if err := validLabel(wallet); err != nil {
+		return err
+	}
+	return t.do(ctx, func(s *session) error {
+		defer clear(s.secret)
+		b, err := s.cachedWallet(wallet)
+		if err != nil {
+			return err
+		}
+		if b.kind == KindBIP39 && index >= hardened {
+			return fmt.Errorf("%w: %d ≥ 2^31 in BIP39 wallet %q", ErrIndexRange, index, wallet)
+		}
+		secret := s.secret[offSecret : offSecret+b.kind.secretLen()]
+		if err := s.unseal(secret, &b); err != nil {
+			t.forgetWallet(wallet)
+			return fmt.Errorf("wallet %q: %w", wallet, err)
+		}
+		key := (*nano.PrivateKey)(s.secret[offKey : offKey+nano.PrivateKeySize])
+		switch b.kind {
+		case KindSeed:
+			*key = nano.DeriveKey((*nano.Seed)(secret), index)
+		case KindBIP39:
+			if err := slip10NanoKey(key, (*[bip39SeedLen]byte)(secret), index); err != nil {
+				return err
+			}
+		}
+		clear(secret)
+		fn(key)
+		return nil
+	})
+}
+
+// PublicKey returns the public key of account index of wallet.
+func (t *Token) PublicKey(ctx context.Context, wallet string, index uint32) (nano.PublicKey, error) {
+	var pub nano.PublicKey
+	err := t.withAccountKey(ctx, wallet, index, func(k *nano.PrivateKey) {
+		pub = k.PublicKey()
+	})
+	return pub, err
+}
+
+// Sign signs a block hash with account index of wallet: it unseals the
+// wallet's secret into locked memory, derives the account key, signs, and
+// wipes, for this one signature. The signature is Ed25519-BLAKE2b and
+// deterministic. Sign returns an error wrapping ErrWalletNotFound,
+// ErrMasterKeyMissing, ErrMasterKeyExportable, ErrSealBroken,
+// ErrIndexRange, ErrSessionLost or ErrClosed as documented on each, or
+// ctx's error while waiting for a session.
+func (t *Token) Sign(ctx context.Context, wallet string, index uint32, hash nano.Hash) (nano.Signature, error) {
+	var sig nano.Signature
+	err := t.withAccountKey(ctx, wallet, index, func(k *nano.PrivateKey) {
+		sk := nano.NewSigningKey(k)
+		defer sk.Wipe()
+		sig = sk.Sign(hash[:])
+	})
+	return sig, err
+}
+
+// ExportWallet returns the wallet under label as a document holding its
+// sealed blob and metadata (label, id, kind, the master key's check value):
+// ciphertext only, for RestoreWallet on a token with the same master key.
+func (t *Token) ExportWallet(ctx context.Context, label string) ([]byte, error) {
+	if err := validLabel(label); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := t.do(ctx, func(s *session) error {
+		b, err := s.findWallet(label)
+		if err != nil {
+			return err
+		}
+		mk, err := s.masterKey()
+		if err != nil {
+			return err
+		}
+		check, err := s.checkValue(mk)
+		if err != nil {
+			return err
+		}
+		out, err = marshalExport(label, &b, check)
+		return err
+	})
+	return out, err
+}
+
+// RestoreWallet stores a wallet exported by ExportWallet under label. It
+// refuses an export made under another master key (ErrWrongMasterKey), one
+// that does not unseal here (ErrSealBroken: altered ciphertext, or altered
+// wallet id, version or kind), a taken label or a wallet id already stored
+// (ErrWalletExists). The blob is stored exactly as exported.
+func (t *Token) RestoreWallet(ctx context.Context, label string, export []byte) (WalletInfo, error) {
+	if err := validLabel(label); err != nil {
+		return WalletInfo{}, err
+	}
+	e, b, err := parseExport(export)
+	if err != nil {
+		return WalletInfo{}, err
+	}
+	t.createMu.Lock()
+	defer t.createMu.Unlock()
+	var info WalletInfo
+	err = t.do(ctx, func(s *session) error {
+		mk, err := s.masterKey()
+		if err != nil {
+			return err
+		}
+		check, err := s.checkValue(mk)
+		if err != nil {
+			return err
+		}
+		if check != e.MasterKeyCheck {
+			return fmt.Errorf("%w: export check value %s, token %q has %s", ErrWrongMasterKey, e.MasterKeyCheck, t.name, check)
+		}
+		secret := s.secret[offSecret : offSecret+b.kind.secretLen()]
+		err = s.unseal(secret, &b)
+		clear(secret)
+		if err != nil {
+			return fmt.Errorf("restoring wallet %s: %w", b.id, err)
+		}
+		if err := s.labelFree(label); err != nil {
+			return err
+		}
+		if err := s.idFree(b.id); err != nil {
+			return err
+		}
+		info, err = s.store(label, &b)
+		return err
+	})
+	return info, err
+}
+
+// idFree returns ErrWalletExists if a stored wallet has id.
+func (s *session) idFree(id WalletID) error {
+	hs, err := s.findAll(walletFindAll(), "wallets")
+	if err != nil {
+		return err
+	}
+	for _, h := range hs {
+		a, err := s.p.GetAttributeValue(s.sh, h, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil),
+		})
+		if err != nil {
+			return fmt.Errorf("hsm: reading a wallet: %w", err)
+		}
+		if b, err := parseBlob(attrBytes(a, pkcs11.CKA_VALUE)); err == nil && b.id == id {
+			return fmt.Errorf("%w: wallet %s is stored as %q", ErrWalletExists, id, attrBytes(a, pkcs11.CKA_LABEL))
+		}
+	}
+	return nil
+}
