@@ -79,8 +79,7 @@ const (
 	RefusalReason_REFUSAL_REASON_REPRESENTATIVE_NOT_ALLOWED RefusalReason = 22
 	// The account is not tracked by this signer.
 	RefusalReason_REFUSAL_REASON_UNKNOWN_ACCOUNT RefusalReason = 23
-	// Policy does not allow this kind of intent for the account (e.g.
-	// receives are not automatic and no approval was given).
+	// Policy does not cover the account: it belongs to no policy group.
 	RefusalReason_REFUSAL_REASON_POLICY_DENIED RefusalReason = 24
 	// The account is already tracked (AdoptAccount).
 	RefusalReason_REFUSAL_REASON_ALREADY_TRACKED RefusalReason = 25

@@ -1,0 +1,255 @@
+package policy
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nanokms/nanokms/nano"
+)
+
+// Defaults and bounds of the configuration file.
+const (
+	// DefaultListen is where the signer serves when signer.listen is absent.
+	DefaultListen = "unix:///run/nanokms/signer.sock"
+	// DefaultMaxIntentTTL is signer.max_intent_ttl when absent.
+	DefaultMaxIntentTTL = 24 * time.Hour
+	// DefaultShutdownGrace is signer.shutdown_grace when absent.
+	DefaultShutdownGrace = 10 * time.Second
+	// DefaultPoolSize is token.pool_size when absent.
+	DefaultPoolSize = 4
+	// MaxPoolSize is the largest token.pool_size accepted.
+	MaxPoolSize = 64
+)
+
+// Config is a validated signer configuration, as Parse or Load returns it.
+// Every field holds its typed, defaulted value. A Config is not modified by
+// its methods, which are safe for concurrent use; the caller must not
+// modify it either once it is in use.
+type Config struct {
+	Signer    SignerConfig
+	Token     TokenConfig
+	Epoch     EpochConfig
+	Approvers []Approver // in file order; names and keys unique
+	Groups    []Group    // in file order; names unique, no wallet or account in two groups
+}
+
+// SignerConfig is the [signer] section: how the signer serves and where it
+// keeps its state.
+type SignerConfig struct {
+	// State is the absolute path of the bbolt state file.
+	State string
+	// Listen is where the gRPC API is served.
+	Listen Endpoint
+	// MaxIntentTTL: intents expiring further in the future are refused.
+	MaxIntentTTL time.Duration
+	// ShutdownGrace is how long in-flight requests get on shutdown.
+	ShutdownGrace time.Duration
+	// LogLevel is one of slog.LevelDebug, LevelInfo, LevelWarn, LevelError.
+	LogLevel slog.Level
+	// TLS is the mutual TLS 1.3 setup; non-nil exactly when Listen is TCP.
+	TLS *TLSConfig
+}
+
+// Endpoint is a listening address.
+type Endpoint struct {
+	Network string // "unix" or "tcp"
+	Address string // the absolute socket path, or host:port
+}
+
+// String returns the endpoint as it is written in the file
+// ("unix:///run/nanokms/signer.sock", "tcp://10.0.0.1:7070").
+func (e Endpoint) String() string { return e.Network + "://" + e.Address }
+
+// TLSConfig is the [signer.tls] section. Files are absolute paths.
+type TLSConfig struct {
+	Cert     string // the signer's certificate chain, PEM
+	Key      string // the signer's private key, PEM
+	ClientCA string // the CA certificates client certificates must chain to, PEM
+	// AllowedIdentities are the client identities accepted: a client
+	// certificate is accepted when one of its DNS SANs, or its subject
+	// common name, is in this list. At least one.
+	AllowedIdentities []string
+}
+
+// TokenConfig is the [token] section: the PKCS#11 token holding the master
+// key. Exactly one of PINFile and PINEnv is non-empty.
+type TokenConfig struct {
+	Module   string // absolute path of the PKCS#11 library
+	Label    string // the token's label, 1 to 32 bytes
+	PINFile  string // absolute path of a file holding the user PIN
+	PINEnv   string // name of an environment variable holding the user PIN
+	PoolSize int    // number of token sessions, 1 to MaxPoolSize
+}
+
+// EpochConfig is the [epoch] section.
+type EpochConfig struct {
+	// Signers are the keys whose signatures are accepted on epoch blocks
+	// (an account's head may be an epoch block, signed by one of these
+	// instead of the account). Empty: no epoch block is accepted.
+	Signers []nano.PublicKey
+}
+
+// Approver is one [[approvers]] entry: a named RFC 8032 Ed25519 key whose
+// signature over an intent counts as that approver's approval.
+type Approver struct {
+	Name      string // [a-z0-9_-]+, at most 64 bytes
+	PublicKey ed25519.PublicKey
+}
+
+// Group is one [[groups]] entry: a set of accounts and the rules for them.
+type Group struct {
+	Name string
+	// Wallets: every account of these wallets is in the group, unless it
+	// is listed under accounts in another group.
+	Wallets []string
+	// Accounts are in the group whatever their wallet.
+	Accounts []nano.PublicKey
+	// MaxSend is the largest amount one send may move; nil: no limit.
+	MaxSend *nano.Amount
+	// Velocity24h is the most the account may send in any rolling 24
+	// hours, this send included; nil: no limit.
+	Velocity24h *nano.Amount
+	// Destinations, when non-empty, are the only accounts sends may pay.
+	Destinations []nano.PublicKey
+	// Representatives, when non-empty, are the only representatives an
+	// open or change block may name.
+	Representatives []nano.PublicKey
+	// ReceiveAutomatic: receives need no approvals.
+	ReceiveAutomatic bool
+	// Tiers are ordered by UpTo ascending; the last, and only the last,
+	// has a nil UpTo.
+	Tiers []Tier
+}
+
+// Tier is one [[groups.tiers]] entry: the approvals an amount needs.
+type Tier struct {
+	// UpTo: the tier applies to amounts ≤ UpTo (and above the previous
+	// tier's UpTo); nil for the last tier, which has no upper bound.
+	UpTo *nano.Amount
+	// Quorum is how many of Approvers must approve, 1 to len(Approvers).
+	Quorum int
+	// Approvers are names from Config.Approvers, unique.
+	Approvers []string
+}
+
+// ConfigError reports one problem in the configuration file. Key is the
+// full key path of the offending value, with array indices, such as
+// "groups[1].tiers[0].quorum"; it is empty for a TOML syntax error, whose
+// Msg then gives the line and column. File is the file's path when the
+// error comes from Load.
+type ConfigError struct {
+	File string
+	Key  string
+	Msg  string
+}
+
+// Error returns "policy: [file: ][key: ]msg".
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString("policy: ")
+	if e.File != "" {
+		b.WriteString(e.File)
+		b.WriteString(": ")
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Load reads the configuration file at path and parses it with Parse.
+//
+// An error reading the file is returned wrapped (it names the file;
+// errors.Is(err, fs.ErrNotExist) works). A problem with its contents is
+// returned as Parse returns it, with File set to path in every
+// *ConfigError.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("policy: reading the configuration: %w", err)
+	}
+	cfg, errs := parse(data)
+	if len(errs) > 0 {
+		for _, e := range errs {
+			e.File = path
+		}
+		return nil, joinErrors(errs)
+	}
+	return cfg, nil
+}
+
+// Parse parses and validates a configuration file's contents.
+//
+// On success it returns a Config with every default applied. Otherwise it
+// returns a nil Config and every problem it found: a single *ConfigError
+// when there is one, else an error made by errors.Join whose Unwrap() []error
+// returns only *ConfigError values, in a stable order. A TOML syntax error
+// or a value of the wrong structure (a table where a value is expected, or
+// the reverse) stops parsing at that point; every other problem is
+// collected. Parse never panics.
+func Parse(data []byte) (*Config, error) {
+	cfg, errs := parse(data)
+	if len(errs) > 0 {
+		return nil, joinErrors(errs)
+	}
+	return cfg, nil
+}
+
+func joinErrors(errs []*ConfigError) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	list := make([]error, len(errs))
+	for i, e := range errs {
+		list[i] = e
+	}
+	return errors.Join(list...)
+}
+
+// GroupFor returns the group of an account: the group listing the account
+// under accounts, or else the group listing wallet (the name of the wallet
+// the account belongs to; "" when it has none) under wallets. ok is false
+// when the account is in no group.
+func (c *Config) GroupFor(account nano.PublicKey, wallet string) (g *Group, ok bool) {
+	for i := range c.Groups {
+		if slices.Contains(c.Groups[i].Accounts, account) {
+			return &c.Groups[i], true
+		}
+	}
+	if wallet == "" {
+		return nil, false
+	}
+	for i := range c.Groups {
+		if slices.Contains(c.Groups[i].Wallets, wallet) {
+			return &c.Groups[i], true
+		}
+	}
+	return nil, false
+}
+
+// ApproverByKey returns the name of the approver whose public key is pub.
+// (Public keys are not secret: the comparison is not constant-time.)
+func (c *Config) ApproverByKey(pub ed25519.PublicKey) (name string, ok bool) {
+	for _, a := range c.Approvers {
+		if a.PublicKey.Equal(pub) {
+			return a.Name, true
+		}
+	}
+	return "", false
+}
+
+// IsEpochSigner reports whether pub is one of epoch.signers.
+func (c *Config) IsEpochSigner(pub nano.PublicKey) bool {
+	return slices.Contains(c.Epoch.Signers, pub)
+}
+
+// EpochSigners returns the keys accepted as signers of epoch blocks.
+func (c *Config) EpochSigners() []nano.PublicKey { return c.Epoch.Signers }
