@@ -1,0 +1,333 @@
+package signer
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/nanokms/nanokms/nano"
+	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+)
+
+// TestAttackTable drives the signer over gRPC through an honest history
+// and, at its frontier, through one refusal per verification rule: each
+// built from what a malicious hot side can do (alter the head, claim an
+// honest hash for altered contents, replay an old head, swap the
+// destination, inflate a receive, forge approvals…), each refused with its
+// own reason and nothing signed.
+func TestAttackTable(t *testing.T) {
+	w := newWorld(t)
+	ctx := w.ctx
+
+	// --- honest history: open with 200 XNO, send 1 XNO.
+	w.adopt("custody", 0, nil)
+	src1, src1Prev := w.fund(w.custody, xno(200))
+	openIn := w.receiveIntent(w.custody, xno(200), src1.Hash(), &w.rep)
+	open := w.mustSign(&pb.SignRequest{Intent: openIn, Source: pbBlock(src1), SourcePrevious: pbBlock(src1Prev)}, "open")
+	if open.Balance != xno(200) || !open.Previous.IsZero() || open.Link != src1.Hash() || open.Representative != w.rep {
+		t.Fatalf("open block built wrong: %+v", open)
+	}
+
+	s1In := w.sendIntent(xno(1), w.dest)
+	s1Template := nano.StateBlock{Account: w.custody, Previous: open.Hash(), Representative: w.rep, Balance: xno(199), Link: nano.Hash(w.dest)}
+	s1Req := &pb.SignRequest{Intent: s1In, Head: pbBlock(open), Template: pbBlock(s1Template), Approvals: w.approve(s1In, "service")}
+	s1 := w.mustSign(s1Req, "send")
+	if s1.Previous != open.Hash() || s1.Balance != xno(199) || s1.Link != nano.Hash(w.dest) {
+		t.Fatalf("send block built wrong: %+v", s1)
+	}
+
+	// An account adopted with a history signed outside nanokms (the test
+	// holds the seed): its older block is not the frontier.
+	seed, _ := nano.ParseSeed(custodySeedHex)
+	k1 := nano.DeriveKey(&seed, 1)
+	outside := &extAccount{key: nano.NewSigningKey(&k1), pub: w.custody1}
+	srcX, _ := w.fund(w.custody1, xno(3))
+	h1 := outside.add(xno(3), srcX.Hash(), w.rep)
+	h2 := outside.add(xno(2), nano.Hash(w.dest), w.rep)
+	w.adopt("custody", 1, &h2)
+
+	// Blocks the attacks use.
+	src2, src2Prev := w.fund(w.custody, xno(2))
+	toOther, toOtherPrev := w.fund(w.dest, xno(1))
+	altered := s1
+	altered.Balance = xno(500) // the hot side claims a richer head
+	alteredLow := s1
+	alteredLow.Balance = xno(150)
+	badSig := s1
+	badSig.Signature[10] ^= 0x40
+	forgedSrc := src2
+	forgedSrc.Signature[0] ^= 1
+
+	send := func(amount nano.Amount, dest nano.PublicKey, approvers ...string) *pb.SignRequest {
+		in := w.sendIntent(amount, dest)
+		return &pb.SignRequest{Intent: in, Head: pbBlock(s1), Approvals: w.approve(in, approvers...)}
+	}
+	receive := func(amount nano.Amount, src, prev nano.StateBlock) *pb.SignRequest {
+		return &pb.SignRequest{Intent: w.receiveIntent(w.custody, amount, src.Hash(), nil), Head: pbBlock(s1),
+			Source: pbBlock(src), SourcePrevious: pbBlock(prev)}
+	}
+	withTemplate := func(r *pb.SignRequest, f func(*nano.StateBlock)) *pb.SignRequest {
+		head, _ := r.Head.ToNano("head")
+		tb := nano.StateBlock{Account: w.custody, Previous: head.Hash(), Representative: head.Representative, Balance: head.Balance}
+		switch r.Intent.Kind {
+		case pb.IntentKind_INTENT_KIND_SEND:
+			amt, _ := nano.ParseAmount(r.Intent.AmountRaw)
+			tb.Balance, _ = head.Balance.Sub(amt)
+			tb.Link = nano.Hash(r.Intent.Destination)
+		case pb.IntentKind_INTENT_KIND_RECEIVE:
+			amt, _ := nano.ParseAmount(r.Intent.AmountRaw)
+			tb.Balance, _ = head.Balance.Add(amt)
+			tb.Link = nano.Hash(r.Intent.SourceHash)
+		}
+		f(&tb)
+		r.Template = pbBlock(tb)
+		return r
+	}
+	reapprove := func(r *pb.SignRequest, names ...string) *pb.SignRequest {
+		r.Approvals = w.approve(r.Intent, names...)
+		return r
+	}
+
+	tests := []struct {
+		name   string
+		req    func() *pb.SignRequest
+		reason string
+		code   codes.Code
+	}{
+		{"head balance raised", func() *pb.SignRequest {
+			r := send(xno(1), w.dest, "service")
+			r.Head = pbBlock(altered)
+			return r
+		}, "HEAD_HASH_MISMATCH", codes.InvalidArgument},
+		{"head balance lowered", func() *pb.SignRequest {
+			r := send(xno(1), w.dest, "service")
+			r.Head = pbBlock(alteredLow)
+			return r
+		}, "HEAD_HASH_MISMATCH", codes.InvalidArgument},
+		{"honest hash claimed for altered contents", func() *pb.SignRequest {
+			r := withTemplate(send(xno(1), w.dest, "service"), func(b *nano.StateBlock) { b.Balance = xno(499) })
+			r.Head = pbBlock(altered) // template.previous is s1's honest hash
+			return r
+		}, "HEAD_HASH_MISMATCH", codes.InvalidArgument},
+		{"head signature invalid", func() *pb.SignRequest {
+			r := send(xno(1), w.dest, "service")
+			r.Head = pbBlock(badSig)
+			return r
+		}, "HEAD_SIGNATURE_INVALID", codes.InvalidArgument},
+		{"old head replayed", func() *pb.SignRequest {
+			in := w.sendIntent(xno(1), w.dest)
+			return &pb.SignRequest{Intent: in, Head: pbBlock(open), Approvals: w.approve(in, "service")}
+		}, "PENDING_BLOCK", codes.FailedPrecondition},
+		{"head not the recorded frontier", func() *pb.SignRequest {
+			in := w.sendIntent(xno(1), w.dest)
+			in.Account = w.custody1[:]
+			return &pb.SignRequest{Intent: in, Head: pbBlock(h1), Approvals: w.approve(in, "service")}
+		}, "HEAD_NOT_FRONTIER", codes.FailedPrecondition},
+		{"head of another account", func() *pb.SignRequest {
+			r := send(xno(1), w.dest, "service")
+			r.Head = pbBlock(h2)
+			return r
+		}, "MALFORMED", codes.InvalidArgument},
+		{"head missing", func() *pb.SignRequest {
+			r := send(xno(1), w.dest, "service")
+			r.Head = nil
+			return r
+		}, "MALFORMED", codes.InvalidArgument},
+		{"head field of the wrong size", func() *pb.SignRequest {
+			r := send(xno(1), w.dest, "service")
+			r.Head.Balance = r.Head.Balance[:15]
+			return r
+		}, "MALFORMED", codes.InvalidArgument},
+		{"send balance not head minus amount", func() *pb.SignRequest {
+			return withTemplate(send(xno(1), w.dest, "service"), func(b *nano.StateBlock) { b.Balance = xno(190) })
+		}, "BALANCE_MISMATCH", codes.InvalidArgument},
+		{"destination swapped in the template", func() *pb.SignRequest {
+			return withTemplate(send(xno(1), w.dest, "service"), func(b *nano.StateBlock) { b.Link = nano.Hash(w.dest2) })
+		}, "LINK_MISMATCH", codes.InvalidArgument},
+		{"destination swapped after approval", func() *pb.SignRequest {
+			r := send(xno(1), w.dest, "service")
+			r.Intent.Destination = w.dest2[:]
+			return r
+		}, "APPROVAL_INVALID", codes.PermissionDenied},
+		{"representative changed on a send", func() *pb.SignRequest {
+			return withTemplate(send(xno(1), w.dest, "service"), func(b *nano.StateBlock) { b.Representative = w.rep2 })
+		}, "REPRESENTATIVE_CHANGED", codes.InvalidArgument},
+		{"template for another account", func() *pb.SignRequest {
+			return withTemplate(send(xno(1), w.dest, "service"), func(b *nano.StateBlock) { b.Account = w.custody1 })
+		}, "TEMPLATE_MISMATCH", codes.InvalidArgument},
+		{"amount zero", func() *pb.SignRequest {
+			r := send(xno(1), w.dest)
+			r.Intent.AmountRaw = "0"
+			return r
+		}, "AMOUNT_INVALID", codes.InvalidArgument},
+		{"amount 2^128", func() *pb.SignRequest {
+			r := send(xno(1), w.dest)
+			r.Intent.AmountRaw = "340282366920938463463374607431768211456"
+			return r
+		}, "AMOUNT_INVALID", codes.InvalidArgument},
+		{"amount above the balance", func() *pb.SignRequest { return send(xno(200), w.dest, "alice", "bob") }, "AMOUNT_INVALID", codes.InvalidArgument},
+		{"receive inflated", func() *pb.SignRequest { return receive(xno(3), src2, src2Prev) }, "SOURCE_AMOUNT_MISMATCH", codes.InvalidArgument},
+		{"receive inflated in the template", func() *pb.SignRequest {
+			return withTemplate(receive(xno(2), src2, src2Prev), func(b *nano.StateBlock) { b.Balance = xno(202) })
+		}, "BALANCE_MISMATCH", codes.InvalidArgument},
+		{"receive link not the source", func() *pb.SignRequest {
+			return withTemplate(receive(xno(2), src2, src2Prev), func(b *nano.StateBlock) { b.Link = nano.Hash{1} })
+		}, "LINK_MISMATCH", codes.InvalidArgument},
+		{"receive of a send to another account", func() *pb.SignRequest { return receive(xno(1), toOther, toOtherPrev) }, "SOURCE_INVALID", codes.InvalidArgument},
+		{"receive source hash not the intent's", func() *pb.SignRequest {
+			r := receive(xno(2), src2, src2Prev)
+			r.Intent.SourceHash = bytes.Repeat([]byte{7}, 32)
+			return r
+		}, "SOURCE_INVALID", codes.InvalidArgument},
+		{"receive source signature forged", func() *pb.SignRequest { return receive(xno(2), forgedSrc, src2Prev) }, "SOURCE_INVALID", codes.InvalidArgument},
+		{"receive source previous wrong", func() *pb.SignRequest { return receive(xno(2), src2, src1Prev) }, "SOURCE_INVALID", codes.InvalidArgument},
+		{"receive source previous missing", func() *pb.SignRequest {
+			r := receive(xno(2), src2, src2Prev)
+			r.SourcePrevious = nil
+			return r
+		}, "SOURCE_INVALID", codes.InvalidArgument},
+		{"receive twice", func() *pb.SignRequest { return receive(xno(200), src1, src1Prev) }, "SOURCE_INVALID", codes.InvalidArgument},
+		{"receive changes the representative", func() *pb.SignRequest {
+			r := receive(xno(2), src2, src2Prev)
+			r.Intent.Representative = w.rep2[:]
+			return r
+		}, "REPRESENTATIVE_CHANGED", codes.InvalidArgument},
+		{"expired", func() *pb.SignRequest {
+			r := send(xno(1), w.dest)
+			r.Intent.ExpiresAtUnix = time.Unix(0, w.now.Load()).Add(-time.Second).Unix()
+			return reapprove(r, "service")
+		}, "EXPIRED", codes.FailedPrecondition},
+		{"expiry too far ahead", func() *pb.SignRequest {
+			r := send(xno(1), w.dest)
+			r.Intent.ExpiresAtUnix = time.Unix(0, w.now.Load()).Add(48 * time.Hour).Unix()
+			return reapprove(r, "service")
+		}, "EXPIRED", codes.FailedPrecondition},
+		{"request id reused for another intent", func() *pb.SignRequest {
+			r := send(xno(2), w.dest)
+			r.Intent.RequestId = s1In.RequestId
+			return reapprove(r, "service")
+		}, "REQUEST_ID_REUSED", codes.AlreadyExists},
+		{"approvals missing", func() *pb.SignRequest { return send(xno(1), w.dest) }, "APPROVALS_MISSING", codes.PermissionDenied},
+		{"approvals below the tier's quorum", func() *pb.SignRequest { return send(xno(15), w.dest, "service", "alice") }, "APPROVALS_MISSING", codes.PermissionDenied},
+		{"approver unknown", func() *pb.SignRequest { return send(xno(1), w.dest, "mallory") }, "APPROVER_UNKNOWN", codes.PermissionDenied},
+		{"approver duplicated", func() *pb.SignRequest { return send(xno(15), w.dest, "alice", "alice") }, "APPROVAL_DUPLICATED", codes.PermissionDenied},
+		{"approval over another intent", func() *pb.SignRequest {
+			r := send(xno(1), w.dest)
+			other := w.sendIntent(xno(1), w.dest)
+			r.Approvals = w.approve(other, "service")
+			return r
+		}, "APPROVAL_INVALID", codes.PermissionDenied},
+		{"unknown account", func() *pb.SignRequest {
+			r := send(xno(1), w.dest)
+			r.Intent.Account = w.dest[:]
+			return reapprove(r, "service")
+		}, "UNKNOWN_ACCOUNT", codes.NotFound},
+		{"above the per-send limit", func() *pb.SignRequest { return send(xno(101), w.dest, "alice", "bob") }, "LIMIT_EXCEEDED", codes.ResourceExhausted},
+		{"destination not on the allowlist", func() *pb.SignRequest {
+			return send(xno(1), newExt(t, 90).pub, "service")
+		}, "DESTINATION_NOT_ALLOWED", codes.PermissionDenied},
+		{"representative not on the allowlist", func() *pb.SignRequest {
+			in := w.changeIntent(newExt(t, 91).pub)
+			return &pb.SignRequest{Intent: in, Head: pbBlock(s1), Approvals: w.approve(in, "service")}
+		}, "REPRESENTATIVE_NOT_ALLOWED", codes.PermissionDenied},
+		{"malformed intent", func() *pb.SignRequest {
+			r := send(xno(1), w.dest, "service")
+			r.Intent.Account = r.Intent.Account[:31]
+			return r
+		}, "MALFORMED", codes.InvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := tt.req()
+			_, err := w.client.Sign(ctx, req)
+			if err == nil {
+				t.Fatalf("signed; want %s", tt.reason)
+			}
+			if got := reasonOf(err); got != tt.reason {
+				t.Fatalf("reason %q (%v), want %s", got, err, tt.reason)
+			}
+			if got := status.Code(err); got != tt.code {
+				t.Errorf("code %v, want %v", got, tt.code)
+			}
+			if tt.reason == "PENDING_BLOCK" {
+				r, ok := RefusalFromStatus(status.Convert(err))
+				if !ok || r.Pending == nil || r.Pending.Hash() != s1.Hash() || r.Pending.Signature != s1.Signature {
+					t.Errorf("the pending block in the details is not the send signed on that head")
+				}
+			}
+		})
+	}
+
+	// Nothing above moved the frontier.
+	st, err := w.client.GetAccount(ctx, &pb.GetAccountRequest{Account: w.custody[:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := s1.Hash(); !bytes.Equal(st.GetFrontier(), h[:]) || st.GetBalanceRaw() != xno(199).String() {
+		t.Fatalf("after the refusals the frontier is %X balance %s", st.GetFrontier(), st.GetBalanceRaw())
+	}
+
+	// --- honest history continues on s1.
+	// A repeat of an answered request gets the identical response.
+	again, err := w.client.Sign(ctx, s1Req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := again.GetBlock().ToNano("block"); b != s1 {
+		t.Fatalf("the repeat of %s returned another block", s1In.RequestId)
+	}
+
+	r2 := w.receiveIntent(w.custody, xno(2), src2.Hash(), nil)
+	recv := w.mustSign(&pb.SignRequest{Intent: r2, Head: pbBlock(s1), Source: pbBlock(src2), SourcePrevious: pbBlock(src2Prev)}, "receive")
+	if recv.Balance != xno(201) || recv.Link != src2.Hash() || recv.Representative != w.rep {
+		t.Fatalf("receive built wrong: %+v", recv)
+	}
+	ch := w.changeIntent(w.rep2)
+	change := w.mustSign(&pb.SignRequest{Intent: ch, Head: pbBlock(recv), Approvals: w.approve(ch, "service")}, "change")
+	if change.Balance != xno(201) || !change.Link.IsZero() || change.Representative != w.rep2 {
+		t.Fatalf("change built wrong: %+v", change)
+	}
+	// Two officers approve 60 XNO; then the 24-hour velocity (150 XNO)
+	// refuses 95 more (1 + 60 + 95 > 150), and allows it a day later.
+	big := w.sendIntent(xno(60), w.dest2)
+	s2 := w.mustSign(&pb.SignRequest{Intent: big, Head: pbBlock(change), Approvals: w.approve(big, "alice", "carol")}, "send")
+	over := w.sendIntent(xno(95), w.dest)
+	overReq := &pb.SignRequest{Intent: over, Head: pbBlock(s2), Approvals: w.approve(over, "bob", "carol")}
+	if _, err := w.client.Sign(ctx, overReq); reasonOf(err) != "VELOCITY_EXCEEDED" || status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("over the velocity limit: %v", err)
+	}
+	w.now.Add(int64(25 * time.Hour))
+	over2 := w.sendIntent(xno(95), w.dest)
+	w.mustSign(&pb.SignRequest{Intent: over2, Head: pbBlock(s2), Approvals: w.approve(over2, "bob", "carol")}, "send")
+
+	// A receive into a wallet whose receives are not automatic needs approval.
+	w.adopt("manual", 0, nil)
+	manual, err := w.tok.PublicKey(ctx, "manual", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src3, src3Prev := w.fund(manual, xno(5))
+	mIn := w.receiveIntent(manual, xno(5), src3.Hash(), &w.rep)
+	mReq := &pb.SignRequest{Intent: mIn, Source: pbBlock(src3), SourcePrevious: pbBlock(src3Prev)}
+	if _, err := w.client.Sign(ctx, mReq); reasonOf(err) != "APPROVALS_MISSING" {
+		t.Fatalf("manual receive without approval: %v", err)
+	}
+	mReq.Intent = proto.Clone(mIn).(*pb.Intent)
+	mReq.Intent.RequestId = w.nextID()
+	mReq.Approvals = w.approve(mReq.Intent, "service")
+	w.mustSign(mReq, "open")
+
+	// The audit chain holds every decision and verifies.
+	n, err := w.store.VerifyAudit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3 adoptions, 7 signatures, every refusal of the table and 2 more.
+	if want := uint64(len(tests)) + 3 + 7 + 2; n != want {
+		t.Errorf("audit chain has %d records, want %d", n, want)
+	}
+}

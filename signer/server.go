@@ -1,0 +1,369 @@
+package signer
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/nanokms/nanokms/nano"
+	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+)
+
+// ErrorDomain is the google.rpc.ErrorInfo domain of the signer's errors.
+const ErrorDomain = "nanokms"
+
+// codeFor maps a refusal reason to its gRPC status code.
+func codeFor(r pb.RefusalReason) codes.Code {
+	switch r {
+	case rNotFrontier, rPending, rExpired:
+		return codes.FailedPrecondition
+	case rApprovalsMissing, rApproverUnknown, rApprovalDup, rApprovalInvalid, rPolicy,
+		pb.RefusalReason_REFUSAL_REASON_DESTINATION_NOT_ALLOWED,
+		pb.RefusalReason_REFUSAL_REASON_REPRESENTATIVE_NOT_ALLOWED:
+		return codes.PermissionDenied
+	case pb.RefusalReason_REFUSAL_REASON_LIMIT_EXCEEDED, pb.RefusalReason_REFUSAL_REASON_VELOCITY_EXCEEDED:
+		return codes.ResourceExhausted
+	case rReused, pb.RefusalReason_REFUSAL_REASON_ALREADY_TRACKED:
+		return codes.AlreadyExists
+	case rUnknownAccount:
+		return codes.NotFound
+	}
+	return codes.InvalidArgument
+}
+
+// StatusOf converts err to a gRPC status: a *Refusal becomes its code with
+// an ErrorInfo (and, for a pending block, the block as a second detail);
+// anything else is Internal, with a generic message (internal errors are
+// logged, not sent).
+func StatusOf(err error) *status.Status {
+	var r *Refusal
+	if !errors.As(err, &r) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return status.FromContextError(err)
+		}
+		return status.New(codes.Internal, "signer: internal error (see the signer's log)")
+	}
+	st := status.New(codeFor(r.Reason), r.Error())
+	details := []protoadapt.MessageV1{protoadapt.MessageV1Of(&errdetails.ErrorInfo{
+		Reason:   ReasonName(r.Reason),
+		Domain:   ErrorDomain,
+		Metadata: map[string]string{"detail": r.Detail},
+	})}
+	if r.Pending != nil {
+		details = append(details, protoadapt.MessageV1Of(pb.BlockFromNano(r.Pending)))
+	}
+	if withDetails, derr := st.WithDetails(details...); derr == nil {
+		return withDetails
+	}
+	return st
+}
+
+// RefusalFromStatus recovers a refusal from a status made by StatusOf:
+// the reason, the detail and the pending block, if any. ok is false for a
+// status that is not a refusal.
+func RefusalFromStatus(st *status.Status) (r *Refusal, ok bool) {
+	for _, d := range st.Details() {
+		switch v := d.(type) {
+		case *errdetails.ErrorInfo:
+			if v.GetDomain() != ErrorDomain {
+				continue
+			}
+			reason, known := pb.RefusalReason_value["REFUSAL_REASON_"+v.GetReason()]
+			if !known {
+				continue
+			}
+			if r == nil {
+				r = &Refusal{}
+			}
+			r.Reason, r.Detail, ok = pb.RefusalReason(reason), v.GetMetadata()["detail"], true
+		case *pb.Block:
+			b, err := v.ToNano("pending")
+			if err == nil {
+				if r == nil {
+					r = &Refusal{}
+				}
+				r.Pending = &b
+			}
+		}
+	}
+	return r, ok
+}
+
+// Server is the Signer gRPC service.
+type Server struct {
+	pb.UnimplementedSignerServer
+	s   *Signer
+	log *slog.Logger
+}
+
+// NewServer returns the gRPC service for s.
+func NewServer(s *Signer) *Server { return &Server{s: s, log: s.log} }
+
+// Sign implements nanokms.v1.Signer.
+func (srv *Server) Sign(ctx context.Context, req *pb.SignRequest) (*pb.SignResponse, error) {
+	resp, err := srv.s.Sign(ctx, req)
+	if err != nil {
+		return nil, srv.status(err, req.GetIntent().GetRequestId())
+	}
+	return resp, nil
+}
+
+func (srv *Server) status(err error, requestID string) error {
+	var r *Refusal
+	if !errors.As(err, &r) {
+		srv.log.Error("internal error", "request_id", requestID, "error", err.Error())
+	}
+	return StatusOf(err).Err()
+}
+
+// GetAccount implements nanokms.v1.Signer.
+func (srv *Server) GetAccount(_ context.Context, req *pb.GetAccountRequest) (*pb.AccountState, error) {
+	if len(req.GetAccount()) != nano.PublicKeySize {
+		return nil, StatusOf(refuse(rMalformed, "account: want %d bytes", nano.PublicKeySize)).Err()
+	}
+	rec, ok, err := srv.s.Account(nano.PublicKey(req.GetAccount()))
+	if err != nil {
+		return nil, srv.status(err, "")
+	}
+	if !ok {
+		return nil, StatusOf(refuse(rUnknownAccount, "account %s is not tracked", nano.PublicKey(req.GetAccount()).Address())).Err()
+	}
+	return srv.accountState(rec)
+}
+
+func (srv *Server) accountState(rec AccountRecord) (*pb.AccountState, error) {
+	sent, err := srv.s.Sent(rec.Account)
+	if err != nil {
+		return nil, srv.status(err, "")
+	}
+	st := &pb.AccountState{
+		Account:     rec.Account[:],
+		Address:     rec.Account.Address(),
+		Wallet:      rec.Wallet,
+		Index:       rec.Index,
+		Frontier:    rec.FrontierHash[:],
+		BalanceRaw:  rec.Balance().String(),
+		Height:      rec.Height,
+		Sent_24HRaw: sent.String(),
+	}
+	if rec.Frontier != nil {
+		st.Representative = rec.Frontier.Representative[:]
+	}
+	return st, nil
+}
+
+// ListAccounts implements nanokms.v1.Signer.
+func (srv *Server) ListAccounts(context.Context, *pb.ListAccountsRequest) (*pb.ListAccountsResponse, error) {
+	recs, err := srv.s.Accounts()
+	if err != nil {
+		return nil, srv.status(err, "")
+	}
+	out := &pb.ListAccountsResponse{}
+	for _, rec := range recs {
+		st, err := srv.accountState(rec)
+		if err != nil {
+			return nil, err
+		}
+		out.Accounts = append(out.Accounts, st)
+	}
+	slices.SortFunc(out.Accounts, func(a, b *pb.AccountState) int { return strings.Compare(a.GetAddress(), b.GetAddress()) })
+	return out, nil
+}
+
+// AdoptAccount implements nanokms.v1.Signer.
+func (srv *Server) AdoptAccount(ctx context.Context, req *pb.AdoptAccountRequest) (*pb.AccountState, error) {
+	if req.GetWallet() == "" {
+		return nil, StatusOf(refuse(rMalformed, "wallet: required")).Err()
+	}
+	var head *nano.StateBlock
+	if req.GetHead() != nil {
+		b, err := req.GetHead().ToNano("head")
+		if err != nil {
+			return nil, StatusOf(refuse(rMalformed, "%v", err)).Err()
+		}
+		head = &b
+	}
+	rec, err := srv.s.Adopt(ctx, req.GetWallet(), req.GetIndex(), head, req.GetHeight())
+	if err != nil {
+		return nil, srv.status(err, "")
+	}
+	return srv.accountState(rec)
+}
+
+// Audit implements nanokms.v1.Signer.
+func (srv *Server) Audit(req *pb.AuditRequest, stream grpc.ServerStreamingServer[pb.AuditRecord]) error {
+	next := req.GetFromSeq()
+	ctx := stream.Context()
+	for {
+		appended := srv.s.store.AuditAppended()
+		var err error
+		next, err = srv.s.store.AuditFrom(next, stream.Send)
+		if err != nil {
+			return srv.status(err, "")
+		}
+		if !req.GetFollow() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-appended:
+		}
+	}
+}
+
+// ServeOptions says where and how to listen.
+type ServeOptions struct {
+	// Listen is "unix:///path/to.sock" or "tcp://host:port".
+	Listen string
+	// TLS is required for tcp: the server's certificate, the CA that
+	// signs clients' certificates, and the client identities (DNS SAN or
+	// common name) allowed in.
+	CertFile, KeyFile, ClientCAFile string
+	AllowedIdentities               []string
+	// Grace bounds the graceful shutdown; in-flight requests finish
+	// within it, then the rest are cut.
+	Grace time.Duration
+}
+
+// Listen opens the listener ServeOptions describe: a Unix socket with mode
+// 0600 (a stale socket file is replaced), or TCP.
+func Listen(opts ServeOptions) (net.Listener, error) {
+	switch {
+	case strings.HasPrefix(opts.Listen, "unix://"):
+		path := strings.TrimPrefix(opts.Listen, "unix://")
+		if path == "" {
+			return nil, errors.New("signer: listen: empty unix socket path")
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("signer: listen: %w", err)
+		}
+		if _, err := os.Stat(path); err == nil {
+			// Refuse to steal a live socket; replace a stale one.
+			if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+				c.Close()
+				return nil, fmt.Errorf("signer: listen: %s is in use by another process", path)
+			}
+			if err := os.Remove(path); err != nil {
+				return nil, fmt.Errorf("signer: listen: removing stale socket: %w", err)
+			}
+		}
+		old := umask(0o177)
+		l, err := net.Listen("unix", path)
+		umask(old)
+		if err != nil {
+			return nil, fmt.Errorf("signer: listen: %w", err)
+		}
+		if err := os.Chmod(path, 0o600); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("signer: listen: %w", err)
+		}
+		return l, nil
+	case strings.HasPrefix(opts.Listen, "tcp://"):
+		l, err := net.Listen("tcp", strings.TrimPrefix(opts.Listen, "tcp://"))
+		if err != nil {
+			return nil, fmt.Errorf("signer: listen: %w", err)
+		}
+		return l, nil
+	}
+	return nil, fmt.Errorf("signer: listen: %q is neither unix:///path nor tcp://host:port", opts.Listen)
+}
+
+// serverTLS builds the mutual TLS 1.3 configuration for tcp.
+func serverTLS(opts ServeOptions) (*tls.Config, error) {
+	if opts.CertFile == "" || opts.KeyFile == "" || opts.ClientCAFile == "" || len(opts.AllowedIdentities) == 0 {
+		return nil, errors.New("signer: tcp needs tls cert, key, client_ca and allowed_identities")
+	}
+	cert, err := tls.LoadX509KeyPair(opts.CertFile, opts.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("signer: tls: %w", err)
+	}
+	caPEM, err := os.ReadFile(opts.ClientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("signer: tls: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("signer: tls: no certificate in %s", opts.ClientCAFile)
+	}
+	allowed := opts.AllowedIdentities
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pool,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("no client certificate")
+			}
+			leaf := cs.PeerCertificates[0]
+			ids := append([]string{leaf.Subject.CommonName}, leaf.DNSNames...)
+			for _, id := range ids {
+				if id != "" && slices.Contains(allowed, id) {
+					return nil
+				}
+			}
+			return fmt.Errorf("client identity %v is not allowed", ids)
+		},
+	}, nil
+}
+
+// Serve serves srv on l until ctx is done, then shuts down gracefully
+// within opts.Grace. The health service reports SERVING while it runs.
+func Serve(ctx context.Context, l net.Listener, srv *Server, opts ServeOptions) error {
+	var sopts []grpc.ServerOption
+	if strings.HasPrefix(opts.Listen, "tcp://") {
+		cfg, err := serverTLS(opts)
+		if err != nil {
+			l.Close()
+			return err
+		}
+		sopts = append(sopts, grpc.Creds(credentials.NewTLS(cfg)))
+	}
+	g := grpc.NewServer(sopts...)
+	pb.RegisterSignerServer(g, srv)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(g, hs)
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(pb.Signer_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+
+	errc := make(chan error, 1)
+	go func() { errc <- g.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	hs.Shutdown()
+	grace := opts.Grace
+	if grace <= 0 {
+		grace = 10 * time.Second
+	}
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		g.Stop()
+		<-done
+	}
+	return nil
+}

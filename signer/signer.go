@@ -1,0 +1,315 @@
+package signer
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nanokms/nanokms/intent"
+	"github.com/nanokms/nanokms/nano"
+	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/policy"
+)
+
+// KeyStore is the token-backed key store the signer signs through.
+// PublicKey and Sign return an error wrapping the store's not-found error
+// for an unknown wallet; any error from Sign means no signature was made.
+type KeyStore interface {
+	PublicKey(ctx context.Context, wallet string, index uint32) (nano.PublicKey, error)
+	Sign(ctx context.Context, wallet string, index uint32, hash nano.Hash) (nano.Signature, error)
+}
+
+// Policy is what the signer asks of its configuration.
+type Policy interface {
+	// ApproverByKey names the approver whose key is pub.
+	ApproverByKey(pub ed25519.PublicKey) (string, bool)
+	// EpochSigners lists the keys accepted as signers of epoch blocks.
+	EpochSigners() []nano.PublicKey
+	// Evaluate returns nil if policy allows r, else a *policy.Violation.
+	Evaluate(r policy.Request) error
+}
+
+// Options tune a Signer. The zero value is usable.
+type Options struct {
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// MaxIntentTTL refuses intents that expire further ahead than this; 0 means 24h.
+	MaxIntentTTL time.Duration
+	// Logger receives one structured line per decision; nil discards.
+	Logger *slog.Logger
+}
+
+// Signer verifies, decides, records and signs. It is safe for concurrent
+// use; decisions for one account are serialised.
+type Signer struct {
+	store  *Store
+	keys   KeyStore
+	policy Policy
+	opts   Options
+	log    *slog.Logger
+	v      verifier
+
+	locks sync.Map // nano.PublicKey → *sync.Mutex
+}
+
+// New returns a Signer over store, signing through keys under pol.
+func New(store *Store, keys KeyStore, pol Policy, opts Options) *Signer {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxIntentTTL <= 0 {
+		opts.MaxIntentTTL = 24 * time.Hour
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Signer{store: store, keys: keys, policy: pol, opts: opts, log: log}
+	s.v = verifier{
+		epochSigners: pol.EpochSigners(),
+		signedOn: func(a nano.PublicKey, prev nano.Hash) (*SignedBlock, error) {
+			sb, ok, err := store.SignedOn(a, prev)
+			if err != nil || !ok {
+				return nil, err
+			}
+			return &sb, nil
+		},
+		received: store.Received,
+	}
+	return s
+}
+
+func (s *Signer) lock(a nano.PublicKey) func() {
+	m, _ := s.locks.LoadOrStore(a, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// Sign verifies req, applies policy, records the decision durably and
+// returns the signed block. A refusal is a *Refusal (also recorded in the
+// audit chain); other errors are internal (the state file, the token) and
+// nothing was signed or released.
+func (s *Signer) Sign(ctx context.Context, req *pb.SignRequest) (*pb.SignResponse, error) {
+	now := s.opts.Now()
+	in, err := intent.Parse(req.GetIntent())
+	if err != nil {
+		reason := rMalformed
+		if errors.Is(err, intent.ErrAmount) {
+			reason = rAmount
+		}
+		return nil, s.refused(req, nil, nil, refuse(reason, "%v", err), now)
+	}
+	digest := in.Digest()
+	unlock := s.lock(in.Account)
+	defer unlock()
+
+	// A request id already answered: the same intent gets the same answer.
+	if stored, ok, err := s.store.Request(in.RequestID); err != nil {
+		return nil, fmt.Errorf("signer: reading request %s: %w", in.RequestID, err)
+	} else if ok {
+		if stored.IntentDigest != digest {
+			return nil, s.refused(req, &in, digest[:], refuse(rReused, "request id %q was used for another intent", in.RequestID), now)
+		}
+		return stored.Response, nil
+	}
+	resp, r, err := s.decide(ctx, req, &in, digest, now)
+	if err != nil {
+		return nil, err
+	}
+	if r != nil {
+		return nil, s.refused(req, &in, digest[:], r, now)
+	}
+	return resp, nil
+}
+
+func (s *Signer) decide(ctx context.Context, req *pb.SignRequest, in *intent.Parsed, digest [32]byte, now time.Time) (*pb.SignResponse, *Refusal, error) {
+	if exp := time.Unix(in.ExpiresAtUnix, 0); !now.Before(exp) {
+		return nil, refuse(rExpired, "the intent expired at %s", exp.UTC().Format(time.RFC3339)), nil
+	} else if exp.Sub(now) > s.opts.MaxIntentTTL {
+		return nil, refuse(rExpired, "the intent expires %s from now, more than the allowed %s", exp.Sub(now).Round(time.Second), s.opts.MaxIntentTTL), nil
+	}
+	approvers, r := s.checkApprovals(in, req.GetApprovals())
+	if r != nil {
+		return nil, r, nil
+	}
+	rec, ok, err := s.store.Account(in.Account)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signer: reading account: %w", err)
+	}
+	if !ok {
+		return nil, refuse(rUnknownAccount, "account %s is not tracked by this signer", in.Account.Address()), nil
+	}
+	bl, r := decodeBlocks(req)
+	if r != nil {
+		return nil, r, nil
+	}
+	b, r := s.v.build(&rec, in, &bl)
+	if r != nil {
+		return nil, r, nil
+	}
+	sent, err := s.store.Sent(in.Account, now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signer: reading the velocity window: %w", err)
+	}
+	preq := policy.Request{
+		Account:               in.Account,
+		Wallet:                rec.Wallet,
+		Kind:                  in.Kind,
+		Amount:                in.Amount,
+		Destination:           in.Destination,
+		Representative:        b.block.Representative,
+		RepresentativeChanges: b.subtype == nano.SubtypeChange || b.subtype == nano.SubtypeOpen,
+		Approvers:             approvers,
+		Sent24h:               sent,
+	}
+	if err := s.policy.Evaluate(preq); err != nil {
+		var v *policy.Violation
+		if errors.As(err, &v) {
+			return nil, &Refusal{Reason: v.Reason, Detail: v.Detail}, nil
+		}
+		return nil, nil, fmt.Errorf("signer: evaluating policy: %w", err)
+	}
+
+	hash := b.block.Hash()
+	sig, err := s.keys.Sign(ctx, rec.Wallet, rec.Index, hash)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signer: signing with wallet %q index %d: %w", rec.Wallet, rec.Index, err)
+	}
+	b.block.Signature = sig
+	if !nano.Verify(in.Account, hash[:], sig) {
+		// The key store's key is not the account's: never release it.
+		return nil, nil, fmt.Errorf("signer: the key of wallet %q index %d does not match account %s", rec.Wallet, rec.Index, in.Account.Address())
+	}
+
+	next := rec
+	blk := b.block
+	next.Frontier, next.FrontierHash = &blk, hash
+	if rec.Height > 0 {
+		next.Height = rec.Height + 1
+		if b.epochHead {
+			next.Height++
+		}
+	} else if rec.Frontier == nil {
+		next.Height = 1
+	}
+	d := &Decision{
+		RequestID:    in.RequestID,
+		IntentDigest: digest,
+		Before:       rec.FrontierHash,
+		Record:       next,
+		Block:        b.block,
+		Hash:         hash,
+		Subtype:      b.subtype.String(),
+		Sent:         b.sent,
+		Time:         now,
+	}
+	if in.Kind == pb.IntentKind_INTENT_KIND_RECEIVE {
+		d.Source = in.Source
+	}
+	resp, err := s.store.CommitSigned(d)
+	if errors.Is(err, errStale) {
+		// Another decision got there first (the same request id through
+		// another path, or the account moved): answer from the record.
+		if stored, ok, rerr := s.store.Request(in.RequestID); rerr == nil && ok && stored.IntentDigest == digest {
+			return stored.Response, nil, nil
+		}
+		return nil, refuse(rNotFrontier, "the account's frontier changed while the request was decided; resend with the new head"), nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("signer: recording the decision: %w", err)
+	}
+	s.log.Info("signed", "request_id", in.RequestID, "account", in.Account.Address(),
+		"subtype", d.Subtype, "hash", hash.String(), "amount_raw", in.Amount.String(), "audit_seq", resp.GetAuditSeq())
+	return resp, nil, nil
+}
+
+// checkApprovals verifies every approval over the intent and returns the
+// names of the approvers.
+func (s *Signer) checkApprovals(in *intent.Parsed, approvals []*pb.Approval) ([]string, *Refusal) {
+	msg := in.Canonical()
+	seen := make(map[string]bool, len(approvals))
+	names := make([]string, 0, len(approvals))
+	for i, a := range approvals {
+		if len(a.GetPublicKey()) != ed25519.PublicKeySize || len(a.GetSignature()) != ed25519.SignatureSize {
+			return nil, refuse(rMalformed, "approvals[%d]: key or signature has the wrong size", i)
+		}
+		name, ok := s.policy.ApproverByKey(ed25519.PublicKey(a.GetPublicKey()))
+		if !ok {
+			return nil, refuse(rApproverUnknown, "approvals[%d]: key %X is not a configured approver", i, a.GetPublicKey())
+		}
+		if seen[name] {
+			return nil, refuse(rApprovalDup, "approvals[%d]: approver %q appears twice", i, name)
+		}
+		seen[name] = true
+		if !intent.VerifyApproval(msg, a) {
+			return nil, refuse(rApprovalInvalid, "approvals[%d]: approver %q's signature is not over this intent", i, name)
+		}
+		names = append(names, name)
+	}
+	return names, nil
+}
+
+// refused records r in the audit chain, logs it and returns it.
+func (s *Signer) refused(req *pb.SignRequest, in *intent.Parsed, digest []byte, r *Refusal, now time.Time) error {
+	id := req.GetIntent().GetRequestId()
+	var account []byte
+	if in != nil {
+		account = in.Account[:]
+	} else if a := req.GetIntent().GetAccount(); len(a) == nano.PublicKeySize {
+		account = a
+	}
+	if len(id) > intent.MaxRequestIDLen {
+		id = id[:intent.MaxRequestIDLen]
+	}
+	if err := s.store.RecordRefusal(id, account, digest, r, now); err != nil {
+		return fmt.Errorf("signer: recording a refusal (%v): %w", r, err)
+	}
+	s.log.Warn("refused", "request_id", id, "reason", ReasonName(r.Reason), "detail", r.Detail)
+	return r
+}
+
+// Adopt starts tracking the account at index of wallet. head, when not
+// nil, is its current head block: it must belong to the wallet's key and
+// its signature must verify (or, for an epoch block, the epoch signer's).
+func (s *Signer) Adopt(ctx context.Context, wallet string, index uint32, head *nano.StateBlock, height uint64) (AccountRecord, error) {
+	pub, err := s.keys.PublicKey(ctx, wallet, index)
+	if err != nil {
+		return AccountRecord{}, fmt.Errorf("signer: deriving wallet %q index %d: %w", wallet, index, err)
+	}
+	unlock := s.lock(pub)
+	defer unlock()
+	rec := AccountRecord{Account: pub, Wallet: wallet, Index: index}
+	if head != nil {
+		if head.Account != pub {
+			return AccountRecord{}, refuse(rMalformed, "head: belongs to %s, but wallet %q index %d is %s", head.Account.Address(), wallet, index, pub.Address())
+		}
+		h := head.Hash()
+		if !s.v.verifyBlockSig(head, h) {
+			return AccountRecord{}, refuse(rHeadSig, "the head's signature does not verify")
+		}
+		blk := *head
+		rec.Frontier, rec.FrontierHash, rec.Height = &blk, h, height
+	}
+	if err := s.store.Adopt(rec, s.opts.Now()); err != nil {
+		return AccountRecord{}, err
+	}
+	s.log.Info("adopted", "account", pub.Address(), "wallet", wallet, "index", index, "head", rec.FrontierHash.String())
+	return rec, nil
+}
+
+// Account returns the record of account a.
+func (s *Signer) Account(a nano.PublicKey) (AccountRecord, bool, error) { return s.store.Account(a) }
+
+// Accounts returns every tracked account.
+func (s *Signer) Accounts() ([]AccountRecord, error) { return s.store.Accounts() }
+
+// Sent returns what a sent in the last 24 hours.
+func (s *Signer) Sent(a nano.PublicKey) (nano.Amount, error) { return s.store.Sent(a, s.opts.Now()) }
+
+// Store returns the signer's state store.
+func (s *Signer) Store() *Store { return s.store }

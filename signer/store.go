@@ -1,0 +1,480 @@
+package signer
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/nanokms/nanokms/nano"
+	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+)
+
+// Buckets of the state file. Keys: acct = 32-byte public key.
+var (
+	bucketAccounts = []byte("accounts") // acct → JSON AccountRecord
+	bucketSigned   = []byte("signed")   // acct ‖ previous → JSON SignedBlock: the one block signed on previous
+	bucketRequests = []byte("requests") // request id → intent digest[32] ‖ SignResponse proto
+	bucketReceived = []byte("received") // acct ‖ source hash → request id
+	bucketVelocity = []byte("velocity") // acct ‖ u64 unix nano ‖ hash[8] → amount[16]
+	bucketAudit    = []byte("audit")    // u64 seq → AuditRecord proto
+	bucketMeta     = []byte("meta")     // "audit_head" → u64 seq ‖ hash[32]
+	keyAuditHead   = []byte("audit_head")
+	allBuckets     = [][]byte{bucketAccounts, bucketSigned, bucketRequests, bucketReceived, bucketVelocity, bucketAudit, bucketMeta}
+)
+
+// AccountRecord is the signer's durable record of one account.
+type AccountRecord struct {
+	Account nano.PublicKey `json:"account"`
+	Wallet  string         `json:"wallet"`
+	Index   uint32         `json:"index"`
+	// Frontier is the last block signed or adopted; nil for an unopened account.
+	Frontier *nano.StateBlock `json:"frontier,omitempty"`
+	// FrontierHash is Frontier's hash (zero when unopened).
+	FrontierHash nano.Hash `json:"frontier_hash"`
+	// Height is the frontier's height, or 0 when unknown or unopened.
+	Height uint64 `json:"height"`
+}
+
+// Balance returns the balance after the frontier (0 when unopened).
+func (r *AccountRecord) Balance() nano.Amount {
+	if r.Frontier == nil {
+		return nano.Amount{}
+	}
+	return r.Frontier.Balance
+}
+
+// SignedBlock is a block the signer signed, kept under its previous.
+type SignedBlock struct {
+	Block     nano.StateBlock `json:"block"`
+	Hash      nano.Hash       `json:"hash"`
+	RequestID string          `json:"request_id"`
+}
+
+// Store is the signer's durable state in one bbolt file. Every write is a
+// transaction committed with fsync before the caller proceeds; concurrent
+// signing decisions are group-committed.
+type Store struct {
+	db *bolt.DB
+
+	mu       sync.Mutex
+	appended chan struct{} // closed and replaced when audit records are appended
+}
+
+// OpenStore opens (creating if needed, mode 0600) the state file at path.
+// It fails if another process holds the file.
+func OpenStore(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("signer: state file %s is in use by another process", path)
+		}
+		return nil, fmt.Errorf("signer: opening state file %s: %w", path, err)
+	}
+	db.MaxBatchDelay = 2 * time.Millisecond
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("signer: initialising state file %s: %w", path, err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		db.Close()
+		return nil, fmt.Errorf("signer: state file %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
+	}
+	return &Store{db: db, appended: make(chan struct{})}, nil
+}
+
+// Close closes the file. It is safe to call more than once.
+func (s *Store) Close() error {
+	if s == nil || s.db == nil {
+		return nil
+	}
+	return s.db.Close()
+}
+
+func acctKey(a nano.PublicKey, rest ...[]byte) []byte {
+	k := append([]byte(nil), a[:]...)
+	for _, r := range rest {
+		k = append(k, r...)
+	}
+	return k
+}
+
+func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
+	data := b.Get(key)
+	if data == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("signer: corrupt record in bucket %s: %w", "state", err)
+	}
+	return true, nil
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, data)
+}
+
+// Account returns the record of account a.
+func (s *Store) Account(a nano.PublicKey) (AccountRecord, bool, error) {
+	var rec AccountRecord
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		ok, err = getJSON(tx.Bucket(bucketAccounts), a[:], &rec)
+		return err
+	})
+	return rec, ok, err
+}
+
+// Accounts returns every tracked account, ordered by public key.
+func (s *Store) Accounts() ([]AccountRecord, error) {
+	var out []AccountRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAccounts).ForEach(func(_, v []byte) error {
+			var rec AccountRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("signer: corrupt account record: %w", err)
+			}
+			out = append(out, rec)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// StoredResponse is the answer recorded for a request id.
+type StoredResponse struct {
+	IntentDigest [32]byte
+	Response     *pb.SignResponse
+}
+
+// Request returns the response recorded for request id.
+func (s *Store) Request(id string) (StoredResponse, bool, error) {
+	var out StoredResponse
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		out, ok, err = getRequest(tx, id)
+		return err
+	})
+	return out, ok, err
+}
+
+func getRequest(tx *bolt.Tx, id string) (StoredResponse, bool, error) {
+	data := tx.Bucket(bucketRequests).Get([]byte(id))
+	if data == nil {
+		return StoredResponse{}, false, nil
+	}
+	if len(data) < 32 {
+		return StoredResponse{}, false, errors.New("signer: corrupt request record")
+	}
+	var out StoredResponse
+	copy(out.IntentDigest[:], data[:32])
+	out.Response = new(pb.SignResponse)
+	if err := proto.Unmarshal(data[32:], out.Response); err != nil {
+		return StoredResponse{}, false, fmt.Errorf("signer: corrupt request record: %w", err)
+	}
+	return out, true, nil
+}
+
+// SignedOn returns the block signed on previous for account a, if any.
+func (s *Store) SignedOn(a nano.PublicKey, previous nano.Hash) (SignedBlock, bool, error) {
+	var sb SignedBlock
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		ok, err = getJSON(tx.Bucket(bucketSigned), acctKey(a, previous[:]), &sb)
+		return err
+	})
+	return sb, ok, err
+}
+
+// Received reports whether a receive of source into a was signed.
+func (s *Store) Received(a nano.PublicKey, source nano.Hash) (bool, error) {
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ok = tx.Bucket(bucketReceived).Get(acctKey(a, source[:])) != nil
+		return nil
+	})
+	return ok, err
+}
+
+// velocityWindow is the span of the rolling velocity limit.
+const velocityWindow = 24 * time.Hour
+
+// Sent returns the total a sent in (now − 24h, now].
+func (s *Store) Sent(a nano.PublicKey, now time.Time) (nano.Amount, error) {
+	var total nano.Amount
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketVelocity).Cursor()
+		from := make([]byte, 8)
+		binary.BigEndian.PutUint64(from, uint64(now.Add(-velocityWindow).UnixNano()))
+		prefix := a[:]
+		for k, v := c.Seek(acctKey(a, from)); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if len(v) != 16 {
+				return errors.New("signer: corrupt velocity record")
+			}
+			var err error
+			if total, err = total.Add(nano.AmountFromBytes([16]byte(v))); err != nil {
+				total = nano.MaxAmount
+				return nil
+			}
+		}
+		return nil
+	})
+	return total, err
+}
+
+// Decision is a signing decision to commit.
+type Decision struct {
+	RequestID    string
+	IntentDigest [32]byte
+	// Before is the frontier hash the decision was built on (zero for an
+	// open); the commit fails with errStale if the record moved.
+	Before nano.Hash
+	// Record is the account record after the new block.
+	Record AccountRecord
+	Block  nano.StateBlock // signed
+	Hash   nano.Hash
+	// EpochHead, when set, is an epoch block adopted as the new head before Block.
+	Subtype string
+	Source  nano.Hash   // receive: the source hash
+	Sent    nano.Amount // send: the amount, for the velocity window
+	Time    time.Time
+}
+
+// errStale is returned by CommitSigned when the state changed since the
+// decision was built (another decision for the account, or the request id,
+// got there first).
+var errStale = errors.New("signer: state changed under the decision")
+
+// CommitSigned records d durably: the request's response, the signed block
+// under its previous, the new account record, the velocity entry, the
+// received source and an audit record, in one transaction. It returns the
+// stored response.
+func (s *Store) CommitSigned(d *Decision) (*pb.SignResponse, error) {
+	var resp *pb.SignResponse
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		resp = nil
+		if tx.Bucket(bucketRequests).Get([]byte(d.RequestID)) != nil {
+			return errStale
+		}
+		var cur AccountRecord
+		ok, err := getJSON(tx.Bucket(bucketAccounts), d.Record.Account[:], &cur)
+		if err != nil {
+			return err
+		}
+		if !ok || cur.FrontierHash != d.Before {
+			return errStale
+		}
+		signedKey := acctKey(d.Record.Account, d.Block.Previous[:])
+		if tx.Bucket(bucketSigned).Get(signedKey) != nil {
+			return errStale
+		}
+		intentHash := d.IntentDigest
+		rec := &pb.AuditRecord{
+			TimeUnixNano: d.Time.UnixNano(),
+			Decision:     DecisionSigned,
+			RequestId:    d.RequestID,
+			Account:      d.Record.Account[:],
+			Detail:       d.Subtype + " " + d.Hash.String(),
+			BlockHash:    d.Hash[:],
+			IntentHash:   intentHash[:],
+		}
+		seq, err := appendAudit(tx, rec)
+		if err != nil {
+			return err
+		}
+		r := &pb.SignResponse{
+			RequestId: d.RequestID,
+			Block:     pb.BlockFromNano(&d.Block),
+			Hash:      d.Hash[:],
+			Subtype:   d.Subtype,
+			AuditSeq:  seq,
+		}
+		data, err := proto.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketRequests).Put([]byte(d.RequestID), append(intentHash[:], data...)); err != nil {
+			return err
+		}
+		if err := putJSON(tx.Bucket(bucketSigned), signedKey, SignedBlock{Block: d.Block, Hash: d.Hash, RequestID: d.RequestID}); err != nil {
+			return err
+		}
+		if err := putJSON(tx.Bucket(bucketAccounts), d.Record.Account[:], d.Record); err != nil {
+			return err
+		}
+		if !d.Source.IsZero() {
+			if err := tx.Bucket(bucketReceived).Put(acctKey(d.Record.Account, d.Source[:]), []byte(d.RequestID)); err != nil {
+				return err
+			}
+		}
+		if !d.Sent.IsZero() {
+			var ts [8]byte
+			binary.BigEndian.PutUint64(ts[:], uint64(d.Time.UnixNano()))
+			amt := d.Sent.Bytes()
+			if err := tx.Bucket(bucketVelocity).Put(acctKey(d.Record.Account, ts[:], d.Hash[:8]), amt[:]); err != nil {
+				return err
+			}
+		}
+		resp = r
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.notifyAppended()
+	return resp, nil
+}
+
+// Adopt records a new tracked account and an audit record of it. It fails
+// with a REFUSAL_REASON_ALREADY_TRACKED refusal if the account is tracked.
+func (s *Store) Adopt(rec AccountRecord, at time.Time) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAccounts)
+		if b.Get(rec.Account[:]) != nil {
+			return refuse(pb.RefusalReason_REFUSAL_REASON_ALREADY_TRACKED, "account %s is already tracked", rec.Account.Address())
+		}
+		detail := fmt.Sprintf("wallet %q index %d, unopened", rec.Wallet, rec.Index)
+		if rec.Frontier != nil {
+			detail = fmt.Sprintf("wallet %q index %d, head %s", rec.Wallet, rec.Index, rec.FrontierHash)
+		}
+		if _, err := appendAudit(tx, &pb.AuditRecord{
+			TimeUnixNano: at.UnixNano(),
+			Decision:     DecisionAdopted,
+			Account:      rec.Account[:],
+			Detail:       detail,
+			BlockHash:    blockHashOrNil(rec),
+		}); err != nil {
+			return err
+		}
+		return putJSON(b, rec.Account[:], rec)
+	})
+	if err == nil {
+		s.notifyAppended()
+	}
+	return err
+}
+
+func blockHashOrNil(rec AccountRecord) []byte {
+	if rec.Frontier == nil {
+		return nil
+	}
+	return append([]byte(nil), rec.FrontierHash[:]...)
+}
+
+// RecordRefusal appends an audit record of a refusal.
+func (s *Store) RecordRefusal(requestID string, account []byte, intentDigest []byte, r *Refusal, at time.Time) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		_, err := appendAudit(tx, &pb.AuditRecord{
+			TimeUnixNano: at.UnixNano(),
+			Decision:     DecisionRefused,
+			RequestId:    requestID,
+			Account:      account,
+			Reason:       ReasonName(r.Reason),
+			Detail:       r.Detail,
+			IntentHash:   intentDigest,
+		})
+		return err
+	})
+	if err == nil {
+		s.notifyAppended()
+	}
+	return err
+}
+
+// appendAudit sets rec's seq, prev_hash and hash and appends it.
+func appendAudit(tx *bolt.Tx, rec *pb.AuditRecord) (uint64, error) {
+	meta := tx.Bucket(bucketMeta)
+	var seq uint64
+	prev := make([]byte, 32)
+	if head := meta.Get(keyAuditHead); head != nil {
+		if len(head) != 40 {
+			return 0, errors.New("signer: corrupt audit head")
+		}
+		seq = binary.BigEndian.Uint64(head[:8])
+		copy(prev, head[8:])
+	}
+	seq++
+	rec.Seq = seq
+	rec.PrevHash = prev
+	h := AuditHash(rec)
+	rec.Hash = h[:]
+	data, err := proto.Marshal(rec)
+	if err != nil {
+		return 0, err
+	}
+	var key [8]byte
+	binary.BigEndian.PutUint64(key[:], seq)
+	if err := tx.Bucket(bucketAudit).Put(key[:], data); err != nil {
+		return 0, err
+	}
+	return seq, meta.Put(keyAuditHead, append(key[:], h[:]...))
+}
+
+// AuditFrom calls fn for each audit record from seq from on, in order,
+// until fn returns an error. It returns the next seq to read.
+func (s *Store) AuditFrom(from uint64, fn func(*pb.AuditRecord) error) (uint64, error) {
+	next := from
+	if next == 0 {
+		next = 1
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAudit).Cursor()
+		var key [8]byte
+		binary.BigEndian.PutUint64(key[:], next)
+		for k, v := c.Seek(key[:]); k != nil; k, v = c.Next() {
+			rec := new(pb.AuditRecord)
+			if err := proto.Unmarshal(v, rec); err != nil {
+				return &AuditBreak{Seq: binary.BigEndian.Uint64(k), Reason: "record does not decode"}
+			}
+			if err := fn(rec); err != nil {
+				return err
+			}
+			next = binary.BigEndian.Uint64(k) + 1
+		}
+		return nil
+	})
+	return next, err
+}
+
+// AuditAppended returns a channel closed when records are next appended.
+func (s *Store) AuditAppended() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.appended
+}
+
+func (s *Store) notifyAppended() {
+	s.mu.Lock()
+	close(s.appended)
+	s.appended = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// VerifyAudit walks the whole audit chain and returns the number of
+// records and the first break (an *AuditBreak), if any.
+func (s *Store) VerifyAudit() (uint64, error) {
+	c := NewAuditChecker()
+	_, err := s.AuditFrom(1, c.Check)
+	return c.Count(), err
+}
