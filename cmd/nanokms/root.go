@@ -109,6 +109,10 @@ func newRoot(e *env) *cobra.Command {
 		newBlockCmd(e),
 		newAccountCmd(e),
 		newWorkCmd(e),
+		newApproveCmd(e),
+		newApproverCmd(e),
+		newSignerCmd(e),
+		newAuditCmd(e),
 	)
 	return root
 }

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+type approverKeygenOptions struct {
+	out  string
+	json bool
+}
+
+func newApproverCmd(e *env) *cobra.Command {
+	cmd := newGroup("approver", "Manage approver keys")
+	cmd.AddCommand(newApproverKeygenCmd(e))
+	return cmd
+}
+
+func newApproverKeygenCmd(e *env) *cobra.Command {
+	var opts approverKeygenOptions
+	cmd := &cobra.Command{
+		Use:   "keygen --out FILE",
+		Short: "Make an approver's Ed25519 key; print its public key for the signer's config",
+		Long: `Writes a new Ed25519 private key as a PKCS#8 PEM file (mode 0600, never
+overwriting an existing file) and prints the public key as 64 hex digits, the
+form the signer's [[approvers]] public_key takes.`,
+		Args: noArgsQuiet,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runApproverKeygen(cmd.Context(), e, opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.out, "out", "", "file to write the private key to")
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON")
+	return cmd
+}
+
+func runApproverKeygen(_ context.Context, e *env, opts approverKeygenOptions) error {
+	if opts.out == "" {
+		return usageErr("--out is required")
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	defer clear(priv)
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return err
+	}
+	defer clear(der)
+	f, err := os.OpenFile(opts.out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return withHint(fmt.Errorf("%s already exists", opts.out), "keygen never overwrites a key: choose another --out")
+		}
+		return err
+	}
+	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+		f.Close()
+		os.Remove(opts.out)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if opts.json {
+		return printJSON(e.stdout, map[string]string{"public_key": fmt.Sprintf("%X", []byte(pub)), "key_file": opts.out})
+	}
+	fmt.Fprintf(e.stdout, "%X\n", []byte(pub))
+	return nil
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/signer"
+	"github.com/nanokms/nanokms/signer/policy"
+)
+
+type signerOptions struct {
+	config string
+}
+
+func newSignerCmd(e *env) *cobra.Command {
+	var opts signerOptions
+	cmd := &cobra.Command{
+		Use:   "signer --config F",
+		Short: "Run the cold signer: verify, decide, record, sign (gRPC on a Unix socket or mTLS)",
+		Long: `Runs the cold signer with the configuration file F (docs/CONFIG.md). It
+opens the state file, logs in to the token with the PIN from the configured
+file or environment variable, and serves the Signer gRPC API and the gRPC
+health service until interrupted; then it finishes in-flight requests
+(within signer.shutdown_grace) and exits. Logs are JSON lines on standard
+error.`,
+		Args: noArgsQuiet,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runSigner(cmd.Context(), e, opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.config, "config", "", "the signer's configuration file")
+	cmd.AddCommand(newSignerAdoptCmd(e), newSignerAccountsCmd(e))
+	return cmd
+}
+
+// loadSignerConfig loads --config, with a hint on failure.
+func loadSignerConfig(path string) (*policy.Config, error) {
+	if path == "" {
+		return nil, usageErr("--config is required")
+	}
+	cfg, err := policy.Load(path)
+	if err != nil {
+		return nil, withHint(err, "docs/CONFIG.md documents every key")
+	}
+	return cfg, nil
+}
+
+func runSigner(ctx context.Context, e *env, opts signerOptions) error {
+	cfg, err := loadSignerConfig(opts.config)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: cfg.Signer.LogLevel}))
+
+	store, err := signer.OpenStore(cfg.Signer.State)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	tok, err := openSignerToken(ctx, cfg.Token)
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+
+	s := signer.New(store, tok, cfg, signer.Options{MaxIntentTTL: cfg.Signer.MaxIntentTTL, Logger: log})
+	sopts := signer.ServeOptions{Listen: cfg.Signer.Listen.String(), Grace: cfg.Signer.ShutdownGrace}
+	if t := cfg.Signer.TLS; t != nil {
+		sopts.CertFile, sopts.KeyFile, sopts.ClientCAFile, sopts.AllowedIdentities = t.Cert, t.Key, t.ClientCA, t.AllowedIdentities
+	}
+	l, err := signer.Listen(sopts)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "listen", cfg.Signer.Listen.String(), "state", cfg.Signer.State, "token", cfg.Token.Label)
+	if err := signer.Serve(ctx, l, signer.NewServer(s), sopts); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// openSignerToken logs in to the token the configuration names.
+func openSignerToken(ctx context.Context, tc policy.TokenConfig) (*hsm.Token, error) {
+	pin, err := hsm.ReadPIN(tc.PINFile, tc.PINEnv)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("reading the token PIN: %w", err), "token.pin_file must be readable by this user only (chmod 600)")
+	}
+	defer pin.Wipe()
+	tok, err := hsm.Open(ctx, hsm.Config{Module: tc.Module, TokenLabel: tc.Label, PIN: pin, PoolSize: tc.PoolSize})
+	if err != nil {
+		return nil, hintTokenErr(err)
+	}
+	return tok, nil
+}
+
+// hintTokenErr attaches a hint to the token errors an operator can act on.
+func hintTokenErr(err error) error {
+	switch {
+	case errors.Is(err, hsm.ErrWrongPIN):
+		return withHint(fmt.Errorf("the token refused the PIN (it was tried once): %w", err), "check the PIN file; repeated failures lock the token")
+	case errors.Is(err, hsm.ErrTokenNotFound):
+		return withHint(err, "list tokens with 'softhsm2-util --show-slots' or 'pkcs11-tool -L'")
+	case errors.Is(err, hsm.ErrMasterKeyMissing):
+		return withHint(err, "create it with 'nanokms token init'")
+	}
+	return err
+}
