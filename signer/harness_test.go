@@ -80,12 +80,13 @@ type world struct {
 	now       atomic.Int64 // Unix nanoseconds of the signer's clock
 	seq       atomic.Int64
 
-	custody    nano.PublicKey // custody wallet index 0
-	custody1   nano.PublicKey // custody wallet index 1
-	funder     *extAccount
+	custody     nano.PublicKey // custody wallet index 0
+	custody1    nano.PublicKey // custody wallet index 1
+	funder      *extAccount
 	dest, dest2 nano.PublicKey
-	rep, rep2  nano.PublicKey
-	stateFile  string
+	rep, rep2   nano.PublicKey
+	epoch       *extAccount // the epoch signer
+	stateFile   string
 }
 
 const testPolicy = `
@@ -97,6 +98,9 @@ listen = "unix://%[2]s"
 module = "/usr/lib/softhsm/libsofthsm2.so"
 label = "x"
 pin_env = "NANOKMS_PIN"
+
+[epoch]
+signers = ["%[11]s"]
 
 [[approvers]]
 name = "service"
@@ -185,13 +189,14 @@ func newWorld(t *testing.T) *world {
 	w.funder = newExt(t, 1)
 	w.dest, w.dest2 = newExt(t, 50).pub, newExt(t, 60).pub
 	w.rep, w.rep2 = newExt(t, 70).pub, newExt(t, 80).pub
+	w.epoch = newExt(t, 100)
 
 	dir := t.TempDir()
 	w.stateFile = filepath.Join(dir, "signer.db")
 	sock := filepath.Join(dir, "signer.sock")
 	pubOf := func(n string) []byte { return w.approvers[n].Public().(ed25519.PublicKey) }
 	cfgText := fmt.Sprintf(testPolicy, w.stateFile, sock, pubOf("service"), pubOf("alice"), pubOf("bob"), pubOf("carol"),
-		w.dest.Address(), w.dest2.Address(), w.rep.Address(), w.rep2.Address())
+		w.dest.Address(), w.dest2.Address(), w.rep.Address(), w.rep2.Address(), w.epoch.pub.Address())
 	cfg, err := policy.Parse([]byte(cfgText))
 	if err != nil {
 		t.Fatalf("test policy: %v", err)
@@ -277,6 +282,15 @@ func (w *world) fund(to nano.PublicKey, amount nano.Amount) (nano.StateBlock, na
 	}
 	src := w.funder.add(bal, nano.Hash(to), w.rep)
 	return src, prev
+}
+
+// epochOn returns an epoch-v2 block on top of head, signed by signer.
+func epochOn(head nano.StateBlock, signer *extAccount) nano.StateBlock {
+	b := nano.StateBlock{Account: head.Account, Previous: head.Hash(), Representative: head.Representative,
+		Balance: head.Balance, Link: nano.EpochV2Link}
+	h := b.Hash()
+	b.Signature = signer.key.Sign(h[:])
+	return b
 }
 
 func pbBlock(b nano.StateBlock) *pb.Block { return pb.BlockFromNano(&b) }
