@@ -2,8 +2,6 @@ package signer
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
+	"github.com/nanokms/nanokms/mtls"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
@@ -287,51 +286,12 @@ func Listen(opts ServeOptions) (net.Listener, error) {
 	return nil, fmt.Errorf("signer: listen: %q is neither unix:///path nor tcp://host:port", opts.Listen)
 }
 
-// serverTLS builds the mutual TLS 1.3 configuration for tcp.
-func serverTLS(opts ServeOptions) (*tls.Config, error) {
-	if opts.CertFile == "" || opts.KeyFile == "" || opts.ClientCAFile == "" || len(opts.AllowedIdentities) == 0 {
-		return nil, errors.New("signer: tcp needs tls cert, key, client_ca and allowed_identities")
-	}
-	cert, err := tls.LoadX509KeyPair(opts.CertFile, opts.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("signer: tls: %w", err)
-	}
-	caPEM, err := os.ReadFile(opts.ClientCAFile)
-	if err != nil {
-		return nil, fmt.Errorf("signer: tls: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("signer: tls: no certificate in %s", opts.ClientCAFile)
-	}
-	allowed := opts.AllowedIdentities
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    pool,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("no client certificate")
-			}
-			leaf := cs.PeerCertificates[0]
-			ids := append([]string{leaf.Subject.CommonName}, leaf.DNSNames...)
-			for _, id := range ids {
-				if id != "" && slices.Contains(allowed, id) {
-					return nil
-				}
-			}
-			return fmt.Errorf("client identity %v is not allowed", ids)
-		},
-	}, nil
-}
-
 // Serve serves srv on l until ctx is done, then shuts down gracefully
 // within opts.Grace. The health service reports SERVING while it runs.
 func Serve(ctx context.Context, l net.Listener, srv *Server, opts ServeOptions) error {
 	var sopts []grpc.ServerOption
 	if strings.HasPrefix(opts.Listen, "tcp://") {
-		cfg, err := serverTLS(opts)
+		cfg, err := mtls.Server(opts.CertFile, opts.KeyFile, opts.ClientCAFile, opts.AllowedIdentities)
 		if err != nil {
 			l.Close()
 			return err

@@ -1,0 +1,92 @@
+package coldbridge
+
+import (
+	"time"
+
+	"github.com/nanokms/nanokms/nano"
+)
+
+// BridgeConfig is the [bridge] section shared by the relay and the
+// gateway: which medium, and where.
+type BridgeConfig struct {
+	// Kind is "file" or "serial".
+	Kind string
+	// File transport: Inbound is the directory this side reads frames
+	// from, Outbound the one it writes to (on a USB stick: "to-cold" and
+	// "to-hot").
+	Inbound, Outbound string
+	// Serial transport: the device and its baud rate; Pace paces writes to
+	// the baud rate (for pseudo-terminals, which do not).
+	Device string
+	Baud   int
+	Pace   bool
+	// MaxAge refuses frames created longer ago than this (0: no limit);
+	// MaxFutureSkew refuses frames created further ahead (default 5m).
+	MaxAge        time.Duration
+	MaxFutureSkew time.Duration
+	// PollInterval is how often a file reader looks for new files.
+	PollInterval time.Duration
+}
+
+// TLSClientConfig is a client's mutual TLS 1.3 set-up.
+type TLSClientConfig struct {
+	Cert, Key, CA string // PEM files: this side's certificate and key, the server's CA
+	ServerName    string // the name the server's certificate must carry
+}
+
+// TLSServerConfig is a server's mutual TLS 1.3 set-up.
+type TLSServerConfig struct {
+	Cert, Key, ClientCA string   // PEM files
+	AllowedIdentities   []string // client certificate DNS SANs or common names allowed in
+}
+
+// RelayConfig is the cold relay's configuration file.
+type RelayConfig struct {
+	// Signer is the signer's address: "unix:///path" or "tcp://host:port"
+	// (which needs TLS).
+	Signer string
+	TLS    *TLSClientConfig
+	// RetryMin and RetryMax bound the backoff while the signer is down.
+	RetryMin, RetryMax time.Duration
+	// Heartbeat is how often the relay writes a heartbeat frame (0: never).
+	Heartbeat time.Duration
+	// Metrics is the textfile-collector file the relay writes its metrics to ("" for none).
+	Metrics  string
+	LogLevel string
+	Bridge   BridgeConfig
+}
+
+// NodeConfig is the gateway's [node] section (the Nano node it reads from
+// and publishes to). Empty RPC means no node: heads come with submissions.
+type NodeConfig struct {
+	RPC       string        // "http://[::1]:7076", "ipc+tcp://host:port" or "ipc+unix:///path"
+	WebSocket string        // "ws://[::1]:7078" ("" for polling only)
+	Timeout   time.Duration // per RPC call
+	// Work is "cpu", "node" or "server"; WorkServers are the work servers'
+	// URLs for "server".
+	Work        string
+	WorkServers []string
+	// AutoReceive makes receive intents from confirmed sends to custody accounts.
+	AutoReceive bool
+	// Representative is the representative given to accounts opened by auto-receive.
+	Representative nano.PublicKey
+}
+
+// GatewayConfig is the hot gateway's configuration file.
+type GatewayConfig struct {
+	// State is the gateway's bbolt file.
+	State string
+	// Listen is "unix:///path" or "tcp://host:port" (which needs TLS).
+	Listen string
+	TLS    *TLSServerConfig
+	// Manifests are account manifests written by 'nanokms account list --json'.
+	Manifests []string
+	// ResendInterval is how long the gateway waits for an answer before
+	// writing a request to the bridge again.
+	ResendInterval time.Duration
+	// MetricsListen is the address of the Prometheus /metrics listener ("" for none).
+	MetricsListen string
+	LogLevel      string
+	Bridge        BridgeConfig
+	Node          NodeConfig
+}
