@@ -1,0 +1,526 @@
+package coldbridge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/nanokms/nanokms/intent"
+	"github.com/nanokms/nanokms/nano"
+	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+)
+
+// Ledger is the gateway's view of the Nano network; the node package
+// provides it. Without one, heads and source blocks come with each
+// submission and a request ends at SIGNED.
+type Ledger interface {
+	// Head returns the account's head block, or nil for an unopened account.
+	Head(ctx context.Context, account nano.PublicKey) (*nano.StateBlock, error)
+	// Source returns a send block and the block before it.
+	Source(ctx context.Context, hash nano.Hash) (src, prev nano.StateBlock, err error)
+	// Publish attaches proof of work to b and publishes it; it returns the
+	// block as published (with work). Publishing the same block twice is
+	// harmless.
+	Publish(ctx context.Context, b nano.StateBlock, subtype nano.Subtype) (nano.StateBlock, error)
+	// AwaitConfirmed returns when the block is confirmed.
+	AwaitConfirmed(ctx context.Context, hash nano.Hash) error
+}
+
+// Errors returned by Submit; the Custody server maps them to gRPC codes.
+var (
+	// ErrInvalid is returned for a malformed submission (InvalidArgument).
+	ErrInvalid = errors.New("invalid submission")
+	// ErrNotCustody is returned for an account outside the manifest (NotFound).
+	ErrNotCustody = errors.New("not a custody account")
+	// ErrIDTaken is returned when the request id was used for another intent (AlreadyExists).
+	ErrIDTaken = errors.New("request id used for another intent")
+	// ErrNoRequest is returned for an unknown request id (NotFound).
+	ErrNoRequest = errors.New("no such request")
+	// ErrPermanent marks a Ledger error that retrying cannot fix (a fork,
+	// a block the node refuses for good): the request fails.
+	ErrPermanent = errors.New("permanent failure")
+)
+
+// GatewayOptions configure a Gateway.
+type GatewayOptions struct {
+	Out            FrameWriter
+	Reader         FrameReader
+	Manifest       *Manifest
+	Ledger         Ledger // nil: no node
+	ResendInterval time.Duration
+	Now            func() time.Time
+	Log            *slog.Logger
+	// Observe, when set, is told every status change (for metrics).
+	Observe func(status pb.RequestStatus, r *pb.Request)
+}
+
+// Gateway is the hot side of the bridge: it queues intents durably, writes
+// request frames (and writes them again until answered), matches answers,
+// verifies every signed block against its intent before anything else
+// sees it, and publishes through the Ledger.
+type Gateway struct {
+	store    *gatewayStore
+	out      FrameWriter
+	in       FrameReader
+	manifest *Manifest
+	ledger   Ledger
+	resend   time.Duration
+	now      func() time.Time
+	log      *slog.Logger
+	observe  func(pb.RequestStatus, *pb.Request)
+
+	kick chan struct{}
+
+	mu       sync.Mutex
+	watchers map[string][]chan *pb.Request
+	alerts   []chan *pb.Alert
+	inflight map[string]bool // requests in the publish pipeline
+}
+
+// OpenGateway opens the gateway's state file at path.
+func OpenGateway(path string, opts GatewayOptions) (*Gateway, error) {
+	if opts.Out == nil || opts.Reader == nil || opts.Manifest == nil {
+		return nil, errors.New("coldbridge: a gateway needs an outbound writer, an inbound reader and a manifest")
+	}
+	st, err := openGatewayStore(path)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		store: st, out: opts.Out, in: opts.Reader, manifest: opts.Manifest, ledger: opts.Ledger,
+		resend: opts.ResendInterval, now: opts.Now, log: opts.Log, observe: opts.Observe,
+		kick: make(chan struct{}, 1), watchers: map[string][]chan *pb.Request{}, inflight: map[string]bool{},
+	}
+	if g.resend <= 0 {
+		g.resend = 30 * time.Second
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	return g, nil
+}
+
+// Close closes the state file.
+func (g *Gateway) Close() error { return g.store.close() }
+
+// Manifest returns the custody accounts.
+func (g *Gateway) Manifest() *Manifest { return g.manifest }
+
+func (g *Gateway) wake() {
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+// isFinal reports whether no further change can come to a request in status s.
+func (g *Gateway) isFinal(s pb.RequestStatus) bool {
+	switch s {
+	case pb.RequestStatus_REQUEST_STATUS_CONFIRMED, pb.RequestStatus_REQUEST_STATUS_REFUSED, pb.RequestStatus_REQUEST_STATUS_FAILED:
+		return true
+	case pb.RequestStatus_REQUEST_STATUS_SIGNED:
+		return g.ledger == nil
+	}
+	return false
+}
+
+// Submit queues an intent. It is idempotent on the request id.
+func (g *Gateway) Submit(ctx context.Context, req *pb.SubmitIntentRequest) (*pb.Request, error) {
+	p, err := intent.Parse(req.GetIntent())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if !g.manifest.Contains(p.Account) {
+		return nil, fmt.Errorf("%w: %s", ErrNotCustody, p.Account.Address())
+	}
+	digest := p.Digest()
+	if e, ok, err := g.store.get(p.RequestID); err != nil {
+		return nil, err
+	} else if ok {
+		if e.digest != digest {
+			return nil, fmt.Errorf("%w: %q", ErrIDTaken, p.RequestID)
+		}
+		return e.view, nil
+	}
+	sign := &pb.SignRequest{Intent: req.GetIntent(), Approvals: req.GetApprovals(),
+		Head: req.GetHead(), Source: req.GetSource(), SourcePrevious: req.GetSourcePrevious()}
+	if err := g.gather(ctx, &p, sign); err != nil {
+		return nil, err
+	}
+	now := g.now()
+	e := &entry{
+		view: &pb.Request{RequestId: p.RequestID, Status: pb.RequestStatus_REQUEST_STATUS_QUEUED, Intent: req.GetIntent(),
+			SubmittedUnixNano: now.UnixNano(), UpdatedUnixNano: now.UnixNano()},
+		wire:   &pb.BridgeRequest{Sign: sign},
+		digest: digest,
+	}
+	if err := g.store.insert(e); err != nil {
+		if errors.Is(err, errExists) {
+			// A concurrent submission of the same id won: answer as a repeat.
+			if again, ok, gerr := g.store.get(p.RequestID); gerr == nil && ok && again.digest == digest {
+				return again.view, nil
+			}
+			return nil, fmt.Errorf("%w: %q", ErrIDTaken, p.RequestID)
+		}
+		return nil, err
+	}
+	g.log.Info("queued", "request_id", p.RequestID, "account", p.Account.Address())
+	g.changed(e.view)
+	g.wake()
+	return e.view, nil
+}
+
+// gather fills the head and source blocks from the ledger when the
+// submission did not bring them.
+func (g *Gateway) gather(ctx context.Context, p *intent.Parsed, sign *pb.SignRequest) error {
+	if g.ledger == nil {
+		return nil
+	}
+	if sign.Head == nil {
+		head, err := g.ledger.Head(ctx, p.Account)
+		if err != nil {
+			return fmt.Errorf("coldbridge: reading the head of %s: %w", p.Account.Address(), err)
+		}
+		if head != nil {
+			sign.Head = pb.BlockFromNano(head)
+		}
+	}
+	if p.Kind == pb.IntentKind_INTENT_KIND_RECEIVE && (sign.Source == nil || sign.SourcePrevious == nil) {
+		src, prev, err := g.ledger.Source(ctx, p.Source)
+		if err != nil {
+			return fmt.Errorf("coldbridge: reading source %s: %w", p.Source, err)
+		}
+		sign.Source, sign.SourcePrevious = pb.BlockFromNano(&src), pb.BlockFromNano(&prev)
+	}
+	return nil
+}
+
+// Get returns a request's state.
+func (g *Gateway) Get(id string) (*pb.Request, error) {
+	e, ok, err := g.store.get(id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNoRequest, id)
+	}
+	return e.view, nil
+}
+
+// Watch returns the request's current state and a channel of its later
+// states, closed after a final one or when cancel is called.
+func (g *Gateway) Watch(id string) (*pb.Request, <-chan *pb.Request, func(), error) {
+	ch := make(chan *pb.Request, 16)
+	g.mu.Lock()
+	g.watchers[id] = append(g.watchers[id], ch)
+	g.mu.Unlock()
+	cancel := func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		list := g.watchers[id]
+		for i, c := range list {
+			if c == ch {
+				g.watchers[id] = append(list[:i], list[i+1:]...)
+				close(ch)
+				break
+			}
+		}
+		if len(g.watchers[id]) == 0 {
+			delete(g.watchers, id)
+		}
+	}
+	cur, err := g.Get(id)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return cur, ch, cancel, nil
+}
+
+// changed tells watchers and the observer about a new state.
+func (g *Gateway) changed(r *pb.Request) {
+	if g.observe != nil {
+		g.observe(r.GetStatus(), r)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, ch := range g.watchers[r.GetRequestId()] {
+		select {
+		case ch <- proto.Clone(r).(*pb.Request):
+		default:
+			// A watcher that does not keep up misses intermediate states;
+			// the final one is also readable with Get.
+		}
+	}
+}
+
+// Alerts returns a channel of critical alerts and its cancel function.
+func (g *Gateway) Alerts() (<-chan *pb.Alert, func()) {
+	ch := make(chan *pb.Alert, 16)
+	g.mu.Lock()
+	g.alerts = append(g.alerts, ch)
+	g.mu.Unlock()
+	return ch, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for i, c := range g.alerts {
+			if c == ch {
+				g.alerts = append(g.alerts[:i], g.alerts[i+1:]...)
+				close(ch)
+				return
+			}
+		}
+	}
+}
+
+// Alert raises a critical alert: it is logged and sent to every watcher.
+func (g *Gateway) Alert(a *pb.Alert) {
+	if a.GetTimeUnixNano() == 0 {
+		a.TimeUnixNano = g.now().UnixNano()
+	}
+	g.log.Error("ALERT", "kind", a.GetKind(), "account", nano.PublicKey(a.GetAccount()).Address(),
+		"block", fmt.Sprintf("%X", a.GetBlockHash()), "detail", a.GetDetail())
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, ch := range g.alerts {
+		select {
+		case ch <- a:
+		default:
+		}
+	}
+}
+
+// SignedByUs reports whether the cold side signed the block with this
+// hash for some request of this gateway.
+func (g *Gateway) SignedByUs(hash nano.Hash) bool {
+	_, ok := g.store.signedBy(hash[:])
+	return ok
+}
+
+// Run writes due requests to the bridge and handles answers until ctx is
+// done. It returns nil when ctx ends, or the first failure of the medium.
+func (g *Gateway) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- g.sendLoop(ctx) }()
+	go func() { errc <- g.receiveLoop(ctx) }()
+	g.resumePipelines(ctx)
+	err := <-errc
+	cancel()
+	<-errc
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		return nil
+	}
+	return err
+}
+
+// sendLoop writes every due request, then sleeps until the next one is due
+// or a new request arrives.
+func (g *Gateway) sendLoop(ctx context.Context) error {
+	for {
+		next, err := g.sendDue(ctx)
+		if err != nil {
+			return err
+		}
+		t := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-g.kick:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// sendDue writes the requests that are due and returns how long until the
+// next one is.
+func (g *Gateway) sendDue(ctx context.Context) (time.Duration, error) {
+	now := g.now()
+	next := g.resend
+	var due []string
+	err := g.store.each(func(e *entry) error {
+		switch e.view.GetStatus() {
+		case pb.RequestStatus_REQUEST_STATUS_QUEUED, pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD:
+		default:
+			return nil
+		}
+		if wait := e.lastSent.Add(g.resend).Sub(now); !e.lastSent.IsZero() && wait > 0 {
+			next = min(next, wait)
+			return nil
+		}
+		due = append(due, e.view.GetRequestId())
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range due {
+		if err := g.sendOne(ctx, id); err != nil {
+			return 0, err
+		}
+	}
+	return max(next, time.Millisecond), nil
+}
+
+func (g *Gateway) sendOne(ctx context.Context, id string) error {
+	e, ok, err := g.store.get(id)
+	if err != nil || !ok {
+		return err
+	}
+	wire := proto.Clone(e.wire).(*pb.BridgeRequest)
+	wire.Attempt = e.view.GetAttempts() + 1
+	payload, err := proto.Marshal(wire)
+	if err != nil {
+		return err
+	}
+	now := g.now()
+	if err := g.out.WriteFrame(ctx, &Frame{Type: TypeRequest, RequestID: id, Created: now, Payload: payload}); err != nil {
+		return fmt.Errorf("coldbridge: gateway: writing request %s: %w", id, err)
+	}
+	updated, err := g.store.update(id, func(e *entry, _ *bolt.Tx) error {
+		if s := e.view.GetStatus(); s != pb.RequestStatus_REQUEST_STATUS_QUEUED && s != pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD {
+			return errSettled
+		}
+		e.view.Attempts = wire.Attempt
+		e.view.Status = pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD
+		e.view.UpdatedUnixNano = now.UnixNano()
+		e.lastSent = now
+		return nil
+	})
+	if errors.Is(err, errSettled) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	g.log.Info("sent to cold", "request_id", id, "attempt", wire.Attempt)
+	g.changed(updated.view)
+	return nil
+}
+
+// errSettled stops an update of a request an answer has settled.
+var errSettled = errors.New("request already settled")
+
+func (g *Gateway) receiveLoop(ctx context.Context) error {
+	for {
+		rec, err := g.in.ReadFrame(ctx)
+		if err != nil {
+			return err
+		}
+		if err := g.handleAnswer(ctx, rec); err != nil {
+			return err
+		}
+	}
+}
+
+// handleAnswer settles one frame from the cold side.
+func (g *Gateway) handleAnswer(ctx context.Context, rec *Received) error {
+	f := rec.Frame
+	switch f.Type {
+	case TypeHeartbeat:
+		return rec.Done()
+	case TypeResponse, TypeRefusal:
+	default:
+		return rec.Reject(fmt.Sprintf("a %s frame does not belong on the hot side's inbound medium", f.Type))
+	}
+	e, ok, err := g.store.get(f.RequestID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return rec.Reject("no request with this id was sent from this gateway")
+	}
+	if f.Type == TypeRefusal {
+		return g.handleRefusal(rec, e)
+	}
+	var resp pb.BridgeResponse
+	if err := proto.Unmarshal(f.Payload, &resp); err != nil || resp.GetSign().GetRequestId() != f.RequestID {
+		return rec.Reject("the payload is not a BridgeResponse for this request id")
+	}
+	block, err := verifySigned(e.wire.GetSign(), resp.GetSign())
+	if err != nil {
+		g.log.Error("REJECTED a signed block that does not match its intent", "request_id", f.RequestID, "error", err.Error())
+		return rec.Reject("the signed block does not match the intent: " + err.Error())
+	}
+	hash := block.Hash()
+	switch s := e.view.GetStatus(); {
+	case s == pb.RequestStatus_REQUEST_STATUS_QUEUED || s == pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD:
+	case e.view.GetBlockHash() != nil && bytes.Equal(e.view.GetBlockHash(), hash[:]):
+		return rec.Done() // a repeat of the answer we have
+	default:
+		return rec.Reject(fmt.Sprintf("the request is already %s", s))
+	}
+	now := g.now()
+	updated, err := g.store.update(f.RequestID, func(e *entry, tx *bolt.Tx) error {
+		e.view.Status = pb.RequestStatus_REQUEST_STATUS_SIGNED
+		e.view.Block = pb.BlockFromNano(&block)
+		e.view.BlockHash = hash[:]
+		e.view.Subtype = resp.GetSign().GetSubtype()
+		e.view.UpdatedUnixNano = now.UnixNano()
+		return tx.Bucket(gwBucketSigned).Put(hash[:], []byte(f.RequestID))
+	})
+	if err != nil {
+		return err
+	}
+	g.log.Info("signed", "request_id", f.RequestID, "hash", hash.String(), "subtype", updated.view.GetSubtype())
+	g.changed(updated.view)
+	if err := rec.Done(); err != nil {
+		return err
+	}
+	g.startPipeline(ctx, f.RequestID)
+	return nil
+}
+
+func (g *Gateway) handleRefusal(rec *Received, e *entry) error {
+	var ref pb.BridgeRefusal
+	if err := proto.Unmarshal(rec.Frame.Payload, &ref); err != nil {
+		return rec.Reject("the payload is not a BridgeRefusal")
+	}
+	if s := e.view.GetStatus(); s != pb.RequestStatus_REQUEST_STATUS_QUEUED && s != pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD {
+		return rec.Done() // settled already: a late or repeated answer
+	}
+	id := rec.Frame.RequestID
+	if ref.GetCode() == CodeSignerInternal || ref.GetCode() == CodeRelayMalformed {
+		// Not the signer's decision: the request stays queued and is
+		// written again on schedule.
+		g.log.Warn("the cold side could not answer; will resend", "request_id", id, "code", ref.GetCode(), "detail", ref.GetDetail())
+		return rec.Done()
+	}
+	reason := ref.GetReason().String()
+	if len(reason) > len("REFUSAL_REASON_") {
+		reason = reason[len("REFUSAL_REASON_"):]
+	}
+	detail := ref.GetDetail()
+	if p := ref.GetPending(); p != nil {
+		if b, err := p.ToNano("pending"); err == nil {
+			detail += fmt.Sprintf(" (pending block %s)", b.Hash())
+		}
+	}
+	now := g.now()
+	updated, err := g.store.update(id, func(e *entry, _ *bolt.Tx) error {
+		e.view.Status = pb.RequestStatus_REQUEST_STATUS_REFUSED
+		e.view.RefusalReason = reason
+		e.view.Error = detail
+		e.view.UpdatedUnixNano = now.UnixNano()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	g.log.Warn("refused", "request_id", id, "reason", reason, "detail", detail)
+	g.changed(updated.view)
+	return rec.Done()
+}

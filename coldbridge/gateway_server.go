@@ -1,0 +1,158 @@
+package coldbridge
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/nanokms/nanokms/mtls"
+	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+)
+
+// CustodyServer is the gateway's gRPC service for withdrawal services.
+type CustodyServer struct {
+	pb.UnimplementedCustodyServer
+	g *Gateway
+}
+
+// NewCustodyServer returns the Custody service of g.
+func NewCustodyServer(g *Gateway) *CustodyServer { return &CustodyServer{g: g} }
+
+func custodyStatus(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, ErrNotCustody), errors.Is(err, ErrNoRequest):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ErrIDTaken):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	}
+	return status.Error(codes.Unavailable, err.Error())
+}
+
+// SubmitIntent implements nanokms.v1.Custody.
+func (s *CustodyServer) SubmitIntent(ctx context.Context, req *pb.SubmitIntentRequest) (*pb.SubmitIntentResponse, error) {
+	r, err := s.g.Submit(ctx, req)
+	if err != nil {
+		return nil, custodyStatus(err)
+	}
+	return &pb.SubmitIntentResponse{RequestId: r.GetRequestId(), Request: r}, nil
+}
+
+// GetRequest implements nanokms.v1.Custody.
+func (s *CustodyServer) GetRequest(_ context.Context, req *pb.GetRequestRequest) (*pb.Request, error) {
+	r, err := s.g.Get(req.GetRequestId())
+	return r, custodyStatus(err)
+}
+
+// WatchRequest implements nanokms.v1.Custody.
+func (s *CustodyServer) WatchRequest(req *pb.GetRequestRequest, stream grpc.ServerStreamingServer[pb.Request]) error {
+	cur, ch, cancel, err := s.g.Watch(req.GetRequestId())
+	if err != nil {
+		return custodyStatus(err)
+	}
+	defer cancel()
+	if err := stream.Send(cur); err != nil {
+		return err
+	}
+	last := cur.GetStatus()
+	for !s.g.isFinal(last) {
+		select {
+		case <-stream.Context().Done():
+			return status.FromContextError(stream.Context().Err()).Err()
+		case r, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			if r.GetStatus() == last && r.GetUpdatedUnixNano() == cur.GetUpdatedUnixNano() {
+				continue
+			}
+			if err := stream.Send(r); err != nil {
+				return err
+			}
+			last, cur = r.GetStatus(), r
+		}
+	}
+	return nil
+}
+
+// ListAccounts implements nanokms.v1.Custody.
+func (s *CustodyServer) ListAccounts(context.Context, *pb.ListCustodyAccountsRequest) (*pb.ListCustodyAccountsResponse, error) {
+	return &pb.ListCustodyAccountsResponse{Accounts: s.g.manifest.Accounts()}, nil
+}
+
+// WatchAlerts implements nanokms.v1.Custody.
+func (s *CustodyServer) WatchAlerts(_ *pb.WatchAlertsRequest, stream grpc.ServerStreamingServer[pb.Alert]) error {
+	ch, cancel := s.g.Alerts()
+	defer cancel()
+	for {
+		select {
+		case <-stream.Context().Done():
+			return status.FromContextError(stream.Context().Err()).Err()
+		case a := <-ch:
+			if err := stream.Send(a); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// ServeCustody serves the Custody service (and gRPC health) on l until ctx
+// is done. A tcp listener requires tlsCfg (mutual TLS 1.3).
+func ServeCustody(ctx context.Context, l net.Listener, srv *CustodyServer, tlsCfg *TLSServerConfig, grace time.Duration) error {
+	var opts []grpc.ServerOption
+	if _, isUnix := l.Addr().(*net.UnixAddr); !isUnix {
+		if tlsCfg == nil {
+			l.Close()
+			return errors.New("coldbridge: the gateway serves TCP only with mutual TLS")
+		}
+		cfg, err := mtls.Server(tlsCfg.Cert, tlsCfg.Key, tlsCfg.ClientCA, tlsCfg.AllowedIdentities)
+		if err != nil {
+			l.Close()
+			return err
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg)))
+	}
+	gs := grpc.NewServer(opts...)
+	pb.RegisterCustodyServer(gs, srv)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(pb.Custody_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	errc := make(chan error, 1)
+	go func() { errc <- gs.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	hs.Shutdown()
+	if grace <= 0 {
+		grace = 5 * time.Second
+	}
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		gs.Stop()
+		<-done
+	}
+	return nil
+}
+
+// isUnixTarget reports whether an address names a Unix socket.
+func isUnixTarget(addr string) bool { return strings.HasPrefix(addr, "unix://") }

@@ -1,0 +1,223 @@
+package coldbridge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer"
+)
+
+// SignerClient is the part of the signer's gRPC API the relay uses.
+type SignerClient interface {
+	Sign(ctx context.Context, in *pb.SignRequest, opts ...grpc.CallOption) (*pb.SignResponse, error)
+}
+
+// Relay is the cold side of the bridge: it reads request frames, asks the
+// signer, and writes the answer frames. It settles a request frame only
+// after its answer is on the outbound medium, so a crash at any point
+// leaves the request to be read again (and the signer answers a repeat
+// identically).
+type Relay struct {
+	In     FrameReader
+	Out    FrameWriter
+	Signer SignerClient
+	// Log receives one line per request; nil discards.
+	Log *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// RetryMin and RetryMax bound the backoff while the signer is
+	// unreachable (defaults 200ms and 10s). The relay never gives up on a
+	// request it has read: it retries until the signer answers or ctx ends.
+	RetryMin, RetryMax time.Duration
+	// CallTimeout bounds one Sign call (default 30s).
+	CallTimeout time.Duration
+	// Observe, when set, is told the outcome of every request ("signed",
+	// "refused", "malformed") and how long the signer took.
+	Observe func(outcome string, took time.Duration)
+}
+
+// Relay refusal codes (BridgeRefusal.code) for requests the signer never saw.
+const (
+	CodeRelayMalformed = "RELAY_MALFORMED" // the request frame's payload does not decode
+	CodeSignerInternal = "SIGNER_INTERNAL" // the signer failed internally; resend later
+)
+
+// internalRetries is how many times an internal signer error is retried
+// before the relay answers with CodeSignerInternal.
+const internalRetries = 3
+
+func (r *Relay) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Relay) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Run relays until ctx is done (then it returns nil) or the outbound
+// medium fails (then it returns the error; the frame being handled stays
+// unsettled).
+func (r *Relay) Run(ctx context.Context) error {
+	for {
+		rec, err := r.In.ReadFrame(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("coldbridge: relay: reading: %w", err)
+		}
+		if err := r.handle(ctx, rec); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func (r *Relay) handle(ctx context.Context, rec *Received) error {
+	f := rec.Frame
+	switch f.Type {
+	case TypeHeartbeat:
+		return rec.Done()
+	case TypeRequest:
+	default:
+		return rec.Reject(fmt.Sprintf("a %s frame does not belong on the cold side's inbound medium", f.Type))
+	}
+	var breq pb.BridgeRequest
+	if err := proto.Unmarshal(f.Payload, &breq); err != nil || breq.GetSign().GetIntent().GetRequestId() != f.RequestID {
+		reason := "the payload is not a BridgeRequest for this request id"
+		if err == nil {
+			reason = fmt.Sprintf("the payload's request id %q is not the frame's", breq.GetSign().GetIntent().GetRequestId())
+		}
+		r.log().Warn("malformed request frame", "request_id", f.RequestID, "file", rec.Name, "reason", reason)
+		if r.Observe != nil {
+			r.Observe("malformed", 0)
+		}
+		refusal := &pb.BridgeRefusal{Code: CodeRelayMalformed, Detail: reason}
+		if err := r.write(ctx, TypeRefusal, f.RequestID, refusal); err != nil {
+			return err
+		}
+		return rec.Reject(reason)
+	}
+	start := time.Now()
+	typ, answer, err := r.ask(ctx, breq.GetSign())
+	if err != nil {
+		return err // ctx ended: the frame stays for the next run
+	}
+	if r.Observe != nil {
+		outcome := "signed"
+		if typ == TypeRefusal {
+			outcome = "refused"
+		}
+		r.Observe(outcome, time.Since(start))
+	}
+	if err := r.write(ctx, typ, f.RequestID, answer); err != nil {
+		return err
+	}
+	return rec.Done()
+}
+
+// ask calls the signer until it answers, and returns the answer frame's
+// type and payload.
+func (r *Relay) ask(ctx context.Context, req *pb.SignRequest) (FrameType, proto.Message, error) {
+	wait := r.RetryMin
+	if wait <= 0 {
+		wait = 200 * time.Millisecond
+	}
+	maxWait := r.RetryMax
+	if maxWait <= 0 {
+		maxWait = 10 * time.Second
+	}
+	callTimeout := r.CallTimeout
+	if callTimeout <= 0 {
+		callTimeout = 30 * time.Second
+	}
+	id := req.GetIntent().GetRequestId()
+	internal := 0
+	for {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		resp, err := r.Signer.Sign(cctx, req)
+		cancel()
+		if err == nil {
+			r.log().Info("signed", "request_id", id, "hash", fmt.Sprintf("%X", resp.GetHash()), "subtype", resp.GetSubtype())
+			return TypeResponse, &pb.BridgeResponse{Sign: resp}, nil
+		}
+		if ctx.Err() != nil {
+			return 0, nil, ctx.Err()
+		}
+		st := status.Convert(err)
+		if ref, ok := signer.RefusalFromStatus(st); ok {
+			r.log().Info("refused", "request_id", id, "reason", signer.ReasonName(ref.Reason), "detail", ref.Detail)
+			out := &pb.BridgeRefusal{Reason: ref.Reason, Detail: ref.Detail, Code: codeName(st.Code())}
+			if ref.Pending != nil {
+				out.Pending = pb.BlockFromNano(ref.Pending)
+			}
+			return TypeRefusal, out, nil
+		}
+		switch st.Code() {
+		case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.ResourceExhausted, codes.Aborted:
+			// The signer is restarting or busy: wait and ask again.
+		case codes.Internal, codes.Unknown:
+			internal++
+			if internal > internalRetries {
+				r.log().Error("signer failed", "request_id", id, "error", st.Message())
+				return TypeRefusal, &pb.BridgeRefusal{Code: CodeSignerInternal, Detail: st.Message()}, nil
+			}
+		default:
+			r.log().Warn("signer rejected the call", "request_id", id, "code", st.Code().String(), "error", st.Message())
+			return TypeRefusal, &pb.BridgeRefusal{Code: codeName(st.Code()), Detail: st.Message()}, nil
+		}
+		r.log().Warn("signer unreachable, retrying", "request_id", id, "code", st.Code().String(), "wait", wait.String())
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, nil, ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, maxWait)
+	}
+}
+
+// codeName returns a gRPC code as the upper-case name the proto uses
+// (e.g. "FAILED_PRECONDITION").
+func codeName(c codes.Code) string {
+	names := map[codes.Code]string{
+		codes.InvalidArgument: "INVALID_ARGUMENT", codes.FailedPrecondition: "FAILED_PRECONDITION",
+		codes.PermissionDenied: "PERMISSION_DENIED", codes.ResourceExhausted: "RESOURCE_EXHAUSTED",
+		codes.AlreadyExists: "ALREADY_EXISTS", codes.NotFound: "NOT_FOUND", codes.Unimplemented: "UNIMPLEMENTED",
+		codes.Unauthenticated: "UNAUTHENTICATED", codes.Internal: "INTERNAL", codes.OutOfRange: "OUT_OF_RANGE",
+	}
+	if n, ok := names[c]; ok {
+		return n
+	}
+	return c.String()
+}
+
+func (r *Relay) write(ctx context.Context, typ FrameType, id string, m proto.Message) error {
+	payload, err := proto.Marshal(m)
+	if err != nil {
+		return err
+	}
+	f := &Frame{Type: typ, RequestID: id, Created: r.now(), Payload: payload}
+	if err := r.Out.WriteFrame(ctx, f); err != nil {
+		return fmt.Errorf("coldbridge: relay: writing the %s for %s: %w", typ, id, err)
+	}
+	return nil
+}
+
