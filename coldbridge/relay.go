@@ -220,4 +220,3 @@ func (r *Relay) write(ctx context.Context, typ FrameType, id string, m proto.Mes
 	}
 	return nil
 }
-

@@ -142,7 +142,8 @@ type Tier struct {
 // full key path of the offending value, with array indices, such as
 // "groups[1].tiers[0].quorum"; it is empty for a TOML syntax error, whose
 // Msg then gives the line and column. File is the file's path when the
-// error comes from Load.
+// error comes from Load. It has the fields of conffile.Error, which reports
+// the problems while the file is parsed.
 type ConfigError struct {
 	File string
 	Key  string

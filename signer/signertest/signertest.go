@@ -228,7 +228,9 @@ func (e *Env) Fund(to nano.PublicKey, amount nano.Amount) (src, prev nano.StateB
 }
 
 // NextID returns a fresh request id.
-func (e *Env) NextID() string { return fmt.Sprintf("t-%d-%04d", time.Now().UnixNano()%1e6, e.seq.Add(1)) }
+func (e *Env) NextID() string {
+	return fmt.Sprintf("t-%d-%04d", time.Now().UnixNano()%1e6, e.seq.Add(1))
+}
 
 func expiry() int64 { return time.Now().Add(time.Hour).Unix() }
 
