@@ -4,6 +4,7 @@ package hsm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"unsafe"
@@ -154,11 +155,18 @@ func findSlot(p p11, label, serial string) (uint, error) {
 	if err != nil {
 		return 0, fmt.Errorf("hsm: C_GetSlotList: %w", err)
 	}
-	var found []uint
+	var (
+		found      []uint
+		unreadable []error
+	)
 	for _, id := range ids {
 		ti, err := p.GetTokenInfo(id)
 		if err != nil {
-			return 0, fmt.Errorf("hsm: C_GetTokenInfo(slot %d): %w", id, err)
+			// Another token of the module may be unreadable for a moment
+			// (SoftHSM, while another process writes it): it is not the
+			// one we look for unless nothing else matches.
+			unreadable = append(unreadable, fmt.Errorf("C_GetTokenInfo(slot %d): %w", id, err))
+			continue
 		}
 		if ti.Flags&pkcs11.CKF_TOKEN_INITIALIZED == 0 {
 			continue
@@ -177,6 +185,9 @@ func findSlot(p p11, label, serial string) (uint, error) {
 	}
 	switch len(found) {
 	case 0:
+		if len(unreadable) > 0 {
+			return 0, fmt.Errorf("%w: %s (%d slots could not be read: %w)", ErrTokenNotFound, what, len(unreadable), errors.Join(unreadable...))
+		}
 		return 0, fmt.Errorf("%w: %s", ErrTokenNotFound, what)
 	case 1:
 		return found[0], nil

@@ -1,0 +1,74 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nanokms/nanokms/nano"
+)
+
+// DefaultPollInterval is how often AwaitConfirmation polls block_info: the
+// integration guide's five seconds.
+const DefaultPollInterval = 5 * time.Second
+
+// Confirmer follows blocks to confirmation: over the WebSocket when it has
+// one, and by polling block_info's "confirmed" in any case, because
+// WebSocket delivery is not guaranteed.
+type Confirmer struct {
+	Client *Client
+	// WS, if set, delivers confirmations as they happen. Its account set
+	// must include the block's account for them to arrive.
+	WS *WS
+	// PollInterval is the block_info polling period; 0 means
+	// DefaultPollInterval.
+	PollInterval time.Duration
+	// Log receives polling failures; nil discards.
+	Log *slog.Logger
+}
+
+// AwaitConfirmation returns nil once the node reports h confirmed, either
+// on the WebSocket or through block_info (polled at once and then every
+// PollInterval). A block the node does not have yet and transport
+// failures are waited out; it returns when ctx is done, or at once with
+// the error when the node's block_info answer is refused (ErrHashMismatch,
+// ErrInconsistent).
+func (c *Confirmer) AwaitConfirmation(ctx context.Context, h nano.Hash) error {
+	interval := c.PollInterval
+	if interval <= 0 {
+		interval = DefaultPollInterval
+	}
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var confirmed <-chan struct{}
+	if c.WS != nil {
+		ch, cancel := c.WS.WaitConfirmed(h)
+		defer cancel()
+		confirmed = ch
+	}
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	for {
+		select {
+		case <-confirmed:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("node: awaiting confirmation of %s: %w", h, ctx.Err())
+		case <-poll.C:
+		}
+		bi, err := c.Client.BlockInfo(ctx, h)
+		switch {
+		case err == nil && bi.Confirmed:
+			return nil
+		case errors.Is(err, ErrHashMismatch), errors.Is(err, ErrInconsistent):
+			return err
+		case err != nil && ctx.Err() == nil:
+			log.Debug("node: confirmation poll failed", "hash", h, "err", err)
+		}
+		poll.Reset(interval)
+	}
+}

@@ -1,0 +1,75 @@
+package node
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzIPCFrame feeds arbitrary bytes to the IPC answer reader: it never
+// panics, never returns more than the bound, and returns exactly the
+// announced body when it succeeds.
+func FuzzIPCFrame(f *testing.F) {
+	for _, name := range []string{"rpc_account_info_response.json", "rpc_block_info_response.json"} {
+		body := MustFixture(f, name)
+		f.Add(append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...))
+	}
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0, 0, 0})
+	f.Add([]byte{0, 0, 0, 5, '{', '}'})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const max = 1 << 12
+		body, err := readIPCFrame(bytes.NewReader(data), max)
+		if err != nil {
+			if body != nil {
+				t.Fatal("a body with an error")
+			}
+			if !errors.Is(err, ErrTransport) && !errors.Is(err, ErrResponseTooLarge) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		n := binary.BigEndian.Uint32(data)
+		if uint32(len(body)) != n || n > max || !bytes.Equal(body, data[4:4+n]) {
+			t.Fatalf("read %d bytes for a frame of %d", len(body), n)
+		}
+		// An answer read is then checked for a node error without panicking.
+		_ = checkNodeError("fuzz", body)
+	})
+}
+
+// FuzzWSMessage feeds arbitrary messages to the WebSocket parser: it
+// never panics, and a confirmation it accepts always hashes to its hash.
+func FuzzWSMessage(f *testing.F) {
+	matches, _ := filepath.Glob(filepath.Join(fixtureDir, "ws_*.json"))
+	for _, m := range matches {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"ack": "pong", "time": "1"}`))
+	f.Add([]byte(`{"topic": "confirmation", "message": {"block": "{}"}}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseWSMessage(data)
+		if err != nil {
+			if !errors.Is(err, ErrBadResponse) && !errors.Is(err, ErrHashMismatch) && !errors.Is(err, ErrInconsistent) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if c := m.Confirmation; c != nil {
+			if c.Block.Hash() != c.Hash || c.Block.Account != c.Account {
+				t.Fatal("an unchecked confirmation was accepted")
+			}
+		}
+		if m.Ack == "" && m.Topic == "" {
+			t.Fatal("neither an acknowledgement nor a notification")
+		}
+	})
+}
