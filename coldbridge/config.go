@@ -70,6 +70,9 @@ type NodeConfig struct {
 	AutoReceive bool
 	// Representative is the representative given to accounts opened by auto-receive.
 	Representative nano.PublicKey
+	// WorkThreshold, when set (hex), replaces the network's thresholds for
+	// every block kind: for development networks (the dev node) only.
+	WorkThreshold string
 }
 
 // GatewayConfig is the hot gateway's configuration file.

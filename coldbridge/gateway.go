@@ -2,10 +2,13 @@ package coldbridge
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,6 +62,11 @@ type GatewayOptions struct {
 	Log            *slog.Logger
 	// Observe, when set, is told every status change (for metrics).
 	Observe func(status pb.RequestStatus, r *pb.Request)
+	// AutoReceive makes receive intents from confirmed sends to custody
+	// accounts (ObserveConfirmed); Representative is given to the accounts
+	// they open.
+	AutoReceive    bool
+	Representative nano.PublicKey
 }
 
 // Gateway is the hot side of the bridge: it queues intents durably, writes
@@ -75,6 +83,9 @@ type Gateway struct {
 	now      func() time.Time
 	log      *slog.Logger
 	observe  func(pb.RequestStatus, *pb.Request)
+
+	autoReceive    bool
+	representative nano.PublicKey
 
 	kick chan struct{}
 
@@ -96,6 +107,7 @@ func OpenGateway(path string, opts GatewayOptions) (*Gateway, error) {
 	g := &Gateway{
 		store: st, out: opts.Out, in: opts.Reader, manifest: opts.Manifest, ledger: opts.Ledger,
 		resend: opts.ResendInterval, now: opts.Now, log: opts.Log, observe: opts.Observe,
+		autoReceive: opts.AutoReceive, representative: opts.Representative,
 		kick: make(chan struct{}, 1), watchers: map[string][]chan *pb.Request{}, inflight: map[string]bool{},
 	}
 	if g.resend <= 0 {
@@ -154,15 +166,15 @@ func (g *Gateway) Submit(ctx context.Context, req *pb.SubmitIntentRequest) (*pb.
 	}
 	sign := &pb.SignRequest{Intent: req.GetIntent(), Approvals: req.GetApprovals(),
 		Head: req.GetHead(), Source: req.GetSource(), SourcePrevious: req.GetSourcePrevious()}
-	if err := g.gather(ctx, &p, sign); err != nil {
-		return nil, err
-	}
 	now := g.now()
 	e := &entry{
 		view: &pb.Request{RequestId: p.RequestID, Status: pb.RequestStatus_REQUEST_STATUS_QUEUED, Intent: req.GetIntent(),
 			SubmittedUnixNano: now.UnixNano(), UpdatedUnixNano: now.UnixNano()},
 		wire:   &pb.BridgeRequest{Sign: sign},
 		digest: digest,
+		// Without a node the submission brings the blocks; with one they
+		// are read when the request reaches the head of its account's line.
+		gathered: g.ledger == nil || req.GetHead() != nil,
 	}
 	if err := g.store.insert(e); err != nil {
 		if errors.Is(err, errExists) {
@@ -180,8 +192,8 @@ func (g *Gateway) Submit(ctx context.Context, req *pb.SubmitIntentRequest) (*pb.
 	return e.view, nil
 }
 
-// gather fills the head and source blocks from the ledger when the
-// submission did not bring them.
+// gather fills the head and source blocks from the ledger, in one
+// consistent read of the account, when the submission did not bring them.
 func (g *Gateway) gather(ctx context.Context, p *intent.Parsed, sign *pb.SignRequest) error {
 	if g.ledger == nil {
 		return nil
@@ -346,26 +358,45 @@ func (g *Gateway) sendLoop(ctx context.Context) error {
 }
 
 // sendDue writes the requests that are due and returns how long until the
-// next one is.
+// next one is. Requests of one account go one at a time, in submission
+// order: a request waits until the one before it is settled (signed when
+// there is no node; published when there is, so that the node's head
+// includes it) before its head is read and it is sent.
 func (g *Gateway) sendDue(ctx context.Context) (time.Duration, error) {
 	now := g.now()
 	next := g.resend
-	var due []string
+	var open []*entry
 	err := g.store.each(func(e *entry) error {
-		switch e.view.GetStatus() {
-		case pb.RequestStatus_REQUEST_STATUS_QUEUED, pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD:
-		default:
-			return nil
+		if !g.settled(e.view.GetStatus()) {
+			open = append(open, e)
 		}
-		if wait := e.lastSent.Add(g.resend).Sub(now); !e.lastSent.IsZero() && wait > 0 {
-			next = min(next, wait)
-			return nil
-		}
-		due = append(due, e.view.GetRequestId())
 		return nil
 	})
 	if err != nil {
 		return 0, err
+	}
+	slices.SortFunc(open, func(a, b *entry) int {
+		return cmp.Or(cmp.Compare(a.view.GetSubmittedUnixNano(), b.view.GetSubmittedUnixNano()),
+			strings.Compare(a.view.GetRequestId(), b.view.GetRequestId()))
+	})
+	busy := map[string]bool{}
+	var due []string
+	for _, e := range open {
+		acct := string(e.view.GetIntent().GetAccount())
+		if busy[acct] {
+			continue
+		}
+		busy[acct] = true
+		switch e.view.GetStatus() {
+		case pb.RequestStatus_REQUEST_STATUS_QUEUED, pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD:
+		default:
+			continue // signed and in the publish pipeline: it holds the line
+		}
+		if wait := e.lastSent.Add(g.resend).Sub(now); !e.lastSent.IsZero() && wait > 0 {
+			next = min(next, wait)
+			continue
+		}
+		due = append(due, e.view.GetRequestId())
 	}
 	for _, id := range due {
 		if err := g.sendOne(ctx, id); err != nil {
@@ -375,10 +406,44 @@ func (g *Gateway) sendDue(ctx context.Context) (time.Duration, error) {
 	return max(next, time.Millisecond), nil
 }
 
+// settled reports whether a request in status s no longer holds its
+// account's line.
+func (g *Gateway) settled(s pb.RequestStatus) bool {
+	switch s {
+	case pb.RequestStatus_REQUEST_STATUS_QUEUED, pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD:
+		return false
+	case pb.RequestStatus_REQUEST_STATUS_SIGNED:
+		return g.ledger == nil
+	}
+	return true
+}
+
 func (g *Gateway) sendOne(ctx context.Context, id string) error {
 	e, ok, err := g.store.get(id)
 	if err != nil || !ok {
 		return err
+	}
+	if !e.gathered {
+		p, err := intent.Parse(e.view.GetIntent())
+		if err != nil {
+			g.fail(id, "the stored intent: "+err.Error())
+			return nil
+		}
+		sign := proto.Clone(e.wire.GetSign()).(*pb.SignRequest)
+		if err := g.gather(ctx, &p, sign); err != nil {
+			if errors.Is(err, ErrPermanent) {
+				g.fail(id, err.Error())
+				return nil
+			}
+			g.log.Warn("reading the node; will retry", "request_id", id, "error", err.Error())
+			return nil
+		}
+		if e, err = g.store.update(id, func(e *entry, _ *bolt.Tx) error {
+			e.wire.Sign, e.gathered = sign, true
+			return nil
+		}); err != nil {
+			return err
+		}
 	}
 	wire := proto.Clone(e.wire).(*pb.BridgeRequest)
 	wire.Attempt = e.view.GetAttempts() + 1

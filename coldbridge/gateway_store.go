@@ -28,6 +28,8 @@ type gwRecord struct {
 	Digest [32]byte `json:"digest"`
 	// LastSent is when the request was last written to the bridge (Unix ns; 0: never).
 	LastSent int64 `json:"last_sent"`
+	// Gathered is true once Wire holds the head and source blocks.
+	Gathered bool `json:"gathered"`
 }
 
 // gatewayStore is the gateway's bbolt file: its queue survives restarts.
@@ -69,6 +71,7 @@ type entry struct {
 	wire     *pb.BridgeRequest
 	digest   [32]byte
 	lastSent time.Time
+	gathered bool
 }
 
 func decodeRecord(data []byte) (*entry, error) {
@@ -76,7 +79,7 @@ func decodeRecord(data []byte) (*entry, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("coldbridge: corrupt gateway record: %w", err)
 	}
-	e := &entry{view: new(pb.Request), wire: new(pb.BridgeRequest), digest: r.Digest}
+	e := &entry{view: new(pb.Request), wire: new(pb.BridgeRequest), digest: r.Digest, gathered: r.Gathered}
 	if err := proto.Unmarshal(r.View, e.view); err != nil {
 		return nil, fmt.Errorf("coldbridge: corrupt gateway record: %w", err)
 	}
@@ -98,7 +101,7 @@ func encodeRecord(e *entry) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := gwRecord{View: view, Wire: wire, Digest: e.digest}
+	r := gwRecord{View: view, Wire: wire, Digest: e.digest, Gathered: e.gathered}
 	if !e.lastSent.IsZero() {
 		r.LastSent = e.lastSent.UnixNano()
 	}

@@ -5,7 +5,7 @@ import "github.com/spf13/cobra"
 // newAccountCmd groups the account subcommands.
 func newAccountCmd(e *env) *cobra.Command {
 	cmd := newGroup("account", "Derive and decode account addresses")
-	cmd.AddCommand(newAccountDeriveCmd(e), newAccountDecodeCmd(e))
+	cmd.AddCommand(newAccountDeriveCmd(e), newAccountDecodeCmd(e), newAccountListCmd(e))
 	return cmd
 }
 

@@ -54,7 +54,7 @@ func runCLIContext(t *testing.T, ctx context.Context, stdin string, args ...stri
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
-func node(name string) string { return filepath.Join(nodeFixtures, name) }
+func fixture(name string) string { return filepath.Join(nodeFixtures, name) }
 
 // writeTemp writes data to a new file in a test's temporary directory.
 func writeTemp(t *testing.T, name, data string) string {
@@ -291,7 +291,7 @@ func TestBlockVerifyJSONKeys(t *testing.T) {
 	for _, f := range fixtures {
 		for _, extra := range [][]string{nil, {"--subtype", "receive"}, {"--subtype", "send"}, {"--threshold", "ffffffc000000000"}} {
 			args := append([]string{"block", "verify", "--json"}, extra...)
-			args = append(args, node(f))
+			args = append(args, fixture(f))
 			t.Run(f+strings.Join(extra, "="), func(t *testing.T) {
 				r := runCLI(t, "", args...)
 				want := base
@@ -336,8 +336,8 @@ func TestBlockVerifyJSONKeys(t *testing.T) {
 func TestJSONKeysSnakeCase(t *testing.T) {
 	seedFile := writeTemp(t, "seed", testSeed+"\n")
 	tests := [][]string{
-		{"block", "hash", "--json", node("ws_confirmation.json")},
-		{"block", "verify", "--json", "--subtype", "send", node("http_callback_send.json")},
+		{"block", "hash", "--json", fixture("ws_confirmation.json")},
+		{"block", "verify", "--json", "--subtype", "send", fixture("http_callback_send.json")},
 		{"account", "derive", "--json", "--seed-file", seedFile, "--index", "1"},
 		{"account", "decode", "--json", testAddress},
 		{"work", "validate", "--json", "--root", "32304ECE16D931BDC5E6DB71CFB4069620D8A5E5AFBEA34975742506CA38AF1E", "--work", "00000000000005CB", "--threshold", "ff00000000000000"},
@@ -409,12 +409,12 @@ func TestErrorsGoToStderr(t *testing.T) {
 		{"block hash/unknown flag", "", []string{"block", "hash", "--hex"}, 2, "unknown flag: --hex", usageHint},
 
 		// block verify
-		{"block verify/threshold and subtype", "", []string{"block", "verify", "--threshold", "ff", "--subtype", "send", node("ws_confirmation.json")}, 2, "--threshold and --subtype are mutually exclusive", usageHint},
-		{"block verify/bad subtype", "", []string{"block", "verify", "--subtype", "fast", node("ws_confirmation.json")}, 2, "--subtype: nano: subtype: invalid syntax: want send, receive, open, change or epoch", usageHint},
-		{"block verify/bad threshold", "", []string{"block", "verify", "--threshold", "xyz", node("ws_confirmation.json")}, 2, "--threshold: nano: threshold: invalid syntax: not hex", usageHint},
-		{"block verify/long threshold", "", []string{"block", "verify", "--threshold", "fffffffffffffffff", node("ws_confirmation.json")}, 2, "--threshold: nano: threshold: wrong length: want 1 to 16 hex digits", usageHint},
+		{"block verify/threshold and subtype", "", []string{"block", "verify", "--threshold", "ff", "--subtype", "send", fixture("ws_confirmation.json")}, 2, "--threshold and --subtype are mutually exclusive", usageHint},
+		{"block verify/bad subtype", "", []string{"block", "verify", "--subtype", "fast", fixture("ws_confirmation.json")}, 2, "--subtype: nano: subtype: invalid syntax: want send, receive, open, change or epoch", usageHint},
+		{"block verify/bad threshold", "", []string{"block", "verify", "--threshold", "xyz", fixture("ws_confirmation.json")}, 2, "--threshold: nano: threshold: invalid syntax: not hex", usageHint},
+		{"block verify/long threshold", "", []string{"block", "verify", "--threshold", "fffffffffffffffff", fixture("ws_confirmation.json")}, 2, "--threshold: nano: threshold: wrong length: want 1 to 16 hex digits", usageHint},
 		{"block verify/legacy stdin", strings.Replace(bareBlock, `"state"`, `"send"`, 1), []string{"block", "verify", "-"}, 1, `nano: type: not a state block: type is "send"`, "hint: the input must be a state block"},
-		{"block verify/not a block", "", []string{"block", "verify", node("ws_vote.json")}, 1, "nano: message.block: missing: ", "hint: the input must be a state block"},
+		{"block verify/not a block", "", []string{"block", "verify", fixture("ws_vote.json")}, 1, "nano: message.block: missing: ", "hint: the input must be a state block"},
 		{"block verify/two files", "", []string{"block", "verify", legacy, legacy}, 2, "accepts at most 1 arg(s), received 2", usageHint},
 
 		// account derive
@@ -498,7 +498,7 @@ func TestFailedChecksPrintFindings(t *testing.T) {
 		want  string // a line of stdout
 	}{
 		{"verify flipped signature", flipped, []string{"block", "verify"}, "signature:  INVALID"},
-		{"verify work below send threshold", "", []string{"block", "verify", "--subtype", "send", node("rpc_block_info_response.json")}, "work:       BELOW the threshold (threshold FFFFFFF800000000)"},
+		{"verify work below send threshold", "", []string{"block", "verify", "--subtype", "send", fixture("rpc_block_info_response.json")}, "work:       BELOW the threshold (threshold FFFFFFF800000000)"},
 		{"validate just misses", "", []string{"work", "validate", "--root", "32304ECE16D931BDC5E6DB71CFB4069620D8A5E5AFBEA34975742506CA38AF1E", "--work", "00000000000005CB", "--threshold", "FF9C9DD519282006"}, "work:       BELOW the threshold (threshold FF9C9DD519282006)"},
 	}
 	for _, tt := range tests {
@@ -548,8 +548,8 @@ func TestNoStrayOutput(t *testing.T) {
 		defer func() { os.Stdout, os.Stderr = oldOut, oldErr }()
 		for _, args := range [][]string{
 			nil, {"help"}, {"--help"}, {"block"}, {"block", "hash", "--help"}, {"sign"},
-			{"block", "hash", node("ws_confirmation.json")},
-			{"block", "verify", "--subtype", "send", node("ws_confirmation.json")},
+			{"block", "hash", fixture("ws_confirmation.json")},
+			{"block", "verify", "--subtype", "send", fixture("ws_confirmation.json")},
 			{"account", "decode", "xrb_"},
 			{"work", "validate", "--root", "x"},
 		} {

@@ -113,6 +113,13 @@ func newRoot(e *env) *cobra.Command {
 		newApproverCmd(e),
 		newSignerCmd(e),
 		newAuditCmd(e),
+		newRelayCmd(e),
+		newGatewayCmd(e),
+		newBenchCmd(e),
+		newTokenCmd(e),
+		newWalletCmd(e),
+		newDevnodeCmd(e),
+		newBridgeCmd(e),
 	)
 	return root
 }

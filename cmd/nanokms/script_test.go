@@ -20,7 +20,7 @@ const nodeFixtures = "../../testdata/node"
 // TestMain lets the test binary double as the nanokms command, so that the
 // scripts run the real CLI in a separate process.
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(softhsmMain{m}, map[string]func(){
 		"nanokms": func() {
 			os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 		},
@@ -37,15 +37,29 @@ func TestMain(m *testing.M) {
 //	    stderr are kept for the following stdout/stderr checks);
 //	capture NAME REGEXP
 //	    set $NAME to the first submatch of REGEXP in the last stdout.
+//	newtoken NAME
+//	    set $NAME to the label of another fresh SoftHSM token (same PIN),
+//	    in the script's own token directory.
+//	flipsealed FILE
+//	    flip a bit of the sealed blob in the wallet export FILE.
+//	perm FILE MODE
+//	    fail unless FILE's permission bits are MODE (octal).
+//
+// Each script also gets a SoftHSM token directory and a fresh token of its
+// own (setupToken).
 func TestScripts(t *testing.T) {
+	prepareScriptTokens(t)
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
-		Setup:               copyNodeFixtures,
+		Setup:               setupScript,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits":   cmdExits,
-			"capture": cmdCapture,
+			"exits":      cmdExits,
+			"capture":    cmdCapture,
+			"newtoken":   cmdNewToken,
+			"flipsealed": cmdFlipSealed,
+			"perm":       cmdPerm,
 		},
 	})
 }

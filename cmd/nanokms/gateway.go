@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nanokms/nanokms/coldbridge"
+)
+
+type gatewayOptions struct {
+	config string
+}
+
+func newGatewayCmd(e *env) *cobra.Command {
+	var opts gatewayOptions
+	cmd := &cobra.Command{
+		Use:   "gateway --config F",
+		Short: "Run the hot gateway: the Custody gRPC service, the bridge's hot end and the node side",
+		Long: `Runs the hot gateway with the configuration file F (docs/CONFIG.md, "Gateway").
+It serves the Custody gRPC API to withdrawal services (mutual TLS on TCP, or a
+Unix socket), keeps its queue in a bbolt file, writes request frames to the
+bridge and resends them until answered, verifies every signed block against its
+intent, and (with a [node] section) publishes and follows confirmation. Logs
+are JSON lines on standard error.`,
+		Args: noArgsQuiet,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runGateway(cmd.Context(), e, opts) },
+	}
+	cmd.Flags().StringVar(&opts.config, "config", "", "the gateway's configuration file")
+	return cmd
+}
+
+func runGateway(ctx context.Context, e *env, opts gatewayOptions) error {
+	if opts.config == "" {
+		return usageErr("--config is required")
+	}
+	cfg, err := coldbridge.LoadGatewayConfig(opts.config)
+	if err != nil {
+		return withHint(err, "docs/CONFIG.md documents every key")
+	}
+	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+	manifest, err := coldbridge.LoadManifests(cfg.Manifests...)
+	if err != nil {
+		return withHint(err, "write a manifest on the cold host with 'nanokms account list --wallet W --json'")
+	}
+	medium, err := coldbridge.OpenMedium(cfg.Bridge, coldbridge.Hot,
+		func(name string, err error) { log.Warn("frame refused", "file", name, "error", err.Error()) },
+		func(err error) { log.Warn("bridge medium", "error", err.Error()) })
+	if err != nil {
+		return err
+	}
+	defer medium.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	nodeSide, err := openNodeSide(ctx, cfg.Node, log)
+	if err != nil {
+		return err
+	}
+	defer nodeSide.Close()
+
+	gw, err := coldbridge.OpenGateway(cfg.State, coldbridge.GatewayOptions{
+		Out: medium.Writer, Reader: medium.Reader, Manifest: manifest, Ledger: nodeSide.ledger(),
+		ResendInterval: cfg.ResendInterval, Log: log,
+		AutoReceive: cfg.Node.AutoReceive, Representative: cfg.Node.Representative,
+	})
+	if err != nil {
+		return err
+	}
+	defer gw.Close()
+	l, err := listenGateway(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 3)
+	go func() { errc <- gw.Run(ctx) }()
+	go func() {
+		errc <- coldbridge.ServeCustody(ctx, l, coldbridge.NewCustodyServer(gw), cfg.TLS, 5*time.Second)
+	}()
+	go func() { errc <- nodeSide.Run(ctx, gw) }()
+	log.Info("serving", "listen", cfg.Listen, "bridge", cfg.Bridge.Kind, "accounts", len(manifest.Accounts()), "node", cfg.Node.RPC)
+	first := <-errc
+	cancel()
+	for i := 0; i < 2; i++ {
+		if err := <-errc; first == nil {
+			first = err
+		}
+	}
+	if first != nil && !errors.Is(first, context.Canceled) {
+		return first
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// listenGateway opens unix:///path (mode 0600) or tcp://host:port.
+func listenGateway(addr string) (net.Listener, error) {
+	switch {
+	case strings.HasPrefix(addr, "unix://"):
+		path := strings.TrimPrefix(addr, "unix://")
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(path); err == nil {
+			if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+				c.Close()
+				return nil, fmt.Errorf("gateway.listen: %s is in use by another process", path)
+			}
+			_ = os.Remove(path)
+		}
+		l, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, err
+		}
+		return l, os.Chmod(path, 0o600)
+	case strings.HasPrefix(addr, "tcp://"):
+		return net.Listen("tcp", strings.TrimPrefix(addr, "tcp://"))
+	}
+	return nil, fmt.Errorf("gateway.listen %q is neither unix:// nor tcp://", addr)
+}

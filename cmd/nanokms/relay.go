@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/mtls"
+	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+)
+
+type relayOptions struct {
+	config string
+}
+
+func newRelayCmd(e *env) *cobra.Command {
+	var opts relayOptions
+	cmd := &cobra.Command{
+		Use:   "relay --config F",
+		Short: "Run the cold relay: bridge requests in, signer answers out",
+		Long: `Runs the cold relay with the configuration file F (docs/CONFIG.md, "Relay").
+It reads request frames from the bridge's inbound side, checks them, asks the
+signer, and writes response or refusal frames to the outbound side. While the
+signer is down it retries with backoff; it never drops a request it has read.
+Logs are JSON lines on standard error.`,
+		Args: noArgsQuiet,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runRelay(cmd.Context(), e, opts) },
+	}
+	cmd.Flags().StringVar(&opts.config, "config", "", "the relay's configuration file")
+	return cmd
+}
+
+// logLevel maps a configured level name to slog's.
+func logLevel(name string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(name)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+func runRelay(ctx context.Context, e *env, opts relayOptions) error {
+	if opts.config == "" {
+		return usageErr("--config is required")
+	}
+	cfg, err := coldbridge.LoadRelayConfig(opts.config)
+	if err != nil {
+		return withHint(err, "docs/CONFIG.md documents every key")
+	}
+	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+	medium, err := coldbridge.OpenMedium(cfg.Bridge, coldbridge.Cold,
+		func(name string, err error) { log.Warn("frame refused", "file", name, "error", err.Error()) },
+		func(err error) { log.Warn("bridge medium", "error", err.Error()) })
+	if err != nil {
+		return err
+	}
+	defer medium.Close()
+	conn, err := dialSigner(cfg.Signer, cfg.TLS)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	r := &coldbridge.Relay{
+		In: medium.Reader, Out: medium.Writer, Signer: pb.NewSignerClient(conn), Log: log,
+		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax,
+	}
+	log.Info("relaying", "signer", cfg.Signer, "bridge", cfg.Bridge.Kind)
+	if err := r.Run(ctx); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// dialSigner connects to the signer: a Unix socket, or TCP with mutual TLS.
+func dialSigner(addr string, tlsCfg *coldbridge.TLSClientConfig) (*grpc.ClientConn, error) {
+	switch {
+	case strings.HasPrefix(addr, "unix://"):
+		return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	case strings.HasPrefix(addr, "tcp://"):
+		if tlsCfg == nil {
+			return nil, fmt.Errorf("relay.signer %s: tcp needs [relay.tls]", addr)
+		}
+		c, err := mtls.Client(tlsCfg.Cert, tlsCfg.Key, tlsCfg.CA, tlsCfg.ServerName)
+		if err != nil {
+			return nil, err
+		}
+		return grpc.NewClient(strings.TrimPrefix(addr, "tcp://"), grpc.WithTransportCredentials(credentials.NewTLS(c)))
+	}
+	return nil, fmt.Errorf("relay.signer %q is neither unix:// nor tcp://", addr)
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"encoding/pem"
+	"errors"
+	"fmt"
+
+	"github.com/nanokms/nanokms/hsm"
+	"github.com/spf13/cobra"
+)
+
+type tokenTransportKeyOptions struct {
+	token tokenFlags
+	out   string
+	json  bool
+}
+
+func newTokenTransportKeyCmd(e *env) *cobra.Command {
+	var opts tokenTransportKeyOptions
+	cmd := &cobra.Command{
+		Use:   "transport-key --out FILE",
+		Short: "Backup token: make the key that will receive the master key",
+		Long: `The first step of the backup ceremony, on a backup token (one with no master
+key): generates the RSA-3072 transport key pair on the token (its private
+half never leaves it and can only unwrap), writes the public half to --out
+as a PEM "PUBLIC KEY" block (not secret), and prints its SHA-256
+fingerprint. Write the fingerprint down: 'nanokms token wrap-master' prints
+it again on the primary. Run again, it writes the same public key.` + tokenFlagsHelp,
+		Args: noArgsQuiet,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runTokenTransportKey(cmd.Context(), e, opts)
+		},
+	}
+	opts.token.register(cmd)
+	cmd.Flags().StringVar(&opts.out, "out", "", "file to write the transport public key to (never overwritten)")
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON")
+	return cmd
+}
+
+// transportKeyResult is the --json output of token transport-key.
+type transportKeyResult struct {
+	Token       string `json:"token"`
+	Out         string `json:"out"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+func runTokenTransportKey(ctx context.Context, e *env, opts tokenTransportKeyOptions) error {
+	if opts.out == "" {
+		return usageErr("--out is required")
+	}
+	tc, err := opts.token.resolve()
+	if err != nil {
+		return err
+	}
+	if err := refuseExisting(opts.out); err != nil {
+		return err
+	}
+	tok, err := tc.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+	der, err := tok.CreateTransportKey(ctx)
+	if errors.Is(err, hsm.ErrMasterKeyExists) {
+		return withHint(fmt.Errorf("token %q already has a master key: it cannot be a backup token", tc.label),
+			"a backup token receives its master key in the ceremony: use a freshly initialised token")
+	}
+	if err != nil {
+		return tc.explain(err)
+	}
+	if err := writeNewFile(opts.out, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
+		return err
+	}
+	res := transportKeyResult{Token: tc.label, Out: opts.out, Fingerprint: hsm.TransportKeyFingerprint(der)}
+	if opts.json {
+		return printJSON(e.stdout, res)
+	}
+	fmt.Fprintf(e.stdout, "token:         %s\n", res.Token)
+	fmt.Fprintf(e.stdout, "transport key: %s\n", res.Out)
+	fmt.Fprintf(e.stdout, "fingerprint:   %s\n", res.Fingerprint)
+	fmt.Fprintln(e.stdout, "next:          on the primary, 'nanokms token wrap-master --transport-key FILE --out PKG'; compare the fingerprint it prints with this one")
+	return nil
+}

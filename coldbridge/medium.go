@@ -1,0 +1,96 @@
+package coldbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// Side is which end of the bridge a medium is opened for.
+type Side int
+
+// The two ends.
+const (
+	Cold Side = iota // the relay: reads requests, writes answers
+	Hot              // the gateway: writes requests, reads answers
+)
+
+// Medium is an opened bridge end.
+type Medium struct {
+	Writer FrameWriter
+	Reader FrameReader
+	close  func() error
+}
+
+// Close releases the medium; it is safe to call more than once.
+func (m *Medium) Close() error {
+	if m.close == nil {
+		return nil
+	}
+	err := m.close()
+	m.close = nil
+	return err
+}
+
+// OpenMedium opens the medium cfg describes for side. A file medium's
+// directories are created (mode 0700) when missing. onReject is told of
+// every refused frame; onError of I/O errors a file reader rides out.
+func OpenMedium(cfg BridgeConfig, side Side, onReject RejectFunc, onError func(error)) (*Medium, error) {
+	types := []FrameType{TypeRequest, TypeHeartbeat}
+	if side == Hot {
+		types = []FrameType{TypeResponse, TypeRefusal, TypeHeartbeat}
+	}
+	switch cfg.Kind {
+	case "file":
+		for _, d := range []string{cfg.Inbound, cfg.Outbound} {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return nil, fmt.Errorf("coldbridge: %w", err)
+			}
+		}
+		w, err := NewFileWriter(cfg.Outbound)
+		if err != nil {
+			return nil, err
+		}
+		r, err := NewFileReader(cfg.Inbound, FileReaderOptions{
+			MaxAge: cfg.MaxAge, MaxFutureSkew: cfg.MaxFutureSkew, PollInterval: cfg.PollInterval,
+			OnReject: onReject, OnError: onError, Types: types,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &Medium{Writer: w, Reader: r, close: r.Close}, nil
+	case "serial":
+		s, err := OpenSerial(cfg.Device, SerialOptions{Baud: cfg.Baud, Pace: cfg.Pace, OnReject: onReject})
+		if err != nil {
+			return nil, err
+		}
+		return &Medium{Writer: s, Reader: &typeFilter{r: s, types: types, onReject: onReject}, close: s.Close}, nil
+	}
+	return nil, errors.New("coldbridge: bridge.kind must be file or serial")
+}
+
+// typeFilter drops frames of types this side does not take (a serial line
+// carries both directions' types only by mistake or malice).
+type typeFilter struct {
+	r        FrameReader
+	types    []FrameType
+	onReject RejectFunc
+}
+
+func (t *typeFilter) ReadFrame(ctx context.Context) (*Received, error) {
+	for {
+		rec, err := t.r.ReadFrame(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, ty := range t.types {
+			if rec.Frame.Type == ty {
+				return rec, nil
+			}
+		}
+		if t.onReject != nil {
+			t.onReject(rec.Name, frameErr(ErrCodeType, "a %s frame does not belong on this side", rec.Frame.Type))
+		}
+	}
+}

@@ -1,0 +1,602 @@
+package coldbridge
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"go.bug.st/serial"
+)
+
+// A serial test line is two serial ends with a proxy between them that
+// copies bytes from the writer's end to the reader's end and can damage
+// them on the way:
+//
+//	writer ─▶ pty A ─▶ proxy (noise) ─▶ pty B ─▶ reader
+//
+// The ends are the subsidiary sides of pseudo-terminals, opened with
+// OpenSerial; the proxy holds the other sides (pty masters, or the far
+// ends of socat null-modem pairs).
+
+// noise says what the proxy does to each byte; the rates are per byte.
+type noise struct {
+	flip, drop, dup, garbage float64
+	seed                     uint64
+}
+
+// proxy copies from src to dst, applying its noise while noisy is set.
+type proxy struct {
+	src   io.Reader
+	dst   io.Writer
+	noise noise
+	noisy atomic.Bool
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	consumed int64 // bytes read from src
+	err      error
+}
+
+func startProxy(t testing.TB, src io.Reader, dst io.Writer, n noise) *proxy {
+	t.Helper()
+	p := &proxy{src: src, dst: dst, noise: n}
+	p.cond = sync.NewCond(&p.mu)
+	go p.run()
+	return p
+}
+
+func (p *proxy) run() {
+	rng := rand.New(rand.NewPCG(p.noise.seed, 99))
+	buf := make([]byte, 4096)
+	var out []byte
+	for {
+		n, err := p.src.Read(buf)
+		out = out[:0]
+		for _, c := range buf[:n] {
+			if !p.noisy.Load() {
+				out = append(out, c)
+				continue
+			}
+			if rng.Float64() < p.noise.garbage {
+				for range 1 + rng.IntN(16) {
+					out = append(out, byte(rng.IntN(256)))
+				}
+			}
+			switch r := rng.Float64(); {
+			case r < p.noise.drop:
+				continue
+			case r < p.noise.drop+p.noise.flip:
+				c ^= 1 << rng.IntN(8)
+			case r < p.noise.drop+p.noise.flip+p.noise.dup:
+				out = append(out, c)
+			}
+			out = append(out, c)
+		}
+		if len(out) > 0 {
+			if _, werr := p.dst.Write(out); werr != nil && err == nil {
+				err = werr
+			}
+		}
+		p.mu.Lock()
+		p.consumed += int64(n)
+		if err != nil {
+			p.err = err
+		}
+		p.cond.Broadcast()
+		p.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// waitConsumed blocks until the proxy has passed on total bytes.
+func (p *proxy) waitConsumed(t *testing.T, total int64) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.consumed < total && p.err == nil {
+		p.cond.Wait()
+	}
+	if p.consumed < total {
+		t.Fatalf("proxy stopped after %d of %d bytes: %v", p.consumed, total, p.err)
+	}
+}
+
+// serialLine is a writer end, a proxy and a reader end.
+type serialLine struct {
+	w, r    *Serial
+	proxy   *proxy
+	rejects *rejectLog
+}
+
+// mustPTYPair returns a new pseudo-terminal's two sides.
+func mustPTYPair(t testing.TB) (ptmx, tty *os.File) {
+	t.Helper()
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatalf("opening a pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() {
+		tty.Close()
+		ptmx.Close()
+	})
+	return ptmx, tty
+}
+
+// mustPTYLine builds writer ─▶ pty A ─▶ proxy ─▶ pty B ─▶ reader.
+func mustPTYLine(t testing.TB, opts SerialOptions, n noise) *serialLine {
+	t.Helper()
+	mA, sA := mustPTYPair(t)
+	mB, sB := mustPTYPair(t)
+	return mustLine(t, sA.Name(), sB.Name(), mA, mB, opts, n)
+}
+
+// mustLine opens the two ends and starts the proxy from fromWriter to
+// toReader.
+func mustLine(t testing.TB, writerDev, readerDev string, fromWriter io.Reader, toReader io.Writer, opts SerialOptions, n noise) *serialLine {
+	t.Helper()
+	l := &serialLine{rejects: &rejectLog{}}
+	var err error
+	if l.w, err = OpenSerial(writerDev, opts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.w.Close() })
+	ropts := opts
+	ropts.OnReject = l.rejects.record
+	if l.r, err = OpenSerial(readerDev, ropts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.r.Close() })
+	l.proxy = startProxy(t, fromWriter, toReader, n)
+	return l
+}
+
+// readFrame reads one frame or fails the test after 20 s.
+func (l *serialLine) readFrame(t testing.TB) *Frame {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rec, err := l.r.ReadFrame(ctx)
+	if err != nil {
+		t.Fatalf("ReadFrame: %v", err)
+	}
+	if rec.Name != "serial" {
+		t.Fatalf("name %q", rec.Name)
+	}
+	if err := rec.Done(); err != nil {
+		t.Fatal(err)
+	}
+	return rec.Frame
+}
+
+func (l *serialLine) writeFrame(t testing.TB, f *Frame) int64 {
+	t.Helper()
+	if err := l.w.WriteFrame(context.Background(), f); err != nil {
+		t.Fatalf("WriteFrame: %v", err)
+	}
+	wire, _ := AppendSerialFrame(nil, f)
+	return int64(len(wire))
+}
+
+func TestSerialPTYClean(t *testing.T) {
+	l := mustPTYLine(t, SerialOptions{Baud: 921600, NoPace: true}, noise{})
+	frames := []*Frame{fixRequestFrame(t, "req-1", fixTime), heartbeat(t, "gateway", 1, fixTime)}
+	resp, _ := NewResponseFrame(fixResponse("req-1"), fixTime)
+	frames = append(frames, resp)
+	// A payload full of zeros and 0xFF runs exercises COBS's long blocks.
+	frames = append(frames, &Frame{Type: TypeRefusal, RequestID: "zeros", Created: fixTime, Payload: append(make([]byte, 600), bytes.Repeat([]byte{0xFF}, 600)...)})
+	go func() {
+		for _, f := range frames {
+			if err := l.w.WriteFrame(context.Background(), f); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	for _, f := range frames {
+		if g := l.readFrame(t); !sameFrame(f, g) {
+			t.Fatalf("read %s %s, want %s %s", g.Type, g.RequestID, f.Type, f.RequestID)
+		}
+	}
+	if names, errs := l.rejects.take(); len(names) != 0 {
+		t.Fatalf("a clean line rejected %v", errs)
+	}
+}
+
+// TestSerialNoise sends frames through a proxy that flips bits, drops
+// and duplicates bytes and injects garbage, in rounds: a noisy burst, then
+// one clean frame. Every frame that arrives must be exactly one that was
+// sent (a damaged frame is never accepted), and the clean frame after
+// each burst must arrive (the reader resynchronises).
+func TestSerialNoise(t *testing.T) {
+	l := mustPTYLine(t, SerialOptions{Baud: 921600, NoPace: true}, noise{flip: 0.001, drop: 0.0005, dup: 0.0005, garbage: 0.0005, seed: 1})
+	runNoiseRounds(t, l, 12, 8)
+}
+
+func runNoiseRounds(t *testing.T, l *serialLine, rounds, burst int) {
+	t.Helper()
+	runNoiseRoundsFrom(t, l, rounds, burst, 0)
+}
+
+// runNoiseRoundsFrom is runNoiseRounds on a line whose proxy has already
+// passed on written bytes.
+func runNoiseRoundsFrom(t *testing.T, l *serialLine, rounds, burst int, written int64) {
+	t.Helper()
+	sent := map[string]bool{} // encodings of every frame sent
+	received := make(chan *Frame, 1024)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	readerDone := make(chan error, 1)
+	go func() {
+		for {
+			rec, err := l.r.ReadFrame(ctx)
+			if err != nil {
+				readerDone <- err
+				return
+			}
+			received <- rec.Frame
+		}
+	}()
+	damaged := 0
+	for round := range rounds {
+		// A noisy burst: frames of varied sizes, some of which are damaged.
+		l.proxy.noisy.Store(true)
+		for i := range burst {
+			req := fixSendRequest(t, "noisy-"+itoa(round)+"-"+itoa(i))
+			req.Sign.Intent.AmountRaw = strings.Repeat("9", 1+i*4)
+			f, err := NewRequestFrame(req, fixTime.Add(time.Duration(round*burst+i)*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent[string(mustMarshal(t, f))] = true
+			written += l.writeFrame(t, f)
+		}
+		l.proxy.waitConsumed(t, written) // the burst has passed the proxy
+		l.proxy.noisy.Store(false)
+		clean := heartbeat(t, "clean-"+itoa(round), uint64(round), fixTime)
+		sent[string(mustMarshal(t, clean))] = true
+		written += l.writeFrame(t, clean)
+		// Everything up to the clean frame: only frames that were sent.
+		for {
+			var g *Frame
+			select {
+			case g = <-received:
+			case err := <-readerDone:
+				t.Fatalf("reader stopped: %v", err)
+			case <-time.After(20 * time.Second):
+				t.Fatalf("round %d: the clean frame did not arrive", round)
+			}
+			if !sent[string(mustMarshal(t, g))] {
+				t.Fatalf("round %d: accepted a frame that was never sent: %s %q", round, g.Type, g.RequestID)
+			}
+			if g.RequestID == clean.RequestID {
+				break
+			}
+			damaged-- // one more noisy frame got through intact
+		}
+		damaged += burst
+	}
+	names, errs := l.rejects.take()
+	t.Logf("%d rounds of %d noisy frames: %d lost to noise, %d drops reported", rounds, burst, damaged, len(names))
+	if damaged == 0 {
+		t.Fatal("the noise damaged nothing: the test tests nothing")
+	}
+	for _, err := range errs {
+		var fe *FrameError
+		if !errors.As(err, &fe) {
+			t.Fatalf("drop reported as %v, not a *FrameError", err)
+		}
+	}
+}
+
+func itoa(i int) string { return string(rune('a'+i/26%26)) + string(rune('a'+i%26)) }
+
+// TestSerialGarbageAndOverflow: a run longer than any frame is dropped
+// whole (reported once) and the next frame is read.
+func TestSerialGarbageAndOverflow(t *testing.T) {
+	mA, sA := mustPTYPair(t)
+	mB, sB := mustPTYPair(t)
+	_ = mA
+	_ = sA
+	rejects := &rejectLog{}
+	r, err := OpenSerial(sB.Name(), SerialOptions{OnReject: rejects.record, NoPace: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	f := heartbeat(t, "relay", 3, fixTime)
+	wire, _ := AppendSerialFrame(nil, f)
+	go func() {
+		junk := bytes.Repeat([]byte{0x55}, MaxSerialFrameLength+1000)
+		junk = append(junk, 0, 0, 0, 'x', 'y', 0) // empty runs, and a short bad one
+		junk = append(junk, wire[1:]...)          // a frame without its leading delimiter
+		junk = append(junk, wire...)
+		if _, err := mB.Write(junk); err != nil {
+			t.Error(err)
+		}
+	}()
+	for range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		rec, err := r.ReadFrame(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameFrame(rec.Frame, f) {
+			t.Fatalf("read %+v", rec.Frame)
+		}
+	}
+	_, errs := rejects.take()
+	if len(errs) != 2 {
+		t.Fatalf("rejects %v, want the overflow and the short run", errs)
+	}
+	wantCode(t, errs[0], ErrCodeLength)
+	wantCode(t, errs[1], ErrCodeCOBS)
+}
+
+func TestStreamDecoderSplits(t *testing.T) {
+	var stream []byte
+	var frames []*Frame
+	for i := range 20 {
+		f := heartbeat(t, "s"+itoa(i), uint64(i), fixTime)
+		frames = append(frames, f)
+		stream, _ = AppendSerialFrame(stream, f)
+	}
+	// Fed in every chunk size, the stream yields the same frames.
+	for chunk := 1; chunk <= 64; chunk++ {
+		var d streamDecoder
+		var got []*Frame
+		for off := 0; off < len(stream); off += chunk {
+			p := stream[off:min(off+chunk, len(stream))]
+			for len(p) > 0 {
+				n, f, err := d.scan(p)
+				if err != nil {
+					t.Fatalf("chunk %d: %v", chunk, err)
+				}
+				if f != nil {
+					got = append(got, f)
+				}
+				p = p[n:]
+			}
+		}
+		if len(got) != len(frames) {
+			t.Fatalf("chunk %d: %d frames, want %d", chunk, len(got), len(frames))
+		}
+		for i := range got {
+			if !sameFrame(got[i], frames[i]) {
+				t.Fatalf("chunk %d: frame %d differs", chunk, i)
+			}
+		}
+	}
+}
+
+func TestSerialCloseUnblocks(t *testing.T) {
+	_, tty := mustPTYPair(t)
+	s, err := OpenSerial(tty.Name(), SerialOptions{ReadTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Paced() {
+		t.Fatal("a pseudo-terminal is not paced by default")
+	}
+	errc := make(chan error)
+	go func() {
+		_, err := s.ReadFrame(context.Background())
+		errc <- err
+	}()
+	// Close while ReadFrame waits in the port's read (or before it gets
+	// there): either way it returns ErrClosed.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Fatalf("ReadFrame after Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := s.WriteFrame(context.Background(), heartbeat(t, "x", 1, fixTime)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("WriteFrame after Close: %v", err)
+	}
+	if _, err := s.ReadFrame(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("ReadFrame after Close: %v", err)
+	}
+}
+
+func TestSerialContext(t *testing.T) {
+	_, tty := mustPTYPair(t)
+	s, err := OpenSerial(tty.Name(), SerialOptions{ReadTimeout: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() {
+		_, err := s.ReadFrame(ctx)
+		errc <- err
+	}()
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("ReadFrame: %v", err)
+	}
+	if err := s.WriteFrame(ctx, heartbeat(t, "x", 1, fixTime)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WriteFrame: %v", err)
+	}
+}
+
+func TestSerialOpenErrors(t *testing.T) {
+	if _, err := OpenSerial(filepath.Join(t.TempDir(), "no-such-tty"), SerialOptions{}); err == nil {
+		t.Fatal("opened a missing device")
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o644)
+	if _, err := OpenSerial(file, SerialOptions{}); err == nil {
+		t.Fatal("opened a regular file as a serial port")
+	}
+	_, tty := mustPTYPair(t)
+	if _, err := OpenSerial(tty.Name(), SerialOptions{Baud: -1}); err == nil {
+		t.Fatal("accepted a negative baud rate")
+	}
+	if IsPseudoTerminal(file) || !IsPseudoTerminal(tty.Name()) {
+		t.Fatal("IsPseudoTerminal is wrong")
+	}
+}
+
+// TestSerialPacing checks that a paced writer never outruns the line: n
+// frames at 115200 baud take at least their line time.
+func TestSerialPacing(t *testing.T) {
+	const baud = 115200
+	l := mustPTYLine(t, SerialOptions{Baud: baud}, noise{})
+	if !l.w.Paced() {
+		t.Fatal("not paced")
+	}
+	f := fixRequestFrame(t, "withdrawal-2026-0001", fixTime)
+	wire, _ := AppendSerialFrame(nil, f)
+	const n = 10
+	want := LineTime(n*len(wire), baud)
+	start := time.Now()
+	go func() {
+		for range n {
+			if err := l.w.WriteFrame(context.Background(), f); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	for range n {
+		l.readFrame(t)
+	}
+	took := time.Since(start)
+	t.Logf("%d frames of %d bytes at %d baud: %v (line time %v)", n, len(wire), baud, took, want)
+	// The last chunk of the last frame may arrive before its line time is
+	// up (a write returns when the driver has the bytes).
+	if floor := want - LineTime(l.w.chunk, baud) - paceSlack; took < floor {
+		t.Fatalf("took %v, faster than the line allows (%v)", took, floor)
+	}
+}
+
+// startSocatPair runs socat as a null-modem cable between two new
+// pseudo-terminals and returns their paths (symbolic links in a temporary
+// directory). socat is installed from Debian if it is missing.
+func startSocatPair(t testing.TB) (a, b string) {
+	t.Helper()
+	socat := mustSocat(t)
+	dir := t.TempDir()
+	a, b = filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	cmd := exec.Command(socat, "-d", "-d", "pty,raw,echo=0,link="+a, "pty,raw,echo=0,link="+b)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	// socat says "starting data transfer loop" once both ends exist.
+	sc := bufio.NewScanner(stderr)
+	var log []string
+	for sc.Scan() {
+		log = append(log, sc.Text())
+		if strings.Contains(sc.Text(), "starting data transfer loop") {
+			go io.Copy(io.Discard, stderr)
+			return a, b
+		}
+	}
+	t.Fatalf("socat did not start:\n%s", strings.Join(log, "\n"))
+	return "", ""
+}
+
+var socatOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// mustSocat returns socat's path, installing the Debian package (as root,
+// with apt-get) if it is not there. It never skips: a missing socat that
+// cannot be installed fails the test.
+func mustSocat(t testing.TB) string {
+	t.Helper()
+	socatOnce.Do(func() {
+		if p, err := exec.LookPath("socat"); err == nil {
+			socatOnce.path = p
+			return
+		}
+		out, err := exec.Command("apt-get", "install", "-y", "--no-install-recommends", "socat").CombinedOutput()
+		if err != nil {
+			upd, uerr := exec.Command("apt-get", "update").CombinedOutput()
+			if uerr != nil {
+				socatOnce.err = errors.New("apt-get update: " + uerr.Error() + "\n" + string(upd))
+				return
+			}
+			if out, err = exec.Command("apt-get", "install", "-y", "--no-install-recommends", "socat").CombinedOutput(); err != nil {
+				socatOnce.err = errors.New("apt-get install socat: " + err.Error() + "\n" + string(out))
+				return
+			}
+		}
+		socatOnce.path, socatOnce.err = exec.LookPath("socat")
+	})
+	if socatOnce.err != nil {
+		t.Fatalf("socat is needed: %v", socatOnce.err)
+	}
+	return socatOnce.path
+}
+
+// TestSerialSocat runs the noise rounds over two socat null-modem pairs,
+// with the proxy in the middle on plain serial ports:
+//
+//	writer ─▶ a1 ═socat═ b1 ─▶ proxy ─▶ a2 ═socat═ b2 ─▶ reader
+func TestSerialSocat(t *testing.T) {
+	a1, b1 := startSocatPair(t)
+	a2, b2 := startSocatPair(t)
+	open := func(dev string) serial.Port {
+		p, err := serial.Open(dev, &serial.Mode{BaudRate: 921600})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		return p
+	}
+	mid1, mid2 := open(b1), open(a2)
+	if !IsPseudoTerminal(a1) {
+		t.Fatalf("%s is not seen as a pseudo-terminal", a1)
+	}
+	l := mustLine(t, a1, b2, mid1, mid2, SerialOptions{Baud: 921600, NoPace: true},
+		noise{flip: 0.001, drop: 0.0005, dup: 0.0005, garbage: 0.0005, seed: 2})
+	// A clean frame first, then the noise rounds.
+	f := fixRequestFrame(t, "socat-clean", fixTime)
+	go func() {
+		if err := l.w.WriteFrame(context.Background(), f); err != nil {
+			t.Error(err)
+		}
+	}()
+	if g := l.readFrame(t); !sameFrame(g, f) {
+		t.Fatal("the clean frame differs")
+	}
+	l.proxy.waitConsumed(t, int64(len(mustMarshalSerial(t, f))))
+	runNoiseRoundsFrom(t, l, 6, 8, int64(len(mustMarshalSerial(t, f))))
+}
+
+func mustMarshalSerial(t testing.TB, f *Frame) []byte {
+	t.Helper()
+	b, err := AppendSerialFrame(nil, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
