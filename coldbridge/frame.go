@@ -63,7 +63,7 @@ func ParseFrameType(s string) (FrameType, bool) {
 // Frame is one unit on the bridge.
 type Frame struct {
 	Type      FrameType
-	RequestID string    // 1–64 characters of [A-Za-z0-9._:-]; for heartbeats, the sender
+	RequestID string    // 1–64 characters of [A-Za-z0-9._-]; for heartbeats, the sender
 	Created   time.Time // when the sender made the frame (millisecond precision)
 	Payload   []byte    // a protobuf message of the type's kind
 }
@@ -137,7 +137,7 @@ func ValidRequestID(id string) bool {
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
 			return false
 		}
 	}

@@ -138,7 +138,7 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 	frames := []*Frame{fixRequestFrame(t, "r-0", fixTime), resp, ref, hb,
 		{Type: TypeRefusal, RequestID: strings.Repeat("x", MaxRequestID), Created: time.UnixMilli(-1)},
-		{Type: TypeRequest, RequestID: "a.b_c:d-E9", Created: time.UnixMilli(1<<62 + 3), Payload: bytes.Repeat([]byte{0}, MaxPayload)},
+		{Type: TypeRequest, RequestID: "a.b_c-d-E9", Created: time.UnixMilli(1<<62 + 3), Payload: bytes.Repeat([]byte{0}, MaxPayload)},
 	}
 	for _, f := range frames {
 		t.Run(f.Type.String()+"/"+f.RequestID[:min(len(f.RequestID), 10)], func(t *testing.T) {

@@ -137,20 +137,21 @@ var actions map[string]action
 
 func init() {
 	actions = map[string]action{
-		"account_balance": (*Node).rpcAccountBalance,
-		"account_info":    (*Node).rpcAccountInfo,
-		"block_account":   (*Node).rpcBlockAccount,
-		"block_count":     (*Node).rpcBlockCount,
-		"block_hash":      (*Node).rpcBlockHash,
-		"block_info":      (*Node).rpcBlockInfo,
-		"blocks_info":     (*Node).rpcBlocksInfo,
-		"pending":         (*Node).rpcReceivable,
-		"process":         (*Node).rpcProcess,
-		"receivable":      (*Node).rpcReceivable,
-		"version":         (*Node).rpcVersion,
-		"work_cancel":     (*Node).rpcWorkCancel,
-		"work_generate":   (*Node).rpcWorkGenerate,
-		"work_validate":   (*Node).rpcWorkValidate,
+		"account_balance":   (*Node).rpcAccountBalance,
+		"account_info":      (*Node).rpcAccountInfo,
+		"active_difficulty": (*Node).rpcActiveDifficulty,
+		"block_account":     (*Node).rpcBlockAccount,
+		"block_count":       (*Node).rpcBlockCount,
+		"block_hash":        (*Node).rpcBlockHash,
+		"block_info":        (*Node).rpcBlockInfo,
+		"blocks_info":       (*Node).rpcBlocksInfo,
+		"pending":           (*Node).rpcReceivable,
+		"process":           (*Node).rpcProcess,
+		"receivable":        (*Node).rpcReceivable,
+		"version":           (*Node).rpcVersion,
+		"work_cancel":       (*Node).rpcWorkCancel,
+		"work_generate":     (*Node).rpcWorkGenerate,
+		"work_validate":     (*Node).rpcWorkValidate,
 	}
 }
 
@@ -608,6 +609,19 @@ func (n *Node) rpcVersion(_ context.Context, _ *request) (object, error) {
 		{"network", "dev"},
 		{"network_identifier", n.genHash.String()},
 		{"build_info", "nanokms devnode: a development peer, not a network node"},
+	}, nil
+}
+
+// rpcActiveDifficulty answers with the configured thresholds: the devnode
+// has no traffic, so the current difficulty is the minimum.
+func (n *Node) rpcActiveDifficulty(_ context.Context, _ *request) (object, error) {
+	send, receive := n.Thresholds()
+	return object{
+		{"network_minimum", hex16(send)},
+		{"network_receive_minimum", hex16(receive)},
+		{"network_current", hex16(send)},
+		{"network_receive_current", hex16(receive)},
+		{"multiplier", formatMultiplier(1)},
 	}, nil
 }
 

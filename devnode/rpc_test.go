@@ -316,6 +316,10 @@ func TestVersionAndCount(t *testing.T) {
 	if c["count"] != "1" || c["cemented"] != nil {
 		t.Fatalf("%v", c)
 	}
+	d := rpc(t, n, map[string]any{"action": "active_difficulty"})
+	if d["network_minimum"] != "ff00000000000000" || d["network_receive_minimum"] != "f000000000000000" || d["multiplier"] != "1.000000000000000" {
+		t.Fatalf("%v", d)
+	}
 	if got := Actions(); !slices.Contains(got, "process") || !slices.IsSorted(got) {
 		t.Fatalf("%v", got)
 	}

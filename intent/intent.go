@@ -85,7 +85,7 @@ type Parsed struct {
 //   - change: representative required; amount_raw, destination and
 //     source_hash empty.
 //
-// request_id is 1 to 64 characters of [A-Za-z0-9._:-]; expires_at_unix is
+// request_id is 1 to 64 characters of [A-Za-z0-9._-]; expires_at_unix is
 // positive. Errors are *Error naming the field.
 func Parse(in *pb.Intent) (Parsed, error) {
 	var p Parsed
@@ -208,9 +208,9 @@ func checkRequestID(id string) error {
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '.' || c == '_' || c == ':' || c == '-'
+			c == '.' || c == '_' || c == '-'
 		if !ok {
-			return malformed("request_id", "only A-Z a-z 0-9 . _ : - are allowed")
+			return malformed("request_id", "only A-Z a-z 0-9 . _ - are allowed (file names on any removable medium)")
 		}
 	}
 	return nil

@@ -37,6 +37,7 @@ func TestParseErrors(t *testing.T) {
 		{"long request id", func(i *pb.Intent) { i.RequestId = strings.Repeat("a", 65) }, "request_id", ErrMalformed},
 		{"request id with space", func(i *pb.Intent) { i.RequestId = "a b" }, "request_id", ErrMalformed},
 		{"request id with slash", func(i *pb.Intent) { i.RequestId = "../x" }, "request_id", ErrMalformed},
+		{"request id with colon (not a FAT file name)", func(i *pb.Intent) { i.RequestId = "wd:1" }, "request_id", ErrMalformed},
 		{"no kind", func(i *pb.Intent) { i.Kind = pb.IntentKind_INTENT_KIND_UNSPECIFIED }, "kind", ErrMalformed},
 		{"unknown kind", func(i *pb.Intent) { i.Kind = 9 }, "kind", ErrMalformed},
 		{"short account", func(i *pb.Intent) { i.Account = key(1)[:31] }, "account", ErrMalformed},

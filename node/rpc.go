@@ -104,7 +104,7 @@ type blockEntry struct {
 	Height         *string         `json:"height"`
 	LocalTimestamp *string         `json:"local_timestamp"`
 	Successor      *string         `json:"successor"`
-	Confirmed      *string         `json:"confirmed"`
+	Confirmed      *flexString     `json:"confirmed"`
 	Contents       json.RawMessage `json:"contents"`
 	Subtype        *string         `json:"subtype"`
 }
@@ -130,7 +130,7 @@ func (e *blockEntry) check(action string, want nano.Hash) (BlockInfo, error) {
 		Balance:        pb.Block.Balance,
 		Height:         f.u64("height", e.Height, false),
 		LocalTimestamp: f.u64("local_timestamp", e.LocalTimestamp, false),
-		Confirmed:      f.boolean("confirmed", e.Confirmed),
+		Confirmed:      f.boolean("confirmed", (*string)(e.Confirmed)),
 		HasConfirmed:   e.Confirmed != nil,
 	}
 	if e.Amount != nil {
@@ -481,7 +481,11 @@ func (c *Client) Process(ctx context.Context, b nano.StateBlock, subtype nano.Su
 		Hash *string `json:"hash"`
 	}
 	err = c.callRaw(ctx, "process", body, c.opts.Timeout, &resp)
-	if errors.Is(err, ErrOldBlock) {
+	if errors.Is(err, ErrOldBlock) || errors.Is(err, ErrSubtypeMismatch) {
+		// A resend of a block the node has: "Old block", or, when the
+		// subtype is checked against the account's new balance first,
+		// "Invalid block balance for given subtype". Either is success
+		// when the node has exactly this block.
 		if _, ierr := c.BlockInfo(ctx, want); ierr == nil {
 			return want, nil
 		}
@@ -556,4 +560,23 @@ func (c *Client) ActiveDifficulty(ctx context.Context) (ActiveDifficulty, error)
 		return ActiveDifficulty{}, err
 	}
 	return resp.parse("active_difficulty")
+}
+
+// flexString is a JSON string that also accepts a JSON boolean (newer
+// nodes print "confirmed" as true/false, older ones as "true"/"false").
+type flexString string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *flexString) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "true", "false":
+		*s = flexString(b)
+		return nil
+	}
+	var v string
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*s = flexString(v)
+	return nil
 }

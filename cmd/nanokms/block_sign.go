@@ -16,29 +16,42 @@ type blockSignOptions struct {
 	wallet     string
 	index      string
 	unverified bool
-	file       string
+	file       string // the template (optional with --head/--intent)
+	head       string
+	intent     string
+	source     string
+	sourcePrev string
+	yes        bool
 }
 
-// errSignNeedsUnverified is the refusal of block sign without --unverified.
-const errSignNeedsUnverified = "block sign verifies templates against the head block only from the signer milestone on; pass --unverified to sign this template as it is"
+// errSignNeedsVerification is the refusal of block sign without the
+// verification inputs.
+const errSignNeedsVerification = "block sign needs --head and --intent to verify what it signs (or --unverified to sign a template as it is)"
 
 func newBlockSignCmd(e *env) *cobra.Command {
 	var opts blockSignOptions
 	cmd := &cobra.Command{
-		Use:   "sign --wallet W --index I --unverified [FILE]",
-		Short: "Sign a block template with a token wallet's account (unverified for now)",
-		Long: `Reads a state block template (any JSON form, see 'nanokms block hash'; its
-signature and work may be absent) from FILE or standard input, checks that
-the template's account is account --index of the token wallet --wallet
-(refusing it otherwise), has the token sign the block's hash, and prints the
-body of a node's "process" RPC for the signed block (with "json_block":
-"true"), which 'nanokms block verify' and the node accept. The work is
-copied from the template (zero if it had none): add it before publishing.
+		Use:   "sign --wallet W --index I --head FILE --intent FILE [--source F --source-previous F] [TEMPLATE] [--yes]",
+		Short: "Sign a verified block with a token wallet's account (the manual cold-wallet workflow)",
+		Long: `The cold operator's manual workflow. Reads the account's head block (--head: a
+block_info response or any JSON form 'nanokms block hash' reads; omit it only
+to open an account) and the intent (--intent: the JSON form of
+nanokms.v1.Intent); for a receive also the source send block and the block
+before it (--source, --source-previous). It runs the signer's verification:
+the head's hash and signature, the source blocks' hashes and signatures and the
+amount they sent, and builds the new block from the head and the intent (a
+TEMPLATE, when given, must match it field by field). It shows what it will sign
+(kind, amount in XNO and raw, destination, representative, new balance) and
+asks for confirmation on standard input unless --yes. Then the token signs and
+the body of a node's "process" RPC is printed (work 0: add it before
+publishing).
 
-Nothing else about the template is checked: not its previous block, balance,
-representative or link against the account's head block. That verification
-comes with the signer milestone; until then block sign refuses to run
-without --unverified, and with it prints a warning on standard error.` + tokenFlagsHelp,
+There is no durable record here: the operator vouches that the head is the
+account's current frontier, and policy and approvals are not applied. The
+signer service ('nanokms signer') is the path that enforces both.
+
+--unverified signs a TEMPLATE as it is, checking only that its account is
+the wallet's key at --index, and says so loudly.` + tokenFlagsHelp,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -51,12 +64,23 @@ without --unverified, and with it prints a warning on standard error.` + tokenFl
 	cmd.Flags().StringVar(&opts.wallet, "wallet", "", "label of the wallet on the token")
 	cmd.Flags().StringVar(&opts.index, "index", "", "account index, 0 to 4294967295")
 	cmd.Flags().BoolVar(&opts.unverified, "unverified", false, "sign the template as it is, without checking it against the head block")
+	cmd.Flags().StringVar(&opts.head, "head", "", "the account's head block (a block_info response or any block JSON)")
+	cmd.Flags().StringVar(&opts.intent, "intent", "", "the intent (JSON form of nanokms.v1.Intent)")
+	cmd.Flags().StringVar(&opts.source, "source", "", "receive: the source send block")
+	cmd.Flags().StringVar(&opts.sourcePrev, "source-previous", "", "receive: the block before the source")
+	cmd.Flags().BoolVar(&opts.yes, "yes", false, "sign without asking for confirmation")
 	return cmd
 }
 
 func runBlockSign(ctx context.Context, e *env, opts blockSignOptions) error {
 	if !opts.unverified {
-		return usageErr("%s", errSignNeedsUnverified)
+		if opts.intent == "" {
+			return usageErr("%s", errSignNeedsVerification)
+		}
+		return runBlockSignVerified(ctx, e, opts)
+	}
+	if opts.intent != "" || opts.head != "" {
+		return usageErr("--unverified signs a template as it is: it takes no --head or --intent")
 	}
 	if opts.wallet == "" {
 		return usageErr("--wallet is required")
