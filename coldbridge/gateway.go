@@ -229,6 +229,22 @@ func (g *Gateway) Get(id string) (*pb.Request, error) {
 	return e.view, nil
 }
 
+// List returns the requests, oldest first; with account set, only that
+// account's.
+func (g *Gateway) List(account []byte) ([]*pb.Request, error) {
+	var out []*pb.Request
+	err := g.store.each(func(e *entry) error {
+		if len(account) == 0 || bytes.Equal(account, e.view.GetIntent().GetAccount()) {
+			out = append(out, e.view)
+		}
+		return nil
+	})
+	slices.SortFunc(out, func(a, b *pb.Request) int {
+		return cmp.Or(cmp.Compare(a.GetSubmittedUnixNano(), b.GetSubmittedUnixNano()), strings.Compare(a.GetRequestId(), b.GetRequestId()))
+	})
+	return out, err
+}
+
 // Watch returns the request's current state and a channel of its later
 // states, closed after a final one or when cancel is called.
 func (g *Gateway) Watch(id string) (*pb.Request, <-chan *pb.Request, func(), error) {

@@ -156,3 +156,15 @@ func ServeCustody(ctx context.Context, l net.Listener, srv *CustodyServer, tlsCf
 
 // isUnixTarget reports whether an address names a Unix socket.
 func isUnixTarget(addr string) bool { return strings.HasPrefix(addr, "unix://") }
+
+// ListRequests implements nanokms.v1.Custody.
+func (s *CustodyServer) ListRequests(_ context.Context, req *pb.ListRequestsRequest) (*pb.ListRequestsResponse, error) {
+	if n := len(req.GetAccount()); n != 0 && n != 32 {
+		return nil, status.Error(codes.InvalidArgument, "account: want 32 bytes")
+	}
+	list, err := s.g.List(req.GetAccount())
+	if err != nil {
+		return nil, custodyStatus(err)
+	}
+	return &pb.ListRequestsResponse{Requests: list}, nil
+}

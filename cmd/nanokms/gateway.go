@@ -68,7 +68,7 @@ func runGateway(ctx context.Context, e *env, opts gatewayOptions) error {
 	defer nodeSide.Close()
 
 	gw, err := coldbridge.OpenGateway(cfg.State, coldbridge.GatewayOptions{
-		Out: medium.Writer, Reader: medium.Reader, Manifest: manifest, Ledger: nodeSide.ledger(),
+		Out: medium.Writer, Reader: medium.Reader, Manifest: manifest, Ledger: nodeSide.Ledger(),
 		ResendInterval: cfg.ResendInterval, Log: log,
 		AutoReceive: cfg.Node.AutoReceive, Representative: cfg.Node.Representative,
 	})

@@ -115,6 +115,7 @@ func newRoot(e *env) *cobra.Command {
 		newAuditCmd(e),
 		newRelayCmd(e),
 		newGatewayCmd(e),
+		newClientCmd(e),
 		newBenchCmd(e),
 		newTokenCmd(e),
 		newWalletCmd(e),

@@ -416,6 +416,98 @@ func (x *Request) GetSubtype() string {
 	return ""
 }
 
+// ListRequestsRequest filters the request list.
+type ListRequestsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only requests for this 32-byte account key; empty for all.
+	Account       []byte `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRequestsRequest) Reset() {
+	*x = ListRequestsRequest{}
+	mi := &file_nanokms_v1_custody_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRequestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRequestsRequest) ProtoMessage() {}
+
+func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nanokms_v1_custody_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRequestsRequest.ProtoReflect.Descriptor instead.
+func (*ListRequestsRequest) Descriptor() ([]byte, []int) {
+	return file_nanokms_v1_custody_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListRequestsRequest) GetAccount() []byte {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+// ListRequestsResponse lists requests, oldest first.
+type ListRequestsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The requests.
+	Requests      []*Request `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRequestsResponse) Reset() {
+	*x = ListRequestsResponse{}
+	mi := &file_nanokms_v1_custody_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRequestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRequestsResponse) ProtoMessage() {}
+
+func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nanokms_v1_custody_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRequestsResponse.ProtoReflect.Descriptor instead.
+func (*ListRequestsResponse) Descriptor() ([]byte, []int) {
+	return file_nanokms_v1_custody_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListRequestsResponse) GetRequests() []*Request {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
 // ListCustodyAccountsRequest has no fields.
 type ListCustodyAccountsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -425,7 +517,7 @@ type ListCustodyAccountsRequest struct {
 
 func (x *ListCustodyAccountsRequest) Reset() {
 	*x = ListCustodyAccountsRequest{}
-	mi := &file_nanokms_v1_custody_proto_msgTypes[4]
+	mi := &file_nanokms_v1_custody_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +529,7 @@ func (x *ListCustodyAccountsRequest) String() string {
 func (*ListCustodyAccountsRequest) ProtoMessage() {}
 
 func (x *ListCustodyAccountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nanokms_v1_custody_proto_msgTypes[4]
+	mi := &file_nanokms_v1_custody_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +542,7 @@ func (x *ListCustodyAccountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCustodyAccountsRequest.ProtoReflect.Descriptor instead.
 func (*ListCustodyAccountsRequest) Descriptor() ([]byte, []int) {
-	return file_nanokms_v1_custody_proto_rawDescGZIP(), []int{4}
+	return file_nanokms_v1_custody_proto_rawDescGZIP(), []int{6}
 }
 
 // CustodyAccount is one account of the manifest.
@@ -470,7 +562,7 @@ type CustodyAccount struct {
 
 func (x *CustodyAccount) Reset() {
 	*x = CustodyAccount{}
-	mi := &file_nanokms_v1_custody_proto_msgTypes[5]
+	mi := &file_nanokms_v1_custody_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -482,7 +574,7 @@ func (x *CustodyAccount) String() string {
 func (*CustodyAccount) ProtoMessage() {}
 
 func (x *CustodyAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_nanokms_v1_custody_proto_msgTypes[5]
+	mi := &file_nanokms_v1_custody_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -495,7 +587,7 @@ func (x *CustodyAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CustodyAccount.ProtoReflect.Descriptor instead.
 func (*CustodyAccount) Descriptor() ([]byte, []int) {
-	return file_nanokms_v1_custody_proto_rawDescGZIP(), []int{5}
+	return file_nanokms_v1_custody_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CustodyAccount) GetWallet() string {
@@ -537,7 +629,7 @@ type ListCustodyAccountsResponse struct {
 
 func (x *ListCustodyAccountsResponse) Reset() {
 	*x = ListCustodyAccountsResponse{}
-	mi := &file_nanokms_v1_custody_proto_msgTypes[6]
+	mi := &file_nanokms_v1_custody_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -549,7 +641,7 @@ func (x *ListCustodyAccountsResponse) String() string {
 func (*ListCustodyAccountsResponse) ProtoMessage() {}
 
 func (x *ListCustodyAccountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nanokms_v1_custody_proto_msgTypes[6]
+	mi := &file_nanokms_v1_custody_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -562,7 +654,7 @@ func (x *ListCustodyAccountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCustodyAccountsResponse.ProtoReflect.Descriptor instead.
 func (*ListCustodyAccountsResponse) Descriptor() ([]byte, []int) {
-	return file_nanokms_v1_custody_proto_rawDescGZIP(), []int{6}
+	return file_nanokms_v1_custody_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListCustodyAccountsResponse) GetAccounts() []*CustodyAccount {
@@ -581,7 +673,7 @@ type WatchAlertsRequest struct {
 
 func (x *WatchAlertsRequest) Reset() {
 	*x = WatchAlertsRequest{}
-	mi := &file_nanokms_v1_custody_proto_msgTypes[7]
+	mi := &file_nanokms_v1_custody_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +685,7 @@ func (x *WatchAlertsRequest) String() string {
 func (*WatchAlertsRequest) ProtoMessage() {}
 
 func (x *WatchAlertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nanokms_v1_custody_proto_msgTypes[7]
+	mi := &file_nanokms_v1_custody_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +698,7 @@ func (x *WatchAlertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAlertsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAlertsRequest) Descriptor() ([]byte, []int) {
-	return file_nanokms_v1_custody_proto_rawDescGZIP(), []int{7}
+	return file_nanokms_v1_custody_proto_rawDescGZIP(), []int{9}
 }
 
 // Alert is a critical event.
@@ -628,7 +720,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_nanokms_v1_custody_proto_msgTypes[8]
+	mi := &file_nanokms_v1_custody_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +732,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_nanokms_v1_custody_proto_msgTypes[8]
+	mi := &file_nanokms_v1_custody_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +745,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_nanokms_v1_custody_proto_rawDescGZIP(), []int{8}
+	return file_nanokms_v1_custody_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Alert) GetKind() string {
@@ -724,7 +816,11 @@ const file_nanokms_v1_custody_proto_rawDesc = "" +
 	"\x13submitted_unix_nano\x18\t \x01(\x03R\x11submittedUnixNano\x12*\n" +
 	"\x11updated_unix_nano\x18\n" +
 	" \x01(\x03R\x0fupdatedUnixNano\x12\x18\n" +
-	"\asubtype\x18\v \x01(\tR\asubtype\"\x1c\n" +
+	"\asubtype\x18\v \x01(\tR\asubtype\"/\n" +
+	"\x13ListRequestsRequest\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\fR\aaccount\"G\n" +
+	"\x14ListRequestsResponse\x12/\n" +
+	"\brequests\x18\x01 \x03(\v2\x13.nanokms.v1.RequestR\brequests\"\x1c\n" +
 	"\x1aListCustodyAccountsRequest\"w\n" +
 	"\x0eCustodyAccount\x12\x16\n" +
 	"\x06wallet\x18\x01 \x01(\tR\x06wallet\x12\x14\n" +
@@ -750,12 +846,13 @@ const file_nanokms_v1_custody_proto_rawDesc = "" +
 	"\x16REQUEST_STATUS_REFUSED\x10\x04\x12\x1c\n" +
 	"\x18REQUEST_STATUS_PUBLISHED\x10\x05\x12\x1c\n" +
 	"\x18REQUEST_STATUS_CONFIRMED\x10\x06\x12\x19\n" +
-	"\x15REQUEST_STATUS_FAILED\x10\a2\x89\x03\n" +
+	"\x15REQUEST_STATUS_FAILED\x10\a2\xdc\x03\n" +
 	"\aCustody\x12Q\n" +
 	"\fSubmitIntent\x12\x1f.nanokms.v1.SubmitIntentRequest\x1a .nanokms.v1.SubmitIntentResponse\x12@\n" +
 	"\n" +
 	"GetRequest\x12\x1d.nanokms.v1.GetRequestRequest\x1a\x13.nanokms.v1.Request\x12D\n" +
-	"\fWatchRequest\x12\x1d.nanokms.v1.GetRequestRequest\x1a\x13.nanokms.v1.Request0\x01\x12_\n" +
+	"\fWatchRequest\x12\x1d.nanokms.v1.GetRequestRequest\x1a\x13.nanokms.v1.Request0\x01\x12Q\n" +
+	"\fListRequests\x12\x1f.nanokms.v1.ListRequestsRequest\x1a .nanokms.v1.ListRequestsResponse\x12_\n" +
 	"\fListAccounts\x12&.nanokms.v1.ListCustodyAccountsRequest\x1a'.nanokms.v1.ListCustodyAccountsResponse\x12B\n" +
 	"\vWatchAlerts\x12\x1e.nanokms.v1.WatchAlertsRequest\x1a\x11.nanokms.v1.Alert0\x01B7Z5github.com/nanokms/nanokms/proto/nanokms/v1;nanokmsv1b\x06proto3"
 
@@ -772,48 +869,53 @@ func file_nanokms_v1_custody_proto_rawDescGZIP() []byte {
 }
 
 var file_nanokms_v1_custody_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_nanokms_v1_custody_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_nanokms_v1_custody_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_nanokms_v1_custody_proto_goTypes = []any{
 	(RequestStatus)(0),                  // 0: nanokms.v1.RequestStatus
 	(*SubmitIntentRequest)(nil),         // 1: nanokms.v1.SubmitIntentRequest
 	(*SubmitIntentResponse)(nil),        // 2: nanokms.v1.SubmitIntentResponse
 	(*GetRequestRequest)(nil),           // 3: nanokms.v1.GetRequestRequest
 	(*Request)(nil),                     // 4: nanokms.v1.Request
-	(*ListCustodyAccountsRequest)(nil),  // 5: nanokms.v1.ListCustodyAccountsRequest
-	(*CustodyAccount)(nil),              // 6: nanokms.v1.CustodyAccount
-	(*ListCustodyAccountsResponse)(nil), // 7: nanokms.v1.ListCustodyAccountsResponse
-	(*WatchAlertsRequest)(nil),          // 8: nanokms.v1.WatchAlertsRequest
-	(*Alert)(nil),                       // 9: nanokms.v1.Alert
-	(*Intent)(nil),                      // 10: nanokms.v1.Intent
-	(*Approval)(nil),                    // 11: nanokms.v1.Approval
-	(*Block)(nil),                       // 12: nanokms.v1.Block
+	(*ListRequestsRequest)(nil),         // 5: nanokms.v1.ListRequestsRequest
+	(*ListRequestsResponse)(nil),        // 6: nanokms.v1.ListRequestsResponse
+	(*ListCustodyAccountsRequest)(nil),  // 7: nanokms.v1.ListCustodyAccountsRequest
+	(*CustodyAccount)(nil),              // 8: nanokms.v1.CustodyAccount
+	(*ListCustodyAccountsResponse)(nil), // 9: nanokms.v1.ListCustodyAccountsResponse
+	(*WatchAlertsRequest)(nil),          // 10: nanokms.v1.WatchAlertsRequest
+	(*Alert)(nil),                       // 11: nanokms.v1.Alert
+	(*Intent)(nil),                      // 12: nanokms.v1.Intent
+	(*Approval)(nil),                    // 13: nanokms.v1.Approval
+	(*Block)(nil),                       // 14: nanokms.v1.Block
 }
 var file_nanokms_v1_custody_proto_depIdxs = []int32{
-	10, // 0: nanokms.v1.SubmitIntentRequest.intent:type_name -> nanokms.v1.Intent
-	11, // 1: nanokms.v1.SubmitIntentRequest.approvals:type_name -> nanokms.v1.Approval
-	12, // 2: nanokms.v1.SubmitIntentRequest.head:type_name -> nanokms.v1.Block
-	12, // 3: nanokms.v1.SubmitIntentRequest.source:type_name -> nanokms.v1.Block
-	12, // 4: nanokms.v1.SubmitIntentRequest.source_previous:type_name -> nanokms.v1.Block
+	12, // 0: nanokms.v1.SubmitIntentRequest.intent:type_name -> nanokms.v1.Intent
+	13, // 1: nanokms.v1.SubmitIntentRequest.approvals:type_name -> nanokms.v1.Approval
+	14, // 2: nanokms.v1.SubmitIntentRequest.head:type_name -> nanokms.v1.Block
+	14, // 3: nanokms.v1.SubmitIntentRequest.source:type_name -> nanokms.v1.Block
+	14, // 4: nanokms.v1.SubmitIntentRequest.source_previous:type_name -> nanokms.v1.Block
 	4,  // 5: nanokms.v1.SubmitIntentResponse.request:type_name -> nanokms.v1.Request
 	0,  // 6: nanokms.v1.Request.status:type_name -> nanokms.v1.RequestStatus
-	10, // 7: nanokms.v1.Request.intent:type_name -> nanokms.v1.Intent
-	12, // 8: nanokms.v1.Request.block:type_name -> nanokms.v1.Block
-	6,  // 9: nanokms.v1.ListCustodyAccountsResponse.accounts:type_name -> nanokms.v1.CustodyAccount
-	1,  // 10: nanokms.v1.Custody.SubmitIntent:input_type -> nanokms.v1.SubmitIntentRequest
-	3,  // 11: nanokms.v1.Custody.GetRequest:input_type -> nanokms.v1.GetRequestRequest
-	3,  // 12: nanokms.v1.Custody.WatchRequest:input_type -> nanokms.v1.GetRequestRequest
-	5,  // 13: nanokms.v1.Custody.ListAccounts:input_type -> nanokms.v1.ListCustodyAccountsRequest
-	8,  // 14: nanokms.v1.Custody.WatchAlerts:input_type -> nanokms.v1.WatchAlertsRequest
-	2,  // 15: nanokms.v1.Custody.SubmitIntent:output_type -> nanokms.v1.SubmitIntentResponse
-	4,  // 16: nanokms.v1.Custody.GetRequest:output_type -> nanokms.v1.Request
-	4,  // 17: nanokms.v1.Custody.WatchRequest:output_type -> nanokms.v1.Request
-	7,  // 18: nanokms.v1.Custody.ListAccounts:output_type -> nanokms.v1.ListCustodyAccountsResponse
-	9,  // 19: nanokms.v1.Custody.WatchAlerts:output_type -> nanokms.v1.Alert
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	12, // 7: nanokms.v1.Request.intent:type_name -> nanokms.v1.Intent
+	14, // 8: nanokms.v1.Request.block:type_name -> nanokms.v1.Block
+	4,  // 9: nanokms.v1.ListRequestsResponse.requests:type_name -> nanokms.v1.Request
+	8,  // 10: nanokms.v1.ListCustodyAccountsResponse.accounts:type_name -> nanokms.v1.CustodyAccount
+	1,  // 11: nanokms.v1.Custody.SubmitIntent:input_type -> nanokms.v1.SubmitIntentRequest
+	3,  // 12: nanokms.v1.Custody.GetRequest:input_type -> nanokms.v1.GetRequestRequest
+	3,  // 13: nanokms.v1.Custody.WatchRequest:input_type -> nanokms.v1.GetRequestRequest
+	5,  // 14: nanokms.v1.Custody.ListRequests:input_type -> nanokms.v1.ListRequestsRequest
+	7,  // 15: nanokms.v1.Custody.ListAccounts:input_type -> nanokms.v1.ListCustodyAccountsRequest
+	10, // 16: nanokms.v1.Custody.WatchAlerts:input_type -> nanokms.v1.WatchAlertsRequest
+	2,  // 17: nanokms.v1.Custody.SubmitIntent:output_type -> nanokms.v1.SubmitIntentResponse
+	4,  // 18: nanokms.v1.Custody.GetRequest:output_type -> nanokms.v1.Request
+	4,  // 19: nanokms.v1.Custody.WatchRequest:output_type -> nanokms.v1.Request
+	6,  // 20: nanokms.v1.Custody.ListRequests:output_type -> nanokms.v1.ListRequestsResponse
+	9,  // 21: nanokms.v1.Custody.ListAccounts:output_type -> nanokms.v1.ListCustodyAccountsResponse
+	11, // 22: nanokms.v1.Custody.WatchAlerts:output_type -> nanokms.v1.Alert
+	17, // [17:23] is the sub-list for method output_type
+	11, // [11:17] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_nanokms_v1_custody_proto_init() }
@@ -828,7 +930,7 @@ func file_nanokms_v1_custody_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nanokms_v1_custody_proto_rawDesc), len(file_nanokms_v1_custody_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

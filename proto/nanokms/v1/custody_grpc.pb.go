@@ -24,6 +24,7 @@ const (
 	Custody_SubmitIntent_FullMethodName = "/nanokms.v1.Custody/SubmitIntent"
 	Custody_GetRequest_FullMethodName   = "/nanokms.v1.Custody/GetRequest"
 	Custody_WatchRequest_FullMethodName = "/nanokms.v1.Custody/WatchRequest"
+	Custody_ListRequests_FullMethodName = "/nanokms.v1.Custody/ListRequests"
 	Custody_ListAccounts_FullMethodName = "/nanokms.v1.Custody/ListAccounts"
 	Custody_WatchAlerts_FullMethodName  = "/nanokms.v1.Custody/WatchAlerts"
 )
@@ -44,6 +45,9 @@ type CustodyClient interface {
 	// WatchRequest streams a request's state: the current one first, then
 	// every change, until it is final (confirmed, refused or failed).
 	WatchRequest(ctx context.Context, in *GetRequestRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Request], error)
+	// ListRequests lists the gateway's requests, oldest first, optionally
+	// for one account only.
+	ListRequests(ctx context.Context, in *ListRequestsRequest, opts ...grpc.CallOption) (*ListRequestsResponse, error)
 	// ListAccounts lists the custody accounts from the public-key manifest.
 	ListAccounts(ctx context.Context, in *ListCustodyAccountsRequest, opts ...grpc.CallOption) (*ListCustodyAccountsResponse, error)
 	// WatchAlerts streams critical alerts (e.g. a confirmed block on a
@@ -98,6 +102,16 @@ func (c *custodyClient) WatchRequest(ctx context.Context, in *GetRequestRequest,
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Custody_WatchRequestClient = grpc.ServerStreamingClient[Request]
 
+func (c *custodyClient) ListRequests(ctx context.Context, in *ListRequestsRequest, opts ...grpc.CallOption) (*ListRequestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRequestsResponse)
+	err := c.cc.Invoke(ctx, Custody_ListRequests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *custodyClient) ListAccounts(ctx context.Context, in *ListCustodyAccountsRequest, opts ...grpc.CallOption) (*ListCustodyAccountsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListCustodyAccountsResponse)
@@ -143,6 +157,9 @@ type CustodyServer interface {
 	// WatchRequest streams a request's state: the current one first, then
 	// every change, until it is final (confirmed, refused or failed).
 	WatchRequest(*GetRequestRequest, grpc.ServerStreamingServer[Request]) error
+	// ListRequests lists the gateway's requests, oldest first, optionally
+	// for one account only.
+	ListRequests(context.Context, *ListRequestsRequest) (*ListRequestsResponse, error)
 	// ListAccounts lists the custody accounts from the public-key manifest.
 	ListAccounts(context.Context, *ListCustodyAccountsRequest) (*ListCustodyAccountsResponse, error)
 	// WatchAlerts streams critical alerts (e.g. a confirmed block on a
@@ -166,6 +183,9 @@ func (UnimplementedCustodyServer) GetRequest(context.Context, *GetRequestRequest
 }
 func (UnimplementedCustodyServer) WatchRequest(*GetRequestRequest, grpc.ServerStreamingServer[Request]) error {
 	return status.Error(codes.Unimplemented, "method WatchRequest not implemented")
+}
+func (UnimplementedCustodyServer) ListRequests(context.Context, *ListRequestsRequest) (*ListRequestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRequests not implemented")
 }
 func (UnimplementedCustodyServer) ListAccounts(context.Context, *ListCustodyAccountsRequest) (*ListCustodyAccountsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAccounts not implemented")
@@ -241,6 +261,24 @@ func _Custody_WatchRequest_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Custody_WatchRequestServer = grpc.ServerStreamingServer[Request]
 
+func _Custody_ListRequests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRequestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CustodyServer).ListRequests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Custody_ListRequests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CustodyServer).ListRequests(ctx, req.(*ListRequestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Custody_ListAccounts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListCustodyAccountsRequest)
 	if err := dec(in); err != nil {
@@ -284,6 +322,10 @@ var Custody_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetRequest",
 			Handler:    _Custody_GetRequest_Handler,
+		},
+		{
+			MethodName: "ListRequests",
+			Handler:    _Custody_ListRequests_Handler,
 		},
 		{
 			MethodName: "ListAccounts",
