@@ -62,6 +62,8 @@ type GatewayOptions struct {
 	Log            *slog.Logger
 	// Observe, when set, is told every status change (for metrics).
 	Observe func(status pb.RequestStatus, r *pb.Request)
+	// ObserveAlert, when set, is told every critical alert (for metrics).
+	ObserveAlert func(a *pb.Alert)
 	// AutoReceive makes receive intents from confirmed sends to custody
 	// accounts (ObserveConfirmed); Representative is given to the accounts
 	// they open.
@@ -83,6 +85,7 @@ type Gateway struct {
 	now      func() time.Time
 	log      *slog.Logger
 	observe  func(pb.RequestStatus, *pb.Request)
+	onAlert  func(*pb.Alert)
 
 	autoReceive    bool
 	representative nano.PublicKey
@@ -106,7 +109,7 @@ func OpenGateway(path string, opts GatewayOptions) (*Gateway, error) {
 	}
 	g := &Gateway{
 		store: st, out: opts.Out, in: opts.Reader, manifest: opts.Manifest, ledger: opts.Ledger,
-		resend: opts.ResendInterval, now: opts.Now, log: opts.Log, observe: opts.Observe,
+		resend: opts.ResendInterval, now: opts.Now, log: opts.Log, observe: opts.Observe, onAlert: opts.ObserveAlert,
 		autoReceive: opts.AutoReceive, representative: opts.Representative,
 		kick: make(chan struct{}, 1), watchers: map[string][]chan *pb.Request{}, inflight: map[string]bool{},
 	}
@@ -318,6 +321,9 @@ func (g *Gateway) Alert(a *pb.Alert) {
 	}
 	g.log.Error("ALERT", "kind", a.GetKind(), "account", nano.PublicKey(a.GetAccount()).Address(),
 		"block", fmt.Sprintf("%X", a.GetBlockHash()), "detail", a.GetDetail())
+	if g.onAlert != nil {
+		g.onAlert(a)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, ch := range g.alerts {
@@ -492,6 +498,61 @@ func (g *Gateway) sendOne(ctx context.Context, id string) error {
 	return nil
 }
 
+// maxPendingRecoveries bounds how often one request is requeued after
+// publishing a block the signer had signed on its head.
+const maxPendingRecoveries = 3
+
+// recoverPending handles a PENDING_BLOCK refusal when the gateway has a
+// node: the block the signer already signed on this head (a crash or a
+// lost answer left it unpublished) is checked — it must be for the
+// request's account and carry a valid signature — and published in the
+// background, and the request is queued again, to be sent with the new
+// head. It reports whether it did so.
+func (g *Gateway) recoverPending(id string, e *entry, pending nano.StateBlock) bool {
+	if g.ledger == nil || e.recoveries >= maxPendingRecoveries {
+		return false
+	}
+	h := pending.Hash()
+	if nano.PublicKey(e.view.GetIntent().GetAccount()) != pending.Account || !nano.Verify(pending.Account, h[:], pending.Signature) {
+		g.log.Error("the pending block in a refusal is not a valid block of the request's account", "request_id", id, "block", h.String())
+		return false
+	}
+	g.mu.Lock()
+	busy := g.inflight["recover:"+id]
+	g.inflight["recover:"+id] = true
+	g.mu.Unlock()
+	if busy {
+		return true // a recovery is under way; this is a repeat of the refusal
+	}
+	g.log.Warn("publishing a block the signer had signed on this head, then resending", "request_id", id, "pending", h.String())
+	go func() {
+		defer func() {
+			g.mu.Lock()
+			delete(g.inflight, "recover:"+id)
+			g.mu.Unlock()
+		}()
+		if _, err := g.ledger.Publish(context.Background(), pending, nano.SubtypeUnknown); err != nil {
+			g.log.Error("publishing the pending block", "block", h.String(), "error", err.Error())
+		}
+		updated, err := g.store.update(id, func(e *entry, _ *bolt.Tx) error {
+			if s := e.view.GetStatus(); s != pb.RequestStatus_REQUEST_STATUS_QUEUED && s != pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD {
+				return errSettled
+			}
+			e.recoveries++
+			e.view.Status = pb.RequestStatus_REQUEST_STATUS_QUEUED
+			e.view.UpdatedUnixNano = g.now().UnixNano()
+			e.lastSent, e.gathered = time.Time{}, false
+			e.wire.Sign.Head = nil // read again from the node, now that the pending block is in
+			return nil
+		})
+		if err == nil {
+			g.changed(updated.view)
+		}
+		g.wake()
+	}()
+	return true
+}
+
 // errSettled stops an update of a request an answer has settled.
 var errSettled = errors.New("request already settled")
 
@@ -562,6 +623,7 @@ func (g *Gateway) handleAnswer(ctx context.Context, rec *Received) error {
 		return err
 	}
 	g.startPipeline(ctx, f.RequestID)
+	g.wake() // without a node, signed frees the account's line
 	return nil
 }
 
@@ -588,6 +650,9 @@ func (g *Gateway) handleRefusal(rec *Received, e *entry) error {
 	if p := ref.GetPending(); p != nil {
 		if b, err := p.ToNano("pending"); err == nil {
 			detail += fmt.Sprintf(" (pending block %s)", b.Hash())
+			if g.recoverPending(id, e, b) {
+				return rec.Done()
+			}
 		}
 	}
 	now := g.now()
@@ -603,5 +668,6 @@ func (g *Gateway) handleRefusal(rec *Received, e *entry) error {
 	}
 	g.log.Warn("refused", "request_id", id, "reason", reason, "detail", detail)
 	g.changed(updated.view)
+	g.wake() // the account's line is free: its next request may go now
 	return rec.Done()
 }

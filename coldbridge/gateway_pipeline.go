@@ -146,5 +146,9 @@ func (g *Gateway) setStatus(id string, s pb.RequestStatus, f func(*entry)) bool 
 	}
 	g.log.Info(s.String(), "request_id", id)
 	g.changed(updated.view)
+	// Published, confirmed or failed, the request no longer holds its
+	// account's line: the next request of the account may go now rather
+	// than at the next resend.
+	g.wake()
 	return true
 }

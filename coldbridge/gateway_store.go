@@ -30,6 +30,8 @@ type gwRecord struct {
 	LastSent int64 `json:"last_sent"`
 	// Gathered is true once Wire holds the head and source blocks.
 	Gathered bool `json:"gathered"`
+	// Recoveries counts requeues after a PENDING_BLOCK refusal.
+	Recoveries int `json:"recoveries,omitempty"`
 }
 
 // gatewayStore is the gateway's bbolt file: its queue survives restarts.
@@ -67,11 +69,12 @@ func (s *gatewayStore) close() error { return s.db.Close() }
 
 // entry is a decoded record.
 type entry struct {
-	view     *pb.Request
-	wire     *pb.BridgeRequest
-	digest   [32]byte
-	lastSent time.Time
-	gathered bool
+	view       *pb.Request
+	wire       *pb.BridgeRequest
+	digest     [32]byte
+	lastSent   time.Time
+	gathered   bool
+	recoveries int
 }
 
 func decodeRecord(data []byte) (*entry, error) {
@@ -79,7 +82,7 @@ func decodeRecord(data []byte) (*entry, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("coldbridge: corrupt gateway record: %w", err)
 	}
-	e := &entry{view: new(pb.Request), wire: new(pb.BridgeRequest), digest: r.Digest, gathered: r.Gathered}
+	e := &entry{view: new(pb.Request), wire: new(pb.BridgeRequest), digest: r.Digest, gathered: r.Gathered, recoveries: r.Recoveries}
 	if err := proto.Unmarshal(r.View, e.view); err != nil {
 		return nil, fmt.Errorf("coldbridge: corrupt gateway record: %w", err)
 	}
@@ -101,7 +104,7 @@ func encodeRecord(e *entry) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := gwRecord{View: view, Wire: wire, Digest: e.digest, Gathered: e.gathered}
+	r := gwRecord{View: view, Wire: wire, Digest: e.digest, Gathered: e.gathered, Recoveries: e.recoveries}
 	if !e.lastSent.IsZero() {
 		r.LastSent = e.lastSent.UnixNano()
 	}

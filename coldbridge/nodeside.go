@@ -35,6 +35,9 @@ type NodeSideOptions struct {
 	WS node.WSOptions
 	// Work, when set, replaces the work provider NodeConfig.Work names.
 	Work node.WorkProvider
+	// WrapWork, when set, wraps the work provider (to time it for
+	// metrics); the Ledger and the precomputer use what it returns.
+	WrapWork func(node.WorkProvider) node.WorkProvider
 }
 
 // NodeSide is the gateway's link to a Nano node: the RPC client, the
@@ -110,6 +113,9 @@ func OpenNodeSide(ctx context.Context, cfg NodeConfig, opts NodeSideOptions) (*N
 		default:
 			work = node.CPUWork{}
 		}
+	}
+	if opts.WrapWork != nil {
+		work = opts.WrapWork(work)
 	}
 	thresholds := opts.Thresholds
 	if thresholds == (node.WorkThresholds{}) && cfg.WorkThreshold != "" {

@@ -41,7 +41,25 @@ type Options struct {
 	MaxIntentTTL time.Duration
 	// Logger receives one structured line per decision; nil discards.
 	Logger *slog.Logger
+	// Observe, when set, is told every decision of Sign and Adopt once,
+	// with how long it took (for metrics): decision is one of the
+	// Decision* values and reason is the refusal's ReasonName for a
+	// refusal, ReasonRepeat for a recorded answer given again,
+	// ReasonInternal for a failure, and "" otherwise. It must not block.
+	Observe func(decision, reason string, took time.Duration)
 }
+
+// Decisions and reasons reported to Options.Observe, besides the audit
+// decisions: DecisionSigned (a signature released; reason "" or
+// ReasonRepeat), DecisionRefused (reason: the refusal's ReasonName) and
+// DecisionAdopted (reason "").
+const (
+	DecisionFailed         = "failed"          // Sign: an internal failure, nothing released (reason ReasonInternal)
+	DecisionAdoptionFailed = "adoption_failed" // Adopt: refused (the ReasonName) or failed (ReasonInternal)
+
+	ReasonRepeat   = "repeat"   // the answer recorded for the same request id and intent
+	ReasonInternal = "internal" // the state file, the token or the context failed
+)
 
 // Signer verifies, decides, records and signs. It is safe for concurrent
 // use; decisions for one account are serialised.
@@ -94,7 +112,18 @@ func (s *Signer) lock(a nano.PublicKey) func() {
 // returns the signed block. A refusal is a *Refusal (also recorded in the
 // audit chain); other errors are internal (the state file, the token) and
 // nothing was signed or released.
-func (s *Signer) Sign(ctx context.Context, req *pb.SignRequest) (*pb.SignResponse, error) {
+func (s *Signer) Sign(ctx context.Context, req *pb.SignRequest) (resp *pb.SignResponse, err error) {
+	repeat := false
+	if s.opts.Observe != nil {
+		start := time.Now()
+		defer func() {
+			decision, reason := outcome(err, DecisionSigned, DecisionRefused, DecisionFailed)
+			if err == nil && repeat {
+				reason = ReasonRepeat
+			}
+			s.opts.Observe(decision, reason, time.Since(start))
+		}()
+	}
 	now := s.opts.Now()
 	in, err := intent.Parse(req.GetIntent())
 	if err != nil {
@@ -115,6 +144,7 @@ func (s *Signer) Sign(ctx context.Context, req *pb.SignRequest) (*pb.SignRespons
 		if stored.IntentDigest != digest {
 			return nil, s.refused(req, &in, digest[:], refuse(rReused, "request id %q was used for another intent", in.RequestID), now)
 		}
+		repeat = true
 		return stored.Response, nil
 	}
 	resp, r, err := s.decide(ctx, req, &in, digest, now)
@@ -125,6 +155,19 @@ func (s *Signer) Sign(ctx context.Context, req *pb.SignRequest) (*pb.SignRespons
 		return nil, s.refused(req, &in, digest[:], r, now)
 	}
 	return resp, nil
+}
+
+// outcome classifies err for Options.Observe: ok with reason "", a
+// refusal with its reason name, or a failure with ReasonInternal.
+func outcome(err error, ok, refused, failed string) (decision, reason string) {
+	var r *Refusal
+	switch {
+	case err == nil:
+		return ok, ""
+	case errors.As(err, &r):
+		return refused, ReasonName(r.Reason)
+	}
+	return failed, ReasonInternal
 }
 
 func (s *Signer) decide(ctx context.Context, req *pb.SignRequest, in *intent.Parsed, digest [32]byte, now time.Time) (*pb.SignResponse, *Refusal, error) {
@@ -276,7 +319,14 @@ func (s *Signer) refused(req *pb.SignRequest, in *intent.Parsed, digest []byte, 
 // Adopt starts tracking the account at index of wallet. head, when not
 // nil, is its current head block: it must belong to the wallet's key and
 // its signature must verify (or, for an epoch block, the epoch signer's).
-func (s *Signer) Adopt(ctx context.Context, wallet string, index uint32, head *nano.StateBlock, height uint64) (AccountRecord, error) {
+func (s *Signer) Adopt(ctx context.Context, wallet string, index uint32, head *nano.StateBlock, height uint64) (_ AccountRecord, err error) {
+	if s.opts.Observe != nil {
+		start := time.Now()
+		defer func() {
+			decision, reason := outcome(err, DecisionAdopted, DecisionAdoptionFailed, DecisionAdoptionFailed)
+			s.opts.Observe(decision, reason, time.Since(start))
+		}()
+	}
 	pub, err := s.keys.PublicKey(ctx, wallet, index)
 	if err != nil {
 		return AccountRecord{}, fmt.Errorf("signer: deriving wallet %q index %d: %w", wallet, index, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/metrics"
 )
 
 type gatewayOptions struct {
@@ -47,12 +48,16 @@ func runGateway(ctx context.Context, e *env, opts gatewayOptions) error {
 		return withHint(err, "docs/CONFIG.md documents every key")
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+	m := metrics.NewGateway(metrics.GatewayOptions{NoNode: cfg.Node.RPC == ""})
 	manifest, err := coldbridge.LoadManifests(cfg.Manifests...)
 	if err != nil {
 		return withHint(err, "write a manifest on the cold host with 'nanokms account list --wallet W --json'")
 	}
 	medium, err := coldbridge.OpenMedium(cfg.Bridge, coldbridge.Hot,
-		func(name string, err error) { log.Warn("frame refused", "file", name, "error", err.Error()) },
+		func(name string, err error) {
+			log.Warn("frame refused", "file", name, "error", err.Error())
+			m.FrameRejected(name, err)
+		},
 		func(err error) { log.Warn("bridge medium", "error", err.Error()) })
 	if err != nil {
 		return err
@@ -61,7 +66,7 @@ func runGateway(ctx context.Context, e *env, opts gatewayOptions) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	nodeSide, err := openNodeSide(ctx, cfg.Node, log)
+	nodeSide, err := openNodeSide(ctx, cfg.Node, log, m.WorkProvider)
 	if err != nil {
 		return err
 	}
@@ -70,26 +75,47 @@ func runGateway(ctx context.Context, e *env, opts gatewayOptions) error {
 	gw, err := coldbridge.OpenGateway(cfg.State, coldbridge.GatewayOptions{
 		Out: medium.Writer, Reader: medium.Reader, Manifest: manifest, Ledger: nodeSide.Ledger(),
 		ResendInterval: cfg.ResendInterval, Log: log,
+		Observe: m.ObserveRequest, ObserveAlert: m.ObserveAlert,
 		AutoReceive: cfg.Node.AutoReceive, Representative: cfg.Node.Representative,
 	})
 	if err != nil {
 		return err
 	}
 	defer gw.Close()
+	stored, err := gw.List(nil)
+	if err != nil {
+		return err
+	}
+	for _, r := range stored {
+		m.Seed(r)
+	}
 	l, err := listenGateway(cfg.Listen)
 	if err != nil {
 		return err
 	}
-	errc := make(chan error, 3)
+	var metricsL net.Listener
+	if cfg.MetricsListen != "" {
+		if metricsL, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			l.Close()
+			return withHint(fmt.Errorf("gateway.metrics_listen: %w", err), "is another process using the port?")
+		}
+	}
+	errc := make(chan error, 4)
+	running := 3
 	go func() { errc <- gw.Run(ctx) }()
 	go func() {
 		errc <- coldbridge.ServeCustody(ctx, l, coldbridge.NewCustodyServer(gw), cfg.TLS, 5*time.Second)
 	}()
 	go func() { errc <- nodeSide.Run(ctx, gw) }()
-	log.Info("serving", "listen", cfg.Listen, "bridge", cfg.Bridge.Kind, "accounts", len(manifest.Accounts()), "node", cfg.Node.RPC)
+	if metricsL != nil {
+		running++
+		go func() { errc <- metrics.Serve(ctx, metricsL, metrics.Handler(m.Registry, log)) }()
+	}
+	log.Info("serving", "listen", cfg.Listen, "metrics", cfg.MetricsListen, "bridge", cfg.Bridge.Kind,
+		"accounts", len(manifest.Accounts()), "node", cfg.Node.RPC)
 	first := <-errc
 	cancel()
-	for i := 0; i < 2; i++ {
+	for i := 1; i < running; i++ {
 		if err := <-errc; first == nil {
 			first = err
 		}

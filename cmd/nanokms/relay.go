@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/metrics"
 	"github.com/nanokms/nanokms/mtls"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
@@ -55,8 +56,12 @@ func runRelay(ctx context.Context, e *env, opts relayOptions) error {
 		return withHint(err, "docs/CONFIG.md documents every key")
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+	m := metrics.NewRelay()
 	medium, err := coldbridge.OpenMedium(cfg.Bridge, coldbridge.Cold,
-		func(name string, err error) { log.Warn("frame refused", "file", name, "error", err.Error()) },
+		func(name string, err error) {
+			log.Warn("frame refused", "file", name, "error", err.Error())
+			m.FrameRejected(name, err)
+		},
 		func(err error) { log.Warn("bridge medium", "error", err.Error()) })
 	if err != nil {
 		return err
@@ -69,9 +74,14 @@ func runRelay(ctx context.Context, e *env, opts relayOptions) error {
 	defer conn.Close()
 	r := &coldbridge.Relay{
 		In: medium.Reader, Out: medium.Writer, Signer: pb.NewSignerClient(conn), Log: log,
-		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax,
+		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax, Observe: m.Observe,
 	}
-	log.Info("relaying", "signer", cfg.Signer, "bridge", cfg.Bridge.Kind)
+	// The metrics file is written until the relay has stopped, then once more.
+	mctx, stopMetrics := context.WithCancel(context.Background())
+	metricsDone := metrics.StartTextfile(mctx, m.Registry, cfg.Metrics, 0,
+		func(err error) { log.Warn("writing metrics", "file", cfg.Metrics, "error", err.Error()) })
+	defer func() { stopMetrics(); metricsDone() }()
+	log.Info("relaying", "signer", cfg.Signer, "bridge", cfg.Bridge.Kind, "metrics", cfg.Metrics)
 	if err := r.Run(ctx); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/metrics"
 	"github.com/nanokms/nanokms/signer"
 	"github.com/nanokms/nanokms/signer/policy"
 )
@@ -69,7 +70,13 @@ func runSigner(ctx context.Context, e *env, opts signerOptions) error {
 	}
 	defer tok.Close()
 
-	s := signer.New(store, tok, cfg, signer.Options{MaxIntentTTL: cfg.Signer.MaxIntentTTL, Logger: log})
+	m := metrics.NewSigner()
+	s := signer.New(store, tok, cfg, signer.Options{MaxIntentTTL: cfg.Signer.MaxIntentTTL, Logger: log, Observe: m.Observe})
+	// The metrics file is written until the signer has stopped, then once more.
+	mctx, stopMetrics := context.WithCancel(context.Background())
+	metricsDone := metrics.StartTextfile(mctx, m.Registry, cfg.Signer.Metrics, 0,
+		func(err error) { log.Warn("writing metrics", "file", cfg.Signer.Metrics, "error", err.Error()) })
+	defer func() { stopMetrics(); metricsDone() }()
 	sopts := signer.ServeOptions{Listen: cfg.Signer.Listen.String(), Grace: cfg.Signer.ShutdownGrace}
 	if t := cfg.Signer.TLS; t != nil {
 		sopts.CertFile, sopts.KeyFile, sopts.ClientCAFile, sopts.AllowedIdentities = t.Cert, t.Key, t.ClientCA, t.AllowedIdentities
@@ -78,7 +85,7 @@ func runSigner(ctx context.Context, e *env, opts signerOptions) error {
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "listen", cfg.Signer.Listen.String(), "state", cfg.Signer.State, "token", cfg.Token.Label)
+	log.Info("serving", "listen", cfg.Signer.Listen.String(), "state", cfg.Signer.State, "token", cfg.Token.Label, "metrics", cfg.Signer.Metrics)
 	if err := signer.Serve(ctx, l, signer.NewServer(s), sopts); err != nil {
 		return err
 	}

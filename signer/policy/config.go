@@ -50,6 +50,10 @@ type SignerConfig struct {
 	MaxIntentTTL time.Duration
 	// ShutdownGrace is how long in-flight requests get on shutdown.
 	ShutdownGrace time.Duration
+	// Metrics is the absolute path of the file the signer writes its
+	// metrics to, for the node_exporter textfile collector (it ends in
+	// .prom); "" for none.
+	Metrics string
 	// LogLevel is one of slog.LevelDebug, LevelInfo, LevelWarn, LevelError.
 	LogLevel slog.Level
 	// TLS is the mutual TLS 1.3 setup; non-nil exactly when Listen is TCP.

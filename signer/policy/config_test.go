@@ -171,7 +171,8 @@ func TestExample(t *testing.T) {
 	}
 	s := cfg.Signer
 	if s.State != "/var/lib/nanokms/signer.db" || s.Listen != (Endpoint{"tcp", "10.0.7.2:7070"}) ||
-		s.MaxIntentTTL != 24*time.Hour || s.ShutdownGrace != 10*time.Second || s.LogLevel != slog.LevelInfo {
+		s.MaxIntentTTL != 24*time.Hour || s.ShutdownGrace != 10*time.Second || s.LogLevel != slog.LevelInfo ||
+		s.Metrics != "/var/lib/node_exporter/textfile/nanokms_signer.prom" {
 		t.Errorf("signer = %+v", s)
 	}
 	if s.Listen.String() != "tcp://10.0.7.2:7070" {
@@ -250,7 +251,7 @@ func TestDefaults(t *testing.T) {
 	if s.Listen != (Endpoint{"unix", "/run/nanokms/signer.sock"}) || s.Listen.String() != DefaultListen {
 		t.Errorf("listen = %+v", s.Listen)
 	}
-	if s.MaxIntentTTL != DefaultMaxIntentTTL || s.ShutdownGrace != DefaultShutdownGrace || s.LogLevel != slog.LevelInfo || s.TLS != nil {
+	if s.MaxIntentTTL != DefaultMaxIntentTTL || s.ShutdownGrace != DefaultShutdownGrace || s.LogLevel != slog.LevelInfo || s.TLS != nil || s.Metrics != "" {
 		t.Errorf("signer = %+v", s)
 	}
 	if cfg.Token.PoolSize != DefaultPoolSize || cfg.Token.PINEnv != "" {
@@ -297,6 +298,16 @@ func TestValid(t *testing.T) {
 		{"durations and level", []edit{insertAfter(`state = "/var/lib/nanokms/signer.db"`, "max_intent_ttl = \"1h30m\"\nshutdown_grace = \"250ms\"\nlog_level = \"debug\"")}, func(t *testing.T, c *Config) {
 			if c.Signer.MaxIntentTTL != 90*time.Minute || c.Signer.ShutdownGrace != 250*time.Millisecond || c.Signer.LogLevel != slog.LevelDebug {
 				t.Errorf("signer = %+v", c.Signer)
+			}
+		}},
+		{"metrics", []edit{insertAfter(`state = "/var/lib/nanokms/signer.db"`, `metrics = "/var/lib/node_exporter/textfile/signer.prom"`)}, func(t *testing.T, c *Config) {
+			if c.Signer.Metrics != "/var/lib/node_exporter/textfile/signer.prom" {
+				t.Errorf("metrics = %q", c.Signer.Metrics)
+			}
+		}},
+		{"metrics empty", []edit{insertAfter(`state = "/var/lib/nanokms/signer.db"`, `metrics = ""`)}, func(t *testing.T, c *Config) {
+			if c.Signer.Metrics != "" {
+				t.Errorf("metrics = %q", c.Signer.Metrics)
 			}
 		}},
 		{"pool size bounds", []edit{insertAfter(`pin_file = "/etc/nanokms/pin"`, `pool_size = 64`)}, func(t *testing.T, c *Config) {
@@ -366,6 +377,9 @@ func TestValidationErrors(t *testing.T) {
 		{"state missing", []edit{replace(state, "")}, "signer.state", "required"},
 		{"state empty", []edit{replace(state, `state = ""`)}, "signer.state", "must not be empty"},
 		{"state relative", []edit{replace(state, `state = "signer.db"`)}, "signer.state", "absolute path"},
+		{"metrics relative", []edit{insertAfter(state, `metrics = "signer.prom"`)}, "signer.metrics", "absolute path"},
+		{"metrics not .prom", []edit{insertAfter(state, `metrics = "/var/lib/node_exporter/textfile/signer.txt"`)}, "signer.metrics", "must end in .prom"},
+		{"metrics integer", []edit{insertAfter(state, `metrics = 1`)}, "signer.metrics", "must be a string"},
 		{"state not a string", []edit{replace(state, `state = 1`)}, "signer.state", "must be a string, not an integer"},
 		{"state a table", []edit{replace(state, `state = {path = "/x"}`)}, "signer.state", "must be a string, not a table"},
 		{"module missing", []edit{replace(`module = "/usr/lib/softhsm/libsofthsm2.so"`, "")}, "token.module", "required"},

@@ -20,6 +20,7 @@ type signerFile struct {
 	Listen        conffile.Value `toml:"listen"`
 	MaxIntentTTL  conffile.Value `toml:"max_intent_ttl"`
 	ShutdownGrace conffile.Value `toml:"shutdown_grace"`
+	Metrics       conffile.Value `toml:"metrics"`
 	LogLevel      conffile.Value `toml:"log_level"`
 	TLS           *tlsFile       `toml:"tls"` // nil when [signer.tls] is absent
 }

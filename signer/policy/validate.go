@@ -191,6 +191,11 @@ func (f *signerFile) validate(c *conffile.Checker, key string) SignerConfig {
 		s.Listen = Endpoint(ep)
 	}
 
+	s.Metrics = c.OptAbsPath(key+".metrics", f.Metrics)
+	if s.Metrics != "" && !strings.HasSuffix(s.Metrics, ".prom") {
+		c.Fail(key+".metrics", "%q must end in .prom (the node_exporter textfile collector reads only *.prom files)", s.Metrics)
+	}
+
 	levels := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
 	s.LogLevel = levels[c.OneOf(key+".log_level", f.LogLevel, "info", "debug", "info", "warn", "error")]
 

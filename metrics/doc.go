@@ -1,0 +1,21 @@
+// Package metrics holds the Prometheus metrics of the nanokms roles, one
+// set per role: the hot gateway (NewGateway), the cold relay (NewRelay)
+// and the cold signer (NewSigner). docs/METRICS.md lists every metric.
+//
+// Each constructor returns typed collectors registered on a registry of
+// their own (never prometheus.DefaultRegisterer), and methods whose
+// signatures match the hooks the roles offer (coldbridge.GatewayOptions,
+// coldbridge.Relay, signer.Options, node.WorkProvider), so that a command
+// wires them in without glue.
+//
+// The gateway serves its registry on a listener of its own (Handler,
+// Serve). The cold hosts have no network: their registries are written to
+// a file for the node_exporter textfile collector (WriteTextfile,
+// RunTextfile), atomically.
+//
+// Labels are closed, low-cardinality sets: request statuses, outcomes,
+// refusal reasons, alert kinds, frame refusal reasons. A label must never
+// carry a secret, a request payload, a request id, an account, an amount
+// or any other value that comes from a request: those belong in the logs,
+// which carry the request id, not in metrics.
+package metrics

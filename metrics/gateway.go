@@ -1,0 +1,329 @@
+package metrics
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/nano"
+	"github.com/nanokms/nanokms/node"
+	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+)
+
+// GatewayOptions configure NewGateway.
+type GatewayOptions struct {
+	// NoNode says the gateway runs without a node: SIGNED is then a final
+	// status (nothing is published).
+	NoNode bool
+}
+
+// Gateway is the hot gateway's metrics. Feed it with ObserveRequest
+// (coldbridge.GatewayOptions.Observe), ObserveAlert
+// (coldbridge.GatewayOptions.ObserveAlert), FrameRejected (the medium's
+// coldbridge.RejectFunc) and WorkProvider (around the node's work
+// provider); Seed it with the stored requests before the gateway runs.
+type Gateway struct {
+	// Registry holds every collector below, and the Go runtime's and the
+	// process's.
+	Registry *prometheus.Registry
+
+	Requests        *prometheus.CounterVec   // nanokms_gateway_requests_total{status}
+	InStatus        *prometheus.GaugeVec     // nanokms_gateway_requests_in_status{status}
+	RequestDuration *prometheus.HistogramVec // nanokms_gateway_request_seconds{status}
+	Resends         prometheus.Counter       // nanokms_bridge_resends_total
+	RoundTrip       prometheus.Histogram     // nanokms_bridge_round_trip_seconds
+	Publish         prometheus.Histogram     // nanokms_publish_seconds
+	Confirmation    prometheus.Histogram     // nanokms_confirmation_seconds
+	Work            *prometheus.HistogramVec // nanokms_work_seconds{outcome}
+	Alerts          *prometheus.CounterVec   // nanokms_alerts_total{kind}
+	FramesRejected  *prometheus.CounterVec   // nanokms_bridge_frames_rejected_total{reason}
+
+	noNode bool
+
+	mu   sync.Mutex
+	open map[string]*tracked // requests not final yet
+	// done remembers the last finished requests, so that a notification
+	// overtaken by a later one (two goroutines change a request almost
+	// at once) does not bring a finished request back.
+	done     map[string]bool
+	doneRing []string
+	doneNext int
+}
+
+// tracked is what the gateway's metrics remember of an open request:
+// Unix nanoseconds of its changes, 0 when unknown.
+type tracked struct {
+	status                       pb.RequestStatus
+	updated                      int64 // of the change last counted
+	firstSent, signed, published int64
+}
+
+// doneMemory is how many finished request ids are remembered.
+const doneMemory = 4096
+
+// Status label values, in the order requests go through them.
+var gatewayStatuses = []pb.RequestStatus{
+	pb.RequestStatus_REQUEST_STATUS_QUEUED, pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD,
+	pb.RequestStatus_REQUEST_STATUS_SIGNED, pb.RequestStatus_REQUEST_STATUS_REFUSED,
+	pb.RequestStatus_REQUEST_STATUS_PUBLISHED, pb.RequestStatus_REQUEST_STATUS_CONFIRMED,
+	pb.RequestStatus_REQUEST_STATUS_FAILED,
+}
+
+// StatusLabel returns the status label value of s: its name without the
+// REQUEST_STATUS_ prefix, in lower case ("sent_to_cold").
+func StatusLabel(s pb.RequestStatus) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "REQUEST_STATUS_"))
+}
+
+// Work outcome label values.
+const (
+	WorkOK       = "ok"
+	WorkError    = "error"
+	WorkCanceled = "canceled" // the caller gave up (a precomputation made useless)
+)
+
+// NewGateway returns the gateway's metrics on a new registry.
+func NewGateway(opts GatewayOptions) *Gateway {
+	g := &Gateway{
+		Registry: prometheus.NewRegistry(),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nanokms_gateway_requests_total",
+			Help: "Requests that entered each status (a resend does not count again).",
+		}, []string{"status"}),
+		InStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nanokms_gateway_requests_in_status",
+			Help: "Requests in the gateway's state file by current status.",
+		}, []string{"status"}),
+		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nanokms_gateway_request_seconds",
+			Help:    "Time from submission to a final status, by that status.",
+			Buckets: bridgeBuckets,
+		}, []string{"status"}),
+		Resends: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nanokms_bridge_resends_total",
+			Help: "Request frames written to the bridge again because no answer came within the resend interval.",
+		}),
+		RoundTrip: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "nanokms_bridge_round_trip_seconds",
+			Help:    "Time from the first write of a request frame to the bridge to its signed answer.",
+			Buckets: bridgeBuckets,
+		}),
+		Publish: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "nanokms_publish_seconds",
+			Help:    "Time from a signed answer to the block's publication (proof of work included).",
+			Buckets: nodeBuckets,
+		}),
+		Confirmation: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "nanokms_confirmation_seconds",
+			Help:    "Time from a block's publication to its confirmation.",
+			Buckets: nodeBuckets,
+		}),
+		Work: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nanokms_work_seconds",
+			Help:    "Time spent generating proof of work, by outcome (precomputed work included).",
+			Buckets: workBuckets,
+		}, []string{"outcome"}),
+		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nanokms_alerts_total",
+			Help: "Critical alerts raised, by kind (UNKNOWN_BLOCK: a custody account's key was used elsewhere).",
+		}, []string{"kind"}),
+		FramesRejected: newFramesRejected("gateway"),
+		noNode:         opts.NoNode,
+		open:           map[string]*tracked{},
+		done:           map[string]bool{},
+		doneRing:       make([]string, doneMemory),
+	}
+	for _, s := range gatewayStatuses {
+		g.Requests.WithLabelValues(StatusLabel(s))
+		g.InStatus.WithLabelValues(StatusLabel(s))
+		if g.final(s) {
+			g.RequestDuration.WithLabelValues(StatusLabel(s))
+		}
+	}
+	for _, o := range []string{WorkOK, WorkError, WorkCanceled} {
+		g.Work.WithLabelValues(o)
+	}
+	g.Alerts.WithLabelValues(coldbridge.AlertUnknownBlock)
+	g.Registry.MustRegister(g.Requests, g.InStatus, g.RequestDuration, g.Resends, g.RoundTrip, g.Publish,
+		g.Confirmation, g.Work, g.Alerts, g.FramesRejected,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return g
+}
+
+// final reports whether no change can follow status s.
+func (g *Gateway) final(s pb.RequestStatus) bool {
+	switch s {
+	case pb.RequestStatus_REQUEST_STATUS_REFUSED, pb.RequestStatus_REQUEST_STATUS_CONFIRMED, pb.RequestStatus_REQUEST_STATUS_FAILED:
+		return true
+	case pb.RequestStatus_REQUEST_STATUS_SIGNED:
+		return g.noNode
+	}
+	return false
+}
+
+// rank orders statuses: of two changes of a request made at the same
+// time (by two goroutines), the one of higher rank is the later.
+func rank(s pb.RequestStatus) int {
+	switch s {
+	case pb.RequestStatus_REQUEST_STATUS_QUEUED:
+		return 1
+	case pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD:
+		return 2
+	case pb.RequestStatus_REQUEST_STATUS_SIGNED:
+		return 3
+	case pb.RequestStatus_REQUEST_STATUS_PUBLISHED:
+		return 4
+	case pb.RequestStatus_REQUEST_STATUS_REFUSED, pb.RequestStatus_REQUEST_STATUS_CONFIRMED, pb.RequestStatus_REQUEST_STATUS_FAILED:
+		return 5
+	}
+	return 0
+}
+
+// Seed counts a request found in the state file when the gateway starts,
+// before it runs: nanokms_gateway_requests_in_status starts from the
+// stored statuses, and an open request's signing and publication times
+// are known again (its first write to the bridge is not: it is left out
+// of nanokms_bridge_round_trip_seconds).
+func (g *Gateway) Seed(r *pb.Request) {
+	s := r.GetStatus()
+	if rank(s) == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	id := r.GetRequestId()
+	if _, ok := g.open[id]; ok || g.done[id] {
+		return
+	}
+	g.InStatus.WithLabelValues(StatusLabel(s)).Inc()
+	if g.final(s) {
+		g.finish(id)
+		return
+	}
+	t := &tracked{status: s, updated: r.GetUpdatedUnixNano()}
+	switch s {
+	case pb.RequestStatus_REQUEST_STATUS_SIGNED:
+		t.signed = r.GetUpdatedUnixNano()
+	case pb.RequestStatus_REQUEST_STATUS_PUBLISHED:
+		t.published = r.GetUpdatedUnixNano()
+	}
+	g.open[id] = t
+}
+
+// ObserveRequest is told every status change of a request: it has the
+// signature of coldbridge.GatewayOptions.Observe. Durations come from
+// the request's own timestamps (UpdatedUnixNano, SubmittedUnixNano).
+func (g *Gateway) ObserveRequest(s pb.RequestStatus, r *pb.Request) {
+	if rank(s) == 0 {
+		return
+	}
+	id := r.GetRequestId()
+	at := r.GetUpdatedUnixNano()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.done[id] {
+		return // a late notification of a finished request
+	}
+	t, known := g.open[id]
+	if known && (at < t.updated || at == t.updated && rank(s) < rank(t.status)) {
+		return // overtaken by a later change
+	}
+	if s == pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD && r.GetAttempts() > 1 {
+		g.Resends.Inc()
+	}
+	if !known || t.status != s {
+		g.Requests.WithLabelValues(StatusLabel(s)).Inc()
+		if known {
+			g.InStatus.WithLabelValues(StatusLabel(t.status)).Dec()
+		}
+		g.InStatus.WithLabelValues(StatusLabel(s)).Inc()
+	}
+	if !known {
+		t = &tracked{}
+		g.open[id] = t
+	}
+	t.status, t.updated = s, at
+	switch s {
+	case pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD:
+		if t.firstSent == 0 && r.GetAttempts() == 1 {
+			t.firstSent = at
+		}
+	case pb.RequestStatus_REQUEST_STATUS_SIGNED:
+		t.signed = at
+		observeSince(g.RoundTrip, t.firstSent, at)
+	case pb.RequestStatus_REQUEST_STATUS_PUBLISHED:
+		t.published = at
+		observeSince(g.Publish, t.signed, at)
+	case pb.RequestStatus_REQUEST_STATUS_CONFIRMED:
+		observeSince(g.Confirmation, t.published, at)
+	}
+	if g.final(s) {
+		observeSince(g.RequestDuration.WithLabelValues(StatusLabel(s)), r.GetSubmittedUnixNano(), at)
+		delete(g.open, id)
+		g.finish(id)
+	}
+}
+
+// finish remembers id as finished, forgetting the oldest one remembered.
+func (g *Gateway) finish(id string) {
+	if old := g.doneRing[g.doneNext]; old != "" {
+		delete(g.done, old)
+	}
+	g.doneRing[g.doneNext] = id
+	g.doneNext = (g.doneNext + 1) % len(g.doneRing)
+	g.done[id] = true
+}
+
+// observeSince observes the seconds from start to end (Unix
+// nanoseconds), unless start is unknown or after end.
+func observeSince(o prometheus.Observer, start, end int64) {
+	if start == 0 || end < start {
+		return
+	}
+	o.Observe(time.Duration(end - start).Seconds())
+}
+
+// ObserveAlert counts a critical alert by kind: it has the signature of
+// coldbridge.GatewayOptions.ObserveAlert.
+func (g *Gateway) ObserveAlert(a *pb.Alert) {
+	kind := a.GetKind()
+	if kind == "" {
+		kind = "unknown"
+	}
+	g.Alerts.WithLabelValues(kind).Inc()
+}
+
+// FrameRejected counts a frame the gateway's medium refused: it has the
+// signature of coldbridge.RejectFunc.
+func (g *Gateway) FrameRejected(_ string, err error) {
+	g.FramesRejected.WithLabelValues(RejectReason(err)).Inc()
+}
+
+// WorkProvider returns p timed into nanokms_work_seconds.
+func (g *Gateway) WorkProvider(p node.WorkProvider) node.WorkProvider {
+	return timedWork{p: p, h: g.Work}
+}
+
+type timedWork struct {
+	p node.WorkProvider
+	h *prometheus.HistogramVec
+}
+
+func (t timedWork) Generate(ctx context.Context, root nano.Hash, threshold uint64) (nano.Work, error) {
+	start := time.Now()
+	w, err := t.p.Generate(ctx, root, threshold)
+	outcome := WorkOK
+	switch {
+	case err != nil && ctx.Err() != nil:
+		outcome = WorkCanceled
+	case err != nil:
+		outcome = WorkError
+	}
+	t.h.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+	return w, err
+}
