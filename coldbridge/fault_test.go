@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -378,17 +377,34 @@ func checkSignedExactly(t *testing.T, env *signertest.Env, ids ...string) {
 }
 
 // poll calls cond with a bounded backoff until it is true, failing the
-// test after limit.
+// test after limit. It is for the test's goroutine; others use waitFor.
 func poll(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !waitFor(limit, cond) {
+		t.Fatalf("%s: not within %s", what, limit)
+	}
+}
+
+// waitFor calls cond with a bounded backoff until it is true (true) or
+// limit has passed (false).
+func waitFor(limit time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(limit)
 	pause := time.Millisecond
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, limit)
+			return false
 		}
 		time.Sleep(pause)
 		pause = min(2*pause, 50*time.Millisecond)
+	}
+	return true
+}
+
+// settledIn reports whether a file named name has been moved into dir's done/.
+func settledIn(dir, name string) func() bool {
+	return func() bool {
+		_, err := os.Stat(filepath.Join(dir, DoneDir, name))
+		return err == nil
 	}
 }
 
@@ -426,7 +442,7 @@ func allQuarantined(dir string) []string {
 func waitQuarantined(t *testing.T, dir, name, want string) string {
 	t.Helper()
 	var found string
-	poll(t, 15*time.Second, fmt.Sprintf("%s quarantined in %s with %q (have %q)", name, filepath.Base(dir), want, quarantined(dir, name)), func() bool {
+	if !waitFor(15*time.Second, func() bool {
 		for _, r := range quarantined(dir, name) {
 			if strings.Contains(r, want) {
 				found = r
@@ -434,7 +450,9 @@ func waitQuarantined(t *testing.T, dir, name, want string) string {
 			}
 		}
 		return false
-	})
+	}) {
+		t.Fatalf("no copy of %s quarantined in %s with %q; there are: %q", name, filepath.Base(dir), want, quarantined(dir, name))
+	}
 	return found
 }
 
@@ -550,10 +568,10 @@ func TestFaultDuplicated(t *testing.T) {
 		if p.copy == 1 && (p.name == reqName(id) || p.name == respName(id)) {
 			inbound := w.c.to[p.leg]
 			w.c.later(func() {
-				poll(w.t, 15*time.Second, "the first copy is settled", func() bool {
-					_, err := os.Stat(filepath.Join(inbound, DoneDir, p.name))
-					return err == nil
-				})
+				if !waitFor(15*time.Second, settledIn(inbound, p.name)) {
+					w.t.Errorf("courier: the first copy of %s was not settled", p.name)
+					return
+				}
 				w.c.pass(p)
 			})
 		}
@@ -596,8 +614,8 @@ func TestFaultReordered(t *testing.T) {
 		stale *parcel    // X's first request copy, kept for later
 		order [2][]string
 	)
-	// swap delivers the second of a pair at once and the first only once
-	// the second is settled.
+	// Of each leg's pair of first copies, the second to arrive is
+	// delivered at once and the first only once the second is settled.
 	w.c.setRoute(func(p *parcel) {
 		mine := p.copy == 1 && (p.name == reqName(idX) || p.name == reqName(idY) || p.name == respName(idX) || p.name == respName(idY))
 		if !mine {
@@ -619,10 +637,10 @@ func TestFaultReordered(t *testing.T) {
 		w.c.pass(p)
 		inbound := w.c.to[p.leg]
 		w.c.later(func() {
-			poll(w.t, 15*time.Second, "the later frame is settled", func() bool {
-				_, err := os.Stat(filepath.Join(inbound, DoneDir, p.name))
-				return err == nil
-			})
+			if !waitFor(15*time.Second, settledIn(inbound, p.name)) {
+				w.t.Errorf("courier: %s was not settled", p.name)
+				return
+			}
 			w.c.pass(held)
 		})
 	})
@@ -840,17 +858,17 @@ func TestFaultAlteredResponse(t *testing.T) {
 	}
 	frameOf := func(sign *pb.SignResponse, created time.Time) []byte {
 		payload, err := proto.Marshal(&pb.BridgeResponse{Sign: sign})
-		if err != nil {
-			t.Fatal(err)
+		if err == nil {
+			var data []byte
+			if data, err = (&Frame{Type: TypeResponse, RequestID: idB, Created: created, Payload: payload}).MarshalBinary(); err == nil {
+				return data
+			}
 		}
-		data, err := (&Frame{Type: TypeResponse, RequestID: idB, Created: created, Payload: payload}).MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return data
+		t.Errorf("courier: forging: %v", err) // on the courier's goroutine: no Fatal
+		return nil
 	}
-	// forged[n] replaces the n-th copy of B's response; it gets the
-	// genuine answer and returns the forgery.
+	// The n-th copy of B's response is replaced by forge(n, the genuine
+	// answer); wants[n] is what the gateway's reason for rejecting it says.
 	wants := map[int]string{
 		1: "the block is for",
 		2: "the signature does not verify",

@@ -319,7 +319,11 @@ func (g *Gateway) Alert(a *pb.Alert) {
 	if a.GetTimeUnixNano() == 0 {
 		a.TimeUnixNano = g.now().UnixNano()
 	}
-	g.log.Error("ALERT", "kind", a.GetKind(), "account", nano.PublicKey(a.GetAccount()).Address(),
+	account := fmt.Sprintf("%X", a.GetAccount())
+	if len(a.GetAccount()) == len(nano.PublicKey{}) {
+		account = nano.PublicKey(a.GetAccount()).Address()
+	}
+	g.log.Error("ALERT", "kind", a.GetKind(), "account", account,
 		"block", fmt.Sprintf("%X", a.GetBlockHash()), "detail", a.GetDetail())
 	if g.onAlert != nil {
 		g.onAlert(a)
@@ -602,11 +606,21 @@ func (g *Gateway) handleAnswer(ctx context.Context, rec *Received) error {
 	case s == pb.RequestStatus_REQUEST_STATUS_QUEUED || s == pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD:
 	case e.view.GetBlockHash() != nil && bytes.Equal(e.view.GetBlockHash(), hash[:]):
 		return rec.Done() // a repeat of the answer we have
+	case s == pb.RequestStatus_REQUEST_STATUS_REFUSED:
+		// Refusals carry no signature: anyone who controls the medium can
+		// forge one. A signed block that verifies against the intent proves
+		// the cold side signed, so it wins: the request is signed, and the
+		// earlier refusal was forged or stale.
+		g.log.Error("a verified signed block overrides an earlier refusal: the refusal was forged or stale",
+			"request_id", f.RequestID, "hash", hash.String(), "refusal", e.view.GetRefusalReason())
+		g.Alert(&pb.Alert{Kind: AlertRefusalOverridden, Account: block.Account[:], BlockHash: hash[:],
+			Detail: fmt.Sprintf("request %s was reported refused (%s) but the cold side signed it", f.RequestID, e.view.GetRefusalReason())})
 	default:
 		return rec.Reject(fmt.Sprintf("the request is already %s", s))
 	}
 	now := g.now()
 	updated, err := g.store.update(f.RequestID, func(e *entry, tx *bolt.Tx) error {
+		e.view.RefusalReason, e.view.Error = "", ""
 		e.view.Status = pb.RequestStatus_REQUEST_STATUS_SIGNED
 		e.view.Block = pb.BlockFromNano(&block)
 		e.view.BlockHash = hash[:]

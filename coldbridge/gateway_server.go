@@ -14,6 +14,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/mtls"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
@@ -47,6 +48,11 @@ func custodyStatus(err error) error {
 func (s *CustodyServer) SubmitIntent(ctx context.Context, req *pb.SubmitIntentRequest) (*pb.SubmitIntentResponse, error) {
 	r, err := s.g.Submit(ctx, req)
 	if err != nil {
+		id := req.GetIntent().GetRequestId()
+		if len(id) > intent.MaxRequestIDLen {
+			id = id[:intent.MaxRequestIDLen]
+		}
+		s.g.log.Warn("submission refused", "request_id", id, "error", err.Error())
 		return nil, custodyStatus(err)
 	}
 	return &pb.SubmitIntentResponse{RequestId: r.GetRequestId(), Request: r}, nil

@@ -14,6 +14,13 @@ import (
 // was used elsewhere.
 const AlertUnknownBlock = "UNKNOWN_BLOCK"
 
+// AlertRefusalOverridden is the kind of alert raised when a request
+// reported refused turns out to have been signed: the refusal was forged
+// on the medium (refusals are not signed) or stale. A withdrawal service
+// must not re-issue a payment merely because a request was refused without
+// first checking the account's frontier.
+const AlertRefusalOverridden = "REFUSAL_OVERRIDDEN"
+
 // autoReceiveTTL is how long an automatic receive intent stays valid.
 const autoReceiveTTL = 12 * time.Hour
 

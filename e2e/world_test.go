@@ -216,13 +216,18 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 	}
 
 	w.env = signertest.MustEnv(t, o.accounts)
-	var custody []*pb.CustodyAccount
+	var (
+		custody []*pb.CustodyAccount
+		pubs    []nano.PublicKey
+	)
 	for i := 0; i < o.accounts; i++ {
 		pub := w.env.Account(uint32(i))
 		custody = append(custody, &pb.CustodyAccount{Wallet: signertest.Wallet, Index: uint32(i), PublicKey: pub[:], Address: pub.Address()})
+		pubs = append(pubs, pub)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	w.ctx = ctx
 	send, receive := w.dev.Thresholds()
 	side, err := coldbridge.OpenNodeSide(ctx, coldbridge.NodeConfig{
@@ -231,12 +236,14 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 	}, coldbridge.NodeSideOptions{
 		PollInterval: o.pollInterval, ReceivableScan: o.scan,
 		Thresholds: node.WorkThresholds{Send: send, Receive: receive},
-		WS:         node.WSOptions{ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond},
+		// Subscribed from the dial on, so that a block the test processes
+		// right after newWorld cannot beat NodeSide.Run's own subscription.
+		WS: node.WSOptions{Accounts: pubs, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond},
 	})
 	if err != nil {
-		cancel()
 		t.Fatal(err)
 	}
+	t.Cleanup(side.Close) // after the loops below have stopped
 	w.side = side
 
 	gwOut, gwIn, relayIn, relayOut := fileMedium(t)
@@ -251,10 +258,9 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 		},
 	})
 	if err != nil {
-		cancel()
-		side.Close()
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { gw.Close() })
 	w.gw = gw
 
 	sock := filepath.Join(t.TempDir(), "custody.sock")
@@ -264,6 +270,7 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 	}
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
+		cl.Close()
 		t.Fatal(err)
 	}
 	w.custody = pb.NewCustodyClient(conn)
@@ -283,8 +290,6 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 				t.Errorf("run: %v", err)
 			}
 		}
-		side.Close()
-		gw.Close()
 	})
 	return w
 }

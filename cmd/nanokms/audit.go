@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -60,12 +61,23 @@ func runAuditVerify(ctx context.Context, e *env, opts auditVerifyOptions) error 
 	case opts.state != "" && (opts.conn.connect != "" || opts.conn.config != ""):
 		return usageErr("--state and --connect/--config are mutually exclusive")
 	case opts.state != "":
+		// OpenStore creates a missing file: a mistyped path would be
+		// reported as an empty chain that verifies.
+		if _, serr := os.Stat(opts.state); serr != nil {
+			var pe *os.PathError
+			if errors.As(serr, &pe) {
+				serr = pe.Err
+			}
+			return withHint(fmt.Errorf("--state %s: %w", opts.state, serr), "give the signer's state file (signer.state in its configuration)")
+		}
 		store, oerr := signer.OpenStore(opts.state)
 		if oerr != nil {
 			return withHint(oerr, "stop the signer first, or use --connect to ask the running signer")
 		}
 		defer store.Close()
 		n, err = store.VerifyAudit()
+	case opts.conn.connect == "" && opts.conn.config == "":
+		return usageErr("one of --state, --connect or --config is required")
 	default:
 		n, err = streamAudit(ctx, opts.conn)
 	}

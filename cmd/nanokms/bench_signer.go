@@ -708,6 +708,10 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 			if i < opts.requests%c {
 				k++
 			}
+			if len(wk.accounts) == 0 {
+				wk.skipped = k // every account it had failed at an earlier level
+				continue
+			}
 			wk.items = make([]benchItem, k)
 		}
 		var wg sync.WaitGroup
@@ -718,10 +722,6 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 						continue
 					}
 					for k := range wk.items {
-						if len(wk.accounts) == 0 {
-							wk.items[k] = benchItem{err: errors.New("no account left")}
-							continue
-						}
 						wk.items[k] = w.newItem(wk.accounts[k%len(wk.accounts)], amountRaw, expires)
 					}
 				}
@@ -754,7 +754,7 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 	}
 	var wg sync.WaitGroup
 	for _, wk := range workers {
-		wg.Go(func() { w.work(lctx, wk, bar, deadline, amountRaw, expires) })
+		wg.Go(func() { w.work(lctx, wk, bar, deadline, amountRaw) })
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -806,7 +806,7 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 }
 
 // work runs one worker: its prepared items, or fresh ones until deadline.
-func (w *benchWorld) work(ctx context.Context, wk *benchWorker, bar *benchBar, deadline time.Time, amountRaw string, expires int64) {
+func (w *benchWorld) work(ctx context.Context, wk *benchWorker, bar *benchBar, deadline time.Time, amountRaw string) {
 	next := 0
 	for i := 0; ; i++ {
 		var it benchItem
@@ -835,7 +835,7 @@ func (w *benchWorld) work(ctx context.Context, wk *benchWorker, bar *benchBar, d
 			if a == nil {
 				return
 			}
-			it = w.newItem(a, amountRaw, expires)
+			it = w.newItem(a, amountRaw, time.Now().Add(benchExpiry).Unix())
 			if it.err != nil {
 				wk.fail(it.err)
 				return

@@ -44,6 +44,10 @@ func newClientIntentCmd(e *env) *cobra.Command {
 }
 
 func runClientIntent(_ context.Context, e *env, opts clientIntentOptions) error {
+	if opts.ttl <= 0 {
+		// An intent that has already expired can never be signed.
+		return usageErr("--ttl must be positive")
+	}
 	in := &pb.Intent{RequestId: opts.id, ExpiresAtUnix: time.Now().Add(opts.ttl).Unix()}
 	if in.RequestId == "" {
 		var b [8]byte

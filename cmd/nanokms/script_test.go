@@ -5,9 +5,11 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"syscall"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -22,7 +24,12 @@ const nodeFixtures = "../../testdata/node"
 func TestMain(m *testing.M) {
 	testscript.Main(softhsmMain{m}, map[string]func(){
 		"nanokms": func() {
-			os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+			// As main does: an interrupt (the scripts' 'kill -INT') or
+			// SIGTERM stops a service cleanly.
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+			stop()
+			os.Exit(code)
 		},
 	})
 }
@@ -45,6 +52,11 @@ func TestMain(m *testing.M) {
 //	perm FILE MODE
 //	    fail unless FILE's permission bits are MODE (octal).
 //
+// and, for the services (scriptcmds_test.go): waitfor, expand,
+// verifyapproval, auditedit and noderpc. A service started in the
+// background ('exec nanokms signer … &signer&') is stopped with
+// 'kill -INT signer', which it handles as main does SIGINT and SIGTERM.
+//
 // Each script also gets a SoftHSM token directory and a fresh token of its
 // own (setupToken).
 func TestScripts(t *testing.T) {
@@ -60,6 +72,12 @@ func TestScripts(t *testing.T) {
 			"newtoken":   cmdNewToken,
 			"flipsealed": cmdFlipSealed,
 			"perm":       cmdPerm,
+			// scriptcmds_test.go
+			"waitfor":        cmdWaitfor,
+			"expand":         cmdExpand,
+			"verifyapproval": cmdVerifyApproval,
+			"auditedit":      cmdAuditEdit,
+			"noderpc":        cmdNodeRPC,
 		},
 	})
 }

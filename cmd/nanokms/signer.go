@@ -66,7 +66,7 @@ func runSigner(ctx context.Context, e *env, opts signerOptions) error {
 
 	tok, err := openSignerToken(ctx, cfg.Token)
 	if err != nil {
-		return err
+		return noRestartOnPIN(err)
 	}
 	defer tok.Close()
 
@@ -91,6 +91,26 @@ func runSigner(ctx context.Context, e *env, opts signerOptions) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// exitSignerPIN is the signer's exit status when the token refused its
+// PIN or the PIN is locked. A service manager must not restart it then:
+// every restart would try the PIN again, and the token locks it after a
+// few failures (deploy/systemd/nanokms-signer.service has
+// RestartPreventExitStatus=3).
+const exitSignerPIN = 3
+
+// noRestartOnPIN gives a wrong or locked PIN the exit status exitSignerPIN.
+func noRestartOnPIN(err error) error {
+	if !errors.Is(err, hsm.ErrWrongPIN) && !errors.Is(err, hsm.ErrPINLocked) {
+		return err
+	}
+	var ce *cliError
+	if errors.As(err, &ce) {
+		ce.code = exitSignerPIN
+		return err
+	}
+	return &cliError{err: err, code: exitSignerPIN}
 }
 
 // openSignerToken logs in to the token the configuration names.

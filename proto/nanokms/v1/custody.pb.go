@@ -35,7 +35,9 @@ const (
 	RequestStatus_REQUEST_STATUS_SENT_TO_COLD RequestStatus = 2
 	// The cold side signed; the block verified and matches the intent.
 	RequestStatus_REQUEST_STATUS_SIGNED RequestStatus = 3
-	// The cold side refused (final).
+	// The cold side refused. Final, except that refusals are not signed: if a
+	// signed block that verifies against the intent arrives afterwards, the
+	// request becomes SIGNED and an alert (REFUSAL_OVERRIDDEN) is raised.
 	RequestStatus_REQUEST_STATUS_REFUSED RequestStatus = 4
 	// Published to the node with proof of work.
 	RequestStatus_REQUEST_STATUS_PUBLISHED RequestStatus = 5

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/nano"
+)
+
+// TestDeployDevnodeFlags starts the dev node with the flags of
+// deploy/config/devnode.env (what nanokms-devnode.service passes), its
+// addresses and files moved into the test's directory.
+func TestDeployDevnodeFlags(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "config", "devnode.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags []string
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "NANOKMS_DEVNODE_FLAGS="); ok {
+			flags = strings.Fields(strings.Trim(v, `"`)) // as systemd splits $NANOKMS_DEVNODE_FLAGS
+		}
+	}
+	if len(flags) == 0 {
+		t.Fatal("deploy/config/devnode.env does not set NANOKMS_DEVNODE_FLAGS")
+	}
+	dir := t.TempDir()
+	// Later flags win: the same flags, on free ports and in dir.
+	args := append([]string{"devnode"}, flags...)
+	args = append(args, "--listen", "127.0.0.1:0", "--ws", "127.0.0.1:0",
+		"--ipc", "unix://"+filepath.Join(dir, "node.ipc"), "--state", filepath.Join(dir, "ledger.db"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r := runCLIContext(t, ctx, "", args...)
+	if r.code != 0 || !strings.Contains(r.stderr, `"msg":"devnode serving"`) {
+		t.Fatalf("nanokms %s:\n%s", strings.Join(args, " "), r)
+	}
+	// The file's own settings took effect.
+	for _, want := range []string{`"confirm_delay":"1s"`, `"work_threshold":"0000000000000000"`} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the dev node's log lacks %s:\n%s", want, r.stderr)
+		}
+	}
+}
+
+// TestDeploySignerPINExit checks that a refused or locked PIN makes the
+// signer exit with the status its unit does not restart on.
+func TestDeploySignerPINExit(t *testing.T) {
+	unit, err := os.ReadFile(filepath.Join("..", "..", "deploy", "systemd", "nanokms-signer.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(unit), "\nRestartPreventExitStatus="+strconv.Itoa(exitSignerPIN)+"\n") {
+		t.Errorf("nanokms-signer.service does not prevent restarts on exit status %d", exitSignerPIN)
+	}
+	codeOf := func(err error) int {
+		var ce *cliError
+		if errors.As(err, &ce) {
+			return ce.code
+		}
+		return exitFailed
+	}
+	for _, c := range []struct {
+		err  error
+		want int
+	}{
+		{hintTokenErr(fmt.Errorf("login: %w", hsm.ErrWrongPIN)), exitSignerPIN},
+		{hintTokenErr(fmt.Errorf("login: %w", hsm.ErrPINLocked)), exitSignerPIN},
+		{hintTokenErr(fmt.Errorf("open: %w", hsm.ErrTokenNotFound)), exitFailed},
+		{errors.New("other"), exitFailed},
+	} {
+		got := noRestartOnPIN(c.err)
+		if codeOf(got) != c.want || got.Error() != c.err.Error() {
+			t.Errorf("noRestartOnPIN(%v): %v, exit %d; want exit %d", c.err, got, codeOf(got), c.want)
+		}
+	}
+}
+
+// TestGatewayMetricsListener runs the gateway command with
+// gateway.metrics_listen and scrapes /metrics from its own listener.
+func TestGatewayMetricsListener(t *testing.T) {
+	dir := t.TempDir()
+	acct, err := nano.ParseAddress("nano_3y149mm9hwzpywwo1yj5b7f8fwpxcsqwycy7qi9dsn9zytq3yssfrd7tckxw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := writeTemp(t, "treasury.json", fmt.Sprintf(`{"wallet":"treasury","accounts":[{"index":0,"public_key":"%X","account":"%s"}]}`, acct[:], acct.Address()))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	config := writeTemp(t, "gateway.toml", fmt.Sprintf(`
+[gateway]
+state = "%[1]s/gateway.db"
+listen = "unix://%[1]s/gateway.sock"
+manifests = ["%[2]s"]
+metrics_listen = "%[3]s"
+
+[bridge]
+kind = "file"
+inbound = "%[1]s/to-hot"
+outbound = "%[1]s/to-cold"
+`, dir, manifest, addr))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan result, 1)
+	go func() { done <- runCLIContext(t, ctx, "", "gateway", "--config", config) }()
+	var body []byte
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			body, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("the gateway stopped:\n%s", r)
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no /metrics on %s: %v\n%s", addr, err, <-done)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{`nanokms_gateway_requests_total{status="queued"} 0`, "# TYPE nanokms_bridge_round_trip_seconds histogram",
+		"nanokms_alerts_total", "nanokms_work_seconds", "process_start_time_seconds"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	cancel()
+	if r := <-done; r.code != 0 || !strings.Contains(r.stderr, `"metrics":"`+addr+`"`) {
+		t.Errorf("gateway:\n%s", r)
+	}
+}
+
+// TestRelayMetricsTextfile runs the relay command with relay.metrics and
+// reads the file it writes (at start, and when it stops).
+func TestRelayMetricsTextfile(t *testing.T) {
+	dir := t.TempDir()
+	prom := filepath.Join(dir, "nanokms_relay.prom")
+	config := writeTemp(t, "relay.toml", fmt.Sprintf(`
+[relay]
+signer = "unix://%[1]s/signer.sock"
+metrics = "%[2]s"
+
+[bridge]
+kind = "file"
+inbound = "%[1]s/to-cold"
+outbound = "%[1]s/to-hot"
+`, dir, prom))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan result, 1)
+	go func() { done <- runCLIContext(t, ctx, "", "relay", "--config", config) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(prom); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no %s:\n%s", prom, <-done)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if r := <-done; r.code != 0 {
+		t.Fatalf("relay:\n%s", r)
+	}
+	data, err := os.ReadFile(prom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`nanokms_relay_requests_total{outcome="signed"} 0`, "nanokms_relay_start_time_seconds", `nanokms_bridge_frames_rejected_total{reason="checksum_mismatch"} 0`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("%s lacks %q:\n%s", prom, want, data)
+		}
+	}
+}

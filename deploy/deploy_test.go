@@ -1,0 +1,413 @@
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/signer/policy"
+)
+
+// unit is a parsed unit file: section → key → values, in order (a key
+// may be given more than once; an empty assignment resets the list, as
+// systemd reads it, but is kept as "" so that tests can see it).
+type unit map[string]map[string][]string
+
+func parseUnit(t *testing.T, path string) unit {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := unit{}
+	section := ""
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";"):
+		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+			section = line[1 : len(line)-1]
+			if u[section] == nil {
+				u[section] = map[string][]string{}
+			}
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || section == "" {
+				t.Fatalf("%s:%d: not a key=value in a section: %q", path, n, line)
+			}
+			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+			u[section][k] = append(u[section][k], v)
+		}
+	}
+	return u
+}
+
+// get returns the last value of key in [Service] ("" if absent).
+func (u unit) get(key string) string {
+	vs := u["Service"][key]
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[len(vs)-1]
+}
+
+// words returns every space-separated word of every value of key in [Service].
+func (u unit) words(key string) []string {
+	var out []string
+	for _, v := range u["Service"][key] {
+		out = append(out, strings.Fields(v)...)
+	}
+	return out
+}
+
+// under reports whether path is dir or inside it.
+func under(path, dir string) bool {
+	path, dir = filepath.Clean(path), filepath.Clean(dir)
+	return path == dir || strings.HasPrefix(path, dir+"/")
+}
+
+// writable reports whether the unit lets the service write path: under
+// a ReadWritePaths= entry, /var/lib/<StateDirectory> or /run/<RuntimeDirectory>.
+func (u unit) writable(path string) bool {
+	for _, p := range u.words("ReadWritePaths") {
+		if under(path, strings.TrimPrefix(p, "-")) {
+			return true
+		}
+	}
+	for _, d := range u.words("StateDirectory") {
+		if under(path, "/var/lib/"+d) {
+			return true
+		}
+	}
+	for _, d := range u.words("RuntimeDirectory") {
+		if under(path, "/run/"+d) {
+			return true
+		}
+	}
+	return false
+}
+
+var roles = []string{"signer", "relay", "gateway", "devnode"}
+
+func units(t *testing.T) map[string]unit {
+	t.Helper()
+	out := map[string]unit{}
+	for _, r := range roles {
+		out[r] = parseUnit(t, filepath.Join("systemd", "nanokms-"+r+".service"))
+	}
+	return out
+}
+
+func loadConfigs(t *testing.T) (*policy.Config, *coldbridge.RelayConfig, *coldbridge.GatewayConfig) {
+	t.Helper()
+	sc, err := policy.Load(filepath.Join("config", "signer.toml"))
+	if err != nil {
+		t.Fatalf("config/signer.toml: %v", err)
+	}
+	rc, err := coldbridge.LoadRelayConfig(filepath.Join("config", "relay.toml"))
+	if err != nil {
+		t.Fatalf("config/relay.toml: %v", err)
+	}
+	gc, err := coldbridge.LoadGatewayConfig(filepath.Join("config", "gateway.toml"))
+	if err != nil {
+		t.Fatalf("config/gateway.toml: %v", err)
+	}
+	return sc, rc, gc
+}
+
+// TestConfigsParse loads every example configuration with the parser its
+// process uses.
+func TestConfigsParse(t *testing.T) {
+	sc, rc, gc := loadConfigs(t)
+	if sc.Signer.Listen.String() != rc.Signer {
+		t.Errorf("the relay dials %s, the signer listens on %s", rc.Signer, sc.Signer.Listen)
+	}
+	if sc.Signer.Metrics == "" || rc.Metrics == "" || gc.MetricsListen == "" {
+		t.Errorf("an example has no metrics: signer %q, relay %q, gateway %q", sc.Signer.Metrics, rc.Metrics, gc.MetricsListen)
+	}
+	if filepath.Dir(sc.Signer.Metrics) != filepath.Dir(rc.Metrics) || filepath.Base(sc.Signer.Metrics) == filepath.Base(rc.Metrics) {
+		t.Errorf("the cold roles' metrics files should be two files of one textfile directory: %s, %s", sc.Signer.Metrics, rc.Metrics)
+	}
+	if rc.Bridge.Inbound != gc.Bridge.Outbound || rc.Bridge.Outbound != gc.Bridge.Inbound {
+		t.Errorf("the bridge directories do not pair up: relay %s → %s, gateway %s → %s",
+			rc.Bridge.Inbound, rc.Bridge.Outbound, gc.Bridge.Outbound, gc.Bridge.Inbound)
+	}
+	if len(sc.Groups) == 0 || len(sc.Approvers) == 0 {
+		t.Error("the signer's example has no group or no approver")
+	}
+}
+
+// TestUnitsMatchConfigs checks what the units and the configurations must
+// agree on, and the hardening every unit must have.
+func TestUnitsMatchConfigs(t *testing.T) {
+	us := units(t)
+	sc, rc, gc := loadConfigs(t)
+
+	for _, r := range roles {
+		u := us[r]
+		exec := u.get("ExecStart")
+		want := "/usr/bin/nanokms " + r + " --config /etc/nanokms/" + r + ".toml"
+		if r == "devnode" {
+			want = "/usr/bin/nanokms devnode $NANOKMS_DEVNODE_FLAGS"
+		}
+		if exec != want {
+			t.Errorf("%s: ExecStart=%s, want %s", r, exec, want)
+		}
+		if strings.Contains(strings.ToLower(exec), "pin") {
+			t.Errorf("%s: the command line mentions a PIN: %s", r, exec)
+		}
+		for key, want := range map[string]string{
+			"User": "nanokms", "Group": "nanokms", "Restart": "on-failure", "NoNewPrivileges": "yes",
+			"ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes", "MemoryDenyWriteExecute": "yes",
+			"LockPersonality": "yes", "CapabilityBoundingSet": "", "RestrictNamespaces": "yes", "UMask": "0077",
+			"LimitNOFILE": "65536", "SystemCallArchitectures": "native",
+		} {
+			vs, ok := u["Service"][key]
+			if !ok || vs[len(vs)-1] != want {
+				t.Errorf("%s: %s=%v, want %q", r, key, vs, want)
+			}
+		}
+		if u.get("RestartSec") == "" || u.get("RestrictAddressFamilies") == "" || len(u["Install"]["WantedBy"]) == 0 {
+			t.Errorf("%s: RestartSec, RestrictAddressFamilies or WantedBy missing", r)
+		}
+		if r == "relay" || r == "gateway" {
+			continue
+		}
+		if u.get("StateDirectory") == "" {
+			t.Errorf("%s: no StateDirectory", r)
+		}
+	}
+
+	// The cold roles have no network.
+	for _, r := range []string{"signer", "relay"} {
+		u := us[r]
+		if u.get("PrivateNetwork") != "yes" || u.get("RestrictAddressFamilies") != "AF_UNIX" || u.get("IPAddressDeny") != "any" {
+			t.Errorf("%s: PrivateNetwork=%s RestrictAddressFamilies=%s IPAddressDeny=%s", r,
+				u.get("PrivateNetwork"), u.get("RestrictAddressFamilies"), u.get("IPAddressDeny"))
+		}
+	}
+	for _, r := range []string{"gateway", "devnode"} {
+		if us[r].get("PrivateNetwork") == "yes" {
+			t.Errorf("%s has no network", r)
+		}
+	}
+
+	// The signer: the PIN as a credential, its socket, state and metrics.
+	s := us["signer"]
+	cred := s.get("LoadCredential")
+	name, src, _ := strings.Cut(cred, ":")
+	if src != "/etc/nanokms/pin" || sc.Token.PINFile != "/run/credentials/nanokms-signer.service/"+name || sc.Token.PINEnv != "" {
+		t.Errorf("LoadCredential=%s but token.pin_file = %q, pin_env = %q", cred, sc.Token.PINFile, sc.Token.PINEnv)
+	}
+	if sc.Signer.Listen.Network != "unix" || !s.writable(sc.Signer.Listen.Address) || !strings.HasPrefix(sc.Signer.Listen.Address, "/run/") {
+		t.Errorf("signer.listen %s is not in the unit's RuntimeDirectory", sc.Signer.Listen)
+	}
+	if !s.writable(sc.Signer.State) || !s.writable(sc.Signer.Metrics) {
+		t.Errorf("the signer may not write its state %s or its metrics %s", sc.Signer.State, sc.Signer.Metrics)
+	}
+	if s.get("LimitMEMLOCK") == "" || s.get("RestartPreventExitStatus") != "3" || s.get("LimitCORE") != "0" {
+		t.Errorf("signer: LimitMEMLOCK=%s RestartPreventExitStatus=%s LimitCORE=%s", s.get("LimitMEMLOCK"), s.get("RestartPreventExitStatus"), s.get("LimitCORE"))
+	}
+	if stop, err := time.ParseDuration(s.get("TimeoutStopSec")); err != nil || stop <= sc.Signer.ShutdownGrace {
+		t.Errorf("TimeoutStopSec=%s is not above signer.shutdown_grace %s", s.get("TimeoutStopSec"), sc.Signer.ShutdownGrace)
+	}
+
+	// The relay: the signer's socket, its bridge and metrics; after the signer.
+	r := us["relay"]
+	if !strings.Contains(strings.Join(r["Unit"]["After"], " "), "nanokms-signer.service") {
+		t.Error("the relay does not start after the signer")
+	}
+	if !r.writable(rc.Bridge.Inbound) || !r.writable(rc.Bridge.Outbound) || !r.writable(rc.Metrics) {
+		t.Errorf("the relay may not write its bridge (%s, %s) or its metrics (%s)", rc.Bridge.Inbound, rc.Bridge.Outbound, rc.Metrics)
+	}
+	if r.get("PrivateDevices") != "yes" {
+		t.Error("the relay sees devices without the serial drop-in")
+	}
+
+	// The gateway: state and bridge.
+	g := us["gateway"]
+	if !g.writable(gc.State) || !g.writable(gc.Bridge.Inbound) || !g.writable(gc.Bridge.Outbound) {
+		t.Errorf("the gateway may not write its state %s or its bridge", gc.State)
+	}
+	if !slices.Contains(g.words("RestrictAddressFamilies"), "AF_INET") || !slices.Contains(g.words("RestrictAddressFamilies"), "AF_INET6") {
+		t.Error("the gateway cannot reach the network")
+	}
+
+	// The dev node: its flags come from the environment file.
+	d := us["devnode"]
+	if d.get("EnvironmentFile") != "/etc/nanokms/devnode.env" {
+		t.Errorf("devnode: EnvironmentFile=%s", d.get("EnvironmentFile"))
+	}
+	flags := devnodeFlags(t)
+	for i, f := range flags {
+		if (f == "--state" || f == "--ipc") && i+1 < len(flags) {
+			p := strings.TrimPrefix(flags[i+1], "unix://")
+			if !d.writable(p) {
+				t.Errorf("devnode %s %s is not writable by the unit", f, flags[i+1])
+			}
+		}
+	}
+}
+
+// devnodeFlags returns NANOKMS_DEVNODE_FLAGS from config/devnode.env, split
+// as systemd splits an unquoted $VARIABLE in ExecStart.
+func devnodeFlags(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("config", "devnode.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "NANOKMS_DEVNODE_FLAGS="); ok {
+			return strings.Fields(strings.Trim(v, `"`))
+		}
+	}
+	t.Fatal("config/devnode.env does not set NANOKMS_DEVNODE_FLAGS")
+	return nil
+}
+
+// ensureSystemdAnalyze returns the path of systemd-analyze, installing
+// Debian's systemd package when it is missing. It fails the test if it
+// cannot: the units are never left unverified.
+func ensureSystemdAnalyze(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("systemd-analyze"); err == nil {
+		return p
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("systemd-analyze is missing and this test is not root, so it cannot install it: apt-get install systemd")
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		t.Fatal("systemd-analyze is missing and there is no apt-get to install it with")
+	}
+	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	for _, args := range [][]string{{"update"}, {"install", "-y", "--no-install-recommends", "systemd"}} {
+		cmd := exec.Command("apt-get", args...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("apt-get %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	p, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Fatal("installed the systemd package, but systemd-analyze is still missing")
+	}
+	return p
+}
+
+// buildNanokms builds the nanokms binary into dir: systemd-analyze verify
+// checks that ExecStart names an executable.
+func buildNanokms(t *testing.T, dir string) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(dir, "nanokms")
+	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/nanokms/nanokms/cmd/nanokms")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestSystemdAnalyzeVerify runs systemd-analyze verify on every unit, and
+// again with the serial drop-in on the relay and the gateway. Units are
+// copied with ExecStart pointing at a freshly built nanokms. Any
+// diagnostic about them fails the test: verify reports unknown or invalid
+// settings as warnings ("ignoring") and still exits 0, so its output is
+// read at the warning level, not only its status.
+func TestSystemdAnalyzeVerify(t *testing.T) {
+	analyze := ensureSystemdAnalyze(t)
+	tmp := t.TempDir()
+	bin := buildNanokms(t, tmp)
+
+	copyUnits := func(t *testing.T, dir string) []string {
+		t.Helper()
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var paths []string
+		for _, r := range roles {
+			name := "nanokms-" + r + ".service"
+			data, err := os.ReadFile(filepath.Join("systemd", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(data, []byte("ExecStart=/usr/bin/nanokms ")) {
+				t.Fatalf("%s: no ExecStart=/usr/bin/nanokms", name)
+			}
+			data = bytes.ReplaceAll(data, []byte("ExecStart=/usr/bin/nanokms "), []byte("ExecStart="+bin+" "))
+			p := filepath.Join(dir, name)
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			paths = append(paths, p)
+		}
+		return paths
+	}
+	verify := func(t *testing.T, dir string, paths []string) {
+		t.Helper()
+		cmd := exec.Command(analyze, append([]string{"verify", "--man=no"}, paths...)...)
+		cmd.Env = append(os.Environ(), "SYSTEMD_LOG_LEVEL=warning", "SYSTEMD_LOG_COLOR=0")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("systemd-analyze verify: %v", err)
+		}
+		for line := range strings.Lines(string(out)) {
+			line = strings.TrimSpace(line)
+			if line == "" {
+				continue
+			}
+			if strings.Contains(line, dir) || strings.Contains(line, "nanokms") {
+				t.Errorf("systemd-analyze verify: %s", line)
+			} else {
+				t.Logf("systemd-analyze verify (about the host, not these units): %s", line)
+			}
+		}
+	}
+
+	t.Run("units", func(t *testing.T) {
+		dir := filepath.Join(tmp, "plain")
+		verify(t, dir, copyUnits(t, dir))
+	})
+	t.Run("serial drop-in", func(t *testing.T) {
+		dir := filepath.Join(tmp, "serial")
+		paths := copyUnits(t, dir)
+		dropIn, err := os.ReadFile(filepath.Join("systemd", "serial-bridge.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []string{"relay", "gateway"} {
+			d := filepath.Join(dir, "nanokms-"+r+".service.d")
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, "serial-bridge.conf"), dropIn, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		verify(t, dir, paths)
+		// The drop-in was read (verify reads drop-ins beside the unit):
+		// a broken copy of it must be reported.
+		broken := append(slices.Clone(dropIn), []byte("NoSuchSetting=1\n")...)
+		if err := os.WriteFile(filepath.Join(dir, "nanokms-relay.service.d", "serial-bridge.conf"), broken, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(analyze, "verify", "--man=no", filepath.Join(dir, "nanokms-relay.service"))
+		cmd.Env = append(os.Environ(), "SYSTEMD_LOG_LEVEL=warning", "SYSTEMD_LOG_COLOR=0")
+		out, _ := cmd.CombinedOutput()
+		if !strings.Contains(string(out), "NoSuchSetting") {
+			t.Errorf("systemd-analyze verify did not read the drop-in (a broken one passed):\n%s", out)
+		}
+	})
+}
