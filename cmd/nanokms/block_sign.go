@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/nano"
 	"github.com/spf13/cobra"
 )
@@ -116,15 +117,22 @@ func runBlockSign(ctx context.Context, e *env, opts blockSignOptions) error {
 			"a template is signed only by the account it names: check --wallet and --index")
 	}
 	fmt.Fprintf(e.stderr, "WARNING: signing WITHOUT verification: block %s was not checked against the head block of %s (previous, balance, representative, link)\n", hash, block.Account.Address())
-	sig, err := tok.Sign(ctx, opts.wallet, index, hash)
+	return signAndPrint(ctx, e, tc, tok, opts.wallet, index, block, nano.SubtypeUnknown)
+}
+
+// signAndPrint has the token sign block (as account index of wallet),
+// checks the signature, and prints the body of a node's "process" RPC.
+func signAndPrint(ctx context.Context, e *env, tc *tokenConfig, tok *hsm.Token, wallet string, index uint32, block nano.StateBlock, subtype nano.Subtype) error {
+	hash := block.Hash()
+	sig, err := tok.Sign(ctx, wallet, index, hash)
 	if err != nil {
-		return tc.explainWallet(err, opts.wallet)
+		return tc.explainWallet(err, wallet)
 	}
-	if !nano.Verify(pub, hash[:], sig) {
+	if !nano.Verify(block.Account, hash[:], sig) {
 		return errors.New("the token's signature does not verify: not printed")
 	}
 	block.Signature = sig
-	body, err := nano.ProcessRequest(&block, nano.SubtypeUnknown, true)
+	body, err := nano.ProcessRequest(&block, subtype, true)
 	if err != nil {
 		return err
 	}

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -125,23 +123,5 @@ func runBlockSignVerified(ctx context.Context, e *env, opts blockSignOptions) er
 			return errors.New("not confirmed: nothing was signed")
 		}
 	}
-	sig, err := tok.Sign(ctx, opts.wallet, index, hash)
-	if err != nil {
-		return tc.explainWallet(err, opts.wallet)
-	}
-	if !nano.Verify(pub, hash[:], sig) {
-		return errors.New("the token's signature does not verify: not printed")
-	}
-	block.Signature = sig
-	body, err := nano.ProcessRequest(&block, subtype, true)
-	if err != nil {
-		return err
-	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, body, "", "  "); err != nil {
-		return err
-	}
-	out.WriteByte('\n')
-	_, err = e.stdout.Write(out.Bytes())
-	return err
+	return signAndPrint(ctx, e, tc, tok, opts.wallet, index, block, subtype)
 }
