@@ -48,16 +48,19 @@ type Gateway struct {
 	mu   sync.Mutex
 	open map[string]*tracked // requests not final yet
 	// done remembers the last finished requests, so that a notification
-	// overtaken by a later one (two goroutines change a request almost
-	// at once) does not bring a finished request back.
-	done     map[string]bool
-	doneRing []string
+	// overtaken by a later one (two goroutines change a request almost at
+	// once) does not bring a finished request back, while a real change
+	// after a final status (a refusal overridden by a signed answer) is
+	// counted.
+	done     map[string]*tracked
+	doneRing []*tracked
 	doneNext int
 }
 
 // tracked is what the gateway's metrics remember of an open request:
 // Unix nanoseconds of its changes, 0 when unknown.
 type tracked struct {
+	id                           string
 	status                       pb.RequestStatus
 	updated                      int64 // of the change last counted
 	firstSent, signed, published int64
@@ -130,13 +133,13 @@ func NewGateway(opts GatewayOptions) *Gateway {
 		}, []string{"outcome"}),
 		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nanokms_alerts_total",
-			Help: "Critical alerts raised, by kind (UNKNOWN_BLOCK: a custody account's key was used elsewhere).",
+			Help: "Critical alerts raised, by kind (UNKNOWN_BLOCK: a custody account's key was used elsewhere; REFUSAL_OVERRIDDEN: a refusal was forged or stale).",
 		}, []string{"kind"}),
 		FramesRejected: newFramesRejected("gateway"),
 		noNode:         opts.NoNode,
 		open:           map[string]*tracked{},
-		done:           map[string]bool{},
-		doneRing:       make([]string, doneMemory),
+		done:           map[string]*tracked{},
+		doneRing:       make([]*tracked, doneMemory),
 	}
 	for _, s := range gatewayStatuses {
 		g.Requests.WithLabelValues(StatusLabel(s))
@@ -149,6 +152,7 @@ func NewGateway(opts GatewayOptions) *Gateway {
 		g.Work.WithLabelValues(o)
 	}
 	g.Alerts.WithLabelValues(coldbridge.AlertUnknownBlock)
+	g.Alerts.WithLabelValues(coldbridge.AlertRefusalOverridden)
 	g.Registry.MustRegister(g.Requests, g.InStatus, g.RequestDuration, g.Resends, g.RoundTrip, g.Publish,
 		g.Confirmation, g.Work, g.Alerts, g.FramesRejected,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -167,21 +171,31 @@ func (g *Gateway) final(s pb.RequestStatus) bool {
 }
 
 // rank orders statuses: of two changes of a request made at the same
-// time (by two goroutines), the one of higher rank is the later.
+// time (by two goroutines), the one of higher rank is the later. A signed
+// answer may follow a refusal (which it overrides: refusals are not
+// signed, so they can be forged), so REFUSED ranks below SIGNED.
 func rank(s pb.RequestStatus) int {
 	switch s {
 	case pb.RequestStatus_REQUEST_STATUS_QUEUED:
 		return 1
 	case pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD:
 		return 2
-	case pb.RequestStatus_REQUEST_STATUS_SIGNED:
+	case pb.RequestStatus_REQUEST_STATUS_REFUSED:
 		return 3
-	case pb.RequestStatus_REQUEST_STATUS_PUBLISHED:
+	case pb.RequestStatus_REQUEST_STATUS_SIGNED:
 		return 4
-	case pb.RequestStatus_REQUEST_STATUS_REFUSED, pb.RequestStatus_REQUEST_STATUS_CONFIRMED, pb.RequestStatus_REQUEST_STATUS_FAILED:
+	case pb.RequestStatus_REQUEST_STATUS_PUBLISHED:
 		return 5
+	case pb.RequestStatus_REQUEST_STATUS_CONFIRMED, pb.RequestStatus_REQUEST_STATUS_FAILED:
+		return 6
 	}
 	return 0
+}
+
+// stale reports whether a change to s at time at is older than what t
+// recorded.
+func (t *tracked) stale(s pb.RequestStatus, at int64) bool {
+	return at < t.updated || at == t.updated && rank(s) < rank(t.status)
 }
 
 // Seed counts a request found in the state file when the gateway starts,
@@ -197,15 +211,15 @@ func (g *Gateway) Seed(r *pb.Request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	id := r.GetRequestId()
-	if _, ok := g.open[id]; ok || g.done[id] {
+	if _, ok := g.open[id]; ok || g.done[id] != nil {
 		return
 	}
 	g.InStatus.WithLabelValues(StatusLabel(s)).Inc()
+	t := &tracked{id: id, status: s, updated: r.GetUpdatedUnixNano()}
 	if g.final(s) {
-		g.finish(id)
+		g.finish(t)
 		return
 	}
-	t := &tracked{status: s, updated: r.GetUpdatedUnixNano()}
 	switch s {
 	case pb.RequestStatus_REQUEST_STATUS_SIGNED:
 		t.signed = r.GetUpdatedUnixNano()
@@ -226,11 +240,17 @@ func (g *Gateway) ObserveRequest(s pb.RequestStatus, r *pb.Request) {
 	at := r.GetUpdatedUnixNano()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.done[id] {
-		return // a late notification of a finished request
-	}
 	t, known := g.open[id]
-	if known && (at < t.updated || at == t.updated && rank(s) < rank(t.status)) {
+	if d := g.done[id]; !known && d != nil {
+		if d.stale(s, at) || d.status == s {
+			return // a late notification of a finished request
+		}
+		// A change after a final status: the request is open again.
+		delete(g.done, id)
+		t, known = d, true
+		g.open[id] = t
+	}
+	if known && t.stale(s, at) {
 		return // overtaken by a later change
 	}
 	if s == pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD && r.GetAttempts() > 1 {
@@ -244,7 +264,7 @@ func (g *Gateway) ObserveRequest(s pb.RequestStatus, r *pb.Request) {
 		g.InStatus.WithLabelValues(StatusLabel(s)).Inc()
 	}
 	if !known {
-		t = &tracked{}
+		t = &tracked{id: id}
 		g.open[id] = t
 	}
 	t.status, t.updated = s, at
@@ -265,18 +285,18 @@ func (g *Gateway) ObserveRequest(s pb.RequestStatus, r *pb.Request) {
 	if g.final(s) {
 		observeSince(g.RequestDuration.WithLabelValues(StatusLabel(s)), r.GetSubmittedUnixNano(), at)
 		delete(g.open, id)
-		g.finish(id)
+		g.finish(t)
 	}
 }
 
-// finish remembers id as finished, forgetting the oldest one remembered.
-func (g *Gateway) finish(id string) {
-	if old := g.doneRing[g.doneNext]; old != "" {
-		delete(g.done, old)
+// finish remembers t as finished, forgetting the oldest one remembered.
+func (g *Gateway) finish(t *tracked) {
+	if old := g.doneRing[g.doneNext]; old != nil && g.done[old.id] == old {
+		delete(g.done, old.id)
 	}
-	g.doneRing[g.doneNext] = id
+	g.doneRing[g.doneNext] = t
 	g.doneNext = (g.doneNext + 1) % len(g.doneRing)
-	g.done[id] = true
+	g.done[t.id] = t
 }
 
 // observeSince observes the seconds from start to end (Unix

@@ -162,6 +162,29 @@ func TestGatewayReorderedNotifications(t *testing.T) {
 	}
 }
 
+func TestGatewayRefusalOverridden(t *testing.T) {
+	g := NewGateway(GatewayOptions{})
+	observe(g, "a", queued, 0, 0)
+	observe(g, "a", sent, time.Second, 1)
+	observe(g, "a", refused, 2*time.Second, 1) // forged
+	observe(g, "a", refused, 2*time.Second, 1) // told again: nothing changes
+	if inStatus(g, refused) != 1 || entered(g, refused) != 1 || len(g.open) != 0 {
+		t.Fatalf("refused: in %v, entered %v, open %d", inStatus(g, refused), entered(g, refused), len(g.open))
+	}
+	observe(g, "a", signed, 9*time.Second, 1) // the real answer
+	if inStatus(g, refused) != 0 || inStatus(g, signed) != 1 || entered(g, signed) != 1 {
+		t.Errorf("after the override: in refused %v, in signed %v, entered signed %v", inStatus(g, refused), inStatus(g, signed), entered(g, signed))
+	}
+	if n, sum := histCount(t, g.RoundTrip); n != 1 || sum != 8 {
+		t.Errorf("round trip: %d samples, sum %v", n, sum)
+	}
+	observe(g, "a", published, 10*time.Second, 1)
+	observe(g, "a", confirmed, 12*time.Second, 1)
+	if inStatus(g, confirmed) != 1 || inStatus(g, signed) != 0 || inStatus(g, published) != 0 {
+		t.Errorf("after confirmation: confirmed %v signed %v published %v", inStatus(g, confirmed), inStatus(g, signed), inStatus(g, published))
+	}
+}
+
 func TestGatewayRequeue(t *testing.T) {
 	g := NewGateway(GatewayOptions{})
 	observe(g, "a", queued, 0, 0)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -25,10 +26,12 @@ import (
 // The scripts' commands for long-running services (the signer, the relay,
 // the gateway, the dev node), registered in TestScripts:
 //
-//	waitfor PROG [ARGS...]
-//	    run PROG like exec until it succeeds, with bounded backoff, for up
-//	    to waitforLimit; its last stdout and stderr are kept. For readiness
-//	    checks of a service started with 'exec … &name&'.
+//	waitfor [-stdout REGEXP] PROG [ARGS...]
+//	    run PROG like exec until it succeeds (and, with -stdout, its stdout
+//	    matches REGEXP), with bounded backoff, for up to waitforLimit; its
+//	    last stdout and stderr are kept. For readiness checks of a service
+//	    started with 'exec … &name&', and for states a service reaches in
+//	    its own time.
 //	expand FILE...
 //	    replace $VAR and ${VAR} in each FILE with the script's environment
 //	    (configuration files need absolute paths under $WORK).
@@ -47,21 +50,31 @@ import (
 // waitforLimit bounds waitfor and noderpc.
 const waitforLimit = 20 * time.Second
 
-// cmdWaitfor implements `waitfor PROG [ARGS...]`.
+// cmdWaitfor implements `waitfor [-stdout REGEXP] PROG [ARGS...]`.
 func cmdWaitfor(ts *testscript.TestScript, neg bool, args []string) {
+	var want *regexp.Regexp
+	if len(args) >= 2 && args[0] == "-stdout" {
+		re, err := regexp.Compile("(?m)" + args[1])
+		ts.Check(err)
+		want, args = re, args[2:]
+	}
 	if neg || len(args) < 1 {
-		ts.Fatalf("usage: waitfor PROG [ARGS...]")
+		ts.Fatalf("usage: waitfor [-stdout REGEXP] PROG [ARGS...]")
 	}
 	deadline := time.Now().Add(waitforLimit)
 	delay := 20 * time.Millisecond
 	for {
 		err := ts.Exec(args[0], args[1:]...)
+		if err == nil && want != nil && !want.MatchString(ts.ReadFile("stdout")) {
+			err = fmt.Errorf("stdout does not match %q", want)
+		} else if err != nil {
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				ts.Fatalf("waitfor: %v", err)
+			}
+		}
 		if err == nil {
 			return
-		}
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			ts.Fatalf("waitfor: %v", err)
 		}
 		if time.Now().After(deadline) {
 			ts.Fatalf("waitfor: %s still fails after %s: %v", strings.Join(args, " "), waitforLimit, err)
