@@ -349,20 +349,20 @@ func TestHostileNode(t *testing.T) {
 	for _, r := range w.awaitAllFinal() {
 		if r.GetStatus() == pb.RequestStatus_REQUEST_STATUS_CONFIRMED {
 			b := blockOf(t, r)
-			if ok, _ := containsBlock(chains[acct], b.Hash()); !ok {
+			if !containsBlock(chains[acct], b.Hash()) {
 				t.Errorf("confirmed request %s has block %s, not on the devnode", r.GetRequestId(), b.Hash())
 			}
 		}
 	}
 }
 
-func containsBlock(chain []nano.StateBlock, h nano.Hash) (bool, int) {
-	for i, b := range chain {
+func containsBlock(chain []nano.StateBlock, h nano.Hash) bool {
+	for _, b := range chain {
 		if b.Hash() == h {
-			return true, i
+			return true
 		}
 	}
-	return false, -1
+	return false
 }
 
 // TestForgedCallback posts forged HTTP callbacks to a node.CallbackHandler
