@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -329,6 +330,9 @@ func (s *Signer) Adopt(ctx context.Context, wallet string, index uint32, head *n
 	}
 	pub, err := s.keys.PublicKey(ctx, wallet, index)
 	if err != nil {
+		if errors.Is(err, hsm.ErrWalletNotFound) {
+			return AccountRecord{}, refuse(rUnknownAccount, "wallet %q is not on the token", wallet)
+		}
 		return AccountRecord{}, fmt.Errorf("signer: deriving wallet %q index %d: %w", wallet, index, err)
 	}
 	unlock := s.lock(pub)

@@ -66,6 +66,90 @@ type Store struct {
 
 	mu       sync.Mutex
 	appended chan struct{} // closed and replaced when audit records are appended
+
+	commits   chan *commitReq // to the committer goroutine
+	closeOnce sync.Once
+	stopped   chan struct{} // closed when the committer has returned
+	cmu       sync.RWMutex  // held for reading while sending on commits
+	closed    bool
+}
+
+// commitReq is one write waiting for the next group commit.
+type commitReq struct {
+	fn   func(*bolt.Tx) error
+	done chan error
+}
+
+// maxGroup bounds how many writes one commit carries.
+const maxGroup = 512
+
+// precheckErr reports whether err is a refusal a write function returns
+// before it writes anything, so that the other writes of its group can
+// still commit.
+func precheckErr(err error) bool {
+	var r *Refusal
+	return errors.Is(err, errStale) || errors.As(err, &r)
+}
+
+// write runs fn in the next group commit and returns its result once the
+// commit is durable. Writes arriving while a commit is under way are
+// committed together in the next one (leader/follower group commit, with
+// no timer: a lone write is committed at once).
+func (s *Store) write(fn func(*bolt.Tx) error) error {
+	req := &commitReq{fn: fn, done: make(chan error, 1)}
+	s.cmu.RLock()
+	if s.closed || s.commits == nil {
+		s.cmu.RUnlock()
+		return ErrClosed
+	}
+	s.commits <- req
+	s.cmu.RUnlock()
+	return <-req.done
+}
+
+// committer commits queued writes in groups until Close.
+func (s *Store) committer() {
+	defer close(s.stopped)
+	for req := range s.commits {
+		group := []*commitReq{req}
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r, ok := <-s.commits:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		s.commitGroup(group)
+	}
+}
+
+// commitGroup runs a group's write functions in one transaction. A
+// function's precheck refusal fails that write alone; any other error
+// aborts the transaction, and each write is then run on its own.
+func (s *Store) commitGroup(group []*commitReq) {
+	results := make([]error, len(group))
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for i, r := range group {
+			results[i] = r.fn(tx)
+			if results[i] != nil && !precheckErr(results[i]) {
+				return results[i]
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for i, r := range group {
+			results[i] = s.db.Update(r.fn)
+		}
+	}
+	for i, r := range group {
+		r.done <- results[i]
+	}
 }
 
 // OpenStore opens (creating if needed, mode 0600) the state file at path.
@@ -78,7 +162,6 @@ func OpenStore(path string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("signer: opening state file %s: %w", path, err)
 	}
-	db.MaxBatchDelay = 2 * time.Millisecond
 	if err := db.Update(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -94,15 +177,29 @@ func OpenStore(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("signer: state file %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
 	}
-	return &Store{db: db, appended: make(chan struct{})}, nil
+	s := &Store{db: db, appended: make(chan struct{}), commits: make(chan *commitReq, maxGroup), stopped: make(chan struct{})}
+	go s.committer()
+	return s, nil
 }
 
-// Close closes the file. It is safe to call more than once.
+// Close finishes the queued writes and closes the file. It is safe to call
+// more than once; writes after Close fail with ErrClosed.
 func (s *Store) Close() error {
 	if s == nil || s.db == nil {
 		return nil
 	}
-	return s.db.Close()
+	var err error
+	s.closeOnce.Do(func() {
+		if s.commits != nil { // nil for a store opened read-only by tools
+			s.cmu.Lock()
+			s.closed = true
+			close(s.commits)
+			s.cmu.Unlock()
+			<-s.stopped
+		}
+		err = s.db.Close()
+	})
+	return err
 }
 
 func acctKey(a nano.PublicKey, rest ...[]byte) []byte {
@@ -272,7 +369,7 @@ var errStale = errors.New("signer: state changed under the decision")
 // stored response.
 func (s *Store) CommitSigned(d *Decision) (*pb.SignResponse, error) {
 	var resp *pb.SignResponse
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.write(func(tx *bolt.Tx) error {
 		resp = nil
 		if tx.Bucket(bucketRequests).Get([]byte(d.RequestID)) != nil {
 			return errStale
@@ -349,7 +446,7 @@ func (s *Store) CommitSigned(d *Decision) (*pb.SignResponse, error) {
 // Adopt records a new tracked account and an audit record of it. It fails
 // with a REFUSAL_REASON_ALREADY_TRACKED refusal if the account is tracked.
 func (s *Store) Adopt(rec AccountRecord, at time.Time) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAccounts)
 		if b.Get(rec.Account[:]) != nil {
 			return refuse(pb.RefusalReason_REFUSAL_REASON_ALREADY_TRACKED, "account %s is already tracked", rec.Account.Address())
@@ -384,7 +481,7 @@ func blockHashOrNil(rec AccountRecord) []byte {
 
 // RecordRefusal appends an audit record of a refusal.
 func (s *Store) RecordRefusal(requestID string, account []byte, intentDigest []byte, r *Refusal, at time.Time) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.write(func(tx *bolt.Tx) error {
 		_, err := appendAudit(tx, &pb.AuditRecord{
 			TimeUnixNano: at.UnixNano(),
 			Decision:     DecisionRefused,
@@ -475,6 +572,27 @@ func (s *Store) notifyAppended() {
 // records and the first break (an *AuditBreak), if any.
 func (s *Store) VerifyAudit() (uint64, error) {
 	c := NewAuditChecker()
-	_, err := s.AuditFrom(1, c.Check)
-	return c.Count(), err
+	if _, err := s.AuditFrom(1, c.Check); err != nil {
+		return c.Count(), err
+	}
+	// The chain must also reach the head the store recorded: records cut
+	// off its end would otherwise go unnoticed.
+	var head []byte
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		head = append([]byte(nil), tx.Bucket(bucketMeta).Get(keyAuditHead)...)
+		return nil
+	}); err != nil {
+		return c.Count(), err
+	}
+	switch {
+	case len(head) == 0 && c.Count() == 0:
+		return 0, nil
+	case len(head) != 40:
+		return c.Count(), &AuditBreak{Seq: c.Count() + 1, Reason: "the recorded head of the chain is missing or corrupt"}
+	case binary.BigEndian.Uint64(head[:8]) != c.Count():
+		return c.Count(), &AuditBreak{Seq: c.Count() + 1, Reason: fmt.Sprintf("the chain ends at record %d but the store recorded %d records: records were removed from its end", c.Count(), binary.BigEndian.Uint64(head[:8]))}
+	case !bytes.Equal(head[8:], c.prevHash[:]):
+		return c.Count(), &AuditBreak{Seq: c.Count(), Reason: "the last record's hash is not the recorded head's"}
+	}
+	return c.Count(), nil
 }

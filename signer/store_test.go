@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,5 +156,59 @@ func TestCommitRefusesASecondBlockOnOnePrevious(t *testing.T) {
 	rec, _, _ := s.Account(acct)
 	if rec.Balance() != nano.AmountFromUint64(5) {
 		t.Fatalf("frontier balance %s, want 5", rec.Balance())
+	}
+}
+
+// TestGroupCommitIsolatesRefusals: writes committed together in one group
+// keep their own outcomes; a refused write does not take the others down.
+func TestGroupCommitIsolatesRefusals(t *testing.T) {
+	s, _ := mustStore(t, 0)
+	const n = 64
+	errs := make(chan error, 2*n)
+	var wg sync.WaitGroup
+	for i := 0; i < 2*n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			acct := nano.PublicKey{byte(i % n), 1}
+			errs <- s.Adopt(AccountRecord{Account: acct, Wallet: "w", Index: uint32(i % n)}, time.Unix(int64(i), 0))
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	ok, refused := 0, 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case ReasonOf(err) == pb.RefusalReason_REFUSAL_REASON_ALREADY_TRACKED:
+			refused++
+		default:
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	if ok != n || refused != n {
+		t.Fatalf("%d adopted, %d refused; want %d each", ok, refused, n)
+	}
+	if count, err := s.VerifyAudit(); err != nil || count != n {
+		t.Fatalf("audit: %d records, %v; want %d", count, err, n)
+	}
+	s.Close()
+	if err := s.Adopt(AccountRecord{Account: nano.PublicKey{0xEE}}, time.Unix(1, 0)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("write after Close: %v", err)
+	}
+}
+
+// TestAuditChainDetectsATruncatedEnd: records removed from the end leave a
+// chain that links up; the recorded head gives them away.
+func TestAuditChainDetectsATruncatedEnd(t *testing.T) {
+	s, _ := mustStore(t, 5)
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketAudit).Delete(seqKey(5)) }); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.VerifyAudit()
+	var brk *AuditBreak
+	if !errors.As(err, &brk) || n != 4 || brk.Seq != 5 {
+		t.Fatalf("VerifyAudit = %d, %v; want a break at 5 after 4 records", n, err)
 	}
 }

@@ -117,7 +117,7 @@ func noRestartOnPIN(err error) error {
 func openSignerToken(ctx context.Context, tc policy.TokenConfig) (*hsm.Token, error) {
 	pin, err := hsm.ReadPIN(tc.PINFile, tc.PINEnv)
 	if err != nil {
-		return nil, withHint(fmt.Errorf("reading the token PIN: %w", err), "token.pin_file must be readable by this user only (chmod 600)")
+		return nil, withHint(fmt.Errorf("reading the token PIN: %w", err), "the PIN comes from token.pin_file (readable by this user only: chmod 600) or the variable token.pin_env names")
 	}
 	defer pin.Wipe()
 	tok, err := hsm.Open(ctx, hsm.Config{Module: tc.Module, TokenLabel: tc.Label, PIN: pin, PoolSize: tc.PoolSize})
