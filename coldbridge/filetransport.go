@@ -493,6 +493,7 @@ type RejectedError struct {
 	Reason string
 }
 
+// Error implements error.
 func (e *RejectedError) Error() string { return "coldbridge: frame rejected: " + e.Reason }
 
 var errReplaced = errors.New("coldbridge: the file was replaced")

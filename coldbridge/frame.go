@@ -111,6 +111,7 @@ type FrameError struct {
 	Detail string
 }
 
+// Error implements error.
 func (e *FrameError) Error() string {
 	if e.Detail == "" {
 		return "coldbridge: frame refused: " + e.Code.String()

@@ -15,6 +15,7 @@ import (
 // rpcError is an RPC failure answered as {"error": message}.
 type rpcError string
 
+// Error implements error.
 func (e rpcError) Error() string { return string(e) }
 
 const errParse = rpcError(msgUnableToParse)

@@ -118,4 +118,5 @@ type ConfigError struct {
 	Reason string
 }
 
+// Error implements error.
 func (e *ConfigError) Error() string { return "hsm: " + e.Field + ": " + e.Reason }

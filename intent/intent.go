@@ -55,6 +55,7 @@ type Error struct {
 	Err   error  // ErrMalformed or ErrAmount
 }
 
+// Error implements error.
 func (e *Error) Error() string { return fmt.Sprintf("intent: %s: %s", e.Field, e.Msg) }
 
 // Unwrap returns ErrMalformed or ErrAmount.

@@ -53,6 +53,7 @@ type ParseError struct {
 	Err    error  // the sentinel describing the fault
 }
 
+// Error implements error.
 func (e *ParseError) Error() string {
 	if e.Detail != "" {
 		return fmt.Sprintf("nano: %s: %v: %s", e.Field, e.Err, e.Detail)

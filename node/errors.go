@@ -94,6 +94,7 @@ type NodeError struct {
 	Err     error
 }
 
+// Error implements error.
 func (e *NodeError) Error() string {
 	return fmt.Sprintf("node: %s: the node says %q", e.Action, e.Message)
 }

@@ -65,6 +65,7 @@ type AuditBreak struct {
 	Reason string
 }
 
+// Error implements error.
 func (b *AuditBreak) Error() string {
 	return fmt.Sprintf("signer: %v at record %d: %s", ErrAuditBroken, b.Seq, b.Reason)
 }

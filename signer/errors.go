@@ -20,6 +20,7 @@ type Refusal struct {
 	Pending *nano.StateBlock
 }
 
+// Error implements error.
 func (r *Refusal) Error() string {
 	if r.Detail == "" {
 		return "signer: refused: " + ReasonName(r.Reason)
