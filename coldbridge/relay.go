@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -42,6 +43,12 @@ type Relay struct {
 	// Observe, when set, is told the outcome of every request ("signed",
 	// "refused", "malformed") and how long the signer took.
 	Observe func(outcome string, took time.Duration)
+	// Heartbeat, when positive, is how often the relay writes a heartbeat
+	// frame (sender "relay") to the outbound medium, so that the hot side
+	// can tell the cold side is alive.
+	Heartbeat time.Duration
+
+	wmu sync.Mutex // serialises writes to Out
 }
 
 // Relay refusal codes (BridgeRefusal.code) for requests the signer never saw.
@@ -72,6 +79,11 @@ func (r *Relay) log() *slog.Logger {
 // medium fails (then it returns the error; the frame being handled stays
 // unsettled).
 func (r *Relay) Run(ctx context.Context) error {
+	if r.Heartbeat > 0 {
+		hbCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		go r.heartbeats(hbCtx)
+	}
 	for {
 		rec, err := r.In.ReadFrame(ctx)
 		if err != nil {
@@ -209,13 +221,41 @@ func codeName(c codes.Code) string {
 	return c.String()
 }
 
+// heartbeats writes a heartbeat frame every r.Heartbeat until ctx ends.
+// A failed write is logged: the next one may succeed (the stick is back).
+func (r *Relay) heartbeats(ctx context.Context) {
+	t := time.NewTicker(r.Heartbeat)
+	defer t.Stop()
+	var seq uint64
+	for {
+		seq++
+		f, err := NewHeartbeatFrame(&pb.Heartbeat{Sender: "relay", Seq: seq}, r.now())
+		if err == nil {
+			r.wmu.Lock()
+			err = r.Out.WriteFrame(ctx, f)
+			r.wmu.Unlock()
+		}
+		if err != nil && ctx.Err() == nil {
+			r.log().Warn("writing a heartbeat", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 func (r *Relay) write(ctx context.Context, typ FrameType, id string, m proto.Message) error {
 	payload, err := proto.Marshal(m)
 	if err != nil {
 		return err
 	}
 	f := &Frame{Type: typ, RequestID: id, Created: r.now(), Payload: payload}
-	if err := r.Out.WriteFrame(ctx, f); err != nil {
+	r.wmu.Lock()
+	err = r.Out.WriteFrame(ctx, f)
+	r.wmu.Unlock()
+	if err != nil {
 		return fmt.Errorf("coldbridge: relay: writing the %s for %s: %w", typ, id, err)
 	}
 	return nil

@@ -74,7 +74,7 @@ func runRelay(ctx context.Context, e *env, opts relayOptions) error {
 	defer conn.Close()
 	r := &coldbridge.Relay{
 		In: medium.Reader, Out: medium.Writer, Signer: pb.NewSignerClient(conn), Log: log,
-		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax, Observe: m.Observe,
+		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax, Heartbeat: cfg.Heartbeat, Observe: m.Observe,
 	}
 	// The metrics file is written until the relay has stopped, then once more.
 	mctx, stopMetrics := context.WithCancel(context.Background())
