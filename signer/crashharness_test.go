@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -479,7 +478,7 @@ func (c *crashCheckCache) decode(v []byte) (SignedBlock, error) {
 		return sb, nil
 	}
 	var sb SignedBlock
-	if err := json.Unmarshal(v, &sb); err != nil {
+	if err := sb.UnmarshalBinary(v); err != nil {
 		return SignedBlock{}, err
 	}
 	if c.decoded == nil {

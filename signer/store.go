@@ -3,7 +3,6 @@ package signer
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -210,19 +209,25 @@ func acctKey(a nano.PublicKey, rest ...[]byte) []byte {
 	return k
 }
 
-func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
+// record is what the state file's binary records implement.
+type record interface {
+	MarshalBinary() ([]byte, error)
+	UnmarshalBinary([]byte) error
+}
+
+func getRecord(b *bolt.Bucket, key []byte, v record) (bool, error) {
 	data := b.Get(key)
 	if data == nil {
 		return false, nil
 	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return false, fmt.Errorf("signer: corrupt record in bucket %s: %w", "state", err)
+	if err := v.UnmarshalBinary(data); err != nil {
+		return false, err
 	}
 	return true, nil
 }
 
-func putJSON(b *bolt.Bucket, key []byte, v any) error {
-	data, err := json.Marshal(v)
+func putRecord(b *bolt.Bucket, key []byte, v record) error {
+	data, err := v.MarshalBinary()
 	if err != nil {
 		return err
 	}
@@ -235,7 +240,7 @@ func (s *Store) Account(a nano.PublicKey) (AccountRecord, bool, error) {
 	var ok bool
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		ok, err = getJSON(tx.Bucket(bucketAccounts), a[:], &rec)
+		ok, err = getRecord(tx.Bucket(bucketAccounts), a[:], &rec)
 		return err
 	})
 	return rec, ok, err
@@ -247,8 +252,8 @@ func (s *Store) Accounts() ([]AccountRecord, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketAccounts).ForEach(func(_, v []byte) error {
 			var rec AccountRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("signer: corrupt account record: %w", err)
+			if err := rec.UnmarshalBinary(v); err != nil {
+				return err
 			}
 			out = append(out, rec)
 			return nil
@@ -298,7 +303,7 @@ func (s *Store) SignedOn(a nano.PublicKey, previous nano.Hash) (SignedBlock, boo
 	var ok bool
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		ok, err = getJSON(tx.Bucket(bucketSigned), acctKey(a, previous[:]), &sb)
+		ok, err = getRecord(tx.Bucket(bucketSigned), acctKey(a, previous[:]), &sb)
 		return err
 	})
 	return sb, ok, err
@@ -375,7 +380,7 @@ func (s *Store) CommitSigned(d *Decision) (*pb.SignResponse, error) {
 			return errStale
 		}
 		var cur AccountRecord
-		ok, err := getJSON(tx.Bucket(bucketAccounts), d.Record.Account[:], &cur)
+		ok, err := getRecord(tx.Bucket(bucketAccounts), d.Record.Account[:], &cur)
 		if err != nil {
 			return err
 		}
@@ -414,10 +419,10 @@ func (s *Store) CommitSigned(d *Decision) (*pb.SignResponse, error) {
 		if err := tx.Bucket(bucketRequests).Put([]byte(d.RequestID), append(intentHash[:], data...)); err != nil {
 			return err
 		}
-		if err := putJSON(tx.Bucket(bucketSigned), signedKey, SignedBlock{Block: d.Block, Hash: d.Hash, RequestID: d.RequestID}); err != nil {
+		if err := putRecord(tx.Bucket(bucketSigned), signedKey, &SignedBlock{Block: d.Block, Hash: d.Hash, RequestID: d.RequestID}); err != nil {
 			return err
 		}
-		if err := putJSON(tx.Bucket(bucketAccounts), d.Record.Account[:], d.Record); err != nil {
+		if err := putRecord(tx.Bucket(bucketAccounts), d.Record.Account[:], &d.Record); err != nil {
 			return err
 		}
 		if !d.Source.IsZero() {
@@ -464,7 +469,7 @@ func (s *Store) Adopt(rec AccountRecord, at time.Time) error {
 		}); err != nil {
 			return err
 		}
-		return putJSON(b, rec.Account[:], rec)
+		return putRecord(b, rec.Account[:], &rec)
 	})
 	if err == nil {
 		s.notifyAppended()
