@@ -2,18 +2,16 @@ package coldbridge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/nanokms/nanokms/grpcserve"
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/mtls"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -119,7 +117,7 @@ func (s *CustodyServer) WatchAlerts(_ *pb.WatchAlertsRequest, stream grpc.Server
 // ServeCustody serves the Custody service (and gRPC health) on l until ctx
 // is done. A tcp listener requires tlsCfg (mutual TLS 1.3).
 func ServeCustody(ctx context.Context, l net.Listener, srv *CustodyServer, tlsCfg *TLSServerConfig, grace time.Duration) error {
-	var opts []grpc.ServerOption
+	var creds *tls.Config
 	if _, isUnix := l.Addr().(*net.UnixAddr); !isUnix {
 		if tlsCfg == nil {
 			l.Close()
@@ -130,38 +128,14 @@ func ServeCustody(ctx context.Context, l net.Listener, srv *CustodyServer, tlsCf
 			l.Close()
 			return err
 		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg)))
+		creds = cfg
 	}
-	gs := grpc.NewServer(opts...)
-	pb.RegisterCustodyServer(gs, srv)
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(gs, hs)
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(pb.Custody_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	errc := make(chan error, 1)
-	go func() { errc <- gs.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	hs.Shutdown()
 	if grace <= 0 {
 		grace = 5 * time.Second
 	}
-	done := make(chan struct{})
-	go func() { gs.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(grace):
-		gs.Stop()
-		<-done
-	}
-	return nil
+	return grpcserve.Serve(ctx, l, creds, grace, func(g *grpc.Server) { pb.RegisterCustodyServer(g, srv) },
+		pb.Custody_ServiceDesc.ServiceName)
 }
-
-// isUnixTarget reports whether an address names a Unix socket.
-func isUnixTarget(addr string) bool { return strings.HasPrefix(addr, "unix://") }
 
 // ListRequests implements nanokms.v1.Custody.
 func (s *CustodyServer) ListRequests(_ context.Context, req *pb.ListRequestsRequest) (*pb.ListRequestsResponse, error) {

@@ -2,12 +2,11 @@ package signer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -15,12 +14,10 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
+	"github.com/nanokms/nanokms/grpcserve"
 	"github.com/nanokms/nanokms/mtls"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -244,86 +241,31 @@ type ServeOptions struct {
 }
 
 // Listen opens the listener ServeOptions describe: a Unix socket with mode
-// 0600 (a stale socket file is replaced), or TCP.
+// 0600 (a stale socket file is replaced, a live one refused), or TCP.
 func Listen(opts ServeOptions) (net.Listener, error) {
-	switch {
-	case strings.HasPrefix(opts.Listen, "unix://"):
-		path := strings.TrimPrefix(opts.Listen, "unix://")
-		if path == "" {
-			return nil, errors.New("signer: listen: empty unix socket path")
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("signer: listen: %w", err)
-		}
-		if _, err := os.Stat(path); err == nil {
-			// Refuse to steal a live socket; replace a stale one.
-			if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-				c.Close()
-				return nil, fmt.Errorf("signer: listen: %s is in use by another process", path)
-			}
-			if err := os.Remove(path); err != nil {
-				return nil, fmt.Errorf("signer: listen: removing stale socket: %w", err)
-			}
-		}
-		old := umask(0o177)
-		l, err := net.Listen("unix", path)
-		umask(old)
-		if err != nil {
-			return nil, fmt.Errorf("signer: listen: %w", err)
-		}
-		if err := os.Chmod(path, 0o600); err != nil {
-			l.Close()
-			return nil, fmt.Errorf("signer: listen: %w", err)
-		}
-		return l, nil
-	case strings.HasPrefix(opts.Listen, "tcp://"):
-		l, err := net.Listen("tcp", strings.TrimPrefix(opts.Listen, "tcp://"))
-		if err != nil {
-			return nil, fmt.Errorf("signer: listen: %w", err)
-		}
-		return l, nil
+	l, err := grpcserve.Listen(opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("signer: listen: %w", err)
 	}
-	return nil, fmt.Errorf("signer: listen: %q is neither unix:///path nor tcp://host:port", opts.Listen)
+	return l, nil
 }
 
 // Serve serves srv on l until ctx is done, then shuts down gracefully
 // within opts.Grace. The health service reports SERVING while it runs.
 func Serve(ctx context.Context, l net.Listener, srv *Server, opts ServeOptions) error {
-	var sopts []grpc.ServerOption
-	if strings.HasPrefix(opts.Listen, "tcp://") {
+	var creds *tls.Config
+	if grpcserve.IsTCP(opts.Listen) {
 		cfg, err := mtls.Server(opts.CertFile, opts.KeyFile, opts.ClientCAFile, opts.AllowedIdentities)
 		if err != nil {
 			l.Close()
 			return err
 		}
-		sopts = append(sopts, grpc.Creds(credentials.NewTLS(cfg)))
+		creds = cfg
 	}
-	g := grpc.NewServer(sopts...)
-	pb.RegisterSignerServer(g, srv)
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(g, hs)
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(pb.Signer_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-
-	errc := make(chan error, 1)
-	go func() { errc <- g.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	hs.Shutdown()
 	grace := opts.Grace
 	if grace <= 0 {
 		grace = 10 * time.Second
 	}
-	done := make(chan struct{})
-	go func() { g.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(grace):
-		g.Stop()
-		<-done
-	}
-	return nil
+	return grpcserve.Serve(ctx, l, creds, grace, func(g *grpc.Server) { pb.RegisterSignerServer(g, srv) },
+		pb.Signer_ServiceDesc.ServiceName)
 }

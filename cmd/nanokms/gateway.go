@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/grpcserve"
 	"github.com/nanokms/nanokms/metrics"
 )
 
@@ -89,9 +87,9 @@ func runGateway(ctx context.Context, e *env, opts gatewayOptions) error {
 	for _, r := range stored {
 		m.Seed(r)
 	}
-	l, err := listenGateway(cfg.Listen)
+	l, err := grpcserve.Listen(cfg.Listen)
 	if err != nil {
-		return err
+		return fmt.Errorf("gateway.listen: %w", err)
 	}
 	var metricsL net.Listener
 	if cfg.MetricsListen != "" {
@@ -125,30 +123,4 @@ func runGateway(ctx context.Context, e *env, opts gatewayOptions) error {
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// listenGateway opens unix:///path (mode 0600) or tcp://host:port.
-func listenGateway(addr string) (net.Listener, error) {
-	switch {
-	case strings.HasPrefix(addr, "unix://"):
-		path := strings.TrimPrefix(addr, "unix://")
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, err
-		}
-		if _, err := os.Stat(path); err == nil {
-			if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-				c.Close()
-				return nil, fmt.Errorf("gateway.listen: %s is in use by another process", path)
-			}
-			_ = os.Remove(path)
-		}
-		l, err := net.Listen("unix", path)
-		if err != nil {
-			return nil, err
-		}
-		return l, os.Chmod(path, 0o600)
-	case strings.HasPrefix(addr, "tcp://"):
-		return net.Listen("tcp", strings.TrimPrefix(addr, "tcp://"))
-	}
-	return nil, fmt.Errorf("gateway.listen %q is neither unix:// nor tcp://", addr)
 }

@@ -32,6 +32,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nanokms/nanokms/softhsm-test/softhsmtool"
+
 	"github.com/miekg/pkcs11"
 )
 
@@ -61,37 +63,8 @@ var env struct {
 	mu sync.Mutex // serialises token creation
 }
 
-// candidates are where Debian and others put the module.
-var candidates = []string{
-	"/usr/lib/softhsm/libsofthsm2.so",
-	"/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-	"/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-	"/usr/local/lib/softhsm/libsofthsm2.so",
-	"/usr/lib64/pkcs11/libsofthsm2.so",
-}
-
 // FindModule returns the path of libsofthsm2.so, or "" if none is installed.
-func FindModule() string {
-	for _, c := range candidates {
-		if st, err := os.Stat(c); err == nil && st.Mode().IsRegular() {
-			return c
-		}
-	}
-	for _, pkg := range []string{"softhsm2", "libsofthsm2"} {
-		out, err := exec.Command("dpkg", "-L", pkg).Output()
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			if strings.HasSuffix(line, "/libsofthsm2.so") {
-				if st, err := os.Stat(line); err == nil && st.Mode().IsRegular() {
-					return line
-				}
-			}
-		}
-	}
-	return ""
-}
+func FindModule() string { return softhsmtool.FindModule() }
 
 // install installs softhsm2 with apt-get.
 func install() error {

@@ -1,0 +1,114 @@
+// Package grpcserve runs nanokms's gRPC services the same way everywhere:
+// a listener on a Unix socket (mode 0600, never stealing a live socket) or
+// on TCP, the gRPC health service, and a graceful shutdown bounded in time.
+//
+// It never chooses transport security itself: a TCP caller passes the
+// mutual TLS configuration (package mtls); Unix sockets rely on file
+// permissions.
+package grpcserve
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// ErrAddress is returned by Listen for an address that is neither
+// unix:///path nor tcp://host:port.
+var ErrAddress = errors.New("grpcserve: want unix:///path or tcp://host:port")
+
+// IsTCP reports whether addr names a TCP listener.
+func IsTCP(addr string) bool { return strings.HasPrefix(addr, "tcp://") }
+
+// Listen opens addr: "unix:///path" (the directory is created with mode
+// 0700, the socket has mode 0600, a stale socket file is replaced and a
+// live one is refused) or "tcp://host:port".
+func Listen(addr string) (net.Listener, error) {
+	switch {
+	case strings.HasPrefix(addr, "unix://"):
+		path := strings.TrimPrefix(addr, "unix://")
+		if path == "" {
+			return nil, fmt.Errorf("%w: empty unix socket path", ErrAddress)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("grpcserve: %w", err)
+		}
+		if _, err := os.Stat(path); err == nil {
+			if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+				c.Close()
+				return nil, fmt.Errorf("grpcserve: %s is in use by another process", path)
+			}
+			if err := os.Remove(path); err != nil {
+				return nil, fmt.Errorf("grpcserve: removing a stale socket: %w", err)
+			}
+		}
+		old := syscall.Umask(0o177)
+		l, err := net.Listen("unix", path)
+		syscall.Umask(old)
+		if err != nil {
+			return nil, fmt.Errorf("grpcserve: %w", err)
+		}
+		if err := os.Chmod(path, 0o600); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("grpcserve: %w", err)
+		}
+		return l, nil
+	case IsTCP(addr):
+		l, err := net.Listen("tcp", strings.TrimPrefix(addr, "tcp://"))
+		if err != nil {
+			return nil, fmt.Errorf("grpcserve: %w", err)
+		}
+		return l, nil
+	}
+	return nil, fmt.Errorf("%w (got %q)", ErrAddress, addr)
+}
+
+// Serve serves on l the services register adds, with creds when not nil,
+// and the health service reporting SERVING for "" and every name in
+// services, until ctx is done. Then it reports NOT_SERVING and stops
+// gracefully: in-flight calls get grace to finish, the rest are cut.
+func Serve(ctx context.Context, l net.Listener, creds *tls.Config, grace time.Duration, register func(*grpc.Server), services ...string) error {
+	var opts []grpc.ServerOption
+	if creds != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(creds)))
+	}
+	g := grpc.NewServer(opts...)
+	register(g)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(g, hs)
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, name := range services {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- g.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	hs.Shutdown()
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		g.Stop()
+		<-done
+	}
+	return nil
+}
