@@ -6,9 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 )
@@ -56,23 +54,9 @@ func runApproverKeygen(_ context.Context, e *env, opts approverKeygenOptions) er
 		return err
 	}
 	defer clear(der)
-	f, err := os.OpenFile(opts.out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return withHint(fmt.Errorf("%s already exists", opts.out), "keygen never overwrites a key: choose another --out")
-		}
-		return err
-	}
-	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
-		f.Close()
-		os.Remove(opts.out)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	pemData := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	defer clear(pemData)
+	if err := writeNewFile(opts.out, pemData, 0o600); err != nil {
 		return err
 	}
 	if opts.json {
