@@ -392,14 +392,22 @@ func (g *Gateway) sendDue(ctx context.Context) (time.Duration, error) {
 	now := g.now()
 	next := g.resend
 	var open []*entry
-	err := g.store.each(func(e *entry) error {
-		if !g.settled(e.view.GetStatus()) {
+	var settled []string
+	err := g.store.eachOpen(func(e *entry) error {
+		if g.settled(e.view.GetStatus()) {
+			settled = append(settled, e.view.GetRequestId())
+		} else {
 			open = append(open, e)
 		}
 		return nil
 	})
 	if err != nil {
 		return 0, err
+	}
+	for _, id := range settled {
+		if err := g.store.closeOpen(id); err != nil {
+			return 0, err
+		}
 	}
 	slices.SortFunc(open, func(a, b *entry) int {
 		return cmp.Or(cmp.Compare(a.view.GetSubmittedUnixNano(), b.view.GetSubmittedUnixNano()),

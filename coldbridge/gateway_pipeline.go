@@ -24,7 +24,7 @@ func (g *Gateway) resumePipelines(ctx context.Context) {
 		return
 	}
 	var ids []string
-	_ = g.store.each(func(e *entry) error {
+	_ = g.store.eachOpen(func(e *entry) error {
 		switch e.view.GetStatus() {
 		case pb.RequestStatus_REQUEST_STATUS_SIGNED, pb.RequestStatus_REQUEST_STATUS_PUBLISHED:
 			ids = append(ids, e.view.GetRequestId())

@@ -16,6 +16,7 @@ import (
 var (
 	gwBucketRequests = []byte("requests") // request id → JSON gwRecord
 	gwBucketSigned   = []byte("signed")   // block hash → request id: every block the cold side signed
+	gwBucketOpen     = []byte("open")     // request id → nothing: requests not yet final (the send loop's work list)
 )
 
 // gwRecord is the gateway's durable record of one request.
@@ -48,12 +49,23 @@ func openGatewayStore(path string) (*gatewayStore, error) {
 		return nil, fmt.Errorf("coldbridge: opening gateway state %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{gwBucketRequests, gwBucketSigned} {
+		hadOpen := tx.Bucket(gwBucketOpen) != nil
+		for _, b := range [][]byte{gwBucketRequests, gwBucketSigned, gwBucketOpen} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		return nil
+		if hadOpen {
+			return nil
+		}
+		// A state file from before the open list: build it.
+		return tx.Bucket(gwBucketRequests).ForEach(func(k, v []byte) error {
+			e, err := decodeRecord(v)
+			if err != nil {
+				return err
+			}
+			return markOpen(tx, string(k), e.view.GetStatus())
+		})
 	}); err != nil {
 		db.Close()
 		return nil, err
@@ -139,7 +151,10 @@ func (s *gatewayStore) insert(e *entry) error {
 		if b.Get([]byte(e.view.GetRequestId())) != nil {
 			return errExists
 		}
-		return b.Put([]byte(e.view.GetRequestId()), data)
+		if err := b.Put([]byte(e.view.GetRequestId()), data); err != nil {
+			return err
+		}
+		return tx.Bucket(gwBucketOpen).Put([]byte(e.view.GetRequestId()), openMark)
 	})
 }
 
@@ -165,9 +180,57 @@ func (s *gatewayStore) update(id string, f func(e *entry, tx *bolt.Tx) error) (*
 			return err
 		}
 		out = e
-		return b.Put([]byte(id), enc)
+		if err := b.Put([]byte(id), enc); err != nil {
+			return err
+		}
+		return markOpen(tx, id, e.view.GetStatus())
 	})
 	return out, err
+}
+
+// isFinalStatus reports whether a request in status s can change no more
+// (a refusal can still be overridden by a signed block; see the gateway).
+func isFinalStatus(s pb.RequestStatus) bool {
+	switch s {
+	case pb.RequestStatus_REQUEST_STATUS_CONFIRMED, pb.RequestStatus_REQUEST_STATUS_REFUSED, pb.RequestStatus_REQUEST_STATUS_FAILED:
+		return true
+	}
+	return false
+}
+
+// markOpen keeps the open bucket in step with a request's status.
+func markOpen(tx *bolt.Tx, id string, s pb.RequestStatus) error {
+	if isFinalStatus(s) {
+		return tx.Bucket(gwBucketOpen).Delete([]byte(id))
+	}
+	return tx.Bucket(gwBucketOpen).Put([]byte(id), openMark)
+}
+
+// openMark is the value stored in the open bucket.
+var openMark = []byte{1}
+
+// closeOpen removes id from the open list (a request that needs nothing more
+// from the send loop, such as one signed when there is no node).
+func (s *gatewayStore) closeOpen(id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(gwBucketOpen).Delete([]byte(id)) })
+}
+
+// eachOpen calls f for every request on the open list.
+func (s *gatewayStore) eachOpen(f func(e *entry) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		reqs := tx.Bucket(gwBucketRequests)
+		return tx.Bucket(gwBucketOpen).ForEach(func(k, _ []byte) error {
+			data := reqs.Get(k)
+			if data == nil {
+				return nil
+			}
+			e, err := decodeRecord(data)
+			if err != nil {
+				return err
+			}
+			return f(e)
+		})
+	})
 }
 
 // each calls f for every record, in request id order.
