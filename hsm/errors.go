@@ -95,6 +95,11 @@ var (
 	// BIP39 wallets use hardened SLIP-0010 indexes, so index < 2^31.
 	ErrIndexRange = errors.New("hsm: account index out of range for this wallet kind")
 
+	// ErrAccountMismatch is returned by SignFor when the wallet's key at
+	// the index is not the expected account's: the wallet under the label
+	// was replaced. No signature is made.
+	ErrAccountMismatch = errors.New("hsm: the wallet's key is not the expected account's")
+
 	// ErrDuplicateObject is returned when an exact lookup finds more than
 	// one object (two master keys, two wallets under one label): the token
 	// was changed behind nanokms's back and needs an operator.

@@ -54,3 +54,6 @@ func (*Token) PublicKey(context.Context, string, uint32) (nano.PublicKey, error)
 func (*Token) Sign(context.Context, string, uint32, nano.Hash) (nano.Signature, error) {
 	return nano.Signature{}, ErrNoCgo
 }
+func (*Token) SignFor(context.Context, string, uint32, nano.PublicKey, nano.Hash) (nano.Signature, error) {
+	return nano.Signature{}, ErrNoCgo
+}

@@ -19,11 +19,13 @@ import (
 // ErrMasterKeyMissing or ErrMasterKeyExportable when the token's master key
 // is absent or unfinished, ErrSessionLost when the token stopped answering,
 // ErrClosed after Close, or the context's error while waiting for the
-// token. Any other error is a fault of the token or its module. Close is
+// token. SignFor also returns ErrAccountMismatch when the key is not the
+// expected account's. Any other error is a fault of the token or its module. Close is
 // idempotent.
 type KeyStore interface {
 	PublicKey(ctx context.Context, wallet string, index uint32) (nano.PublicKey, error)
 	Sign(ctx context.Context, wallet string, index uint32, hash nano.Hash) (nano.Signature, error)
+	SignFor(ctx context.Context, wallet string, index uint32, account nano.PublicKey, hash nano.Hash) (nano.Signature, error)
 	Close() error
 }
 

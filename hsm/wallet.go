@@ -349,6 +349,31 @@ func (t *Token) Sign(ctx context.Context, wallet string, index uint32, hash nano
 	return sig, err
 }
 
+// SignFor is Sign for a caller that knows which account the key must be:
+// it derives the key of account index of wallet and signs hash only if
+// that key's public key is account. Otherwise it makes no signature and
+// returns an error wrapping ErrAccountMismatch (the wallet under that label
+// is not the one the account was derived from). Its other errors are
+// Sign's.
+func (t *Token) SignFor(ctx context.Context, wallet string, index uint32, account nano.PublicKey, hash nano.Hash) (nano.Signature, error) {
+	var sig nano.Signature
+	var got nano.PublicKey
+	err := t.withAccountKey(ctx, wallet, index, func(k *nano.PrivateKey) {
+		sk := nano.NewSigningKey(k)
+		defer sk.Wipe()
+		if got = sk.Public(); got == account {
+			sig = sk.Sign(hash[:])
+		}
+	})
+	if err != nil {
+		return nano.Signature{}, err
+	}
+	if got != account {
+		return nano.Signature{}, fmt.Errorf("%w: wallet %q index %d derives %s, not %s", ErrAccountMismatch, wallet, index, got.Address(), account.Address())
+	}
+	return sig, nil
+}
+
 // ExportWallet returns the wallet under label as a document holding its
 // sealed blob and metadata (label, id, kind, the master key's check value):
 // ciphertext only, for RestoreWallet on a token with the same master key.

@@ -133,11 +133,22 @@ func TestCreateWalletSignVerify(t *testing.T) {
 				if err != nil || again != sig {
 					t.Fatalf("%s/%d: signing is not deterministic", w, index)
 				}
+				if got, err := tok.SignFor(ctx, w, index, pub, hash); err != nil || got != sig {
+					t.Fatalf("%s/%d: SignFor(its own account) = %X, %v; want Sign's signature", w, index, got, err)
+				}
+				other := pub
+				other[31] ^= 1
+				if got, err := tok.SignFor(ctx, w, index, other, hash); !errors.Is(err, ErrAccountMismatch) || got != (nano.Signature{}) {
+					t.Fatalf("%s/%d: SignFor(another account) = %X, %v; want no signature and ErrAccountMismatch", w, index, got, err)
+				}
 			}
 		}
 	}
 	if _, err := tok.Sign(ctx, "gamma", 0, nano.Hash{}); !errors.Is(err, ErrWalletNotFound) {
 		t.Fatalf("Sign(unknown wallet) = %v, want ErrWalletNotFound", err)
+	}
+	if _, err := tok.SignFor(ctx, "gamma", 0, nano.PublicKey{}, nano.Hash{}); !errors.Is(err, ErrWalletNotFound) {
+		t.Fatalf("SignFor(unknown wallet) = %v, want ErrWalletNotFound", err)
 	}
 	if _, err := tok.Wallet(ctx, "gamma"); !errors.Is(err, ErrWalletNotFound) {
 		t.Fatalf("Wallet(unknown) = %v", err)

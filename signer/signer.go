@@ -17,11 +17,12 @@ import (
 )
 
 // KeyStore is the token-backed key store the signer signs through.
-// PublicKey and Sign return an error wrapping the store's not-found error
-// for an unknown wallet; any error from Sign means no signature was made.
+// PublicKey and SignFor return an error wrapping hsm.ErrWalletNotFound
+// for an unknown wallet. SignFor signs only with a key whose public key is
+// account, and any error from it means no signature was made.
 type KeyStore interface {
 	PublicKey(ctx context.Context, wallet string, index uint32) (nano.PublicKey, error)
-	Sign(ctx context.Context, wallet string, index uint32, hash nano.Hash) (nano.Signature, error)
+	SignFor(ctx context.Context, wallet string, index uint32, account nano.PublicKey, hash nano.Hash) (nano.Signature, error)
 }
 
 // Policy is what the signer asks of its configuration.
@@ -97,7 +98,8 @@ func New(store *Store, keys KeyStore, pol Policy, opts Options) *Signer {
 			}
 			return &sb, nil
 		},
-		received: store.Received,
+		received:        store.Received,
+		recordsVerified: true,
 	}
 	return s
 }
@@ -220,15 +222,13 @@ func (s *Signer) decide(ctx context.Context, req *pb.SignRequest, in *intent.Par
 	}
 
 	hash := b.block.Hash()
-	sig, err := s.keys.Sign(ctx, rec.Wallet, rec.Index, hash)
+	// The key store signs only if the wallet's key is still this
+	// account's (a wallet replaced under the same label is refused there).
+	sig, err := s.keys.SignFor(ctx, rec.Wallet, rec.Index, in.Account, hash)
 	if err != nil {
 		return nil, nil, fmt.Errorf("signer: signing with wallet %q index %d: %w", rec.Wallet, rec.Index, err)
 	}
 	b.block.Signature = sig
-	if !nano.Verify(in.Account, hash[:], sig) {
-		// The key store's key is not the account's: never release it.
-		return nil, nil, fmt.Errorf("signer: the key of wallet %q index %d does not match account %s", rec.Wallet, rec.Index, in.Account.Address())
-	}
 
 	next := rec
 	blk := b.block
