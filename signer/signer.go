@@ -140,17 +140,19 @@ func (s *Signer) Sign(ctx context.Context, req *pb.SignRequest) (resp *pb.SignRe
 	unlock := s.lock(in.Account)
 	defer unlock()
 
+	snap, err := s.store.snapshot(in.RequestID, in.Account, now)
+	if err != nil {
+		return nil, fmt.Errorf("signer: reading request %s and its account: %w", in.RequestID, err)
+	}
 	// A request id already answered: the same intent gets the same answer.
-	if stored, ok, err := s.store.Request(in.RequestID); err != nil {
-		return nil, fmt.Errorf("signer: reading request %s: %w", in.RequestID, err)
-	} else if ok {
-		if stored.IntentDigest != digest {
+	if snap.answered {
+		if snap.stored.IntentDigest != digest {
 			return nil, s.refused(req, &in, digest[:], refuse(rReused, "request id %q was used for another intent", in.RequestID), now)
 		}
 		repeat = true
-		return stored.Response, nil
+		return snap.stored.Response, nil
 	}
-	resp, r, err := s.decide(ctx, req, &in, digest, now)
+	resp, r, err := s.decide(ctx, req, &in, digest, &snap, now)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +175,9 @@ func outcome(err error, ok, refused, failed string) (decision, reason string) {
 	return failed, ReasonInternal
 }
 
-func (s *Signer) decide(ctx context.Context, req *pb.SignRequest, in *intent.Parsed, digest [32]byte, now time.Time) (*pb.SignResponse, *Refusal, error) {
+// decide verifies and signs a request not answered before, from the state
+// read in snap.
+func (s *Signer) decide(ctx context.Context, req *pb.SignRequest, in *intent.Parsed, digest [32]byte, snap *snapshot, now time.Time) (*pb.SignResponse, *Refusal, error) {
 	if exp := time.Unix(in.ExpiresAtUnix, 0); !now.Before(exp) {
 		return nil, refuse(rExpired, "the intent expired at %s", exp.UTC().Format(time.RFC3339)), nil
 	} else if exp.Sub(now) > s.opts.MaxIntentTTL {
@@ -183,13 +187,10 @@ func (s *Signer) decide(ctx context.Context, req *pb.SignRequest, in *intent.Par
 	if r != nil {
 		return nil, r, nil
 	}
-	rec, ok, err := s.store.Account(in.Account)
-	if err != nil {
-		return nil, nil, fmt.Errorf("signer: reading account: %w", err)
-	}
-	if !ok {
+	if !snap.tracked {
 		return nil, refuse(rUnknownAccount, "account %s is not tracked by this signer", in.Account.Address()), nil
 	}
+	rec := snap.rec
 	bl, r := decodeBlocks(req)
 	if r != nil {
 		return nil, r, nil
@@ -197,10 +198,6 @@ func (s *Signer) decide(ctx context.Context, req *pb.SignRequest, in *intent.Par
 	b, r := s.v.build(&rec, in, &bl)
 	if r != nil {
 		return nil, r, nil
-	}
-	sent, err := s.store.Sent(in.Account, now)
-	if err != nil {
-		return nil, nil, fmt.Errorf("signer: reading the velocity window: %w", err)
 	}
 	preq := policy.Request{
 		Account:               in.Account,
@@ -211,7 +208,7 @@ func (s *Signer) decide(ctx context.Context, req *pb.SignRequest, in *intent.Par
 		Representative:        b.block.Representative,
 		RepresentativeChanges: b.subtype == nano.SubtypeChange || b.subtype == nano.SubtypeOpen,
 		Approvers:             approvers,
-		Sent24h:               sent,
+		Sent24h:               snap.sent,
 	}
 	if err := s.policy.Evaluate(preq); err != nil {
 		var v *policy.Violation

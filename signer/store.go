@@ -326,23 +326,62 @@ const velocityWindow = 24 * time.Hour
 func (s *Store) Sent(a nano.PublicKey, now time.Time) (nano.Amount, error) {
 	var total nano.Amount
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketVelocity).Cursor()
-		from := make([]byte, 8)
-		binary.BigEndian.PutUint64(from, uint64(now.Add(-velocityWindow).UnixNano()))
-		prefix := a[:]
-		for k, v := c.Seek(acctKey(a, from)); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if len(v) != 16 {
-				return errors.New("signer: corrupt velocity record")
-			}
-			var err error
-			if total, err = total.Add(nano.AmountFromBytes([16]byte(v))); err != nil {
-				total = nano.MaxAmount
-				return nil
-			}
-		}
-		return nil
+		var err error
+		total, err = sentIn(tx, a, now)
+		return err
 	})
 	return total, err
+}
+
+// sentIn sums a's velocity records in (now − 24h, now]; a sum past the
+// largest amount is MaxAmount.
+func sentIn(tx *bolt.Tx, a nano.PublicKey, now time.Time) (nano.Amount, error) {
+	var total nano.Amount
+	c := tx.Bucket(bucketVelocity).Cursor()
+	var from [8]byte
+	binary.BigEndian.PutUint64(from[:], uint64(now.Add(-velocityWindow).UnixNano()))
+	prefix := a[:]
+	for k, v := c.Seek(acctKey(a, from[:])); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if len(v) != 16 {
+			return nano.Amount{}, errors.New("signer: corrupt velocity record")
+		}
+		var err error
+		if total, err = total.Add(nano.AmountFromBytes([16]byte(v))); err != nil {
+			return nano.MaxAmount, nil
+		}
+	}
+	return total, nil
+}
+
+// snapshot is what a signing decision reads before it is made, from one
+// read transaction.
+type snapshot struct {
+	// answered: the request id has a recorded response, stored.
+	answered bool
+	stored   StoredResponse
+	// tracked: the account has a record, rec; sent is its 24-hour total.
+	tracked bool
+	rec     AccountRecord
+	sent    nano.Amount
+}
+
+// snapshot reads, in one transaction, the response recorded for request
+// id, and the record and 24-hour sends of account a. When the request was
+// answered, the account is not read.
+func (s *Store) snapshot(id string, a nano.PublicKey, now time.Time) (snapshot, error) {
+	var out snapshot
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		if out.stored, out.answered, err = getRequest(tx, id); err != nil || out.answered {
+			return err
+		}
+		if out.tracked, err = getRecord(tx.Bucket(bucketAccounts), a[:], &out.rec); err != nil || !out.tracked {
+			return err
+		}
+		out.sent, err = sentIn(tx, a, now)
+		return err
+	})
+	return out, err
 }
 
 // Decision is a signing decision to commit.
