@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
@@ -63,6 +64,7 @@ type benchSignerOptions struct {
 	poolSize    int
 	dir         string
 	cpuProfile  string
+	trace       string
 	json        bool
 }
 
@@ -116,6 +118,7 @@ Progress goes to standard error, results to standard output.`,
 	f.IntVar(&opts.poolSize, "pool-size", policy.DefaultPoolSize, "token sessions (token.pool_size)")
 	f.StringVar(&opts.dir, "dir", "", "where to make the temporary directory (default: the system's)")
 	f.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured levels to this file")
+	f.StringVar(&opts.trace, "trace", "", "write a Go execution trace of the measured levels to this file (go tool trace)")
 	f.BoolVar(&opts.json, "json", false, "print JSON")
 	return cmd
 }
@@ -237,6 +240,14 @@ func runBenchSigner(ctx context.Context, e *env, opts benchSignerOptions) (err e
 		defer profile.Close()
 	}
 
+	var traceFile *os.File
+	if opts.trace != "" {
+		if traceFile, err = os.Create(opts.trace); err != nil {
+			return fmt.Errorf("--trace: %w", err)
+		}
+		defer traceFile.Close()
+	}
+
 	prog := newBenchProgress(e.stderr)
 	rep := benchSignerReport{
 		Machine:       machineInfo(),
@@ -275,6 +286,12 @@ func runBenchSigner(ctx context.Context, e *env, opts benchSignerOptions) (err e
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if traceFile != nil {
+		if err := trace.Start(traceFile); err != nil {
+			return fmt.Errorf("--trace: %w", err)
+		}
+		defer trace.Stop()
+	}
 	for _, c := range opts.concurrency {
 		runtime.GC()
 		lv, err := w.runLevel(ctx, c, opts)
@@ -284,6 +301,7 @@ func runBenchSigner(ctx context.Context, e *env, opts benchSignerOptions) (err e
 		rep.Levels = append(rep.Levels, lv)
 	}
 	pprof.StopCPUProfile()
+	trace.Stop()
 	rep.Machine.LoadAvgEnd = loadAvg()
 
 	rep.OK = true

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,11 +54,19 @@ func assertCleanedUp(t *testing.T, dir string, conf string, hadConf bool) {
 func TestBenchSigner(t *testing.T) {
 	dir := benchInProcess(t)
 	conf, hadConf := os.LookupEnv("SOFTHSM2_CONF")
+	out := t.TempDir()
+	profile, traceFile := filepath.Join(out, "cpu.prof"), filepath.Join(out, "run.trace")
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"bench", "signer", "--concurrency", "1,4", "--requests", "50", "--json",
-		"--crypto-iterations", "50", "--dir", dir}, strings.NewReader(""), &stdout, &stderr)
+		"--crypto-iterations", "50", "--dir", dir, "--cpuprofile", profile, "--trace", traceFile}, strings.NewReader(""), &stdout, &stderr)
 	if code != exitOK {
 		t.Fatalf("exit %d\n--- stdout\n%s--- stderr\n%s", code, stdout.String(), stderr.String())
+	}
+	if data, err := os.ReadFile(traceFile); err != nil || !bytes.HasPrefix(data, []byte("go 1.")) {
+		t.Errorf("--trace wrote no Go execution trace (%d bytes, %v)", len(data), err)
+	}
+	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
+		t.Errorf("--cpuprofile wrote nothing (%v)", err)
 	}
 	var rep benchSignerReport
 	dec := json.NewDecoder(&stdout)
