@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -43,6 +44,11 @@ type Options struct {
 	MaxIntentTTL time.Duration
 	// Logger receives one structured line per decision; nil discards.
 	Logger *slog.Logger
+	// MaxDeciding is how many requests may be verified and signed at once;
+	// the others wait for a turn, so that the commits and the answers of
+	// decided requests are not queued behind them for a processor. Waiting
+	// for the commit does not take a turn. 0 means 2 × GOMAXPROCS.
+	MaxDeciding int
 	// Observe, when set, is told every decision of Sign and Adopt once,
 	// with how long it took (for metrics): decision is one of the
 	// Decision* values and reason is the refusal's ReasonName for a
@@ -73,7 +79,11 @@ type Signer struct {
 	log    *slog.Logger
 	v      verifier
 
-	locks sync.Map // nano.PublicKey → *sync.Mutex
+	locks sync.Map      // nano.PublicKey → *sync.Mutex
+	turns chan struct{} // one element per decision being computed
+	// onWait, when set (by tests), is called when a decision has to wait
+	// for a turn.
+	onWait func()
 }
 
 // New returns a Signer over store, signing through keys under pol.
@@ -84,11 +94,14 @@ func New(store *Store, keys KeyStore, pol Policy, opts Options) *Signer {
 	if opts.MaxIntentTTL <= 0 {
 		opts.MaxIntentTTL = 24 * time.Hour
 	}
+	if opts.MaxDeciding <= 0 {
+		opts.MaxDeciding = 2 * runtime.GOMAXPROCS(0)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Signer{store: store, keys: keys, policy: pol, opts: opts, log: log}
+	s := &Signer{store: store, keys: keys, policy: pol, opts: opts, log: log, turns: make(chan struct{}, opts.MaxDeciding)}
 	s.v = verifier{
 		epochSigners: pol.EpochSigners(),
 		signedOn: func(a nano.PublicKey, prev nano.Hash) (*SignedBlock, error) {
@@ -140,26 +153,67 @@ func (s *Signer) Sign(ctx context.Context, req *pb.SignRequest) (resp *pb.SignRe
 	unlock := s.lock(in.Account)
 	defer unlock()
 
+	// The decision's computing (reads, verification, policy, the token's
+	// signature) takes a turn; waiting for the commit does not.
+	release, err := s.turn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	snap, err := s.store.snapshot(in.RequestID, in.Account, now)
 	if err != nil {
 		return nil, fmt.Errorf("signer: reading request %s and its account: %w", in.RequestID, err)
 	}
 	// A request id already answered: the same intent gets the same answer.
 	if snap.answered {
+		release()
 		if snap.stored.IntentDigest != digest {
 			return nil, s.refused(req, &in, digest[:], refuse(rReused, "request id %q was used for another intent", in.RequestID), now)
 		}
 		repeat = true
 		return snap.stored.Response, nil
 	}
-	resp, r, err := s.decide(ctx, req, &in, digest, &snap, now)
-	if err != nil {
+	d, r, err := s.decide(ctx, req, &in, digest, &snap, now)
+	release()
+	switch {
+	case err != nil:
 		return nil, err
+	case r != nil:
+		return nil, s.refused(req, &in, digest[:], r, now)
 	}
-	if r != nil {
+	resp, r, err = s.commit(&in, d)
+	switch {
+	case err != nil:
+		return nil, err
+	case r != nil:
 		return nil, s.refused(req, &in, digest[:], r, now)
 	}
 	return resp, nil
+}
+
+// turn waits until fewer than Options.MaxDeciding decisions are being
+// computed, and returns the function that ends this one's turn (it may be
+// called more than once).
+func (s *Signer) turn(ctx context.Context) (func(), error) {
+	select {
+	case s.turns <- struct{}{}:
+	default:
+		if s.onWait != nil {
+			s.onWait()
+		}
+		select {
+		case s.turns <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	done := false
+	return func() {
+		if !done {
+			done = true
+			<-s.turns
+		}
+	}, nil
 }
 
 // outcome classifies err for Options.Observe: ok with reason "", a
@@ -175,9 +229,9 @@ func outcome(err error, ok, refused, failed string) (decision, reason string) {
 	return failed, ReasonInternal
 }
 
-// decide verifies and signs a request not answered before, from the state
-// read in snap.
-func (s *Signer) decide(ctx context.Context, req *pb.SignRequest, in *intent.Parsed, digest [32]byte, snap *snapshot, now time.Time) (*pb.SignResponse, *Refusal, error) {
+// decide verifies a request not answered before against the state read
+// in snap, applies policy and signs: it returns the decision to commit.
+func (s *Signer) decide(ctx context.Context, req *pb.SignRequest, in *intent.Parsed, digest [32]byte, snap *snapshot, now time.Time) (*Decision, *Refusal, error) {
 	if exp := time.Unix(in.ExpiresAtUnix, 0); !now.Before(exp) {
 		return nil, refuse(rExpired, "the intent expired at %s", exp.UTC().Format(time.RFC3339)), nil
 	} else if exp.Sub(now) > s.opts.MaxIntentTTL {
@@ -252,11 +306,16 @@ func (s *Signer) decide(ctx context.Context, req *pb.SignRequest, in *intent.Par
 	if in.Kind == pb.IntentKind_INTENT_KIND_RECEIVE {
 		d.Source = in.Source
 	}
+	return d, nil, nil
+}
+
+// commit records d durably and returns the response to release.
+func (s *Signer) commit(in *intent.Parsed, d *Decision) (*pb.SignResponse, *Refusal, error) {
 	resp, err := s.store.CommitSigned(d)
 	if errors.Is(err, errStale) {
 		// Another decision got there first (the same request id through
 		// another path, or the account moved): answer from the record.
-		if stored, ok, rerr := s.store.Request(in.RequestID); rerr == nil && ok && stored.IntentDigest == digest {
+		if stored, ok, rerr := s.store.Request(in.RequestID); rerr == nil && ok && stored.IntentDigest == d.IntentDigest {
 			return stored.Response, nil, nil
 		}
 		return nil, refuse(rNotFrontier, "the account's frontier changed while the request was decided; resend with the new head"), nil
@@ -265,7 +324,7 @@ func (s *Signer) decide(ctx context.Context, req *pb.SignRequest, in *intent.Par
 		return nil, nil, fmt.Errorf("signer: recording the decision: %w", err)
 	}
 	s.log.Info("signed", "request_id", in.RequestID, "account", in.Account.Address(),
-		"subtype", d.Subtype, "hash", hash.String(), "amount_raw", in.Amount.String(), "audit_seq", resp.GetAuditSeq())
+		"subtype", d.Subtype, "hash", d.Hash.String(), "amount_raw", in.Amount.String(), "audit_seq", resp.GetAuditSeq())
 	return resp, nil, nil
 }
 

@@ -228,6 +228,9 @@ func runBenchSigner(ctx context.Context, e *env, opts benchSignerOptions) (err e
 		return usageErr("--pool-size must be from 1 to %d", policy.MaxPoolSize)
 	}
 
+	// The signer in this process runs as `nanokms signer` does.
+	defer tuneSignerGC()()
+
 	// Ctrl-C or SIGTERM stops the run and cleans up, however run was called.
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

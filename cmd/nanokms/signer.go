@@ -52,6 +52,7 @@ func loadSignerConfig(path string) (*policy.Config, error) {
 }
 
 func runSigner(ctx context.Context, e *env, opts signerOptions) error {
+	defer tuneSignerGC()()
 	cfg, err := loadSignerConfig(opts.config)
 	if err != nil {
 		return err
