@@ -151,10 +151,18 @@ func (s *Store) commitGroup(group []*commitReq) {
 	}
 }
 
+// statePageSize is the page size of a new state file (an existing file
+// keeps its own). A decision dirties a few pages spread over the file
+// (its request, its signed block, the account, the velocity window), so a
+// commit's cost follows the number of pages more than their size: 8 KiB
+// pages make fewer branch pages per commit than the 4 KiB default, which
+// gave 5–7% more decisions per second in docs/BENCHMARKS.md.
+const statePageSize = 8192
+
 // OpenStore opens (creating if needed, mode 0600) the state file at path.
 // It fails if another process holds the file.
 func OpenStore(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, PageSize: statePageSize})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, fmt.Errorf("signer: state file %s is in use by another process", path)

@@ -212,3 +212,40 @@ func TestAuditChainDetectsATruncatedEnd(t *testing.T) {
 		t.Fatalf("VerifyAudit = %d, %v; want a break at 5 after 4 records", n, err)
 	}
 }
+
+// TestStatePageSize: a new state file has statePageSize pages; a file made
+// with bbolt's default 4 KiB pages (by an earlier nanokms) opens, keeps
+// its page size, and takes and returns decisions as before.
+func TestStatePageSize(t *testing.T) {
+	s, _ := mustStore(t, 1)
+	if got := s.db.Info().PageSize; got != statePageSize {
+		t.Fatalf("new state file: %d-byte pages, want %d", got, statePageSize)
+	}
+
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := bolt.Open(path, 0o600, &bolt.Options{PageSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= 2; round++ {
+		s, err := OpenStore(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.db.Info().PageSize; got != 4096 {
+			t.Fatalf("round %d: the 4 KiB file now has %d-byte pages", round, got)
+		}
+		if err := s.RecordRefusal("req", make([]byte, 32), nil, refuse(rExpired, "round %d", round), time.Unix(int64(round), 0)); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.VerifyAudit(); err != nil || n != uint64(round) {
+			t.Fatalf("round %d: %d audit records, %v", round, n, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
