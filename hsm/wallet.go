@@ -340,12 +340,7 @@ func (t *Token) PublicKey(ctx context.Context, wallet string, index uint32) (nan
 // ErrIndexRange, ErrSessionLost or ErrClosed as documented on each, or
 // ctx's error while waiting for a session.
 func (t *Token) Sign(ctx context.Context, wallet string, index uint32, hash nano.Hash) (nano.Signature, error) {
-	var sig nano.Signature
-	err := t.withAccountKey(ctx, wallet, index, func(k *nano.PrivateKey) {
-		sk := nano.NewSigningKey(k)
-		defer sk.Wipe()
-		sig = sk.Sign(hash[:])
-	})
+	sig, _, err := t.sign(ctx, wallet, index, nil, hash)
 	return sig, err
 }
 
@@ -356,22 +351,30 @@ func (t *Token) Sign(ctx context.Context, wallet string, index uint32, hash nano
 // is not the one the account was derived from). Its other errors are
 // Sign's.
 func (t *Token) SignFor(ctx context.Context, wallet string, index uint32, account nano.PublicKey, hash nano.Hash) (nano.Signature, error) {
+	sig, got, err := t.sign(ctx, wallet, index, &account, hash)
+	if err == nil && got != account {
+		return nano.Signature{}, fmt.Errorf("%w: wallet %q index %d derives %s, not %s", ErrAccountMismatch, wallet, index, got.Address(), account.Address())
+	}
+	return sig, err
+}
+
+// sign derives the key of account index of wallet and signs hash with it,
+// unless want is set and the key's public key is not *want. It returns the
+// signature (zero when none was made) and the key's public key.
+func (t *Token) sign(ctx context.Context, wallet string, index uint32, want *nano.PublicKey, hash nano.Hash) (nano.Signature, nano.PublicKey, error) {
 	var sig nano.Signature
-	var got nano.PublicKey
+	var pub nano.PublicKey
 	err := t.withAccountKey(ctx, wallet, index, func(k *nano.PrivateKey) {
 		sk := nano.NewSigningKey(k)
 		defer sk.Wipe()
-		if got = sk.Public(); got == account {
+		if pub = sk.Public(); want == nil || pub == *want {
 			sig = sk.Sign(hash[:])
 		}
 	})
 	if err != nil {
-		return nano.Signature{}, err
+		return nano.Signature{}, nano.PublicKey{}, err
 	}
-	if got != account {
-		return nano.Signature{}, fmt.Errorf("%w: wallet %q index %d derives %s, not %s", ErrAccountMismatch, wallet, index, got.Address(), account.Address())
-	}
-	return sig, nil
+	return sig, pub, nil
 }
 
 // ExportWallet returns the wallet under label as a document holding its
