@@ -59,7 +59,7 @@ func NewSigner() *Signer {
 	s.Decisions.WithLabelValues(signer.DecisionSigned, "")
 	s.Decisions.WithLabelValues(signer.DecisionSigned, signer.ReasonRepeat)
 	s.Decisions.WithLabelValues(signer.DecisionFailed, signer.ReasonInternal)
-	s.Decisions.WithLabelValues(signer.DecisionFailed, signer.ReasonFull)
+	s.Decisions.WithLabelValues(signer.DecisionFailed, signer.ReasonStoreFull)
 	s.Decisions.WithLabelValues(signer.DecisionAdopted, "")
 	for _, r := range refusalReasons() {
 		s.Decisions.WithLabelValues(signer.DecisionRefused, r)
@@ -80,7 +80,7 @@ func (s *Signer) Observe(decision, reason string, took time.Duration) {
 	if !known {
 		decision = "other"
 	}
-	if reason != "" && reason != signer.ReasonRepeat && reason != signer.ReasonInternal && reason != signer.ReasonFull && !isReasonName(reason) {
+	if reason != "" && reason != signer.ReasonRepeat && reason != signer.ReasonInternal && reason != signer.ReasonStoreFull && !isReasonName(reason) {
 		reason = "other"
 	}
 	s.Decisions.WithLabelValues(decision, reason).Inc()

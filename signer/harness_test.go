@@ -81,6 +81,8 @@ type world struct {
 	client    pb.SignerClient
 	conn      *grpc.ClientConn
 	logs      *logBuffer // the signer's log (JSON lines)
+	omu       sync.Mutex
+	observed  []string // what Options.Observe was told: "decision/reason"
 	approvers map[string]ed25519.PrivateKey
 	now       atomic.Int64 // Unix nanoseconds of the signer's clock
 	seq       atomic.Int64
@@ -230,7 +232,12 @@ func newWorldWith(t *testing.T, wo worldOptions) *world {
 	w.store = store
 	w.logs = &logBuffer{}
 	log := slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	w.signer = New(store, tok, cfg, Options{Now: func() time.Time { return time.Unix(0, w.now.Load()) }, Logger: log})
+	observe := func(decision, reason string, _ time.Duration) {
+		w.omu.Lock()
+		w.observed = append(w.observed, decision+"/"+reason)
+		w.omu.Unlock()
+	}
+	w.signer = New(store, tok, cfg, Options{Now: func() time.Time { return time.Unix(0, w.now.Load()) }, Logger: log, Observe: observe})
 
 	opts := wo.serve
 	opts.Listen, opts.Grace = "unix://"+sock, 5*time.Second

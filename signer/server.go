@@ -48,7 +48,7 @@ func codeFor(r pb.RefusalReason) codes.Code {
 // StatusOf converts err to a gRPC status: a *Refusal becomes its code with
 // an ErrorInfo (and, for a pending block, the block as a second detail);
 // ErrStoreFull becomes ResourceExhausted with an ErrorInfo whose reason is
-// ReasonStoreFull (not a refusal: nothing was decided, the caller resends
+// ErrorInfoStoreFull (not a refusal: nothing was decided, the caller resends
 // later); anything else is Internal, with a generic message (internal
 // errors are logged, not sent).
 func StatusOf(err error) *status.Status {
@@ -60,7 +60,7 @@ func StatusOf(err error) *status.Status {
 		case errors.Is(err, ErrStoreFull):
 			st := status.New(codes.ResourceExhausted, "signer: the state store is full: nothing was signed or recorded; "+
 				"resend once space is freed on the file system of the signer's state file")
-			if withDetails, derr := st.WithDetails(protoadapt.MessageV1Of(&errdetails.ErrorInfo{Reason: ReasonStoreFull, Domain: ErrorDomain})); derr == nil {
+			if withDetails, derr := st.WithDetails(protoadapt.MessageV1Of(&errdetails.ErrorInfo{Reason: ErrorInfoStoreFull, Domain: ErrorDomain})); derr == nil {
 				return withDetails
 			}
 			return st
@@ -89,15 +89,15 @@ func StatusOf(err error) *status.Status {
 	return st
 }
 
-// ReasonStoreFull is the ErrorInfo reason of ErrStoreFull's status. It is
+// ErrorInfoStoreFull is the ErrorInfo reason of ErrStoreFull's status. It is
 // not a RefusalReason: RefusalFromStatus does not take it for a refusal.
-const ReasonStoreFull = "STATE_STORE_FULL"
+const ErrorInfoStoreFull = "STATE_STORE_FULL"
 
 // IsStoreFull reports whether st is the status StatusOf makes of
 // ErrStoreFull: nothing was decided, and the same request may be resent.
 func IsStoreFull(st *status.Status) bool {
 	for _, d := range st.Details() {
-		if v, ok := d.(*errdetails.ErrorInfo); ok && v.GetDomain() == ErrorDomain && v.GetReason() == ReasonStoreFull {
+		if v, ok := d.(*errdetails.ErrorInfo); ok && v.GetDomain() == ErrorDomain && v.GetReason() == ErrorInfoStoreFull {
 			return st.Code() == codes.ResourceExhausted
 		}
 	}

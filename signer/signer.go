@@ -52,7 +52,7 @@ type Options struct {
 	// Observe, when set, is told every decision of Sign and Adopt once,
 	// with how long it took (for metrics): decision is one of the
 	// Decision* values and reason is the refusal's ReasonName for a
-	// refusal, ReasonRepeat for a recorded answer given again, ReasonFull
+	// refusal, ReasonRepeat for a recorded answer given again, ReasonStoreFull
 	// for a failure because the state store is full, ReasonInternal for
 	// another failure, and "" otherwise. It must not block.
 	Observe func(decision, reason string, took time.Duration)
@@ -66,9 +66,9 @@ const (
 	DecisionFailed         = "failed"          // Sign: an internal failure, nothing released (reason ReasonInternal)
 	DecisionAdoptionFailed = "adoption_failed" // Adopt: refused (the ReasonName) or failed (ReasonInternal)
 
-	ReasonRepeat   = "repeat"     // the answer recorded for the same request id and intent
-	ReasonInternal = "internal"   // the state file, the token or the context failed
-	ReasonFull     = "store_full" // the state store is full (ErrStoreFull): nothing was decided
+	ReasonRepeat    = "repeat"     // the answer recorded for the same request id and intent
+	ReasonInternal  = "internal"   // the state file, the token or the context failed
+	ReasonStoreFull = "store_full" // the state store is full (ErrStoreFull): nothing was decided
 )
 
 // Signer verifies, decides, records and signs. It is safe for concurrent
@@ -215,7 +215,7 @@ func (s *Signer) turn(ctx context.Context) (func(), error) {
 }
 
 // outcome classifies err for Options.Observe: ok with reason "", a
-// refusal with its reason name, or a failure with ReasonFull or
+// refusal with its reason name, or a failure with ReasonStoreFull or
 // ReasonInternal.
 func outcome(err error, ok, refused, failed string) (decision, reason string) {
 	var r *Refusal
@@ -225,7 +225,7 @@ func outcome(err error, ok, refused, failed string) (decision, reason string) {
 	case errors.As(err, &r):
 		return refused, ReasonName(r.Reason)
 	case errors.Is(err, ErrStoreFull):
-		return failed, ReasonFull
+		return failed, ReasonStoreFull
 	}
 	return failed, ReasonInternal
 }

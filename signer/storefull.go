@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -25,6 +26,7 @@ func noSpace(err error) bool { return errors.Is(err, syscall.ENOSPC) || errors.I
 // spaceState is whether the store's writes fail for want of space. The
 // zero value is writable.
 type spaceState struct {
+	isFull  atomic.Bool // full, read without the lock on the write path
 	mu      sync.Mutex
 	full    bool
 	changed chan struct{} // closed and replaced when full changes
@@ -39,7 +41,9 @@ type spaceState struct {
 func (st *spaceState) note(err error) error {
 	switch {
 	case err == nil:
-		st.set(false, nil)
+		if st.isFull.Load() {
+			st.set(false, nil)
+		}
 	case noSpace(err):
 		st.set(true, err)
 		return fmt.Errorf("%w: %w", ErrStoreFull, err)
@@ -54,6 +58,7 @@ func (st *spaceState) set(full bool, cause error) {
 		return
 	}
 	st.full = full
+	st.isFull.Store(full)
 	// Logged before anyone waiting on changed learns of it.
 	switch {
 	case st.log == nil:

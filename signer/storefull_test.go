@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -189,6 +190,12 @@ func TestStoreFull(t *testing.T) {
 	}
 	if n, last := w.auditTail(); last.GetDecision() != DecisionSigned || last.GetRequestId() != failed.GetIntent().GetRequestId() {
 		t.Fatalf("the last of %d audit records is %s %q, want the resent request signed", n, last.GetDecision(), last.GetRequestId())
+	}
+	w.omu.Lock()
+	full := slices.Contains(w.observed, DecisionFailed+"/"+ReasonStoreFull)
+	w.omu.Unlock()
+	if !full {
+		t.Errorf("Observe was not told of a failure for a full store (%s/%s)", DecisionFailed, ReasonStoreFull)
 	}
 	logs := w.logs.String()
 	if !strings.Contains(logs, "state store full") || !strings.Contains(logs, "state store writable again") {
