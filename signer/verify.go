@@ -251,17 +251,17 @@ func compareTemplate(t, b, head *nano.StateBlock, subtype nano.Subtype, amount n
 	switch {
 	case t == nil:
 		return nil
+	case t.Balance != b.Balance:
+		return refuseField(rBalance, "template.balance", "%s raw, want %s raw (head %s raw, %s %s raw)", t.Balance, b.Balance, head.Balance, subtype, amount)
+	case t.Link != b.Link:
+		return refuseField(rLink, "template.link", "%s, want %s", t.Link, b.Link)
+	case t.Representative != b.Representative:
+		return refuseField(rRepChanged, "template.representative", "%s, want %s", t.Representative.Address(), b.Representative.Address())
 	case t.Account != b.Account:
 		return refuseField(rTemplate, "template.account", "%s, want %s (the intent's account)", t.Account.Address(), b.Account.Address())
 	case t.Previous != b.Previous:
 		// With a head, verifyHead compared the template's previous with the head's hash already.
 		return refuseField(rTemplate, "template.previous", "%s, want %s", t.Previous, b.Previous)
-	case t.Representative != b.Representative:
-		return refuseField(rRepChanged, "template.representative", "%s, want %s", t.Representative.Address(), b.Representative.Address())
-	case t.Balance != b.Balance:
-		return refuseField(rBalance, "template.balance", "%s raw, want %s raw (head %s raw, %s %s raw)", t.Balance, b.Balance, head.Balance, subtype, amount)
-	case t.Link != b.Link:
-		return refuseField(rLink, "template.link", "%s, want %s", t.Link, b.Link)
 	case !t.Signature.IsZero():
 		return refuseField(rMalformed, "template.signature", "must be empty: a template is the unsigned block the caller expects")
 	case t.Work != 0:
