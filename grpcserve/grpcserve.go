@@ -80,7 +80,23 @@ func Listen(addr string) (net.Listener, error) {
 // services, until ctx is done. Then it reports NOT_SERVING and stops
 // gracefully: in-flight calls get grace to finish, the rest are cut.
 func Serve(ctx context.Context, l net.Listener, creds *tls.Config, grace time.Duration, register func(*grpc.Server), services ...string) error {
-	var opts []grpc.ServerOption
+	return ServeWith(ctx, l, creds, grace, register, Options{}, services...)
+}
+
+// Options are the optional settings of ServeWith.
+type Options struct {
+	// Ready, when not nil, drives the health service: "" and every
+	// service report SERVING while Ready reports ok and NOT_SERVING while
+	// it does not. Ready returns a channel closed when ok may have
+	// changed; it is called again then.
+	Ready func() (ok bool, changed <-chan struct{})
+	// ServerOptions are added to the gRPC server's options.
+	ServerOptions []grpc.ServerOption
+}
+
+// ServeWith is Serve with options.
+func ServeWith(ctx context.Context, l net.Listener, creds *tls.Config, grace time.Duration, register func(*grpc.Server), o Options, services ...string) error {
+	opts := append([]grpc.ServerOption(nil), o.ServerOptions...)
 	if creds != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(creds)))
 	}
@@ -88,10 +104,43 @@ func Serve(ctx context.Context, l net.Listener, creds *tls.Config, grace time.Du
 	register(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	for _, name := range services {
-		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	names := append([]string{""}, services...)
+	setAll := func(st healthpb.HealthCheckResponse_ServingStatus) {
+		for _, name := range names {
+			hs.SetServingStatus(name, st)
+		}
 	}
+	follow := func() <-chan struct{} {
+		if o.Ready == nil {
+			setAll(healthpb.HealthCheckResponse_SERVING)
+			return nil
+		}
+		ok, changed := o.Ready()
+		if ok {
+			setAll(healthpb.HealthCheckResponse_SERVING)
+		} else {
+			setAll(healthpb.HealthCheckResponse_NOT_SERVING)
+		}
+		return changed
+	}
+	changed := follow()
+	followed := make(chan struct{})
+	fctx, stopFollowing := context.WithCancel(ctx)
+	defer func() { stopFollowing(); <-followed }()
+	go func() {
+		defer close(followed)
+		if changed == nil {
+			return
+		}
+		for {
+			select {
+			case <-fctx.Done():
+				return
+			case <-changed:
+				changed = follow()
+			}
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(l) }()
 	select {
@@ -99,6 +148,8 @@ func Serve(ctx context.Context, l net.Listener, creds *tls.Config, grace time.Du
 		return err
 	case <-ctx.Done():
 	}
+	stopFollowing()
+	<-followed
 	hs.Shutdown()
 	done := make(chan struct{})
 	go func() { g.GracefulStop(); close(done) }()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,4 +79,88 @@ func TestServeHealthAndGracefulStop(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not stop")
 	}
+}
+
+// readiness is a switchable Options.Ready.
+type readiness struct {
+	mu      sync.Mutex
+	ok      bool
+	changed chan struct{}
+}
+
+func (r *readiness) get() (bool, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ok, r.changed
+}
+
+func (r *readiness) set(ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ok = ok
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// TestServeFollowsReadiness checks that the health service of "" and of
+// each service follows Options.Ready: NOT_SERVING from the start when not
+// ready, then SERVING and NOT_SERVING as it changes, without a restart.
+func TestServeFollowsReadiness(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	l, err := Listen("unix://" + sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &readiness{changed: make(chan struct{})}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- ServeWith(ctx, l, nil, time.Second, func(*grpc.Server) {}, Options{Ready: r.get}, "test.Service")
+	}()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("ServeWith: %v", err)
+		}
+	}()
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	watch := func(svc string) healthpb.Health_WatchClient {
+		w, err := healthpb.NewHealthClient(conn).Watch(cctx, &healthpb.HealthCheckRequest{Service: svc}, grpc.WaitForReady(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	until := func(w healthpb.Health_WatchClient, want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		for {
+			resp, err := w.Recv()
+			if err != nil {
+				t.Fatalf("waiting for %v: %v", want, err)
+			}
+			if resp.GetStatus() == want {
+				return
+			}
+		}
+	}
+	overall, svc := watch(""), watch("test.Service")
+	// Not ready from the start: never SERVING before Ready says so.
+	resp, err := overall.Recv()
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("first status %v, %v; want NOT_SERVING", resp.GetStatus(), err)
+	}
+	r.set(true)
+	until(overall, healthpb.HealthCheckResponse_SERVING)
+	until(svc, healthpb.HealthCheckResponse_SERVING)
+	r.set(false)
+	until(overall, healthpb.HealthCheckResponse_NOT_SERVING)
+	until(svc, healthpb.HealthCheckResponse_NOT_SERVING)
+	r.set(true)
+	until(svc, healthpb.HealthCheckResponse_SERVING)
 }

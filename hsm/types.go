@@ -168,6 +168,12 @@ type MasterKeyInfo struct {
 	Check string
 }
 
+// CheckLabel returns a *ConfigError (Field "label") if label is not a
+// valid wallet label: 1 to MaxLabelLen bytes of UTF-8 with no control
+// characters. Every method taking a label applies this rule; callers use
+// it to refuse a label before it reaches the token.
+func CheckLabel(label string) error { return validLabel(label) }
+
 // validLabel checks a wallet label: 1 to MaxLabelLen bytes of UTF-8 with no
 // control characters.
 func validLabel(label string) error {

@@ -220,6 +220,7 @@ func TestDocumentedMetricsExist(t *testing.T) {
 		s.Observe(signer.DecisionSigned, signer.ReasonRepeat, time.Millisecond)
 		s.Observe(signer.DecisionRefused, "APPROVALS_MISSING", 2*time.Millisecond)
 		s.Observe(signer.DecisionFailed, signer.ReasonInternal, time.Millisecond)
+		s.Observe(signer.DecisionFailed, signer.ReasonStoreFull, time.Millisecond)
 		s.Observe(signer.DecisionAdopted, "", time.Millisecond)
 		path := filepath.Join(t.TempDir(), "nanokms_signer.prom")
 		if err := WriteTextfile(s.Registry, path); err != nil {

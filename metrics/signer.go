@@ -41,7 +41,7 @@ func NewSigner() *Signer {
 		Registry: prometheus.NewRegistry(),
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nanokms_signer_decisions_total",
-			Help: "Decisions of the signer, by decision (signed, refused, failed, adopted, adoption_failed) and reason (the refusal reason; repeat for a recorded answer given again; internal for a failure).",
+			Help: "Decisions of the signer, by decision (signed, refused, failed, adopted, adoption_failed) and reason (the refusal reason; repeat for a recorded answer given again; store_full for a failure because the state store is full; internal for another failure).",
 		}, []string{"decision", "reason"}),
 		DecisionTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nanokms_signer_decision_seconds",
@@ -59,6 +59,7 @@ func NewSigner() *Signer {
 	s.Decisions.WithLabelValues(signer.DecisionSigned, "")
 	s.Decisions.WithLabelValues(signer.DecisionSigned, signer.ReasonRepeat)
 	s.Decisions.WithLabelValues(signer.DecisionFailed, signer.ReasonInternal)
+	s.Decisions.WithLabelValues(signer.DecisionFailed, signer.ReasonStoreFull)
 	s.Decisions.WithLabelValues(signer.DecisionAdopted, "")
 	for _, r := range refusalReasons() {
 		s.Decisions.WithLabelValues(signer.DecisionRefused, r)
@@ -79,7 +80,7 @@ func (s *Signer) Observe(decision, reason string, took time.Duration) {
 	if !known {
 		decision = "other"
 	}
-	if reason != "" && reason != signer.ReasonRepeat && reason != signer.ReasonInternal && !isReasonName(reason) {
+	if reason != "" && reason != signer.ReasonRepeat && reason != signer.ReasonInternal && reason != signer.ReasonStoreFull && !isReasonName(reason) {
 		reason = "other"
 	}
 	s.Decisions.WithLabelValues(decision, reason).Inc()

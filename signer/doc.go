@@ -26,5 +26,7 @@
 //
 // It never signs a block it did not build from a verified head, never
 // signs twice on one previous, never answers before the decision is
-// durable, and never logs or returns key material, seeds or PINs.
+// durable, and never logs or returns key material, seeds or PINs. It
+// never logs, answers or records caller input unbounded or as invalid
+// UTF-8 (input.go): whatever a request holds, its refusal is recorded.
 package signer

@@ -15,6 +15,9 @@ import (
 type Refusal struct {
 	Reason pb.RefusalReason
 	Detail string // human-readable, never secret
+	// Field, when set, is the request field at fault, as a path such as
+	// "intent.request_id" or "template.work".
+	Field string
 	// Pending is the block already signed on the requested head, for
 	// REFUSAL_REASON_PENDING_BLOCK: publish it instead.
 	Pending *nano.StateBlock
@@ -31,11 +34,17 @@ func (r *Refusal) Error() string {
 // Is makes errors.Is(err, &Refusal{Reason: R}) match any refusal for R.
 func (r *Refusal) Is(target error) bool {
 	var t *Refusal
-	return errors.As(target, &t) && t.Reason == r.Reason && t.Detail == "" && t.Pending == nil
+	return errors.As(target, &t) && t.Reason == r.Reason && t.Detail == "" && t.Field == "" && t.Pending == nil
 }
 
 func refuse(reason pb.RefusalReason, format string, a ...any) *Refusal {
 	return &Refusal{Reason: reason, Detail: fmt.Sprintf(format, a...)}
+}
+
+// refuseField is refuse for a fault in one field of the request: the
+// refusal names it, and its detail starts with "field: ".
+func refuseField(reason pb.RefusalReason, field, format string, a ...any) *Refusal {
+	return &Refusal{Reason: reason, Field: field, Detail: field + ": " + fmt.Sprintf(format, a...)}
 }
 
 // ReasonName returns the reason's name without the "REFUSAL_REASON_"

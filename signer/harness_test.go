@@ -1,12 +1,15 @@
 package signer
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,6 +79,10 @@ type world struct {
 	store     *Store
 	signer    *Signer
 	client    pb.SignerClient
+	conn      *grpc.ClientConn
+	logs      *logBuffer // the signer's log (JSON lines)
+	omu       sync.Mutex
+	observed  []string // what Options.Observe was told: "decision/reason"
 	approvers map[string]ed25519.PrivateKey
 	now       atomic.Int64 // Unix nanoseconds of the signer's clock
 	seq       atomic.Int64
@@ -140,7 +147,20 @@ quorum = 1
 approvers = ["service"]
 `
 
+// worldOptions change how newWorldWith sets the world up.
+type worldOptions struct {
+	// stateDir holds the state file; "" means a fresh t.TempDir().
+	stateDir string
+	// serve tunes the gRPC server (Listen and Grace are set by the world).
+	serve ServeOptions
+}
+
 func newWorld(t *testing.T) *world {
+	t.Helper()
+	return newWorldWith(t, worldOptions{})
+}
+
+func newWorldWith(t *testing.T, wo worldOptions) *world {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -192,7 +212,11 @@ func newWorld(t *testing.T) *world {
 	w.epoch = newExt(t, 100)
 
 	dir := t.TempDir()
-	w.stateFile = filepath.Join(dir, "signer.db")
+	stateDir := wo.stateDir
+	if stateDir == "" {
+		stateDir = dir
+	}
+	w.stateFile = filepath.Join(stateDir, "signer.db")
 	sock := filepath.Join(dir, "signer.sock")
 	pubOf := func(n string) []byte { return w.approvers[n].Public().(ed25519.PublicKey) }
 	cfgText := fmt.Sprintf(testPolicy, w.stateFile, sock, pubOf("service"), pubOf("alice"), pubOf("bob"), pubOf("carol"),
@@ -206,9 +230,17 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w.store = store
-	w.signer = New(store, tok, cfg, Options{Now: func() time.Time { return time.Unix(0, w.now.Load()) }})
+	w.logs = &logBuffer{}
+	log := slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	observe := func(decision, reason string, _ time.Duration) {
+		w.omu.Lock()
+		w.observed = append(w.observed, decision+"/"+reason)
+		w.omu.Unlock()
+	}
+	w.signer = New(store, tok, cfg, Options{Now: func() time.Time { return time.Unix(0, w.now.Load()) }, Logger: log, Observe: observe})
 
-	opts := ServeOptions{Listen: "unix://" + sock, Grace: 5 * time.Second}
+	opts := wo.serve
+	opts.Listen, opts.Grace = "unix://"+sock, 5*time.Second
 	l, err := Listen(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -228,8 +260,28 @@ func newWorld(t *testing.T) *world {
 		}
 		store.Close()
 	})
+	w.conn = conn
 	w.client = pb.NewSignerClient(conn)
 	return w
+}
+
+// logBuffer collects log output; it is safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was logged so far.
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // nextID returns a fresh request id.

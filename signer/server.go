@@ -47,21 +47,38 @@ func codeFor(r pb.RefusalReason) codes.Code {
 
 // StatusOf converts err to a gRPC status: a *Refusal becomes its code with
 // an ErrorInfo (and, for a pending block, the block as a second detail);
-// anything else is Internal, with a generic message (internal errors are
-// logged, not sent).
+// ErrStoreFull becomes ResourceExhausted with an ErrorInfo whose reason is
+// ErrorInfoStoreFull (not a refusal: nothing was decided, the caller resends
+// later); anything else is Internal, with a generic message (internal
+// errors are logged, not sent).
 func StatusOf(err error) *status.Status {
 	var r *Refusal
 	if !errors.As(err, &r) {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		switch {
+		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 			return status.FromContextError(err)
+		case errors.Is(err, ErrStoreFull):
+			st := status.New(codes.ResourceExhausted, "signer: the state store is full: nothing was signed or recorded; "+
+				"resend once space is freed on the file system of the signer's state file")
+			if withDetails, derr := st.WithDetails(protoadapt.MessageV1Of(&errdetails.ErrorInfo{Reason: ErrorInfoStoreFull, Domain: ErrorDomain})); derr == nil {
+				return withDetails
+			}
+			return st
 		}
 		return status.New(codes.Internal, "signer: internal error (see the signer's log)")
 	}
-	st := status.New(codeFor(r.Reason), r.Error())
+	detail := boundedText(r.Detail, maxDetailLen)
+	rr := *r
+	rr.Detail = detail
+	st := status.New(codeFor(r.Reason), rr.Error())
+	md := map[string]string{"detail": detail}
+	if r.Field != "" {
+		md["field"] = boundedText(r.Field, maxQuoted)
+	}
 	details := []protoadapt.MessageV1{protoadapt.MessageV1Of(&errdetails.ErrorInfo{
 		Reason:   ReasonName(r.Reason),
 		Domain:   ErrorDomain,
-		Metadata: map[string]string{"detail": r.Detail},
+		Metadata: md,
 	})}
 	if r.Pending != nil {
 		details = append(details, protoadapt.MessageV1Of(pb.BlockFromNano(r.Pending)))
@@ -72,9 +89,24 @@ func StatusOf(err error) *status.Status {
 	return st
 }
 
+// ErrorInfoStoreFull is the ErrorInfo reason of ErrStoreFull's status. It is
+// not a RefusalReason: RefusalFromStatus does not take it for a refusal.
+const ErrorInfoStoreFull = "STATE_STORE_FULL"
+
+// IsStoreFull reports whether st is the status StatusOf makes of
+// ErrStoreFull: nothing was decided, and the same request may be resent.
+func IsStoreFull(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if v, ok := d.(*errdetails.ErrorInfo); ok && v.GetDomain() == ErrorDomain && v.GetReason() == ErrorInfoStoreFull {
+			return st.Code() == codes.ResourceExhausted
+		}
+	}
+	return false
+}
+
 // RefusalFromStatus recovers a refusal from a status made by StatusOf:
-// the reason, the detail and the pending block, if any. ok is false for a
-// status that is not a refusal.
+// the reason, the detail, the field and the pending block, if any. ok is
+// false for a status that is not a refusal.
 func RefusalFromStatus(st *status.Status) (r *Refusal, ok bool) {
 	for _, d := range st.Details() {
 		switch v := d.(type) {
@@ -89,7 +121,7 @@ func RefusalFromStatus(st *status.Status) (r *Refusal, ok bool) {
 			if r == nil {
 				r = &Refusal{}
 			}
-			r.Reason, r.Detail, ok = pb.RefusalReason(reason), v.GetMetadata()["detail"], true
+			r.Reason, r.Detail, r.Field, ok = pb.RefusalReason(reason), v.GetMetadata()["detail"], v.GetMetadata()["field"], true
 		case *pb.Block:
 			b, err := v.ToNano("pending")
 			if err == nil {
@@ -122,10 +154,16 @@ func (srv *Server) Sign(ctx context.Context, req *pb.SignRequest) (*pb.SignRespo
 	return resp, nil
 }
 
+// status logs an internal error (requestID is the caller's, quoted and
+// capped) and returns err's status.
 func (srv *Server) status(err error, requestID string) error {
 	var r *Refusal
-	if !errors.As(err, &r) {
-		srv.log.Error("internal error", "request_id", requestID, "error", err.Error())
+	switch {
+	case errors.As(err, &r):
+	case errors.Is(err, ErrStoreFull):
+		srv.log.Warn("not decided: the state store is full", "request_id", quoteInput(requestID), "error", err.Error())
+	default:
+		srv.log.Error("internal error", "request_id", quoteInput(requestID), "error", err.Error())
 	}
 	return StatusOf(err).Err()
 }
@@ -133,7 +171,7 @@ func (srv *Server) status(err error, requestID string) error {
 // GetAccount implements nanokms.v1.Signer.
 func (srv *Server) GetAccount(_ context.Context, req *pb.GetAccountRequest) (*pb.AccountState, error) {
 	if len(req.GetAccount()) != nano.PublicKeySize {
-		return nil, StatusOf(refuse(rMalformed, "account: want %d bytes", nano.PublicKeySize)).Err()
+		return nil, StatusOf(refuseField(rMalformed, "account", "want %d bytes", nano.PublicKeySize)).Err()
 	}
 	rec, ok, err := srv.s.Account(nano.PublicKey(req.GetAccount()))
 	if err != nil {
@@ -186,14 +224,11 @@ func (srv *Server) ListAccounts(context.Context, *pb.ListAccountsRequest) (*pb.L
 
 // AdoptAccount implements nanokms.v1.Signer.
 func (srv *Server) AdoptAccount(ctx context.Context, req *pb.AdoptAccountRequest) (*pb.AccountState, error) {
-	if req.GetWallet() == "" {
-		return nil, StatusOf(refuse(rMalformed, "wallet: required")).Err()
-	}
 	var head *nano.StateBlock
 	if req.GetHead() != nil {
 		b, err := req.GetHead().ToNano("head")
 		if err != nil {
-			return nil, StatusOf(refuse(rMalformed, "%v", err)).Err()
+			return nil, StatusOf(parseRefusal(err)).Err()
 		}
 		head = &b
 	}
@@ -238,6 +273,9 @@ type ServeOptions struct {
 	// Grace bounds the graceful shutdown; in-flight requests finish
 	// within it, then the rest are cut.
 	Grace time.Duration
+	// SpaceProbe is how often the signer checks for space while its state
+	// store is full; 0 means 5 seconds.
+	SpaceProbe time.Duration
 }
 
 // Listen opens the listener ServeOptions describe: a Unix socket with mode
@@ -251,7 +289,12 @@ func Listen(opts ServeOptions) (net.Listener, error) {
 }
 
 // Serve serves srv on l until ctx is done, then shuts down gracefully
-// within opts.Grace. The health service reports SERVING while it runs.
+// within opts.Grace. The health service reports SERVING while the state
+// store is writable and NOT_SERVING while it is full (ErrStoreFull); while
+// full, the store is probed for space every opts.SpaceProbe, so that
+// health and signing resume without a restart once space is freed.
+// Strings that are not UTF-8 in a request reach the signer as U+FFFD
+// (lenientCodec), to be refused and recorded like any bad input.
 func Serve(ctx context.Context, l net.Listener, srv *Server, opts ServeOptions) error {
 	var creds *tls.Config
 	if grpcserve.IsTCP(opts.Listen) {
@@ -266,6 +309,16 @@ func Serve(ctx context.Context, l net.Listener, srv *Server, opts ServeOptions) 
 	if grace <= 0 {
 		grace = 10 * time.Second
 	}
-	return grpcserve.Serve(ctx, l, creds, grace, func(g *grpc.Server) { pb.RegisterSignerServer(g, srv) },
+	probe := opts.SpaceProbe
+	if probe <= 0 {
+		probe = defaultSpaceProbe
+	}
+	store := srv.s.store
+	wctx, stopWatching := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); store.watchSpace(wctx, probe, srv.log) }()
+	defer func() { stopWatching(); <-watched }()
+	return grpcserve.ServeWith(ctx, l, creds, grace, func(g *grpc.Server) { pb.RegisterSignerServer(g, srv) },
+		grpcserve.Options{Ready: store.Writable, ServerOptions: []grpc.ServerOption{grpc.ForceServerCodecV2(newLenientCodec())}},
 		pb.Signer_ServiceDesc.ServiceName)
 }

@@ -52,8 +52,9 @@ type Options struct {
 	// Observe, when set, is told every decision of Sign and Adopt once,
 	// with how long it took (for metrics): decision is one of the
 	// Decision* values and reason is the refusal's ReasonName for a
-	// refusal, ReasonRepeat for a recorded answer given again,
-	// ReasonInternal for a failure, and "" otherwise. It must not block.
+	// refusal, ReasonRepeat for a recorded answer given again, ReasonStoreFull
+	// for a failure because the state store is full, ReasonInternal for
+	// another failure, and "" otherwise. It must not block.
 	Observe func(decision, reason string, took time.Duration)
 }
 
@@ -65,8 +66,9 @@ const (
 	DecisionFailed         = "failed"          // Sign: an internal failure, nothing released (reason ReasonInternal)
 	DecisionAdoptionFailed = "adoption_failed" // Adopt: refused (the ReasonName) or failed (ReasonInternal)
 
-	ReasonRepeat   = "repeat"   // the answer recorded for the same request id and intent
-	ReasonInternal = "internal" // the state file, the token or the context failed
+	ReasonRepeat    = "repeat"     // the answer recorded for the same request id and intent
+	ReasonInternal  = "internal"   // the state file, the token or the context failed
+	ReasonStoreFull = "store_full" // the state store is full (ErrStoreFull): nothing was decided
 )
 
 // Signer verifies, decides, records and signs. It is safe for concurrent
@@ -143,11 +145,7 @@ func (s *Signer) Sign(ctx context.Context, req *pb.SignRequest) (resp *pb.SignRe
 	now := s.opts.Now()
 	in, err := intent.Parse(req.GetIntent())
 	if err != nil {
-		reason := rMalformed
-		if errors.Is(err, intent.ErrAmount) {
-			reason = rAmount
-		}
-		return nil, s.refused(req, nil, nil, refuse(reason, "%v", err), now)
+		return nil, s.refused(req, nil, nil, intentRefusal(req.GetIntent(), err), now)
 	}
 	digest := in.Digest()
 	unlock := s.lock(in.Account)
@@ -217,7 +215,8 @@ func (s *Signer) turn(ctx context.Context) (func(), error) {
 }
 
 // outcome classifies err for Options.Observe: ok with reason "", a
-// refusal with its reason name, or a failure with ReasonInternal.
+// refusal with its reason name, or a failure with ReasonStoreFull or
+// ReasonInternal.
 func outcome(err error, ok, refused, failed string) (decision, reason string) {
 	var r *Refusal
 	switch {
@@ -225,6 +224,8 @@ func outcome(err error, ok, refused, failed string) (decision, reason string) {
 		return ok, ""
 	case errors.As(err, &r):
 		return refused, ReasonName(r.Reason)
+	case errors.Is(err, ErrStoreFull):
+		return failed, ReasonStoreFull
 	}
 	return failed, ReasonInternal
 }
@@ -354,22 +355,59 @@ func (s *Signer) checkApprovals(in *intent.Parsed, approvals []*pb.Approval) ([]
 	return names, nil
 }
 
-// refused records r in the audit chain, logs it and returns it.
+// intentRefusal is the refusal of an intent that does not parse, naming
+// the field. A request id that is not valid is quoted (capped) in the
+// detail: it is never recorded as a request id.
+func intentRefusal(in *pb.Intent, err error) *Refusal {
+	reason := rMalformed
+	if errors.Is(err, intent.ErrAmount) {
+		reason = rAmount
+	}
+	r := refuse(reason, "%v", err)
+	var ie *intent.Error
+	if errors.As(err, &ie) {
+		r.Field = "intent"
+		if ie.Field != "intent" {
+			r.Field += "." + ie.Field
+		}
+		if ie.Field == "request_id" {
+			r.Detail += " (got " + quoteInput(in.GetRequestId()) + ")"
+		}
+	}
+	return r
+}
+
+// refused records r in the audit chain, logs it and returns it. The
+// record holds the request id only when the intent parsed (in != nil) or
+// failed on another field than the id: an id that is not valid (too long,
+// not UTF-8, other characters) is never recorded as an id, only quoted in
+// the detail. Every string recorded is valid UTF-8 and bounded.
 func (s *Signer) refused(req *pb.SignRequest, in *intent.Parsed, digest []byte, r *Refusal, now time.Time) error {
-	id := req.GetIntent().GetRequestId()
+	var id string
 	var account []byte
-	if in != nil {
-		account = in.Account[:]
-	} else if a := req.GetIntent().GetAccount(); len(a) == nano.PublicKeySize {
-		account = a
+	switch {
+	case in != nil:
+		id, account = in.RequestID, in.Account[:]
+	case r.Field != "intent.request_id" && r.Field != "intent":
+		// The intent failed on another field: its id passed the check.
+		id = req.GetIntent().GetRequestId()
 	}
-	if len(id) > intent.MaxRequestIDLen {
-		id = id[:intent.MaxRequestIDLen]
+	if in == nil {
+		if a := req.GetIntent().GetAccount(); len(a) == nano.PublicKeySize {
+			account = a
+		}
 	}
+	r.Detail = boundedText(r.Detail, maxDetailLen)
 	if err := s.store.RecordRefusal(id, account, digest, r, now); err != nil {
 		return fmt.Errorf("signer: recording a refusal (%v): %w", r, err)
 	}
-	s.log.Warn("refused", "request_id", id, "reason", ReasonName(r.Reason), "detail", r.Detail)
+	// A parsed id is logged as it is (its characters are safe); an
+	// unparsed one, quoted and capped.
+	logged := id
+	if in == nil {
+		logged = quoteInput(req.GetIntent().GetRequestId())
+	}
+	s.log.Warn("refused", "request_id", logged, "reason", ReasonName(r.Reason), "detail", r.Detail)
 	return r
 }
 
@@ -384,10 +422,25 @@ func (s *Signer) Adopt(ctx context.Context, wallet string, index uint32, head *n
 			s.opts.Observe(decision, reason, time.Since(start))
 		}()
 	}
+	defer func() {
+		var r *Refusal
+		if errors.As(err, &r) {
+			s.log.Warn("adoption refused", "wallet", quoteInput(wallet), "index", index, "reason", ReasonName(r.Reason), "detail", r.Detail)
+		}
+	}()
+	if r := checkWallet(wallet); r != nil {
+		return AccountRecord{}, r
+	}
 	pub, err := s.keys.PublicKey(ctx, wallet, index)
 	if err != nil {
-		if errors.Is(err, hsm.ErrWalletNotFound) {
-			return AccountRecord{}, refuse(rUnknownAccount, "wallet %q is not on the token", wallet)
+		var ce *hsm.ConfigError
+		switch {
+		case errors.Is(err, hsm.ErrWalletNotFound):
+			r := refuse(rUnknownAccount, "wallet %q is not on the token", wallet)
+			r.Field = "wallet"
+			return AccountRecord{}, r
+		case errors.As(err, &ce) && ce.Field == "label":
+			return AccountRecord{}, refuseField(rMalformed, "wallet", "%s", ce.Reason)
 		}
 		return AccountRecord{}, fmt.Errorf("signer: deriving wallet %q index %d: %w", wallet, index, err)
 	}

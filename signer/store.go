@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
@@ -71,6 +72,8 @@ type Store struct {
 	stopped   chan struct{} // closed when the committer has returned
 	cmu       sync.RWMutex  // held for reading while sending on commits
 	closed    bool
+
+	space spaceState // whether writes fail for want of space (storefull.go)
 }
 
 // commitReq is one write waiting for the next group commit.
@@ -103,7 +106,7 @@ func (s *Store) write(fn func(*bolt.Tx) error) error {
 	}
 	s.commits <- req
 	s.cmu.RUnlock()
-	return <-req.done
+	return s.space.note(<-req.done)
 }
 
 // committer commits queued writes in groups until Close.
@@ -566,6 +569,12 @@ func appendAudit(tx *bolt.Tx, rec *pb.AuditRecord) (uint64, error) {
 	seq++
 	rec.Seq = seq
 	rec.PrevHash = prev
+	// A string that is not UTF-8 would make the record fail to encode,
+	// and the decision could not be recorded: callers bound and clean
+	// what they copy from a request (input.go); this is the backstop.
+	rec.RequestId = boundedText(rec.RequestId, intent.MaxRequestIDLen)
+	rec.Reason = boundedText(rec.Reason, maxDetailLen)
+	rec.Detail = boundedText(rec.Detail, maxDetailLen)
 	h := AuditHash(rec)
 	rec.Hash = h[:]
 	data, err := proto.Marshal(rec)

@@ -1,6 +1,8 @@
 package signer
 
 import (
+	"errors"
+
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -52,11 +54,22 @@ func decodeBlocks(req *pb.SignRequest) (blocks, *Refusal) {
 		}
 		b, err := f.in.ToNano(f.name)
 		if err != nil {
-			return blocks{}, refuse(rMalformed, "%v", err)
+			return blocks{}, parseRefusal(err)
 		}
 		*f.dst = &b
 	}
 	return out, nil
+}
+
+// parseRefusal is the MALFORMED refusal of a block that does not decode,
+// naming the field at fault.
+func parseRefusal(err error) *Refusal {
+	r := refuse(rMalformed, "%v", err)
+	var pe *nano.ParseError
+	if errors.As(err, &pe) {
+		r.Field = pe.Field
+	}
+	return r
 }
 
 // built is a verified new block, before signing.
@@ -121,7 +134,7 @@ func (v *verifier) verifyHead(rec *AccountRecord, in *intent.Parsed, bl *blocks)
 	}
 	h := head.Hash()
 	if bl.template != nil && bl.template.Previous != h {
-		return nano.Hash{}, false, refuse(rHeadHash, "the head's contents hash to %s, but the template's previous claims %s", h, bl.template.Previous)
+		return nano.Hash{}, false, refuseField(rHeadHash, "template.previous", "%s, but the head's contents hash to %s", bl.template.Previous, h)
 	}
 	epoch := false
 	if h != rec.FrontierHash {
@@ -222,20 +235,39 @@ func (v *verifier) build(rec *AccountRecord, in *intent.Parsed, bl *blocks) (bui
 		return built{}, refuse(rMalformed, "kind: must be send, receive or change")
 	}
 
-	if t := bl.template; t != nil {
-		switch {
-		case t.Balance != b.Balance:
-			return built{}, refuse(rBalance, "template balance %s raw, want %s raw (head %s raw, %s %s raw)", t.Balance, b.Balance, head.Balance, out.subtype, in.Amount)
-		case t.Link != b.Link:
-			return built{}, refuse(rLink, "template link %s, want %s", t.Link, b.Link)
-		case t.Representative != b.Representative:
-			return built{}, refuse(rRepChanged, "template representative %s, want %s", t.Representative.Address(), b.Representative.Address())
-		case t.Account != b.Account || t.Previous != b.Previous:
-			return built{}, refuse(rTemplate, "the template differs from the block built from the verified head and the intent")
-		}
+	if r := compareTemplate(bl.template, &b, &head, out.subtype, in.Amount); r != nil {
+		return built{}, r
 	}
 	out.block = b
 	return out, nil
+}
+
+// compareTemplate checks the caller's template t, when there is one,
+// against the block b built from the verified head and the intent, field
+// by field: every field of the block is compared, and the refusal names
+// the first that differs. A template is unsigned: its signature must be
+// empty (or all zero) and its work 0.
+func compareTemplate(t, b, head *nano.StateBlock, subtype nano.Subtype, amount nano.Amount) *Refusal {
+	switch {
+	case t == nil:
+		return nil
+	case t.Balance != b.Balance:
+		return refuseField(rBalance, "template.balance", "%s raw, want %s raw (head %s raw, %s %s raw)", t.Balance, b.Balance, head.Balance, subtype, amount)
+	case t.Link != b.Link:
+		return refuseField(rLink, "template.link", "%s, want %s", t.Link, b.Link)
+	case t.Representative != b.Representative:
+		return refuseField(rRepChanged, "template.representative", "%s, want %s", t.Representative.Address(), b.Representative.Address())
+	case t.Account != b.Account:
+		return refuseField(rTemplate, "template.account", "%s, want %s (the intent's account)", t.Account.Address(), b.Account.Address())
+	case t.Previous != b.Previous:
+		// With a head, verifyHead compared the template's previous with the head's hash already.
+		return refuseField(rTemplate, "template.previous", "%s, want %s", t.Previous, b.Previous)
+	case !t.Signature.IsZero():
+		return refuseField(rMalformed, "template.signature", "must be empty: a template is the unsigned block the caller expects")
+	case t.Work != 0:
+		return refuseField(rMalformed, "template.work", "must be 0: the signer signs without work, which the hot side attaches")
+	}
+	return nil
 }
 
 // checkSource verifies a receive's source send block and its previous.

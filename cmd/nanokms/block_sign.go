@@ -41,7 +41,8 @@ nanokms.v1.Intent); for a receive also the source send block and the block
 before it (--source, --source-previous). It runs the signer's verification:
 the head's hash and signature, the source blocks' hashes and signatures and the
 amount they sent, and builds the new block from the head and the intent (a
-TEMPLATE, when given, must match it field by field). It shows what it will sign
+TEMPLATE, when given, must match it field by field, and be unsigned and
+without work). It shows what it will sign
 (kind, amount in XNO and raw, destination, representative, new balance) and
 asks for confirmation on standard input unless --yes. Then the token signs and
 the body of a node's "process" RPC is printed (work 0: add it before

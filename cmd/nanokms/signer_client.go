@@ -53,6 +53,10 @@ func rpcErr(err error) error {
 	if r, ok := signer.RefusalFromStatus(st); ok {
 		return fmt.Errorf("the signer refused: %s: %s", signer.ReasonName(r.Reason), r.Detail)
 	}
+	if signer.IsStoreFull(st) {
+		return withHint(fmt.Errorf("signer: %s", st.Message()),
+			"free space on the file system of the signer's state file (signer.state); the signer resumes by itself, without a restart")
+	}
 	return withHint(fmt.Errorf("signer: %s", st.Message()), "is the signer running? check its log")
 }
 

@@ -185,8 +185,11 @@ type SignRequest struct {
 	// Receive: the block before the source (its previous), with its
 	// signature, so the amount sent can be computed.
 	SourcePrevious *Block `protobuf:"bytes,4,opt,name=source_previous,json=sourcePrevious,proto3" json:"source_previous,omitempty"`
-	// Optional: the block the caller expects to be signed. When present it
-	// must equal, byte for byte, the block the signer builds.
+	// Optional: the block the caller expects to be signed, unsigned. When
+	// present, each of its fields must equal the block the signer builds
+	// (account, previous, representative, balance, link), its signature
+	// must be empty (or 64 zero bytes) and its work 0; the refusal names the
+	// first field that differs.
 	Template *Block `protobuf:"bytes,5,opt,name=template,proto3" json:"template,omitempty"`
 	// The approvals over the intent's canonical bytes.
 	Approvals     []*Approval `protobuf:"bytes,6,rep,name=approvals,proto3" json:"approvals,omitempty"`
@@ -736,13 +739,15 @@ type AuditRecord struct {
 	TimeUnixNano int64 `protobuf:"varint,4,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
 	// "signed", "refused" or "adopted".
 	Decision string `protobuf:"bytes,5,opt,name=decision,proto3" json:"decision,omitempty"`
-	// The request id, when the decision answers a request.
+	// The request id, when the decision answers a request whose id is
+	// valid; an id that is not (too long, other characters, not UTF-8) is
+	// never recorded here, only quoted (capped) in the detail.
 	RequestId string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The account's 32-byte public key.
 	Account []byte `protobuf:"bytes,7,opt,name=account,proto3" json:"account,omitempty"`
 	// The refusal reason name, for a refusal.
 	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
-	// A human-readable detail (never secret).
+	// A human-readable detail (never secret), at most 1024 bytes.
 	Detail string `protobuf:"bytes,9,opt,name=detail,proto3" json:"detail,omitempty"`
 	// The signed block's hash, for a signature.
 	BlockHash []byte `protobuf:"bytes,10,opt,name=block_hash,json=blockHash,proto3" json:"block_hash,omitempty"`

@@ -39,11 +39,18 @@ const (
 //
 // Errors carry a google.rpc.ErrorInfo detail with domain "nanokms" and a
 // machine-readable reason (the RefusalReason name without its prefix, e.g.
-// "HEAD_HASH_MISMATCH"); codes: InvalidArgument (malformed request),
-// FailedPrecondition (the request does not fit the recorded state: wrong
-// head, fork, expired), PermissionDenied (approvals, allowlists),
-// ResourceExhausted (limits), AlreadyExists (request id reused with other
-// content), NotFound (unknown account).
+// "HEAD_HASH_MISMATCH"), whose metadata holds "detail" (human-readable,
+// at most 1024 bytes of UTF-8) and, when one field of the request is at
+// fault, "field" (its path, e.g. "intent.request_id", "template.work");
+// codes: InvalidArgument (malformed request), FailedPrecondition (the
+// request does not fit the recorded state: wrong head, fork, expired),
+// PermissionDenied (approvals, allowlists), ResourceExhausted (limits),
+// AlreadyExists (request id reused with other content), NotFound (unknown
+// account). One error is not a refusal: ResourceExhausted with the
+// ErrorInfo reason "STATE_STORE_FULL" says the signer's state store is
+// full, so nothing was decided (nothing signed, nothing recorded); resend
+// the same request later. The gRPC health service reports NOT_SERVING
+// while the store is full.
 type SignerClient interface {
 	// Sign verifies the request, applies policy, records the decision and
 	// returns the signed block (without work). A repeated request id with the
@@ -137,11 +144,18 @@ type Signer_AuditClient = grpc.ServerStreamingClient[AuditRecord]
 //
 // Errors carry a google.rpc.ErrorInfo detail with domain "nanokms" and a
 // machine-readable reason (the RefusalReason name without its prefix, e.g.
-// "HEAD_HASH_MISMATCH"); codes: InvalidArgument (malformed request),
-// FailedPrecondition (the request does not fit the recorded state: wrong
-// head, fork, expired), PermissionDenied (approvals, allowlists),
-// ResourceExhausted (limits), AlreadyExists (request id reused with other
-// content), NotFound (unknown account).
+// "HEAD_HASH_MISMATCH"), whose metadata holds "detail" (human-readable,
+// at most 1024 bytes of UTF-8) and, when one field of the request is at
+// fault, "field" (its path, e.g. "intent.request_id", "template.work");
+// codes: InvalidArgument (malformed request), FailedPrecondition (the
+// request does not fit the recorded state: wrong head, fork, expired),
+// PermissionDenied (approvals, allowlists), ResourceExhausted (limits),
+// AlreadyExists (request id reused with other content), NotFound (unknown
+// account). One error is not a refusal: ResourceExhausted with the
+// ErrorInfo reason "STATE_STORE_FULL" says the signer's state store is
+// full, so nothing was decided (nothing signed, nothing recorded); resend
+// the same request later. The gRPC health service reports NOT_SERVING
+// while the store is full.
 type SignerServer interface {
 	// Sign verifies the request, applies policy, records the decision and
 	// returns the signed block (without work). A repeated request id with the
