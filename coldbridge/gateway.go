@@ -96,6 +96,7 @@ type Gateway struct {
 	watchers map[string][]chan *pb.Request
 	alerts   []chan *pb.Alert
 	inflight map[string]bool // requests in the publish pipeline
+	pipes    sync.WaitGroup  // the publish pipelines Run started
 }
 
 // OpenGateway opens the gateway's state file at path.
@@ -103,7 +104,7 @@ func OpenGateway(path string, opts GatewayOptions) (*Gateway, error) {
 	if opts.Out == nil || opts.Reader == nil || opts.Manifest == nil {
 		return nil, errors.New("coldbridge: a gateway needs an outbound writer, an inbound reader and a manifest")
 	}
-	st, err := openGatewayStore(path)
+	st, err := openGatewayStore(path, opts.Ledger != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -350,13 +351,17 @@ func (g *Gateway) SignedByUs(hash nano.Hash) bool {
 func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Requests signed or published before a restart go on from the
+	// publish list; the send loop resumes them again if a pipeline ended
+	// without a final status.
+	g.resumePipelines(ctx)
 	errc := make(chan error, 2)
 	go func() { errc <- g.sendLoop(ctx) }()
 	go func() { errc <- g.receiveLoop(ctx) }()
-	g.resumePipelines(ctx)
 	err := <-errc
 	cancel()
 	<-errc
+	g.pipes.Wait()
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		return nil
 	}
@@ -364,9 +369,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 }
 
 // sendLoop writes every due request, then sleeps until the next one is due
-// or a new request arrives.
+// or a new request arrives. Once per resend interval it also resumes the
+// publish pipeline of any request on the publish list that has none (one
+// ended without a final status, such as when recording it failed).
 func (g *Gateway) sendLoop(ctx context.Context) error {
+	lastResume := g.now()
 	for {
+		if now := g.now(); now.Sub(lastResume) >= g.resend {
+			g.resumePipelines(ctx)
+			lastResume = now
+		}
 		next, err := g.sendDue(ctx)
 		if err != nil {
 			return err

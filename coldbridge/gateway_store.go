@@ -17,6 +17,7 @@ var (
 	gwBucketRequests = []byte("requests") // request id → JSON gwRecord
 	gwBucketSigned   = []byte("signed")   // block hash → request id: every block the cold side signed
 	gwBucketOpen     = []byte("open")     // request id → nothing: requests not yet final (the send loop's work list)
+	gwBucketPublish  = []byte("publish")  // request id → nothing: signed or published, not yet final, with a node (the publish pipeline's work list)
 )
 
 // gwRecord is the gateway's durable record of one request.
@@ -36,11 +37,23 @@ type gwRecord struct {
 }
 
 // gatewayStore is the gateway's bbolt file: its queue survives restarts.
+//
+// Besides the records it keeps two work lists, each updated in the
+// transaction that changes a request's status, so that neither loop has to
+// read the gateway's whole history: the open list (requests not final,
+// read by the send loop, which also takes off it the requests that no
+// longer hold their account's line) and the publish list (requests signed
+// or published and not final, when the gateway has a node: the publish
+// pipeline resumes them after a restart). A request leaves the publish
+// list only by reaching a final status.
 type gatewayStore struct {
 	db *bolt.DB
+	// publishing is set when the gateway has a node: signed requests are
+	// then published and kept on the publish list until final.
+	publishing bool
 }
 
-func openGatewayStore(path string) (*gatewayStore, error) {
+func openGatewayStore(path string, publishing bool) (*gatewayStore, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
@@ -48,25 +61,8 @@ func openGatewayStore(path string) (*gatewayStore, error) {
 		}
 		return nil, fmt.Errorf("coldbridge: opening gateway state %s: %w", path, err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		hadOpen := tx.Bucket(gwBucketOpen) != nil
-		for _, b := range [][]byte{gwBucketRequests, gwBucketSigned, gwBucketOpen} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		if hadOpen {
-			return nil
-		}
-		// A state file from before the open list: build it.
-		return tx.Bucket(gwBucketRequests).ForEach(func(k, v []byte) error {
-			e, err := decodeRecord(v)
-			if err != nil {
-				return err
-			}
-			return markOpen(tx, string(k), e.view.GetStatus())
-		})
-	}); err != nil {
+	s := &gatewayStore{db: db, publishing: publishing}
+	if err := db.Update(s.migrate); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -74,7 +70,41 @@ func openGatewayStore(path string) (*gatewayStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("coldbridge: gateway state file %s is readable by others (mode %v)", path, fi.Mode().Perm())
 	}
-	return &gatewayStore{db: db}, nil
+	return s, nil
+}
+
+// migrate creates the buckets and builds the work lists a state file from
+// an earlier version lacks, from the records.
+func (s *gatewayStore) migrate(tx *bolt.Tx) error {
+	hadOpen, hadPublish := tx.Bucket(gwBucketOpen) != nil, tx.Bucket(gwBucketPublish) != nil
+	for _, b := range [][]byte{gwBucketRequests, gwBucketSigned, gwBucketOpen, gwBucketPublish} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	if hadOpen && (hadPublish || !s.publishing) {
+		return nil
+	}
+	// Before the publish list, the send loop took published requests off
+	// the open list, and a restart never resumed them: the publish list is
+	// built from every record, which finds them.
+	open, publish := tx.Bucket(gwBucketOpen), tx.Bucket(gwBucketPublish)
+	return tx.Bucket(gwBucketRequests).ForEach(func(k, v []byte) error {
+		e, err := decodeRecord(v)
+		if err != nil {
+			return err
+		}
+		st := e.view.GetStatus()
+		if !hadOpen && !isFinalStatus(st) {
+			if err := open.Put(k, listMark); err != nil {
+				return err
+			}
+		}
+		if !hadPublish && s.onPublishList(st) {
+			return publish.Put(k, listMark)
+		}
+		return nil
+	})
 }
 
 func (s *gatewayStore) close() error { return s.db.Close() }
@@ -154,7 +184,7 @@ func (s *gatewayStore) insert(e *entry) error {
 		if err := b.Put([]byte(e.view.GetRequestId()), data); err != nil {
 			return err
 		}
-		return tx.Bucket(gwBucketOpen).Put([]byte(e.view.GetRequestId()), openMark)
+		return s.mark(tx, e.view.GetRequestId(), e.view.GetStatus())
 	})
 }
 
@@ -183,7 +213,7 @@ func (s *gatewayStore) update(id string, f func(e *entry, tx *bolt.Tx) error) (*
 		if err := b.Put([]byte(id), enc); err != nil {
 			return err
 		}
-		return markOpen(tx, id, e.view.GetStatus())
+		return s.mark(tx, id, e.view.GetStatus())
 	})
 	return out, err
 }
@@ -198,19 +228,40 @@ func isFinalStatus(s pb.RequestStatus) bool {
 	return false
 }
 
-// markOpen keeps the open bucket in step with a request's status.
-func markOpen(tx *bolt.Tx, id string, s pb.RequestStatus) error {
-	if isFinalStatus(s) {
-		return tx.Bucket(gwBucketOpen).Delete([]byte(id))
-	}
-	return tx.Bucket(gwBucketOpen).Put([]byte(id), openMark)
+// onPublishList reports whether a request in status st belongs on the
+// publish list.
+func (s *gatewayStore) onPublishList(st pb.RequestStatus) bool {
+	return s.publishing && (st == pb.RequestStatus_REQUEST_STATUS_SIGNED || st == pb.RequestStatus_REQUEST_STATUS_PUBLISHED)
 }
 
-// openMark is the value stored in the open bucket.
-var openMark = []byte{1}
+// mark keeps the work lists in step with a request's status. A request
+// leaves the publish list only when final: a refusal overridden by a
+// signed block comes back to it, and no status before SIGNED follows one
+// on it.
+func (s *gatewayStore) mark(tx *bolt.Tx, id string, st pb.RequestStatus) error {
+	key := []byte(id)
+	open, publish := tx.Bucket(gwBucketOpen), tx.Bucket(gwBucketPublish)
+	if isFinalStatus(st) {
+		if err := open.Delete(key); err != nil {
+			return err
+		}
+		return publish.Delete(key)
+	}
+	if err := open.Put(key, listMark); err != nil {
+		return err
+	}
+	if s.onPublishList(st) {
+		return publish.Put(key, listMark)
+	}
+	return nil
+}
+
+// listMark is the value stored in the work lists.
+var listMark = []byte{1}
 
 // closeOpen removes id from the open list (a request that needs nothing more
-// from the send loop, such as one signed when there is no node).
+// from the send loop, such as one signed when there is no node, or one
+// published, which stays on the publish list).
 func (s *gatewayStore) closeOpen(id string) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(gwBucketOpen).Delete([]byte(id)) })
 }
@@ -230,6 +281,13 @@ func (s *gatewayStore) eachOpen(f func(e *entry) error) error {
 			}
 			return f(e)
 		})
+	})
+}
+
+// eachPublishing calls f with the id of every request on the publish list.
+func (s *gatewayStore) eachPublishing(f func(id string) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(gwBucketPublish).ForEach(func(k, _ []byte) error { return f(string(k)) })
 	})
 }
 
