@@ -80,26 +80,58 @@ func Listen(addr string) (net.Listener, error) {
 // services, until ctx is done. Then it reports NOT_SERVING and stops
 // gracefully: in-flight calls get grace to finish, the rest are cut.
 func Serve(ctx context.Context, l net.Listener, creds *tls.Config, grace time.Duration, register func(*grpc.Server), services ...string) error {
+	return ServeHealth(ctx, l, creds, grace, NewHealth(services...), register)
+}
+
+// Health is the gRPC health service of one server: the overall status ("")
+// and that of each named service move together.
+type Health struct {
+	hs       *health.Server
+	services []string
+}
+
+// NewHealth returns a health service reporting SERVING for "" and every
+// name in services.
+func NewHealth(services ...string) *Health {
+	h := &Health{hs: health.NewServer(), services: services}
+	h.SetServing(true)
+	return h
+}
+
+// SetServing reports SERVING (true) or NOT_SERVING (false) for "" and
+// every service, to Check and to every Watch. Once the server has stopped,
+// it stays NOT_SERVING.
+func (h *Health) SetServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	h.hs.SetServingStatus("", st)
+	for _, name := range h.services {
+		h.hs.SetServingStatus(name, st)
+	}
+}
+
+// ServeHealth is Serve with the health service h, which the caller may
+// turn to NOT_SERVING and back while it serves (a server that cannot do
+// its work, such as one whose state file is full). Serve an h only once.
+func ServeHealth(ctx context.Context, l net.Listener, creds *tls.Config, grace time.Duration, h *Health, register func(*grpc.Server)) error {
 	var opts []grpc.ServerOption
 	if creds != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(creds)))
 	}
 	g := grpc.NewServer(opts...)
 	register(g)
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(g, hs)
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	for _, name := range services {
-		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
+	healthpb.RegisterHealthServer(g, h.hs)
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(l) }()
 	select {
 	case err := <-errc:
+		h.hs.Shutdown()
 		return err
 	case <-ctx.Done():
 	}
-	hs.Shutdown()
+	h.hs.Shutdown()
 	done := make(chan struct{})
 	go func() { g.GracefulStop(); close(done) }()
 	t := time.NewTimer(grace)

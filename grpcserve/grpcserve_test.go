@@ -79,3 +79,63 @@ func TestServeHealthAndGracefulStop(t *testing.T) {
 		t.Fatal("Serve did not stop")
 	}
 }
+
+// TestServeHealthSetServing: the caller turns the health service to
+// NOT_SERVING and back, for "" and every named service, as Check and Watch
+// see it; after the server stops it stays NOT_SERVING.
+func TestServeHealthSetServing(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	l, err := Listen("unix://" + sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHealth("test.Service")
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeHealth(ctx, l, nil, time.Second, h, func(*grpc.Server) {}) }()
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hc := healthpb.NewHealthClient(conn)
+	watch, err := hc.Watch(cctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		resp, err := watch.Recv()
+		if err != nil || resp.GetStatus() != want {
+			t.Fatalf("health watch: %v %v, want %v", resp.GetStatus(), err, want)
+		}
+	}
+	check := func(want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		for _, svc := range []string{"", "test.Service"} {
+			resp, err := hc.Check(cctx, &healthpb.HealthCheckRequest{Service: svc})
+			if err != nil || resp.GetStatus() != want {
+				t.Fatalf("health of %q: %v %v, want %v", svc, resp.GetStatus(), err, want)
+			}
+		}
+	}
+	next(healthpb.HealthCheckResponse_SERVING)
+	check(healthpb.HealthCheckResponse_SERVING)
+	h.SetServing(false)
+	next(healthpb.HealthCheckResponse_NOT_SERVING)
+	check(healthpb.HealthCheckResponse_NOT_SERVING)
+	h.SetServing(true)
+	next(healthpb.HealthCheckResponse_SERVING)
+	check(healthpb.HealthCheckResponse_SERVING)
+	stop()
+	next(healthpb.HealthCheckResponse_NOT_SERVING)
+	if err := <-done; err != nil {
+		t.Fatalf("ServeHealth returned %v", err)
+	}
+	h.SetServing(true) // after the stop: ignored
+	if resp, err := h.hs.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health after the stop: %v %v", resp.GetStatus(), err)
+	}
+}
