@@ -64,6 +64,9 @@ type GatewayOptions struct {
 	Observe func(status pb.RequestStatus, r *pb.Request)
 	// ObserveAlert, when set, is told every critical alert (for metrics).
 	ObserveAlert func(a *pb.Alert)
+	// ObserveWriteFault, when set, is told when writes to a target
+	// (WriteTargetStore, …) start failing (err) and succeed again (nil).
+	ObserveWriteFault func(target string, err error)
 	// AutoReceive makes receive intents from confirmed sends to custody
 	// accounts (ObserveConfirmed); Representative is given to the accounts
 	// they open.
@@ -86,6 +89,12 @@ type Gateway struct {
 	log      *slog.Logger
 	observe  func(pb.RequestStatus, *pb.Request)
 	onAlert  func(*pb.Alert)
+
+	onWriteFault func(target string, err error)
+	faultMu      sync.Mutex
+	faults       map[string]error // by write target: the last failure, while they fail
+	faultChanged chan struct{}    // closed and replaced when a target starts or stops failing
+	probeKick    chan struct{}
 
 	autoReceive    bool
 	representative nano.PublicKey
@@ -113,7 +122,10 @@ func OpenGateway(path string, opts GatewayOptions) (*Gateway, error) {
 		resend: opts.ResendInterval, now: opts.Now, log: opts.Log, observe: opts.Observe, onAlert: opts.ObserveAlert,
 		autoReceive: opts.AutoReceive, representative: opts.Representative,
 		kick: make(chan struct{}, 1), watchers: map[string][]chan *pb.Request{}, inflight: map[string]bool{},
+		onWriteFault: opts.ObserveWriteFault, faults: map[string]error{}, faultChanged: make(chan struct{}),
+		probeKick: make(chan struct{}, 1),
 	}
+	st.onCommit = func(err error) { g.setFault(WriteTargetStore, err) }
 	if g.resend <= 0 {
 		g.resend = 30 * time.Second
 	}
@@ -257,7 +269,10 @@ func (g *Gateway) SignedByUs(hash nano.Hash) bool {
 }
 
 // Run writes due requests to the bridge and handles answers until ctx is
-// done. It returns nil when ctx ends, or the first failure of the medium.
+// done. It returns nil when ctx ends, or the first failure of the medium
+// or the state file other than a lack of space: while the state file or
+// the medium is full it keeps retrying, with a capped backoff, and
+// WriteHealth says so.
 func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -268,9 +283,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- g.sendLoop(ctx) }()
 	go func() { errc <- g.receiveLoop(ctx) }()
+	probed := make(chan struct{})
+	go func() { defer close(probed); g.probeLoop(ctx) }()
 	err := <-errc
 	cancel()
 	<-errc
+	<-probed
 	g.pipes.Wait()
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		return nil
@@ -284,13 +302,22 @@ func (g *Gateway) Run(ctx context.Context) error {
 // ended without a final status, such as when recording it failed).
 func (g *Gateway) sendLoop(ctx context.Context) error {
 	lastResume := g.now()
+	var pace retryBackoff
 	for {
 		if now := g.now(); now.Sub(lastResume) >= g.resend {
 			g.resumePipelines(ctx)
 			lastResume = now
 		}
 		next, err := g.sendDue(ctx)
-		if err != nil {
+		switch {
+		case err == nil:
+			pace.reset()
+		case isFull(err) && ctx.Err() == nil:
+			// The state file or the medium is full: what could not be
+			// written is written again after the wait.
+			next = pace.next()
+			g.log.Warn("writing requests failed; retrying", "error", err.Error(), "wait", next.String())
+		default:
 			return err
 		}
 		t := time.NewTimer(next)
@@ -359,6 +386,9 @@ func (g *Gateway) sendDue(ctx context.Context) (time.Duration, error) {
 			return 0, err
 		}
 	}
+	if len(due) == 0 {
+		g.setFault(WriteTargetOutbound, nil) // nothing to write, nothing failing
+	}
 	return max(next, time.Millisecond), nil
 }
 
@@ -409,8 +439,14 @@ func (g *Gateway) sendOne(ctx context.Context, id string) error {
 	}
 	now := g.now()
 	if err := g.out.WriteFrame(ctx, &Frame{Type: TypeRequest, RequestID: id, Created: now, Payload: payload}); err != nil {
+		if isNoSpace(err) {
+			err = fmt.Errorf("coldbridge: %w: writing request %s: %w", ErrMediumFull, id, err)
+			g.setFault(WriteTargetOutbound, err)
+			return err
+		}
 		return fmt.Errorf("coldbridge: gateway: writing request %s: %w", id, err)
 	}
+	g.setFault(WriteTargetOutbound, nil)
 	updated, err := g.store.update(id, func(e *entry, _ *bolt.Tx) error {
 		if s := e.view.GetStatus(); s != pb.RequestStatus_REQUEST_STATUS_QUEUED && s != pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD {
 			return errSettled
@@ -490,14 +526,41 @@ func (g *Gateway) recoverPending(id string, e *entry, pending nano.StateBlock) b
 // errSettled stops an update of a request an answer has settled.
 var errSettled = errors.New("request already settled")
 
+// receiveLoop handles the answers. An answer whose handling cannot be
+// recorded (the state file is full) or settled on the medium (it is full)
+// is handled again after a capped backoff: it stays on the medium until
+// settled, and handling it twice does nothing twice.
 func (g *Gateway) receiveLoop(ctx context.Context) error {
+	var pace retryBackoff
 	for {
 		rec, err := g.in.ReadFrame(ctx)
 		if err != nil {
 			return err
 		}
-		if err := g.handleAnswer(ctx, rec); err != nil {
-			return err
+		failed := false
+		for {
+			err := g.handleAnswer(ctx, rec)
+			if err == nil {
+				break
+			}
+			switch {
+			case errors.Is(err, ErrStoreFull):
+			case isNoSpace(err):
+				err = fmt.Errorf("coldbridge: %w: settling %s: %w", ErrMediumFull, rec.Name, err)
+				g.setFault(WriteTargetInbound, err)
+			default:
+				return err
+			}
+			failed = true
+			wait := pace.next()
+			g.log.Warn("handling an answer failed; retrying", "file", rec.Name, "error", err.Error(), "wait", wait.String())
+			if !sleepCtx(ctx, wait) {
+				return ctx.Err()
+			}
+		}
+		if !failed {
+			pace.reset()
+			g.setFault(WriteTargetInbound, nil)
 		}
 	}
 }
@@ -563,12 +626,9 @@ func (g *Gateway) handleAnswer(ctx context.Context, rec *Received) error {
 	}
 	g.log.Info("signed", "request_id", f.RequestID, "hash", hash.String(), "subtype", updated.view.GetSubtype())
 	g.changed(updated.view)
-	if err := rec.Done(); err != nil {
-		return err
-	}
 	g.startPipeline(ctx, f.RequestID)
 	g.wake() // without a node, signed frees the account's line
-	return nil
+	return rec.Done()
 }
 
 func (g *Gateway) handleRefusal(rec *Received, e *entry) error {

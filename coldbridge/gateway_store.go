@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -18,6 +20,7 @@ var (
 	gwBucketSigned   = []byte("signed")   // block hash → request id: every block the cold side signed
 	gwBucketOpen     = []byte("open")     // request id → nothing: requests not yet final (the send loop's work list)
 	gwBucketPublish  = []byte("publish")  // request id → nothing: signed or published, not yet final, with a node (the publish pipeline's work list)
+	gwBucketProbe    = []byte("probe")    // "space" → probeSize bytes, written to find out whether the file takes writes again
 )
 
 // gwRecord is the gateway's durable record of one request.
@@ -51,6 +54,9 @@ type gatewayStore struct {
 	// publishing is set when the gateway has a node: signed requests are
 	// then published and kept on the publish list until final.
 	publishing bool
+	// onCommit, when set, is told the outcome of every commit attempted
+	// (nil: it succeeded).
+	onCommit func(err error)
 }
 
 func openGatewayStore(path string, publishing bool) (*gatewayStore, error) {
@@ -77,7 +83,7 @@ func openGatewayStore(path string, publishing bool) (*gatewayStore, error) {
 // an earlier version lacks, from the records.
 func (s *gatewayStore) migrate(tx *bolt.Tx) error {
 	hadOpen, hadPublish := tx.Bucket(gwBucketOpen) != nil, tx.Bucket(gwBucketPublish) != nil
-	for _, b := range [][]byte{gwBucketRequests, gwBucketSigned, gwBucketOpen, gwBucketPublish} {
+	for _, b := range [][]byte{gwBucketRequests, gwBucketSigned, gwBucketOpen, gwBucketPublish, gwBucketProbe} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -108,6 +114,55 @@ func (s *gatewayStore) migrate(tx *bolt.Tx) error {
 }
 
 func (s *gatewayStore) close() error { return s.db.Close() }
+
+// write runs f in a read-write transaction and commits it. A commit that
+// fails for lack of space returns an error wrapping ErrStoreFull; a
+// failed commit keeps nothing of the transaction. An error of f is
+// returned as it is, and nothing is written.
+func (s *gatewayStore) write(f func(tx *bolt.Tx) error) error {
+	var ferr error
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		ferr = f(tx)
+		return ferr
+	})
+	if ferr != nil {
+		return ferr
+	}
+	if isNoSpace(err) {
+		err = fmt.Errorf("coldbridge: %w: %w", ErrStoreFull, err)
+	} else if err != nil {
+		err = fmt.Errorf("coldbridge: writing the gateway's state file: %w", err)
+	}
+	if s.onCommit != nil {
+		s.onCommit(err)
+	}
+	return err
+}
+
+// Probing a state file whose writes failed.
+const (
+	probeSize = 4 << 10 // about a request's record
+	probeRoom = 1 << 20 // the free space a file system that was full must have again
+)
+
+// probe writes probeSize bytes to find out whether the file takes writes
+// again. After a failure for lack of space it first asks the file system
+// for probeRoom bytes free: bbolt reuses the pages it freed, so a small
+// commit can succeed while the file cannot grow.
+func (s *gatewayStore) probe(full bool) error {
+	if full {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(filepath.Dir(s.db.Path()), &st); err != nil {
+			return err
+		}
+		if free := uint64(st.Bavail) * uint64(st.Bsize); free < probeRoom {
+			return fmt.Errorf("coldbridge: %w: %d bytes free", ErrStoreFull, free)
+		}
+	}
+	return s.write(func(tx *bolt.Tx) error {
+		return tx.Bucket(gwBucketProbe).Put([]byte("space"), make([]byte, probeSize))
+	})
+}
 
 // entry is a decoded record.
 type entry struct {
@@ -176,7 +231,7 @@ func (s *gatewayStore) insert(e *entry) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(gwBucketRequests)
 		if b.Get([]byte(e.view.GetRequestId())) != nil {
 			return errExists
@@ -192,7 +247,7 @@ func (s *gatewayStore) insert(e *entry) error {
 // the result; f returning an error leaves the record unchanged.
 func (s *gatewayStore) update(id string, f func(e *entry, tx *bolt.Tx) error) (*entry, error) {
 	var out *entry
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(gwBucketRequests)
 		data := b.Get([]byte(id))
 		if data == nil {
@@ -263,7 +318,7 @@ var listMark = []byte{1}
 // from the send loop, such as one signed when there is no node, or one
 // published, which stays on the publish list).
 func (s *gatewayStore) closeOpen(id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(gwBucketOpen).Delete([]byte(id)) })
+	return s.write(func(tx *bolt.Tx) error { return tx.Bucket(gwBucketOpen).Delete([]byte(id)) })
 }
 
 // eachOpen calls f for every request on the open list.
