@@ -64,6 +64,9 @@ type GatewayOptions struct {
 	Observe func(status pb.RequestStatus, r *pb.Request)
 	// ObserveAlert, when set, is told every critical alert (for metrics).
 	ObserveAlert func(a *pb.Alert)
+	// ObserveWriteFault, when set, is told when writes to a target
+	// (WriteTargetStore, …) start failing (err) and succeed again (nil).
+	ObserveWriteFault func(target string, err error)
 	// AutoReceive makes receive intents from confirmed sends to custody
 	// accounts (ObserveConfirmed); Representative is given to the accounts
 	// they open.
@@ -87,6 +90,12 @@ type Gateway struct {
 	observe  func(pb.RequestStatus, *pb.Request)
 	onAlert  func(*pb.Alert)
 
+	onWriteFault func(target string, err error)
+	faultMu      sync.Mutex
+	faults       map[string]error // by write target: the last failure, while they fail
+	faultChanged chan struct{}    // closed and replaced when a target starts or stops failing
+	probeKick    chan struct{}
+
 	autoReceive    bool
 	representative nano.PublicKey
 
@@ -96,6 +105,7 @@ type Gateway struct {
 	watchers map[string][]chan *pb.Request
 	alerts   []chan *pb.Alert
 	inflight map[string]bool // requests in the publish pipeline
+	pipes    sync.WaitGroup  // the publish pipelines Run started
 }
 
 // OpenGateway opens the gateway's state file at path.
@@ -103,7 +113,7 @@ func OpenGateway(path string, opts GatewayOptions) (*Gateway, error) {
 	if opts.Out == nil || opts.Reader == nil || opts.Manifest == nil {
 		return nil, errors.New("coldbridge: a gateway needs an outbound writer, an inbound reader and a manifest")
 	}
-	st, err := openGatewayStore(path)
+	st, err := openGatewayStore(path, opts.Ledger != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +122,10 @@ func OpenGateway(path string, opts GatewayOptions) (*Gateway, error) {
 		resend: opts.ResendInterval, now: opts.Now, log: opts.Log, observe: opts.Observe, onAlert: opts.ObserveAlert,
 		autoReceive: opts.AutoReceive, representative: opts.Representative,
 		kick: make(chan struct{}, 1), watchers: map[string][]chan *pb.Request{}, inflight: map[string]bool{},
+		onWriteFault: opts.ObserveWriteFault, faults: map[string]error{}, faultChanged: make(chan struct{}),
+		probeKick: make(chan struct{}, 1),
 	}
+	st.onCommit = func(err error) { g.setFault(WriteTargetStore, err) }
 	if g.resend <= 0 {
 		g.resend = 30 * time.Second
 	}
@@ -248,96 +261,6 @@ func (g *Gateway) List(account []byte) ([]*pb.Request, error) {
 	return out, err
 }
 
-// Watch returns the request's current state and a channel of its later
-// states, closed after a final one or when cancel is called.
-func (g *Gateway) Watch(id string) (*pb.Request, <-chan *pb.Request, func(), error) {
-	ch := make(chan *pb.Request, 16)
-	g.mu.Lock()
-	g.watchers[id] = append(g.watchers[id], ch)
-	g.mu.Unlock()
-	cancel := func() {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		list := g.watchers[id]
-		for i, c := range list {
-			if c == ch {
-				g.watchers[id] = append(list[:i], list[i+1:]...)
-				close(ch)
-				break
-			}
-		}
-		if len(g.watchers[id]) == 0 {
-			delete(g.watchers, id)
-		}
-	}
-	cur, err := g.Get(id)
-	if err != nil {
-		cancel()
-		return nil, nil, nil, err
-	}
-	return cur, ch, cancel, nil
-}
-
-// changed tells watchers and the observer about a new state.
-func (g *Gateway) changed(r *pb.Request) {
-	if g.observe != nil {
-		g.observe(r.GetStatus(), r)
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for _, ch := range g.watchers[r.GetRequestId()] {
-		select {
-		case ch <- proto.Clone(r).(*pb.Request):
-		default:
-			// A watcher that does not keep up misses intermediate states;
-			// the final one is also readable with Get.
-		}
-	}
-}
-
-// Alerts returns a channel of critical alerts and its cancel function.
-func (g *Gateway) Alerts() (<-chan *pb.Alert, func()) {
-	ch := make(chan *pb.Alert, 16)
-	g.mu.Lock()
-	g.alerts = append(g.alerts, ch)
-	g.mu.Unlock()
-	return ch, func() {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		for i, c := range g.alerts {
-			if c == ch {
-				g.alerts = append(g.alerts[:i], g.alerts[i+1:]...)
-				close(ch)
-				return
-			}
-		}
-	}
-}
-
-// Alert raises a critical alert: it is logged and sent to every watcher.
-func (g *Gateway) Alert(a *pb.Alert) {
-	if a.GetTimeUnixNano() == 0 {
-		a.TimeUnixNano = g.now().UnixNano()
-	}
-	account := fmt.Sprintf("%X", a.GetAccount())
-	if len(a.GetAccount()) == len(nano.PublicKey{}) {
-		account = nano.PublicKey(a.GetAccount()).Address()
-	}
-	g.log.Error("ALERT", "kind", a.GetKind(), "account", account,
-		"block", fmt.Sprintf("%X", a.GetBlockHash()), "detail", a.GetDetail())
-	if g.onAlert != nil {
-		g.onAlert(a)
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for _, ch := range g.alerts {
-		select {
-		case ch <- a:
-		default:
-		}
-	}
-}
-
 // SignedByUs reports whether the cold side signed the block with this
 // hash for some request of this gateway.
 func (g *Gateway) SignedByUs(hash nano.Hash) bool {
@@ -346,17 +269,27 @@ func (g *Gateway) SignedByUs(hash nano.Hash) bool {
 }
 
 // Run writes due requests to the bridge and handles answers until ctx is
-// done. It returns nil when ctx ends, or the first failure of the medium.
+// done. It returns nil when ctx ends, or the first failure of the medium
+// or the state file other than a lack of space: while the state file or
+// the medium is full it keeps retrying, with a capped backoff, and
+// WriteHealth says so.
 func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Requests signed or published before a restart go on from the
+	// publish list; the send loop resumes them again if a pipeline ended
+	// without a final status.
+	g.resumePipelines(ctx)
 	errc := make(chan error, 2)
 	go func() { errc <- g.sendLoop(ctx) }()
 	go func() { errc <- g.receiveLoop(ctx) }()
-	g.resumePipelines(ctx)
+	probed := make(chan struct{})
+	go func() { defer close(probed); g.probeLoop(ctx) }()
 	err := <-errc
 	cancel()
 	<-errc
+	<-probed
+	g.pipes.Wait()
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		return nil
 	}
@@ -364,11 +297,27 @@ func (g *Gateway) Run(ctx context.Context) error {
 }
 
 // sendLoop writes every due request, then sleeps until the next one is due
-// or a new request arrives.
+// or a new request arrives. Once per resend interval it also resumes the
+// publish pipeline of any request on the publish list that has none (one
+// ended without a final status, such as when recording it failed).
 func (g *Gateway) sendLoop(ctx context.Context) error {
+	lastResume := g.now()
+	var pace retryBackoff
 	for {
+		if now := g.now(); now.Sub(lastResume) >= g.resend {
+			g.resumePipelines(ctx)
+			lastResume = now
+		}
 		next, err := g.sendDue(ctx)
-		if err != nil {
+		switch {
+		case err == nil:
+			pace.reset()
+		case isFull(err) && ctx.Err() == nil:
+			// The state file or the medium is full: what could not be
+			// written is written again after the wait.
+			next = pace.next()
+			g.log.Warn("writing requests failed; retrying", "error", err.Error(), "wait", next.String())
+		default:
 			return err
 		}
 		t := time.NewTimer(next)
@@ -437,6 +386,9 @@ func (g *Gateway) sendDue(ctx context.Context) (time.Duration, error) {
 			return 0, err
 		}
 	}
+	if len(due) == 0 {
+		g.setFault(WriteTargetOutbound, nil) // nothing to write, nothing failing
+	}
 	return max(next, time.Millisecond), nil
 }
 
@@ -487,8 +439,14 @@ func (g *Gateway) sendOne(ctx context.Context, id string) error {
 	}
 	now := g.now()
 	if err := g.out.WriteFrame(ctx, &Frame{Type: TypeRequest, RequestID: id, Created: now, Payload: payload}); err != nil {
+		if isNoSpace(err) {
+			err = fmt.Errorf("coldbridge: %w: writing request %s: %w", ErrMediumFull, id, err)
+			g.setFault(WriteTargetOutbound, err)
+			return err
+		}
 		return fmt.Errorf("coldbridge: gateway: writing request %s: %w", id, err)
 	}
+	g.setFault(WriteTargetOutbound, nil)
 	updated, err := g.store.update(id, func(e *entry, _ *bolt.Tx) error {
 		if s := e.view.GetStatus(); s != pb.RequestStatus_REQUEST_STATUS_QUEUED && s != pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD {
 			return errSettled
@@ -568,14 +526,41 @@ func (g *Gateway) recoverPending(id string, e *entry, pending nano.StateBlock) b
 // errSettled stops an update of a request an answer has settled.
 var errSettled = errors.New("request already settled")
 
+// receiveLoop handles the answers. An answer whose handling cannot be
+// recorded (the state file is full) or settled on the medium (it is full)
+// is handled again after a capped backoff: it stays on the medium until
+// settled, and handling it twice does nothing twice.
 func (g *Gateway) receiveLoop(ctx context.Context) error {
+	var pace retryBackoff
 	for {
 		rec, err := g.in.ReadFrame(ctx)
 		if err != nil {
 			return err
 		}
-		if err := g.handleAnswer(ctx, rec); err != nil {
-			return err
+		failed := false
+		for {
+			err := g.handleAnswer(ctx, rec)
+			if err == nil {
+				break
+			}
+			switch {
+			case errors.Is(err, ErrStoreFull):
+			case isNoSpace(err):
+				err = fmt.Errorf("coldbridge: %w: settling %s: %w", ErrMediumFull, rec.Name, err)
+				g.setFault(WriteTargetInbound, err)
+			default:
+				return err
+			}
+			failed = true
+			wait := pace.next()
+			g.log.Warn("handling an answer failed; retrying", "file", rec.Name, "error", err.Error(), "wait", wait.String())
+			if !sleepCtx(ctx, wait) {
+				return ctx.Err()
+			}
+		}
+		if !failed {
+			pace.reset()
+			g.setFault(WriteTargetInbound, nil)
 		}
 	}
 }
@@ -641,12 +626,9 @@ func (g *Gateway) handleAnswer(ctx context.Context, rec *Received) error {
 	}
 	g.log.Info("signed", "request_id", f.RequestID, "hash", hash.String(), "subtype", updated.view.GetSubtype())
 	g.changed(updated.view)
-	if err := rec.Done(); err != nil {
-		return err
-	}
 	g.startPipeline(ctx, f.RequestID)
 	g.wake() // without a node, signed frees the account's line
-	return nil
+	return rec.Done()
 }
 
 func (g *Gateway) handleRefusal(rec *Received, e *entry) error {

@@ -3,6 +3,7 @@ package coldbridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,20 +18,21 @@ const (
 	pipelineRetryMax = 30 * time.Second
 )
 
-// resumePipelines restarts the publish pipeline of every request that was
-// signed or published but not yet confirmed (after a restart).
+// resumePipelines starts the publish pipeline of every request on the
+// publish list (signed or published, not yet final) that has none running:
+// after a restart, and whenever a pipeline ended before a final status.
 func (g *Gateway) resumePipelines(ctx context.Context) {
 	if g.ledger == nil {
 		return
 	}
 	var ids []string
-	_ = g.store.eachOpen(func(e *entry) error {
-		switch e.view.GetStatus() {
-		case pb.RequestStatus_REQUEST_STATUS_SIGNED, pb.RequestStatus_REQUEST_STATUS_PUBLISHED:
-			ids = append(ids, e.view.GetRequestId())
-		}
+	if err := g.store.eachPublishing(func(id string) error {
+		ids = append(ids, id)
 		return nil
-	})
+	}); err != nil {
+		g.log.Error("reading the publish list", "error", err.Error())
+		return
+	}
 	for _, id := range ids {
 		g.startPipeline(ctx, id)
 	}
@@ -49,7 +51,9 @@ func (g *Gateway) startPipeline(ctx context.Context, id string) {
 	}
 	g.inflight[id] = true
 	g.mu.Unlock()
+	g.pipes.Add(1)
 	go func() {
+		defer g.pipes.Done()
 		defer func() {
 			g.mu.Lock()
 			delete(g.inflight, id)
@@ -63,6 +67,11 @@ func (g *Gateway) pipeline(ctx context.Context, id string) {
 	e, ok, err := g.store.get(id)
 	if err != nil || !ok {
 		return
+	}
+	switch e.view.GetStatus() {
+	case pb.RequestStatus_REQUEST_STATUS_SIGNED, pb.RequestStatus_REQUEST_STATUS_PUBLISHED:
+	default:
+		return // final already (resumed as it ended)
 	}
 	block, err := e.view.GetBlock().ToNano("block")
 	if err != nil {
@@ -83,8 +92,10 @@ func (g *Gateway) pipeline(ctx context.Context, id string) {
 			g.fail(id, "the ledger published another block than the one signed")
 			return
 		}
-		if !g.setStatus(id, pb.RequestStatus_REQUEST_STATUS_PUBLISHED, func(e *entry) {
-			e.view.Block = pb.BlockFromNano(&published)
+		if !g.retry(ctx, id, "recording PUBLISHED", func() error {
+			return g.setStatus(id, pb.RequestStatus_REQUEST_STATUS_PUBLISHED, func(e *entry) {
+				e.view.Block = pb.BlockFromNano(&published)
+			})
 		}) {
 			return
 		}
@@ -93,13 +104,15 @@ func (g *Gateway) pipeline(ctx context.Context, id string) {
 	if !g.retry(ctx, id, "confirmation", func() error { return g.ledger.AwaitConfirmed(ctx, hash) }) {
 		return
 	}
-	g.setStatus(id, pb.RequestStatus_REQUEST_STATUS_CONFIRMED, nil)
+	g.retry(ctx, id, "recording CONFIRMED", func() error {
+		return g.setStatus(id, pb.RequestStatus_REQUEST_STATUS_CONFIRMED, nil)
+	})
 }
 
 // retry runs f until it succeeds (true), fails permanently (the request
 // fails; false) or ctx ends (false).
 func (g *Gateway) retry(ctx context.Context, id, what string, f func() error) bool {
-	wait := pipelineRetryMin
+	var b retryBackoff
 	for {
 		err := f()
 		if err == nil {
@@ -112,25 +125,51 @@ func (g *Gateway) retry(ctx context.Context, id, what string, f func() error) bo
 			g.fail(id, what+": "+err.Error())
 			return false
 		}
+		wait := b.next()
 		g.log.Warn(what+" failed; retrying", "request_id", id, "error", err.Error(), "wait", wait.String())
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleepCtx(ctx, wait) {
 			return false
-		case <-t.C:
 		}
-		wait = min(2*wait, pipelineRetryMax)
 	}
 }
 
-func (g *Gateway) fail(id, why string) {
-	g.log.Error("request failed", "request_id", id, "error", why)
-	g.setStatus(id, pb.RequestStatus_REQUEST_STATUS_FAILED, func(e *entry) { e.view.Error = why })
+// retryBackoff paces the gateway's retries: pipelineRetryMin, doubling at each
+// failure up to pipelineRetryMax.
+type retryBackoff struct{ wait time.Duration }
+
+// next returns how long to wait before the next attempt.
+func (b *retryBackoff) next() time.Duration {
+	b.wait = min(max(2*b.wait, pipelineRetryMin), pipelineRetryMax)
+	return b.wait
 }
 
-// setStatus records a new status; it reports whether it was stored.
-func (g *Gateway) setStatus(id string, s pb.RequestStatus, f func(*entry)) bool {
+// reset starts the pacing over, after a success.
+func (b *retryBackoff) reset() { b.wait = 0 }
+
+// sleepCtx waits d; it returns false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// fail records the request failed. If that cannot be recorded the request
+// keeps its status: the send loop, or the publish list's resumption, comes
+// back to it.
+func (g *Gateway) fail(id, why string) {
+	g.log.Error("request failed", "request_id", id, "error", why)
+	if err := g.setStatus(id, pb.RequestStatus_REQUEST_STATUS_FAILED, func(e *entry) { e.view.Error = why }); err != nil {
+		g.log.Error("recording the failure", "request_id", id, "error", err.Error())
+	}
+}
+
+// setStatus records a new status.
+func (g *Gateway) setStatus(id string, s pb.RequestStatus, f func(*entry)) error {
 	now := g.now()
 	updated, err := g.store.update(id, func(e *entry, _ *bolt.Tx) error {
 		e.view.Status = s
@@ -141,8 +180,7 @@ func (g *Gateway) setStatus(id string, s pb.RequestStatus, f func(*entry)) bool 
 		return nil
 	})
 	if err != nil {
-		g.log.Error("recording a status", "request_id", id, "status", s.String(), "error", err.Error())
-		return false
+		return fmt.Errorf("coldbridge: recording %s for %s: %w", s, id, err)
 	}
 	g.log.Info(s.String(), "request_id", id)
 	g.changed(updated.view)
@@ -150,5 +188,5 @@ func (g *Gateway) setStatus(id string, s pb.RequestStatus, f func(*entry)) bool 
 	// account's line: the next request of the account may go now rather
 	// than at the next resend.
 	g.wake()
-	return true
+	return nil
 }

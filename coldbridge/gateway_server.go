@@ -36,6 +36,8 @@ func custodyStatus(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, ErrIDTaken):
 		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, ErrStoreFull):
+		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	}
@@ -115,7 +117,8 @@ func (s *CustodyServer) WatchAlerts(_ *pb.WatchAlertsRequest, stream grpc.Server
 }
 
 // ServeCustody serves the Custody service (and gRPC health) on l until ctx
-// is done. A tcp listener requires tlsCfg (mutual TLS 1.3).
+// is done. A tcp listener requires tlsCfg (mutual TLS 1.3). Health is
+// NOT_SERVING while the gateway's writes fail (WriteHealth).
 func ServeCustody(ctx context.Context, l net.Listener, srv *CustodyServer, tlsCfg *TLSServerConfig, grace time.Duration) error {
 	var creds *tls.Config
 	if _, isUnix := l.Addr().(*net.UnixAddr); !isUnix {
@@ -133,8 +136,17 @@ func ServeCustody(ctx context.Context, l net.Listener, srv *CustodyServer, tlsCf
 	if grace <= 0 {
 		grace = 5 * time.Second
 	}
-	return grpcserve.Serve(ctx, l, creds, grace, func(g *grpc.Server) { pb.RegisterCustodyServer(g, srv) },
-		pb.Custody_ServiceDesc.ServiceName)
+	// NOT_SERVING while the gateway's writes fail (WriteHealth).
+	health := grpcserve.NewHealth(pb.Custody_ServiceDesc.ServiceName)
+	fctx, stopFollowing := context.WithCancel(ctx)
+	followed := health.Follow(fctx, func() (bool, <-chan struct{}) {
+		changed, err := srv.g.WriteHealth()
+		return err == nil, changed
+	})
+	err := grpcserve.ServeWith(ctx, l, creds, grace, func(g *grpc.Server) { pb.RegisterCustodyServer(g, srv) }, grpcserve.Options{Health: health})
+	stopFollowing()
+	<-followed
+	return err
 }
 
 // ListRequests implements nanokms.v1.Custody.

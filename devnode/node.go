@@ -83,6 +83,7 @@ type Node struct {
 	led       *ledger
 	st        *store
 	queue     []queued
+	held      bool          // HoldConfirmations: nothing is confirmed while set
 	confirmed chan struct{} // closed and replaced at every confirmation
 
 	notifyMu  sync.Mutex
@@ -335,6 +336,20 @@ func (n *Node) WaitConfirmed(ctx context.Context, h nano.Hash) error {
 	}
 }
 
+// HoldConfirmations stops confirmations while on: processed blocks wait,
+// and those whose delay has passed are confirmed as soon as it is turned
+// off. Tests use it to hold a published block unconfirmed for as long as
+// they need.
+func (n *Node) HoldConfirmations(on bool) {
+	n.mu.Lock()
+	n.held = on
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
 // SetDrop sets the probability (0 to 1) of dropping each notification.
 func (n *Node) SetDrop(p float64) {
 	n.notifyMu.Lock()
@@ -391,7 +406,7 @@ func (n *Node) confirmLoop() {
 		now := time.Now()
 		var events []event
 		n.mu.Lock()
-		for len(n.queue) > 0 && !n.queue[0].due.After(now) {
+		for !n.held && len(n.queue) > 0 && !n.queue[0].due.After(now) {
 			q := n.queue[0]
 			n.queue = n.queue[1:]
 			if ev, ok := n.confirmLocked(q, now); ok {
@@ -399,7 +414,7 @@ func (n *Node) confirmLoop() {
 			}
 		}
 		wait := time.Duration(-1)
-		if len(n.queue) > 0 {
+		if len(n.queue) > 0 && !n.held {
 			wait = max(n.queue[0].due.Sub(now), 0)
 		}
 		if len(events) > 0 {

@@ -80,77 +80,95 @@ func Listen(addr string) (net.Listener, error) {
 // services, until ctx is done. Then it reports NOT_SERVING and stops
 // gracefully: in-flight calls get grace to finish, the rest are cut.
 func Serve(ctx context.Context, l net.Listener, creds *tls.Config, grace time.Duration, register func(*grpc.Server), services ...string) error {
-	return ServeWith(ctx, l, creds, grace, register, Options{}, services...)
+	return ServeWith(ctx, l, creds, grace, register, Options{Health: NewHealth(services...)})
+}
+
+// Health is the gRPC health service of one server: the overall status ("")
+// and that of each named service move together.
+type Health struct {
+	hs       *health.Server
+	services []string
+}
+
+// NewHealth returns a health service reporting SERVING for "" and every
+// name in services.
+func NewHealth(services ...string) *Health {
+	h := &Health{hs: health.NewServer(), services: services}
+	h.SetServing(true)
+	return h
+}
+
+// SetServing reports SERVING (true) or NOT_SERVING (false) for "" and
+// every service, to Check and to every Watch. Once the server has stopped,
+// it stays NOT_SERVING.
+func (h *Health) SetServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	h.hs.SetServingStatus("", st)
+	for _, name := range h.services {
+		h.hs.SetServingStatus(name, st)
+	}
+}
+
+// Follow sets h from ready until ctx is done: ready returns whether the
+// server can do its work now and a channel closed when that may have
+// changed (nil: it never changes); it is called again each time. The
+// first status is set before Follow returns; the returned channel is
+// closed once h is no longer followed.
+func (h *Health) Follow(ctx context.Context, ready func() (ok bool, changed <-chan struct{})) <-chan struct{} {
+	done := make(chan struct{})
+	ok, changed := ready()
+	h.SetServing(ok)
+	go func() {
+		defer close(done)
+		for changed != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+			}
+			ok, changed = ready()
+			h.SetServing(ok)
+		}
+	}()
+	return done
 }
 
 // Options are the optional settings of ServeWith.
 type Options struct {
-	// Ready, when not nil, drives the health service: "" and every
-	// service report SERVING while Ready reports ok and NOT_SERVING while
-	// it does not. Ready returns a channel closed when ok may have
-	// changed; it is called again then.
-	Ready func() (ok bool, changed <-chan struct{})
+	// Health is the health service to serve, which the caller may turn to
+	// NOT_SERVING and back while it serves (a server that cannot do its
+	// work, such as one whose state file is full). Serve a Health only
+	// once. Nil: a Health reporting SERVING for "" alone.
+	Health *Health
 	// ServerOptions are added to the gRPC server's options.
 	ServerOptions []grpc.ServerOption
 }
 
 // ServeWith is Serve with options.
-func ServeWith(ctx context.Context, l net.Listener, creds *tls.Config, grace time.Duration, register func(*grpc.Server), o Options, services ...string) error {
+func ServeWith(ctx context.Context, l net.Listener, creds *tls.Config, grace time.Duration, register func(*grpc.Server), o Options) error {
+	h := o.Health
+	if h == nil {
+		h = NewHealth()
+	}
 	opts := append([]grpc.ServerOption(nil), o.ServerOptions...)
 	if creds != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(creds)))
 	}
 	g := grpc.NewServer(opts...)
 	register(g)
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(g, hs)
-	names := append([]string{""}, services...)
-	setAll := func(st healthpb.HealthCheckResponse_ServingStatus) {
-		for _, name := range names {
-			hs.SetServingStatus(name, st)
-		}
-	}
-	follow := func() <-chan struct{} {
-		if o.Ready == nil {
-			setAll(healthpb.HealthCheckResponse_SERVING)
-			return nil
-		}
-		ok, changed := o.Ready()
-		if ok {
-			setAll(healthpb.HealthCheckResponse_SERVING)
-		} else {
-			setAll(healthpb.HealthCheckResponse_NOT_SERVING)
-		}
-		return changed
-	}
-	changed := follow()
-	followed := make(chan struct{})
-	fctx, stopFollowing := context.WithCancel(ctx)
-	defer func() { stopFollowing(); <-followed }()
-	go func() {
-		defer close(followed)
-		if changed == nil {
-			return
-		}
-		for {
-			select {
-			case <-fctx.Done():
-				return
-			case <-changed:
-				changed = follow()
-			}
-		}
-	}()
+	healthpb.RegisterHealthServer(g, h.hs)
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(l) }()
 	select {
 	case err := <-errc:
+		h.hs.Shutdown()
 		return err
 	case <-ctx.Done():
 	}
-	stopFollowing()
-	<-followed
-	hs.Shutdown()
+	h.hs.Shutdown()
 	done := make(chan struct{})
 	go func() { g.GracefulStop(); close(done) }()
 	t := time.NewTimer(grace)

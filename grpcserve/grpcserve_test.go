@@ -81,7 +81,67 @@ func TestServeHealthAndGracefulStop(t *testing.T) {
 	}
 }
 
-// readiness is a switchable Options.Ready.
+// TestServeWithHealth: the caller turns the health service to
+// NOT_SERVING and back, for "" and every named service, as Check and Watch
+// see it; after the server stops it stays NOT_SERVING.
+func TestServeWithHealth(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	l, err := Listen("unix://" + sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHealth("test.Service")
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeWith(ctx, l, nil, time.Second, func(*grpc.Server) {}, Options{Health: h}) }()
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hc := healthpb.NewHealthClient(conn)
+	watch, err := hc.Watch(cctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		resp, err := watch.Recv()
+		if err != nil || resp.GetStatus() != want {
+			t.Fatalf("health watch: %v %v, want %v", resp.GetStatus(), err, want)
+		}
+	}
+	check := func(want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		for _, svc := range []string{"", "test.Service"} {
+			resp, err := hc.Check(cctx, &healthpb.HealthCheckRequest{Service: svc})
+			if err != nil || resp.GetStatus() != want {
+				t.Fatalf("health of %q: %v %v, want %v", svc, resp.GetStatus(), err, want)
+			}
+		}
+	}
+	next(healthpb.HealthCheckResponse_SERVING)
+	check(healthpb.HealthCheckResponse_SERVING)
+	h.SetServing(false)
+	next(healthpb.HealthCheckResponse_NOT_SERVING)
+	check(healthpb.HealthCheckResponse_NOT_SERVING)
+	h.SetServing(true)
+	next(healthpb.HealthCheckResponse_SERVING)
+	check(healthpb.HealthCheckResponse_SERVING)
+	stop()
+	next(healthpb.HealthCheckResponse_NOT_SERVING)
+	if err := <-done; err != nil {
+		t.Fatalf("ServeWith returned %v", err)
+	}
+	h.SetServing(true) // after the stop: ignored
+	if resp, err := h.hs.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health after the stop: %v %v", resp.GetStatus(), err)
+	}
+}
+
+// readiness is a switchable ready function for Health.Follow.
 type readiness struct {
 	mu      sync.Mutex
 	ok      bool
@@ -102,21 +162,27 @@ func (r *readiness) set(ok bool) {
 	r.changed = make(chan struct{})
 }
 
-// TestServeFollowsReadiness checks that the health service of "" and of
-// each service follows Options.Ready: NOT_SERVING from the start when not
-// ready, then SERVING and NOT_SERVING as it changes, without a restart.
-func TestServeFollowsReadiness(t *testing.T) {
+// TestHealthFollow checks that Follow sets the first status before it
+// returns (a server that is not ready never reports SERVING), then follows
+// every change for "" and each service, as Watch sees it, without a
+// restart, and stops when its context ends.
+func TestHealthFollow(t *testing.T) {
+	h := NewHealth("test.Service")
+	r := &readiness{changed: make(chan struct{})}
+	fctx, stopFollowing := context.WithCancel(context.Background())
+	followed := h.Follow(fctx, r.get)
+	defer func() { stopFollowing(); <-followed }()
+	if resp, err := h.hs.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("status when Follow returns: %v %v, want NOT_SERVING", resp.GetStatus(), err)
+	}
 	sock := filepath.Join(t.TempDir(), "s.sock")
 	l, err := Listen("unix://" + sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &readiness{changed: make(chan struct{})}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- ServeWith(ctx, l, nil, time.Second, func(*grpc.Server) {}, Options{Ready: r.get}, "test.Service")
-	}()
+	go func() { done <- ServeWith(ctx, l, nil, time.Second, func(*grpc.Server) {}, Options{Health: h}) }()
 	defer func() {
 		stop()
 		if err := <-done; err != nil {
@@ -150,7 +216,6 @@ func TestServeFollowsReadiness(t *testing.T) {
 		}
 	}
 	overall, svc := watch(""), watch("test.Service")
-	// Not ready from the start: never SERVING before Ready says so.
 	resp, err := overall.Recv()
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("first status %v, %v; want NOT_SERVING", resp.GetStatus(), err)

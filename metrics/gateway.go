@@ -24,7 +24,8 @@ type GatewayOptions struct {
 
 // Gateway is the hot gateway's metrics. Feed it with ObserveRequest
 // (coldbridge.GatewayOptions.Observe), ObserveAlert
-// (coldbridge.GatewayOptions.ObserveAlert), FrameRejected (the medium's
+// (coldbridge.GatewayOptions.ObserveAlert), WriteFault
+// (coldbridge.GatewayOptions.ObserveWriteFault), FrameRejected (the medium's
 // coldbridge.RejectFunc) and WorkProvider (around the node's work
 // provider); Seed it with the stored requests before the gateway runs.
 type Gateway struct {
@@ -42,6 +43,7 @@ type Gateway struct {
 	Work            *prometheus.HistogramVec // nanokms_work_seconds{outcome}
 	Alerts          *prometheus.CounterVec   // nanokms_alerts_total{kind}
 	FramesRejected  *prometheus.CounterVec   // nanokms_bridge_frames_rejected_total{reason}
+	WriteFailing    *prometheus.GaugeVec     // nanokms_gateway_write_failing{target}
 
 	noNode bool
 
@@ -136,10 +138,14 @@ func NewGateway(opts GatewayOptions) *Gateway {
 			Help: "Critical alerts raised, by kind (UNKNOWN_BLOCK: a custody account's key was used elsewhere; REFUSAL_OVERRIDDEN: a refusal was forged or stale).",
 		}, []string{"kind"}),
 		FramesRejected: newFramesRejected("gateway"),
-		noNode:         opts.NoNode,
-		open:           map[string]*tracked{},
-		done:           map[string]*tracked{},
-		doneRing:       make([]*tracked, doneMemory),
+		WriteFailing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nanokms_gateway_write_failing",
+			Help: "1 while the gateway's writes to the target fail (store: its state file; outbound: request frames on the medium; inbound: settling answers on the medium), 0 otherwise.",
+		}, []string{"target"}),
+		noNode:   opts.NoNode,
+		open:     map[string]*tracked{},
+		done:     map[string]*tracked{},
+		doneRing: make([]*tracked, doneMemory),
 	}
 	for _, s := range gatewayStatuses {
 		g.Requests.WithLabelValues(StatusLabel(s))
@@ -151,10 +157,13 @@ func NewGateway(opts GatewayOptions) *Gateway {
 	for _, o := range []string{WorkOK, WorkError, WorkCanceled} {
 		g.Work.WithLabelValues(o)
 	}
+	for _, target := range []string{coldbridge.WriteTargetStore, coldbridge.WriteTargetOutbound, coldbridge.WriteTargetInbound} {
+		g.WriteFailing.WithLabelValues(target)
+	}
 	g.Alerts.WithLabelValues(coldbridge.AlertUnknownBlock)
 	g.Alerts.WithLabelValues(coldbridge.AlertRefusalOverridden)
 	g.Registry.MustRegister(g.Requests, g.InStatus, g.RequestDuration, g.Resends, g.RoundTrip, g.Publish,
-		g.Confirmation, g.Work, g.Alerts, g.FramesRejected,
+		g.Confirmation, g.Work, g.Alerts, g.FramesRejected, g.WriteFailing,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return g
 }
@@ -316,6 +325,17 @@ func (g *Gateway) ObserveAlert(a *pb.Alert) {
 		kind = "unknown"
 	}
 	g.Alerts.WithLabelValues(kind).Inc()
+}
+
+// WriteFault sets nanokms_gateway_write_failing for target: 1 while err
+// is not nil. It has the signature of
+// coldbridge.GatewayOptions.ObserveWriteFault.
+func (g *Gateway) WriteFault(target string, err error) {
+	v := 0.0
+	if err != nil {
+		v = 1
+	}
+	g.WriteFailing.WithLabelValues(target).Set(v)
 }
 
 // FrameRejected counts a frame the gateway's medium refused: it has the

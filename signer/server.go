@@ -317,8 +317,10 @@ func Serve(ctx context.Context, l net.Listener, srv *Server, opts ServeOptions) 
 	wctx, stopWatching := context.WithCancel(ctx)
 	watched := make(chan struct{})
 	go func() { defer close(watched); store.watchSpace(wctx, probe, srv.log) }()
-	defer func() { stopWatching(); <-watched }()
+	// NOT_SERVING while the state store cannot be written (Writable).
+	health := grpcserve.NewHealth(pb.Signer_ServiceDesc.ServiceName)
+	followed := health.Follow(wctx, store.Writable)
+	defer func() { stopWatching(); <-watched; <-followed }()
 	return grpcserve.ServeWith(ctx, l, creds, grace, func(g *grpc.Server) { pb.RegisterSignerServer(g, srv) },
-		grpcserve.Options{Ready: store.Writable, ServerOptions: []grpc.ServerOption{grpc.ForceServerCodecV2(newLenientCodec())}},
-		pb.Signer_ServiceDesc.ServiceName)
+		grpcserve.Options{Health: health, ServerOptions: []grpc.ServerOption{grpc.ForceServerCodecV2(newLenientCodec())}})
 }

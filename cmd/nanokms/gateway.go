@@ -73,7 +73,7 @@ func runGateway(ctx context.Context, e *env, opts gatewayOptions) error {
 	gw, err := coldbridge.OpenGateway(cfg.State, coldbridge.GatewayOptions{
 		Out: medium.Writer, Reader: medium.Reader, Manifest: manifest, Ledger: nodeSide.Ledger(),
 		ResendInterval: cfg.ResendInterval, Log: log,
-		Observe: m.ObserveRequest, ObserveAlert: m.ObserveAlert,
+		Observe: m.ObserveRequest, ObserveAlert: m.ObserveAlert, ObserveWriteFault: m.WriteFault,
 		AutoReceive: cfg.Node.AutoReceive, Representative: cfg.Node.Representative,
 	})
 	if err != nil {

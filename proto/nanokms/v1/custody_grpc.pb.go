@@ -38,7 +38,9 @@ const (
 type CustodyClient interface {
 	// SubmitIntent queues an intent with its approvals. Idempotent on the
 	// intent's request id: a repeat with the same intent returns the same
-	// request; with another intent it fails with AlreadyExists.
+	// request; with another intent it fails with AlreadyExists. While the
+	// gateway's state file is full it fails with ResourceExhausted and
+	// records nothing: submit again once space is back.
 	SubmitIntent(ctx context.Context, in *SubmitIntentRequest, opts ...grpc.CallOption) (*SubmitIntentResponse, error)
 	// GetRequest returns a request's current state.
 	GetRequest(ctx context.Context, in *GetRequestRequest, opts ...grpc.CallOption) (*Request, error)
@@ -150,7 +152,9 @@ type Custody_WatchAlertsClient = grpc.ServerStreamingClient[Alert]
 type CustodyServer interface {
 	// SubmitIntent queues an intent with its approvals. Idempotent on the
 	// intent's request id: a repeat with the same intent returns the same
-	// request; with another intent it fails with AlreadyExists.
+	// request; with another intent it fails with AlreadyExists. While the
+	// gateway's state file is full it fails with ResourceExhausted and
+	// records nothing: submit again once space is back.
 	SubmitIntent(context.Context, *SubmitIntentRequest) (*SubmitIntentResponse, error)
 	// GetRequest returns a request's current state.
 	GetRequest(context.Context, *GetRequestRequest) (*Request, error)
