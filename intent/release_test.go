@@ -78,7 +78,7 @@ func TestReleaseCanonicalLayout(t *testing.T) {
 	want = append(want, key(2)...)
 	want = append(want, key(3)...)
 	want = append(want, 0, 0, 0, 0x0c, 0x9f, 0x2c, 0x9c, 0xd0, 0x46, 0x74, 0xed, 0xea, 0x40, 0, 0, 0) // 10^30
-	want = append(want, 0, 0, 0, 0, 0x71, 0x3f, 0xb3, 0x00)                                     // 1_900_000_000
+	want = append(want, 0, 0, 0, 0, 0x71, 0x3f, 0xb3, 0x00)                                           // 1_900_000_000
 	if got := r.Canonical(); !bytes.Equal(got, want) || len(got) != ReleaseLen || ReleaseLen != 137 {
 		t.Errorf("canonical bytes (%d)\n got %x\nwant %x", len(got), got, want)
 	}

@@ -121,7 +121,9 @@ func TestReleaseRefusals(t *testing.T) {
 	other := with(func(s *pb.ReleaseStatement) { s.ExpiresAtUnix-- })
 	wrongFrontier := with(func(s *pb.ReleaseStatement) { s.Frontier = hashBytes(j.src.Hash()) })
 	wrongBalance := with(func(s *pb.ReleaseStatement) { s.BalanceRaw = xno(230).String() })
-	lowerBlock := with(func(s *pb.ReleaseStatement) { s.BlockHash, s.Frontier, s.BalanceRaw = hashBytes(j.open.Hash()), make([]byte, 32), "0" })
+	lowerBlock := with(func(s *pb.ReleaseStatement) {
+		s.BlockHash, s.Frontier, s.BalanceRaw = hashBytes(j.open.Hash()), make([]byte, 32), "0"
+	})
 	otherAccount := with(func(s *pb.ReleaseStatement) { s.Account = w.custody1[:] })
 	adopted := with(func(s *pb.ReleaseStatement) {
 		s.Account, s.BlockHash, s.Frontier, s.BalanceRaw = w.custody1[:], hashBytes(h1.Hash()), make([]byte, 32), "0"
