@@ -18,6 +18,15 @@ import (
 // account is refused.
 const AlertBlockRejected = "BLOCK_REJECTED"
 
+// AlertRejectedConfirmed is the kind of alert raised when a block the node
+// had refused (AlertBlockRejected) is confirmed after all: what it depended
+// on reached the network, or a node that was behind caught up. If the block
+// was released on the cold side meanwhile, the account is forked or about to
+// be: stop signing for it and see docs/OPERATIONS.md. Its request stays
+// failed, although its block is on the ledger: a withdrawn send that confirms
+// has paid.
+const AlertRejectedConfirmed = "REJECTED_BLOCK_CONFIRMED"
+
 // ErrBlockRejected marks a Ledger error by which the node refused a
 // signed block itself (NodeSide passes it to node.LedgerOptions.Rejected):
 // the request fails with the node's error, Request.rejection names its
@@ -78,5 +87,27 @@ func (g *Gateway) alertRejected(b nano.StateBlock, subtype, id, class string, er
 			"The signer has recorded this block as the account's frontier: every later request of the account is refused "+
 			"until the block is accepted or, once several nodes confirm they refuse it, released on the cold side (nanokms signer release; docs/OPERATIONS.md)",
 			subtype, h, b.Account.Address(), class, id, err),
+	})
+}
+
+// checkRejectedConfirmed raises AlertRejectedConfirmed when c is a block
+// of a request that failed because the node refused it.
+func (g *Gateway) checkRejectedConfirmed(c Confirmed) {
+	id, ok := g.store.signedBy(c.Hash[:])
+	if !ok {
+		return
+	}
+	e, ok, err := g.store.get(id)
+	if err != nil || !ok || e.view.GetRejection() == "" {
+		return
+	}
+	g.Alert(&pb.Alert{
+		Kind:      AlertRejectedConfirmed,
+		Account:   c.Block.Account[:],
+		BlockHash: c.Hash[:],
+		Detail: fmt.Sprintf("block %s of custody account %s, which the node had refused (%s) for request %s, is confirmed: "+
+			"the request's block is on the ledger although the request failed. If it was released on the cold side, "+
+			"the account is forked: stop signing for it (docs/OPERATIONS.md)",
+			c.Hash, c.Block.Account.Address(), e.view.GetRejection(), id),
 	})
 }

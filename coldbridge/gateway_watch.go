@@ -39,6 +39,9 @@ func (g *Gateway) ObserveConfirmed(ctx context.Context, c Confirmed) {
 		g.log.Warn("ignored a confirmation whose block does not hash to its hash", "hash", c.Hash.String())
 		return
 	}
+	if g.manifest.Contains(c.Block.Account) {
+		g.checkRejectedConfirmed(c)
+	}
 	if g.manifest.Contains(c.Block.Account) && !g.SignedByUs(c.Hash) && !nano.IsEpochLink(c.Block.Link) {
 		g.Alert(&pb.Alert{
 			Kind:      AlertUnknownBlock,

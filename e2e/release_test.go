@@ -188,3 +188,101 @@ func TestRejectedBlockReleased(t *testing.T) {
 	default:
 	}
 }
+
+// TestRejectedBlockConfirmedLater: the node refused a receive for a gap
+// source that was only late. Once the source reaches the node, the next
+// request of the account publishes the refused block again (PENDING_BLOCK),
+// which now confirms, and is then signed on it: nothing needed releasing.
+// The gateway raises REJECTED_BLOCK_CONFIRMED for the block it had
+// reported refused, so that nobody releases it.
+func TestRejectedBlockConfirmedLater(t *testing.T) {
+	var l *liar
+	w := newWorld(t, devnode.Options{}, worldOptions{
+		rpc: func(w *world, honest http.Handler) http.Handler {
+			l = &liar{w: w, honest: honest}
+			return l
+		},
+	})
+	acct := w.env.Account(0)
+	fund := w.genesisSend(acct, signertest.XNO(20))
+	open := blockOf(t, w.awaitFinal(autoReceiveID(fund.Hash(), 1)))
+
+	// A real chain the devnode does not have yet: genesis pays the sender,
+	// which opens and pays the custody account 7 XNO.
+	gen := w.dev.Genesis()
+	ai, err := w.direct.AccountInfo(w.ctx, gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender := signertest.NewExtAccount(91)
+	genBal, _ := ai.Balance.Sub(signertest.XNO(50))
+	toSender := w.signWith(w.genesisKey(), nano.StateBlock{Account: gen, Previous: ai.Frontier, Representative: gen, Balance: genBal, Link: nano.Hash(sender.Pub)}, nano.SubtypeSend)
+	senderOpen := w.signWith(sender.Key, nano.StateBlock{Account: sender.Pub, Representative: w.env.Rep, Balance: signertest.XNO(50), Link: toSender.Hash()}, nano.SubtypeOpen)
+	senderSend := w.signWith(sender.Key, nano.StateBlock{Account: sender.Pub, Previous: senderOpen.Hash(), Representative: w.env.Rep, Balance: signertest.XNO(43), Link: nano.Hash(acct)}, nano.SubtypeSend)
+	l.set(func(action string, req, honest map[string]any) map[string]any {
+		if action == "block_info" && honest["error"] != nil {
+			switch req["hash"] {
+			case senderSend.Hash().String():
+				return blockInfoOf(t, senderSend, signertest.XNO(7), "send")
+			case senderOpen.Hash().String():
+				return blockInfoOf(t, senderOpen, signertest.XNO(50), "receive")
+			}
+		}
+		return nil
+	})
+	alerts, stop := w.gw.Alerts()
+	defer stop()
+
+	if err := w.gw.AutoReceive(w.ctx, acct, senderSend.Hash()); err != nil {
+		t.Fatal(err)
+	}
+	bad := w.awaitFinal(autoReceiveID(senderSend.Hash(), 1))
+	mustStatus(t, bad, pb.RequestStatus_REQUEST_STATUS_FAILED, "")
+	badBlock := blockOf(t, bad)
+	badHash := badBlock.Hash()
+	select {
+	case a := <-alerts:
+		if a.GetKind() != coldbridge.AlertBlockRejected || bad.GetRejection() != "gap source" {
+			t.Fatalf("alert %s, rejection %q", a.GetKind(), bad.GetRejection())
+		}
+	default:
+		t.Fatal("no alert for the refused receive")
+	}
+
+	// The source reaches the node.
+	for _, b := range []struct {
+		b nano.StateBlock
+		s nano.Subtype
+	}{{toSender, nano.SubtypeSend}, {senderOpen, nano.SubtypeOpen}, {senderSend, nano.SubtypeSend}} {
+		if _, err := w.dev.Process(b.b, b.s); err != nil {
+			t.Fatalf("processing %s: %v", b.b.Hash(), err)
+		}
+	}
+
+	// The next withdrawal publishes the refused block, then is signed on it.
+	out := w.withdraw(acct, signertest.XNO(3), signertest.NewExtAccount(42).Pub)
+	mustStatus(t, out, pb.RequestStatus_REQUEST_STATUS_CONFIRMED, "")
+	if sent := blockOf(t, out); sent.Previous != badHash || sent.Balance != signertest.XNO(24) {
+		t.Fatalf("the withdrawal: previous %s balance %s; want on the late receive %s with 24 XNO", sent.Previous, sent.Balance, badHash)
+	}
+	chain := w.assertOnlySignerBlocks(acct)[acct]
+	if len(chain) != 3 || chain[0].Hash() != open.Hash() || chain[1].Hash() != badHash {
+		t.Fatalf("custody chain: %d blocks", len(chain))
+	}
+	deadline := time.NewTimer(waitLimit)
+	defer deadline.Stop()
+	for {
+		select {
+		case a := <-alerts:
+			if a.GetKind() != coldbridge.AlertRejectedConfirmed {
+				continue
+			}
+			if !bytes.Equal(a.GetBlockHash(), badHash[:]) || !bytes.Equal(a.GetAccount(), acct[:]) || !strings.Contains(a.GetDetail(), bad.GetRequestId()) {
+				t.Fatalf("alert for %X on %X: %s", a.GetBlockHash(), a.GetAccount(), a.GetDetail())
+			}
+			return
+		case <-deadline.C:
+			t.Fatalf("no %s alert within %v", coldbridge.AlertRejectedConfirmed, waitLimit)
+		}
+	}
+}

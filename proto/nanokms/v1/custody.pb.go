@@ -719,9 +719,10 @@ func (*WatchAlertsRequest) Descriptor() ([]byte, []int) {
 type Alert struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// What kind: "UNKNOWN_BLOCK" (a confirmed block nanokms never signed),
-	// "REFUSAL_OVERRIDDEN" (a refusal was forged or stale) or
+	// "REFUSAL_OVERRIDDEN" (a refusal was forged or stale),
 	// "BLOCK_REJECTED" (the node refused a block the cold side signed: the
-	// signer's frontier for the account will never confirm).
+	// signer's frontier for the account will never confirm) or
+	// "REJECTED_BLOCK_CONFIRMED" (such a block was confirmed after all).
 	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
 	// The custody account concerned.
 	Account []byte `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
