@@ -502,6 +502,10 @@ func (g *Gateway) recoverPending(id string, e *entry, pending nano.StateBlock) b
 			g.mu.Unlock()
 		}()
 		if _, err := g.ledger.Publish(context.Background(), pending, nano.SubtypeUnknown); err != nil {
+			if errors.Is(err, ErrBlockRejected) {
+				g.pendingRejected(id, pending, err)
+				return
+			}
 			g.log.Error("publishing the pending block", "block", h.String(), "error", err.Error())
 		}
 		updated, err := g.store.update(id, func(e *entry, _ *bolt.Tx) error {

@@ -121,6 +121,10 @@ func (g *Gateway) retry(ctx context.Context, id, what string, f func() error) bo
 		if ctx.Err() != nil {
 			return false
 		}
+		if errors.Is(err, ErrBlockRejected) {
+			g.blockRejected(id, err)
+			return false
+		}
 		if errors.Is(err, ErrPermanent) {
 			g.fail(id, what+": "+err.Error())
 			return false

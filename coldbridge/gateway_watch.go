@@ -39,6 +39,9 @@ func (g *Gateway) ObserveConfirmed(ctx context.Context, c Confirmed) {
 		g.log.Warn("ignored a confirmation whose block does not hash to its hash", "hash", c.Hash.String())
 		return
 	}
+	if g.manifest.Contains(c.Block.Account) {
+		g.checkRejectedConfirmed(c)
+	}
 	if g.manifest.Contains(c.Block.Account) && !g.SignedByUs(c.Hash) && !nano.IsEpochLink(c.Block.Link) {
 		g.Alert(&pb.Alert{
 			Kind:      AlertUnknownBlock,
@@ -60,7 +63,9 @@ func (g *Gateway) ObserveConfirmed(ctx context.Context, c Confirmed) {
 // AutoReceive queues a receive of the send source into account, without
 // approvals (the cold policy decides whether receives need them). It reads
 // the source and its previous block from the node and computes the amount
-// from them; it is idempotent per source.
+// from them; it is idempotent per source. A source is tried again under a
+// new request id after a refusal or a failure, but not after the node
+// refused the signed receive (Request.rejection).
 func (g *Gateway) AutoReceive(ctx context.Context, account nano.PublicKey, source nano.Hash) error {
 	if g.ledger == nil {
 		return fmt.Errorf("coldbridge: auto-receive needs a node")
@@ -77,6 +82,14 @@ func (g *Gateway) AutoReceive(ctx context.Context, account nano.PublicKey, sourc
 		}
 		switch e.view.GetStatus() {
 		case pb.RequestStatus_REQUEST_STATUS_REFUSED, pb.RequestStatus_REQUEST_STATUS_FAILED:
+			if e.view.GetRejection() != "" {
+				// The node refused the signed receive (AlertBlockRejected):
+				// trying again would sign it again (the same block, once
+				// released). A source that appears later is received by hand.
+				g.log.Debug("auto-receive: the node refused this source's receive; not trying again",
+					"account", account.Address(), "source", source.String(), "request_id", e.view.GetRequestId())
+				return nil
+			}
 			continue // try again under the next id
 		}
 		return nil // queued, in flight or done

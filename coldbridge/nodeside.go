@@ -129,7 +129,7 @@ func OpenNodeSide(ctx context.Context, cfg NodeConfig, opts NodeSideOptions) (*N
 	n.pre = node.NewPrecomputer(work, node.PrecomputerOptions{})
 	led, err := node.NewLedger(node.LedgerOptions{
 		Client: n.client, WS: n.ws, Work: work, Precomputer: n.pre, Thresholds: thresholds,
-		PollInterval: opts.PollInterval, Permanent: ErrPermanent, Log: opts.Log,
+		PollInterval: opts.PollInterval, Permanent: ErrPermanent, Rejected: ErrBlockRejected, Log: opts.Log,
 	})
 	if err != nil {
 		n.Close()

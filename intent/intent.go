@@ -5,6 +5,11 @@
 // exactly one encoding and an approval can never be replayed onto another
 // intent, request id or expiry.
 //
+// It also defines the release statement (release.go): what approvers sign
+// to let the signer withdraw an account's recorded frontier, a block the
+// network refused. Its domain differs from the intent's, so an approval of
+// one never counts for the other.
+//
 // This package must never hold or log an approver's private key beyond the
 // call that uses it.
 package intent

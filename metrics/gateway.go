@@ -135,7 +135,7 @@ func NewGateway(opts GatewayOptions) *Gateway {
 		}, []string{"outcome"}),
 		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nanokms_alerts_total",
-			Help: "Critical alerts raised, by kind (UNKNOWN_BLOCK: a custody account's key was used elsewhere; REFUSAL_OVERRIDDEN: a refusal was forged or stale).",
+			Help: "Critical alerts raised, by kind (UNKNOWN_BLOCK: a custody account's key was used elsewhere; REFUSAL_OVERRIDDEN: a refusal was forged or stale; BLOCK_REJECTED: the node refused a block the cold side signed, which jams the account; REJECTED_BLOCK_CONFIRMED: such a block was confirmed after all).",
 		}, []string{"kind"}),
 		FramesRejected: newFramesRejected("gateway"),
 		WriteFailing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -162,6 +162,8 @@ func NewGateway(opts GatewayOptions) *Gateway {
 	}
 	g.Alerts.WithLabelValues(coldbridge.AlertUnknownBlock)
 	g.Alerts.WithLabelValues(coldbridge.AlertRefusalOverridden)
+	g.Alerts.WithLabelValues(coldbridge.AlertBlockRejected)
+	g.Alerts.WithLabelValues(coldbridge.AlertRejectedConfirmed)
 	g.Registry.MustRegister(g.Requests, g.InStatus, g.RequestDuration, g.Resends, g.RoundTrip, g.Publish,
 		g.Confirmation, g.Work, g.Alerts, g.FramesRejected, g.WriteFailing,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

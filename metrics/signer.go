@@ -22,7 +22,7 @@ type Signer struct {
 
 // signerDecisions are the decision label values, signer.Decision*.
 var signerDecisions = []string{signer.DecisionSigned, signer.DecisionRefused, signer.DecisionFailed,
-	signer.DecisionAdopted, signer.DecisionAdoptionFailed}
+	signer.DecisionAdopted, signer.DecisionAdoptionFailed, signer.DecisionReleased, signer.DecisionReleaseFailed}
 
 // refusalReasons returns every refusal reason's name but UNSPECIFIED.
 func refusalReasons() []string {
@@ -41,7 +41,7 @@ func NewSigner() *Signer {
 		Registry: prometheus.NewRegistry(),
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nanokms_signer_decisions_total",
-			Help: "Decisions of the signer, by decision (signed, refused, failed, adopted, adoption_failed) and reason (the refusal reason; repeat for a recorded answer given again; store_full for a failure because the state store is full; internal for another failure).",
+			Help: "Decisions of the signer, by decision (signed, refused, failed, adopted, adoption_failed, released, release_failed) and reason (the refusal reason; repeat for a recorded answer given again; store_full for a failure because the state store is full; internal for another failure).",
 		}, []string{"decision", "reason"}),
 		DecisionTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nanokms_signer_decision_seconds",
@@ -61,6 +61,7 @@ func NewSigner() *Signer {
 	s.Decisions.WithLabelValues(signer.DecisionFailed, signer.ReasonInternal)
 	s.Decisions.WithLabelValues(signer.DecisionFailed, signer.ReasonStoreFull)
 	s.Decisions.WithLabelValues(signer.DecisionAdopted, "")
+	s.Decisions.WithLabelValues(signer.DecisionReleased, "")
 	for _, r := range refusalReasons() {
 		s.Decisions.WithLabelValues(signer.DecisionRefused, r)
 	}

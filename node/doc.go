@@ -66,10 +66,14 @@
 //	"Unreceivable"                                ErrUnreceivable
 //	"Invalid block balance for given subtype"     ErrSubtypeMismatch
 //	"Invalid previous block for given subtype"    ErrSubtypeMismatch
+//	"This block cannot follow the previous block" ErrBlockPosition
+//	"Burning account"                             ErrBurningAccount
 //	"Unknown command"                             ErrUnknownAction
 //
 // The messages are nano-node's (nano/lib/errors.cpp, json_handler.cpp).
-// IsPermanent tells which errors retrying cannot fix.
+// IsPermanent tells which errors retrying cannot fix; Rejection tells the
+// process errors by which the node refused a block itself (the gaps
+// included), and names their class.
 //
 // # WebSocket
 //

@@ -47,6 +47,12 @@ var (
 	// the subtype sent with it ("Invalid block balance for given
 	// subtype", "Invalid previous block for given subtype").
 	ErrSubtypeMismatch = errors.New("block does not match its subtype")
+	// ErrBlockPosition is returned by process when the block cannot follow
+	// its previous ("This block cannot follow the previous block").
+	ErrBlockPosition = errors.New("block position")
+	// ErrBurningAccount is returned by process for a block of the burn
+	// account ("Burning account").
+	ErrBurningAccount = errors.New("burning account")
 	// ErrUnknownAction is returned when the node does not know the RPC
 	// action ("Unknown command"), for example "receivable" before V23.
 	ErrUnknownAction = errors.New("unknown action")
@@ -128,6 +134,8 @@ var nodeMessages = []struct {
 	{"Unreceivable", ErrUnreceivable},
 	{"Invalid block balance for given subtype", ErrSubtypeMismatch},
 	{"Invalid previous block for given subtype", ErrSubtypeMismatch},
+	{"This block cannot follow the previous block", ErrBlockPosition},
+	{"Burning account", ErrBurningAccount},
 	{"Unknown command", ErrUnknownAction},
 }
 
@@ -158,11 +166,45 @@ func newNodeError(action, message string) *NodeError {
 func IsPermanent(err error) bool {
 	for _, p := range []error{
 		ErrFork, ErrBadSignature, ErrBalanceMismatch, ErrUnreceivable, ErrSubtypeMismatch,
-		ErrHashMismatch, ErrInconsistent,
+		ErrBlockPosition, ErrBurningAccount, ErrHashMismatch, ErrInconsistent,
 	} {
 		if errors.Is(err, p) {
 			return true
 		}
 	}
 	return false
+}
+
+// rejections are the process errors by which the node refuses a block
+// itself, in the order Rejection looks for them.
+var rejections = []error{
+	ErrGapSource, ErrGapPrevious, ErrFork, ErrOldBlock, ErrBadSignature, ErrBalanceMismatch,
+	ErrUnreceivable, ErrSubtypeMismatch, ErrBlockPosition, ErrBurningAccount,
+}
+
+// Rejection reports whether err is the node refusing a block it was given
+// to process: a *NodeError of the "process" action whose sentinel is one
+// of ErrGapSource, ErrGapPrevious, ErrFork, ErrOldBlock (a block the node
+// then does not have: Client.Process turns "Old block" for a block it has
+// into success), ErrBadSignature, ErrBalanceMismatch, ErrUnreceivable,
+// ErrSubtypeMismatch, ErrBlockPosition or ErrBurningAccount. It returns
+// that sentinel, whose text ("gap source", "fork", ...) names the class.
+//
+// Unlike IsPermanent, it includes the gaps: a node that is still syncing
+// may later accept a block it refused for a gap, so a caller that treats
+// a rejection as final must say so to whoever decides (the gateway raises
+// an alert, and the operator checks other nodes before acting on it).
+// Insufficient work, an unclassified message and transport failures are
+// not rejections.
+func Rejection(err error) (reason error, ok bool) {
+	var ne *NodeError
+	if !errors.As(err, &ne) || ne.Action != "process" || ne.Err == nil {
+		return nil, false
+	}
+	for _, r := range rejections {
+		if errors.Is(ne.Err, r) {
+			return r, true
+		}
+	}
+	return nil, false
 }

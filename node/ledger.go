@@ -36,6 +36,10 @@ type LedgerOptions struct {
 	// cannot fix (see IsPermanent), so that a caller can branch on its
 	// own sentinel (the gateway passes coldbridge.ErrPermanent).
 	Permanent error
+	// Rejected, if set, is wrapped around every error by which the node
+	// refused a block given to Publish (see Rejection), the gaps included
+	// (the gateway passes coldbridge.ErrBlockRejected).
+	Rejected error
 	// Log receives publication events; nil discards.
 	Log *slog.Logger
 }
@@ -69,10 +73,17 @@ func NewLedger(opts LedgerOptions) (*Ledger, error) {
 	}, nil
 }
 
-// wrap marks permanent errors with opts.Permanent.
+// wrap marks permanent errors with opts.Permanent, and the node's
+// refusals of a block with opts.Rejected.
 func (l *Ledger) wrap(err error) error {
-	if err != nil && l.opts.Permanent != nil && IsPermanent(err) {
-		return fmt.Errorf("%w: %w", l.opts.Permanent, err)
+	if err == nil {
+		return nil
+	}
+	if _, ok := Rejection(err); ok && l.opts.Rejected != nil {
+		err = fmt.Errorf("%w: %w", l.opts.Rejected, err)
+	}
+	if l.opts.Permanent != nil && IsPermanent(err) {
+		err = fmt.Errorf("%w: %w", l.opts.Permanent, err)
 	}
 	return err
 }

@@ -486,8 +486,15 @@ func (c *Client) Process(ctx context.Context, b nano.StateBlock, subtype nano.Su
 		// subtype is checked against the account's new balance first,
 		// "Invalid block balance for given subtype". Either is success
 		// when the node has exactly this block.
-		if _, ierr := c.BlockInfo(ctx, want); ierr == nil {
+		_, ierr := c.BlockInfo(ctx, want)
+		switch {
+		case ierr == nil:
 			return want, nil
+		case !errors.Is(ierr, ErrBlockNotFound):
+			// Whether the node has the block is unknown: the lookup's
+			// error decides (a transport failure is retried), never the
+			// refusal, which would wrongly report the block rejected.
+			return nano.Hash{}, fmt.Errorf("node: process: the node answered %q, and looking the block up failed: %w", processMessage(err), ierr)
 		}
 		return nano.Hash{}, err
 	}
@@ -503,6 +510,15 @@ func (c *Client) Process(ctx context.Context, b nano.StateBlock, subtype nano.Su
 		return nano.Hash{}, fmt.Errorf("node: process: %w: the node answered %s for block %s", ErrHashMismatch, got, want)
 	}
 	return want, nil
+}
+
+// processMessage returns the node's text of a process error.
+func processMessage(err error) string {
+	var ne *NodeError
+	if errors.As(err, &ne) {
+		return ne.Message
+	}
+	return err.Error()
 }
 
 // BlockCount is the node's block_count answer.

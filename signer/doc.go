@@ -22,11 +22,41 @@
 // block (PENDING_BLOCK), so the hot side publishes it instead. A repeated
 // request id with the same intent returns the identical stored response.
 //
+// # Releasing a recorded frontier
+//
+// The signer cannot see the ledger: a block it signed may be one the
+// network will never accept (a receive whose source does not exist, a
+// block on a previous the network does not have). Its record then names a
+// frontier that will never confirm, every later request on the account is
+// refused (PENDING_BLOCK, HEAD_NOT_FRONTIER), and the account is stuck.
+// Release is the operator's way out: with the approvals of the account's
+// group's last tier over a release statement (intent.Release), it
+// withdraws the recorded frontier and returns the record to the frontier
+// before it, in one transaction that also
+//
+//   - removes the withdrawn block from the blocks signed on its previous,
+//     so that a new block can be signed there (this is the fork the
+//     operator accepts: docs/OPERATIONS.md);
+//   - marks the answer recorded for the withdrawn block's request id as
+//     released: a repeat of that request id is refused (RELEASED) rather
+//     than handed the withdrawn block again;
+//   - removes a withdrawn send from the velocity window, and a withdrawn
+//     receive's source from the sources received, so that the source can
+//     be received properly if it ever exists;
+//   - records the statement's digest, so that the statement cannot be
+//     applied twice, and appends a "released" audit record.
+//
+// Only the exact recorded frontier can be withdrawn, and only when it was
+// signed by this signer; a statement whose frontier or balance is not the
+// record's is refused.
+//
 // # What it must never do
 //
 // It never signs a block it did not build from a verified head, never
-// signs twice on one previous, never answers before the decision is
-// durable, and never logs or returns key material, seeds or PINs. It
-// never logs, answers or records caller input unbounded or as invalid
-// UTF-8 (input.go): whatever a request holds, its refusal is recorded.
+// signs twice on one previous (except after an approved release of the
+// first, which the operator confirmed the network refused), never answers
+// before the decision is durable, and never logs or returns key material,
+// seeds or PINs. It never logs, answers or records caller input
+// unbounded or as invalid UTF-8 (input.go): whatever a request holds,
+// its refusal is recorded.
 package signer

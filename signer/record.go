@@ -9,18 +9,27 @@ import (
 )
 
 // The state file's account and signed-block records are a compact binary
-// encoding (version 1), decoded on every request:
+// encoding, decoded on every request:
 //
 //	block  = account[32] ‖ previous[32] ‖ representative[32] ‖ balance[16] ‖
 //	         link[32] ‖ signature[64] ‖ u64 work             (216 bytes)
 //	account record = 0x01 ‖ account[32] ‖ u32 index ‖ u64 height ‖
 //	         u8 opened ‖ [block ‖ frontier hash[32]] ‖ u16 len ‖ wallet
+//	account record with the frontier before (version 2) =
+//	         0x02 ‖ account[32] ‖ u32 index ‖ u64 height ‖ 0x01 ‖ block ‖
+//	         frontier hash[32] ‖ u16 len ‖ wallet ‖
+//	         prior block ‖ prior hash[32] ‖ u64 prior height
 //	signed block   = 0x01 ‖ block ‖ hash[32] ‖ u8 len ‖ request id
 //
-// Integers are big-endian.
+// Integers are big-endian. A record is written as version 2 exactly when
+// it has a Prior (what a release returns to), so each record has one
+// encoding; version 1 records, written before releases existed, are read
+// as they are.
 const (
-	recordVersion = 1
-	blockLen      = 32*3 + 16 + 32 + 64 + 8
+	recordVersion      = 1
+	recordVersionPrior = 2
+	blockLen           = 32*3 + 16 + 32 + 64 + 8
+	priorLen           = blockLen + 32 + 8
 )
 
 // errCorrupt is returned for a record that does not decode.
@@ -57,8 +66,15 @@ func (r *AccountRecord) MarshalBinary() ([]byte, error) {
 	if len(r.Wallet) > 0xFFFF {
 		return nil, fmt.Errorf("signer: wallet label of %d bytes", len(r.Wallet))
 	}
-	out := make([]byte, 0, 1+32+4+8+1+blockLen+32+2+len(r.Wallet))
-	out = append(out, recordVersion)
+	version := byte(recordVersion)
+	if r.Prior != nil {
+		if r.Frontier == nil {
+			return nil, errors.New("signer: an account record with a prior frontier but no frontier")
+		}
+		version = recordVersionPrior
+	}
+	out := make([]byte, 0, 1+32+4+8+1+blockLen+32+2+len(r.Wallet)+priorLen)
+	out = append(out, version)
 	out = append(out, r.Account[:]...)
 	out = binary.BigEndian.AppendUint32(out, r.Index)
 	out = binary.BigEndian.AppendUint64(out, r.Height)
@@ -70,21 +86,31 @@ func (r *AccountRecord) MarshalBinary() ([]byte, error) {
 		out = append(out, 0)
 	}
 	out = binary.BigEndian.AppendUint16(out, uint16(len(r.Wallet)))
-	return append(out, r.Wallet...), nil
+	out = append(out, r.Wallet...)
+	if p := r.Prior; p != nil {
+		out = appendBlock(out, &p.Block)
+		out = append(out, p.Hash[:]...)
+		out = binary.BigEndian.AppendUint64(out, p.Height)
+	}
+	return out, nil
 }
 
 // UnmarshalBinary decodes a record written by MarshalBinary.
 func (r *AccountRecord) UnmarshalBinary(src []byte) error {
 	var out AccountRecord
-	if len(src) < 1+32+4+8+1 || src[0] != recordVersion {
+	if len(src) < 1+32+4+8+1 || (src[0] != recordVersion && src[0] != recordVersionPrior) {
 		return errCorrupt
 	}
+	withPrior := src[0] == recordVersionPrior
 	copy(out.Account[:], src[1:33])
 	out.Index = binary.BigEndian.Uint32(src[33:37])
 	out.Height = binary.BigEndian.Uint64(src[37:45])
 	opened, rest := src[45], src[46:]
 	switch opened {
 	case 0:
+		if withPrior {
+			return errCorrupt
+		}
 	case 1:
 		b, tail, err := readBlock(rest)
 		if err != nil || len(tail) < 32 {
@@ -96,10 +122,22 @@ func (r *AccountRecord) UnmarshalBinary(src []byte) error {
 	default:
 		return errCorrupt
 	}
-	if len(rest) < 2 || len(rest) != 2+int(binary.BigEndian.Uint16(rest)) {
+	var tail int
+	if withPrior {
+		tail = priorLen
+	}
+	if len(rest) < 2 || len(rest) != 2+int(binary.BigEndian.Uint16(rest))+tail {
 		return errCorrupt
 	}
-	out.Wallet = string(rest[2:])
+	n := 2 + int(binary.BigEndian.Uint16(rest))
+	out.Wallet = string(rest[2:n])
+	if withPrior {
+		b, p, err := readBlock(rest[n:])
+		if err != nil {
+			return errCorrupt
+		}
+		out.Prior = &PriorFrontier{Block: b, Hash: nano.Hash(p[:32]), Height: binary.BigEndian.Uint64(p[32:40])}
+	}
 	*r = out
 	return nil
 }

@@ -17,9 +17,13 @@ func sampleBlock() nano.StateBlock {
 
 func TestRecordRoundTrip(t *testing.T) {
 	b := sampleBlock()
+	prior := sampleBlock()
+	prior.Balance = nano.AmountFromUint64(7)
 	recs := []AccountRecord{
 		{Account: nano.PublicKey{9}, Wallet: "treasury", Index: 4294967295},
 		{Account: nano.PublicKey{9}, Wallet: "", Index: 1, Frontier: &b, FrontierHash: b.Hash(), Height: 1 << 40},
+		{Account: nano.PublicKey{9}, Wallet: "w", Index: 2, Frontier: &b, FrontierHash: b.Hash(), Height: 5,
+			Prior: &PriorFrontier{Block: prior, Hash: prior.Hash(), Height: 4}},
 	}
 	for _, r := range recs {
 		data, err := r.MarshalBinary()
@@ -32,8 +36,12 @@ func TestRecordRoundTrip(t *testing.T) {
 		}
 		again, _ := back.MarshalBinary()
 		if !bytes.Equal(data, again) || back.Wallet != r.Wallet || back.Index != r.Index || back.Height != r.Height ||
-			(r.Frontier != nil && (back.Frontier == nil || *back.Frontier != *r.Frontier)) {
+			(r.Frontier != nil && (back.Frontier == nil || *back.Frontier != *r.Frontier)) ||
+			(r.Prior == nil) != (back.Prior == nil) || (r.Prior != nil && *back.Prior != *r.Prior) {
 			t.Fatalf("round trip of %+v gave %+v", r, back)
+		}
+		if want := byte(recordVersion); r.Prior != nil && data[0] != recordVersionPrior || r.Prior == nil && data[0] != want {
+			t.Fatalf("record version %d for a record with prior %v", data[0], r.Prior != nil)
 		}
 		// Every truncation and a trailing byte are refused, never half-read.
 		for n := 0; n < len(data); n++ {
@@ -47,6 +55,19 @@ func TestRecordRoundTrip(t *testing.T) {
 			t.Fatal("a trailing byte was accepted")
 		}
 	}
+	// A prior needs a frontier: refused on encoding, and a version 2
+	// record claiming no frontier is refused on decoding.
+	if _, err := (&AccountRecord{Prior: &PriorFrontier{}}).MarshalBinary(); err == nil {
+		t.Error("a record with a prior and no frontier was encoded")
+	}
+	v1, _ := (&AccountRecord{Account: nano.PublicKey{9}, Wallet: "w"}).MarshalBinary()
+	v2 := append([]byte{recordVersionPrior}, v1[1:]...)
+	v2 = append(v2, make([]byte, priorLen)...)
+	var x AccountRecord
+	if err := x.UnmarshalBinary(v2); !errors.Is(err, errCorrupt) {
+		t.Errorf("a version 2 record without a frontier decoded: %v", err)
+	}
+
 	sb := SignedBlock{Block: b, Hash: b.Hash(), RequestID: "wd-1"}
 	data, err := sb.MarshalBinary()
 	if err != nil {
@@ -75,8 +96,11 @@ func FuzzRecordDecode(f *testing.F) {
 	r := AccountRecord{Account: nano.PublicKey{9}, Wallet: "w", Frontier: &b, FrontierHash: b.Hash()}
 	d1, _ := r.MarshalBinary()
 	d2, _ := (&SignedBlock{Block: b, Hash: b.Hash(), RequestID: "x"}).MarshalBinary()
+	r.Prior = &PriorFrontier{Block: b, Hash: nano.Hash{7}, Height: 3}
+	d3, _ := r.MarshalBinary()
 	f.Add(d1)
 	f.Add(d2)
+	f.Add(d3)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var a AccountRecord
 		if a.UnmarshalBinary(data) == nil {

@@ -29,7 +29,7 @@ const ErrorDomain = "nanokms"
 // codeFor maps a refusal reason to its gRPC status code.
 func codeFor(r pb.RefusalReason) codes.Code {
 	switch r {
-	case rNotFrontier, rPending, rExpired:
+	case rNotFrontier, rPending, rExpired, rReleaseMismatch, rReleased:
 		return codes.FailedPrecondition
 	case rApprovalsMissing, rApproverUnknown, rApprovalDup, rApprovalInvalid, rPolicy,
 		pb.RefusalReason_REFUSAL_REASON_DESTINATION_NOT_ALLOWED,

@@ -34,6 +34,9 @@ type Policy interface {
 	EpochSigners() []nano.PublicKey
 	// Evaluate returns nil if policy allows r, else a *policy.Violation.
 	Evaluate(r policy.Request) error
+	// EvaluateRelease returns nil if policy allows the release r, else a
+	// *policy.Violation.
+	EvaluateRelease(r policy.ReleaseRequest) error
 }
 
 // Options tune a Signer. The zero value is usable.
@@ -168,6 +171,11 @@ func (s *Signer) Sign(ctx context.Context, req *pb.SignRequest) (resp *pb.SignRe
 		if snap.stored.IntentDigest != digest {
 			return nil, s.refused(req, &in, digest[:], refuse(rReused, "request id %q was used for another intent", in.RequestID), now)
 		}
+		if rel := snap.released; rel != nil {
+			return nil, s.refused(req, &in, digest[:], refuse(rReleased,
+				"block %s signed for request id %q was withdrawn by a release (audit record %d): the request id cannot be used again; submit a new request",
+				rel.Block, in.RequestID, rel.AuditSeq), now)
+		}
 		repeat = true
 		return snap.stored.Response, nil
 	}
@@ -285,6 +293,7 @@ func (s *Signer) decide(ctx context.Context, req *pb.SignRequest, in *intent.Par
 	next := rec
 	blk := b.block
 	next.Frontier, next.FrontierHash = &blk, hash
+	next.Prior = priorOf(&rec)
 	if rec.Height > 0 {
 		next.Height = rec.Height + 1
 		if b.epochHead {
@@ -332,27 +341,7 @@ func (s *Signer) commit(in *intent.Parsed, d *Decision) (*pb.SignResponse, *Refu
 // checkApprovals verifies every approval over the intent and returns the
 // names of the approvers.
 func (s *Signer) checkApprovals(in *intent.Parsed, approvals []*pb.Approval) ([]string, *Refusal) {
-	msg := in.Canonical()
-	seen := make(map[string]bool, len(approvals))
-	names := make([]string, 0, len(approvals))
-	for i, a := range approvals {
-		if len(a.GetPublicKey()) != ed25519.PublicKeySize || len(a.GetSignature()) != ed25519.SignatureSize {
-			return nil, refuse(rMalformed, "approvals[%d]: key or signature has the wrong size", i)
-		}
-		name, ok := s.policy.ApproverByKey(ed25519.PublicKey(a.GetPublicKey()))
-		if !ok {
-			return nil, refuse(rApproverUnknown, "approvals[%d]: key %X is not a configured approver", i, a.GetPublicKey())
-		}
-		if seen[name] {
-			return nil, refuse(rApprovalDup, "approvals[%d]: approver %q appears twice", i, name)
-		}
-		seen[name] = true
-		if !intent.VerifyApproval(msg, a) {
-			return nil, refuse(rApprovalInvalid, "approvals[%d]: approver %q's signature is not over this intent", i, name)
-		}
-		names = append(names, name)
-	}
-	return names, nil
+	return s.checkApprovalsOver(in.Canonical(), approvals, "intent")
 }
 
 // intentRefusal is the refusal of an intent that does not parse, naming

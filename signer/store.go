@@ -41,6 +41,12 @@ type AccountRecord struct {
 	FrontierHash nano.Hash `json:"frontier_hash"`
 	// Height is the frontier's height, or 0 when unknown or unopened.
 	Height uint64 `json:"height"`
+	// Prior is the frontier before Frontier, recorded when the signer
+	// signed Frontier on it: what a release (release.go) returns to. Nil
+	// for an adopted frontier, a frontier that opened the account (a
+	// release returns it to unopened), one recorded before nanokms kept
+	// it, and one restored by a release.
+	Prior *PriorFrontier `json:"prior,omitempty"`
 }
 
 // Balance returns the balance after the frontier (0 when unopened).
@@ -367,9 +373,11 @@ func sentIn(tx *bolt.Tx, a nano.PublicKey, now time.Time) (nano.Amount, error) {
 // snapshot is what a signing decision reads before it is made, from one
 // read transaction.
 type snapshot struct {
-	// answered: the request id has a recorded response, stored.
+	// answered: the request id has a recorded response, stored; released:
+	// its block was withdrawn by a release (release.go).
 	answered bool
 	stored   StoredResponse
+	released *ReleasedRequest
 	// tracked: the account has a record, rec; sent is its 24-hour total.
 	tracked bool
 	rec     AccountRecord
@@ -384,6 +392,9 @@ func (s *Store) snapshot(id string, a nano.PublicKey, now time.Time) (snapshot, 
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
 		if out.stored, out.answered, err = getRequest(tx, id); err != nil || out.answered {
+			if out.answered {
+				out.released, err = releasedOf(tx, id)
+			}
 			return err
 		}
 		if out.tracked, err = getRecord(tx.Bucket(bucketAccounts), a[:], &out.rec); err != nil || !out.tracked {

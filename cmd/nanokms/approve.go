@@ -20,19 +20,24 @@ import (
 type approveOptions struct {
 	keyFile    string
 	intentFile string
+	release    bool
 }
 
 func newApproveCmd(e *env) *cobra.Command {
 	var opts approveOptions
 	cmd := &cobra.Command{
-		Use:   "approve --key-file K [INTENT]",
-		Short: "Sign an intent as an approver (RFC 8032 Ed25519 over its canonical bytes)",
+		Use:   "approve --key-file K [--release] [INTENT]",
+		Short: "Sign an intent (or a release statement) as an approver (RFC 8032 Ed25519 over its canonical bytes)",
 		Long: `Reads an intent (the JSON form of nanokms.v1.Intent) from INTENT or standard
 input, and prints an approval: the approver's public key and an Ed25519
 signature over the intent's canonical bytes (docs/PROTOCOL.md), as the JSON
 form of nanokms.v1.Approval. The key file holds the approver's Ed25519
 private key as a PKCS#8 PEM block or as 64 hex digits (the RFC 8032 seed);
-make one with 'nanokms approver keygen'.`,
+make one with 'nanokms approver keygen'.
+
+With --release the input is a release statement (the output of 'nanokms
+signer release prepare') instead, and what it withdraws is said in words on
+standard error before it is approved.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -42,6 +47,7 @@ make one with 'nanokms approver keygen'.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.keyFile, "key-file", "", "the approver's Ed25519 private key (PEM or 64 hex digits)")
+	cmd.Flags().BoolVar(&opts.release, "release", false, "approve a release statement (nanokms signer release) rather than an intent")
 	return cmd
 }
 
@@ -60,6 +66,9 @@ func runApprove(_ context.Context, e *env, opts approveOptions) error {
 	data, err := readInput(e, opts.intentFile)
 	if err != nil {
 		return err
+	}
+	if opts.release {
+		return approveRelease(e, key, data)
 	}
 	var in pb.Intent
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(data, &in); err != nil {

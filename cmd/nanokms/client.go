@@ -81,6 +81,7 @@ type requestJSON struct {
 	Block         *nano.StateBlock `json:"block,omitempty"`
 	RefusalReason string           `json:"refusal_reason,omitempty"`
 	Error         string           `json:"error,omitempty"`
+	Rejection     string           `json:"rejection,omitempty"`
 	Attempts      uint32           `json:"attempts"`
 }
 
@@ -89,7 +90,8 @@ func toRequestJSON(r *pb.Request) requestJSON {
 		RequestID: r.GetRequestId(), Status: statusName(r.GetStatus()),
 		Kind:    strings.ToLower(strings.TrimPrefix(r.GetIntent().GetKind().String(), "INTENT_KIND_")),
 		Account: nano.PublicKey(r.GetIntent().GetAccount()).Address(), AmountRaw: r.GetIntent().GetAmountRaw(),
-		Subtype: r.GetSubtype(), RefusalReason: r.GetRefusalReason(), Error: r.GetError(), Attempts: r.GetAttempts(),
+		Subtype: r.GetSubtype(), RefusalReason: r.GetRefusalReason(), Error: r.GetError(), Rejection: r.GetRejection(),
+		Attempts: r.GetAttempts(),
 	}
 	if len(r.GetBlockHash()) == 32 {
 		out.Hash = nano.Hash(r.GetBlockHash()).String()

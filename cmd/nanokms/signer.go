@@ -35,7 +35,7 @@ error.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.config, "config", "", "the signer's configuration file")
-	cmd.AddCommand(newSignerAdoptCmd(e), newSignerAccountsCmd(e))
+	cmd.AddCommand(newSignerAdoptCmd(e), newSignerAccountsCmd(e), newSignerReleaseCmd(e))
 	return cmd
 }
 

@@ -23,7 +23,9 @@
 // destinations and representatives to allowlists, and demands a quorum of
 // approvers chosen by the amount (its tiers). Config.Evaluate applies these
 // rules in a fixed order and reports the first one broken as a *Violation
-// carrying the RefusalReason the signer returns.
+// carrying the RefusalReason the signer returns. Config.EvaluateRelease
+// decides the release of a recorded frontier (the signer's Release): it
+// needs the quorum of the account's group's last tier.
 //
 // # What this package must never do
 //

@@ -306,7 +306,12 @@ type Request struct {
 	// When the status last changed, in Unix nanoseconds.
 	UpdatedUnixNano int64 `protobuf:"varint,10,opt,name=updated_unix_nano,json=updatedUnixNano,proto3" json:"updated_unix_nano,omitempty"`
 	// The subtype of the signed block ("send", "receive", "open", "change").
-	Subtype       string `protobuf:"bytes,11,opt,name=subtype,proto3" json:"subtype,omitempty"`
+	Subtype string `protobuf:"bytes,11,opt,name=subtype,proto3" json:"subtype,omitempty"`
+	// For FAILED: when the node refused the signed block for good, the
+	// node's error class ("gap source", "gap previous", "fork", "old block",
+	// "bad signature", ...); an alert BLOCK_REJECTED was raised. Empty
+	// otherwise.
+	Rejection     string `protobuf:"bytes,12,opt,name=rejection,proto3" json:"rejection,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -414,6 +419,13 @@ func (x *Request) GetUpdatedUnixNano() int64 {
 func (x *Request) GetSubtype() string {
 	if x != nil {
 		return x.Subtype
+	}
+	return ""
+}
+
+func (x *Request) GetRejection() string {
+	if x != nil {
+		return x.Rejection
 	}
 	return ""
 }
@@ -706,7 +718,11 @@ func (*WatchAlertsRequest) Descriptor() ([]byte, []int) {
 // Alert is a critical event.
 type Alert struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// What kind: "UNKNOWN_BLOCK" (a confirmed block nanokms never signed).
+	// What kind: "UNKNOWN_BLOCK" (a confirmed block nanokms never signed),
+	// "REFUSAL_OVERRIDDEN" (a refusal was forged or stale),
+	// "BLOCK_REJECTED" (the node refused a block the cold side signed: the
+	// signer's frontier for the account will never confirm) or
+	// "REJECTED_BLOCK_CONFIRMED" (such a block was confirmed after all).
 	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
 	// The custody account concerned.
 	Account []byte `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
@@ -803,7 +819,7 @@ const file_nanokms_v1_custody_proto_rawDesc = "" +
 	"\arequest\x18\x02 \x01(\v2\x13.nanokms.v1.RequestR\arequest\"2\n" +
 	"\x11GetRequestRequest\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\"\x9e\x03\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\"\xbc\x03\n" +
 	"\aRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x121\n" +
@@ -818,7 +834,8 @@ const file_nanokms_v1_custody_proto_rawDesc = "" +
 	"\x13submitted_unix_nano\x18\t \x01(\x03R\x11submittedUnixNano\x12*\n" +
 	"\x11updated_unix_nano\x18\n" +
 	" \x01(\x03R\x0fupdatedUnixNano\x12\x18\n" +
-	"\asubtype\x18\v \x01(\tR\asubtype\"/\n" +
+	"\asubtype\x18\v \x01(\tR\asubtype\x12\x1c\n" +
+	"\trejection\x18\f \x01(\tR\trejection\"/\n" +
 	"\x13ListRequestsRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\fR\aaccount\"G\n" +
 	"\x14ListRequestsResponse\x12/\n" +

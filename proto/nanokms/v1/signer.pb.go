@@ -83,6 +83,13 @@ const (
 	RefusalReason_REFUSAL_REASON_POLICY_DENIED RefusalReason = 24
 	// The account is already tracked (AdoptAccount).
 	RefusalReason_REFUSAL_REASON_ALREADY_TRACKED RefusalReason = 25
+	// Release: the statement does not fit the signer's record (the frontier
+	// it returns to, its balance), the frontier was not signed by this signer,
+	// or the statement was already applied.
+	RefusalReason_REFUSAL_REASON_RELEASE_MISMATCH RefusalReason = 26
+	// Sign: the block signed for this request id was withdrawn by a release;
+	// the request id cannot be used again.
+	RefusalReason_REFUSAL_REASON_RELEASED RefusalReason = 27
 )
 
 // Enum value maps for RefusalReason.
@@ -114,6 +121,8 @@ var (
 		23: "REFUSAL_REASON_UNKNOWN_ACCOUNT",
 		24: "REFUSAL_REASON_POLICY_DENIED",
 		25: "REFUSAL_REASON_ALREADY_TRACKED",
+		26: "REFUSAL_REASON_RELEASE_MISMATCH",
+		27: "REFUSAL_REASON_RELEASED",
 	}
 	RefusalReason_value = map[string]int32{
 		"REFUSAL_REASON_UNSPECIFIED":                0,
@@ -142,6 +151,8 @@ var (
 		"REFUSAL_REASON_UNKNOWN_ACCOUNT":            23,
 		"REFUSAL_REASON_POLICY_DENIED":              24,
 		"REFUSAL_REASON_ALREADY_TRACKED":            25,
+		"REFUSAL_REASON_RELEASE_MISMATCH":           26,
+		"REFUSAL_REASON_RELEASED":                   27,
 	}
 )
 
@@ -737,7 +748,7 @@ type AuditRecord struct {
 	Hash []byte `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
 	// When the decision was made, in Unix nanoseconds.
 	TimeUnixNano int64 `protobuf:"varint,4,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
-	// "signed", "refused" or "adopted".
+	// "signed", "refused", "adopted" or "released".
 	Decision string `protobuf:"bytes,5,opt,name=decision,proto3" json:"decision,omitempty"`
 	// The request id, when the decision answers a request whose id is
 	// valid; an id that is not (too long, other characters, not UTF-8) is
@@ -749,9 +760,11 @@ type AuditRecord struct {
 	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
 	// A human-readable detail (never secret), at most 1024 bytes.
 	Detail string `protobuf:"bytes,9,opt,name=detail,proto3" json:"detail,omitempty"`
-	// The signed block's hash, for a signature.
+	// The signed block's hash, for a signature; the withdrawn block's, for a
+	// release.
 	BlockHash []byte `protobuf:"bytes,10,opt,name=block_hash,json=blockHash,proto3" json:"block_hash,omitempty"`
-	// The intent's canonical bytes (its hash ties approvals to the record).
+	// The BLAKE2b-256 digest of the intent's canonical bytes (of the release
+	// statement's, for a release): it ties the approvals to the record.
 	IntentHash    []byte `protobuf:"bytes,11,opt,name=intent_hash,json=intentHash,proto3" json:"intent_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -864,6 +877,297 @@ func (x *AuditRecord) GetIntentHash() []byte {
 	return nil
 }
 
+// ReleaseStatement is what approvers sign to withdraw a recorded frontier:
+// its canonical bytes (docs/PROTOCOL.md) bind every field.
+type ReleaseStatement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's 32-byte public key.
+	Account []byte `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	// The 32-byte hash of the block withdrawn: the account's recorded frontier.
+	BlockHash []byte `protobuf:"bytes,2,opt,name=block_hash,json=blockHash,proto3" json:"block_hash,omitempty"`
+	// The 32-byte hash of the frontier the record returns to (the block
+	// before the withdrawn one); 32 zero bytes when the withdrawn block opened
+	// the account, which returns to unopened.
+	Frontier []byte `protobuf:"bytes,3,opt,name=frontier,proto3" json:"frontier,omitempty"`
+	// The balance after that frontier, in raw as a decimal string ("0" for
+	// unopened).
+	BalanceRaw string `protobuf:"bytes,4,opt,name=balance_raw,json=balanceRaw,proto3" json:"balance_raw,omitempty"`
+	// When the statement stops being valid, in Unix seconds.
+	ExpiresAtUnix int64 `protobuf:"varint,5,opt,name=expires_at_unix,json=expiresAtUnix,proto3" json:"expires_at_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseStatement) Reset() {
+	*x = ReleaseStatement{}
+	mi := &file_nanokms_v1_signer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseStatement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseStatement) ProtoMessage() {}
+
+func (x *ReleaseStatement) ProtoReflect() protoreflect.Message {
+	mi := &file_nanokms_v1_signer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseStatement.ProtoReflect.Descriptor instead.
+func (*ReleaseStatement) Descriptor() ([]byte, []int) {
+	return file_nanokms_v1_signer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReleaseStatement) GetAccount() []byte {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *ReleaseStatement) GetBlockHash() []byte {
+	if x != nil {
+		return x.BlockHash
+	}
+	return nil
+}
+
+func (x *ReleaseStatement) GetFrontier() []byte {
+	if x != nil {
+		return x.Frontier
+	}
+	return nil
+}
+
+func (x *ReleaseStatement) GetBalanceRaw() string {
+	if x != nil {
+		return x.BalanceRaw
+	}
+	return ""
+}
+
+func (x *ReleaseStatement) GetExpiresAtUnix() int64 {
+	if x != nil {
+		return x.ExpiresAtUnix
+	}
+	return 0
+}
+
+// PrepareReleaseRequest names the frontier to withdraw.
+type PrepareReleaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's 32-byte public key.
+	Account []byte `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	// The hash of the block to withdraw (the account's recorded frontier).
+	BlockHash []byte `protobuf:"bytes,2,opt,name=block_hash,json=blockHash,proto3" json:"block_hash,omitempty"`
+	// The statement's expiry, in Unix seconds.
+	ExpiresAtUnix int64 `protobuf:"varint,3,opt,name=expires_at_unix,json=expiresAtUnix,proto3" json:"expires_at_unix,omitempty"`
+	// The block before the withdrawn one, signed, when the signer has no
+	// record of it (a frontier recorded by an older nanokms, or one restored
+	// by an earlier release). It must hash to the withdrawn block's previous.
+	Previous      *Block `protobuf:"bytes,4,opt,name=previous,proto3" json:"previous,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrepareReleaseRequest) Reset() {
+	*x = PrepareReleaseRequest{}
+	mi := &file_nanokms_v1_signer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrepareReleaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrepareReleaseRequest) ProtoMessage() {}
+
+func (x *PrepareReleaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nanokms_v1_signer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrepareReleaseRequest.ProtoReflect.Descriptor instead.
+func (*PrepareReleaseRequest) Descriptor() ([]byte, []int) {
+	return file_nanokms_v1_signer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PrepareReleaseRequest) GetAccount() []byte {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *PrepareReleaseRequest) GetBlockHash() []byte {
+	if x != nil {
+		return x.BlockHash
+	}
+	return nil
+}
+
+func (x *PrepareReleaseRequest) GetExpiresAtUnix() int64 {
+	if x != nil {
+		return x.ExpiresAtUnix
+	}
+	return 0
+}
+
+func (x *PrepareReleaseRequest) GetPrevious() *Block {
+	if x != nil {
+		return x.Previous
+	}
+	return nil
+}
+
+// ReleaseRequest is an approved release statement.
+type ReleaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The statement.
+	Statement *ReleaseStatement `protobuf:"bytes,1,opt,name=statement,proto3" json:"statement,omitempty"`
+	// Approvals over the statement's canonical bytes.
+	Approvals []*Approval `protobuf:"bytes,2,rep,name=approvals,proto3" json:"approvals,omitempty"`
+	// As in PrepareReleaseRequest: the block before the withdrawn one, when
+	// the signer has no record of it.
+	Previous      *Block `protobuf:"bytes,3,opt,name=previous,proto3" json:"previous,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseRequest) Reset() {
+	*x = ReleaseRequest{}
+	mi := &file_nanokms_v1_signer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseRequest) ProtoMessage() {}
+
+func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nanokms_v1_signer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseRequest) Descriptor() ([]byte, []int) {
+	return file_nanokms_v1_signer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReleaseRequest) GetStatement() *ReleaseStatement {
+	if x != nil {
+		return x.Statement
+	}
+	return nil
+}
+
+func (x *ReleaseRequest) GetApprovals() []*Approval {
+	if x != nil {
+		return x.Approvals
+	}
+	return nil
+}
+
+func (x *ReleaseRequest) GetPrevious() *Block {
+	if x != nil {
+		return x.Previous
+	}
+	return nil
+}
+
+// ReleaseResponse is the account's record after a release.
+type ReleaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's record, back on the frontier before the withdrawn block.
+	Account *AccountState `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	// The audit record of the release.
+	AuditSeq uint64 `protobuf:"varint,2,opt,name=audit_seq,json=auditSeq,proto3" json:"audit_seq,omitempty"`
+	// The request id whose block was withdrawn; a repeat of it is refused
+	// (RELEASED).
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseResponse) Reset() {
+	*x = ReleaseResponse{}
+	mi := &file_nanokms_v1_signer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseResponse) ProtoMessage() {}
+
+func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nanokms_v1_signer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseResponse) Descriptor() ([]byte, []int) {
+	return file_nanokms_v1_signer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ReleaseResponse) GetAccount() *AccountState {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *ReleaseResponse) GetAuditSeq() uint64 {
+	if x != nil {
+		return x.AuditSeq
+	}
+	return 0
+}
+
+func (x *ReleaseResponse) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 var File_nanokms_v1_signer_proto protoreflect.FileDescriptor
 
 const file_nanokms_v1_signer_proto_rawDesc = "" +
@@ -924,7 +1228,30 @@ const file_nanokms_v1_signer_proto_rawDesc = "" +
 	"block_hash\x18\n" +
 	" \x01(\fR\tblockHash\x12\x1f\n" +
 	"\vintent_hash\x18\v \x01(\fR\n" +
-	"intentHash*\xd8\a\n" +
+	"intentHash\"\xb0\x01\n" +
+	"\x10ReleaseStatement\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\fR\aaccount\x12\x1d\n" +
+	"\n" +
+	"block_hash\x18\x02 \x01(\fR\tblockHash\x12\x1a\n" +
+	"\bfrontier\x18\x03 \x01(\fR\bfrontier\x12\x1f\n" +
+	"\vbalance_raw\x18\x04 \x01(\tR\n" +
+	"balanceRaw\x12&\n" +
+	"\x0fexpires_at_unix\x18\x05 \x01(\x03R\rexpiresAtUnix\"\xa7\x01\n" +
+	"\x15PrepareReleaseRequest\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\fR\aaccount\x12\x1d\n" +
+	"\n" +
+	"block_hash\x18\x02 \x01(\fR\tblockHash\x12&\n" +
+	"\x0fexpires_at_unix\x18\x03 \x01(\x03R\rexpiresAtUnix\x12-\n" +
+	"\bprevious\x18\x04 \x01(\v2\x11.nanokms.v1.BlockR\bprevious\"\xaf\x01\n" +
+	"\x0eReleaseRequest\x12:\n" +
+	"\tstatement\x18\x01 \x01(\v2\x1c.nanokms.v1.ReleaseStatementR\tstatement\x122\n" +
+	"\tapprovals\x18\x02 \x03(\v2\x14.nanokms.v1.ApprovalR\tapprovals\x12-\n" +
+	"\bprevious\x18\x03 \x01(\v2\x11.nanokms.v1.BlockR\bprevious\"\x81\x01\n" +
+	"\x0fReleaseResponse\x122\n" +
+	"\aaccount\x18\x01 \x01(\v2\x18.nanokms.v1.AccountStateR\aaccount\x12\x1b\n" +
+	"\taudit_seq\x18\x02 \x01(\x04R\bauditSeq\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId*\x9a\b\n" +
 	"\rRefusalReason\x12\x1e\n" +
 	"\x1aREFUSAL_REASON_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18REFUSAL_REASON_MALFORMED\x10\x01\x12%\n" +
@@ -952,14 +1279,18 @@ const file_nanokms_v1_signer_proto_rawDesc = "" +
 	")REFUSAL_REASON_REPRESENTATIVE_NOT_ALLOWED\x10\x16\x12\"\n" +
 	"\x1eREFUSAL_REASON_UNKNOWN_ACCOUNT\x10\x17\x12 \n" +
 	"\x1cREFUSAL_REASON_POLICY_DENIED\x10\x18\x12\"\n" +
-	"\x1eREFUSAL_REASON_ALREADY_TRACKED\x10\x192\xe6\x02\n" +
+	"\x1eREFUSAL_REASON_ALREADY_TRACKED\x10\x19\x12#\n" +
+	"\x1fREFUSAL_REASON_RELEASE_MISMATCH\x10\x1a\x12\x1b\n" +
+	"\x17REFUSAL_REASON_RELEASED\x10\x1b2\xfd\x03\n" +
 	"\x06Signer\x129\n" +
 	"\x04Sign\x12\x17.nanokms.v1.SignRequest\x1a\x18.nanokms.v1.SignResponse\x12E\n" +
 	"\n" +
 	"GetAccount\x12\x1d.nanokms.v1.GetAccountRequest\x1a\x18.nanokms.v1.AccountState\x12Q\n" +
 	"\fListAccounts\x12\x1f.nanokms.v1.ListAccountsRequest\x1a .nanokms.v1.ListAccountsResponse\x12I\n" +
 	"\fAdoptAccount\x12\x1f.nanokms.v1.AdoptAccountRequest\x1a\x18.nanokms.v1.AccountState\x12<\n" +
-	"\x05Audit\x12\x18.nanokms.v1.AuditRequest\x1a\x17.nanokms.v1.AuditRecord0\x01B7Z5github.com/nanokms/nanokms/proto/nanokms/v1;nanokmsv1b\x06proto3"
+	"\x05Audit\x12\x18.nanokms.v1.AuditRequest\x1a\x17.nanokms.v1.AuditRecord0\x01\x12Q\n" +
+	"\x0ePrepareRelease\x12!.nanokms.v1.PrepareReleaseRequest\x1a\x1c.nanokms.v1.ReleaseStatement\x12B\n" +
+	"\aRelease\x12\x1a.nanokms.v1.ReleaseRequest\x1a\x1b.nanokms.v1.ReleaseResponseB7Z5github.com/nanokms/nanokms/proto/nanokms/v1;nanokmsv1b\x06proto3"
 
 var (
 	file_nanokms_v1_signer_proto_rawDescOnce sync.Once
@@ -974,47 +1305,60 @@ func file_nanokms_v1_signer_proto_rawDescGZIP() []byte {
 }
 
 var file_nanokms_v1_signer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_nanokms_v1_signer_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_nanokms_v1_signer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_nanokms_v1_signer_proto_goTypes = []any{
-	(RefusalReason)(0),           // 0: nanokms.v1.RefusalReason
-	(*SignRequest)(nil),          // 1: nanokms.v1.SignRequest
-	(*SignResponse)(nil),         // 2: nanokms.v1.SignResponse
-	(*GetAccountRequest)(nil),    // 3: nanokms.v1.GetAccountRequest
-	(*AccountState)(nil),         // 4: nanokms.v1.AccountState
-	(*ListAccountsRequest)(nil),  // 5: nanokms.v1.ListAccountsRequest
-	(*ListAccountsResponse)(nil), // 6: nanokms.v1.ListAccountsResponse
-	(*AdoptAccountRequest)(nil),  // 7: nanokms.v1.AdoptAccountRequest
-	(*AuditRequest)(nil),         // 8: nanokms.v1.AuditRequest
-	(*AuditRecord)(nil),          // 9: nanokms.v1.AuditRecord
-	(*Intent)(nil),               // 10: nanokms.v1.Intent
-	(*Block)(nil),                // 11: nanokms.v1.Block
-	(*Approval)(nil),             // 12: nanokms.v1.Approval
+	(RefusalReason)(0),            // 0: nanokms.v1.RefusalReason
+	(*SignRequest)(nil),           // 1: nanokms.v1.SignRequest
+	(*SignResponse)(nil),          // 2: nanokms.v1.SignResponse
+	(*GetAccountRequest)(nil),     // 3: nanokms.v1.GetAccountRequest
+	(*AccountState)(nil),          // 4: nanokms.v1.AccountState
+	(*ListAccountsRequest)(nil),   // 5: nanokms.v1.ListAccountsRequest
+	(*ListAccountsResponse)(nil),  // 6: nanokms.v1.ListAccountsResponse
+	(*AdoptAccountRequest)(nil),   // 7: nanokms.v1.AdoptAccountRequest
+	(*AuditRequest)(nil),          // 8: nanokms.v1.AuditRequest
+	(*AuditRecord)(nil),           // 9: nanokms.v1.AuditRecord
+	(*ReleaseStatement)(nil),      // 10: nanokms.v1.ReleaseStatement
+	(*PrepareReleaseRequest)(nil), // 11: nanokms.v1.PrepareReleaseRequest
+	(*ReleaseRequest)(nil),        // 12: nanokms.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),       // 13: nanokms.v1.ReleaseResponse
+	(*Intent)(nil),                // 14: nanokms.v1.Intent
+	(*Block)(nil),                 // 15: nanokms.v1.Block
+	(*Approval)(nil),              // 16: nanokms.v1.Approval
 }
 var file_nanokms_v1_signer_proto_depIdxs = []int32{
-	10, // 0: nanokms.v1.SignRequest.intent:type_name -> nanokms.v1.Intent
-	11, // 1: nanokms.v1.SignRequest.head:type_name -> nanokms.v1.Block
-	11, // 2: nanokms.v1.SignRequest.source:type_name -> nanokms.v1.Block
-	11, // 3: nanokms.v1.SignRequest.source_previous:type_name -> nanokms.v1.Block
-	11, // 4: nanokms.v1.SignRequest.template:type_name -> nanokms.v1.Block
-	12, // 5: nanokms.v1.SignRequest.approvals:type_name -> nanokms.v1.Approval
-	11, // 6: nanokms.v1.SignResponse.block:type_name -> nanokms.v1.Block
+	14, // 0: nanokms.v1.SignRequest.intent:type_name -> nanokms.v1.Intent
+	15, // 1: nanokms.v1.SignRequest.head:type_name -> nanokms.v1.Block
+	15, // 2: nanokms.v1.SignRequest.source:type_name -> nanokms.v1.Block
+	15, // 3: nanokms.v1.SignRequest.source_previous:type_name -> nanokms.v1.Block
+	15, // 4: nanokms.v1.SignRequest.template:type_name -> nanokms.v1.Block
+	16, // 5: nanokms.v1.SignRequest.approvals:type_name -> nanokms.v1.Approval
+	15, // 6: nanokms.v1.SignResponse.block:type_name -> nanokms.v1.Block
 	4,  // 7: nanokms.v1.ListAccountsResponse.accounts:type_name -> nanokms.v1.AccountState
-	11, // 8: nanokms.v1.AdoptAccountRequest.head:type_name -> nanokms.v1.Block
-	1,  // 9: nanokms.v1.Signer.Sign:input_type -> nanokms.v1.SignRequest
-	3,  // 10: nanokms.v1.Signer.GetAccount:input_type -> nanokms.v1.GetAccountRequest
-	5,  // 11: nanokms.v1.Signer.ListAccounts:input_type -> nanokms.v1.ListAccountsRequest
-	7,  // 12: nanokms.v1.Signer.AdoptAccount:input_type -> nanokms.v1.AdoptAccountRequest
-	8,  // 13: nanokms.v1.Signer.Audit:input_type -> nanokms.v1.AuditRequest
-	2,  // 14: nanokms.v1.Signer.Sign:output_type -> nanokms.v1.SignResponse
-	4,  // 15: nanokms.v1.Signer.GetAccount:output_type -> nanokms.v1.AccountState
-	6,  // 16: nanokms.v1.Signer.ListAccounts:output_type -> nanokms.v1.ListAccountsResponse
-	4,  // 17: nanokms.v1.Signer.AdoptAccount:output_type -> nanokms.v1.AccountState
-	9,  // 18: nanokms.v1.Signer.Audit:output_type -> nanokms.v1.AuditRecord
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	15, // 8: nanokms.v1.AdoptAccountRequest.head:type_name -> nanokms.v1.Block
+	15, // 9: nanokms.v1.PrepareReleaseRequest.previous:type_name -> nanokms.v1.Block
+	10, // 10: nanokms.v1.ReleaseRequest.statement:type_name -> nanokms.v1.ReleaseStatement
+	16, // 11: nanokms.v1.ReleaseRequest.approvals:type_name -> nanokms.v1.Approval
+	15, // 12: nanokms.v1.ReleaseRequest.previous:type_name -> nanokms.v1.Block
+	4,  // 13: nanokms.v1.ReleaseResponse.account:type_name -> nanokms.v1.AccountState
+	1,  // 14: nanokms.v1.Signer.Sign:input_type -> nanokms.v1.SignRequest
+	3,  // 15: nanokms.v1.Signer.GetAccount:input_type -> nanokms.v1.GetAccountRequest
+	5,  // 16: nanokms.v1.Signer.ListAccounts:input_type -> nanokms.v1.ListAccountsRequest
+	7,  // 17: nanokms.v1.Signer.AdoptAccount:input_type -> nanokms.v1.AdoptAccountRequest
+	8,  // 18: nanokms.v1.Signer.Audit:input_type -> nanokms.v1.AuditRequest
+	11, // 19: nanokms.v1.Signer.PrepareRelease:input_type -> nanokms.v1.PrepareReleaseRequest
+	12, // 20: nanokms.v1.Signer.Release:input_type -> nanokms.v1.ReleaseRequest
+	2,  // 21: nanokms.v1.Signer.Sign:output_type -> nanokms.v1.SignResponse
+	4,  // 22: nanokms.v1.Signer.GetAccount:output_type -> nanokms.v1.AccountState
+	6,  // 23: nanokms.v1.Signer.ListAccounts:output_type -> nanokms.v1.ListAccountsResponse
+	4,  // 24: nanokms.v1.Signer.AdoptAccount:output_type -> nanokms.v1.AccountState
+	9,  // 25: nanokms.v1.Signer.Audit:output_type -> nanokms.v1.AuditRecord
+	10, // 26: nanokms.v1.Signer.PrepareRelease:output_type -> nanokms.v1.ReleaseStatement
+	13, // 27: nanokms.v1.Signer.Release:output_type -> nanokms.v1.ReleaseResponse
+	21, // [21:28] is the sub-list for method output_type
+	14, // [14:21] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_nanokms_v1_signer_proto_init() }
@@ -1029,7 +1373,7 @@ func file_nanokms_v1_signer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nanokms_v1_signer_proto_rawDesc), len(file_nanokms_v1_signer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

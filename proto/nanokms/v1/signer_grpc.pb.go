@@ -23,11 +23,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Signer_Sign_FullMethodName         = "/nanokms.v1.Signer/Sign"
-	Signer_GetAccount_FullMethodName   = "/nanokms.v1.Signer/GetAccount"
-	Signer_ListAccounts_FullMethodName = "/nanokms.v1.Signer/ListAccounts"
-	Signer_AdoptAccount_FullMethodName = "/nanokms.v1.Signer/AdoptAccount"
-	Signer_Audit_FullMethodName        = "/nanokms.v1.Signer/Audit"
+	Signer_Sign_FullMethodName           = "/nanokms.v1.Signer/Sign"
+	Signer_GetAccount_FullMethodName     = "/nanokms.v1.Signer/GetAccount"
+	Signer_ListAccounts_FullMethodName   = "/nanokms.v1.Signer/ListAccounts"
+	Signer_AdoptAccount_FullMethodName   = "/nanokms.v1.Signer/AdoptAccount"
+	Signer_Audit_FullMethodName          = "/nanokms.v1.Signer/Audit"
+	Signer_PrepareRelease_FullMethodName = "/nanokms.v1.Signer/PrepareRelease"
+	Signer_Release_FullMethodName        = "/nanokms.v1.Signer/Release"
 )
 
 // SignerClient is the client API for Signer service.
@@ -66,6 +68,16 @@ type SignerClient interface {
 	AdoptAccount(ctx context.Context, in *AdoptAccountRequest, opts ...grpc.CallOption) (*AccountState, error)
 	// Audit streams the audit chain from a sequence number on.
 	Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AuditRecord], error)
+	// PrepareRelease returns the release statement (docs/PROTOCOL.md) that
+	// would withdraw the account's recorded frontier block_hash, for the
+	// approvers to sign. It changes nothing.
+	PrepareRelease(ctx context.Context, in *PrepareReleaseRequest, opts ...grpc.CallOption) (*ReleaseStatement, error)
+	// Release withdraws the account's recorded frontier, a block the network
+	// refused for good, and returns the account's record to the frontier
+	// before it, with the approvals policy demands over the release
+	// statement. It is an operator's action on the cold host: the relay
+	// never calls it, and no bridge frame can carry it (docs/OPERATIONS.md).
+	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
 }
 
 type signerClient struct {
@@ -135,6 +147,26 @@ func (c *signerClient) Audit(ctx context.Context, in *AuditRequest, opts ...grpc
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Signer_AuditClient = grpc.ServerStreamingClient[AuditRecord]
 
+func (c *signerClient) PrepareRelease(ctx context.Context, in *PrepareReleaseRequest, opts ...grpc.CallOption) (*ReleaseStatement, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseStatement)
+	err := c.cc.Invoke(ctx, Signer_PrepareRelease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *signerClient) Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseResponse)
+	err := c.cc.Invoke(ctx, Signer_Release_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SignerServer is the server API for Signer service.
 // All implementations must embed UnimplementedSignerServer
 // for forward compatibility.
@@ -171,6 +203,16 @@ type SignerServer interface {
 	AdoptAccount(context.Context, *AdoptAccountRequest) (*AccountState, error)
 	// Audit streams the audit chain from a sequence number on.
 	Audit(*AuditRequest, grpc.ServerStreamingServer[AuditRecord]) error
+	// PrepareRelease returns the release statement (docs/PROTOCOL.md) that
+	// would withdraw the account's recorded frontier block_hash, for the
+	// approvers to sign. It changes nothing.
+	PrepareRelease(context.Context, *PrepareReleaseRequest) (*ReleaseStatement, error)
+	// Release withdraws the account's recorded frontier, a block the network
+	// refused for good, and returns the account's record to the frontier
+	// before it, with the approvals policy demands over the release
+	// statement. It is an operator's action on the cold host: the relay
+	// never calls it, and no bridge frame can carry it (docs/OPERATIONS.md).
+	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
 	mustEmbedUnimplementedSignerServer()
 }
 
@@ -195,6 +237,12 @@ func (UnimplementedSignerServer) AdoptAccount(context.Context, *AdoptAccountRequ
 }
 func (UnimplementedSignerServer) Audit(*AuditRequest, grpc.ServerStreamingServer[AuditRecord]) error {
 	return status.Error(codes.Unimplemented, "method Audit not implemented")
+}
+func (UnimplementedSignerServer) PrepareRelease(context.Context, *PrepareReleaseRequest) (*ReleaseStatement, error) {
+	return nil, status.Error(codes.Unimplemented, "method PrepareRelease not implemented")
+}
+func (UnimplementedSignerServer) Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Release not implemented")
 }
 func (UnimplementedSignerServer) mustEmbedUnimplementedSignerServer() {}
 func (UnimplementedSignerServer) testEmbeddedByValue()                {}
@@ -300,6 +348,42 @@ func _Signer_Audit_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Signer_AuditServer = grpc.ServerStreamingServer[AuditRecord]
 
+func _Signer_PrepareRelease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PrepareReleaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignerServer).PrepareRelease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Signer_PrepareRelease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignerServer).PrepareRelease(ctx, req.(*PrepareReleaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Signer_Release_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignerServer).Release(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Signer_Release_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignerServer).Release(ctx, req.(*ReleaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Signer_ServiceDesc is the grpc.ServiceDesc for Signer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -322,6 +406,14 @@ var Signer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AdoptAccount",
 			Handler:    _Signer_AdoptAccount_Handler,
+		},
+		{
+			MethodName: "PrepareRelease",
+			Handler:    _Signer_PrepareRelease_Handler,
+		},
+		{
+			MethodName: "Release",
+			Handler:    _Signer_Release_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
