@@ -154,8 +154,8 @@ type FileWriterOptions struct {
 	// OnError is told of every bad entry the writer meets (an
 	// *EntryError: a link or a file where its directory belongs, a
 	// directory where a frame is to go, a foreign file named like one of
-	// its temporary files) and of temporary files it could not remove.
-	// nil discards.
+	// its temporary files), of temporary files it could not remove, and
+	// of every failed write (which WriteFrame also returns). nil discards.
 	OnError func(err error)
 }
 
@@ -263,12 +263,16 @@ func (w *FileWriter) WriteFrame(ctx context.Context, f *Frame) error {
 	}
 	name := FileName(f)
 	d, err := w.md.open(dirMode, false, w.report)
-	if err != nil {
-		return fmt.Errorf("coldbridge: writing %s: %w", name, err)
+	if err == nil {
+		err = writeFileAtomic(d, name, f.RequestID, data, "write:", w.report)
+		d.close()
 	}
-	defer d.close()
-	if err := writeFileAtomic(d, name, f.RequestID, data, "write:", w.report); err != nil {
-		return fmt.Errorf("coldbridge: writing %s: %w", name, err)
+	if err != nil {
+		err = fmt.Errorf("coldbridge: writing %s: %w", name, err)
+		if !isCrash(err) {
+			w.report(err)
+		}
+		return err
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ type GatewayOptions struct {
 // Gateway is the hot gateway's metrics. Feed it with ObserveRequest
 // (coldbridge.GatewayOptions.Observe), ObserveAlert
 // (coldbridge.GatewayOptions.ObserveAlert), FrameRejected (the medium's
-// coldbridge.RejectFunc) and WorkProvider (around the node's work
+// coldbridge.RejectFunc), MediumError (the medium's OnError) and WorkProvider (around the node's work
 // provider); Seed it with the stored requests before the gateway runs.
 type Gateway struct {
 	// Registry holds every collector below, and the Go runtime's and the
@@ -42,6 +42,7 @@ type Gateway struct {
 	Work            *prometheus.HistogramVec // nanokms_work_seconds{outcome}
 	Alerts          *prometheus.CounterVec   // nanokms_alerts_total{kind}
 	FramesRejected  *prometheus.CounterVec   // nanokms_bridge_frames_rejected_total{reason}
+	MediumErrors    *prometheus.CounterVec   // nanokms_bridge_medium_errors_total{kind}
 
 	noNode bool
 
@@ -136,6 +137,7 @@ func NewGateway(opts GatewayOptions) *Gateway {
 			Help: "Critical alerts raised, by kind (UNKNOWN_BLOCK: a custody account's key was used elsewhere; REFUSAL_OVERRIDDEN: a refusal was forged or stale).",
 		}, []string{"kind"}),
 		FramesRejected: newFramesRejected("gateway"),
+		MediumErrors:   newMediumErrors("gateway"),
 		noNode:         opts.NoNode,
 		open:           map[string]*tracked{},
 		done:           map[string]*tracked{},
@@ -154,7 +156,7 @@ func NewGateway(opts GatewayOptions) *Gateway {
 	g.Alerts.WithLabelValues(coldbridge.AlertUnknownBlock)
 	g.Alerts.WithLabelValues(coldbridge.AlertRefusalOverridden)
 	g.Registry.MustRegister(g.Requests, g.InStatus, g.RequestDuration, g.Resends, g.RoundTrip, g.Publish,
-		g.Confirmation, g.Work, g.Alerts, g.FramesRejected,
+		g.Confirmation, g.Work, g.Alerts, g.FramesRejected, g.MediumErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return g
 }
@@ -322,6 +324,12 @@ func (g *Gateway) ObserveAlert(a *pb.Alert) {
 // signature of coldbridge.RejectFunc.
 func (g *Gateway) FrameRejected(_ string, err error) {
 	g.FramesRejected.WithLabelValues(RejectReason(err)).Inc()
+}
+
+// MediumError counts a problem the gateway's file medium rode out: it has
+// the signature of coldbridge.FileReaderOptions.OnError.
+func (g *Gateway) MediumError(err error) {
+	g.MediumErrors.WithLabelValues(MediumKind(err)).Inc()
 }
 
 // WorkProvider returns p timed into nanokms_work_seconds.
