@@ -54,8 +54,12 @@ func TestRelayResumesWhenMediumFreed(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	runs := make(chan error, 1)
 	go func() { runs <- relay.Run(ctx) }()
+	stopped := false
 	defer func() {
 		cancel()
+		if stopped {
+			return
+		}
 		if err := <-runs; err != nil {
 			t.Errorf("Run: %v", err)
 		}
@@ -73,6 +77,7 @@ func TestRelayResumesWhenMediumFreed(t *testing.T) {
 			t.Fatalf("the failed write was not reported as a full medium")
 		}
 	case err := <-runs:
+		stopped = true
 		t.Fatalf("the relay stopped on a full medium: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("the relay never reported the full medium")
