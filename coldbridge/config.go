@@ -13,8 +13,11 @@ type BridgeConfig struct {
 	Kind string
 	// File transport: Inbound is the directory this side reads frames
 	// from, Outbound the one it writes to (on a USB stick: "to-cold" and
-	// "to-hot").
+	// "to-hot"). Root is the trusted medium root both lie beneath (the
+	// stick's mount point); "" means the directory holding each. Nothing
+	// beneath the root is followed if it is a symbolic link.
 	Inbound, Outbound string
+	Root              string
 	// Serial transport: the device and its baud rate; Pace paces writes to
 	// the baud rate (for pseudo-terminals, which do not).
 	Device string

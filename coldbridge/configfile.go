@@ -65,6 +65,7 @@ type confBridge struct {
 	Kind          conffile.Value `toml:"kind"`
 	Inbound       conffile.Value `toml:"inbound"`
 	Outbound      conffile.Value `toml:"outbound"`
+	Root          conffile.Value `toml:"root"`
 	Device        conffile.Value `toml:"device"`
 	Baud          conffile.Value `toml:"baud"`
 	Pace          conffile.Value `toml:"pace"`
@@ -272,6 +273,16 @@ func (f *confBridge) validate(c *conffile.Checker, key string) BridgeConfig {
 				c.Fail(key+".outbound", "must not be inside %s.inbound (%q)", key, in)
 			case confPathWithin(in, out):
 				c.Fail(key+".outbound", "must not contain %s.inbound (%q)", key, in)
+			}
+		}
+	}
+	if allowed("root", f.Root, "file") {
+		if b.Root = c.OptAbsPath(key+".root", f.Root); b.Root != "" {
+			root := filepath.Clean(b.Root)
+			for _, d := range []struct{ name, path string }{{"inbound", b.Inbound}, {"outbound", b.Outbound}} {
+				if d.path != "" && !confPathWithin(filepath.Clean(d.path), root) {
+					c.Fail(key+".root", "must contain %s.%s (%q)", key, d.name, d.path)
+				}
 			}
 		}
 	}

@@ -329,6 +329,11 @@ func TestRelayConfigValid(t *testing.T) {
 			}
 		}},
 		{"sibling directories with a common prefix", []confEdit{confReplace(`"/media/nanokms/to-hot"`, `"/media/nanokms/to-cold2"`)}, nil},
+		{"medium root", []confEdit{confAdd(`root = "/media"`)}, func(t *testing.T, c *RelayConfig) {
+			if b := c.Bridge; b.Root != "/media" || b.Inbound != "/media/nanokms/to-cold" {
+				t.Errorf("bridge = %+v", b)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -424,6 +429,10 @@ func confBridgeErrors(in, out string) []struct {
 		{"outbound same", []confEdit{confReplace(outbound, `outbound = "`+in+`/"`)}, "bridge.outbound", "must differ from bridge.inbound"},
 		{"outbound inside", []confEdit{confReplace(outbound, `outbound = "`+in+`/done"`)}, "bridge.outbound", "must not be inside bridge.inbound"},
 		{"outbound around", []confEdit{confReplace(outbound, `outbound = "/media"`)}, "bridge.outbound", "must not contain bridge.inbound"},
+		{"root relative", []confEdit{confAfter(outbound, `root = "media"`)}, "bridge.root", "absolute path"},
+		{"root beside the directories", []confEdit{confAfter(outbound, `root = "/mnt"`)}, "bridge.root", "must contain bridge.inbound"},
+		{"root the inbound directory", []confEdit{confAfter(outbound, `root = "`+in+`"`)}, "bridge.root", "must contain bridge.inbound"},
+		{"root with serial", []confEdit{serial, confAfter(`device = "/dev/ttyUSB0"`, `root = "/media"`)}, "bridge.root", `only allowed when bridge.kind = "file"`},
 		{"device with file", []confEdit{confAfter(outbound, `device = "/dev/ttyUSB0"`)}, "bridge.device", `only allowed when bridge.kind = "serial"`},
 		{"baud with file", []confEdit{confAfter(outbound, `baud = 9600`)}, "bridge.baud", `only allowed when bridge.kind = "serial"`},
 		{"pace with file", []confEdit{confAfter(outbound, `pace = false`)}, "bridge.pace", `only allowed when bridge.kind = "serial"`},

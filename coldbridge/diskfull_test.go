@@ -27,29 +27,6 @@ import (
 // (ResourceExhausted, NOT_SERVING), keeps nothing half-written, and goes
 // on by itself once space returns.
 
-// mustTmpfs mounts a tmpfs of the given size (mount's size= option) on a
-// new directory, unmounted when the test ends. Mounting needs root: CI
-// runs the tests as root, and elsewhere the test fails saying so.
-func mustTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if uid := os.Geteuid(); uid != 0 {
-		t.Fatalf("this test mounts a small tmpfs to fill it, which needs root: run the tests as root (CI does); running as uid %d", uid)
-	}
-	dir := filepath.Join(t.TempDir(), "tmpfs")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "size="+size+",mode=0700"); err != nil {
-		t.Fatalf("mounting a tmpfs on %s: %v", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmounting %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
 // fillFS fills the file system holding dir with one file, until not one
 // more page fits, and returns the file's path.
 func fillFS(t *testing.T, dir string) string {
@@ -223,7 +200,7 @@ func (w *fullWorld) awaitSigned(st ktStep) {
 // returns it serves again and takes every request to its end, without a
 // restart.
 func TestGatewayStoreFull(t *testing.T) {
-	fs := mustTmpfs(t, "4m")
+	fs := mustTmpfs(t, "size=4m,mode=0700")
 	dir := t.TempDir()
 	w := newFullWorld(t, filepath.Join(fs, "gateway.db"), filepath.Join(dir, "to-cold"), filepath.Join(dir, "to-hot"))
 	steps := ktChain(t, w.env, 0, 300)
@@ -310,7 +287,7 @@ func TestGatewayStoreFull(t *testing.T) {
 // with nothing of it on the medium, and once space returns it is written
 // and answered, without a restart.
 func TestGatewayMediumFull(t *testing.T) {
-	fs := mustTmpfs(t, "1m")
+	fs := mustTmpfs(t, "size=1m,mode=0700")
 	dir := t.TempDir()
 	w := newFullWorld(t, filepath.Join(dir, "gateway.db"), filepath.Join(fs, "to-cold"), filepath.Join(dir, "to-hot"))
 	w.relay()

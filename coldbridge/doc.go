@@ -19,7 +19,9 @@
 // read before the answer is written, never publishes or reports a block
 // whose signature and contents it has not checked against the intent, and
 // never carries key material: frames hold blocks, intents, approvals and
-// answers only.
+// answers only. On a file medium it never follows a symbolic link beneath
+// the medium root, never deletes what it did not create, and no entry
+// planted there stops it (FRAMES.md, "Trust on the medium").
 //
 // It builds with CGO_ENABLED=0.
 package coldbridge

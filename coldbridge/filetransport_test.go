@@ -392,13 +392,15 @@ func TestFileLyingNames(t *testing.T) {
 	b := mustFileBridge(t, FileReaderOptions{})
 	f := fixRequestFrame(t, "real", fixTime)
 	data := mustMarshal(t, f)
-	for _, name := range []string{"other.request.nkb", "real.response.nkb", "real.nkb", "real.request.request.nkb"} {
+	// A dot-file is never a frame's name (request ids do not begin with
+	// "."): it is quarantined like any other lying name, not skipped.
+	for _, name := range []string{"other.request.nkb", "real.response.nkb", "real.nkb", "real.request.request.nkb", ".real.request.nkb"} {
 		if err := os.WriteFile(filepath.Join(b.dir, name), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Not frame files: ignored, left alone.
-	for _, name := range []string{"README.txt", "real.request.nkb.part", ".real.request.nkb", ".tmp-real-1"} {
+	for _, name := range []string{"README.txt", "real.request.nkb.part", ".tmp-real-1"} {
 		if err := os.WriteFile(filepath.Join(b.dir, name), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -407,11 +409,17 @@ func TestFileLyingNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.nothing(t)
-	errs := b.wantRejected(t, ErrCodeFileName, "other.request.nkb", "real.nkb", "real.request.request.nkb", "real.response.nkb")
-	if !strings.Contains(errs[0].Error(), `named "other.request.nkb", holds "real.request.nkb"`) {
-		t.Fatalf("error %v", errs[0])
+	errs := b.wantRejected(t, ErrCodeFileName, ".real.request.nkb", "dir.request.nkb", "other.request.nkb", "real.nkb", "real.request.request.nkb", "real.response.nkb")
+	if !strings.Contains(errs[2].Error(), `named "other.request.nkb", holds "real.request.nkb"`) {
+		t.Fatalf("error %v", errs[2])
 	}
-	wantNames(t, ls(t, b.dir, ""), ".real.request.nkb", ".tmp-real-1", "README.txt", "real.request.nkb.part")
+	if !strings.Contains(errs[1].Error(), "not a regular file (directory)") {
+		t.Fatalf("error %v", errs[1])
+	}
+	wantNames(t, ls(t, b.dir, ""), ".tmp-real-1", "README.txt", "real.request.nkb.part")
+	if st, err := os.Lstat(filepath.Join(b.dir, QuarantineDir, "dir.request.nkb")); err != nil || !st.IsDir() {
+		t.Fatalf("the directory named like a frame is not in quarantine: %v", err)
+	}
 }
 
 func TestFileTypes(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"time"
+
+	"github.com/nanokms/nanokms/intent"
 )
 
 // Frame layout (FRAMES.md):
@@ -17,7 +19,7 @@ import (
 const (
 	Magic          = "NKBF"
 	Version        = 1
-	MaxRequestID   = 64
+	MaxRequestID   = intent.MaxRequestIDLen
 	MaxPayload     = 64 << 10
 	headerFixed    = 4 + 1 + 1 + 1 + 8 + 4 // without the id
 	trailerLen     = 4
@@ -63,7 +65,7 @@ func ParseFrameType(s string) (FrameType, bool) {
 // Frame is one unit on the bridge.
 type Frame struct {
 	Type      FrameType
-	RequestID string    // 1–64 characters of [A-Za-z0-9._-]; for heartbeats, the sender
+	RequestID string    // as intent.CheckRequestID: 1–64 of [A-Za-z0-9._-], not beginning with '.'; for heartbeats, the sender
 	Created   time.Time // when the sender made the frame (millisecond precision)
 	Payload   []byte    // a protobuf message of the type's kind
 }
@@ -131,19 +133,22 @@ func frameErr(c WireError, format string, a ...any) error {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// ValidRequestID reports whether id may appear in a frame (and a file name).
+// ValidRequestID reports whether id may appear in a frame (and a file
+// name): the rule is intent.CheckRequestID's, the one rule for request
+// ids on both sides of the bridge.
 func ValidRequestID(id string) bool {
-	if id == "" || len(id) > MaxRequestID {
-		return false
+	return intent.CheckRequestID(id) == nil
+}
+
+// requestIDErr returns the *FrameError (ErrCodeRequestID) for an id
+// ValidRequestID refuses, saying why. The id itself is quoted.
+func requestIDErr(id string) error {
+	detail := "invalid"
+	var ie *intent.Error
+	if errors.As(intent.CheckRequestID(id), &ie) {
+		detail = ie.Msg
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	// "." and ".." are not file names we write.
-	return id != "." && id != ".."
+	return frameErr(ErrCodeRequestID, "%q: %s", id, detail)
 }
 
 // MarshalBinary encodes f. It fails for a frame that DecodeFrame would refuse.
@@ -152,7 +157,7 @@ func (f *Frame) MarshalBinary() ([]byte, error) {
 		return nil, frameErr(ErrCodeType, "%d", f.Type)
 	}
 	if !ValidRequestID(f.RequestID) {
-		return nil, frameErr(ErrCodeRequestID, "%q", f.RequestID)
+		return nil, requestIDErr(f.RequestID)
 	}
 	if len(f.Payload) > MaxPayload {
 		return nil, frameErr(ErrCodeLength, "%d bytes", len(f.Payload))
@@ -194,7 +199,7 @@ func DecodeFrame(b []byte) (*Frame, error) {
 	}
 	id := string(b[7 : 7+idLen])
 	if !ValidRequestID(id) {
-		return nil, frameErr(ErrCodeRequestID, "forbidden characters")
+		return nil, requestIDErr(id)
 	}
 	p := 7 + idLen
 	created := int64(binary.BigEndian.Uint64(b[p:]))

@@ -195,6 +195,7 @@ func TestDecodeFrameErrors(t *testing.T) {
 		{"id length past the end", edit(func(b []byte) []byte { b[6] = 60; return withCRC(b) }), ErrCodeTruncated},
 		{"id slash", edit(func(b []byte) []byte { b[8] = '/'; return withCRC(b) }), ErrCodeRequestID},
 		{"id dot dot", withCRC(append(append([]byte(Magic), 1, 4, 2, '.', '.'), make([]byte, 16)...)), ErrCodeRequestID},
+		{"id beginning with a dot", edit(func(b []byte) []byte { b[7] = '.'; return withCRC(b) }), ErrCodeRequestID},
 		{"payload too long", edit(func(b []byte) []byte { b[21] = 0x01; return withCRC(b) }), ErrCodeLength},
 		{"payload length past the end", edit(func(b []byte) []byte { b[23] = 3; return withCRC(b) }), ErrCodeTruncated},
 		{"missing CRC byte", good[:len(good)-1], ErrCodeTruncated},
@@ -232,6 +233,9 @@ func TestMarshalRefuses(t *testing.T) {
 		{"empty id", Frame{Type: TypeRequest}, ErrCodeRequestID},
 		{"long id", Frame{Type: TypeRequest, RequestID: strings.Repeat("a", 65)}, ErrCodeRequestID},
 		{"space in id", Frame{Type: TypeRequest, RequestID: "a b"}, ErrCodeRequestID},
+		{"id beginning with a dot", Frame{Type: TypeRequest, RequestID: ".wd-1"}, ErrCodeRequestID},
+		{"id like a temporary file", Frame{Type: TypeRequest, RequestID: ".tmp-wd-1"}, ErrCodeRequestID},
+		{"dot id", Frame{Type: TypeHeartbeat, RequestID: "."}, ErrCodeRequestID},
 		{"payload", Frame{Type: TypeRequest, RequestID: "a", Payload: make([]byte, MaxPayload+1)}, ErrCodeLength},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -354,6 +358,11 @@ func TestDecodePayload(t *testing.T) {
 	bad := fixSendRequest(t, "r")
 	bad.Sign.Intent.RequestId = "no spaces allowed"
 	_, err = NewRequestFrame(bad, fixTime)
+	wantCode(t, err, ErrCodeRequestID)
+	bad.Sign.Intent.RequestId = ".hidden"
+	_, err = NewRequestFrame(bad, fixTime)
+	wantCode(t, err, ErrCodeRequestID)
+	_, err = NewRefusalFrame(".hidden", &pb.BridgeRefusal{}, fixTime)
 	wantCode(t, err, ErrCodeRequestID)
 	_, err = NewHeartbeatFrame(&pb.Heartbeat{}, fixTime)
 	wantCode(t, err, ErrCodeRequestID)

@@ -1,7 +1,9 @@
 package coldbridge
 
 // Fuzz targets for what reads untrusted bytes: the frame decoder, COBS,
-// the serial stream splitter and the payload decoder. Each is seeded with
+// the serial stream splitter, the payload decoder and the file medium's
+// name parsers (which names are its temporary files, which entries it set
+// aside). Each is seeded with
 // real frames (fixSendRequest and friends) and edge cases; inputs the
 // fuzzer kept are in testdata/fuzz/<target>. Without -fuzz, `go test`
 // runs every seed as a unit test.
@@ -11,6 +13,7 @@ package coldbridge
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,6 +159,44 @@ func FuzzDecodePayload(f *testing.F) {
 			var fe *FrameError
 			if m != nil || !errors.As(err, &fe) {
 				t.Fatalf("DecodePayload returned %v, %v", m, err)
+			}
+		}
+	})
+}
+
+// FuzzMediumNames: parseTempName accepts exactly the names tempName
+// makes (and so a writer removes nothing else), parseSetAside exactly the
+// names setAside makes; neither ever accepts a frame's name, and a valid
+// request id always round-trips through a temporary name.
+func FuzzMediumNames(f *testing.F) {
+	for _, s := range []string{".tmp-wd-1-0123456789abcdef", ".tmp-0123456789abcdef", ".tmp--0123456789abcdef",
+		".tmp-.x-0123456789abcdef", ".tmp-wd-1-0123456789ABCDEF", ".tmp-wd-1-0123456789abcde", "done.bad-0123456789abcdef",
+		".bad-0123456789abcdef", "to-hot.bad-0123456789abcdeg", "a.request.nkb", "wd-1", "relay"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if id, ok := parseTempName(name); ok {
+			rnd := name[len(name)-16:]
+			want := tempPrefix + rnd
+			if id != "" {
+				want = tempPrefix + id + "-" + rnd
+			}
+			if want != name || strings.HasSuffix(name, FileSuffix) || !validName(name) {
+				t.Fatalf("parseTempName(%q) = %q: not a name tempName makes", name, id)
+			}
+		}
+		if orig, ok := parseSetAside(name); ok {
+			if orig+setAsideMark+name[len(name)-16:] != name || strings.HasSuffix(name, FileSuffix) || !validName(orig) {
+				t.Fatalf("parseSetAside(%q) = %q: not a name setAside makes", name, orig)
+			}
+		}
+		if ValidRequestID(name) {
+			tmp := tempName(name)
+			if id, ok := parseTempName(tmp); !ok || id != name {
+				t.Fatalf("tempName(%q) = %q parses as %q, %v", name, tmp, id, ok)
+			}
+			if _, ok := parseTempName(name + ".request" + FileSuffix); ok {
+				t.Fatalf("the frame name of %q parses as a temporary file", name)
 			}
 		}
 	})

@@ -13,18 +13,13 @@ import (
 // service reports NOT_SERVING (ServeCustody follows WriteHealth), and all
 // goes on once writes succeed again.
 
-// Errors of writes that fail for lack of space.
-var (
-	// ErrStoreFull is wrapped by the error of a write to the gateway's
-	// state file that failed for lack of space (ENOSPC or EDQUOT): nothing
-	// of it was recorded. Submit returns it (ResourceExhausted).
-	ErrStoreFull = errors.New("the gateway's state store is full")
-	// ErrMediumFull is wrapped by the error of a write to the bridge
-	// medium that failed for lack of space: a request frame (nothing of it
-	// is left under a frame's name) or the settling of an answer (the
-	// answer stays where it was and is read again).
-	ErrMediumFull = errors.New("the bridge medium is full")
-)
+// ErrStoreFull is wrapped by the error of a write to the gateway's state
+// file that failed for lack of space (ENOSPC or EDQUOT): nothing of it was
+// recorded. Submit returns it (ResourceExhausted). A write to the medium
+// that fails for lack of space wraps ErrMediumFull: a request frame leaves
+// nothing under a frame's name, and an answer that cannot be settled stays
+// where it was and is read again.
+var ErrStoreFull = errors.New("the gateway's state store is full")
 
 // Where the gateway's writes can fail (WriteHealth, ObserveWriteFault).
 const (

@@ -34,8 +34,11 @@ func (m *Medium) Close() error {
 }
 
 // OpenMedium opens the medium cfg describes for side. A file medium's
-// directories are created (mode 0700) when missing. onReject is told of
-// every refused frame; onError of I/O errors a file reader rides out.
+// directories are created (mode 0700) when missing; a bad entry where one
+// belongs (a symbolic link, a file) is set aside, reported to onError and
+// replaced by a directory, so that no planted entry stops the side from
+// starting. onReject is told of every refused frame; onError of what a
+// file medium rides out (FileReaderOptions.OnError, FileWriterOptions.OnError).
 func OpenMedium(cfg BridgeConfig, side Side, onReject RejectFunc, onError func(error)) (*Medium, error) {
 	types := []FrameType{TypeRequest, TypeHeartbeat}
 	if side == Hot {
@@ -43,18 +46,31 @@ func OpenMedium(cfg BridgeConfig, side Side, onReject RejectFunc, onError func(e
 	}
 	switch cfg.Kind {
 	case "file":
-		for _, d := range []string{cfg.Inbound, cfg.Outbound} {
-			if err := os.MkdirAll(d, 0o700); err != nil {
+		report := onError
+		if report == nil {
+			report = func(error) {}
+		}
+		for _, dir := range []string{cfg.Inbound, cfg.Outbound} {
+			md, err := newMediumDir(cfg.Root, dir)
+			if err != nil {
+				return nil, err
+			}
+			if err := os.MkdirAll(md.root, 0o700); err != nil {
 				return nil, fmt.Errorf("coldbridge: %w", err)
 			}
+			d, err := md.open(0o700, true, report)
+			if err != nil {
+				return nil, fmt.Errorf("coldbridge: %w", err)
+			}
+			d.close()
 		}
-		w, err := NewFileWriter(cfg.Outbound)
+		w, err := OpenFileWriter(cfg.Outbound, FileWriterOptions{Root: cfg.Root, OnError: onError})
 		if err != nil {
 			return nil, err
 		}
 		r, err := NewFileReader(cfg.Inbound, FileReaderOptions{
 			MaxAge: cfg.MaxAge, MaxFutureSkew: cfg.MaxFutureSkew, PollInterval: cfg.PollInterval,
-			OnReject: onReject, OnError: onError, Types: types,
+			OnReject: onReject, OnError: onError, Types: types, Root: cfg.Root,
 		})
 		if err != nil {
 			return nil, err

@@ -50,7 +50,7 @@ func NewHeartbeatFrame(hb *pb.Heartbeat, now time.Time) (*Frame, error) {
 
 func newFrame(t FrameType, id string, m proto.Message, now time.Time) (*Frame, error) {
 	if !ValidRequestID(id) {
-		return nil, frameErr(ErrCodeRequestID, "%q", id)
+		return nil, requestIDErr(id)
 	}
 	payload, err := marshalOpts.Marshal(m)
 	if err != nil {

@@ -2,6 +2,7 @@ package coldbridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -35,8 +36,10 @@ type Relay struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// RetryMin and RetryMax bound the backoff while the signer is
-	// unreachable (defaults 200ms and 10s). The relay never gives up on a
-	// request it has read: it retries until the signer answers or ctx ends.
+	// unreachable or the outbound medium will not take an answer (defaults
+	// 200ms and 10s). The relay never gives up on a request it has read: it
+	// retries until the signer answers and the answer is written, or ctx
+	// ends.
 	RetryMin, RetryMax time.Duration
 	// CallTimeout bounds one Sign call (default 30s).
 	CallTimeout time.Duration
@@ -75,9 +78,14 @@ func (r *Relay) log() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// Run relays until ctx is done (then it returns nil) or the outbound
-// medium fails (then it returns the error; the frame being handled stays
-// unsettled).
+// Run relays until ctx is done (then it returns nil). An answer the
+// outbound medium will not take (it is full, pulled, or holds an entry
+// that cannot be set aside) is written again with the backoff of RetryMin
+// and RetryMax until it goes (each failure logged), and only then is the
+// request settled: the relay resumes by itself when the medium is back.
+// Run returns an error only when the inbound reader fails for good (it was
+// closed) or settling a frame fails (a FileReader rides out what the
+// medium does, so that is never the medium's doing).
 func (r *Relay) Run(ctx context.Context) error {
 	if r.Heartbeat > 0 {
 		hbCtx, stop := context.WithCancel(ctx)
@@ -122,7 +130,7 @@ func (r *Relay) handle(ctx context.Context, rec *Received) error {
 		}
 		refusal := &pb.BridgeRefusal{Code: CodeRelayMalformed, Detail: reason}
 		if err := r.write(ctx, TypeRefusal, f.RequestID, refusal); err != nil {
-			return err
+			return r.unwritable(rec, err)
 		}
 		return rec.Reject(reason)
 	}
@@ -139,22 +147,27 @@ func (r *Relay) handle(ctx context.Context, rec *Received) error {
 		r.Observe(outcome, time.Since(start))
 	}
 	if err := r.write(ctx, typ, f.RequestID, answer); err != nil {
-		return err
+		return r.unwritable(rec, err)
 	}
 	return rec.Done()
+}
+
+// unwritable handles an answer write that failed for good: ctx ended
+// (the request stays for the next run), or the answer cannot be framed at
+// all (then the request is rejected into quarantine, not retried forever).
+func (r *Relay) unwritable(rec *Received, err error) error {
+	var fe *FrameError
+	if errors.As(err, &fe) {
+		r.log().Error("the answer cannot be framed; rejecting the request", "request_id", rec.Frame.RequestID, "error", err.Error())
+		return rec.Reject("the answer cannot be framed: " + err.Error())
+	}
+	return err
 }
 
 // ask calls the signer until it answers, and returns the answer frame's
 // type and payload.
 func (r *Relay) ask(ctx context.Context, req *pb.SignRequest) (FrameType, proto.Message, error) {
-	wait := r.RetryMin
-	if wait <= 0 {
-		wait = 200 * time.Millisecond
-	}
-	maxWait := r.RetryMax
-	if maxWait <= 0 {
-		maxWait = 10 * time.Second
-	}
+	wait, maxWait := r.backoff()
 	callTimeout := r.CallTimeout
 	if callTimeout <= 0 {
 		callTimeout = 30 * time.Second
@@ -246,17 +259,53 @@ func (r *Relay) heartbeats(ctx context.Context) {
 	}
 }
 
+// write writes an answer frame. While the medium will not take it, it
+// tries again with backoff (RetryMin to RetryMax), the frame stamped anew
+// each time, until it goes or ctx ends. A frame that cannot be encoded is
+// returned at once (a *FrameError).
 func (r *Relay) write(ctx context.Context, typ FrameType, id string, m proto.Message) error {
 	payload, err := proto.Marshal(m)
 	if err != nil {
 		return err
 	}
-	f := &Frame{Type: typ, RequestID: id, Created: r.now(), Payload: payload}
-	r.wmu.Lock()
-	err = r.Out.WriteFrame(ctx, f)
-	r.wmu.Unlock()
-	if err != nil {
-		return fmt.Errorf("coldbridge: relay: writing the %s for %s: %w", typ, id, err)
+	wait, maxWait := r.backoff()
+	for {
+		f := &Frame{Type: typ, RequestID: id, Created: r.now(), Payload: payload}
+		r.wmu.Lock()
+		err = r.Out.WriteFrame(ctx, f)
+		r.wmu.Unlock()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var fe *FrameError
+		if errors.As(err, &fe) {
+			return fmt.Errorf("coldbridge: relay: the %s for %s: %w", typ, id, err)
+		}
+		r.log().Warn("the outbound medium did not take the answer; retrying", "request_id", id, "type", typ.String(),
+			"medium_full", errors.Is(err, ErrMediumFull), "error", err.Error(), "wait", wait.String())
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, maxWait)
 	}
-	return nil
+}
+
+// backoff returns the first and the longest wait between retries.
+func (r *Relay) backoff() (time.Duration, time.Duration) {
+	wait := r.RetryMin
+	if wait <= 0 {
+		wait = 200 * time.Millisecond
+	}
+	maxWait := r.RetryMax
+	if maxWait <= 0 {
+		maxWait = 10 * time.Second
+	}
+	return wait, max(wait, maxWait)
 }

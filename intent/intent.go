@@ -91,14 +91,14 @@ type Parsed struct {
 //   - change: representative required; amount_raw, destination and
 //     source_hash empty.
 //
-// request_id is 1 to 64 characters of [A-Za-z0-9._-]; expires_at_unix is
-// positive. Errors are *Error naming the field.
+// request_id follows CheckRequestID; expires_at_unix is positive. Errors
+// are *Error naming the field.
 func Parse(in *pb.Intent) (Parsed, error) {
 	var p Parsed
 	if in == nil {
 		return p, malformed("intent", "missing")
 	}
-	if err := checkRequestID(in.GetRequestId()); err != nil {
+	if err := CheckRequestID(in.GetRequestId()); err != nil {
 		return Parsed{}, err
 	}
 	p.RequestID = in.GetRequestId()
@@ -207,7 +207,14 @@ func kindName(k pb.IntentKind) string {
 	return "unspecified"
 }
 
-func checkRequestID(id string) error {
+// CheckRequestID checks id against the one rule for request ids, which
+// the signer, the frame codec, the gateway and the file bridge all apply:
+// 1 to MaxRequestIDLen bytes of [A-Za-z0-9._-], not beginning with '.'.
+// The characters make every frame's file name valid on any removable
+// medium (FAT, exFAT, NTFS, ext4); the first one keeps frame files apart
+// from the bridge's own dot-named files (temporary files start ".tmp-"),
+// and rules out "." and "..". Errors are *Error naming "request_id".
+func CheckRequestID(id string) error {
 	if id == "" || len(id) > MaxRequestIDLen {
 		return malformed("request_id", fmt.Sprintf("must be 1 to %d characters", MaxRequestIDLen))
 	}
@@ -218,6 +225,9 @@ func checkRequestID(id string) error {
 		if !ok {
 			return malformed("request_id", "only A-Z a-z 0-9 . _ - are allowed (file names on any removable medium)")
 		}
+	}
+	if id[0] == '.' {
+		return malformed("request_id", "must not begin with '.' (names beginning with '.' on the bridge medium are never frames)")
 	}
 	return nil
 }

@@ -38,6 +38,10 @@ func TestParseErrors(t *testing.T) {
 		{"request id with space", func(i *pb.Intent) { i.RequestId = "a b" }, "request_id", ErrMalformed},
 		{"request id with slash", func(i *pb.Intent) { i.RequestId = "../x" }, "request_id", ErrMalformed},
 		{"request id with colon (not a FAT file name)", func(i *pb.Intent) { i.RequestId = "wd:1" }, "request_id", ErrMalformed},
+		{"request id beginning with a dot", func(i *pb.Intent) { i.RequestId = ".wd-1" }, "request_id", ErrMalformed},
+		{"request id like a temporary file", func(i *pb.Intent) { i.RequestId = ".tmp-wd-1" }, "request_id", ErrMalformed},
+		{"request id dot", func(i *pb.Intent) { i.RequestId = "." }, "request_id", ErrMalformed},
+		{"request id dot dot", func(i *pb.Intent) { i.RequestId = ".." }, "request_id", ErrMalformed},
 		{"no kind", func(i *pb.Intent) { i.Kind = pb.IntentKind_INTENT_KIND_UNSPECIFIED }, "kind", ErrMalformed},
 		{"unknown kind", func(i *pb.Intent) { i.Kind = 9 }, "kind", ErrMalformed},
 		{"short account", func(i *pb.Intent) { i.Account = key(1)[:31] }, "account", ErrMalformed},
@@ -187,5 +191,32 @@ func TestApprove(t *testing.T) {
 	in.AmountRaw = "x"
 	if _, err := Approve(priv, in); !errors.Is(err, ErrAmount) {
 		t.Errorf("approving a bad intent: %v", err)
+	}
+}
+
+// TestCheckRequestID: the one rule for request ids (every side applies
+// it): 1 to 64 bytes of [A-Za-z0-9._-], not beginning with '.'.
+func TestCheckRequestID(t *testing.T) {
+	for _, tc := range []struct {
+		id string
+		ok bool
+	}{
+		{"wd-0001", true}, {"a", true}, {"a.b", true}, {"a.", true}, {"a..", true}, {"_x", true}, {"-x", true},
+		{"0", true}, {strings.Repeat("z", MaxRequestIDLen), true}, {"x.tmp-y", true},
+		{"", false}, {strings.Repeat("z", MaxRequestIDLen+1), false}, {".", false}, {"..", false},
+		{".a", false}, {".tmp-a-0123456789abcdef", false}, {"a/b", false}, {"a b", false}, {"é", false}, {"a\x00", false},
+	} {
+		err := CheckRequestID(tc.id)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckRequestID(%q) = %v, want ok %v", tc.id, err, tc.ok)
+			continue
+		}
+		if err == nil {
+			continue
+		}
+		var e *Error
+		if !errors.As(err, &e) || e.Field != "request_id" || !errors.Is(err, ErrMalformed) {
+			t.Errorf("CheckRequestID(%q) = %v, want an *Error naming request_id", tc.id, err)
+		}
 	}
 }

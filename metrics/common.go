@@ -81,3 +81,44 @@ func newFramesRejected(side string) *prometheus.CounterVec {
 	c.WithLabelValues(RejectReasonOther)
 	return c
 }
+
+// Medium problem kinds (nanokms_bridge_medium_errors_total{kind}).
+const (
+	// MediumBadEntry: an entry on the medium that does not belong (a
+	// symbolic link, a file where a directory belongs...): never followed,
+	// set aside or left in place. The hot side planted it, or the medium
+	// is damaged: alert on it.
+	MediumBadEntry = "bad_entry"
+	// MediumFull: the medium had no space or inodes left for a frame or a
+	// .reason file.
+	MediumFull = "full"
+	// MediumIO: anything else a file medium rode out (pulled, unreadable,
+	// a file it holds because it cannot settle it yet).
+	MediumIO = "io"
+)
+
+// MediumKind returns the kind label of an error a file medium reported
+// (FileReaderOptions.OnError, FileWriterOptions.OnError, or a failed
+// write): MediumBadEntry, MediumFull or MediumIO.
+func MediumKind(err error) string {
+	switch {
+	case errors.Is(err, coldbridge.ErrBadEntry):
+		return MediumBadEntry
+	case errors.Is(err, coldbridge.ErrMediumFull):
+		return MediumFull
+	}
+	return MediumIO
+}
+
+// newMediumErrors returns nanokms_bridge_medium_errors_total with every
+// kind at zero.
+func newMediumErrors(side string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nanokms_bridge_medium_errors_total",
+		Help: "Problems this " + side + "'s file medium rode out, by kind: bad_entry (an entry that does not belong, never followed), full, io.",
+	}, []string{"kind"})
+	for _, k := range []string{MediumBadEntry, MediumFull, MediumIO} {
+		c.WithLabelValues(k)
+	}
+	return c
+}

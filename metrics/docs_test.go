@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -157,6 +159,7 @@ func driveGateway(t *testing.T, g *Gateway) {
 	g.ObserveAlert(&pb.Alert{Kind: coldbridge.AlertUnknownBlock})
 	g.FrameRejected("x.frame", &coldbridge.FrameError{Code: coldbridge.ErrCodeChecksum})
 	g.FrameRejected("y.frame", &coldbridge.RejectedError{Reason: "no such request"})
+	g.MediumError(&coldbridge.EntryError{Path: "p", Found: "symbolic link", Want: "a directory"})
 	w := g.WorkProvider(fakeWork{})
 	if _, err := w.Generate(context.Background(), nano.Hash{}, 0); err != nil {
 		t.Fatal(err)
@@ -202,6 +205,7 @@ func TestDocumentedMetricsExist(t *testing.T) {
 		r.Observe(RelayRefused, 20*time.Millisecond)
 		r.Observe(RelayMalformed, 0)
 		r.FrameRejected("z.frame", &coldbridge.FrameError{Code: coldbridge.ErrCodeExpired})
+		r.MediumError(fmt.Errorf("%w: %w", coldbridge.ErrMediumFull, syscall.ENOSPC))
 		path := filepath.Join(t.TempDir(), "nanokms_relay.prom")
 		if err := WriteTextfile(r.Registry, path); err != nil {
 			t.Fatal(err)

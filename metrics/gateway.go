@@ -26,7 +26,7 @@ type GatewayOptions struct {
 // (coldbridge.GatewayOptions.Observe), ObserveAlert
 // (coldbridge.GatewayOptions.ObserveAlert), WriteFault
 // (coldbridge.GatewayOptions.ObserveWriteFault), FrameRejected (the medium's
-// coldbridge.RejectFunc) and WorkProvider (around the node's work
+// coldbridge.RejectFunc), MediumError (the medium's OnError) and WorkProvider (around the node's work
 // provider); Seed it with the stored requests before the gateway runs.
 type Gateway struct {
 	// Registry holds every collector below, and the Go runtime's and the
@@ -44,6 +44,7 @@ type Gateway struct {
 	Alerts          *prometheus.CounterVec   // nanokms_alerts_total{kind}
 	FramesRejected  *prometheus.CounterVec   // nanokms_bridge_frames_rejected_total{reason}
 	WriteFailing    *prometheus.GaugeVec     // nanokms_gateway_write_failing{target}
+	MediumErrors    *prometheus.CounterVec   // nanokms_bridge_medium_errors_total{kind}
 
 	noNode bool
 
@@ -142,10 +143,11 @@ func NewGateway(opts GatewayOptions) *Gateway {
 			Name: "nanokms_gateway_write_failing",
 			Help: "1 while the gateway's writes to the target fail (store: its state file; outbound: request frames on the medium; inbound: settling answers on the medium), 0 otherwise.",
 		}, []string{"target"}),
-		noNode:   opts.NoNode,
-		open:     map[string]*tracked{},
-		done:     map[string]*tracked{},
-		doneRing: make([]*tracked, doneMemory),
+		MediumErrors: newMediumErrors("gateway"),
+		noNode:       opts.NoNode,
+		open:         map[string]*tracked{},
+		done:         map[string]*tracked{},
+		doneRing:     make([]*tracked, doneMemory),
 	}
 	for _, s := range gatewayStatuses {
 		g.Requests.WithLabelValues(StatusLabel(s))
@@ -165,7 +167,7 @@ func NewGateway(opts GatewayOptions) *Gateway {
 	g.Alerts.WithLabelValues(coldbridge.AlertBlockRejected)
 	g.Alerts.WithLabelValues(coldbridge.AlertRejectedConfirmed)
 	g.Registry.MustRegister(g.Requests, g.InStatus, g.RequestDuration, g.Resends, g.RoundTrip, g.Publish,
-		g.Confirmation, g.Work, g.Alerts, g.FramesRejected, g.WriteFailing,
+		g.Confirmation, g.Work, g.Alerts, g.FramesRejected, g.WriteFailing, g.MediumErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return g
 }
@@ -344,6 +346,12 @@ func (g *Gateway) WriteFault(target string, err error) {
 // signature of coldbridge.RejectFunc.
 func (g *Gateway) FrameRejected(_ string, err error) {
 	g.FramesRejected.WithLabelValues(RejectReason(err)).Inc()
+}
+
+// MediumError counts a problem the gateway's file medium rode out: it has
+// the signature of coldbridge.FileReaderOptions.OnError.
+func (g *Gateway) MediumError(err error) {
+	g.MediumErrors.WithLabelValues(MediumKind(err)).Inc()
 }
 
 // WorkProvider returns p timed into nanokms_work_seconds.

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -293,6 +295,27 @@ func TestRejectReason(t *testing.T) {
 		if r := wireReason(w); strings.ContainsAny(r, " ABCDEFGHIJKLMNOPQRSTUVWXYZ") || strings.HasPrefix(r, "wire_error") {
 			t.Errorf("wire error %d has label %q", w, r)
 		}
+	}
+}
+
+func TestMediumKind(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{&coldbridge.EntryError{Path: "/m/to-cold/done", Found: "symbolic link", Want: "a directory"}, MediumBadEntry},
+		{fmt.Errorf("coldbridge: writing x: %w: %w", coldbridge.ErrMediumFull, syscall.ENOSPC), MediumFull},
+		{fmt.Errorf("settling: %w", fs.ErrNotExist), MediumIO},
+	} {
+		if got := MediumKind(c.err); got != c.want {
+			t.Errorf("MediumKind(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+	r := NewRelay()
+	r.MediumError(&coldbridge.EntryError{Path: "p", Found: "regular file", Want: "a directory"})
+	var m dto.Metric
+	if err := r.MediumErrors.WithLabelValues(MediumBadEntry).Write(&m); err != nil || m.GetCounter().GetValue() != 1 {
+		t.Errorf("bad_entry = %v (%v) after one bad entry", m.GetCounter().GetValue(), err)
 	}
 }
 

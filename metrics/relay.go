@@ -14,14 +14,15 @@ const (
 )
 
 // Relay is the cold relay's metrics. Feed it with Observe
-// (coldbridge.Relay.Observe) and FrameRejected (the medium's
-// coldbridge.RejectFunc); write Registry to a textfile (RunTextfile).
+// (coldbridge.Relay.Observe), FrameRejected (the medium's
+// coldbridge.RejectFunc) and MediumError (the medium's OnError); write Registry to a textfile (RunTextfile).
 type Relay struct {
 	Registry *prometheus.Registry
 
 	Requests       *prometheus.CounterVec   // nanokms_relay_requests_total{outcome}
 	SignerTime     *prometheus.HistogramVec // nanokms_relay_signer_seconds{outcome}
 	FramesRejected *prometheus.CounterVec   // nanokms_bridge_frames_rejected_total{reason}
+	MediumErrors   *prometheus.CounterVec   // nanokms_bridge_medium_errors_total{kind}
 	StartTime      prometheus.Gauge         // nanokms_relay_start_time_seconds
 }
 
@@ -39,6 +40,7 @@ func NewRelay() *Relay {
 			Buckets: callBuckets,
 		}, []string{"outcome"}),
 		FramesRejected: newFramesRejected("relay"),
+		MediumErrors:   newMediumErrors("relay"),
 		StartTime: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "nanokms_relay_start_time_seconds",
 			Help: "When the relay started, in seconds since the Unix epoch.",
@@ -51,7 +53,7 @@ func NewRelay() *Relay {
 		r.SignerTime.WithLabelValues(o)
 	}
 	r.StartTime.SetToCurrentTime()
-	r.Registry.MustRegister(r.Requests, r.SignerTime, r.FramesRejected, r.StartTime)
+	r.Registry.MustRegister(r.Requests, r.SignerTime, r.FramesRejected, r.MediumErrors, r.StartTime)
 	return r
 }
 
@@ -72,4 +74,10 @@ func (r *Relay) Observe(outcome string, took time.Duration) {
 // signature of coldbridge.RejectFunc.
 func (r *Relay) FrameRejected(_ string, err error) {
 	r.FramesRejected.WithLabelValues(RejectReason(err)).Inc()
+}
+
+// MediumError counts a problem the relay's file medium rode out: it has
+// the signature of coldbridge.FileReaderOptions.OnError.
+func (r *Relay) MediumError(err error) {
+	r.MediumErrors.WithLabelValues(MediumKind(err)).Inc()
 }

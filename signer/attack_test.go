@@ -2,6 +2,8 @@ package signer
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
@@ -239,6 +242,27 @@ func TestAttackTable(t *testing.T) {
 			r.Intent.Account = r.Intent.Account[:31]
 			return r
 		}, "MALFORMED", codes.InvalidArgument},
+		{"request id beginning with a dot", func() *pb.SignRequest {
+			// Approved as it stands: the id is the only fault. A file
+			// bridge could never carry it (its reader takes dot-files
+			// for its own), so the signer refuses it too.
+			r := send(xno(1), w.dest)
+			id := r.Intent.RequestId
+			valid := "x" + id[1:]
+			r.Intent.RequestId = valid
+			msg, err := intent.Canonical(r.Intent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The canonical bytes the dot id would have: the id sits
+			// after the domain, the version, the kind and its length.
+			at := len(intent.Domain) + 3
+			msg[at] = '.'
+			r.Intent.RequestId = "." + id[1:]
+			key := w.approvers["service"]
+			r.Approvals = []*pb.Approval{{PublicKey: key.Public().(ed25519.PublicKey), Signature: ed25519.Sign(key, msg)}}
+			return r
+		}, "MALFORMED", codes.InvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -252,6 +276,9 @@ func TestAttackTable(t *testing.T) {
 			}
 			if got := status.Code(err); got != tt.code {
 				t.Errorf("code %v, want %v", got, tt.code)
+			}
+			if strings.HasPrefix(req.GetIntent().GetRequestId(), ".") && !strings.Contains(status.Convert(err).Message(), "request_id") {
+				t.Errorf("the refusal %q does not name request_id", status.Convert(err).Message())
 			}
 			if tt.reason == "PENDING_BLOCK" {
 				r, ok := RefusalFromStatus(status.Convert(err))

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -44,7 +43,11 @@ reason and detail.
 
 Given a directory, it reads the directory's .nkb files, then those in its
 done/ and quarantine/ subdirectories (with each quarantined file's .reason).
-It changes nothing. Exits 1 if any frame is bad.`,
+It also flags entries that do not belong on the medium: a link or a file
+where done/ or quarantine/ belongs, an entry a reader or writer set aside
+(NAME.bad-…), a link named like a temporary file. Like the relay and the
+gateway, it follows no symbolic link below the directory it is given. It
+changes nothing. Exits 1 if any frame or entry is bad.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.path = args[0]
@@ -136,38 +139,24 @@ func runBridgeInspect(_ context.Context, e *env, opts bridgeInspectOptions) erro
 		}
 		return fmt.Errorf("opening %s: %w", opts.path, err)
 	}
-	type target struct{ path, where string }
-	var targets []target
+	var entries []coldbridge.InspectedEntry
 	if st.IsDir() {
-		for _, sub := range []string{"", coldbridge.DoneDir, coldbridge.QuarantineDir} {
-			names, err := frameFiles(filepath.Join(opts.path, sub))
-			if err != nil {
-				if sub != "" && errors.Is(err, fs.ErrNotExist) {
-					continue
-				}
-				return fmt.Errorf("listing %s: %w", filepath.Join(opts.path, sub), err)
-			}
-			where := sub
-			if where == "" {
-				where = "inbox"
-			}
-			for _, n := range names {
-				targets = append(targets, target{filepath.Join(opts.path, sub, n), where})
-			}
+		if entries, err = coldbridge.InspectDir(opts.path); err != nil {
+			return fmt.Errorf("listing %s: %w", opts.path, err)
 		}
 	} else {
-		where := "inbox"
+		where := ""
 		switch filepath.Base(filepath.Dir(opts.path)) {
 		case coldbridge.DoneDir:
 			where = coldbridge.DoneDir
 		case coldbridge.QuarantineDir:
 			where = coldbridge.QuarantineDir
 		}
-		targets = append(targets, target{opts.path, where})
+		entries = append(entries, coldbridge.InspectFile(opts.path, where))
 	}
 	res := bridgeInspectResult{Frames: []*inspectedFrame{}}
-	for _, t := range targets {
-		fr := inspectFrameFile(t.path, t.where, now)
+	for _, en := range entries {
+		fr := inspectEntry(en, now)
 		res.Frames = append(res.Frames, fr)
 		if fr.OK {
 			res.OK++
@@ -188,37 +177,24 @@ func runBridgeInspect(_ context.Context, e *env, opts bridgeInspectOptions) erro
 	return nil
 }
 
-// frameFiles returns the names of the .nkb files in dir that a reader
-// would look at (not hidden, not directories), sorted.
-func frameFiles(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
+// inspectEntry applies a reader's checks (frame, payload, name) to what
+// coldbridge found at one entry and summarises what it holds. An entry
+// that is not a frame file (a link where done/ belongs, an entry set
+// aside) is BAD with coldbridge's reason.
+func inspectEntry(en coldbridge.InspectedEntry, now time.Time) *inspectedFrame {
+	where := en.Where
+	if where == "" {
+		where = "inbox"
 	}
-	var names []string
-	for _, e := range entries {
-		n := e.Name()
-		if e.IsDir() || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, coldbridge.FileSuffix) {
-			continue
-		}
-		names = append(names, n)
+	out := &inspectedFrame{File: en.Path, Where: where}
+	if en.Where == coldbridge.QuarantineDir {
+		out.Reason, out.When = parseReasonFile(en.Reason, en.ReasonErr)
 	}
-	sort.Strings(names)
-	return names, nil
-}
-
-// inspectFrameFile applies a reader's checks (frame, payload, name) to the
-// file at path and summarises what it holds.
-func inspectFrameFile(path, where string, now time.Time) *inspectedFrame {
-	out := &inspectedFrame{File: path, Where: where}
-	if where == coldbridge.QuarantineDir {
-		out.Reason, out.When = readReasonFile(path + ".reason")
-	}
-	f, err := coldbridge.LoadFrameFile(path)
-	if err != nil {
-		out.setError(err)
+	if en.Err != nil {
+		out.setError(en.Err)
 		return out
 	}
+	f := en.Frame
 	out.Type = f.Type.String()
 	out.RequestID = f.RequestID
 	out.Created = f.Created.UTC().Format("2006-01-02T15:04:05.000Z")
@@ -240,8 +216,8 @@ func inspectFrameFile(path, where string, now time.Time) *inspectedFrame {
 	case *pb.Heartbeat:
 		out.Heartbeat = &inspectedHeartbeat{Sender: p.GetSender(), Seq: p.GetSeq(), Queued: p.GetQueued()}
 	}
-	name := filepath.Base(path)
-	if where == coldbridge.QuarantineDir {
+	name := filepath.Base(en.Path)
+	if en.Where == coldbridge.QuarantineDir {
 		name = coldbridge.QuarantineBase(name)
 	}
 	if err := coldbridge.CheckFileName(name, f); err != nil {
@@ -269,15 +245,17 @@ func (fr *inspectedFrame) setError(err error) {
 	}
 }
 
-// readReasonFile returns the reason and time of a quarantined file's
-// .reason file (FRAMES.md, "Quarantine"), or "(no .reason file)".
-func readReasonFile(path string) (reason, when string) {
-	fh, err := os.Open(path)
-	if err != nil {
+// parseReasonFile returns the reason and time of a quarantined file's
+// .reason file (FRAMES.md, "Quarantine"), or "(no .reason file)", or why
+// it could not be read.
+func parseReasonFile(data []byte, readErr error) (reason, when string) {
+	if readErr != nil {
+		return "(the .reason file cannot be read: " + readErr.Error() + ")", ""
+	}
+	if data == nil {
 		return "(no .reason file)", ""
 	}
-	defer fh.Close()
-	sc := bufio.NewScanner(io.LimitReader(fh, 64<<10))
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ": ")
 		if !ok {

@@ -56,7 +56,14 @@ func runGateway(ctx context.Context, e *env, opts gatewayOptions) error {
 			log.Warn("frame refused", "file", name, "error", err.Error())
 			m.FrameRejected(name, err)
 		},
-		func(err error) { log.Warn("bridge medium", "error", err.Error()) })
+		func(err error) {
+			if errors.Is(err, coldbridge.ErrBadEntry) {
+				log.Error("bridge medium: an entry that does not belong", "error", err.Error())
+			} else {
+				log.Warn("bridge medium", "error", err.Error())
+			}
+			m.MediumError(err)
+		})
 	if err != nil {
 		return err
 	}

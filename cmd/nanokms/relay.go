@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -62,7 +63,14 @@ func runRelay(ctx context.Context, e *env, opts relayOptions) error {
 			log.Warn("frame refused", "file", name, "error", err.Error())
 			m.FrameRejected(name, err)
 		},
-		func(err error) { log.Warn("bridge medium", "error", err.Error()) })
+		func(err error) {
+			if errors.Is(err, coldbridge.ErrBadEntry) {
+				log.Error("bridge medium: an entry that does not belong", "error", err.Error())
+			} else {
+				log.Warn("bridge medium", "error", err.Error())
+			}
+			m.MediumError(err)
+		})
 	if err != nil {
 		return err
 	}

@@ -189,8 +189,9 @@ func (x *Block) GetWork() uint64 {
 type Intent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Client-chosen id of the request, unique per intent: 1 to 64 characters
-	// from [A-Za-z0-9._-]. A repeat with identical content gets the
-	// identical answer; a repeat with other content is refused.
+	// from [A-Za-z0-9._-], not beginning with '.'. A repeat with identical
+	// content gets the identical answer; a repeat with other content is
+	// refused.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// What to do.
 	Kind IntentKind `protobuf:"varint,2,opt,name=kind,proto3,enum=nanokms.v1.IntentKind" json:"kind,omitempty"`

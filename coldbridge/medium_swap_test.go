@@ -1,0 +1,254 @@
+package coldbridge
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// inBothOpenModes runs f with openat2 (where the kernel has it: this one
+// must) and with the O_NOFOLLOW fallback.
+func inBothOpenModes(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	for _, openat2 := range []bool{true, false} {
+		name := "openat2"
+		if !openat2 {
+			name = "O_NOFOLLOW"
+		}
+		t.Run(name, func(t *testing.T) {
+			if openat2 && !probeOpenat2() {
+				t.Fatal("this kernel has no openat2(2) (Linux 5.6); the test expects it")
+			}
+			saved := useOpenat2
+			useOpenat2 = func() bool { return openat2 }
+			t.Cleanup(func() { useOpenat2 = saved })
+			f(t)
+		})
+	}
+}
+
+// swapForLink renames path to path.orig and puts a link to target in
+// its place: what a hostile writer does between two steps of ours.
+func swapForLink(t *testing.T, path, target string) {
+	t.Helper()
+	if err := os.Rename(path, path+".orig"); err != nil {
+		t.Error(err)
+		return
+	}
+	if err := os.Symlink(target, path); err != nil {
+		t.Error(err)
+	}
+}
+
+// at runs swap once, when the transport reaches crash point point, and
+// lets the transport go on.
+func at(t *testing.T, point string, swap func()) {
+	t.Helper()
+	done := false
+	crashHook = func(p string) error {
+		if p == point && !done {
+			done = true
+			swap()
+		}
+		return nil
+	}
+	t.Cleanup(func() {
+		crashHook = nil
+		if !done {
+			t.Errorf("crash point %s was never reached", point)
+		}
+	})
+}
+
+// TestFileSwapDuringOperation swaps a directory of the medium for a link
+// outside at each crash point between a check and the operation it
+// guards: every operation stays on the directory it opened, and nothing
+// outside the medium changes.
+func TestFileSwapDuringOperation(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func(t *testing.T, m *attackMedium, b *fileBridge)
+		// where the frame must be afterwards, relative to the medium root
+		want []string
+	}{
+		{"done/ swapped before the file moves into it", func(t *testing.T, m *attackMedium, b *fileBridge) {
+			rec := b.read(t)
+			at(t, "settle:before-rename", func() { swapForLink(t, filepath.Join(m.toCold, DoneDir), filepath.Join(m.outside, DoneDir)) })
+			if err := rec.Done(); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"to-cold/done.orig/outside.request.nkb"}},
+		{"quarantine/ swapped before the file moves into it", func(t *testing.T, m *attackMedium, b *fileBridge) {
+			rec := b.read(t)
+			at(t, "settle:before-rename", func() {
+				swapForLink(t, filepath.Join(m.toCold, QuarantineDir), filepath.Join(m.outside, QuarantineDir))
+			})
+			if err := rec.Reject("no"); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"to-cold/quarantine.orig/outside.request.nkb", "to-cold/quarantine.orig/outside.request.nkb.reason"}},
+		{"quarantine/ swapped before the .reason is written", func(t *testing.T, m *attackMedium, b *fileBridge) {
+			rec := b.read(t)
+			at(t, "settle:before-reason", func() {
+				swapForLink(t, filepath.Join(m.toCold, QuarantineDir), filepath.Join(m.outside, QuarantineDir))
+			})
+			if err := rec.Reject("no"); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"to-cold/quarantine.orig/outside.request.nkb", "to-cold/quarantine.orig/outside.request.nkb.reason"}},
+		{"the reader's directory swapped before the file moves", func(t *testing.T, m *attackMedium, b *fileBridge) {
+			// outside holds a file of the frame's name: a path-based move
+			// would take it into outside/done/.
+			rec := b.read(t)
+			at(t, "settle:before-rename", func() { swapForLink(t, m.toCold, m.outside) })
+			if err := rec.Done(); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"to-cold.orig/done/outside.request.nkb"}},
+		{"the writer's directory swapped before the rename", func(t *testing.T, m *attackMedium, b *fileBridge) {
+			at(t, "write:before-rename", func() { swapForLink(t, m.toCold, m.outside) })
+			if err := b.w.WriteFrame(context.Background(), fixRequestFrame(t, "second", fixTime)); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"to-cold.orig/second.request.nkb"}},
+	}
+	inBothOpenModes(t, func(t *testing.T) {
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				m := newAttackMedium(t)
+				b := mustFileBridgeIn(t, m.toCold, FileReaderOptions{})
+				b.write(t, fixRequestFrame(t, "outside", fixTime))
+				c.run(t, m, b)
+				crashHook = nil
+				m.wantOutsideUnchanged(t)
+				for _, p := range c.want {
+					if _, err := os.Lstat(filepath.Join(m.root, p)); err != nil {
+						t.Errorf("want %s: %v", p, err)
+					}
+				}
+			})
+		}
+	})
+}
+
+// TestFileHeldWhenDoneUnusable: a regular file named done is set aside,
+// but the medium has no inode left for a new done/: the frame cannot be
+// settled. Done returns nil (the consumer goes on), the failure is
+// reported, the frame stays in place and is not handed out again (a
+// restarted reader reads it: it is not lost), and once an inode is free
+// and the pause is over it moves into done/.
+func TestFileHeldWhenDoneUnusable(t *testing.T) {
+	mnt := mustTmpfs(t, "size=1m,nr_inodes=64")
+	dir := filepath.Join(mnt, "to-cold")
+	mkdir(t, dir)
+	reports := &mediumReports{}
+	b := mustFileBridgeIn(t, dir, FileReaderOptions{OnError: reports.onError})
+	f := fixRequestFrame(t, "held", fixTime)
+	b.write(t, f)
+	rec := b.read(t)
+	writeFile(t, filepath.Join(dir, DoneDir), "a file where done/ belongs")
+	fillers := fillInodes(t, mnt)
+	if err := rec.Done(); err != nil {
+		t.Fatalf("Done: %v, want nil (the reader holds the frame)", err)
+	}
+	reports.wantReported(t, []string{filepath.Join(dir, DoneDir)}, nil)
+	reports.mu.Lock()
+	var full bool
+	for _, err := range reports.errs {
+		full = full || errors.Is(err, ErrMediumFull) && errors.Is(err, syscall.ENOSPC)
+	}
+	reports.mu.Unlock()
+	if !full {
+		t.Fatalf("the full medium was not reported: %s", reports)
+	}
+	for range 3 {
+		b.nothing(t) // held: not handed out again, however often the reader looks
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "held.request.nkb")); err != nil {
+		t.Fatalf("the held frame is not in place: %v", err)
+	}
+	// Not lost: a reader started afresh (the relay restarted) reads it.
+	b2, err := NewFileReader(dir, FileReaderOptions{Now: func() time.Time { return fixTime }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2 := b2.next(); r2 == nil || r2.Name != "held.request.nkb" {
+		t.Fatalf("a new reader read %v, want the held frame", r2)
+	}
+	// An inode is free, but the pause is not over: no retry yet.
+	if err := os.Remove(fillers[0]); err != nil {
+		t.Fatal(err)
+	}
+	b.nothing(t)
+	wantNames(t, ls(t, dir, DoneDir))
+	b.now = b.now.Add(heldRetryMin)
+	b.nothing(t)
+	wantNames(t, ls(t, dir, DoneDir), "held.request.nkb")
+	if _, err := os.Lstat(filepath.Join(dir, "held.request.nkb")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the frame is still in place after the retry: %v", err)
+	}
+}
+
+// TestFileWriterMediumFull: on a full medium WriteFrame returns an error
+// wrapping ErrMediumFull and ENOSPC and leaves nothing behind (no
+// temporary file, no partial frame); once space is back it writes.
+func TestFileWriterMediumFull(t *testing.T) {
+	mnt := mustTmpfs(t, "size=256k")
+	dir := filepath.Join(mnt, "to-hot")
+	w, err := NewFileWriter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler := fillBytes(t, mnt)
+	f := fixRequestFrame(t, "full", fixTime)
+	err = w.WriteFrame(context.Background(), f)
+	if !errors.Is(err, ErrMediumFull) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("WriteFrame on a full medium: %v, want ErrMediumFull and ENOSPC", err)
+	}
+	wantNames(t, ls(t, dir, ""))
+	if tmp := tempFiles(t, mnt); len(tmp) != 0 {
+		t.Fatalf("left %q", tmp)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteFrame(context.Background(), f); err != nil {
+		t.Fatalf("WriteFrame with space back: %v", err)
+	}
+	g, err := LoadFrameFile(filepath.Join(dir, FileName(f)))
+	if err != nil || !sameFrame(f, g) {
+		t.Fatalf("the frame written: %v", err)
+	}
+}
+
+// TestFileReasonMediumFull: a bad frame quarantined on a full medium is
+// moved into quarantine/ (never read again) but its .reason cannot be
+// written: nothing half-written is left, and the failure is reported.
+func TestFileReasonMediumFull(t *testing.T) {
+	mnt := mustTmpfs(t, "size=256k")
+	dir := filepath.Join(mnt, "to-cold")
+	mkdir(t, filepath.Join(dir, QuarantineDir))
+	reports := &mediumReports{}
+	b := mustFileBridgeIn(t, dir, FileReaderOptions{OnError: reports.onError})
+	writeFile(t, filepath.Join(dir, badFrame), "not a frame")
+	fillBytes(t, mnt)
+	b.nothing(t)
+	b.wantRejected(t, ErrCodeTruncated, badFrame)
+	wantNames(t, ls(t, dir, QuarantineDir), badFrame)
+	if tmp := tempFiles(t, mnt); len(tmp) != 0 {
+		t.Fatalf("left %q", tmp)
+	}
+	reports.mu.Lock()
+	defer reports.mu.Unlock()
+	for _, err := range reports.errs {
+		if errors.Is(err, ErrMediumFull) && strings.Contains(err.Error(), ".reason") {
+			return
+		}
+	}
+	t.Fatalf("the .reason that could not be written was not reported: %v", reports.errs)
+}
