@@ -158,7 +158,7 @@ func newWorld(t *testing.T) *world {
 	}
 	t.Cleanup(func() { tok.Close() })
 	w.tok = tok
-	if err := tok.CreateMasterKey(ctx); err != nil {
+	if err := tok.CreateMasterKey(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	seed, err := nano.ParseSeed(custodySeedHex)
