@@ -146,11 +146,12 @@ type SchemeSupport struct {
 	IV        IVSource
 	MultiPart bool
 	// FailureCode is the return code with which the token refused the
-	// tampered seal: a failed GCM tag or a failed MAC. Only this code, and
-	// the standard ones (CKR_ENCRYPTED_DATA_INVALID,
-	// CKR_AEAD_DECRYPT_FAILED, CKR_SIGNATURE_INVALID, …), are read as a
-	// broken seal on this token; any other code is a fault and is
-	// reported as one.
+	// tampered seal: a failed GCM tag or a failed MAC. For AES-GCM only
+	// this code and the standard ones (CKR_ENCRYPTED_DATA_INVALID,
+	// CKR_AEAD_DECRYPT_FAILED, …) are read as a broken seal on this token;
+	// any other code is a fault and is reported as one. For the MAC a
+	// code other than CKR_SIGNATURE_INVALID is never taken on trust: the
+	// MAC is recomputed on the token and compared.
 	FailureCode uint
 }
 

@@ -3,6 +3,7 @@
 package hsm
 
 import (
+	"crypto/subtle"
 	"fmt"
 
 	"github.com/miekg/pkcs11"
@@ -146,26 +147,45 @@ var (
 	macFailureCodes = []uint{ckrSignatureInvalid, ckrSignatureLenRange}
 )
 
-// isSealFailure reports whether err, from opening a seal of scheme, says
-// the seal does not authenticate: one of the standard codes, or the code
-// the probe saw this token return for a tampered seal (SoftHSM 2.6 says
-// CKR_GENERAL_ERROR for a failed GCM tag; NSS 3.87 CKR_DEVICE_ERROR for a
-// failed HMAC). Any other code is a fault of the token and is reported as
-// one.
-func (t *Token) isSealFailure(scheme SealScheme, err error) bool {
+// isGCMFailure reports whether err, from opening an AES-GCM seal, says
+// the tag does not authenticate: one of the standard codes, or the code the
+// probe saw this token return for a tampered tag (SoftHSM 2.6 says
+// CKR_GENERAL_ERROR, as its documentation of C_Decrypt does). Any other
+// code is a fault of the token and is reported as one.
+func (t *Token) isGCMFailure(err error) bool {
 	code := codeOf(err)
 	if code == 0 {
 		return false
 	}
-	std := gcmFailureCodes
-	if scheme == SchemeAESCBCHMAC {
-		std = macFailureCodes
-	}
-	for _, c := range std {
+	for _, c := range gcmFailureCodes {
 		if code == c {
 			return true
 		}
 	}
-	probed := t.caps.SchemeSupport(scheme).FailureCode
+	probed := t.caps.SchemeSupport(SchemeAESGCM).FailureCode
 	return probed != 0 && code == probed
+}
+
+// macMismatch reports whether verr, C_Verify's refusal of a blob's MAC,
+// means the MAC does not match. A standard code says so. Another code is
+// not taken on trust (NSS 3.87 returns whatever error its thread last
+// recorded, CKR_DEVICE_ERROR or CKR_ARGUMENTS_BAD): the MAC is computed
+// again on the token (C_Sign) and compared, in constant time, with the
+// blob's. A mismatch is a broken seal; a match, or a failing C_Sign, leaves
+// verr the fault it is. Nothing is decrypted either way.
+func macMismatch(c cbcOp, msg, mac []byte, verr error) bool {
+	code := codeOf(verr)
+	if code == 0 || isSessionLost(verr) {
+		return false
+	}
+	for _, x := range macFailureCodes {
+		if code == x {
+			return true
+		}
+	}
+	tag, err := c.sign(msg)
+	if err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare(tag, mac) != 1
 }

@@ -179,12 +179,7 @@ func open(ctx context.Context, raw p11, cfg Config) (*Token, error) {
 	}
 	caps.Module.Params = cfg.ModuleParams != ""
 	t.caps = *caps
-	t.unknownAttrs = map[uint]bool{}
-	for _, a := range caps.Attributes {
-		if !a.Known {
-			t.unknownAttrs[attrTypes[a.Attribute]] = true
-		}
-	}
+	t.unknownAttrs = omittedAttributes(caps.Attributes)
 	for i := 0; i < size; i++ {
 		s := first
 		if i > 0 {
@@ -195,6 +190,26 @@ func open(ctx context.Context, raw p11, cfg Config) (*Token, error) {
 		t.slots <- s
 	}
 	return t, nil
+}
+
+// omittedAttributes returns the attribute types left out of this token's
+// templates: those it does not know (CKR_ATTRIBUTE_TYPE_INVALID), and the
+// v2.40 additions CKA_COPYABLE and CKA_DESTROYABLE where it knows but does
+// not enforce them. Those would change nothing, and NSS softokn 3.87,
+// which takes them on session objects, fails C_GenerateKey of a token
+// object that carries them (CKR_GENERAL_ERROR: its database has no place
+// for them). Either way they are reported as not enforced.
+func omittedAttributes(as []AttributeSupport) map[uint]bool {
+	out := map[uint]bool{}
+	for _, a := range as {
+		switch {
+		case !a.Known:
+			out[attrTypes[a.Attribute]] = true
+		case !a.Enforced && (a.Attribute == AttrCopyable || a.Attribute == AttrDestroyable):
+			out[attrTypes[a.Attribute]] = true
+		}
+	}
+	return out
 }
 
 // tokenName is how messages name the configured token.

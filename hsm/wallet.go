@@ -282,8 +282,9 @@ func (s *session) unseal(dst []byte, b *sealedBlob) error {
 		pt, err = s.gcm(m.h).decrypt(out, b.iv, b.aad(), b.ct)
 	case SchemeAESCBCHMAC:
 		c := s.cbc(m)
-		if err := c.verify(b.macInput(), b.mac); err != nil {
-			if s.t.isSealFailure(SchemeAESCBCHMAC, err) {
+		msg := b.macInput()
+		if err := c.verify(msg, b.mac); err != nil {
+			if macMismatch(c, msg, b.mac, err) {
 				return fmt.Errorf("%w (%w)", ErrSealBroken, err)
 			}
 			return fmt.Errorf("hsm: checking the seal's MAC: %w", err)
@@ -292,7 +293,7 @@ func (s *session) unseal(dst []byte, b *sealedBlob) error {
 	}
 	switch {
 	case err == nil:
-	case s.t.isSealFailure(SchemeAESGCM, err) && b.scheme == SchemeAESGCM,
+	case b.scheme == SchemeAESGCM && s.t.isGCMFailure(err),
 		b.scheme == SchemeAESCBCHMAC && (isCode(err, ckrEncryptedDataInvalid) || isCode(err, ckrEncryptedDataLenRange)):
 		return fmt.Errorf("%w (%w)", ErrSealBroken, err)
 	default:
