@@ -417,6 +417,10 @@ func (t *Token) ImportMasterKey(ctx context.Context, pkgData []byte) error {
 				return fmt.Errorf("%w: unwrapping the MAC key: %w", ErrBadBlob, err)
 			}
 			made, m.mac = append(made, h), h
+			if err := s.holdProtection(h, "MAC key"); err != nil {
+				undo()
+				return err
+			}
 		}
 		k := p.key(roleEncrypt)
 		h, err := s.p.UnwrapKey(s.sh, oaepMechanism(), privH, k.wrapped, t.template(importedMasterTemplate(k.id)))
@@ -428,6 +432,10 @@ func (t *Token) ImportMasterKey(ctx context.Context, pkgData []byte) error {
 			return fmt.Errorf("%w: unwrapping the master key: %w", ErrBadBlob, err)
 		}
 		made, m.h = append(made, h), h
+		if err := s.holdProtection(h, "master key"); err != nil {
+			undo()
+			return err
+		}
 		check, err := s.checkValue(m)
 		if err != nil || check != p.check {
 			undo()
@@ -445,6 +453,47 @@ func (t *Token) ImportMasterKey(ctx context.Context, pkgData []byte) error {
 		t.forgetMaster()
 		return nil
 	})
+}
+
+// holdProtection reads back an unwrapped key's CKA_SENSITIVE and
+// CKA_EXTRACTABLE and, where the token did not set them as the template
+// asked (opencryptoki 3.8's C_UnwrapKey makes keys non-sensitive and
+// extractable whatever the template says), sets them: PKCS#11 lets both
+// change towards safety. A key that still is not sensitive and
+// non-extractable is an error (ErrMasterKeyExportable); the caller
+// destroys it.
+func (s *session) holdProtection(h pkcs11.ObjectHandle, what string) error {
+	read := func() (sensitive, extractable bool, err error) {
+		a, err := s.p.GetAttributeValue(s.sh, h, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, nil),
+			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
+		})
+		if err != nil {
+			return false, false, fmt.Errorf("hsm: reading the unwrapped %s's attributes: %w", what, err)
+		}
+		return attrBool(a, pkcs11.CKA_SENSITIVE), attrBool(a, pkcs11.CKA_EXTRACTABLE), nil
+	}
+	sens, extr, err := read()
+	if err != nil || (sens && !extr) {
+		return err
+	}
+	var set []*pkcs11.Attribute
+	if !sens {
+		set = append(set, pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true))
+	}
+	if extr {
+		set = append(set, pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false))
+	}
+	if err := s.p.SetAttributeValue(s.sh, h, set); err != nil {
+		return fmt.Errorf("%w: token %q unwrapped the %s sensitive=%v extractable=%v, against the template, and refused to correct it: %w", ErrMasterKeyExportable, s.t.name, what, sens, extr, err)
+	}
+	if sens, extr, err = read(); err != nil {
+		return err
+	}
+	if !sens || extr {
+		return fmt.Errorf("%w: token %q keeps the unwrapped %s sensitive=%v extractable=%v", ErrMasterKeyExportable, s.t.name, what, sens, extr)
+	}
+	return nil
 }
 
 func containsString(list []string, s string) bool {

@@ -117,7 +117,8 @@ func macKeyAttrs(token bool, label string, id []byte, forBackup bool) []*pkcs11.
 		// No copies, no C_DestroyObject (v2.40 attributes).
 		pkcs11.NewAttribute(pkcs11.CKA_COPYABLE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_DESTROYABLE, false),
-		// The master key's random id.
+		// A random id of its own (not the master key's: see
+		// createMasterKey).
 		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
 	)
 }
@@ -328,16 +329,19 @@ func (t *Token) createMasterKey(ctx context.Context, scheme SealScheme, forBacku
 		} else if !errors.Is(err, errNoMAC) {
 			return err
 		}
-		id, err := s.random(masterKeyIDLen)
+		// Two ids: NSS softokn derives a token object's handle from its
+		// CKA_ID, so two keys sharing one share a handle.
+		ids, err := s.random(2 * masterKeyIDLen)
 		if err != nil {
 			return err
 		}
+		id, macID := ids[:masterKeyIDLen], ids[masterKeyIDLen:]
 		// The MAC key first: a token left with only a MAC key (a failure
 		// between the two calls) is refused above, and an operator sees
 		// it; a master key alone would silently be an aes-256-gcm one.
 		if scheme == SchemeAESCBCHMAC {
 			mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, nil)}
-			if _, err := s.p.GenerateKey(s.sh, mech, t.template(macKeyAttrs(true, MACKeyLabel, id, forBackup))); err != nil {
+			if _, err := s.p.GenerateKey(s.sh, mech, t.template(macKeyAttrs(true, MACKeyLabel, macID, forBackup))); err != nil {
 				return fmt.Errorf("hsm: token %q: generating the HMAC-SHA-256 key: %w", t.name, err)
 			}
 		}

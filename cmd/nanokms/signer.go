@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/hsm/p11uri"
 	"github.com/nanokms/nanokms/metrics"
 	"github.com/nanokms/nanokms/signer"
 	"github.com/nanokms/nanokms/signer/policy"
@@ -121,7 +122,15 @@ func openSignerToken(ctx context.Context, tc policy.TokenConfig) (*hsm.Token, er
 		return nil, withHint(fmt.Errorf("reading the token PIN: %w", err), "the PIN comes from token.pin_file (readable by this user only: chmod 600) or the variable token.pin_env names")
 	}
 	defer pin.Wipe()
-	tok, err := hsm.Open(ctx, hsm.Config{Module: tc.Module, TokenLabel: tc.Label, PIN: pin, PoolSize: tc.PoolSize})
+	cfg := hsm.Config{Module: tc.Module, ModuleParams: tc.ModuleParams, TokenLabel: tc.Label, WalletDir: tc.WalletDir, PIN: pin, PoolSize: tc.PoolSize}
+	if tc.URI != "" {
+		u, err := p11uri.Parse(tc.URI)
+		if err != nil { // policy.Load checked it
+			return nil, fmt.Errorf("token.uri: %w", err)
+		}
+		cfg.URI = u
+	}
+	tok, err := hsm.Open(ctx, cfg)
 	if err != nil {
 		return nil, hintTokenErr(err)
 	}
@@ -137,6 +146,11 @@ func hintTokenErr(err error) error {
 		return withHint(err, "list tokens with 'softhsm2-util --show-slots' or 'pkcs11-tool -L'")
 	case errors.Is(err, hsm.ErrMasterKeyMissing):
 		return withHint(err, "create it with 'nanokms token init'")
+	case errors.Is(err, hsm.ErrWalletDir):
+		return withHint(err, "token.wallet_dir must exist, be a real directory, and be writable by this user only (chmod go-w)")
+	}
+	if h := hsm.TokenErrorHint(err); h != "" {
+		return withHint(err, h)
 	}
 	return err
 }
