@@ -50,8 +50,12 @@ func TestBlobRoundTrip(t *testing.T) {
 // seal schemes: a blob made then (the sealed field of the export in
 // cmd/nanokms/testdata/legacy-v1, made by that code on a SoftHSM token)
 // parses, and marshals back to the same bytes.
+// legacyV1Blob is the sealed blob of wallet det1 made by nanokms before
+// seal schemes (cmd/nanokms/testdata/legacy-v1/det1.export).
+const legacyV1Blob = "AQE5MX89sHpc/ML+jmuvQ/to9qtPlohkA64o28PkCTyvyxb9DtqTYg9v1RJrLqdjIe76iOaQ89lxM67tiKmC8EByWLddS8ZAD+srJ1sC"
+
 func TestBlobV1Layout(t *testing.T) {
-	raw, err := base64.StdEncoding.DecodeString("AQE5MX89sHpc/ML+jmuvQ/to9qtPlohkA64o28PkCTyvyxb9DtqTYg9v1RJrLqdjIe76iOaQ89lxM67tiKmC8EByWLddS8ZAD+srJ1sC")
+	raw, err := base64.StdEncoding.DecodeString(legacyV1Blob)
 	if err != nil {
 		t.Fatal(err)
 	}
