@@ -239,7 +239,16 @@ var codeNames = map[uint]string{
 	ckrFunctionRejected:           "CKR_FUNCTION_REJECTED",
 	0x201:                         "CKR_TOKEN_RESOURCE_EXCEEDED",
 	ckrOperationCancelFailed:      "CKR_OPERATION_CANCEL_FAILED",
+	// NSS's vendor codes (CKR_VENDOR_DEFINED | NSSCK_VENDOR_NSS "NSS" | n).
+	ckrNSSCertDBFailed: "CKR_NSS_CERTDB_FAILED",
+	ckrNSSKeyDBFailed:  "CKR_NSS_KEYDB_FAILED",
 }
+
+// NSS softokn's vendor return codes.
+const (
+	ckrNSSCertDBFailed = 0xCE534351
+	ckrNSSKeyDBFailed  = 0xCE534352
+)
 
 // CodeName returns the name of a PKCS#11 return value, such as
 // "CKR_ATTRIBUTE_TYPE_INVALID", or "CKR_VENDOR_DEFINED+0x12" and
@@ -260,6 +269,12 @@ func hintFor(fn string, code uint) string {
 	case ckrArgumentsBad:
 		if fn == "C_Initialize" {
 			return "the module may want initialisation parameters: give them with --module-params (token.module_params, $NANOKMS_PKCS11_MODULE_PARAMS); NSS softokn wants configdir='sql:DIR' certPrefix='' keyPrefix='' secmod='secmod.db' flags="
+		}
+	case ckrNSSCertDBFailed, ckrNSSKeyDBFailed:
+		return "NSS could not open its database: check configdir='sql:DIR' in --module-params (token.module_params); make the database with 'certutil -N -d sql:DIR'"
+	case ckrHostMemory:
+		if fn == "C_Initialize" {
+			return "opencryptoki answers this when its daemon is not running: start pkcsslotd (systemctl start pkcsslotd)"
 		}
 	case ckrGeneralError, ckrFunctionFailed, ckrDeviceError:
 		if fn == "C_Initialize" {
