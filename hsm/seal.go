@@ -177,8 +177,9 @@ func (t *Token) isGCMFailure(err error) bool {
 
 // macMismatch reports whether verr, C_Verify's refusal of a blob's MAC,
 // means the MAC does not match. A standard code says so. Another code is
-// not taken on trust (NSS 3.87 returns whatever error its thread last
-// recorded, CKR_DEVICE_ERROR or CKR_ARGUMENTS_BAD): the MAC is computed
+// not taken on trust (NSS 3.87 has no fixed code for it: it was seen
+// answering CKR_DEVICE_ERROR and CKR_ARGUMENTS_BAD, depending on what
+// failed before): the MAC is computed
 // again on the token (C_Sign) and compared, in constant time, with the
 // blob's. A mismatch is a broken seal; a match, or a failing C_Sign, leaves
 // verr the fault it is. Nothing is decrypted either way.
