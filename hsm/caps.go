@@ -220,7 +220,7 @@ type Capabilities struct {
 
 // Scheme returns the scheme a new master key on this token gets: the first
 // usable one of Schemes, or 0 when none is.
-func (c *Capabilities) Scheme() SealScheme {
+func (c Capabilities) Scheme() SealScheme {
 	for _, s := range c.Schemes {
 		if s.Usable {
 			return s.Scheme
@@ -230,7 +230,7 @@ func (c *Capabilities) Scheme() SealScheme {
 }
 
 // SchemeSupport returns the entry of scheme s.
-func (c *Capabilities) SchemeSupport(s SealScheme) SchemeSupport {
+func (c Capabilities) SchemeSupport(s SealScheme) SchemeSupport {
 	for _, x := range c.Schemes {
 		if x.Scheme == s {
 			return x
@@ -240,7 +240,7 @@ func (c *Capabilities) SchemeSupport(s SealScheme) SchemeSupport {
 }
 
 // UsableSchemes returns the usable schemes, in order of preference.
-func (c *Capabilities) UsableSchemes() []SealScheme {
+func (c Capabilities) UsableSchemes() []SealScheme {
 	var out []SealScheme
 	for _, s := range c.Schemes {
 		if s.Usable {
@@ -252,7 +252,7 @@ func (c *Capabilities) UsableSchemes() []SealScheme {
 
 // NotEnforced returns the protective attributes the token does not
 // enforce (unknown to it, or known but not held).
-func (c *Capabilities) NotEnforced() []AttributeSupport {
+func (c Capabilities) NotEnforced() []AttributeSupport {
 	var out []AttributeSupport
 	for _, a := range c.Attributes {
 		if !a.Enforced {
@@ -263,7 +263,7 @@ func (c *Capabilities) NotEnforced() []AttributeSupport {
 }
 
 // Attribute returns the entry of a.
-func (c *Capabilities) Attribute(a Attribute) AttributeSupport {
+func (c Capabilities) Attribute(a Attribute) AttributeSupport {
 	for _, x := range c.Attributes {
 		if x.Attribute == a {
 			return x

@@ -72,6 +72,15 @@ func runSigner(ctx context.Context, e *env, opts signerOptions) error {
 	}
 	defer tok.Close()
 
+	// What the token does not enforce is said at every start, never
+	// silently accepted (docs/HSM.md).
+	if ne := tok.Capabilities().NotEnforced(); len(ne) > 0 {
+		names := make([]string, len(ne))
+		for i, a := range ne {
+			names[i] = string(a.Attribute)
+		}
+		log.Warn("the token does not enforce these protective attributes", "token", tokenDisplay(cfg.Token), "not_enforced", names)
+	}
 	m := metrics.NewSigner()
 	s := signer.New(store, tok, cfg, signer.Options{MaxIntentTTL: cfg.Signer.MaxIntentTTL, Logger: log, Observe: m.Observe})
 	// The metrics file is written until the signer has stopped, then once more.
@@ -87,12 +96,20 @@ func runSigner(ctx context.Context, e *env, opts signerOptions) error {
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "listen", cfg.Signer.Listen.String(), "state", cfg.Signer.State, "token", cfg.Token.Label, "metrics", cfg.Signer.Metrics)
+	log.Info("serving", "listen", cfg.Signer.Listen.String(), "state", cfg.Signer.State, "token", tokenDisplay(cfg.Token), "metrics", cfg.Signer.Metrics)
 	if err := signer.Serve(ctx, l, signer.NewServer(s), sopts); err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// tokenDisplay names the configured token in logs: its label, or its URI.
+func tokenDisplay(tc policy.TokenConfig) string {
+	if tc.Label != "" {
+		return tc.Label
+	}
+	return tc.URI
 }
 
 // exitSignerPIN is the signer's exit status when the token refused its
