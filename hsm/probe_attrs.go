@@ -245,4 +245,3 @@ func (pr *prober) privateData() error {
 	pr.destroy(h)
 	return nil
 }
-
