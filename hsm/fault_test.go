@@ -139,13 +139,15 @@ func TestOperationFaults(t *testing.T) {
 			f.DecryptInitFunc = func(pkcs11.SessionHandle, []*pkcs11.Mechanism, pkcs11.ObjectHandle) error { return errInjected }
 		}},
 		{name: "C_Decrypt device error is not a broken seal", run: sign, want: isNot(ErrSealBroken), inject: func(f *fakeP11) {
-			f.DecryptFunc = func(pkcs11.SessionHandle, []byte) ([]byte, error) { return nil, errInjected }
+			f.DecryptIntoFunc = func(pkcs11.SessionHandle, []byte, []byte) ([]byte, error) { return nil, errInjected }
 		}},
 		{name: "C_Decrypt general error is a broken seal", run: sign, want: is(ErrSealBroken), inject: func(f *fakeP11) {
-			f.DecryptFunc = func(pkcs11.SessionHandle, []byte) ([]byte, error) { return nil, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR) }
+			f.DecryptIntoFunc = func(pkcs11.SessionHandle, []byte, []byte) ([]byte, error) {
+				return nil, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR)
+			}
 		}},
 		{name: "C_Decrypt wrong length", run: sign, want: is(ErrSealBroken), inject: func(f *fakeP11) {
-			f.DecryptFunc = func(pkcs11.SessionHandle, []byte) ([]byte, error) { return make([]byte, 31), nil }
+			f.DecryptIntoFunc = func(_ pkcs11.SessionHandle, _, dst []byte) ([]byte, error) { return dst[:31], nil }
 		}},
 		{name: "C_Encrypt general error is not a broken seal", run: create, want: func(err error) bool {
 			return errors.Is(err, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR)) && !errors.Is(err, ErrSealBroken)
@@ -217,7 +219,7 @@ func TestCeremonyFaults(t *testing.T) {
 		f.GenerateKeyFunc = func(pkcs11.SessionHandle, []*pkcs11.Mechanism, []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
 			return 0, errInjected
 		}
-		if err := tok.CreateMasterKey(ctx); !errors.Is(err, errInjected) {
+		if err := tok.CreateMasterKey(ctx, 0); !errors.Is(err, errInjected) {
 			t.Fatalf("CreateMasterKey = %v", err)
 		}
 		if _, err := tok.MasterKeyAttributes(ctx); !errors.Is(err, ErrMasterKeyMissing) {
@@ -226,7 +228,7 @@ func TestCeremonyFaults(t *testing.T) {
 	})
 	t.Run("C_SetAttributeValue", func(t *testing.T) {
 		tok, f, _ := mustToken(t, tokenOpts{noMaster: true})
-		if err := tok.CreateMasterKeyForBackup(ctx); err != nil {
+		if err := tok.CreateMasterKeyForBackup(ctx, 0); err != nil {
 			t.Fatal(err)
 		}
 		f.SetAttributeValueFunc = func(pkcs11.SessionHandle, pkcs11.ObjectHandle, []*pkcs11.Attribute) error { return errInjected }
@@ -239,16 +241,17 @@ func TestCeremonyFaults(t *testing.T) {
 	})
 	t.Run("C_WrapKey", func(t *testing.T) {
 		tok, f, _ := mustToken(t, tokenOpts{noMaster: true})
-		if err := tok.CreateMasterKeyForBackup(ctx); err != nil {
+		if err := tok.CreateMasterKeyForBackup(ctx, 0); err != nil {
 			t.Fatal(err)
 		}
 		f.WrapKeyFunc = func(pkcs11.SessionHandle, []*pkcs11.Mechanism, pkcs11.ObjectHandle, pkcs11.ObjectHandle) ([]byte, error) {
 			return nil, errInjected
 		}
-		if _, err := tok.WrapMasterKey(ctx, mustTransportKey(t)); !errors.Is(err, errInjected) {
+		destroys := f.Calls("DestroyObject")
+		if _, err := tok.WrapMasterKey(ctx, mustTransportKey(t), BackupTarget{Schemes: Schemes, Unwrap: []string{wrapMechanismName}}); !errors.Is(err, errInjected) {
 			t.Fatalf("WrapMasterKey = %v", err)
 		}
-		if f.Calls("DestroyObject") != 1 {
+		if f.Calls("DestroyObject")-destroys != 1 {
 			t.Fatal("the imported transport key was not destroyed")
 		}
 	})
@@ -259,10 +262,10 @@ func TestCeremonyFaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := primary.CreateMasterKeyForBackup(ctx); err != nil {
+		if err := primary.CreateMasterKeyForBackup(ctx, 0); err != nil {
 			t.Fatal(err)
 		}
-		pkg, err := primary.WrapMasterKey(ctx, pub)
+		pkg, err := primary.WrapMasterKey(ctx, pub, BackupTarget{Schemes: Schemes, Unwrap: []string{wrapMechanismName}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,7 +26,7 @@ func mustPIN(t testing.TB, pin string) *PIN {
 // mustFake returns a fake over the real SoftHSM module.
 func mustFake(t testing.TB) *fakeP11 {
 	t.Helper()
-	real, err := loadModule(softhsmtest.Module(t))
+	real, err := loadModule(softhsmtest.Module(t), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,8 +34,9 @@ func mustFake(t testing.TB) *fakeP11 {
 }
 
 type tokenOpts struct {
-	pool     int  // 0: default
-	noMaster bool // do not create the master key
+	pool     int        // 0: default
+	noMaster bool       // do not create the master key
+	scheme   SealScheme // of the master key; 0: the token's choice
 }
 
 // mustToken makes a fresh SoftHSM token, opens it through a fake (which
@@ -47,7 +48,7 @@ func mustToken(t testing.TB, o tokenOpts) (*Token, *fakeP11, softhsmtest.Token) 
 	f := mustFake(t)
 	tok := mustOpen(t, f, Config{Module: st.Module, TokenLabel: st.Label, PIN: mustPIN(t, st.PIN), PoolSize: o.pool})
 	if !o.noMaster {
-		if err := tok.CreateMasterKey(context.Background()); err != nil {
+		if err := tok.CreateMasterKey(context.Background(), o.scheme); err != nil {
 			t.Fatalf("CreateMasterKey: %v", err)
 		}
 	}

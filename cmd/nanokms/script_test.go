@@ -51,6 +51,10 @@ func TestMain(m *testing.M) {
 //	    flip a bit of the sealed blob in the wallet export FILE.
 //	perm FILE MODE
 //	    fail unless FILE's permission bits are MODE (octal).
+//	legacytoken
+//	    add the SoftHSM token of testdata/legacy-v1 (made by nanokms before
+//	    seal schemes; label legacy-v1) to the script's token directory, and
+//	    its wallet exports to $WORK/legacy.
 //
 // and, for the services (scriptcmds_test.go): waitfor, expand,
 // verifyapproval, auditedit and noderpc. A service started in the
@@ -67,11 +71,12 @@ func TestScripts(t *testing.T) {
 		RequireUniqueNames:  true,
 		Setup:               setupScript,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits":      cmdExits,
-			"capture":    cmdCapture,
-			"newtoken":   cmdNewToken,
-			"flipsealed": cmdFlipSealed,
-			"perm":       cmdPerm,
+			"exits":       cmdExits,
+			"capture":     cmdCapture,
+			"newtoken":    cmdNewToken,
+			"flipsealed":  cmdFlipSealed,
+			"perm":        cmdPerm,
+			"legacytoken": cmdLegacyToken,
 			// scriptcmds_test.go
 			"waitfor":        cmdWaitfor,
 			"expand":         cmdExpand,

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/hsm/p11uri"
 	"github.com/nanokms/nanokms/metrics"
 	"github.com/nanokms/nanokms/signer"
 	"github.com/nanokms/nanokms/signer/policy"
@@ -71,6 +72,15 @@ func runSigner(ctx context.Context, e *env, opts signerOptions) error {
 	}
 	defer tok.Close()
 
+	// What the token does not enforce is said at every start, never
+	// silently accepted (docs/HSM.md).
+	if ne := tok.Capabilities().NotEnforced(); len(ne) > 0 {
+		names := make([]string, len(ne))
+		for i, a := range ne {
+			names[i] = string(a.Attribute)
+		}
+		log.Warn("the token does not enforce these protective attributes", "token", tokenDisplay(cfg.Token), "not_enforced", names)
+	}
 	m := metrics.NewSigner()
 	s := signer.New(store, tok, cfg, signer.Options{MaxIntentTTL: cfg.Signer.MaxIntentTTL, Logger: log, Observe: m.Observe})
 	// The metrics file is written until the signer has stopped, then once more.
@@ -86,12 +96,20 @@ func runSigner(ctx context.Context, e *env, opts signerOptions) error {
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "listen", cfg.Signer.Listen.String(), "state", cfg.Signer.State, "token", cfg.Token.Label, "metrics", cfg.Signer.Metrics)
+	log.Info("serving", "listen", cfg.Signer.Listen.String(), "state", cfg.Signer.State, "token", tokenDisplay(cfg.Token), "metrics", cfg.Signer.Metrics)
 	if err := signer.Serve(ctx, l, signer.NewServer(s), sopts); err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// tokenDisplay names the configured token in logs: its label, or its URI.
+func tokenDisplay(tc policy.TokenConfig) string {
+	if tc.Label != "" {
+		return tc.Label
+	}
+	return tc.URI
 }
 
 // exitSignerPIN is the signer's exit status when the token refused its
@@ -121,7 +139,15 @@ func openSignerToken(ctx context.Context, tc policy.TokenConfig) (*hsm.Token, er
 		return nil, withHint(fmt.Errorf("reading the token PIN: %w", err), "the PIN comes from token.pin_file (readable by this user only: chmod 600) or the variable token.pin_env names")
 	}
 	defer pin.Wipe()
-	tok, err := hsm.Open(ctx, hsm.Config{Module: tc.Module, TokenLabel: tc.Label, PIN: pin, PoolSize: tc.PoolSize})
+	cfg := hsm.Config{Module: tc.Module, ModuleParams: tc.ModuleParams, TokenLabel: tc.Label, WalletDir: tc.WalletDir, PIN: pin, PoolSize: tc.PoolSize}
+	if tc.URI != "" {
+		u, err := p11uri.Parse(tc.URI)
+		if err != nil { // policy.Load checked it
+			return nil, fmt.Errorf("token.uri: %w", err)
+		}
+		cfg.URI = u
+	}
+	tok, err := hsm.Open(ctx, cfg)
 	if err != nil {
 		return nil, hintTokenErr(err)
 	}
@@ -137,6 +163,11 @@ func hintTokenErr(err error) error {
 		return withHint(err, "list tokens with 'softhsm2-util --show-slots' or 'pkcs11-tool -L'")
 	case errors.Is(err, hsm.ErrMasterKeyMissing):
 		return withHint(err, "create it with 'nanokms token init'")
+	case errors.Is(err, hsm.ErrWalletDir):
+		return withHint(err, "token.wallet_dir must exist, be a real directory, and be writable by this user only (chmod go-w)")
+	}
+	if h := hsm.TokenErrorHint(err); h != "" {
+		return withHint(err, h)
 	}
 	return err
 }

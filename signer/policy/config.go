@@ -82,13 +82,17 @@ type TLSConfig struct {
 }
 
 // TokenConfig is the [token] section: the PKCS#11 token holding the master
-// key. Exactly one of PINFile and PINEnv is non-empty.
+// key. Exactly one of PINFile and PINEnv is non-empty, and exactly one of
+// Label and URI.
 type TokenConfig struct {
-	Module   string // absolute path of the PKCS#11 library
-	Label    string // the token's label, 1 to 32 bytes
-	PINFile  string // absolute path of a file holding the user PIN
-	PINEnv   string // name of an environment variable holding the user PIN
-	PoolSize int    // number of token sessions, 1 to MaxPoolSize
+	Module       string // absolute path of the PKCS#11 library
+	ModuleParams string // the module's initialisation parameters (NSS: configdir=…), or ""
+	Label        string // the token's label, 1 to 32 bytes
+	URI          string // a PKCS#11 URI (RFC 7512) naming the token, checked by p11uri.Parse
+	WalletDir    string // absolute path of the wallet directory, or "" (wallets on the token)
+	PINFile      string // absolute path of a file holding the user PIN
+	PINEnv       string // name of an environment variable holding the user PIN
+	PoolSize     int    // number of token sessions, 1 to MaxPoolSize
 }
 
 // EpochConfig is the [epoch] section.

@@ -310,6 +310,12 @@ func TestValid(t *testing.T) {
 				t.Errorf("metrics = %q", c.Signer.Metrics)
 			}
 		}},
+		{"uri, module_params, wallet_dir", []edit{replace(`label = "signer"`, "uri = \"pkcs11:token=NSS%20Certificate%20DB?module-path=/usr/lib/softhsm/libsofthsm2.so\"\nmodule_params = \"configdir='sql:/var/lib/nanokms/nss' certPrefix='' keyPrefix='' secmod='secmod.db' flags=\"\nwallet_dir = \"/var/lib/nanokms/wallets\"")}, func(t *testing.T, c *Config) {
+			if c.Token.Label != "" || c.Token.URI != "pkcs11:token=NSS%20Certificate%20DB?module-path=/usr/lib/softhsm/libsofthsm2.so" ||
+				c.Token.ModuleParams != "configdir='sql:/var/lib/nanokms/nss' certPrefix='' keyPrefix='' secmod='secmod.db' flags=" || c.Token.WalletDir != "/var/lib/nanokms/wallets" {
+				t.Errorf("token = %+v", c.Token)
+			}
+		}},
 		{"pool size bounds", []edit{insertAfter(`pin_file = "/etc/nanokms/pin"`, `pool_size = 64`)}, func(t *testing.T, c *Config) {
 			if c.Token.PoolSize != 64 {
 				t.Errorf("pool_size = %d", c.Token.PoolSize)
@@ -386,6 +392,14 @@ func TestValidationErrors(t *testing.T) {
 		{"module relative", []edit{replace(`module = "/usr/lib/softhsm/libsofthsm2.so"`, `module = "libsofthsm2.so"`)}, "token.module", "absolute path"},
 		{"label missing", []edit{replace(`label = "signer"`, "")}, "token.label", "required"},
 		{"label too long", []edit{replace(`label = "signer"`, `label = "`+strings.Repeat("x", 33)+`"`)}, "token.label", "32 bytes"},
+		{"label and uri", []edit{insertAfter(`label = "signer"`, `uri = "pkcs11:token=signer"`)}, "token.uri", "not allowed together with token.label"},
+		{"uri invalid", []edit{replace(`label = "signer"`, `uri = "pkcs11:token=a b"`)}, "token.uri", "must be percent-encoded"},
+		{"uri with a PIN", []edit{replace(`label = "signer"`, `uri = "pkcs11:token=signer?pin-value=1234"`)}, "token.uri", "a PIN is never taken from a URI"},
+		{"uri with pin-source", []edit{replace(`label = "signer"`, `uri = "pkcs11:token=signer?pin-source=/etc/pin"`)}, "token.uri", "pin-source is not used"},
+		{"uri naming no token", []edit{replace(`label = "signer"`, `uri = "pkcs11:object=k"`)}, "token.uri", "names no token"},
+		{"uri module-path", []edit{replace(`label = "signer"`, `uri = "pkcs11:token=signer?module-path=/other.so"`)}, "token.uri", "disagrees with token.module"},
+		{"wallet_dir relative", []edit{insertAfter(`label = "signer"`, `wallet_dir = "wallets"`)}, "token.wallet_dir", "absolute path"},
+		{"module_params too long", []edit{insertAfter(`label = "signer"`, `module_params = "`+strings.Repeat("x", 4097)+`"`)}, "token.module_params", "4096"},
 
 		// Listen.
 		{"listen scheme", []edit{insertAfter(state, `listen = "http://10.0.0.1:80"`)}, "signer.listen", "must be unix:///absolute/path or tcp://host:port"},

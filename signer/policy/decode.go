@@ -33,11 +33,14 @@ type tlsFile struct {
 }
 
 type tokenFile struct {
-	Module   conffile.Value `toml:"module"`
-	Label    conffile.Value `toml:"label"`
-	PINFile  conffile.Value `toml:"pin_file"`
-	PINEnv   conffile.Value `toml:"pin_env"`
-	PoolSize conffile.Value `toml:"pool_size"`
+	Module       conffile.Value `toml:"module"`
+	ModuleParams conffile.Value `toml:"module_params"`
+	Label        conffile.Value `toml:"label"`
+	URI          conffile.Value `toml:"uri"`
+	WalletDir    conffile.Value `toml:"wallet_dir"`
+	PINFile      conffile.Value `toml:"pin_file"`
+	PINEnv       conffile.Value `toml:"pin_env"`
+	PoolSize     conffile.Value `toml:"pool_size"`
 }
 
 type epochFile struct {

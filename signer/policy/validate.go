@@ -13,6 +13,7 @@ import (
 	"filippo.io/edwards25519"
 
 	"github.com/nanokms/nanokms/conffile"
+	"github.com/nanokms/nanokms/hsm/p11uri"
 	"github.com/nanokms/nanokms/nano"
 )
 
@@ -231,13 +232,35 @@ func (f *tlsFile) validate(c *conffile.Checker, key string) *TLSConfig {
 // validate checks [token] at key.
 func (f *tokenFile) validate(c *conffile.Checker, key string) TokenConfig {
 	t := TokenConfig{
-		Module:  c.AbsPath(key+".module", f.Module),
-		Label:   c.Str(key+".label", f.Label),
-		PINFile: c.OptAbsPath(key+".pin_file", f.PINFile),
-		PINEnv:  c.OptStr(key+".pin_env", f.PINEnv),
+		Module:       c.AbsPath(key+".module", f.Module),
+		ModuleParams: c.OptStr(key+".module_params", f.ModuleParams),
+		Label:        c.OptStr(key+".label", f.Label),
+		URI:          c.OptStr(key+".uri", f.URI),
+		WalletDir:    c.OptAbsPath(key+".wallet_dir", f.WalletDir),
+		PINFile:      c.OptAbsPath(key+".pin_file", f.PINFile),
+		PINEnv:       c.OptStr(key+".pin_env", f.PINEnv),
 	}
-	if len(t.Label) > maxTokenLabelLen {
+	switch {
+	case c.FailedAt(key+".label") || c.FailedAt(key+".uri"):
+	case t.Label != "" && t.URI != "":
+		c.Fail(key+".uri", "not allowed together with %s.label: name the token one way", key)
+	case t.Label == "" && t.URI == "":
+		c.Fail(key+".label", "required (or %s.uri)", key)
+	case len(t.Label) > maxTokenLabelLen:
 		c.Fail(key+".label", "%q is longer than the %d bytes of a token label", t.Label, maxTokenLabelLen)
+	case t.URI != "":
+		if u, err := p11uri.Parse(t.URI); err != nil {
+			c.Fail(key+".uri", "%s", strings.TrimPrefix(err.Error(), "p11uri: "))
+		} else if !u.HasTokenAttrs() {
+			c.Fail(key+".uri", "names no token (give token=, serial=, or slot-id=)")
+		} else if _, ok := u.GetQuery(p11uri.PINSource); ok {
+			c.Fail(key+".uri", "pin-source is not used: the PIN comes from %s.pin_file or %s.pin_env", key, key)
+		} else if mp, ok := u.GetQuery(p11uri.ModulePath); ok && mp != t.Module {
+			c.Fail(key+".uri", "module-path %q disagrees with %s.module", mp, key)
+		}
+	}
+	if len(t.ModuleParams) > 4096 {
+		c.Fail(key+".module_params", "longer than 4096 bytes")
 	}
 	switch {
 	case c.FailedAt(key+".pin_file") || c.FailedAt(key+".pin_env"):
