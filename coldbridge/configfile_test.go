@@ -48,7 +48,7 @@ ca = "/etc/nanokms/signer-ca.crt"
 server_name = "signer.cold"
 `
 	confRelayTLSToken = "\n[relay.tls.token]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\nlabel = \"relay\"\npin_file = \"/etc/nanokms/relay.pin\"\n"
-	confGatewayTLS = `
+	confGatewayTLS    = `
 [gateway.tls]
 cert = "/etc/nanokms/gateway.crt"
 key = "/etc/nanokms/gateway.key"
