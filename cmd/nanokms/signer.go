@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/hsm/tlskey"
 	"github.com/nanokms/nanokms/metrics"
 	"github.com/nanokms/nanokms/signer"
 	"github.com/nanokms/nanokms/signer/policy"
@@ -65,11 +66,30 @@ func runSigner(ctx context.Context, e *env, opts signerOptions) error {
 	}
 	defer store.Close()
 
-	tok, err := openSignerToken(ctx, cfg.Token)
+	// The PIN is read once: the TLS key (when it is on the token) and the
+	// keystore share it, and hsm.ReadPIN removes an environment variable
+	// once read.
+	pin, err := readSignerPIN(cfg.Token)
+	if err != nil {
+		return err
+	}
+	defer pin.Wipe()
+	// The TLS key first: crypto11 must initialise the module before
+	// package hsm does (see package hsm/tlskey).
+	var tlsKey *tlskey.Key
+	if t := cfg.Signer.TLS; t != nil && t.KeyLabel != "" {
+		tlsKey, err = openTLSKey(ctx, cfg.Token.Module, cfg.Token.Label, t.KeyLabel, pin, "signer.tls.key_label")
+		if err != nil {
+			return noRestartOnPIN(err)
+		}
+		defer tlsKey.Close()
+	}
+	tok, err := openSignerToken(ctx, cfg.Token, pin)
 	if err != nil {
 		return noRestartOnPIN(err)
 	}
 	defer tok.Close()
+	pin.Wipe()
 
 	m := metrics.NewSigner()
 	s := signer.New(store, tok, cfg, signer.Options{MaxIntentTTL: cfg.Signer.MaxIntentTTL, Logger: log, Observe: m.Observe})
@@ -81,6 +101,9 @@ func runSigner(ctx context.Context, e *env, opts signerOptions) error {
 	sopts := signer.ServeOptions{Listen: cfg.Signer.Listen.String(), Grace: cfg.Signer.ShutdownGrace}
 	if t := cfg.Signer.TLS; t != nil {
 		sopts.CertFile, sopts.KeyFile, sopts.ClientCAFile, sopts.AllowedIdentities = t.Cert, t.Key, t.ClientCA, t.AllowedIdentities
+		if tlsKey != nil {
+			sopts.Key = tlsKey
+		}
 	}
 	l, err := signer.Listen(sopts)
 	if err != nil {
@@ -114,13 +137,17 @@ func noRestartOnPIN(err error) error {
 	return &cliError{err: err, code: exitSignerPIN}
 }
 
-// openSignerToken logs in to the token the configuration names.
-func openSignerToken(ctx context.Context, tc policy.TokenConfig) (*hsm.Token, error) {
+// readSignerPIN reads the token PIN from where the configuration says.
+func readSignerPIN(tc policy.TokenConfig) (*hsm.PIN, error) {
 	pin, err := hsm.ReadPIN(tc.PINFile, tc.PINEnv)
 	if err != nil {
 		return nil, withHint(fmt.Errorf("reading the token PIN: %w", err), "the PIN comes from token.pin_file (readable by this user only: chmod 600) or the variable token.pin_env names")
 	}
-	defer pin.Wipe()
+	return pin, nil
+}
+
+// openSignerToken logs in to the token the configuration names.
+func openSignerToken(ctx context.Context, tc policy.TokenConfig, pin *hsm.PIN) (*hsm.Token, error) {
 	tok, err := hsm.Open(ctx, hsm.Config{Module: tc.Module, TokenLabel: tc.Label, PIN: pin, PoolSize: tc.PoolSize})
 	if err != nil {
 		return nil, hintTokenErr(err)

@@ -416,6 +416,20 @@ func (k *Key) Info(ctx context.Context) (Info, error) {
 	return info, nil
 }
 
+// Destroy deletes the key pair from the token and closes the Key. It is
+// for undoing a Generate whose certificate request could not be written
+// (`nanokms token tls-key` leaves nothing behind when it fails); nothing
+// else in nanokms deletes a TLS key.
+func (k *Key) Destroy() error {
+	if k.closed.Swap(true) {
+		return ErrClosed
+	}
+	if err := k.s.Delete(); err != nil {
+		return tokenErr(k.token, "C_DestroyObject", err)
+	}
+	return nil
+}
+
 // Close stops the Key: Sign and Info return ErrClosed afterwards. It does
 // not close the token's crypto11 Context, which stays for the life of the
 // process (see the package doc). It is idempotent and returns nil.

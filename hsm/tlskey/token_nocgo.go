@@ -37,4 +37,5 @@ func (*Key) Public() crypto.PublicKey                                  { return 
 func (*Key) Label() string                                             { return "" }
 func (*Key) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) { return nil, hsm.ErrNoCgo }
 func (*Key) Info(context.Context) (Info, error)                        { return Info{}, hsm.ErrNoCgo }
+func (*Key) Destroy() error                                            { return hsm.ErrNoCgo }
 func (*Key) Close() error                                              { return nil }
