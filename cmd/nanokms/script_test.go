@@ -51,6 +51,8 @@ func TestMain(m *testing.M) {
 //	    flip a bit of the sealed blob in the wallet export FILE.
 //	perm FILE MODE
 //	    fail unless FILE's permission bits are MODE (octal).
+//	freeport NAME
+//	    set $NAME to a free TCP port on 127.0.0.1.
 //
 // and, for the services (scriptcmds_test.go): waitfor, expand,
 // verifyapproval, auditedit and noderpc. A service started in the
@@ -72,6 +74,7 @@ func TestScripts(t *testing.T) {
 			"newtoken":   cmdNewToken,
 			"flipsealed": cmdFlipSealed,
 			"perm":       cmdPerm,
+			"freeport":   cmdFreePort, // tlsscript_test.go
 			// scriptcmds_test.go
 			"waitfor":        cmdWaitfor,
 			"expand":         cmdExpand,
