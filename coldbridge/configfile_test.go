@@ -706,6 +706,8 @@ func FuzzParseConfigFiles(f *testing.F) {
 	for _, s := range []string{confMinimalRelay, confMinimalGateway, confSerialBridge,
 		"[node]\nwork = \"server\"\nwork_servers = [1, \"http://w\"]\nrpc = \"ipc+unix://x\"",
 		"[relay]\nsigner = \"tcp://h:1\"\n[relay.tls]\nserver_name = \"\"\n[bridge]\nkind = \"file\"\ninbound = \"/a\"\noutbound = \"/a/b\"",
+		"[relay]\nsigner = \"tcp://h:1\"\n[relay.tls]\ncert = \"/c\"\nkey_label = \"k\"\nca = \"/a\"\nserver_name = \"h\"\n[relay.tls.token]\nmodule = \"/m.so\"\nlabel = \"t\"\npin_env = \"P\"\n[bridge]\nkind = \"file\"\ninbound = \"/a\"\noutbound = \"/b\"",
+		"[relay]\nsigner = \"tcp://h:1\"\n[relay.tls]\nkey = \"/k\"\nkey_label = 5\n[relay.tls.token]\nlabel = [1]\npin_file = \"rel\"\npin_env = \"\"",
 	} {
 		f.Add([]byte(s))
 	}
