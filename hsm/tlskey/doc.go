@@ -41,7 +41,9 @@
 //     of Contexts on a module never drops to zero once one has started.
 //     A crypto11 Context that fails while starting (wrong PIN, no such
 //     token) finalises the module only when it was the first on the
-//     module, that is when nothing else in the process used it.
+//     module: then package hsm has not loaded it either (crypto11's
+//     C_Initialize would have failed), as long as TLS keys are opened
+//     first and not concurrently with hsm.Open.
 //   - The module path is made absolute and symlinks are resolved, as
 //     package hsm does, so both registries name a module the same way.
 //   - Modules that need C_Initialize arguments (NSS softokn's configdir)
