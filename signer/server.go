@@ -2,6 +2,7 @@ package signer
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -270,6 +271,10 @@ type ServeOptions struct {
 	// common name) allowed in.
 	CertFile, KeyFile, ClientCAFile string
 	AllowedIdentities               []string
+	// Key, when set, is the private key of CertFile in place of KeyFile:
+	// a key on a token (package hsm/tlskey), which the handshake signs
+	// with through crypto.Signer.
+	Key crypto.Signer
 	// Grace bounds the graceful shutdown; in-flight requests finish
 	// within it, then the rest are cut.
 	Grace time.Duration
@@ -288,6 +293,19 @@ func Listen(opts ServeOptions) (net.Listener, error) {
 	return l, nil
 }
 
+// serverTLS is the mutual TLS configuration opts describe: the key file,
+// or opts.Key.
+func serverTLS(opts ServeOptions) (*tls.Config, error) {
+	if opts.Key == nil {
+		return mtls.Server(opts.CertFile, opts.KeyFile, opts.ClientCAFile, opts.AllowedIdentities)
+	}
+	cert, err := mtls.KeyPair(opts.CertFile, opts.Key)
+	if err != nil {
+		return nil, err
+	}
+	return mtls.ServerCert(cert, opts.ClientCAFile, opts.AllowedIdentities)
+}
+
 // Serve serves srv on l until ctx is done, then shuts down gracefully
 // within opts.Grace. The health service reports SERVING while the state
 // store is writable and NOT_SERVING while it is full (ErrStoreFull); while
@@ -298,7 +316,7 @@ func Listen(opts ServeOptions) (net.Listener, error) {
 func Serve(ctx context.Context, l net.Listener, srv *Server, opts ServeOptions) error {
 	var creds *tls.Config
 	if grpcserve.IsTCP(opts.Listen) {
-		cfg, err := mtls.Server(opts.CertFile, opts.KeyFile, opts.ClientCAFile, opts.AllowedIdentities)
+		cfg, err := serverTLS(opts)
 		if err != nil {
 			l.Close()
 			return err

@@ -55,6 +55,8 @@ func TestMain(m *testing.M) {
 //	    add the SoftHSM token of testdata/legacy-v1 (made by nanokms before
 //	    seal schemes; label legacy-v1) to the script's token directory, and
 //	    its wallet exports to $WORK/legacy.
+//	freeport NAME
+//	    set $NAME to a free TCP port on 127.0.0.1.
 //
 // and, for the services (scriptcmds_test.go): waitfor, expand,
 // verifyapproval, auditedit and noderpc. A service started in the
@@ -77,6 +79,7 @@ func TestScripts(t *testing.T) {
 			"flipsealed":  cmdFlipSealed,
 			"perm":        cmdPerm,
 			"legacytoken": cmdLegacyToken,
+			"freeport":    cmdFreePort, // tlsscript_test.go
 			// scriptcmds_test.go
 			"waitfor":        cmdWaitfor,
 			"expand":         cmdExpand,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/hsm/p11uri"
+	"github.com/nanokms/nanokms/hsm/tlskey"
 	"github.com/nanokms/nanokms/metrics"
 	"github.com/nanokms/nanokms/signer"
 	"github.com/nanokms/nanokms/signer/policy"
@@ -66,11 +67,30 @@ func runSigner(ctx context.Context, e *env, opts signerOptions) error {
 	}
 	defer store.Close()
 
-	tok, err := openSignerToken(ctx, cfg.Token)
+	// The PIN is read once: the TLS key (when it is on the token) and the
+	// keystore share it, and hsm.ReadPIN removes an environment variable
+	// once read.
+	pin, err := readSignerPIN(cfg.Token)
+	if err != nil {
+		return err
+	}
+	defer pin.Wipe()
+	// The TLS key first: crypto11 must initialise the module before
+	// package hsm does (see package hsm/tlskey).
+	var tlsKey *tlskey.Key
+	if t := cfg.Signer.TLS; t != nil && t.KeyLabel != "" {
+		tlsKey, err = openTLSKey(ctx, cfg.Token.Module, cfg.Token.Label, t.KeyLabel, pin, "signer.tls.key_label")
+		if err != nil {
+			return noRestartOnPIN(err)
+		}
+		defer tlsKey.Close()
+	}
+	tok, err := openSignerToken(ctx, cfg.Token, pin)
 	if err != nil {
 		return noRestartOnPIN(err)
 	}
 	defer tok.Close()
+	pin.Wipe()
 
 	// What the token does not enforce is said at every start, never
 	// silently accepted (docs/HSM.md).
@@ -91,6 +111,9 @@ func runSigner(ctx context.Context, e *env, opts signerOptions) error {
 	sopts := signer.ServeOptions{Listen: cfg.Signer.Listen.String(), Grace: cfg.Signer.ShutdownGrace}
 	if t := cfg.Signer.TLS; t != nil {
 		sopts.CertFile, sopts.KeyFile, sopts.ClientCAFile, sopts.AllowedIdentities = t.Cert, t.Key, t.ClientCA, t.AllowedIdentities
+		if tlsKey != nil {
+			sopts.Key = tlsKey
+		}
 	}
 	l, err := signer.Listen(sopts)
 	if err != nil {
@@ -132,13 +155,17 @@ func noRestartOnPIN(err error) error {
 	return &cliError{err: err, code: exitSignerPIN}
 }
 
-// openSignerToken logs in to the token the configuration names.
-func openSignerToken(ctx context.Context, tc policy.TokenConfig) (*hsm.Token, error) {
+// readSignerPIN reads the token PIN from where the configuration says.
+func readSignerPIN(tc policy.TokenConfig) (*hsm.PIN, error) {
 	pin, err := hsm.ReadPIN(tc.PINFile, tc.PINEnv)
 	if err != nil {
 		return nil, withHint(fmt.Errorf("reading the token PIN: %w", err), "the PIN comes from token.pin_file (readable by this user only: chmod 600) or the variable token.pin_env names")
 	}
-	defer pin.Wipe()
+	return pin, nil
+}
+
+// openSignerToken logs in to the token the configuration names.
+func openSignerToken(ctx context.Context, tc policy.TokenConfig, pin *hsm.PIN) (*hsm.Token, error) {
 	cfg := hsm.Config{Module: tc.Module, ModuleParams: tc.ModuleParams, TokenLabel: tc.Label, WalletDir: tc.WalletDir, PIN: pin, PoolSize: tc.PoolSize}
 	if tc.URI != "" {
 		u, err := p11uri.Parse(tc.URI)

@@ -25,7 +25,9 @@ backup token wrapped under a key that only that token holds:
 
 After 'token finish-backup' the master key can never leave the primary again:
 make every backup token before it. Operators compare the transport key
-fingerprints and the master key check values that the steps print.`
+fingerprints and the master key check values that the steps print.
+
+'token tls-key' makes the signer's or the relay's TLS key pair on the token.`
 	cmd.AddCommand(
 		newTokenProbeCmd(e),
 		newTokenInitCmd(e),
@@ -34,6 +36,7 @@ fingerprints and the master key check values that the steps print.`
 		newTokenWrapMasterCmd(e),
 		newTokenImportMasterCmd(e),
 		newTokenFinishBackupCmd(e),
+		newTokenTLSKeyCmd(e),
 	)
 	return cmd
 }

@@ -70,10 +70,15 @@ type Endpoint struct {
 // ("unix:///run/nanokms/signer.sock", "tcp://10.0.0.1:7070").
 func (e Endpoint) String() string { return e.Network + "://" + e.Address }
 
-// TLSConfig is the [signer.tls] section. Files are absolute paths.
+// TLSConfig is the [signer.tls] section. Files are absolute paths. Exactly
+// one of Key and KeyLabel is set.
 type TLSConfig struct {
-	Cert     string // the signer's certificate chain, PEM
-	Key      string // the signer's private key, PEM
+	Cert string // the signer's certificate chain, PEM
+	Key  string // the signer's private key, PEM
+	// KeyLabel names the signer's private key on the [token] token
+	// instead: an ECDSA key pair made there by `nanokms token tls-key`
+	// (package hsm/tlskey), which never leaves the token.
+	KeyLabel string
 	ClientCA string // the CA certificates client certificates must chain to, PEM
 	// AllowedIdentities are the client identities accepted: a client
 	// certificate is accepted when one of its DNS SANs, or its subject

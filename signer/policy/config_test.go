@@ -284,6 +284,16 @@ func TestValid(t *testing.T) {
 				t.Errorf("signer = %+v", c.Signer)
 			}
 		}},
+		{"tls key on the token", append(append([]edit{}, withTLS...), replace(`key = "/etc/nanokms/signer.key"`, `key_label = "signer-tls"`)), func(t *testing.T, c *Config) {
+			if c.Signer.TLS == nil || c.Signer.TLS.KeyLabel != "signer-tls" || c.Signer.TLS.Key != "" {
+				t.Errorf("signer.tls = %+v", c.Signer.TLS)
+			}
+		}},
+		{"tls key file", withTLS, func(t *testing.T, c *Config) {
+			if c.Signer.TLS.Key != "/etc/nanokms/signer.key" || c.Signer.TLS.KeyLabel != "" {
+				t.Errorf("signer.tls = %+v", c.Signer.TLS)
+			}
+		}},
 		{"tcp ipv6", []edit{insertAfter(`state = "/var/lib/nanokms/signer.db"`, `listen = "tcp://[::1]:7070"`+"\n"+tlsSection)}, func(t *testing.T, c *Config) {
 			if c.Signer.Listen.Address != "[::1]:7070" {
 				t.Errorf("listen = %+v", c.Signer.Listen)
@@ -419,7 +429,12 @@ func TestValidationErrors(t *testing.T) {
 		{"unix with tls", []edit{insertAfter(state, tlsSection)}, "signer.tls", "only allowed when signer.listen is tcp://"},
 		{"tls empty", []edit{insertAfter(state, tcpListen+"\n[signer.tls]")}, "signer.tls.cert", "required"},
 		{"tls cert missing", tcp(replace(`cert = "/etc/nanokms/signer.crt"`, "")), "signer.tls.cert", "required"},
-		{"tls key missing", tcp(replace(`key = "/etc/nanokms/signer.key"`, "")), "signer.tls.key", "required"},
+		{"tls key missing", tcp(replace(`key = "/etc/nanokms/signer.key"`, "")), "signer.tls.key", "required (or signer.tls.key_label"},
+		{"tls key and key_label", tcp(insertAfter(`key = "/etc/nanokms/signer.key"`, `key_label = "signer-tls"`)), "signer.tls.key_label", "not allowed together with signer.tls.key"},
+		{"tls key_label empty", tcp(replace(`key = "/etc/nanokms/signer.key"`, `key_label = ""`)), "signer.tls.key_label", "must not be empty"},
+		{"tls key_label too long", tcp(replace(`key = "/etc/nanokms/signer.key"`, `key_label = "`+strings.Repeat("k", 65)+`"`)), "signer.tls.key_label", "longer than 64 bytes"},
+		{"tls key_label spaces", tcp(replace(`key = "/etc/nanokms/signer.key"`, `key_label = " tls"`)), "signer.tls.key_label", "must not start or end with a space"},
+		{"tls key_label not a string", tcp(replace(`key = "/etc/nanokms/signer.key"`, `key_label = 7`)), "signer.tls.key_label", "must be a string"},
 		{"tls client_ca missing", tcp(replace(`client_ca = "/etc/nanokms/relay-ca.crt"`, "")), "signer.tls.client_ca", "required"},
 		{"tls cert relative", tcp(replace(`cert = "/etc/nanokms/signer.crt"`, `cert = "signer.crt"`)), "signer.tls.cert", "absolute path"},
 		{"tls identities missing", tcp(replace(`allowed_identities = ["relay.cold"]`, "")), "signer.tls.allowed_identities", "required"},

@@ -28,6 +28,7 @@ type signerFile struct {
 type tlsFile struct {
 	Cert              conffile.Value `toml:"cert"`
 	Key               conffile.Value `toml:"key"`
+	KeyLabel          conffile.Value `toml:"key_label"`
 	ClientCA          conffile.Value `toml:"client_ca"`
 	AllowedIdentities conffile.Value `toml:"allowed_identities"`
 }

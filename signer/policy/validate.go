@@ -211,12 +211,22 @@ func (f *signerFile) validate(c *conffile.Checker, key string) SignerConfig {
 	return s
 }
 
-// validate checks [signer.tls] at key: every file and at least one identity.
+// validate checks [signer.tls] at key: every file, the key (a file or a
+// label on the token) and at least one identity.
 func (f *tlsFile) validate(c *conffile.Checker, key string) *TLSConfig {
 	t := &TLSConfig{
 		Cert:     c.AbsPath(key+".cert", f.Cert),
-		Key:      c.AbsPath(key+".key", f.Key),
 		ClientCA: c.AbsPath(key+".client_ca", f.ClientCA),
+	}
+	switch {
+	case f.Key.IsSet() && f.KeyLabel.IsSet():
+		c.Fail(key+".key_label", "not allowed together with %s.key: the private key is either a file or a key on the token", key)
+	case f.KeyLabel.IsSet():
+		t.KeyLabel = c.StrCheck(key+".key_label", f.KeyLabel, conffile.CheckKeyLabel)
+	case f.Key.IsSet():
+		t.Key = c.AbsPath(key+".key", f.Key)
+	default:
+		c.Fail(key+".key", "required (or %s.key_label, the label of a key on the token made by 'nanokms token tls-key')", key)
 	}
 	if !f.AllowedIdentities.IsSet() {
 		c.Fail(key+".allowed_identities", "required: the client identities (certificate DNS SAN or CN) allowed to connect")
