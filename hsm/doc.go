@@ -75,6 +75,28 @@
 //     CKR_USER_NOT_LOGGED_IN is closed and the operation runs once more on
 //     a new session, which logs in again (same PIN) if the process's login
 //     went with the lost sessions; a second failure is ErrSessionLost.
+//   - A token that goes away while a Token runs (pulled out, its
+//     connection or its store lost, its objects no longer visible) makes
+//     the Token unavailable: an operation that fails in a way the
+//     token's absence could explain, a "wallet not found" included, is
+//     followed by a look at the token (slot, label, serial, a session,
+//     the master key it showed before); if it is gone, that operation and
+//     every later one return ErrTokenUnavailable at once, and one
+//     goroutine reconnects with a capped exponential backoff (package
+//     backoff; Config.RecoverMin, RecoverMax): every session closed, the
+//     token found again by label, serial and URI (its slot id may have
+//     changed), a session opened, exactly one C_Login if it is not logged
+//     in, the same master key (same CKA_ID) checked. A PIN the token
+//     refuses then stops recovery for good. Token.Available,
+//     Token.Status and Token.Check let a service follow it.
+//   - A module instance that no longer sees a token which a fresh process
+//     of the same module does see (SoftHSM 2.6 never sees a vanished
+//     token directory again) is left as it is, never finalised: the Token
+//     loads a fresh instance of the module beside it, from an in-memory
+//     copy of the library, initialises it with the same parameters and
+//     continues there (recover.go, reload_linux.go, presence.go: the
+//     fresh process is this executable run again, stopped in this
+//     package's init). Config.NoModuleReload turns that off.
 //   - Lookups are exact: C_FindObjectsInit, C_FindObjects for two,
 //     C_FindObjectsFinal always; none is "not found", two is
 //     ErrDuplicateObject. Nothing is created under a label that exists.
@@ -85,11 +107,13 @@
 //
 // # What this package must never do
 //
-// It never logs or prints anything, and never puts a PIN, seed, mnemonic,
+// It never logs or prints anything (a presence probe process prints its
+// one-line answer for its parent), and never puts a PIN, seed, mnemonic,
 // passphrase or key into an error, a String method or a panic. It never
-// retries a failed login, never calls C_Logout, never seals under or
-// unseals with a master key that is still extractable, and never keeps an
-// unsealed secret or derived key after the call that needed it.
+// retries a login the token refused, never calls C_Logout or C_Finalize,
+// never seals under or unseals with a master key that is still
+// extractable, and never keeps an unsealed secret or derived key after
+// the call that needed it.
 //
 // Limits: secrets pass through memory this package does not control: the
 // PKCS#11 library's own buffers (the decrypt calls go through the module's

@@ -147,6 +147,16 @@ var (
 	// on a freshly opened one.
 	ErrSessionLost = errors.New("hsm: token session lost")
 
+	// ErrTokenUnavailable is returned by every method of a Token while
+	// its token is unavailable: it went away (removed, its connection or
+	// its store lost, its objects no longer visible) and the Token is
+	// reconnecting, or the token refused the PIN while the Token
+	// reconnected (then the error also wraps ErrWrongPIN or
+	// ErrPINLocked, and nothing more is tried: see Token.Status). It
+	// wraps the cause. Nothing was done on the token; the same call may
+	// succeed once Token.Available reports the token back.
+	ErrTokenUnavailable = errors.New("hsm: the token is unavailable")
+
 	// ErrClosed is returned by every method of a Token after Close has
 	// started, including to callers that were waiting for a session.
 	ErrClosed = errors.New("hsm: token closed")

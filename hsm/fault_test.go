@@ -7,6 +7,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/miekg/pkcs11"
 
@@ -93,11 +94,14 @@ func TestOperationFaults(t *testing.T) {
 		want   func(error) bool
 		// created says whether the wallet "new" may exist afterwards.
 		created bool
+		// lost says the fault makes the token unavailable: verify
+		// cannot use it either. Once the fault is gone, it recovers.
+		lost bool
 	}{
-		{name: "C_FindObjectsInit", run: create, want: is(errInjected), inject: func(f *fakeP11) {
+		{name: "C_FindObjectsInit", run: create, want: is(errInjected), lost: true, inject: func(f *fakeP11) {
 			f.FindObjectsInitFunc = func(pkcs11.SessionHandle, []*pkcs11.Attribute) error { return errInjected }
 		}},
-		{name: "C_FindObjects", run: sign, want: is(errInjected), inject: func(f *fakeP11) {
+		{name: "C_FindObjects", run: sign, want: is(errInjected), lost: true, inject: func(f *fakeP11) {
 			f.FindObjectsFunc = func(pkcs11.SessionHandle, int) ([]pkcs11.ObjectHandle, bool, error) { return nil, false, errInjected }
 		}},
 		{name: "C_FindObjects finds two", run: sign, want: is(ErrDuplicateObject), inject: func(f *fakeP11) {
@@ -109,7 +113,7 @@ func TestOperationFaults(t *testing.T) {
 				return hs, more, err
 			}
 		}},
-		{name: "C_FindObjectsFinal", run: sign, want: is(errInjected), inject: func(f *fakeP11) {
+		{name: "C_FindObjectsFinal", run: sign, want: is(errInjected), lost: true, inject: func(f *fakeP11) {
 			f.FindObjectsFinalFunc = func(sh pkcs11.SessionHandle) error {
 				_ = f.real.FindObjectsFinal(sh)
 				return errInjected
@@ -170,7 +174,7 @@ func TestOperationFaults(t *testing.T) {
 				err = sign(tok)
 			}
 			return err
-		}, want: is(ErrSessionLost), inject: func(f *fakeP11) {
+		}, want: is(pkcs11.Error(pkcs11.CKR_DEVICE_REMOVED)), lost: true, inject: func(f *fakeP11) {
 			f.OpenSessionFunc = func(uint, uint) (pkcs11.SessionHandle, error) {
 				return 0, pkcs11.Error(pkcs11.CKR_DEVICE_REMOVED)
 			}
@@ -181,7 +185,7 @@ func TestOperationFaults(t *testing.T) {
 				err = sign(tok)
 			}
 			return err
-		}, want: is(errInjected), inject: func(f *fakeP11) {
+		}, want: is(errInjected), lost: true, inject: func(f *fakeP11) {
 			f.GetSessionInfoFunc = func(pkcs11.SessionHandle) (pkcs11.SessionInfo, error) { return pkcs11.SessionInfo{}, errInjected }
 		}},
 	}
@@ -191,17 +195,23 @@ func TestOperationFaults(t *testing.T) {
 			mustWallet(t, tok, "w")
 			tok.forgetMaster()
 			tt.inject(f)
+			injectedInit := f.FindObjectsInitFunc != nil
 			inits := f.Calls("FindObjectsInit")
 			err := tt.run(tok)
 			if !tt.want(err) {
 				t.Fatalf("got %v", err)
 			}
+			if lost := errors.Is(err, ErrTokenUnavailable); lost != tt.lost {
+				t.Fatalf("token unavailable: %v, want %v (%v)", lost, tt.lost, err)
+			}
 			// Every search that began was finished.
-			if i, fin := f.Calls("FindObjectsInit")-inits, f.Calls("FindObjectsFinal"); f.FindObjectsInitFunc == nil && i > 0 && fin < i {
+			if i, fin := f.Calls("FindObjectsInit")-inits, f.Calls("FindObjectsFinal"); !injectedInit && i > 0 && fin < i {
 				t.Fatalf("%d searches begun, FindObjectsFinal called %d times overall", i, fin)
 			}
-			// Remove the fault; the Token works and nothing half-made is left.
-			*f = fakeP11{real: f.real, calls: f.calls}
+			// Remove the fault; the Token works (once it has reconnected,
+			// when it had lost the token) and nothing half-made is left.
+			f.Reset()
+			waitAvailable(t, tok, time.Minute)
 			if _, err := tok.Sign(ctx, "w", 0, nano.Hash{}); err != nil {
 				t.Fatalf("after the fault: %v", err)
 			}

@@ -3,6 +3,7 @@
 package hsm
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -191,10 +192,12 @@ func (s *session) masterKey() (masterState, error) {
 	if err != nil {
 		return masterState{}, err
 	}
-	for _, h := range ms.handles() {
+	var id []byte
+	for i, h := range ms.handles() {
 		a, err := s.p.GetAttributeValue(s.sh, h, []*pkcs11.Attribute{
 			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, nil),
 			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, nil),
 		})
 		if err != nil {
 			return masterState{}, fmt.Errorf("hsm: reading master key attributes: %w", err)
@@ -202,13 +205,25 @@ func (s *session) masterKey() (masterState, error) {
 		if !attrBool(a, pkcs11.CKA_SENSITIVE) || attrBool(a, pkcs11.CKA_EXTRACTABLE) {
 			return masterState{}, fmt.Errorf("token %q: %w", s.t.name, ErrMasterKeyExportable)
 		}
+		if i == 0 {
+			id = attrBytes(a, pkcs11.CKA_ID)
+		}
 	}
 	if sup := s.t.caps.SchemeSupport(ms.scheme); !sup.Usable {
 		return masterState{}, fmt.Errorf("%w: token %q holds %s master keys, but %s", ErrSchemeUnsupported, s.t.name, ms.scheme, sup.Reason)
 	}
 	s.t.mu.Lock()
+	defer s.t.mu.Unlock()
+	switch {
+	case s.t.masterID == nil:
+		s.t.masterID = append([]byte{}, id...)
+	case !bytes.Equal(s.t.masterID, id):
+		// Not the key this Token has been sealing and unsealing with: the
+		// token was re-made behind its back (recover.go refuses it too).
+		return masterState{}, fmt.Errorf("%w: token %q: the master key's CKA_ID is %x, not the %x it had", errOtherMaster, s.t.name, id, s.t.masterID)
+	}
+	s.t.instanceSawMaster = true
 	s.t.master = &ms
-	s.t.mu.Unlock()
 	return ms, nil
 }
 

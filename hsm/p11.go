@@ -10,6 +10,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"unsafe"
@@ -69,6 +70,9 @@ type module struct {
 	fn     *fnList
 	path   string // absolute, symlinks resolved
 	params string // the C_Initialize parameters it was initialised with
+	// image, for a fresh instance (reload_linux.go), is the in-memory
+	// copy of the library it was loaded from, open for the process's life.
+	image *os.File
 }
 
 var _ p11 = (*module)(nil)
@@ -123,12 +127,9 @@ var modules struct {
 // A library that cannot be loaded is ErrModule; one that loads but whose
 // C_Initialize fails is ErrModuleInit, wrapping the *TokenError.
 func loadModule(path, params string) (*module, error) {
-	abs, err := filepath.Abs(path)
+	abs, err := modulePath(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %w", ErrModule, path, err)
-	}
-	if resolved, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = resolved
+		return nil, err
 	}
 	modules.Lock()
 	defer modules.Unlock()
@@ -139,34 +140,67 @@ func loadModule(path, params string) (*module, error) {
 	if prev, ok := modules.byPath[abs]; ok {
 		return nil, &ConfigError{Field: "ModuleParams", Reason: fmt.Sprintf("module %s is already initialised in this process with other parameters (%d bytes); a process can use one set per module", abs, len(prev))}
 	}
-	c := pkcs11.New(abs)
+	m, err := initModule(abs, abs, params, true)
+	if err != nil {
+		return nil, err
+	}
+	register(m)
+	return m, nil
+}
+
+// initModule loads the library file at load (the module abs, or a copy of
+// it) and C_Initializes it with params. alreadyOK accepts
+// CKR_CRYPTOKI_ALREADY_INITIALIZED: something else in the process (a test
+// helper, crypto11) initialised the module first. A library whose
+// C_Initialize failed is unloaded again: it was not initialised, so no
+// one can be using it.
+func initModule(load, abs, params string, alreadyOK bool) (*module, error) {
+	c := pkcs11.New(load)
 	if c == nil {
 		return nil, fmt.Errorf("%w %s: not found or not a PKCS#11 library", ErrModule, abs)
 	}
-	fn, err := loadFnList(abs)
+	fn, err := loadFnList(load)
 	if err != nil {
 		c.Destroy()
 		return nil, fmt.Errorf("%w %s: %w", ErrModule, abs, err)
 	}
 	var opts []pkcs11.InitializeOption
 	if params != "" {
-		// Never freed: see the doc comment.
+		// Never freed: see loadModule.
 		opts = append(opts, pkcs11.InitializeWithReserved(unsafe.Pointer(C.CString(params))))
 	}
-	// CKR_CRYPTOKI_ALREADY_INITIALIZED: something else in the process (a
-	// test helper, another library) initialised it first; that is fine.
-	if err := c.Initialize(opts...); err != nil && !isCode(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-		c.Destroy()
+	if err := c.Initialize(opts...); err != nil && (!alreadyOK || !isCode(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
+		if !isCode(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+			c.Destroy()
+		} // else it is in use: leave it loaded
 		return nil, fmt.Errorf("%w: %s: %w", ErrModuleInit, abs, traceErr("C_Initialize", err))
 	}
+	return &module{Ctx: c, fn: fn, path: abs, params: params}, nil
+}
+
+// register makes m the process's instance of its module and parameters,
+// for every later loadModule; modules is locked.
+func register(m *module) {
 	if modules.byKey == nil {
 		modules.byKey = make(map[string]*module)
 		modules.byPath = make(map[string]string)
 	}
-	m := &module{Ctx: c, fn: fn, path: abs, params: params}
-	modules.byKey[key] = m
-	modules.byPath[abs] = params
-	return m, nil
+	modules.byKey[m.path+"\x00"+m.params] = m
+	modules.byPath[m.path] = m.params
+}
+
+// modulePath returns path made absolute, with symbolic links resolved:
+// how the registry (and crypto11's, see package hsm/tlskey) names a
+// module.
+func modulePath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("%w %s: %w", ErrModule, path, err)
+	}
+	if resolved, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = resolved
+	}
+	return abs, nil
 }
 
 // rawCode is the module-level error value of a return code.

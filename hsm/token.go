@@ -22,9 +22,20 @@ var _ KeyStore = (*Token)(nil)
 // at most PoolSize operations run on the token at once, the others wait for
 // a session (or for their context, or for Close).
 type Token struct {
+	// p and slot are the module instance and the slot the Token works
+	// with. Recovery (recover.go) replaces them while it holds every pool
+	// slot; operations read them while they hold one.
 	p    p11
 	slot uint
 	name string // label, serial or URI, for messages
+	// want is how the token is found again after a loss: the configured
+	// label, serial and URI, with the serial the token had at Open.
+	want Config
+	// life ends when Close starts: it bounds recovery and its probes.
+	life     context.Context
+	endLife  context.CancelFunc
+	av       availability
+	recovery recoveryConfig
 
 	// caps is what the probe found when the Token was opened; it does not
 	// change (ProbeWalletStorage fills WalletStorage, under mu).
@@ -47,9 +58,15 @@ type Token struct {
 	loginMu     sync.Mutex
 	pinRejected error // ErrWrongPIN or ErrPINLocked once the token refused the PIN; never cleared
 
-	mu      sync.Mutex // guards master and wallets
+	mu      sync.Mutex // guards master, wallets, masterID and instanceSawMaster
 	master  *masterState
 	wallets map[string]sealedBlob // sealed blobs by label, for Sign and PublicKey
+	// masterID is the CKA_ID of the master key when it was first seen
+	// (nil: never seen): a token found again after a loss must hold the
+	// same key. instanceSawMaster says the module instance in use has
+	// shown it (see recover.go).
+	masterID          []byte
+	instanceSawMaster bool
 
 	// createMu serialises, within the process, the operations that check
 	// a label (or the master key) is free and then create the object.
@@ -107,6 +124,13 @@ func Open(ctx context.Context, cfg Config) (*Token, error) {
 		return nil, err
 	}
 	t.caps.Module.Path = m.path
+	if freshModules && !cfg.NoModuleReload {
+		module, params := cfg.Module, cfg.ModuleParams
+		t.recovery.fresh = func() (p11, error) { return loadFreshModule(module, params) }
+		t.recovery.present = func(ctx context.Context, want Config) error {
+			return presentInFreshProcess(ctx, module, params, want)
+		}
+	}
 	return t, nil
 }
 
@@ -134,6 +158,10 @@ func open(ctx context.Context, raw p11, cfg Config) (*Token, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	ti, err := p.GetTokenInfo(slot)
+	if err != nil {
+		return nil, fmt.Errorf("hsm: token %q: %w", tokenName(cfg), err)
+	}
 	mem, err := newLockedMem(size * slotSecretLen)
 	if err != nil {
 		return nil, err
@@ -144,19 +172,23 @@ func open(ctx context.Context, raw p11, cfg Config) (*Token, error) {
 		return nil, err
 	}
 	t := &Token{
-		p:       p,
-		slot:    slot,
-		name:    tokenName(cfg),
-		dir:     dir,
-		slots:   make(chan *poolSlot, size),
-		size:    size,
-		closing: make(chan struct{}),
-		mem:     mem,
-		pinMem:  pinMem,
+		p:        p,
+		slot:     slot,
+		name:     tokenName(cfg),
+		want:     Config{TokenLabel: cfg.TokenLabel, TokenSerial: ti.SerialNumber, URI: cfg.URI},
+		recovery: newRecoveryConfig(cfg),
+		dir:      dir,
+		slots:    make(chan *poolSlot, size),
+		size:     size,
+		closing:  make(chan struct{}),
+		mem:      mem,
+		pinMem:   pinMem,
 	}
+	t.life, t.endLife = context.WithCancel(context.Background())
 	t.pin = pinMem.b
 	copy(t.pin, cfg.PIN.bytes())
 	fail := func(err error) (*Token, error) {
+		t.endLife()
 		mem.free()
 		pinMem.free()
 		return nil, err
@@ -168,7 +200,7 @@ func open(ctx context.Context, raw p11, cfg Config) (*Token, error) {
 		return fail(fmt.Errorf("hsm: token %q: %w", t.name, err))
 	}
 	first.sh, first.open = sh, true
-	if err := t.login(sh); err != nil {
+	if err := t.login(p, sh); err != nil {
 		_ = p.CloseSession(sh) // never C_Logout: see the package doc
 		return fail(err)
 	}
@@ -328,9 +360,10 @@ func findSlot(p p11, cfg Config) (uint, error) {
 	return 0, fmt.Errorf("%w: %d tokens with %s", ErrTokenAmbiguous, len(found), w)
 }
 
-// login performs exactly one C_Login as the user, unless the token already
-// refused the PIN, in which case it makes no call at all.
-func (t *Token) login(sh pkcs11.SessionHandle) error {
+// login performs exactly one C_Login as the user on the session sh of the
+// module instance p, unless the token already refused the PIN, in which
+// case it makes no call at all.
+func (t *Token) login(p p11, sh pkcs11.SessionHandle) error {
 	t.loginMu.Lock()
 	defer t.loginMu.Unlock()
 	if t.pinRejected != nil {
@@ -339,7 +372,7 @@ func (t *Token) login(sh pkcs11.SessionHandle) error {
 	// The string aliases the locked PIN bytes: no copy on the Go heap.
 	// pkcs11.Ctx.Login copies it into C memory for the call only.
 	pin := unsafe.String(unsafe.SliceData(t.pin), len(t.pin))
-	err := t.p.Login(sh, pkcs11.CKU_USER, pin)
+	err := p.Login(sh, pkcs11.CKU_USER, pin)
 	switch {
 	case err == nil, isCode(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN):
 		return nil
@@ -441,7 +474,7 @@ func (t *Token) ensureSession(s *poolSlot) error {
 		return fmt.Errorf("hsm: token %q: %w", t.name, err)
 	}
 	if info.State == pkcs11.CKS_RO_PUBLIC_SESSION || info.State == pkcs11.CKS_RW_PUBLIC_SESSION {
-		if err := t.login(sh); err != nil {
+		if err := t.login(t.p, sh); err != nil {
 			_ = t.p.CloseSession(sh)
 			return err
 		}
@@ -469,12 +502,39 @@ func (t *Token) discard(s *poolSlot) {
 // and op runs once more on the same session. op must be safe to repeat: it
 // re-reads what it needs. ctx bounds only the wait for a session: a PKCS#11
 // call in progress cannot be interrupted.
+//
+// While the token is unavailable do returns ErrTokenUnavailable at once,
+// without calling the module. When op fails in a way the token's absence
+// could explain (suspect), do checks the token (verify); if it is gone,
+// the Token turns unavailable, recovery starts (recover.go), and do
+// returns ErrTokenUnavailable.
 func (t *Token) do(ctx context.Context, op func(*session) error) error {
+	if err := t.unavailable(); err != nil {
+		return err
+	}
 	s, err := t.acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer t.release(s)
+	// The token may have been found lost while this call waited.
+	if err := t.unavailable(); err != nil {
+		return err
+	}
+	err = t.run(s, op)
+	if err == nil || !suspect(err) {
+		return err
+	}
+	// The error may be the token's absence in disguise (SoftHSM answers
+	// a lookup on a token whose files are gone with "no object"): look.
+	if cause := t.verify(s); cause != nil {
+		return t.lose(cause, err)
+	}
+	return err
+}
+
+// run is do's work on the slot s: op, retried as do describes.
+func (t *Token) run(s *poolSlot, op func(*session) error) error {
 	var last error
 	staleRetried := false
 	for attempt := 0; attempt < 2; attempt++ {
@@ -521,6 +581,8 @@ func isStaleHandle(err error) bool {
 func (t *Token) Close() error {
 	t.once.Do(func() {
 		close(t.closing)
+		t.endLife()
+		t.stopRecovery()
 		for i := 0; i < t.size; i++ {
 			s := <-t.slots
 			if s.open {

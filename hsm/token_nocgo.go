@@ -27,6 +27,9 @@ func Open(ctx context.Context, cfg Config) (*Token, error) {
 func rawCode(uint) error { return nil }
 
 func (*Token) Close() error                                               { return nil }
+func (*Token) Status() TokenStatus                                        { return TokenStatus{Cause: ErrNoCgo, Final: true} }
+func (*Token) Available() (bool, <-chan struct{})                         { return false, nil }
+func (*Token) Check(context.Context) error                                { return ErrNoCgo }
 func (*Token) CreateMasterKey(context.Context, SealScheme) error          { return ErrNoCgo }
 func (*Token) CreateMasterKeyForBackup(context.Context, SealScheme) error { return ErrNoCgo }
 func (*Token) FinishMasterKeyBackup(context.Context) error                { return ErrNoCgo }
@@ -40,7 +43,8 @@ func (*Token) ChangePIN(context.Context, *PIN) error { return ErrNoCgo }
 func (*Token) MasterKeyAttributes(context.Context) (MasterKeyInfo, error) {
 	return MasterKeyInfo{}, ErrNoCgo
 }
-func (*Token) CreateTransportKey(context.Context) ([]byte, error) { return nil, ErrNoCgo }
+func (*Token) MasterKeyScheme(context.Context) (SealScheme, error) { return 0, ErrNoCgo }
+func (*Token) CreateTransportKey(context.Context) ([]byte, error)  { return nil, ErrNoCgo }
 func (*Token) WrapMasterKey(context.Context, []byte, BackupTarget) ([]byte, error) {
 	return nil, ErrNoCgo
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -94,6 +95,15 @@ type Config struct {
 	// PoolSize is the number of PKCS#11 sessions, hence of concurrent token
 	// operations; 0 means DefaultPoolSize.
 	PoolSize int
+	// RecoverMin and RecoverMax bound the capped exponential backoff
+	// between attempts to reconnect to a token that went away; 0 means
+	// DefaultRecoverMin and DefaultRecoverMax.
+	RecoverMin, RecoverMax time.Duration
+	// NoModuleReload keeps recovery from loading a fresh instance of the
+	// module when the one in use no longer sees the token (see Token's
+	// recovery in the package doc): such a token then needs the process
+	// restarted.
+	NoModuleReload bool
 }
 
 func (c *Config) validate() error {
@@ -120,6 +130,15 @@ func (c *Config) validate() error {
 	}
 	if c.PIN == nil || c.PIN.Len() == 0 {
 		return &ConfigError{Field: "PIN", Reason: "required"}
+	}
+	if c.RecoverMin < 0 {
+		return &ConfigError{Field: "RecoverMin", Reason: "negative"}
+	}
+	if c.RecoverMax < 0 {
+		return &ConfigError{Field: "RecoverMax", Reason: "negative"}
+	}
+	if c.RecoverMin > 0 && c.RecoverMax > 0 && c.RecoverMax < c.RecoverMin {
+		return &ConfigError{Field: "RecoverMax", Reason: "below RecoverMin"}
 	}
 	if c.PoolSize < 0 || c.PoolSize > MaxPoolSize {
 		return &ConfigError{Field: "PoolSize", Reason: "must be between 0 (default " + strconv.Itoa(DefaultPoolSize) + ") and " + strconv.Itoa(MaxPoolSize)}
