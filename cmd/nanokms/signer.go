@@ -108,7 +108,7 @@ func runSigner(ctx context.Context, e *env, opts signerOptions) error {
 	metricsDone := metrics.StartTextfile(mctx, m.Registry, cfg.Signer.Metrics, 0,
 		func(err error) { log.Warn("writing metrics", "file", cfg.Signer.Metrics, "error", err.Error()) })
 	defer func() { stopMetrics(); metricsDone() }()
-	sopts := signer.ServeOptions{Listen: cfg.Signer.Listen.String(), Grace: cfg.Signer.ShutdownGrace}
+	sopts := signer.ServeOptions{Listen: cfg.Signer.Listen.String(), Grace: cfg.Signer.ShutdownGrace, ObserveToken: m.ObserveToken}
 	if t := cfg.Signer.TLS; t != nil {
 		sopts.CertFile, sopts.KeyFile, sopts.ClientCAFile, sopts.AllowedIdentities = t.Cert, t.Key, t.ClientCA, t.AllowedIdentities
 		if tlsKey != nil {
@@ -166,7 +166,8 @@ func readSignerPIN(tc policy.TokenConfig) (*hsm.PIN, error) {
 
 // openSignerToken logs in to the token the configuration names.
 func openSignerToken(ctx context.Context, tc policy.TokenConfig, pin *hsm.PIN) (*hsm.Token, error) {
-	cfg := hsm.Config{Module: tc.Module, ModuleParams: tc.ModuleParams, TokenLabel: tc.Label, WalletDir: tc.WalletDir, PIN: pin, PoolSize: tc.PoolSize}
+	cfg := hsm.Config{Module: tc.Module, ModuleParams: tc.ModuleParams, TokenLabel: tc.Label, WalletDir: tc.WalletDir, PIN: pin, PoolSize: tc.PoolSize,
+		NoModuleReload: !tc.ReloadModule}
 	if tc.URI != "" {
 		u, err := p11uri.Parse(tc.URI)
 		if err != nil { // policy.Load checked it

@@ -290,6 +290,8 @@ func (c *tokenConfig) explain(err error) error {
 		return withHint(fmt.Errorf("%s: %s", tok, trimHSM(err)), "the token was changed by another program: an operator must remove the duplicate")
 	case errors.Is(err, hsm.ErrSessionLost):
 		return withHint(err, "the token stopped answering: check that it is still connected")
+	case errors.Is(err, hsm.ErrTokenUnavailable):
+		return withHint(err, "the token went away (removed, its store renamed, hidden or emptied, its connection lost): bring it back and run the command again")
 	}
 	if h := hsm.TokenErrorHint(err); h != "" {
 		return withHint(err, h)

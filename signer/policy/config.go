@@ -98,6 +98,10 @@ type TokenConfig struct {
 	PINFile      string // absolute path of a file holding the user PIN
 	PINEnv       string // name of an environment variable holding the user PIN
 	PoolSize     int    // number of token sessions, 1 to MaxPoolSize
+	// ReloadModule lets the signer load a fresh instance of the module
+	// when the one in use no longer sees a token that went away and came
+	// back (hsm.Config.NoModuleReload, inverted). Default true.
+	ReloadModule bool
 }
 
 // EpochConfig is the [epoch] section.

@@ -182,7 +182,7 @@ func TestExample(t *testing.T) {
 		s.TLS.ClientCA != "/etc/nanokms/relay-ca.crt" || len(s.TLS.AllowedIdentities) != 1 || s.TLS.AllowedIdentities[0] != "relay.cold" {
 		t.Errorf("tls = %+v", s.TLS)
 	}
-	if cfg.Token != (TokenConfig{Module: "/usr/lib/softhsm/libsofthsm2.so", Label: "signer", PINFile: "/etc/nanokms/pin", PoolSize: 4}) {
+	if cfg.Token != (TokenConfig{Module: "/usr/lib/softhsm/libsofthsm2.so", Label: "signer", PINFile: "/etc/nanokms/pin", PoolSize: 4, ReloadModule: true}) {
 		t.Errorf("token = %+v", cfg.Token)
 	}
 	if !cfg.IsEpochSigner(MustAccount(t, genesis)) || !cfg.IsEpochSigner(MustAccount(t, epochV2)) || cfg.IsEpochSigner(MustAccount(t, acctCold)) {
@@ -324,6 +324,11 @@ func TestValid(t *testing.T) {
 			if c.Token.Label != "" || c.Token.URI != "pkcs11:token=NSS%20Certificate%20DB?module-path=/usr/lib/softhsm/libsofthsm2.so" ||
 				c.Token.ModuleParams != "configdir='sql:/var/lib/nanokms/nss' certPrefix='' keyPrefix='' secmod='secmod.db' flags=" || c.Token.WalletDir != "/var/lib/nanokms/wallets" {
 				t.Errorf("token = %+v", c.Token)
+			}
+		}},
+		{"reload_module off", []edit{insertAfter(`pin_file = "/etc/nanokms/pin"`, `reload_module = false`)}, func(t *testing.T, c *Config) {
+			if c.Token.ReloadModule {
+				t.Error("reload_module = false was not read")
 			}
 		}},
 		{"pool size bounds", []edit{insertAfter(`pin_file = "/etc/nanokms/pin"`, `pool_size = 64`)}, func(t *testing.T, c *Config) {

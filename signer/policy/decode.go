@@ -42,6 +42,7 @@ type tokenFile struct {
 	PINFile      conffile.Value `toml:"pin_file"`
 	PINEnv       conffile.Value `toml:"pin_env"`
 	PoolSize     conffile.Value `toml:"pool_size"`
+	ReloadModule conffile.Value `toml:"reload_module"`
 }
 
 type epochFile struct {

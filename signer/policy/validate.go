@@ -283,6 +283,7 @@ func (f *tokenFile) validate(c *conffile.Checker, key string) TokenConfig {
 		c.Fail(key+".pin_file", "required (or %s.pin_env): give exactly one PIN source", key)
 	}
 	t.PoolSize = int(c.IntIn(key+".pool_size", f.PoolSize, DefaultPoolSize, 1, MaxPoolSize))
+	t.ReloadModule = c.Bool(key+".reload_module", f.ReloadModule, true)
 	return t
 }
 
