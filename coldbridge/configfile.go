@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nanokms/nanokms/conffile"
+	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
 )
 

@@ -11,9 +11,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/nanokms/nanokms/grpcserve"
 	"github.com/nanokms/nanokms/intent"
-	"github.com/nanokms/nanokms/mtls"
+	"github.com/nanokms/nanokms/internal/grpcserve"
+	"github.com/nanokms/nanokms/internal/mtls"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
 

@@ -18,9 +18,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
-	"github.com/nanokms/nanokms/grpcserve"
 	"github.com/nanokms/nanokms/hsm"
-	"github.com/nanokms/nanokms/mtls"
+	"github.com/nanokms/nanokms/internal/grpcserve"
+	"github.com/nanokms/nanokms/internal/mtls"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )

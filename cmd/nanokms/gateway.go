@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nanokms/nanokms/coldbridge"
-	"github.com/nanokms/nanokms/grpcserve"
+	"github.com/nanokms/nanokms/internal/grpcserve"
 	"github.com/nanokms/nanokms/metrics"
 )
 

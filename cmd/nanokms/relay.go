@@ -16,8 +16,8 @@ import (
 	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/hsm/tlskey"
+	"github.com/nanokms/nanokms/internal/mtls"
 	"github.com/nanokms/nanokms/metrics"
-	"github.com/nanokms/nanokms/mtls"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
 

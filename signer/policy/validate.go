@@ -12,8 +12,8 @@ import (
 
 	"filippo.io/edwards25519"
 
-	"github.com/nanokms/nanokms/conffile"
 	"github.com/nanokms/nanokms/hsm/p11uri"
+	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
 )
 

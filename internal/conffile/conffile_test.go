@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nanokms/nanokms/conffile"
+	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
 )
 

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nanokms/nanokms/conffile"
+	"github.com/nanokms/nanokms/internal/conffile"
 )
 
 // readAll reads every value of f with a Checker, as a validator would.
