@@ -17,19 +17,22 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/nanokms/nanokms/bridge/frame"
+	"github.com/nanokms/nanokms/bridge/frame/frametest"
 )
 
 // benchRequests returns n distinct request frames and their mean size.
-func benchRequests(b *testing.B, n int) []*Frame {
+func benchRequests(b *testing.B, n int) []*frame.Frame {
 	b.Helper()
-	req := fixSendRequest(b, "withdrawal-2026-0000")
-	frames := make([]*Frame, n)
+	req := frametest.SendRequest(b, "withdrawal-2026-0000")
+	frames := make([]*frame.Frame, n)
 	for i := range frames {
 		req.Sign.Intent.RequestId = fmt.Sprintf("withdrawal-2026-%04d", i%10000)
 		if i >= 10000 {
 			req.Sign.Intent.RequestId = fmt.Sprintf("withdrawal-%09d", i)
 		}
-		f, err := NewRequestFrame(req, fixTime.Add(time.Duration(i)*time.Millisecond))
+		f, err := frame.NewRequestFrame(req, frametest.Time.Add(time.Duration(i)*time.Millisecond))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -62,7 +65,7 @@ func BenchmarkFileBridge(b *testing.B) {
 			}
 			defer r.Close()
 			frames := benchRequests(b, b.N)
-			size := len(mustMarshal(b, frames[0]))
+			size := len(frametest.MustMarshal(b, frames[0]))
 			ctx := context.Background()
 			b.ResetTimer()
 			errc := make(chan error, 1)
@@ -148,7 +151,7 @@ func BenchmarkSerialBridge(b *testing.B) {
 }
 
 func BenchmarkMarshalFrame(b *testing.B) {
-	f := fixRequestFrame(b, "withdrawal-2026-0001", fixTime)
+	f := frametest.RequestFrame(b, "withdrawal-2026-0001", frametest.Time)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := f.MarshalBinary(); err != nil {
@@ -158,25 +161,25 @@ func BenchmarkMarshalFrame(b *testing.B) {
 }
 
 func BenchmarkDecodeFrame(b *testing.B) {
-	data := mustMarshal(b, fixRequestFrame(b, "withdrawal-2026-0001", fixTime))
+	data := frametest.MustMarshal(b, frametest.RequestFrame(b, "withdrawal-2026-0001", frametest.Time))
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := DecodeFrame(data); err != nil {
+		if _, err := frame.DecodeFrame(data); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 func BenchmarkCOBS(b *testing.B) {
-	data := mustMarshal(b, fixRequestFrame(b, "withdrawal-2026-0001", fixTime))
-	enc := COBSEncode(nil, data)
+	data := frametest.MustMarshal(b, frametest.RequestFrame(b, "withdrawal-2026-0001", frametest.Time))
+	enc := frame.COBSEncode(nil, data)
 	var buf []byte
 	b.Run("encode", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		b.ReportAllocs()
 		for b.Loop() {
-			buf = COBSEncode(buf[:0], data)
+			buf = frame.COBSEncode(buf[:0], data)
 		}
 	})
 	b.Run("decode", func(b *testing.B) {
@@ -184,7 +187,7 @@ func BenchmarkCOBS(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var err error
-			if buf, err = COBSDecode(buf[:0], enc); err != nil {
+			if buf, err = frame.COBSDecode(buf[:0], enc); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/nanokms/nanokms/bridge/frame"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
@@ -82,7 +83,7 @@ func newFullWorld(t *testing.T, state, toCold, toHot string) *fullWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := NewFileReader(toHot, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []FrameType{TypeResponse, TypeRefusal, TypeHeartbeat},
+	in, err := NewFileReader(toHot, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat},
 		OnReject: func(name string, err error) { t.Errorf("the gateway quarantined %s: %v", name, err) }})
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +106,7 @@ func newFullWorld(t *testing.T, state, toCold, toHot string) *fullWorld {
 	go func() { runs <- w.g.Run(ctx) }()
 	go func() { runs <- ServeCustody(ctx, l, NewCustodyServer(w.g), nil, time.Second) }()
 	w.relay = func() {
-		relayIn, err := NewFileReader(toCold, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []FrameType{TypeRequest, TypeHeartbeat},
+		relayIn, err := NewFileReader(toCold, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat},
 			OnReject: func(name string, err error) { t.Errorf("the relay quarantined %s: %v", name, err) }})
 		if err != nil {
 			t.Fatal(err)
@@ -354,7 +355,7 @@ func checkFramesWhole(t *testing.T, dir string) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := DecodeFrame(data); err != nil {
+			if _, err := frame.DecodeFrame(data); err != nil {
 				t.Fatalf("%s on the medium is not a whole frame: %v", e.Name(), err)
 			}
 		}

@@ -3,6 +3,8 @@ package coldbridge
 import (
 	"io"
 	"testing"
+
+	"github.com/nanokms/nanokms/bridge/frame"
 )
 
 // The end-to-end lifecycle (runLifecycle: open, send, change, receive and
@@ -16,8 +18,8 @@ import (
 // serialMedium returns a mediumFunc whose two ends are the serial devices
 // gwDev and relayDev, opened by open. Every frame the line drops is
 // recorded in rejects: a clean line drops none.
-func serialMedium(gwDev, relayDev string, open func(t *testing.T, dev string, side Side, rejects *rejectLog) (FrameWriter, FrameReader), rejects *rejectLog) mediumFunc {
-	return func(t *testing.T) (FrameWriter, FrameReader, FrameReader, FrameWriter) {
+func serialMedium(gwDev, relayDev string, open func(t *testing.T, dev string, side Side, rejects *rejectLog) (frame.FrameWriter, frame.FrameReader), rejects *rejectLog) mediumFunc {
+	return func(t *testing.T) (frame.FrameWriter, frame.FrameReader, frame.FrameReader, frame.FrameWriter) {
 		t.Helper()
 		gwOut, gwIn := open(t, gwDev, Hot, rejects)
 		relayOut, relayIn := open(t, relayDev, Cold, rejects)
@@ -27,23 +29,23 @@ func serialMedium(gwDev, relayDev string, open func(t *testing.T, dev string, si
 
 // openSerialEnd opens dev with OpenSerial, unpaced, and filters the frame
 // types side takes, as OpenMedium does.
-func openSerialEnd(t *testing.T, dev string, side Side, rejects *rejectLog) (FrameWriter, FrameReader) {
+func openSerialEnd(t *testing.T, dev string, side Side, rejects *rejectLog) (frame.FrameWriter, frame.FrameReader) {
 	t.Helper()
 	s, err := OpenSerial(dev, SerialOptions{Baud: 921600, NoPace: true, OnReject: rejects.record})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	types := []FrameType{TypeRequest, TypeHeartbeat}
+	types := []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat}
 	if side == Hot {
-		types = []FrameType{TypeResponse, TypeRefusal, TypeHeartbeat}
+		types = []frame.FrameType{frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat}
 	}
 	return s, &typeFilter{r: s, types: types, onReject: rejects.record}
 }
 
 // openSerialMedium opens dev through OpenMedium, as the relay and gateway
 // commands do: a pseudo-terminal is paced to the configured baud rate.
-func openSerialMedium(t *testing.T, dev string, side Side, rejects *rejectLog) (FrameWriter, FrameReader) {
+func openSerialMedium(t *testing.T, dev string, side Side, rejects *rejectLog) (frame.FrameWriter, frame.FrameReader) {
 	t.Helper()
 	m, err := OpenMedium(BridgeConfig{Kind: "serial", Device: dev, Baud: 921600}, side, rejects.record, func(err error) { t.Logf("medium: %v", err) })
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer/signertest"
@@ -24,9 +25,9 @@ type bridgeWorld struct {
 }
 
 // mediumFunc returns the gateway's writer and reader and the relay's.
-type mediumFunc func(t *testing.T) (gwOut FrameWriter, gwIn FrameReader, relayIn FrameReader, relayOut FrameWriter)
+type mediumFunc func(t *testing.T) (gwOut frame.FrameWriter, gwIn frame.FrameReader, relayIn frame.FrameReader, relayOut frame.FrameWriter)
 
-func fileMedium(t *testing.T) (FrameWriter, FrameReader, FrameReader, FrameWriter) {
+func fileMedium(t *testing.T) (frame.FrameWriter, frame.FrameReader, frame.FrameReader, frame.FrameWriter) {
 	t.Helper()
 	dir := t.TempDir()
 	toCold, toHot := filepath.Join(dir, "to-cold"), filepath.Join(dir, "to-hot")
@@ -42,7 +43,7 @@ func fileMedium(t *testing.T) (FrameWriter, FrameReader, FrameReader, FrameWrite
 		}
 		return w
 	}
-	mustR := func(d string, types ...FrameType) *FileReader {
+	mustR := func(d string, types ...frame.FrameType) *FileReader {
 		r, err := NewFileReader(d, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: types,
 			OnReject: func(name string, err error) { t.Logf("quarantined %s: %v", name, err) }})
 		if err != nil {
@@ -51,8 +52,8 @@ func fileMedium(t *testing.T) (FrameWriter, FrameReader, FrameReader, FrameWrite
 		t.Cleanup(func() { r.Close() })
 		return r
 	}
-	return mustW(toCold), mustR(toHot, TypeResponse, TypeRefusal, TypeHeartbeat),
-		mustR(toCold, TypeRequest, TypeHeartbeat), mustW(toHot)
+	return mustW(toCold), mustR(toHot, frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat),
+		mustR(toCold, frame.TypeRequest, frame.TypeHeartbeat), mustW(toHot)
 }
 
 func newBridgeWorld(t *testing.T, medium mediumFunc, accounts int) *bridgeWorld {

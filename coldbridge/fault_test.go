@@ -18,6 +18,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
@@ -56,7 +57,7 @@ type parcel struct {
 	leg   faultLeg
 	name  string
 	data  []byte
-	frame *Frame
+	frame *frame.Frame
 	copy  int // 1 for the first file of this name on this leg, 2 for the next…
 }
 
@@ -145,7 +146,7 @@ func (c *courier) sweep(leg faultLeg) {
 			c.t.Errorf("courier: reading %s: %v", name, err)
 			continue
 		}
-		f, err := DecodeFrame(data) // written by the gateway or the relay: whole and correct
+		f, err := frame.DecodeFrame(data) // written by the gateway or the relay: whole and correct
 		if err != nil {
 			c.t.Errorf("courier: %s on %s does not decode: %v", name, leg, err)
 			continue
@@ -246,7 +247,7 @@ func newFaultWorld(t *testing.T, accounts int, o faultOptions) *faultWorld {
 		}
 		return fw
 	}
-	newR := func(d string, maxAge time.Duration, types ...FrameType) *FileReader {
+	newR := func(d string, maxAge time.Duration, types ...frame.FrameType) *FileReader {
 		r, err := NewFileReader(d, FileReaderOptions{PollInterval: 5 * time.Millisecond, MaxAge: maxAge, Types: types,
 			OnReject: func(name string, err error) { t.Logf("%s quarantined %s: %v", filepath.Base(d), name, err) },
 			OnError:  func(err error) { t.Logf("%s: %v", filepath.Base(d), err) }})
@@ -262,13 +263,13 @@ func newFaultWorld(t *testing.T, accounts int, o faultOptions) *faultWorld {
 		custody = append(custody, &pb.CustodyAccount{Wallet: signertest.Wallet, Index: uint32(i), PublicKey: pub[:], Address: pub.Address()})
 	}
 	gw, err := OpenGateway(filepath.Join(t.TempDir(), "gateway.db"), GatewayOptions{
-		Out: newW(w.gwOut), Reader: newR(w.gwIn, 0, TypeResponse, TypeRefusal, TypeHeartbeat),
+		Out: newW(w.gwOut), Reader: newR(w.gwIn, 0, frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat),
 		Manifest: NewManifest(custody...), ResendInterval: faultResend,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay := &Relay{In: newR(w.relayIn, o.maxAge, TypeRequest, TypeHeartbeat), Out: newW(w.relayOut), Signer: env.Client, RetryMin: 10 * time.Millisecond}
+	relay := &Relay{In: newR(w.relayIn, o.maxAge, frame.TypeRequest, frame.TypeHeartbeat), Out: newW(w.relayOut), Signer: env.Client, RetryMin: 10 * time.Millisecond}
 	w.c = startCourier(t, w.gwOut, w.relayIn, w.relayOut, w.gwIn, hold)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -539,7 +540,7 @@ func TestFaultBitFlip(t *testing.T) {
 		bad := bytes.Clone(p.data)
 		bit := w.rng.IntN(len(bad) * 8)
 		if p.leg == legToCold {
-			start := headerFixed + len(p.frame.RequestID) // the payload
+			start := frame.HeaderLen + len(p.frame.RequestID) // the payload
 			bit = start*8 + w.rng.IntN(len(p.frame.Payload)*8)
 		}
 		bad[bit/8] ^= 1 << (bit % 8)
@@ -860,7 +861,7 @@ func TestFaultAlteredResponse(t *testing.T) {
 		payload, err := proto.Marshal(&pb.BridgeResponse{Sign: sign})
 		if err == nil {
 			var data []byte
-			if data, err = (&Frame{Type: TypeResponse, RequestID: idB, Created: created, Payload: payload}).MarshalBinary(); err == nil {
+			if data, err = (&frame.Frame{Type: frame.TypeResponse, RequestID: idB, Created: created, Payload: payload}).MarshalBinary(); err == nil {
 				return data
 			}
 		}
@@ -916,7 +917,7 @@ func TestFaultAlteredResponse(t *testing.T) {
 	// An answer for a request this gateway never sent.
 	ghost := proto.Clone(storedA.Response).(*pb.SignResponse)
 	ghost.RequestId = "never-sent"
-	ghostFrame, err := NewResponseFrame(&pb.BridgeResponse{Sign: ghost}, time.Now())
+	ghostFrame, err := frame.NewResponseFrame(&pb.BridgeResponse{Sign: ghost}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

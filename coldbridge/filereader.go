@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nanokms/nanokms/bridge/frame"
 )
 
 // FileReaderOptions configures a FileReader. The zero value reads every
@@ -35,7 +37,7 @@ type FileReaderOptions struct {
 	PollInterval time.Duration
 	// OnReject is told of every file the reader quarantines, and of every
 	// Received it is asked to Reject.
-	OnReject RejectFunc
+	OnReject frame.RejectFunc
 	// OnError is told of what the reader rides out: I/O errors (the
 	// directory or a file cannot be read because the medium was pulled, a
 	// file cannot be moved), bad entries it set aside (*EntryError), a
@@ -45,7 +47,7 @@ type FileReaderOptions struct {
 	OnError func(err error)
 	// Types lists the frame types this reader takes; frames of other types
 	// are quarantined (ErrCodeType). Empty means every type.
-	Types []FrameType
+	Types []frame.FrameType
 	// Root is the trusted medium root the directory lies beneath
 	// (FRAMES.md, "Trust on the medium"): it may be a symbolic link;
 	// nothing beneath it is followed. "" means the directory's parent.
@@ -69,7 +71,7 @@ type FileReader struct {
 	dir    string
 	md     mediumDir
 	opts   FileReaderOptions
-	types  map[FrameType]bool
+	types  map[frame.FrameType]bool
 	closed chan struct{}
 	once   sync.Once
 
@@ -83,7 +85,7 @@ type FileReader struct {
 // fileFrame is a frame read from a file (nil for a file refused before it
 // decoded), with the identity of the file it came from.
 type fileFrame struct {
-	frame *Frame
+	frame *frame.Frame
 	name  string
 	info  entryStat
 }
@@ -120,7 +122,7 @@ func NewFileReader(dir string, opts FileReaderOptions) (*FileReader, error) {
 		qnext:       map[string]int{},
 	}
 	if len(opts.Types) > 0 {
-		r.types = map[FrameType]bool{}
+		r.types = map[frame.FrameType]bool{}
 		for _, t := range opts.Types {
 			r.types[t] = true
 		}
@@ -141,7 +143,7 @@ func (r *FileReader) Close() error {
 // ReadFrame returns the next checked frame, polling the directory until
 // one arrives, ctx is done (it returns ctx.Err()) or the reader is closed
 // (ErrClosed).
-func (r *FileReader) ReadFrame(ctx context.Context) (*Received, error) {
+func (r *FileReader) ReadFrame(ctx context.Context) (*frame.Received, error) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -151,7 +153,7 @@ func (r *FileReader) ReadFrame(ctx context.Context) (*Received, error) {
 	for {
 		select {
 		case <-r.closed:
-			return nil, ErrClosed
+			return nil, frame.ErrClosed
 		default:
 		}
 		if err := ctx.Err(); err != nil {
@@ -167,7 +169,7 @@ func (r *FileReader) ReadFrame(ctx context.Context) (*Received, error) {
 		}
 		select {
 		case <-r.closed:
-			return nil, ErrClosed
+			return nil, frame.ErrClosed
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-timer.C:
@@ -184,7 +186,7 @@ func (r *FileReader) openDir() (*mdir, error) {
 // next retries the held files that are due, then hands out the first
 // pending frame whose file is still the one read, listing the directory
 // when nothing is pending.
-func (r *FileReader) next() *Received {
+func (r *FileReader) next() *frame.Received {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.retryHeld()
@@ -205,7 +207,7 @@ func (r *FileReader) next() *Received {
 			continue // moved away, or replaced by a resend the next listing reads
 		}
 		r.outstanding[ff.name] = struct{}{}
-		return NewReceived(ff.frame, ff.name,
+		return frame.NewReceived(ff.frame, ff.name,
 			func() error { return r.settle(ff, DoneDir, "") },
 			func(reason string) error { return r.settle(ff, QuarantineDir, reason) })
 	}
@@ -262,7 +264,7 @@ func (r *FileReader) load(d *mdir, name string) *fileFrame {
 		return nil
 	}
 	data, info, err := readFrameFile(d, name, lst)
-	var fe *FrameError
+	var fe *frame.FrameError
 	switch {
 	case errors.As(err, &fe):
 		r.refuse(d, name, info, nil, err)
@@ -273,7 +275,7 @@ func (r *FileReader) load(d *mdir, name string) *fileFrame {
 		r.ioError(err)
 		return nil
 	}
-	f, err := DecodeFrame(data)
+	f, err := frame.DecodeFrame(data)
 	if err == nil {
 		err = r.check(name, f)
 	}
@@ -292,10 +294,10 @@ func (r *FileReader) load(d *mdir, name string) *fileFrame {
 // the file itself are *FrameError; info describes what was read.
 func readFrameFile(d *mdir, name string, lst entryStat) (data []byte, info entryStat, err error) {
 	if !lst.isRegular() {
-		return nil, lst, frameErr(ErrCodeFileName, "not a regular file (%s)", lst.kind())
+		return nil, lst, frame.Errorf(frame.ErrCodeFileName, "not a regular file (%s)", lst.kind())
 	}
-	if lst.size > MaxFrameLength {
-		return nil, lst, frameErr(ErrCodeLength, "file of %d bytes, at most %d", lst.size, MaxFrameLength)
+	if lst.size > frame.MaxFrameLength {
+		return nil, lst, frame.Errorf(frame.ErrCodeLength, "file of %d bytes, at most %d", lst.size, frame.MaxFrameLength)
 	}
 	fh, err := d.openFile(name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
@@ -309,30 +311,30 @@ func readFrameFile(d *mdir, name string, lst entryStat) (data []byte, info entry
 	if info = statOf(&st); !info.same(lst) {
 		return nil, lst, errReplaced
 	}
-	data, err = io.ReadAll(io.LimitReader(fh, MaxFrameLength+1))
+	data, err = io.ReadAll(io.LimitReader(fh, frame.MaxFrameLength+1))
 	if err != nil {
 		return nil, info, fmt.Errorf("coldbridge: reading %s: %w", d.join(name), err)
 	}
-	if len(data) > MaxFrameLength {
-		return nil, info, frameErr(ErrCodeLength, "file grew past %d bytes", MaxFrameLength)
+	if len(data) > frame.MaxFrameLength {
+		return nil, info, frame.Errorf(frame.ErrCodeLength, "file grew past %d bytes", frame.MaxFrameLength)
 	}
 	return data, info, nil
 }
 
 // check applies the reader's checks beyond DecodeFrame's.
-func (r *FileReader) check(name string, f *Frame) error {
+func (r *FileReader) check(name string, f *frame.Frame) error {
 	if err := CheckFileName(name, f); err != nil {
 		return err
 	}
 	if r.types != nil && !r.types[f.Type] {
-		return frameErr(ErrCodeType, "a %s frame; this reader does not take them", f.Type)
+		return frame.Errorf(frame.ErrCodeType, "a %s frame; this reader does not take them", f.Type)
 	}
 	now := r.opts.Now()
 	if r.opts.MaxAge > 0 && f.Created.Before(now.Add(-r.opts.MaxAge)) {
-		return frameErr(ErrCodeExpired, "created %s, more than %s ago", f.Created.UTC().Format(time.RFC3339Nano), r.opts.MaxAge)
+		return frame.Errorf(frame.ErrCodeExpired, "created %s, more than %s ago", f.Created.UTC().Format(time.RFC3339Nano), r.opts.MaxAge)
 	}
 	if r.opts.MaxFutureSkew > 0 && f.Created.After(now.Add(r.opts.MaxFutureSkew)) {
-		return frameErr(ErrCodeFuture, "created %s, more than %s ahead", f.Created.UTC().Format(time.RFC3339Nano), r.opts.MaxFutureSkew)
+		return frame.Errorf(frame.ErrCodeFuture, "created %s, more than %s ahead", f.Created.UTC().Format(time.RFC3339Nano), r.opts.MaxFutureSkew)
 	}
 	return nil
 }
@@ -350,7 +352,7 @@ func (r *FileReader) ioError(err error) {
 // the caller's); the file itself is opened without following a link. It
 // does not check the name or the payload (see CheckFileName and
 // DecodePayload). Errors about the content are *FrameError.
-func LoadFrameFile(path string) (*Frame, error) {
+func LoadFrameFile(path string) (*frame.Frame, error) {
 	d, err := openRoot(filepath.Dir(path))
 	if err != nil {
 		return nil, err
@@ -359,17 +361,17 @@ func LoadFrameFile(path string) (*Frame, error) {
 	return loadFrameAt(d, filepath.Base(path))
 }
 
-func loadFrameAt(d *mdir, name string) (*Frame, error) {
+func loadFrameAt(d *mdir, name string) (*frame.Frame, error) {
 	lst, err := d.lstat(name)
 	if err != nil {
 		return nil, err
 	}
 	data, _, err := readFrameFile(d, name, lst)
 	if errors.Is(err, errReplaced) {
-		return nil, frameErr(ErrCodeFileName, "replaced while being opened")
+		return nil, frame.Errorf(frame.ErrCodeFileName, "replaced while being opened")
 	}
 	if err != nil {
 		return nil, err
 	}
-	return DecodeFrame(data)
+	return frame.DecodeFrame(data)
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nanokms/nanokms/bridge/frame"
 )
 
 // Settling files: done/, quarantine/ and the files a reader holds while
@@ -89,7 +91,7 @@ func (r *FileReader) retryHeld() {
 
 // refuse quarantines a file the reader will not hand out, and reports it.
 // A file the medium will not let it move is held, and tried again.
-func (r *FileReader) refuse(d *mdir, name string, info entryStat, f *Frame, err error) {
+func (r *FileReader) refuse(d *mdir, name string, info entryStat, f *frame.Frame, err error) {
 	ff := &fileFrame{frame: f, name: name, info: info}
 	if qerr := r.quarantine(d, name, info, f, err.Error(), err); qerr != nil {
 		if isCrash(qerr) {
@@ -208,7 +210,7 @@ func (r *FileReader) move(d *mdir, name string, info entryStat, to *mdir, target
 // quarantine moves name in d into quarantine/ under a free name and
 // writes its .reason file. When a resend has replaced the file, f (if
 // known) is written there instead and the resend is left to be read.
-func (r *FileReader) quarantine(d *mdir, name string, info entryStat, f *Frame, reason string, cause error) error {
+func (r *FileReader) quarantine(d *mdir, name string, info entryStat, f *frame.Frame, reason string, cause error) error {
 	qd, err := d.ensureDir(QuarantineDir, dirMode, true, r.ioError)
 	if err != nil {
 		return err
@@ -280,7 +282,7 @@ func QuarantineBase(name string) string {
 func reasonFile(name, reason string, cause error, now time.Time) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "file: %s\n", oneLine(name))
-	var fe *FrameError
+	var fe *frame.FrameError
 	if errors.As(cause, &fe) {
 		fmt.Fprintf(&b, "code: %d\n", uint8(fe.Code))
 		fmt.Fprintf(&b, "reason: %s\n", fe.Code)

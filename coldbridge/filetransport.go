@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nanokms/nanokms/bridge/frame"
 )
 
 // The file transport (FRAMES.md, "File transport"): one directory per
@@ -43,15 +45,15 @@ const (
 )
 
 // FileName returns the name f is written under: <request-id>.<type>.nkb.
-func FileName(f *Frame) string {
+func FileName(f *frame.Frame) string {
 	return f.RequestID + "." + f.Type.String() + FileSuffix
 }
 
 // CheckFileName checks that name is the name f is written under. It fails
 // with a *FrameError with ErrCodeFileName.
-func CheckFileName(name string, f *Frame) error {
+func CheckFileName(name string, f *frame.Frame) error {
 	if want := FileName(f); name != want {
-		return frameErr(ErrCodeFileName, "named %q, holds %q", name, want)
+		return frame.Errorf(frame.ErrCodeFileName, "named %q, holds %q", name, want)
 	}
 	return nil
 }
@@ -84,7 +86,7 @@ func parseTempName(name string) (id string, ok bool) {
 		return "", true
 	}
 	id, ok = strings.CutSuffix(head, "-")
-	if !ok || !ValidRequestID(id) {
+	if !ok || !frame.ValidRequestID(id) {
 		return "", false
 	}
 	return id, true
@@ -253,7 +255,7 @@ func (w *FileWriter) removeTemps(d *mdir) {
 // but a temporary file is left, which readers ignore; after an error,
 // not even that. When the medium is full the error wraps ErrMediumFull
 // and the system's error (syscall.ENOSPC).
-func (w *FileWriter) WriteFrame(ctx context.Context, f *Frame) error {
+func (w *FileWriter) WriteFrame(ctx context.Context, f *frame.Frame) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

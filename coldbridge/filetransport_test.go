@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge/frame"
+	"github.com/nanokms/nanokms/bridge/frame/frametest"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
 
@@ -57,7 +59,7 @@ func mustFileBridge(t *testing.T, opts FileReaderOptions) *fileBridge {
 
 func mustFileBridgeIn(t *testing.T, dir string, opts FileReaderOptions) *fileBridge {
 	t.Helper()
-	b := &fileBridge{dir: dir, rejects: &rejectLog{}, now: fixTime}
+	b := &fileBridge{dir: dir, rejects: &rejectLog{}, now: frametest.Time}
 	var err error
 	if b.w, err = NewFileWriter(dir); err != nil {
 		t.Fatal(err)
@@ -76,7 +78,7 @@ func mustFileBridgeIn(t *testing.T, dir string, opts FileReaderOptions) *fileBri
 	return b
 }
 
-func (b *fileBridge) write(t *testing.T, f *Frame) {
+func (b *fileBridge) write(t *testing.T, f *frame.Frame) {
 	t.Helper()
 	if err := b.w.WriteFrame(context.Background(), f); err != nil {
 		t.Fatal(err)
@@ -84,7 +86,7 @@ func (b *fileBridge) write(t *testing.T, f *Frame) {
 }
 
 // read returns the next frame, failing the test if none comes in 10 s.
-func (b *fileBridge) read(t *testing.T) *Received {
+func (b *fileBridge) read(t *testing.T) *frame.Received {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -105,14 +107,14 @@ func (b *fileBridge) nothing(t *testing.T) {
 
 // wantRejected checks that exactly the given names were refused, each
 // with a *FrameError of code (0: any code), and returns the errors.
-func (b *fileBridge) wantRejected(t *testing.T, code WireError, names ...string) []error {
+func (b *fileBridge) wantRejected(t *testing.T, code frame.WireError, names ...string) []error {
 	t.Helper()
 	got, errs := b.rejects.take()
 	if !slices.Equal(got, names) {
 		t.Fatalf("rejected %q, want %q (errors %v)", got, names, errs)
 	}
 	for _, err := range errs {
-		var fe *FrameError
+		var fe *frame.FrameError
 		if !errors.As(err, &fe) {
 			t.Fatalf("reject error %v is not a *FrameError", err)
 		}
@@ -149,9 +151,9 @@ func wantNames(t *testing.T, got []string, want ...string) {
 	}
 }
 
-func wantFrame(t *testing.T, rec *Received, f *Frame) {
+func wantFrame(t *testing.T, rec *frame.Received, f *frame.Frame) {
 	t.Helper()
-	if !sameFrame(rec.Frame, f) {
+	if !frametest.SameFrame(rec.Frame, f) {
 		t.Fatalf("read %s %s created %v, want %s %s created %v", rec.Frame.Type, rec.Frame.RequestID, rec.Frame.Created, f.Type, f.RequestID, f.Created)
 	}
 	if rec.Name != FileName(f) {
@@ -159,9 +161,9 @@ func wantFrame(t *testing.T, rec *Received, f *Frame) {
 	}
 }
 
-func heartbeat(t *testing.T, sender string, seq uint64, created time.Time) *Frame {
+func heartbeat(t *testing.T, sender string, seq uint64, created time.Time) *frame.Frame {
 	t.Helper()
-	f, err := NewHeartbeatFrame(&pb.Heartbeat{Sender: sender, Seq: seq}, created)
+	f, err := frame.NewHeartbeatFrame(&pb.Heartbeat{Sender: sender, Seq: seq}, created)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,14 +172,14 @@ func heartbeat(t *testing.T, sender string, seq uint64, created time.Time) *Fram
 
 func TestFileWriteReadDone(t *testing.T) {
 	b := mustFileBridge(t, FileReaderOptions{})
-	req := fixRequestFrame(t, "withdrawal-1", fixTime)
+	req := frametest.RequestFrame(t, "withdrawal-1", frametest.Time)
 	b.write(t, req)
 	wantNames(t, ls(t, b.dir, ""), "withdrawal-1.request.nkb")
 	data, err := os.ReadFile(filepath.Join(b.dir, "withdrawal-1.request.nkb"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(data) != string(mustMarshal(t, req)) {
+	if string(data) != string(frametest.MustMarshal(t, req)) {
 		t.Fatal("the file is not the frame's encoding")
 	}
 
@@ -201,12 +203,12 @@ func TestFileWriteReadDone(t *testing.T) {
 func TestFileOrder(t *testing.T) {
 	b := mustFileBridge(t, FileReaderOptions{})
 	// Written in one order, created in another; two share a time.
-	frames := []*Frame{
-		fixRequestFrame(t, "c", fixTime.Add(2*time.Second)),
-		fixRequestFrame(t, "b", fixTime),
-		heartbeat(t, "gateway", 1, fixTime.Add(-time.Second)),
-		fixRequestFrame(t, "a", fixTime),
-		fixRequestFrame(t, "d", fixTime.Add(time.Second)),
+	frames := []*frame.Frame{
+		frametest.RequestFrame(t, "c", frametest.Time.Add(2*time.Second)),
+		frametest.RequestFrame(t, "b", frametest.Time),
+		heartbeat(t, "gateway", 1, frametest.Time.Add(-time.Second)),
+		frametest.RequestFrame(t, "a", frametest.Time),
+		frametest.RequestFrame(t, "d", frametest.Time.Add(time.Second)),
 	}
 	for _, f := range frames {
 		b.write(t, f)
@@ -230,15 +232,15 @@ func TestFileOrder(t *testing.T) {
 // progress): each is quarantined, and the good resend is then delivered.
 func TestFileTruncated(t *testing.T) {
 	b := mustFileBridgeIn(t, fastTempDir(t), FileReaderOptions{})
-	f := fixRequestFrame(t, "withdrawal-2026-0001", fixTime)
-	full := mustMarshal(t, f)
+	f := frametest.RequestFrame(t, "withdrawal-2026-0001", frametest.Time)
+	full := frametest.MustMarshal(t, f)
 	name := FileName(f)
 	for n := range len(full) {
 		if err := os.WriteFile(filepath.Join(b.dir, name), full[:n], 0o644); err != nil {
 			t.Fatal(err)
 		}
 		b.nothing(t)
-		b.wantRejected(t, ErrCodeTruncated, name)
+		b.wantRejected(t, frame.ErrCodeTruncated, name)
 	}
 	q := ls(t, b.dir, QuarantineDir)
 	if len(q) != 2*len(full) {
@@ -268,10 +270,10 @@ func TestFileTruncated(t *testing.T) {
 // request frame: every copy is quarantined, the resend is delivered.
 func TestFileBitFlips(t *testing.T) {
 	b := mustFileBridgeIn(t, fastTempDir(t), FileReaderOptions{})
-	f := fixRequestFrame(t, "withdrawal-2026-0002", fixTime)
-	full := mustMarshal(t, f)
+	f := frametest.RequestFrame(t, "withdrawal-2026-0002", frametest.Time)
+	full := frametest.MustMarshal(t, f)
 	name := FileName(f)
-	codes := map[WireError]int{}
+	codes := map[frame.WireError]int{}
 	for i := range full {
 		c := append([]byte(nil), full...)
 		c[i] ^= 1 << (i % 8)
@@ -280,7 +282,7 @@ func TestFileBitFlips(t *testing.T) {
 		}
 		b.nothing(t)
 		errs := b.wantRejected(t, 0, name)
-		var fe *FrameError
+		var fe *frame.FrameError
 		errors.As(errs[0], &fe)
 		codes[fe.Code]++
 	}
@@ -291,7 +293,7 @@ func TestFileBitFlips(t *testing.T) {
 
 func TestFileDuplicates(t *testing.T) {
 	b := mustFileBridge(t, FileReaderOptions{})
-	f := fixRequestFrame(t, "dup", fixTime)
+	f := frametest.RequestFrame(t, "dup", frametest.Time)
 	for range 3 {
 		// The hot side resends until it sees the answer; the reader hands
 		// every copy out (the signer answers repeats identically).
@@ -304,10 +306,10 @@ func TestFileDuplicates(t *testing.T) {
 		wantNames(t, ls(t, b.dir, DoneDir), "dup.request.nkb")
 	}
 	// A resend with a later attempt number replaces the unread first copy.
-	req := fixSendRequest(t, "dup")
+	req := frametest.SendRequest(t, "dup")
 	b.write(t, f)
 	req.Attempt = 2
-	f2, err := NewRequestFrame(req, fixTime.Add(time.Minute))
+	f2, err := frame.NewRequestFrame(req, frametest.Time.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,11 +325,11 @@ func TestFileDuplicates(t *testing.T) {
 
 func TestFileExpiry(t *testing.T) {
 	b := mustFileBridge(t, FileReaderOptions{MaxAge: time.Hour, MaxFutureSkew: 5 * time.Minute})
-	old := fixRequestFrame(t, "old", fixTime.Add(-time.Hour-time.Millisecond))
-	edge := fixRequestFrame(t, "edge", fixTime.Add(-time.Hour))
-	future := fixRequestFrame(t, "future", fixTime.Add(5*time.Minute+time.Millisecond))
-	soon := fixRequestFrame(t, "soon", fixTime.Add(5*time.Minute))
-	for _, f := range []*Frame{old, edge, future, soon} {
+	old := frametest.RequestFrame(t, "old", frametest.Time.Add(-time.Hour-time.Millisecond))
+	edge := frametest.RequestFrame(t, "edge", frametest.Time.Add(-time.Hour))
+	future := frametest.RequestFrame(t, "future", frametest.Time.Add(5*time.Minute+time.Millisecond))
+	soon := frametest.RequestFrame(t, "soon", frametest.Time.Add(5*time.Minute))
+	for _, f := range []*frame.Frame{old, edge, future, soon} {
 		b.write(t, f)
 	}
 	wantFrame(t, b.read(t), edge)
@@ -345,8 +347,8 @@ func TestFileExpiry(t *testing.T) {
 
 	// Limits off: a negative skew and no MaxAge take anything.
 	b2 := mustFileBridge(t, FileReaderOptions{MaxFutureSkew: -1})
-	far := fixRequestFrame(t, "far", fixTime.Add(24*365*time.Hour))
-	ancient := fixRequestFrame(t, "ancient", time.UnixMilli(0))
+	far := frametest.RequestFrame(t, "far", frametest.Time.Add(24*365*time.Hour))
+	ancient := frametest.RequestFrame(t, "ancient", time.UnixMilli(0))
 	b2.write(t, far)
 	b2.write(t, ancient)
 	wantFrame(t, b2.read(t), ancient)
@@ -355,7 +357,7 @@ func TestFileExpiry(t *testing.T) {
 	b3 := mustFileBridge(t, FileReaderOptions{})
 	b3.write(t, far)
 	b3.nothing(t)
-	b3.wantRejected(t, ErrCodeFuture, "far.request.nkb")
+	b3.wantRejected(t, frame.ErrCodeFuture, "far.request.nkb")
 }
 
 // TestFileMidWrite: a writer that died before its rename leaves a
@@ -363,8 +365,8 @@ func TestFileExpiry(t *testing.T) {
 // name (a non-atomic copy) is quarantined; the resend is delivered.
 func TestFileMidWrite(t *testing.T) {
 	b := mustFileBridge(t, FileReaderOptions{})
-	f := fixRequestFrame(t, "mid", fixTime)
-	full := mustMarshal(t, f)
+	f := frametest.RequestFrame(t, "mid", frametest.Time)
+	full := frametest.MustMarshal(t, f)
 	tmp := filepath.Join(b.dir, ".tmp-mid-0123456789abcdef")
 	if err := os.WriteFile(tmp, full[:100], 0o644); err != nil {
 		t.Fatal(err)
@@ -375,7 +377,7 @@ func TestFileMidWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.nothing(t)
-	b.wantRejected(t, ErrCodeTruncated, "mid.request.nkb")
+	b.wantRejected(t, frame.ErrCodeTruncated, "mid.request.nkb")
 	// The hot side restarts: its writer clears the dead temporary file.
 	w, err := NewFileWriter(b.dir)
 	if err != nil {
@@ -390,8 +392,8 @@ func TestFileMidWrite(t *testing.T) {
 
 func TestFileLyingNames(t *testing.T) {
 	b := mustFileBridge(t, FileReaderOptions{})
-	f := fixRequestFrame(t, "real", fixTime)
-	data := mustMarshal(t, f)
+	f := frametest.RequestFrame(t, "real", frametest.Time)
+	data := frametest.MustMarshal(t, f)
 	// A dot-file is never a frame's name (request ids do not begin with
 	// "."): it is quarantined like any other lying name, not skipped.
 	for _, name := range []string{"other.request.nkb", "real.response.nkb", "real.nkb", "real.request.request.nkb", ".real.request.nkb"} {
@@ -409,7 +411,7 @@ func TestFileLyingNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.nothing(t)
-	errs := b.wantRejected(t, ErrCodeFileName, ".real.request.nkb", "dir.request.nkb", "other.request.nkb", "real.nkb", "real.request.request.nkb", "real.response.nkb")
+	errs := b.wantRejected(t, frame.ErrCodeFileName, ".real.request.nkb", "dir.request.nkb", "other.request.nkb", "real.nkb", "real.request.request.nkb", "real.response.nkb")
 	if !strings.Contains(errs[2].Error(), `named "other.request.nkb", holds "real.request.nkb"`) {
 		t.Fatalf("error %v", errs[2])
 	}
@@ -423,25 +425,25 @@ func TestFileLyingNames(t *testing.T) {
 }
 
 func TestFileTypes(t *testing.T) {
-	b := mustFileBridge(t, FileReaderOptions{Types: []FrameType{TypeRequest, TypeHeartbeat}})
-	resp, err := NewResponseFrame(fixResponse("r"), fixTime)
+	b := mustFileBridge(t, FileReaderOptions{Types: []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat}})
+	resp, err := frame.NewResponseFrame(frametest.Response("r"), frametest.Time)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.write(t, resp)
-	hb := heartbeat(t, "gateway", 1, fixTime)
+	hb := heartbeat(t, "gateway", 1, frametest.Time)
 	b.write(t, hb)
 	wantFrame(t, b.read(t), hb)
-	b.wantRejected(t, ErrCodeType, "r.response.nkb")
+	b.wantRejected(t, frame.ErrCodeType, "r.response.nkb")
 }
 
 func TestFileNotRegular(t *testing.T) {
 	b := mustFileBridge(t, FileReaderOptions{})
-	f := fixRequestFrame(t, "target", fixTime)
+	f := frametest.RequestFrame(t, "target", frametest.Time)
 	// A symbolic link to a good frame elsewhere, a FIFO (which would
 	// block a plain open), and an oversized file.
 	outside := filepath.Join(t.TempDir(), "target.request.nkb")
-	if err := os.WriteFile(outside, mustMarshal(t, f), 0o644); err != nil {
+	if err := os.WriteFile(outside, frametest.MustMarshal(t, f), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Symlink(outside, filepath.Join(b.dir, "target.request.nkb")); err != nil {
@@ -450,16 +452,16 @@ func TestFileNotRegular(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(b.dir, "fifo.request.nkb"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	big := make([]byte, MaxFrameLength+1)
-	copy(big, mustMarshal(t, f))
+	big := make([]byte, frame.MaxFrameLength+1)
+	copy(big, frametest.MustMarshal(t, f))
 	if err := os.WriteFile(filepath.Join(b.dir, "big.request.nkb"), big, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	b.nothing(t)
 	errs := b.wantRejected(t, 0, "big.request.nkb", "fifo.request.nkb", "target.request.nkb")
-	wantCode(t, errs[0], ErrCodeLength)
-	wantCode(t, errs[1], ErrCodeFileName)
-	wantCode(t, errs[2], ErrCodeFileName)
+	frametest.WantCode(t, errs[0], frame.ErrCodeLength)
+	frametest.WantCode(t, errs[1], frame.ErrCodeFileName)
+	frametest.WantCode(t, errs[2], frame.ErrCodeFileName)
 	if _, err := os.Stat(outside); err != nil {
 		t.Fatalf("the link's target was touched: %v", err)
 	}
@@ -472,7 +474,7 @@ func TestFileNotRegular(t *testing.T) {
 
 func TestFileReject(t *testing.T) {
 	b := mustFileBridge(t, FileReaderOptions{})
-	f := fixRequestFrame(t, "bad-payload", fixTime)
+	f := frametest.RequestFrame(t, "bad-payload", frametest.Time)
 	b.write(t, f)
 	rec := b.read(t)
 	if err := rec.Reject("the payload is not a BridgeRequest\nfor this id"); err != nil {
@@ -501,12 +503,12 @@ func TestFileReject(t *testing.T) {
 // handed out is not swept into done/ or quarantine/ with it.
 func TestFileReplacedWhileHandled(t *testing.T) {
 	b := mustFileBridge(t, FileReaderOptions{})
-	req := fixSendRequest(t, "busy")
-	f1, _ := NewRequestFrame(req, fixTime)
+	req := frametest.SendRequest(t, "busy")
+	f1, _ := frame.NewRequestFrame(req, frametest.Time)
 	req.Attempt = 2
-	f2, _ := NewRequestFrame(req, fixTime.Add(time.Second))
+	f2, _ := frame.NewRequestFrame(req, frametest.Time.Add(time.Second))
 	req.Attempt = 3
-	f3, _ := NewRequestFrame(req, fixTime.Add(2*time.Second))
+	f3, _ := frame.NewRequestFrame(req, frametest.Time.Add(2*time.Second))
 
 	b.write(t, f1)
 	rec := b.read(t)
@@ -524,7 +526,7 @@ func TestFileReplacedWhileHandled(t *testing.T) {
 	}
 	// The rejected copy is kept in quarantine; the resend is still there.
 	q, err := LoadFrameFile(filepath.Join(b.dir, QuarantineDir, "busy.request.nkb"))
-	if err != nil || !sameFrame(q, f2) {
+	if err != nil || !frametest.SameFrame(q, f2) {
 		t.Fatalf("quarantined copy: %v", err)
 	}
 	wantFrame(t, b.read(t), f3)
@@ -541,7 +543,7 @@ func TestFileCrashPoints(t *testing.T) {
 			return nil
 		}
 	}
-	f := fixRequestFrame(t, "crashy", fixTime)
+	f := frametest.RequestFrame(t, "crashy", frametest.Time)
 
 	t.Run("write before rename", func(t *testing.T) {
 		b := mustFileBridge(t, FileReaderOptions{})
@@ -601,8 +603,8 @@ func TestFileCrashPoints(t *testing.T) {
 
 func TestFileReaderBlocksAndCloses(t *testing.T) {
 	b := mustFileBridge(t, FileReaderOptions{PollInterval: 5 * time.Millisecond})
-	f := heartbeat(t, "relay", 1, fixTime)
-	got := make(chan *Received)
+	f := heartbeat(t, "relay", 1, frametest.Time)
+	got := make(chan *frame.Received)
 	go func() {
 		rec, err := b.r.ReadFrame(context.Background())
 		if err != nil {
@@ -630,13 +632,13 @@ func TestFileReaderBlocksAndCloses(t *testing.T) {
 	if err := b.r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-errc; !errors.Is(err, ErrClosed) {
+	if err := <-errc; !errors.Is(err, frame.ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 	if err := b.r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.r.ReadFrame(context.Background()); !errors.Is(err, ErrClosed) {
+	if _, err := b.r.ReadFrame(context.Background()); !errors.Is(err, frame.ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
@@ -662,7 +664,7 @@ func TestFileMediumPulled(t *testing.T) {
 	if err := os.Remove(dir); err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan *Received)
+	got := make(chan *frame.Received)
 	go func() {
 		rec, err := r.ReadFrame(context.Background())
 		if err != nil {
@@ -677,7 +679,7 @@ func TestFileMediumPulled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := fixRequestFrame(t, "after", time.Now())
+	f := frametest.RequestFrame(t, "after", time.Now())
 	if err := w.WriteFrame(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}
@@ -700,21 +702,21 @@ func TestNewFileReaderNeedsDir(t *testing.T) {
 
 func TestLoadFrameFile(t *testing.T) {
 	dir := t.TempDir()
-	f := fixRequestFrame(t, "x", fixTime)
+	f := frametest.RequestFrame(t, "x", frametest.Time)
 	path := filepath.Join(dir, "x.request.nkb")
-	os.WriteFile(path, mustMarshal(t, f), 0o644)
+	os.WriteFile(path, frametest.MustMarshal(t, f), 0o644)
 	g, err := LoadFrameFile(path)
-	if err != nil || !sameFrame(f, g) {
+	if err != nil || !frametest.SameFrame(f, g) {
 		t.Fatalf("LoadFrameFile: %v", err)
 	}
-	os.WriteFile(path, mustMarshal(t, f)[:30], 0o644)
+	os.WriteFile(path, frametest.MustMarshal(t, f)[:30], 0o644)
 	_, err = LoadFrameFile(path)
-	wantCode(t, err, ErrCodeTruncated)
+	frametest.WantCode(t, err, frame.ErrCodeTruncated)
 	if _, err := LoadFrameFile(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("missing file: %v", err)
 	}
 	_, err = LoadFrameFile(dir)
-	wantCode(t, err, ErrCodeFileName)
+	frametest.WantCode(t, err, frame.ErrCodeFileName)
 }
 
 // fastTempDir returns a temporary directory on tmpfs (/dev/shm) when

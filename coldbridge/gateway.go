@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -53,8 +54,8 @@ var (
 
 // GatewayOptions configure a Gateway.
 type GatewayOptions struct {
-	Out            FrameWriter
-	Reader         FrameReader
+	Out            frame.FrameWriter
+	Reader         frame.FrameReader
 	Manifest       *Manifest
 	Ledger         Ledger // nil: no node
 	ResendInterval time.Duration
@@ -80,8 +81,8 @@ type GatewayOptions struct {
 // sees it, and publishes through the Ledger.
 type Gateway struct {
 	store    *gatewayStore
-	out      FrameWriter
-	in       FrameReader
+	out      frame.FrameWriter
+	in       frame.FrameReader
 	manifest *Manifest
 	ledger   Ledger
 	resend   time.Duration
@@ -433,12 +434,12 @@ func (g *Gateway) sendOne(ctx context.Context, id string) error {
 	}
 	wire := proto.Clone(e.wire).(*pb.BridgeRequest)
 	wire.Attempt = e.view.GetAttempts() + 1
-	payload, err := proto.Marshal(wire)
-	if err != nil {
-		return err
-	}
 	now := g.now()
-	if err := g.out.WriteFrame(ctx, &Frame{Type: TypeRequest, RequestID: id, Created: now, Payload: payload}); err != nil {
+	f, err := frame.NewRequestFrame(wire, now)
+	if err != nil {
+		return fmt.Errorf("coldbridge: gateway: framing request %s: %w", id, err)
+	}
+	if err := g.out.WriteFrame(ctx, f); err != nil {
 		if isNoSpace(err) {
 			err = fmt.Errorf("coldbridge: %w: writing request %s: %w", ErrMediumFull, id, err)
 			g.setFault(WriteTargetOutbound, err)
@@ -570,12 +571,12 @@ func (g *Gateway) receiveLoop(ctx context.Context) error {
 }
 
 // handleAnswer settles one frame from the cold side.
-func (g *Gateway) handleAnswer(ctx context.Context, rec *Received) error {
+func (g *Gateway) handleAnswer(ctx context.Context, rec *frame.Received) error {
 	f := rec.Frame
 	switch f.Type {
-	case TypeHeartbeat:
+	case frame.TypeHeartbeat:
 		return rec.Done()
-	case TypeResponse, TypeRefusal:
+	case frame.TypeResponse, frame.TypeRefusal:
 	default:
 		return rec.Reject(fmt.Sprintf("a %s frame does not belong on the hot side's inbound medium", f.Type))
 	}
@@ -586,7 +587,7 @@ func (g *Gateway) handleAnswer(ctx context.Context, rec *Received) error {
 	if !ok {
 		return rec.Reject("no request with this id was sent from this gateway")
 	}
-	if f.Type == TypeRefusal {
+	if f.Type == frame.TypeRefusal {
 		return g.handleRefusal(rec, e)
 	}
 	var resp pb.BridgeResponse
@@ -635,7 +636,7 @@ func (g *Gateway) handleAnswer(ctx context.Context, rec *Received) error {
 	return rec.Done()
 }
 
-func (g *Gateway) handleRefusal(rec *Received, e *entry) error {
+func (g *Gateway) handleRefusal(rec *frame.Received, e *entry) error {
 	var ref pb.BridgeRefusal
 	if err := proto.Unmarshal(rec.Frame.Payload, &ref); err != nil {
 		return rec.Reject("the payload is not a BridgeRefusal")
@@ -644,7 +645,7 @@ func (g *Gateway) handleRefusal(rec *Received, e *entry) error {
 		return rec.Done() // settled already: a late or repeated answer
 	}
 	id := rec.Frame.RequestID
-	if ref.GetCode() == CodeSignerInternal || ref.GetCode() == CodeRelayMalformed {
+	if frame.RefusalCode(ref.GetCode()).Resend() {
 		// Not the signer's decision: the request stays queued and is
 		// written again on schedule.
 		g.log.Warn("the cold side could not answer; will resend", "request_id", id, "code", ref.GetCode(), "detail", ref.GetDetail())

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nanokms/nanokms/bridge/frame"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
 
@@ -31,7 +32,7 @@ func TestRelayHeartbeats(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	watch, err := NewFileReader(out, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []FrameType{TypeHeartbeat}})
+	watch, err := NewFileReader(out, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeHeartbeat}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nanokms/nanokms/bridge/frame"
 )
 
 // Inspection of a frame directory for `nanokms bridge inspect`: what a
@@ -22,7 +24,7 @@ type InspectedEntry struct {
 	Where string // "" (the directory itself), DoneDir or QuarantineDir
 	// Frame is the decoded frame of a frame file (nil when it is not one,
 	// or does not decode). Its name and payload are not checked.
-	Frame *Frame
+	Frame *frame.Frame
 	// Err says what is wrong: a *FrameError for a bad frame file, an
 	// error wrapping ErrBadEntry for an entry that does not belong (a
 	// link or a file where done/ or quarantine/ belongs, an entry a

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/nanokms/nanokms/bridge/frame"
 )
 
 // Side is which end of the bridge a medium is opened for.
@@ -18,8 +20,8 @@ const (
 
 // Medium is an opened bridge end.
 type Medium struct {
-	Writer FrameWriter
-	Reader FrameReader
+	Writer frame.FrameWriter
+	Reader frame.FrameReader
 	close  func() error
 }
 
@@ -39,10 +41,10 @@ func (m *Medium) Close() error {
 // replaced by a directory, so that no planted entry stops the side from
 // starting. onReject is told of every refused frame; onError of what a
 // file medium rides out (FileReaderOptions.OnError, FileWriterOptions.OnError).
-func OpenMedium(cfg BridgeConfig, side Side, onReject RejectFunc, onError func(error)) (*Medium, error) {
-	types := []FrameType{TypeRequest, TypeHeartbeat}
+func OpenMedium(cfg BridgeConfig, side Side, onReject frame.RejectFunc, onError func(error)) (*Medium, error) {
+	types := []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat}
 	if side == Hot {
-		types = []FrameType{TypeResponse, TypeRefusal, TypeHeartbeat}
+		types = []frame.FrameType{frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat}
 	}
 	switch cfg.Kind {
 	case "file":
@@ -89,12 +91,12 @@ func OpenMedium(cfg BridgeConfig, side Side, onReject RejectFunc, onError func(e
 // typeFilter drops frames of types this side does not take (a serial line
 // carries both directions' types only by mistake or malice).
 type typeFilter struct {
-	r        FrameReader
-	types    []FrameType
-	onReject RejectFunc
+	r        frame.FrameReader
+	types    []frame.FrameType
+	onReject frame.RejectFunc
 }
 
-func (t *typeFilter) ReadFrame(ctx context.Context) (*Received, error) {
+func (t *typeFilter) ReadFrame(ctx context.Context) (*frame.Received, error) {
 	for {
 		rec, err := t.r.ReadFrame(ctx)
 		if err != nil {
@@ -106,7 +108,7 @@ func (t *typeFilter) ReadFrame(ctx context.Context) (*Received, error) {
 			}
 		}
 		if t.onReject != nil {
-			t.onReject(rec.Name, frameErr(ErrCodeType, "a %s frame does not belong on this side", rec.Frame.Type))
+			t.onReject(rec.Name, frame.Errorf(frame.ErrCodeType, "a %s frame does not belong on this side", rec.Frame.Type))
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge/frame"
+	"github.com/nanokms/nanokms/bridge/frame/frametest"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
 
@@ -236,7 +238,7 @@ var mediumAttacks = []mediumAttack{
 	{
 		name: "a frame with a request id beginning with a dot",
 		plant: func(t *testing.T, m *attackMedium) {
-			data := rawFrame(t, fixRequestFrame(t, "xhidden", time.Now()), ".hidden")
+			data := rawFrame(t, frametest.RequestFrame(t, "xhidden", time.Now()), ".hidden")
 			if err := os.WriteFile(filepath.Join(m.toCold, ".hidden.request.nkb"), data, 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -303,7 +305,7 @@ func runMediumAttack(t *testing.T, env *signertest.Env, a mediumAttack) {
 		a.late(t, m)
 	}
 	for _, id := range []string{"good-1", "good-2"} {
-		putFrame(t, m.toCold, fixRequestFrame(t, id, time.Now()))
+		putFrame(t, m.toCold, frametest.RequestFrame(t, id, time.Now()))
 		answerOf(t, m.toHot, id)
 	}
 	// The relay settles a request before it reads the next: good-1 is in
@@ -352,7 +354,7 @@ func TestBridgeOverAttackedMedium(t *testing.T) {
 	mkfifo(t, filepath.Join(m.toHot, "fifo.response.nkb"))
 	symlink(t, filepath.Join(m.outside, DoneDir), filepath.Join(m.toCold, DoneDir))
 	hot, cold := &mediumReports{}, &mediumReports{}
-	medium := func(t *testing.T) (FrameWriter, FrameReader, FrameReader, FrameWriter) {
+	medium := func(t *testing.T) (frame.FrameWriter, frame.FrameReader, frame.FrameReader, frame.FrameWriter) {
 		t.Helper()
 		open := func(in, out string, side Side, rep *mediumReports) *Medium {
 			md, err := OpenMedium(BridgeConfig{Kind: "file", Inbound: in, Outbound: out, PollInterval: 5 * time.Millisecond},

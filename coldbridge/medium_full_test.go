@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge/frame/frametest"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
 
@@ -45,7 +46,7 @@ func TestRelayResumesWhenMediumFreed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer medium.Close()
-	putFrame(t, toCold, fixRequestFrame(t, "when-full", time.Now()))
+	putFrame(t, toCold, frametest.RequestFrame(t, "when-full", time.Now()))
 	filler := fillBytes(t, mnt)
 
 	tap := &logTap{msg: "the outbound medium did not take the answer; retrying", ch: make(chan slog.Record, 1)}
@@ -95,7 +96,7 @@ func TestRelayResumesWhenMediumFreed(t *testing.T) {
 	answerOf(t, toHot, "when-full")
 	// Settled after the answer: a second request shows the relay has
 	// gone past the first.
-	putFrame(t, toCold, fixRequestFrame(t, "after-full", time.Now()))
+	putFrame(t, toCold, frametest.RequestFrame(t, "after-full", time.Now()))
 	answerOf(t, toHot, "after-full")
 	if _, err := os.Lstat(filepath.Join(toCold, DoneDir, "when-full.request.nkb")); err != nil {
 		t.Fatalf("the request was not settled once its answer was written: %v", err)

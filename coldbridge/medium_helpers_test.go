@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nanokms/nanokms/bridge/frame"
+	"github.com/nanokms/nanokms/bridge/frame/frametest"
 )
 
 // attackMedium is a bridge medium an attacker has written to: a root
@@ -51,7 +54,7 @@ func newAttackMedium(t *testing.T) *attackMedium {
 		}
 	}
 	// A good frame outside, for links named like a frame.
-	if err := os.WriteFile(filepath.Join(m.outside, "outside.request.nkb"), mustMarshal(t, fixRequestFrame(t, "outside", time.Now())), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(m.outside, "outside.request.nkb"), frametest.MustMarshal(t, frametest.RequestFrame(t, "outside", time.Now())), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	m.before = snapshotTree(t, m.outside)
@@ -180,10 +183,10 @@ func (r *mediumReports) wantReported(t *testing.T, paths, names []string) {
 // putFrame writes f into dir as a hot side's writer would (a temporary
 // file renamed into place), with plain path calls: dir is a real
 // directory of the test's.
-func putFrame(t *testing.T, dir string, f *Frame) {
+func putFrame(t *testing.T, dir string, f *frame.Frame) {
 	t.Helper()
 	tmp := filepath.Join(dir, ".tmp-test-"+randomHex())
-	if err := os.WriteFile(tmp, mustMarshal(t, f), 0o644); err != nil {
+	if err := os.WriteFile(tmp, frametest.MustMarshal(t, f), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, FileName(f))); err != nil {
@@ -193,27 +196,27 @@ func putFrame(t *testing.T, dir string, f *Frame) {
 
 // rawFrame encodes f with its request id replaced by id, checksum and
 // all, bypassing the encoder's checks: what a hostile writer can make.
-func rawFrame(t *testing.T, f *Frame, id string) []byte {
+func rawFrame(t *testing.T, f *frame.Frame, id string) []byte {
 	t.Helper()
 	g := *f
 	g.RequestID = strings.Repeat("x", len(id))
-	b := mustMarshal(t, &g)
+	b := frametest.MustMarshal(t, &g)
 	copy(b[7:], id)
 	n := len(b) - 4
-	return append(b[:n], crcBytes(b[:n])...)
+	return append(b[:n], frametest.CRC(b[:n])...)
 }
 
 // answerOf waits (up to 30 s) until an answer frame (response or
 // refusal) for id is in dir, and returns it. (It looks for the two names
 // rather than running a reader, which would quarantine what an attack
 // case planted there.)
-func answerOf(t *testing.T, dir, id string) *Frame {
+func answerOf(t *testing.T, dir, id string) *frame.Frame {
 	t.Helper()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.After(30 * time.Second)
 	for {
-		for _, typ := range []FrameType{TypeResponse, TypeRefusal} {
+		for _, typ := range []frame.FrameType{frame.TypeResponse, frame.TypeRefusal} {
 			path := filepath.Join(dir, id+"."+typ.String()+FileSuffix)
 			if st, err := os.Lstat(path); err != nil || !st.Mode().IsRegular() {
 				continue

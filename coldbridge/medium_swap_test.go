@@ -9,6 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nanokms/nanokms/bridge/frame"
+	"github.com/nanokms/nanokms/bridge/frame/frametest"
 )
 
 // inBothOpenModes runs f with openat2 (where the kernel has it: this one
@@ -112,7 +115,7 @@ func TestFileSwapDuringOperation(t *testing.T) {
 		}, []string{"to-cold.orig/done/outside.request.nkb"}},
 		{"the writer's directory swapped before the rename", func(t *testing.T, m *attackMedium, b *fileBridge) {
 			at(t, "write:before-rename", func() { swapForLink(t, m.toCold, m.outside) })
-			if err := b.w.WriteFrame(context.Background(), fixRequestFrame(t, "second", fixTime)); err != nil {
+			if err := b.w.WriteFrame(context.Background(), frametest.RequestFrame(t, "second", frametest.Time)); err != nil {
 				t.Fatal(err)
 			}
 		}, []string{"to-cold.orig/second.request.nkb"}},
@@ -122,7 +125,7 @@ func TestFileSwapDuringOperation(t *testing.T) {
 			t.Run(c.name, func(t *testing.T) {
 				m := newAttackMedium(t)
 				b := mustFileBridgeIn(t, m.toCold, FileReaderOptions{})
-				b.write(t, fixRequestFrame(t, "outside", fixTime))
+				b.write(t, frametest.RequestFrame(t, "outside", frametest.Time))
 				c.run(t, m, b)
 				crashHook = nil
 				m.wantOutsideUnchanged(t)
@@ -148,7 +151,7 @@ func TestFileHeldWhenDoneUnusable(t *testing.T) {
 	mkdir(t, dir)
 	reports := &mediumReports{}
 	b := mustFileBridgeIn(t, dir, FileReaderOptions{OnError: reports.onError})
-	f := fixRequestFrame(t, "held", fixTime)
+	f := frametest.RequestFrame(t, "held", frametest.Time)
 	b.write(t, f)
 	rec := b.read(t)
 	writeFile(t, filepath.Join(dir, DoneDir), "a file where done/ belongs")
@@ -173,7 +176,7 @@ func TestFileHeldWhenDoneUnusable(t *testing.T) {
 		t.Fatalf("the held frame is not in place: %v", err)
 	}
 	// Not lost: a reader started afresh (the relay restarted) reads it.
-	b2, err := NewFileReader(dir, FileReaderOptions{Now: func() time.Time { return fixTime }})
+	b2, err := NewFileReader(dir, FileReaderOptions{Now: func() time.Time { return frametest.Time }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +208,7 @@ func TestFileWriterMediumFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	filler := fillBytes(t, mnt)
-	f := fixRequestFrame(t, "full", fixTime)
+	f := frametest.RequestFrame(t, "full", frametest.Time)
 	err = w.WriteFrame(context.Background(), f)
 	if !errors.Is(err, ErrMediumFull) || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("WriteFrame on a full medium: %v, want ErrMediumFull and ENOSPC", err)
@@ -221,7 +224,7 @@ func TestFileWriterMediumFull(t *testing.T) {
 		t.Fatalf("WriteFrame with space back: %v", err)
 	}
 	g, err := LoadFrameFile(filepath.Join(dir, FileName(f)))
-	if err != nil || !sameFrame(f, g) {
+	if err != nil || !frametest.SameFrame(f, g) {
 		t.Fatalf("the frame written: %v", err)
 	}
 }
@@ -238,7 +241,7 @@ func TestFileReasonMediumFull(t *testing.T) {
 	writeFile(t, filepath.Join(dir, badFrame), "not a frame")
 	fillBytes(t, mnt)
 	b.nothing(t)
-	b.wantRejected(t, ErrCodeTruncated, badFrame)
+	b.wantRejected(t, frame.ErrCodeTruncated, badFrame)
 	wantNames(t, ls(t, dir, QuarantineDir), badFrame)
 	if tmp := tempFiles(t, mnt); len(tmp) != 0 {
 		t.Fatalf("left %q", tmp)

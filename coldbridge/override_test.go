@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nanokms/nanokms/bridge/frame"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
@@ -78,7 +79,7 @@ func TestSignedBlockOverridesForgedRefusal(t *testing.T) {
 	waitStatus(pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD)
 
 	// The attacker on the medium writes a refusal.
-	forged, err := NewRefusalFrame(id, &pb.BridgeRefusal{Reason: pb.RefusalReason_REFUSAL_REASON_EXPIRED, Detail: "forged", Code: "FAILED_PRECONDITION"}, time.Now())
+	forged, err := frame.NewRefusalFrame(id, &pb.BridgeRefusal{Reason: pb.RefusalReason_REFUSAL_REASON_EXPIRED, Detail: "forged", Code: "FAILED_PRECONDITION"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func TestSignedBlockOverridesForgedRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	genuine, err := NewResponseFrame(&pb.BridgeResponse{Sign: resp}, time.Now())
+	genuine, err := frame.NewResponseFrame(&pb.BridgeResponse{Sign: resp}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

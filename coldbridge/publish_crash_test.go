@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/devnode"
 	"github.com/nanokms/nanokms/nano"
 	"github.com/nanokms/nanokms/node"
@@ -184,7 +185,7 @@ func startPubGateway(t *testing.T, path string, ledger Ledger, toCold, toHot str
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := NewFileReader(toHot, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []FrameType{TypeResponse, TypeRefusal, TypeHeartbeat},
+	in, err := NewFileReader(toHot, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat},
 		OnReject: func(name string, err error) { t.Errorf("the gateway quarantined %s: %v", name, err) }})
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +265,7 @@ func TestPublishCrashPoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relayIn, err := NewFileReader(toCold, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []FrameType{TypeRequest, TypeHeartbeat},
+	relayIn, err := NewFileReader(toCold, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat},
 		OnReject: func(name string, err error) { t.Errorf("the relay quarantined %s: %v", name, err) }})
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer/signertest"
@@ -164,7 +165,7 @@ func TestKillGatewayAroundPublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relayIn, err := NewFileReader(toCold, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []FrameType{TypeRequest, TypeHeartbeat},
+	relayIn, err := NewFileReader(toCold, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat},
 		OnReject: func(name string, err error) { t.Errorf("the relay quarantined %s: %v", name, err) }})
 	if err != nil {
 		t.Fatal(err)

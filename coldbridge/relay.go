@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nanokms/nanokms/bridge/frame"
+	"github.com/nanokms/nanokms/internal/backoff"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
 )
@@ -28,8 +30,8 @@ type SignerClient interface {
 // leaves the request to be read again (and the signer answers a repeat
 // identically).
 type Relay struct {
-	In     FrameReader
-	Out    FrameWriter
+	In     frame.FrameReader
+	Out    frame.FrameWriter
 	Signer SignerClient
 	// Log receives one line per request; nil discards.
 	Log *slog.Logger
@@ -54,14 +56,8 @@ type Relay struct {
 	wmu sync.Mutex // serialises writes to Out
 }
 
-// Relay refusal codes (BridgeRefusal.code) for requests the signer never saw.
-const (
-	CodeRelayMalformed = "RELAY_MALFORMED" // the request frame's payload does not decode
-	CodeSignerInternal = "SIGNER_INTERNAL" // the signer failed internally; resend later
-)
-
 // internalRetries is how many times an internal signer error is retried
-// before the relay answers with CodeSignerInternal.
+// before the relay answers with frame.RefusalSignerInternal.
 const internalRetries = 3
 
 func (r *Relay) now() time.Time {
@@ -88,9 +84,13 @@ func (r *Relay) log() *slog.Logger {
 // medium does, so that is never the medium's doing).
 func (r *Relay) Run(ctx context.Context) error {
 	if r.Heartbeat > 0 {
+		// The heartbeat writer ends before Run returns: nothing is written
+		// to the medium after that.
 		hbCtx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { r.heartbeats(hbCtx) })
+		defer wg.Wait()
 		defer stop()
-		go r.heartbeats(hbCtx)
 	}
 	for {
 		rec, err := r.In.ReadFrame(ctx)
@@ -109,12 +109,12 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-func (r *Relay) handle(ctx context.Context, rec *Received) error {
+func (r *Relay) handle(ctx context.Context, rec *frame.Received) error {
 	f := rec.Frame
 	switch f.Type {
-	case TypeHeartbeat:
+	case frame.TypeHeartbeat:
 		return rec.Done()
-	case TypeRequest:
+	case frame.TypeRequest:
 	default:
 		return rec.Reject(fmt.Sprintf("a %s frame does not belong on the cold side's inbound medium", f.Type))
 	}
@@ -128,8 +128,8 @@ func (r *Relay) handle(ctx context.Context, rec *Received) error {
 		if r.Observe != nil {
 			r.Observe("malformed", 0)
 		}
-		refusal := &pb.BridgeRefusal{Code: CodeRelayMalformed, Detail: reason}
-		if err := r.write(ctx, TypeRefusal, f.RequestID, refusal); err != nil {
+		refusal := &pb.BridgeRefusal{Code: string(frame.RefusalRelayMalformed), Detail: reason}
+		if err := r.write(ctx, frame.TypeRefusal, f.RequestID, refusal); err != nil {
 			return r.unwritable(rec, err)
 		}
 		return rec.Reject(reason)
@@ -141,7 +141,7 @@ func (r *Relay) handle(ctx context.Context, rec *Received) error {
 	}
 	if r.Observe != nil {
 		outcome := "signed"
-		if typ == TypeRefusal {
+		if typ == frame.TypeRefusal {
 			outcome = "refused"
 		}
 		r.Observe(outcome, time.Since(start))
@@ -155,8 +155,8 @@ func (r *Relay) handle(ctx context.Context, rec *Received) error {
 // unwritable handles an answer write that failed for good: ctx ended
 // (the request stays for the next run), or the answer cannot be framed at
 // all (then the request is rejected into quarantine, not retried forever).
-func (r *Relay) unwritable(rec *Received, err error) error {
-	var fe *FrameError
+func (r *Relay) unwritable(rec *frame.Received, err error) error {
+	var fe *frame.FrameError
 	if errors.As(err, &fe) {
 		r.log().Error("the answer cannot be framed; rejecting the request", "request_id", rec.Frame.RequestID, "error", err.Error())
 		return rec.Reject("the answer cannot be framed: " + err.Error())
@@ -166,8 +166,8 @@ func (r *Relay) unwritable(rec *Received, err error) error {
 
 // ask calls the signer until it answers, and returns the answer frame's
 // type and payload.
-func (r *Relay) ask(ctx context.Context, req *pb.SignRequest) (FrameType, proto.Message, error) {
-	wait, maxWait := r.backoff()
+func (r *Relay) ask(ctx context.Context, req *pb.SignRequest) (frame.FrameType, proto.Message, error) {
+	b := r.backoff()
 	callTimeout := r.CallTimeout
 	if callTimeout <= 0 {
 		callTimeout = 30 * time.Second
@@ -180,7 +180,7 @@ func (r *Relay) ask(ctx context.Context, req *pb.SignRequest) (FrameType, proto.
 		cancel()
 		if err == nil {
 			r.log().Info("signed", "request_id", id, "hash", fmt.Sprintf("%X", resp.GetHash()), "subtype", resp.GetSubtype())
-			return TypeResponse, &pb.BridgeResponse{Sign: resp}, nil
+			return frame.TypeResponse, &pb.BridgeResponse{Sign: resp}, nil
 		}
 		if ctx.Err() != nil {
 			return 0, nil, ctx.Err()
@@ -188,11 +188,11 @@ func (r *Relay) ask(ctx context.Context, req *pb.SignRequest) (FrameType, proto.
 		st := status.Convert(err)
 		if ref, ok := signer.RefusalFromStatus(st); ok {
 			r.log().Info("refused", "request_id", id, "reason", signer.ReasonName(ref.Reason), "detail", ref.Detail)
-			out := &pb.BridgeRefusal{Reason: ref.Reason, Detail: ref.Detail, Code: codeName(st.Code())}
+			out := &pb.BridgeRefusal{Reason: ref.Reason, Detail: ref.Detail, Code: string(frame.RefusalCodeOf(st.Code()))}
 			if ref.Pending != nil {
 				out.Pending = pb.BlockFromNano(ref.Pending)
 			}
-			return TypeRefusal, out, nil
+			return frame.TypeRefusal, out, nil
 		}
 		switch st.Code() {
 		case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.ResourceExhausted, codes.Aborted:
@@ -201,37 +201,18 @@ func (r *Relay) ask(ctx context.Context, req *pb.SignRequest) (FrameType, proto.
 			internal++
 			if internal > internalRetries {
 				r.log().Error("signer failed", "request_id", id, "error", st.Message())
-				return TypeRefusal, &pb.BridgeRefusal{Code: CodeSignerInternal, Detail: st.Message()}, nil
+				return frame.TypeRefusal, &pb.BridgeRefusal{Code: string(frame.RefusalSignerInternal), Detail: st.Message()}, nil
 			}
 		default:
 			r.log().Warn("signer rejected the call", "request_id", id, "code", st.Code().String(), "error", st.Message())
-			return TypeRefusal, &pb.BridgeRefusal{Code: codeName(st.Code()), Detail: st.Message()}, nil
+			return frame.TypeRefusal, &pb.BridgeRefusal{Code: string(frame.RefusalCodeOf(st.Code())), Detail: st.Message()}, nil
 		}
+		wait := b.Next()
 		r.log().Warn("signer unreachable, retrying", "request_id", id, "code", st.Code().String(), "wait", wait.String())
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			return 0, nil, ctx.Err()
-		case <-t.C:
 		}
-		wait = min(2*wait, maxWait)
 	}
-}
-
-// codeName returns a gRPC code as the upper-case name the proto uses
-// (e.g. "FAILED_PRECONDITION").
-func codeName(c codes.Code) string {
-	names := map[codes.Code]string{
-		codes.InvalidArgument: "INVALID_ARGUMENT", codes.FailedPrecondition: "FAILED_PRECONDITION",
-		codes.PermissionDenied: "PERMISSION_DENIED", codes.ResourceExhausted: "RESOURCE_EXHAUSTED",
-		codes.AlreadyExists: "ALREADY_EXISTS", codes.NotFound: "NOT_FOUND", codes.Unimplemented: "UNIMPLEMENTED",
-		codes.Unauthenticated: "UNAUTHENTICATED", codes.Internal: "INTERNAL", codes.OutOfRange: "OUT_OF_RANGE",
-	}
-	if n, ok := names[c]; ok {
-		return n
-	}
-	return c.String()
 }
 
 // heartbeats writes a heartbeat frame every r.Heartbeat until ctx ends.
@@ -242,7 +223,7 @@ func (r *Relay) heartbeats(ctx context.Context) {
 	var seq uint64
 	for {
 		seq++
-		f, err := NewHeartbeatFrame(&pb.Heartbeat{Sender: "relay", Seq: seq}, r.now())
+		f, err := frame.NewHeartbeatFrame(&pb.Heartbeat{Sender: "relay", Seq: seq}, r.now())
 		if err == nil {
 			r.wmu.Lock()
 			err = r.Out.WriteFrame(ctx, f)
@@ -260,52 +241,59 @@ func (r *Relay) heartbeats(ctx context.Context) {
 }
 
 // write writes an answer frame. While the medium will not take it, it
-// tries again with backoff (RetryMin to RetryMax), the frame stamped anew
-// each time, until it goes or ctx ends. A frame that cannot be encoded is
-// returned at once (a *FrameError).
-func (r *Relay) write(ctx context.Context, typ FrameType, id string, m proto.Message) error {
-	payload, err := proto.Marshal(m)
-	if err != nil {
-		return err
+// tries again with backoff (RetryMin to RetryMax), the frame built anew
+// by its constructor (frame.NewResponseFrame or frame.NewRefusalFrame)
+// and stamped with the time each time, until it goes or ctx ends. A frame
+// that cannot be built or encoded is returned at once (a *FrameError).
+func (r *Relay) write(ctx context.Context, typ frame.FrameType, id string, m proto.Message) error {
+	build := func(now time.Time) (*frame.Frame, error) {
+		switch m := m.(type) {
+		case *pb.BridgeResponse:
+			if got := m.GetSign().GetRequestId(); got != id {
+				return nil, frame.Errorf(frame.ErrCodeMismatch, "the signer answered request %q for %q", got, id)
+			}
+			return frame.NewResponseFrame(m, now)
+		case *pb.BridgeRefusal:
+			return frame.NewRefusalFrame(id, m, now)
+		}
+		return nil, frame.Errorf(frame.ErrCodeType, "no %s frame carries a %T", typ, m)
 	}
-	wait, maxWait := r.backoff()
+	b := r.backoff()
 	for {
-		f := &Frame{Type: typ, RequestID: id, Created: r.now(), Payload: payload}
-		r.wmu.Lock()
-		err = r.Out.WriteFrame(ctx, f)
-		r.wmu.Unlock()
+		f, err := build(r.now())
+		if err == nil {
+			r.wmu.Lock()
+			err = r.Out.WriteFrame(ctx, f)
+			r.wmu.Unlock()
+		}
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var fe *FrameError
+		var fe *frame.FrameError
 		if errors.As(err, &fe) {
 			return fmt.Errorf("coldbridge: relay: the %s for %s: %w", typ, id, err)
 		}
+		wait := b.Next()
 		r.log().Warn("the outbound medium did not take the answer; retrying", "request_id", id, "type", typ.String(),
 			"medium_full", errors.Is(err, ErrMediumFull), "error", err.Error(), "wait", wait.String())
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			return ctx.Err()
-		case <-t.C:
 		}
-		wait = min(2*wait, maxWait)
 	}
 }
 
-// backoff returns the first and the longest wait between retries.
-func (r *Relay) backoff() (time.Duration, time.Duration) {
-	wait := r.RetryMin
-	if wait <= 0 {
-		wait = 200 * time.Millisecond
+// backoff returns the pacing of retries: RetryMin (default 200ms),
+// doubling up to RetryMax (default 10s).
+func (r *Relay) backoff() *backoff.Capped {
+	b := &backoff.Capped{Min: r.RetryMin, Max: r.RetryMax}
+	if b.Min <= 0 {
+		b.Min = 200 * time.Millisecond
 	}
-	maxWait := r.RetryMax
-	if maxWait <= 0 {
-		maxWait = 10 * time.Second
+	if b.Max <= 0 {
+		b.Max = 10 * time.Second
 	}
-	return wait, max(wait, maxWait)
+	return b
 }

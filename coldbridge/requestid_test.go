@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/nanokms/nanokms/bridge/frame/frametest"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
 
@@ -38,7 +39,7 @@ func TestSubmitDotRequestID(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	req := fixSendRequest(t, "wd-0001")
+	req := frametest.SendRequest(t, "wd-0001")
 	acct := req.GetSign().GetIntent().GetAccount()
 	gw, err := OpenGateway(filepath.Join(dir, "gw.db"), GatewayOptions{Out: out, Reader: in, ResendInterval: time.Hour,
 		Manifest: NewManifest(&pb.CustodyAccount{Wallet: "w", PublicKey: acct})})

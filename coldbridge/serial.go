@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.bug.st/serial"
+
+	"github.com/nanokms/nanokms/bridge/frame"
 )
 
 // The serial transport (FRAMES.md, "Serial transport"): each frame is
@@ -30,7 +32,7 @@ const DefaultSerialReadTimeout = 100 * time.Millisecond
 
 // MaxSerialFrameLength bounds the bytes between two delimiters: the COBS
 // encoding of a MaxFrameLength frame. A longer run is dropped whole.
-const MaxSerialFrameLength = MaxFrameLength + MaxFrameLength/254 + 1
+const MaxSerialFrameLength = frame.MaxFrameLength + frame.MaxFrameLength/254 + 1
 
 // paceSlack is how far a paced writer may fall behind the line clock and
 // still catch up: sleeps overshoot and a loaded host deschedules the
@@ -55,7 +57,7 @@ type SerialOptions struct {
 	NoPace bool
 	// OnReject is told of every frame the reader drops (name "serial"),
 	// and of every Received it is asked to Reject.
-	OnReject RejectFunc
+	OnReject frame.RejectFunc
 	// ReadTimeout is how long one read of the port waits before ReadFrame
 	// looks at its context again; 0 means DefaultSerialReadTimeout.
 	ReadTimeout time.Duration
@@ -69,7 +71,7 @@ type SerialOptions struct {
 type Serial struct {
 	port     serial.Port
 	device   string
-	onReject RejectFunc
+	onReject frame.RejectFunc
 	closed   chan struct{}
 	once     sync.Once
 
@@ -140,13 +142,13 @@ func (s *Serial) Paced() bool { return s.pace }
 
 // AppendSerialFrame appends f as it goes on a serial line — 0x00 ‖
 // COBS(frame) ‖ 0x00 — to dst.
-func AppendSerialFrame(dst []byte, f *Frame) ([]byte, error) {
+func AppendSerialFrame(dst []byte, f *frame.Frame) ([]byte, error) {
 	data, err := f.MarshalBinary()
 	if err != nil {
 		return dst, err
 	}
 	dst = append(dst, 0)
-	dst = COBSEncode(dst, data)
+	dst = frame.COBSEncode(dst, data)
 	return append(dst, 0), nil
 }
 
@@ -160,14 +162,14 @@ func LineTime(n, baud int) time.Duration {
 // It returns once the last byte is handed to the port's driver. If ctx
 // ends in the middle of a paced frame, the rest is not sent: the receiver
 // drops the partial frame when the next one's leading 0x00 arrives.
-func (s *Serial) WriteFrame(ctx context.Context, f *Frame) error {
+func (s *Serial) WriteFrame(ctx context.Context, f *frame.Frame) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.isClosed() {
-		return ErrClosed
+		return frame.ErrClosed
 	}
 	wire, err := AppendSerialFrame(s.wbuf[:0], f)
 	if err != nil {
@@ -200,7 +202,7 @@ func (s *Serial) write(p []byte) error {
 	for len(p) > 0 {
 		n, err := s.port.Write(p)
 		if s.isClosed() {
-			return ErrClosed
+			return frame.ErrClosed
 		}
 		if err != nil {
 			return fmt.Errorf("coldbridge: writing to %s: %w", s.device, err)
@@ -227,7 +229,7 @@ func (s *Serial) waitUntil(ctx context.Context, t time.Time) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-s.closed:
-		return ErrClosed
+		return frame.ErrClosed
 	}
 }
 
@@ -235,7 +237,7 @@ func (s *Serial) waitUntil(ctx context.Context, t time.Time) error {
 // Everything else between delimiters is dropped and reported to OnReject.
 // It blocks until a frame arrives, ctx is done (ctx.Err()), or the
 // transport is closed (ErrClosed).
-func (s *Serial) ReadFrame(ctx context.Context) (*Received, error) {
+func (s *Serial) ReadFrame(ctx context.Context) (*frame.Received, error) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	for {
@@ -247,26 +249,26 @@ func (s *Serial) ReadFrame(ctx context.Context) (*Received, error) {
 				continue
 			}
 			if f != nil {
-				return NewReceived(f, "serial", nil, func(reason string) error {
+				return frame.NewReceived(f, "serial", nil, func(reason string) error {
 					s.reject(&RejectedError{Reason: reason})
 					return nil
 				}), nil
 			}
 		}
 		if s.isClosed() {
-			return nil, ErrClosed
+			return nil, frame.ErrClosed
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		n, err := s.port.Read(s.buf[:])
 		if s.isClosed() {
-			return nil, ErrClosed
+			return nil, frame.ErrClosed
 		}
 		if err != nil {
 			var pe *serial.PortError
 			if errors.As(err, &pe) && pe.Code() == serial.PortClosed {
-				return nil, ErrClosed
+				return nil, frame.ErrClosed
 			}
 			return nil, fmt.Errorf("coldbridge: reading from %s: %w", s.device, err)
 		}
@@ -315,7 +317,7 @@ type streamDecoder struct {
 // non-empty run (or all of p). It returns the bytes consumed, and the
 // decoded frame or the reason the run was dropped (both nil when p ran
 // out, or a run overflowed without a new report).
-func (d *streamDecoder) scan(p []byte) (n int, f *Frame, err error) {
+func (d *streamDecoder) scan(p []byte) (n int, f *frame.Frame, err error) {
 	for n < len(p) {
 		i := bytes.IndexByte(p[n:], 0)
 		end := len(p)
@@ -327,7 +329,7 @@ func (d *streamDecoder) scan(p []byte) (n int, f *Frame, err error) {
 			if len(d.acc)+len(seg) > MaxSerialFrameLength {
 				d.acc = d.acc[:0]
 				d.discarding = true
-				err = frameErr(ErrCodeLength, "more than %d bytes between delimiters", MaxSerialFrameLength)
+				err = frame.Errorf(frame.ErrCodeLength, "more than %d bytes between delimiters", MaxSerialFrameLength)
 			} else {
 				d.acc = append(d.acc, seg...)
 			}
@@ -353,11 +355,11 @@ func (d *streamDecoder) scan(p []byte) (n int, f *Frame, err error) {
 	return n, nil, err
 }
 
-func (d *streamDecoder) decode() (*Frame, error) {
+func (d *streamDecoder) decode() (*frame.Frame, error) {
 	var err error
-	d.scratch, err = COBSDecode(d.scratch[:0], d.acc)
+	d.scratch, err = frame.COBSDecode(d.scratch[:0], d.acc)
 	if err != nil {
 		return nil, err
 	}
-	return DecodeFrame(d.scratch)
+	return frame.DecodeFrame(d.scratch)
 }

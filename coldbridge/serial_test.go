@@ -18,6 +18,9 @@ import (
 
 	"github.com/creack/pty"
 	"go.bug.st/serial"
+
+	"github.com/nanokms/nanokms/bridge/frame"
+	"github.com/nanokms/nanokms/bridge/frame/frametest"
 )
 
 // A serial test line is two serial ends with a proxy between them that
@@ -165,7 +168,7 @@ func mustLine(t testing.TB, writerDev, readerDev string, fromWriter io.Reader, t
 }
 
 // readFrame reads one frame or fails the test after 20 s.
-func (l *serialLine) readFrame(t testing.TB) *Frame {
+func (l *serialLine) readFrame(t testing.TB) *frame.Frame {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -182,7 +185,7 @@ func (l *serialLine) readFrame(t testing.TB) *Frame {
 	return rec.Frame
 }
 
-func (l *serialLine) writeFrame(t testing.TB, f *Frame) int64 {
+func (l *serialLine) writeFrame(t testing.TB, f *frame.Frame) int64 {
 	t.Helper()
 	if err := l.w.WriteFrame(context.Background(), f); err != nil {
 		t.Fatalf("WriteFrame: %v", err)
@@ -193,11 +196,11 @@ func (l *serialLine) writeFrame(t testing.TB, f *Frame) int64 {
 
 func TestSerialPTYClean(t *testing.T) {
 	l := mustPTYLine(t, SerialOptions{Baud: 921600, NoPace: true}, noise{})
-	frames := []*Frame{fixRequestFrame(t, "req-1", fixTime), heartbeat(t, "gateway", 1, fixTime)}
-	resp, _ := NewResponseFrame(fixResponse("req-1"), fixTime)
+	frames := []*frame.Frame{frametest.RequestFrame(t, "req-1", frametest.Time), heartbeat(t, "gateway", 1, frametest.Time)}
+	resp, _ := frame.NewResponseFrame(frametest.Response("req-1"), frametest.Time)
 	frames = append(frames, resp)
 	// A payload full of zeros and 0xFF runs exercises COBS's long blocks.
-	frames = append(frames, &Frame{Type: TypeRefusal, RequestID: "zeros", Created: fixTime, Payload: append(make([]byte, 600), bytes.Repeat([]byte{0xFF}, 600)...)})
+	frames = append(frames, &frame.Frame{Type: frame.TypeRefusal, RequestID: "zeros", Created: frametest.Time, Payload: append(make([]byte, 600), bytes.Repeat([]byte{0xFF}, 600)...)})
 	go func() {
 		for _, f := range frames {
 			if err := l.w.WriteFrame(context.Background(), f); err != nil {
@@ -206,7 +209,7 @@ func TestSerialPTYClean(t *testing.T) {
 		}
 	}()
 	for _, f := range frames {
-		if g := l.readFrame(t); !sameFrame(f, g) {
+		if g := l.readFrame(t); !frametest.SameFrame(f, g) {
 			t.Fatalf("read %s %s, want %s %s", g.Type, g.RequestID, f.Type, f.RequestID)
 		}
 	}
@@ -235,7 +238,7 @@ func runNoiseRounds(t *testing.T, l *serialLine, rounds, burst int) {
 func runNoiseRoundsFrom(t *testing.T, l *serialLine, rounds, burst int, written int64) {
 	t.Helper()
 	sent := map[string]bool{} // encodings of every frame sent
-	received := make(chan *Frame, 1024)
+	received := make(chan *frame.Frame, 1024)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	readerDone := make(chan error, 1)
@@ -254,23 +257,23 @@ func runNoiseRoundsFrom(t *testing.T, l *serialLine, rounds, burst int, written 
 		// A noisy burst: frames of varied sizes, some of which are damaged.
 		l.proxy.noisy.Store(true)
 		for i := range burst {
-			req := fixSendRequest(t, "noisy-"+itoa(round)+"-"+itoa(i))
+			req := frametest.SendRequest(t, "noisy-"+itoa(round)+"-"+itoa(i))
 			req.Sign.Intent.AmountRaw = strings.Repeat("9", 1+i*4)
-			f, err := NewRequestFrame(req, fixTime.Add(time.Duration(round*burst+i)*time.Millisecond))
+			f, err := frame.NewRequestFrame(req, frametest.Time.Add(time.Duration(round*burst+i)*time.Millisecond))
 			if err != nil {
 				t.Fatal(err)
 			}
-			sent[string(mustMarshal(t, f))] = true
+			sent[string(frametest.MustMarshal(t, f))] = true
 			written += l.writeFrame(t, f)
 		}
 		l.proxy.waitConsumed(t, written) // the burst has passed the proxy
 		l.proxy.noisy.Store(false)
-		clean := heartbeat(t, "clean-"+itoa(round), uint64(round), fixTime)
-		sent[string(mustMarshal(t, clean))] = true
+		clean := heartbeat(t, "clean-"+itoa(round), uint64(round), frametest.Time)
+		sent[string(frametest.MustMarshal(t, clean))] = true
 		written += l.writeFrame(t, clean)
 		// Everything up to the clean frame: only frames that were sent.
 		for {
-			var g *Frame
+			var g *frame.Frame
 			select {
 			case g = <-received:
 			case err := <-readerDone:
@@ -278,7 +281,7 @@ func runNoiseRoundsFrom(t *testing.T, l *serialLine, rounds, burst int, written 
 			case <-time.After(20 * time.Second):
 				t.Fatalf("round %d: the clean frame did not arrive", round)
 			}
-			if !sent[string(mustMarshal(t, g))] {
+			if !sent[string(frametest.MustMarshal(t, g))] {
 				t.Fatalf("round %d: accepted a frame that was never sent: %s %q", round, g.Type, g.RequestID)
 			}
 			if g.RequestID == clean.RequestID {
@@ -294,7 +297,7 @@ func runNoiseRoundsFrom(t *testing.T, l *serialLine, rounds, burst int, written 
 		t.Fatal("the noise damaged nothing: the test tests nothing")
 	}
 	for _, err := range errs {
-		var fe *FrameError
+		var fe *frame.FrameError
 		if !errors.As(err, &fe) {
 			t.Fatalf("drop reported as %v, not a *FrameError", err)
 		}
@@ -316,7 +319,7 @@ func TestSerialGarbageAndOverflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	f := heartbeat(t, "relay", 3, fixTime)
+	f := heartbeat(t, "relay", 3, frametest.Time)
 	wire, _ := AppendSerialFrame(nil, f)
 	go func() {
 		junk := bytes.Repeat([]byte{0x55}, MaxSerialFrameLength+1000)
@@ -334,7 +337,7 @@ func TestSerialGarbageAndOverflow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !sameFrame(rec.Frame, f) {
+		if !frametest.SameFrame(rec.Frame, f) {
 			t.Fatalf("read %+v", rec.Frame)
 		}
 	}
@@ -342,22 +345,22 @@ func TestSerialGarbageAndOverflow(t *testing.T) {
 	if len(errs) != 2 {
 		t.Fatalf("rejects %v, want the overflow and the short run", errs)
 	}
-	wantCode(t, errs[0], ErrCodeLength)
-	wantCode(t, errs[1], ErrCodeCOBS)
+	frametest.WantCode(t, errs[0], frame.ErrCodeLength)
+	frametest.WantCode(t, errs[1], frame.ErrCodeCOBS)
 }
 
 func TestStreamDecoderSplits(t *testing.T) {
 	var stream []byte
-	var frames []*Frame
+	var frames []*frame.Frame
 	for i := range 20 {
-		f := heartbeat(t, "s"+itoa(i), uint64(i), fixTime)
+		f := heartbeat(t, "s"+itoa(i), uint64(i), frametest.Time)
 		frames = append(frames, f)
 		stream, _ = AppendSerialFrame(stream, f)
 	}
 	// Fed in every chunk size, the stream yields the same frames.
 	for chunk := 1; chunk <= 64; chunk++ {
 		var d streamDecoder
-		var got []*Frame
+		var got []*frame.Frame
 		for off := 0; off < len(stream); off += chunk {
 			p := stream[off:min(off+chunk, len(stream))]
 			for len(p) > 0 {
@@ -375,7 +378,7 @@ func TestStreamDecoderSplits(t *testing.T) {
 			t.Fatalf("chunk %d: %d frames, want %d", chunk, len(got), len(frames))
 		}
 		for i := range got {
-			if !sameFrame(got[i], frames[i]) {
+			if !frametest.SameFrame(got[i], frames[i]) {
 				t.Fatalf("chunk %d: frame %d differs", chunk, i)
 			}
 		}
@@ -401,16 +404,16 @@ func TestSerialCloseUnblocks(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-errc; !errors.Is(err, ErrClosed) {
+	if err := <-errc; !errors.Is(err, frame.ErrClosed) {
 		t.Fatalf("ReadFrame after Close: %v", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if err := s.WriteFrame(context.Background(), heartbeat(t, "x", 1, fixTime)); !errors.Is(err, ErrClosed) {
+	if err := s.WriteFrame(context.Background(), heartbeat(t, "x", 1, frametest.Time)); !errors.Is(err, frame.ErrClosed) {
 		t.Fatalf("WriteFrame after Close: %v", err)
 	}
-	if _, err := s.ReadFrame(context.Background()); !errors.Is(err, ErrClosed) {
+	if _, err := s.ReadFrame(context.Background()); !errors.Is(err, frame.ErrClosed) {
 		t.Fatalf("ReadFrame after Close: %v", err)
 	}
 }
@@ -432,7 +435,7 @@ func TestSerialContext(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("ReadFrame: %v", err)
 	}
-	if err := s.WriteFrame(ctx, heartbeat(t, "x", 1, fixTime)); !errors.Is(err, context.Canceled) {
+	if err := s.WriteFrame(ctx, heartbeat(t, "x", 1, frametest.Time)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("WriteFrame: %v", err)
 	}
 }
@@ -463,7 +466,7 @@ func TestSerialPacing(t *testing.T) {
 	if !l.w.Paced() {
 		t.Fatal("not paced")
 	}
-	f := fixRequestFrame(t, "withdrawal-2026-0001", fixTime)
+	f := frametest.RequestFrame(t, "withdrawal-2026-0001", frametest.Time)
 	wire, _ := AppendSerialFrame(nil, f)
 	const n = 10
 	want := LineTime(n*len(wire), baud)
@@ -579,20 +582,20 @@ func TestSerialSocat(t *testing.T) {
 	l := mustLine(t, a1, b2, mid1, mid2, SerialOptions{Baud: 921600, NoPace: true},
 		noise{flip: 0.001, drop: 0.0005, dup: 0.0005, garbage: 0.0005, seed: 2})
 	// A clean frame first, then the noise rounds.
-	f := fixRequestFrame(t, "socat-clean", fixTime)
+	f := frametest.RequestFrame(t, "socat-clean", frametest.Time)
 	go func() {
 		if err := l.w.WriteFrame(context.Background(), f); err != nil {
 			t.Error(err)
 		}
 	}()
-	if g := l.readFrame(t); !sameFrame(g, f) {
+	if g := l.readFrame(t); !frametest.SameFrame(g, f) {
 		t.Fatal("the clean frame differs")
 	}
 	l.proxy.waitConsumed(t, int64(len(mustMarshalSerial(t, f))))
 	runNoiseRoundsFrom(t, l, 6, 8, int64(len(mustMarshalSerial(t, f))))
 }
 
-func mustMarshalSerial(t testing.TB, f *Frame) []byte {
+func mustMarshalSerial(t testing.TB, f *frame.Frame) []byte {
 	t.Helper()
 	b, err := AppendSerialFrame(nil, f)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/devnode"
 	"github.com/nanokms/nanokms/nano"
@@ -161,7 +162,7 @@ func newDevnode(t *testing.T, opts devnode.Options) (dev *devnode.Node, rpcURL, 
 
 // fileMedium is the file bridge: two directories, each with a writer on
 // one side and a reader on the other.
-func fileMedium(t *testing.T) (gwOut coldbridge.FrameWriter, gwIn coldbridge.FrameReader, relayIn coldbridge.FrameReader, relayOut coldbridge.FrameWriter) {
+func fileMedium(t *testing.T) (gwOut frame.FrameWriter, gwIn frame.FrameReader, relayIn frame.FrameReader, relayOut frame.FrameWriter) {
 	t.Helper()
 	dir := t.TempDir()
 	toCold, toHot := filepath.Join(dir, "to-cold"), filepath.Join(dir, "to-hot")
@@ -177,7 +178,7 @@ func fileMedium(t *testing.T) (gwOut coldbridge.FrameWriter, gwIn coldbridge.Fra
 		}
 		return w
 	}
-	mustR := func(d string, types ...coldbridge.FrameType) *coldbridge.FileReader {
+	mustR := func(d string, types ...frame.FrameType) *coldbridge.FileReader {
 		r, err := coldbridge.NewFileReader(d, coldbridge.FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: types,
 			OnReject: func(name string, err error) { t.Logf("quarantined %s: %v", name, err) }})
 		if err != nil {
@@ -186,8 +187,8 @@ func fileMedium(t *testing.T) (gwOut coldbridge.FrameWriter, gwIn coldbridge.Fra
 		t.Cleanup(func() { r.Close() })
 		return r
 	}
-	return mustW(toCold), mustR(toHot, coldbridge.TypeResponse, coldbridge.TypeRefusal, coldbridge.TypeHeartbeat),
-		mustR(toCold, coldbridge.TypeRequest, coldbridge.TypeHeartbeat), mustW(toHot)
+	return mustW(toCold), mustR(toHot, frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat),
+		mustR(toCold, frame.TypeRequest, frame.TypeHeartbeat), mustW(toHot)
 }
 
 func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/coldbridge"
 )
 
@@ -34,16 +35,16 @@ const (
 )
 
 // wireErrors are the frame checks' codes, for the reason label.
-var wireErrors = []coldbridge.WireError{
-	coldbridge.ErrCodeTruncated, coldbridge.ErrCodeMagic, coldbridge.ErrCodeVersion, coldbridge.ErrCodeType,
-	coldbridge.ErrCodeRequestID, coldbridge.ErrCodeLength, coldbridge.ErrCodeChecksum, coldbridge.ErrCodeTrailing,
-	coldbridge.ErrCodePayload, coldbridge.ErrCodeExpired, coldbridge.ErrCodeFuture, coldbridge.ErrCodeMismatch,
-	coldbridge.ErrCodeFileName, coldbridge.ErrCodeCOBS,
+var wireErrors = []frame.WireError{
+	frame.ErrCodeTruncated, frame.ErrCodeMagic, frame.ErrCodeVersion, frame.ErrCodeType,
+	frame.ErrCodeRequestID, frame.ErrCodeLength, frame.ErrCodeChecksum, frame.ErrCodeTrailing,
+	frame.ErrCodePayload, frame.ErrCodeExpired, frame.ErrCodeFuture, frame.ErrCodeMismatch,
+	frame.ErrCodeFileName, frame.ErrCodeCOBS,
 }
 
 // wireReason is a wire error's label value: its name in snake case
 // ("checksum_mismatch").
-func wireReason(c coldbridge.WireError) string {
+func wireReason(c frame.WireError) string {
 	return strings.ToLower(strings.ReplaceAll(c.String(), " ", "_"))
 }
 
@@ -51,7 +52,7 @@ func wireReason(c coldbridge.WireError) string {
 // coldbridge.RejectFunc: the wire error's name, RejectReasonConsumer or
 // RejectReasonOther. It never returns anything taken from the frame.
 func RejectReason(err error) string {
-	var fe *coldbridge.FrameError
+	var fe *frame.FrameError
 	if errors.As(err, &fe) {
 		for _, c := range wireErrors {
 			if fe.Code == c {

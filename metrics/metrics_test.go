@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/node"
@@ -33,9 +34,9 @@ var (
 	_ = func(g *Gateway) coldbridge.NodeSideOptions {
 		return coldbridge.NodeSideOptions{WrapWork: g.WorkProvider}
 	}
-	_ = func(g *Gateway) coldbridge.RejectFunc { return g.FrameRejected }
+	_ = func(g *Gateway) frame.RejectFunc { return g.FrameRejected }
 	_ = func(r *Relay) coldbridge.Relay { return coldbridge.Relay{Observe: r.Observe} }
-	_ = func(r *Relay) coldbridge.RejectFunc { return r.FrameRejected }
+	_ = func(r *Relay) frame.RejectFunc { return r.FrameRejected }
 	_ = func(s *Signer) signer.Options { return signer.Options{Observe: s.Observe} }
 	_ = func(g *Gateway) node.WorkProvider { return g.WorkProvider(nil) }
 )
@@ -282,9 +283,9 @@ func TestRejectReason(t *testing.T) {
 		err  error
 		want string
 	}{
-		{&coldbridge.FrameError{Code: coldbridge.ErrCodeChecksum, Detail: "secret-looking detail"}, "checksum_mismatch"},
-		{&coldbridge.FrameError{Code: coldbridge.ErrCodeFuture}, "from_the_future"},
-		{&coldbridge.FrameError{Code: 200}, RejectReasonOther},
+		{&frame.FrameError{Code: frame.ErrCodeChecksum, Detail: "secret-looking detail"}, "checksum_mismatch"},
+		{&frame.FrameError{Code: frame.ErrCodeFuture}, "from_the_future"},
+		{&frame.FrameError{Code: 200}, RejectReasonOther},
 		{&coldbridge.RejectedError{Reason: "anything"}, RejectReasonConsumer},
 		{errors.New("x"), RejectReasonOther},
 	} {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -201,7 +202,7 @@ func inspectEntry(en coldbridge.InspectedEntry, now time.Time) *inspectedFrame {
 	out.age = now.Sub(f.Created).Round(time.Second)
 	age := int64(out.age / time.Second)
 	out.AgeSeconds = &age
-	m, err := coldbridge.DecodePayload(f)
+	m, err := frame.DecodePayload(f)
 	if err != nil {
 		out.setError(err)
 		return out
@@ -230,7 +231,7 @@ func inspectEntry(en coldbridge.InspectedEntry, now time.Time) *inspectedFrame {
 
 func (fr *inspectedFrame) setError(err error) {
 	fr.Error = err.Error()
-	var fe *coldbridge.FrameError
+	var fe *frame.FrameError
 	if errors.As(err, &fe) {
 		fr.Code = fe.Code.String()
 		fr.Error = fe.Code.String()

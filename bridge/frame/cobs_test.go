@@ -1,4 +1,4 @@
-package coldbridge
+package frame_test
 
 import (
 	"bytes"
@@ -6,6 +6,9 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/nanokms/nanokms/bridge/frame"
+	"github.com/nanokms/nanokms/bridge/frame/frametest"
 )
 
 func seq(from, to int) []byte {
@@ -47,11 +50,11 @@ func TestCOBSVectors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := COBSEncode(nil, c.in)
+			got := frame.COBSEncode(nil, c.in)
 			if !bytes.Equal(got, c.out) {
 				t.Fatalf("encode = %x, want %x", got, c.out)
 			}
-			dec, err := COBSDecode(nil, c.out)
+			dec, err := frame.COBSDecode(nil, c.out)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,7 +64,7 @@ func TestCOBSVectors(t *testing.T) {
 		})
 	}
 	// The variant without the final code 01 after a full run decodes too.
-	dec, err := COBSDecode(nil, cat([]byte{0xFF}, seq(1, 254)))
+	dec, err := frame.COBSDecode(nil, cat([]byte{0xFF}, seq(1, 254)))
 	if err != nil || !bytes.Equal(dec, seq(1, 254)) {
 		t.Fatalf("short form: %x %v", dec, err)
 	}
@@ -69,11 +72,11 @@ func TestCOBSVectors(t *testing.T) {
 
 func TestCOBSAppends(t *testing.T) {
 	prefix := []byte("prefix")
-	enc := COBSEncode(append([]byte(nil), prefix...), []byte{1, 0, 2})
+	enc := frame.COBSEncode(append([]byte(nil), prefix...), []byte{1, 0, 2})
 	if !bytes.Equal(enc, append([]byte("prefix"), 2, 1, 2, 2)) {
 		t.Fatalf("encode appended %x", enc)
 	}
-	dec, err := COBSDecode(append([]byte(nil), prefix...), enc[len(prefix):])
+	dec, err := frame.COBSDecode(append([]byte(nil), prefix...), enc[len(prefix):])
 	if err != nil || !bytes.Equal(dec, append([]byte("prefix"), 1, 0, 2)) {
 		t.Fatalf("decode appended %x %v", dec, err)
 	}
@@ -90,14 +93,14 @@ func TestCOBSRoundTripRandom(t *testing.T) {
 				src[i] = 0
 			}
 		}
-		enc := COBSEncode(nil, src)
+		enc := frame.COBSEncode(nil, src)
 		if bytes.IndexByte(enc, 0) >= 0 {
 			t.Fatalf("n=%d: the encoding holds a zero", n)
 		}
 		if limit := n + n/254 + 1; len(enc) > limit {
 			t.Fatalf("n=%d: encoding of %d bytes, above the bound %d", n, len(enc), limit)
 		}
-		dec, err := COBSDecode(nil, enc)
+		dec, err := frame.COBSDecode(nil, enc)
 		if err != nil || !bytes.Equal(dec, src) {
 			t.Fatalf("n=%d: round trip failed: %v", n, err)
 		}
@@ -113,8 +116,8 @@ func TestCOBSDecodeErrors(t *testing.T) {
 		{"trailing zero", "02 11 00"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := COBSDecode(nil, unhex(t, c.in))
-			wantCode(t, err, ErrCodeCOBS)
+			_, err := frame.COBSDecode(nil, unhex(t, c.in))
+			frametest.WantCode(t, err, frame.ErrCodeCOBS)
 		})
 	}
 }

@@ -1,4 +1,4 @@
-package coldbridge
+package frame
 
 import (
 	"time"
@@ -54,10 +54,10 @@ func newFrame(t FrameType, id string, m proto.Message, now time.Time) (*Frame, e
 	}
 	payload, err := marshalOpts.Marshal(m)
 	if err != nil {
-		return nil, frameErr(ErrCodePayload, "%v", err)
+		return nil, Errorf(ErrCodePayload, "%v", err)
 	}
 	if len(payload) > MaxPayload {
-		return nil, frameErr(ErrCodeLength, "%d bytes", len(payload))
+		return nil, Errorf(ErrCodeLength, "%d bytes", len(payload))
 	}
 	return &Frame{Type: t, RequestID: id, Created: now.Truncate(time.Millisecond), Payload: payload}, nil
 }
@@ -85,18 +85,18 @@ func DecodePayload(f *Frame) (proto.Message, error) {
 	case TypeHeartbeat:
 		m = new(pb.Heartbeat)
 	default:
-		return nil, frameErr(ErrCodeType, "%d", uint8(f.Type))
+		return nil, Errorf(ErrCodeType, "%d", uint8(f.Type))
 	}
 	if err := proto.Unmarshal(f.Payload, m); err != nil {
-		return nil, frameErr(ErrCodePayload, "%s: %v", f.Type, err)
+		return nil, Errorf(ErrCodePayload, "%s: %v", f.Type, err)
 	}
 	if id != nil {
 		got := id()
 		if got == "" {
-			return nil, frameErr(ErrCodePayload, "%s: no request id in the payload", f.Type)
+			return nil, Errorf(ErrCodePayload, "%s: no request id in the payload", f.Type)
 		}
 		if got != f.RequestID {
-			return nil, frameErr(ErrCodeMismatch, "payload request id %q, header %q", truncateID(got), f.RequestID)
+			return nil, Errorf(ErrCodeMismatch, "payload request id %q, header %q", truncateID(got), f.RequestID)
 		}
 	}
 	return m, nil

@@ -1,4 +1,4 @@
-package coldbridge
+package frame
 
 import (
 	"encoding/binary"
@@ -21,9 +21,9 @@ const (
 	Version        = 1
 	MaxRequestID   = intent.MaxRequestIDLen
 	MaxPayload     = 64 << 10
-	headerFixed    = 4 + 1 + 1 + 1 + 8 + 4 // without the id
+	HeaderLen      = 4 + 1 + 1 + 1 + 8 + 4 // without the id
 	trailerLen     = 4
-	MaxFrameLength = headerFixed + MaxRequestID + MaxPayload + trailerLen
+	MaxFrameLength = HeaderLen + MaxRequestID + MaxPayload + trailerLen
 )
 
 // FrameType is what a frame carries.
@@ -127,7 +127,7 @@ func (e *FrameError) Is(target error) bool {
 	return errors.As(target, &t) && t.Code == e.Code
 }
 
-func frameErr(c WireError, format string, a ...any) error {
+func Errorf(c WireError, format string, a ...any) error {
 	return &FrameError{Code: c, Detail: fmt.Sprintf(format, a...)}
 }
 
@@ -148,21 +148,21 @@ func requestIDErr(id string) error {
 	if errors.As(intent.CheckRequestID(id), &ie) {
 		detail = ie.Msg
 	}
-	return frameErr(ErrCodeRequestID, "%q: %s", id, detail)
+	return Errorf(ErrCodeRequestID, "%q: %s", id, detail)
 }
 
 // MarshalBinary encodes f. It fails for a frame that DecodeFrame would refuse.
 func (f *Frame) MarshalBinary() ([]byte, error) {
 	if f.Type < TypeRequest || f.Type > TypeHeartbeat {
-		return nil, frameErr(ErrCodeType, "%d", f.Type)
+		return nil, Errorf(ErrCodeType, "%d", f.Type)
 	}
 	if !ValidRequestID(f.RequestID) {
 		return nil, requestIDErr(f.RequestID)
 	}
 	if len(f.Payload) > MaxPayload {
-		return nil, frameErr(ErrCodeLength, "%d bytes", len(f.Payload))
+		return nil, Errorf(ErrCodeLength, "%d bytes", len(f.Payload))
 	}
-	out := make([]byte, 0, headerFixed+len(f.RequestID)+len(f.Payload)+trailerLen)
+	out := make([]byte, 0, HeaderLen+len(f.RequestID)+len(f.Payload)+trailerLen)
 	out = append(out, Magic...)
 	out = append(out, Version, byte(f.Type), byte(len(f.RequestID)))
 	out = append(out, f.RequestID...)
@@ -177,25 +177,25 @@ func (f *Frame) MarshalBinary() ([]byte, error) {
 // checksum is checked before the frame is returned. Errors are
 // *FrameError. The payload is a copy: b may be reused.
 func DecodeFrame(b []byte) (*Frame, error) {
-	if len(b) < headerFixed+trailerLen {
-		return nil, frameErr(ErrCodeTruncated, "%d bytes", len(b))
+	if len(b) < HeaderLen+trailerLen {
+		return nil, Errorf(ErrCodeTruncated, "%d bytes", len(b))
 	}
 	if string(b[:4]) != Magic {
-		return nil, frameErr(ErrCodeMagic, "")
+		return nil, Errorf(ErrCodeMagic, "")
 	}
 	if b[4] != Version {
-		return nil, frameErr(ErrCodeVersion, "version %d", b[4])
+		return nil, Errorf(ErrCodeVersion, "version %d", b[4])
 	}
 	typ := FrameType(b[5])
 	if typ < TypeRequest || typ > TypeHeartbeat {
-		return nil, frameErr(ErrCodeType, "%d", b[5])
+		return nil, Errorf(ErrCodeType, "%d", b[5])
 	}
 	idLen := int(b[6])
 	if idLen == 0 || idLen > MaxRequestID {
-		return nil, frameErr(ErrCodeRequestID, "length %d", idLen)
+		return nil, Errorf(ErrCodeRequestID, "length %d", idLen)
 	}
-	if len(b) < headerFixed+idLen+trailerLen {
-		return nil, frameErr(ErrCodeTruncated, "%d bytes", len(b))
+	if len(b) < HeaderLen+idLen+trailerLen {
+		return nil, Errorf(ErrCodeTruncated, "%d bytes", len(b))
 	}
 	id := string(b[7 : 7+idLen])
 	if !ValidRequestID(id) {
@@ -205,18 +205,18 @@ func DecodeFrame(b []byte) (*Frame, error) {
 	created := int64(binary.BigEndian.Uint64(b[p:]))
 	plen := binary.BigEndian.Uint32(b[p+8:])
 	if plen > MaxPayload {
-		return nil, frameErr(ErrCodeLength, "%d bytes", plen)
+		return nil, Errorf(ErrCodeLength, "%d bytes", plen)
 	}
 	body := p + 12
 	end := body + int(plen)
 	if len(b) < end+trailerLen {
-		return nil, frameErr(ErrCodeTruncated, "payload says %d bytes, %d present", plen, max(0, len(b)-body-trailerLen))
+		return nil, Errorf(ErrCodeTruncated, "payload says %d bytes, %d present", plen, max(0, len(b)-body-trailerLen))
 	}
 	if len(b) > end+trailerLen {
-		return nil, frameErr(ErrCodeTrailing, "%d bytes", len(b)-end-trailerLen)
+		return nil, Errorf(ErrCodeTrailing, "%d bytes", len(b)-end-trailerLen)
 	}
 	if got, want := crc32.Checksum(b[:end], castagnoli), binary.BigEndian.Uint32(b[end:]); got != want {
-		return nil, frameErr(ErrCodeChecksum, "")
+		return nil, Errorf(ErrCodeChecksum, "")
 	}
 	return &Frame{
 		Type:      typ,

@@ -1,4 +1,4 @@
-package coldbridge
+package frame
 
 // COBS (consistent overhead byte stuffing) removes every zero byte from a
 // frame so that 0x00 can delimit frames on a serial line, and a receiver
@@ -33,16 +33,16 @@ func COBSDecode(dst, src []byte) ([]byte, error) {
 	for i := 0; i < len(src); {
 		code := src[i]
 		if code == 0 {
-			return dst, frameErr(ErrCodeCOBS, "zero byte at %d", i)
+			return dst, Errorf(ErrCodeCOBS, "zero byte at %d", i)
 		}
 		i++
 		n := int(code) - 1
 		if i+n > len(src) {
-			return dst, frameErr(ErrCodeCOBS, "code at %d runs past the end", i-1)
+			return dst, Errorf(ErrCodeCOBS, "code at %d runs past the end", i-1)
 		}
 		for _, c := range src[i : i+n] {
 			if c == 0 {
-				return dst, frameErr(ErrCodeCOBS, "zero byte inside a block")
+				return dst, Errorf(ErrCodeCOBS, "zero byte inside a block")
 			}
 		}
 		dst = append(dst, src[i:i+n]...)
