@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/bridge/frame/frametest"
 )
@@ -55,11 +56,11 @@ func BenchmarkFileBridge(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer os.RemoveAll(dir)
-			w, err := NewFileWriter(dir)
+			w, err := filemedium.NewFileWriter(dir)
 			if err != nil {
 				b.Fatal(err)
 			}
-			r, err := NewFileReader(dir, FileReaderOptions{PollInterval: time.Millisecond, MaxFutureSkew: -1})
+			r, err := filemedium.NewFileReader(dir, filemedium.FileReaderOptions{PollInterval: time.Millisecond, MaxFutureSkew: -1})
 			if err != nil {
 				b.Fatal(err)
 			}

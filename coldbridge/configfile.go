@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
 )
@@ -359,9 +360,9 @@ func (f *confBridge) validate(c *conffile.Checker, key string) BridgeConfig {
 		b.Pace = c.Bool(key+".pace", f.Pace, false)
 	}
 	b.MaxAge = c.DurationOrZero(key+".max_age", f.MaxAge, confDefaultMaxAge)
-	b.MaxFutureSkew = c.Duration(key+".max_future_skew", f.MaxFutureSkew, DefaultMaxFutureSkew)
+	b.MaxFutureSkew = c.Duration(key+".max_future_skew", f.MaxFutureSkew, filemedium.DefaultMaxFutureSkew)
 	if allowed("poll_interval", f.PollInterval, "file") {
-		b.PollInterval = c.Duration(key+".poll_interval", f.PollInterval, DefaultPollInterval)
+		b.PollInterval = c.Duration(key+".poll_interval", f.PollInterval, filemedium.DefaultPollInterval)
 	}
 	return b
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
 )
@@ -264,7 +265,7 @@ func TestRelayConfigDefaults(t *testing.T) {
 		Bridge: BridgeConfig{
 			Kind:    "file",
 			Inbound: "/media/nanokms/to-cold", Outbound: "/media/nanokms/to-hot",
-			MaxAge: 24 * time.Hour, MaxFutureSkew: DefaultMaxFutureSkew, PollInterval: DefaultPollInterval,
+			MaxAge: 24 * time.Hour, MaxFutureSkew: filemedium.DefaultMaxFutureSkew, PollInterval: filemedium.DefaultPollInterval,
 		},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -309,7 +310,7 @@ func TestRelayConfigValid(t *testing.T) {
 			}
 		}},
 		{"serial defaults", []confEdit{confReplace(confMinimalRelay[strings.Index(confMinimalRelay, "[bridge]"):], confSerialBridge)}, func(t *testing.T, c *RelayConfig) {
-			if b := c.Bridge; b.Baud != DefaultBaud || b.Pace || b.MaxAge != 24*time.Hour || b.MaxFutureSkew != DefaultMaxFutureSkew {
+			if b := c.Bridge; b.Baud != DefaultBaud || b.Pace || b.MaxAge != 24*time.Hour || b.MaxFutureSkew != filemedium.DefaultMaxFutureSkew {
 				t.Errorf("bridge = %+v", b)
 			}
 		}},

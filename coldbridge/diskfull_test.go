@@ -18,6 +18,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
+	"github.com/nanokms/nanokms/bridge/filemedium/mediumtest"
 	"github.com/nanokms/nanokms/bridge/frame"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer/signertest"
@@ -79,11 +81,11 @@ func newFullWorld(t *testing.T, state, toCold, toHot string) *fullWorld {
 	}
 	w := &fullWorld{t: t, env: signertest.MustEnv(t, 1), toCold: toCold, toHot: toHot}
 	pub := w.env.Account(0)
-	out, err := NewFileWriter(toCold)
+	out, err := filemedium.NewFileWriter(toCold)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := NewFileReader(toHot, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat},
+	in, err := filemedium.NewFileReader(toHot, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat},
 		OnReject: func(name string, err error) { t.Errorf("the gateway quarantined %s: %v", name, err) }})
 	if err != nil {
 		t.Fatal(err)
@@ -100,19 +102,19 @@ func newFullWorld(t *testing.T, state, toCold, toHot string) *fullWorld {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var closers []*FileReader // closed once the loops have stopped
+	var closers []*filemedium.FileReader // closed once the loops have stopped
 	runs := make(chan error, 3)
 	loops := 2
 	go func() { runs <- w.g.Run(ctx) }()
 	go func() { runs <- ServeCustody(ctx, l, NewCustodyServer(w.g), nil, time.Second) }()
 	w.relay = func() {
-		relayIn, err := NewFileReader(toCold, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat},
+		relayIn, err := filemedium.NewFileReader(toCold, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat},
 			OnReject: func(name string, err error) { t.Errorf("the relay quarantined %s: %v", name, err) }})
 		if err != nil {
 			t.Fatal(err)
 		}
 		closers = append(closers, relayIn)
-		relayOut, err := NewFileWriter(toHot)
+		relayOut, err := filemedium.NewFileWriter(toHot)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +203,7 @@ func (w *fullWorld) awaitSigned(st ktStep) {
 // returns it serves again and takes every request to its end, without a
 // restart.
 func TestGatewayStoreFull(t *testing.T) {
-	fs := mustTmpfs(t, "size=4m,mode=0700")
+	fs := mediumtest.MustTmpfs(t, "size=4m,mode=0700")
 	dir := t.TempDir()
 	w := newFullWorld(t, filepath.Join(fs, "gateway.db"), filepath.Join(dir, "to-cold"), filepath.Join(dir, "to-hot"))
 	steps := ktChain(t, w.env, 0, 300)
@@ -288,7 +290,7 @@ func TestGatewayStoreFull(t *testing.T) {
 // with nothing of it on the medium, and once space returns it is written
 // and answered, without a restart.
 func TestGatewayMediumFull(t *testing.T) {
-	fs := mustTmpfs(t, "size=1m,mode=0700")
+	fs := mediumtest.MustTmpfs(t, "size=1m,mode=0700")
 	dir := t.TempDir()
 	w := newFullWorld(t, filepath.Join(dir, "gateway.db"), filepath.Join(fs, "to-cold"), filepath.Join(dir, "to-hot"))
 	w.relay()
@@ -300,7 +302,7 @@ func TestGatewayMediumFull(t *testing.T) {
 	id := steps[1].req.GetIntent().GetRequestId()
 	w.mustSubmit(steps[1].req) // the state file has room: recorded
 	w.awaitHealth(healthpb.HealthCheckResponse_NOT_SERVING)
-	if _, err := w.g.WriteHealth(); !errors.Is(err, ErrMediumFull) {
+	if _, err := w.g.WriteHealth(); !errors.Is(err, filemedium.ErrMediumFull) {
 		t.Fatalf("WriteHealth with the medium full: %v; want ErrMediumFull", err)
 	}
 	if r := w.mustGet(id); r.GetStatus() != pb.RequestStatus_REQUEST_STATUS_QUEUED || r.GetAttempts() != 0 {
@@ -308,7 +310,7 @@ func TestGatewayMediumFull(t *testing.T) {
 	}
 	// Nothing half-written: no frame of the request, every frame whole.
 	checkFramesWhole(t, w.toCold)
-	if _, err := os.Lstat(filepath.Join(w.toCold, id+".request"+FileSuffix)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(filepath.Join(w.toCold, id+".request"+filemedium.FileSuffix)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a frame of the request is on the full medium (%v)", err)
 	}
 
@@ -326,7 +328,7 @@ func TestGatewayMediumFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), tempPrefix) {
+		if strings.HasPrefix(e.Name(), filemedium.TempPrefix) {
 			t.Fatalf("a temporary file is left on the medium: %s", e.Name())
 		}
 	}
@@ -339,7 +341,7 @@ func TestGatewayMediumFull(t *testing.T) {
 // decodes: a failed write left no partial frame under a frame's name.
 func checkFramesWhole(t *testing.T, dir string) {
 	t.Helper()
-	for _, d := range []string{dir, filepath.Join(dir, DoneDir)} {
+	for _, d := range []string{dir, filepath.Join(dir, filemedium.DoneDir)} {
 		entries, err := os.ReadDir(d)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
@@ -348,7 +350,7 @@ func checkFramesWhole(t *testing.T, dir string) {
 			t.Fatal(err)
 		}
 		for _, e := range entries {
-			if !strings.HasSuffix(e.Name(), FileSuffix) {
+			if !strings.HasSuffix(e.Name(), filemedium.FileSuffix) {
 				continue
 			}
 			data, err := os.ReadFile(filepath.Join(d, e.Name()))

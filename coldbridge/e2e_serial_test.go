@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/nanokms/nanokms/bridge/frame"
+	"github.com/nanokms/nanokms/bridge/frame/frametest"
 )
 
 // The end-to-end lifecycle (runLifecycle: open, send, change, receive and
@@ -18,7 +19,7 @@ import (
 // serialMedium returns a mediumFunc whose two ends are the serial devices
 // gwDev and relayDev, opened by open. Every frame the line drops is
 // recorded in rejects: a clean line drops none.
-func serialMedium(gwDev, relayDev string, open func(t *testing.T, dev string, side Side, rejects *rejectLog) (frame.FrameWriter, frame.FrameReader), rejects *rejectLog) mediumFunc {
+func serialMedium(gwDev, relayDev string, open func(t *testing.T, dev string, side Side, rejects *frametest.RejectLog) (frame.FrameWriter, frame.FrameReader), rejects *frametest.RejectLog) mediumFunc {
 	return func(t *testing.T) (frame.FrameWriter, frame.FrameReader, frame.FrameReader, frame.FrameWriter) {
 		t.Helper()
 		gwOut, gwIn := open(t, gwDev, Hot, rejects)
@@ -29,9 +30,9 @@ func serialMedium(gwDev, relayDev string, open func(t *testing.T, dev string, si
 
 // openSerialEnd opens dev with OpenSerial, unpaced, and filters the frame
 // types side takes, as OpenMedium does.
-func openSerialEnd(t *testing.T, dev string, side Side, rejects *rejectLog) (frame.FrameWriter, frame.FrameReader) {
+func openSerialEnd(t *testing.T, dev string, side Side, rejects *frametest.RejectLog) (frame.FrameWriter, frame.FrameReader) {
 	t.Helper()
-	s, err := OpenSerial(dev, SerialOptions{Baud: 921600, NoPace: true, OnReject: rejects.record})
+	s, err := OpenSerial(dev, SerialOptions{Baud: 921600, NoPace: true, OnReject: rejects.Record})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,14 +41,14 @@ func openSerialEnd(t *testing.T, dev string, side Side, rejects *rejectLog) (fra
 	if side == Hot {
 		types = []frame.FrameType{frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat}
 	}
-	return s, &typeFilter{r: s, types: types, onReject: rejects.record}
+	return s, &typeFilter{r: s, types: types, onReject: rejects.Record}
 }
 
 // openSerialMedium opens dev through OpenMedium, as the relay and gateway
 // commands do: a pseudo-terminal is paced to the configured baud rate.
-func openSerialMedium(t *testing.T, dev string, side Side, rejects *rejectLog) (frame.FrameWriter, frame.FrameReader) {
+func openSerialMedium(t *testing.T, dev string, side Side, rejects *frametest.RejectLog) (frame.FrameWriter, frame.FrameReader) {
 	t.Helper()
-	m, err := OpenMedium(BridgeConfig{Kind: "serial", Device: dev, Baud: 921600}, side, rejects.record, func(err error) { t.Logf("medium: %v", err) })
+	m, err := OpenMedium(BridgeConfig{Kind: "serial", Device: dev, Baud: 921600}, side, rejects.Record, func(err error) { t.Logf("medium: %v", err) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,14 +65,14 @@ func openSerialMedium(t *testing.T, dev string, side Side, rejects *rejectLog) (
 func TestEndToEndSerialPTY(t *testing.T) {
 	mA, sA := mustPTYPair(t)
 	mB, sB := mustPTYPair(t)
-	rejects := &rejectLog{}
+	rejects := &frametest.RejectLog{}
 	w := newBridgeWorld(t, serialMedium(sA.Name(), sB.Name(), openSerialEnd, rejects), 1)
 	// The pump starts once both ends are open (and in raw mode). It stops
 	// when the masters close, at the end of the test.
 	go io.Copy(mB, mA)
 	go io.Copy(mA, mB)
 	runLifecycle(t, w)
-	if names, errs := rejects.take(); len(names) != 0 {
+	if names, errs := rejects.Take(); len(names) != 0 {
 		t.Fatalf("a clean line dropped frames: %v", errs)
 	}
 }
@@ -80,10 +81,10 @@ func TestEndToEndSerialPTY(t *testing.T) {
 // each end opened through OpenMedium (paced at 921600 baud).
 func TestEndToEndSerialSocat(t *testing.T) {
 	a, b := startSocatPair(t)
-	rejects := &rejectLog{}
+	rejects := &frametest.RejectLog{}
 	w := newBridgeWorld(t, serialMedium(a, b, openSerialMedium, rejects), 1)
 	runLifecycle(t, w)
-	if names, errs := rejects.take(); len(names) != 0 {
+	if names, errs := rejects.Take(); len(names) != 0 {
 		t.Fatalf("a clean line dropped frames: %v", errs)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -36,15 +37,15 @@ func fileMedium(t *testing.T) (frame.FrameWriter, frame.FrameReader, frame.Frame
 			t.Fatal(err)
 		}
 	}
-	mustW := func(d string) *FileWriter {
-		w, err := NewFileWriter(d)
+	mustW := func(d string) *filemedium.FileWriter {
+		w, err := filemedium.NewFileWriter(d)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return w
 	}
-	mustR := func(d string, types ...frame.FrameType) *FileReader {
-		r, err := NewFileReader(d, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: types,
+	mustR := func(d string, types ...frame.FrameType) *filemedium.FileReader {
+		r, err := filemedium.NewFileReader(d, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: types,
 			OnReject: func(name string, err error) { t.Logf("quarantined %s: %v", name, err) }})
 		if err != nil {
 			t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -130,7 +131,7 @@ func (c *courier) sweep(leg faultLeg) {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, FileSuffix) {
+		if e.IsDir() || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, filemedium.FileSuffix) {
 			continue
 		}
 		held := filepath.Join(c.hold, strconv.FormatInt(c.seq.Add(1), 10))
@@ -240,15 +241,15 @@ func newFaultWorld(t *testing.T, accounts int, o faultOptions) *faultWorld {
 			t.Fatal(err)
 		}
 	}
-	newW := func(d string) *FileWriter {
-		fw, err := NewFileWriter(d)
+	newW := func(d string) *filemedium.FileWriter {
+		fw, err := filemedium.NewFileWriter(d)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return fw
 	}
-	newR := func(d string, maxAge time.Duration, types ...frame.FrameType) *FileReader {
-		r, err := NewFileReader(d, FileReaderOptions{PollInterval: 5 * time.Millisecond, MaxAge: maxAge, Types: types,
+	newR := func(d string, maxAge time.Duration, types ...frame.FrameType) *filemedium.FileReader {
+		r, err := filemedium.NewFileReader(d, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond, MaxAge: maxAge, Types: types,
 			OnReject: func(name string, err error) { t.Logf("%s quarantined %s: %v", filepath.Base(d), name, err) },
 			OnError:  func(err error) { t.Logf("%s: %v", filepath.Base(d), err) }})
 		if err != nil {
@@ -404,7 +405,7 @@ func waitFor(limit time.Duration, cond func() bool) bool {
 // settledIn reports whether a file named name has been moved into dir's done/.
 func settledIn(dir, name string) func() bool {
 	return func() bool {
-		_, err := os.Stat(filepath.Join(dir, DoneDir, name))
+		_, err := os.Stat(filepath.Join(dir, filemedium.DoneDir, name))
 		return err == nil
 	}
 }
@@ -412,14 +413,14 @@ func settledIn(dir, name string) func() bool {
 // quarantined returns the .reason text of every copy of name in dir's
 // quarantine/ whose reason is written.
 func quarantined(dir, name string) []string {
-	entries, _ := os.ReadDir(filepath.Join(dir, QuarantineDir))
+	entries, _ := os.ReadDir(filepath.Join(dir, filemedium.QuarantineDir))
 	var out []string
 	for _, e := range entries {
 		n := e.Name()
-		if !strings.HasSuffix(n, FileSuffix) || QuarantineBase(n) != name {
+		if !strings.HasSuffix(n, filemedium.FileSuffix) || filemedium.QuarantineBase(n) != name {
 			continue
 		}
-		if reason, err := os.ReadFile(filepath.Join(dir, QuarantineDir, n+".reason")); err == nil {
+		if reason, err := os.ReadFile(filepath.Join(dir, filemedium.QuarantineDir, n+".reason")); err == nil {
 			out = append(out, string(reason))
 		}
 	}
@@ -428,7 +429,7 @@ func quarantined(dir, name string) []string {
 
 // allQuarantined returns every .reason in dir's quarantine/.
 func allQuarantined(dir string) []string {
-	matches, _ := filepath.Glob(filepath.Join(dir, QuarantineDir, "*.reason"))
+	matches, _ := filepath.Glob(filepath.Join(dir, filemedium.QuarantineDir, "*.reason"))
 	var out []string
 	for _, m := range matches {
 		if b, err := os.ReadFile(m); err == nil {
@@ -468,7 +469,7 @@ func (w *faultWorld) waitQuiet() {
 		w.c.busy.Lock()
 		busy := false
 		for _, d := range []string{w.gwOut, w.relayIn, w.relayOut, w.gwIn} {
-			if m, _ := filepath.Glob(filepath.Join(d, "*"+FileSuffix)); len(m) > 0 {
+			if m, _ := filepath.Glob(filepath.Join(d, "*"+filemedium.FileSuffix)); len(m) > 0 {
 				busy = true
 			}
 		}
@@ -497,8 +498,8 @@ func answerBlock(t *testing.T, p *parcel) nano.StateBlock {
 	return b
 }
 
-func reqName(id string) string  { return id + ".request" + FileSuffix }
-func respName(id string) string { return id + ".response" + FileSuffix }
+func reqName(id string) string  { return id + ".request" + filemedium.FileSuffix }
+func respName(id string) string { return id + ".response" + filemedium.FileSuffix }
 
 // TestFaultTruncated: the first copy of the request, and then the first
 // copy of its response, arrive cut in half (under the final name). Each is
@@ -922,7 +923,7 @@ func TestFaultAlteredResponse(t *testing.T) {
 		t.Fatal(err)
 	}
 	ghostData, _ := ghostFrame.MarshalBinary()
-	w.c.put(legToHot, FileName(ghostFrame), ghostData)
+	w.c.put(legToHot, filemedium.FileName(ghostFrame), ghostData)
 
 	rb := w.checkSignedOnce(w.submit(b), "open")
 	for n := 1; n <= len(wants); n++ {

@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
@@ -441,7 +442,7 @@ func (g *Gateway) sendOne(ctx context.Context, id string) error {
 	}
 	if err := g.out.WriteFrame(ctx, f); err != nil {
 		if isNoSpace(err) {
-			err = fmt.Errorf("coldbridge: %w: writing request %s: %w", ErrMediumFull, id, err)
+			err = fmt.Errorf("coldbridge: %w: writing request %s: %w", filemedium.ErrMediumFull, id, err)
 			g.setFault(WriteTargetOutbound, err)
 			return err
 		}
@@ -551,7 +552,7 @@ func (g *Gateway) receiveLoop(ctx context.Context) error {
 			switch {
 			case errors.Is(err, ErrStoreFull):
 			case isNoSpace(err):
-				err = fmt.Errorf("coldbridge: %w: settling %s: %w", ErrMediumFull, rec.Name, err)
+				err = fmt.Errorf("coldbridge: %w: settling %s: %w", filemedium.ErrMediumFull, rec.Name, err)
 				g.setFault(WriteTargetInbound, err)
 			default:
 				return err

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"syscall"
+
+	"github.com/nanokms/nanokms/bridge/filemedium"
 )
 
 // Writes that fail. The gateway keeps running when its state file or the
@@ -39,7 +41,7 @@ func isNoSpace(err error) bool {
 // isFull reports whether err is a write the gateway rides out: a full
 // state file or medium.
 func isFull(err error) bool {
-	return errors.Is(err, ErrStoreFull) || errors.Is(err, ErrMediumFull)
+	return errors.Is(err, ErrStoreFull) || errors.Is(err, filemedium.ErrMediumFull)
 }
 
 // WriteHealth returns nil while the gateway's writes succeed, or the

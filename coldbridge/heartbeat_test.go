@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
@@ -23,16 +24,16 @@ func TestRelayHeartbeats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w, err := NewFileWriter(out)
+	w, err := filemedium.NewFileWriter(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewFileReader(in, FileReaderOptions{PollInterval: 5 * time.Millisecond})
+	r, err := filemedium.NewFileReader(in, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	watch, err := NewFileReader(out, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeHeartbeat}})
+	watch, err := filemedium.NewFileReader(out, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeHeartbeat}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,8 @@ package coldbridge
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 )
 
@@ -53,24 +52,15 @@ func OpenMedium(cfg BridgeConfig, side Side, onReject frame.RejectFunc, onError 
 			report = func(error) {}
 		}
 		for _, dir := range []string{cfg.Inbound, cfg.Outbound} {
-			md, err := newMediumDir(cfg.Root, dir)
-			if err != nil {
+			if err := filemedium.PrepareDir(cfg.Root, dir, report); err != nil {
 				return nil, err
 			}
-			if err := os.MkdirAll(md.root, 0o700); err != nil {
-				return nil, fmt.Errorf("coldbridge: %w", err)
-			}
-			d, err := md.open(0o700, true, report)
-			if err != nil {
-				return nil, fmt.Errorf("coldbridge: %w", err)
-			}
-			d.close()
 		}
-		w, err := OpenFileWriter(cfg.Outbound, FileWriterOptions{Root: cfg.Root, OnError: onError})
+		w, err := filemedium.OpenFileWriter(cfg.Outbound, filemedium.FileWriterOptions{Root: cfg.Root, OnError: onError})
 		if err != nil {
 			return nil, err
 		}
-		r, err := NewFileReader(cfg.Inbound, FileReaderOptions{
+		r, err := filemedium.NewFileReader(cfg.Inbound, filemedium.FileReaderOptions{
 			MaxAge: cfg.MaxAge, MaxFutureSkew: cfg.MaxFutureSkew, PollInterval: cfg.PollInterval,
 			OnReject: onReject, OnError: onError, Types: types, Root: cfg.Root,
 		})

@@ -5,10 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
+	"github.com/nanokms/nanokms/bridge/filemedium/mediumtest"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/bridge/frame/frametest"
 	"github.com/nanokms/nanokms/signer/signertest"
@@ -18,68 +19,19 @@ import (
 type mediumAttack struct {
 	name string
 	// plant runs before the relay opens the medium, late once it runs.
-	plant, late func(t *testing.T, m *attackMedium)
+	plant, late func(t *testing.T, m *mediumtest.Attack)
 	// entries are the paths that must be reported as bad entries,
 	// frames the file names that must be reported as refused.
-	entries func(m *attackMedium) []string
+	entries func(m *mediumtest.Attack) []string
 	frames  []string
 	// check, when set, checks what became of the entry.
-	check func(t *testing.T, m *attackMedium)
+	check func(t *testing.T, m *mediumtest.Attack)
 }
 
-func symlink(t *testing.T, target, link string) {
-	t.Helper()
-	if err := os.Symlink(target, link); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mkfifo(t *testing.T, path string) {
-	t.Helper()
-	if err := syscall.Mkfifo(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mkdir(t *testing.T, path string) {
-	t.Helper()
-	if err := os.MkdirAll(path, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// wantSetAside checks that the entry at path was renamed to
-// path.bad-<16 hex digits>, and is still what was planted.
-func wantSetAside(t *testing.T, path string, isLink bool) {
-	t.Helper()
-	matches, _ := filepath.Glob(path + setAsideMark + "*")
-	if len(matches) != 1 {
-		t.Fatalf("%s set aside as %q, want one %s%s… entry", path, matches, filepath.Base(path), setAsideMark)
-	}
-	st, err := os.Lstat(matches[0])
-	if err != nil || (st.Mode()&os.ModeSymlink != 0) != isLink {
-		t.Fatalf("the entry set aside as %s: %v, %v", matches[0], st.Mode(), err)
-	}
-	if st, err := os.Lstat(path); err != nil || !st.IsDir() {
-		t.Fatalf("%s is not a directory now: %v", path, err)
-	}
-}
-
-// badFrame is a file named like a request frame that is not one: the
-// reader must quarantine it.
-const badFrame = "bad.request.nkb"
-
-func plantBadFrame(t *testing.T, m *attackMedium) {
-	tmp := filepath.Join(m.root, "bad-frame-being-written")
-	writeFile(t, tmp, "not a frame")
-	if err := os.Rename(tmp, filepath.Join(m.toCold, badFrame)); err != nil {
+func plantBadFrame(t *testing.T, m *mediumtest.Attack) {
+	tmp := filepath.Join(m.Root, "bad-frame-being-written")
+	mediumtest.WriteFile(t, tmp, "not a frame")
+	if err := os.Rename(tmp, filepath.Join(m.ToCold, mediumtest.BadFrame)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -87,165 +39,185 @@ func plantBadFrame(t *testing.T, m *attackMedium) {
 var mediumAttacks = []mediumAttack{
 	{
 		name: "to-cold/done is a link to a directory outside",
-		plant: func(t *testing.T, m *attackMedium) {
-			symlink(t, filepath.Join(m.outside, DoneDir), filepath.Join(m.toCold, DoneDir))
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.Symlink(t, filepath.Join(m.Outside, filemedium.DoneDir), filepath.Join(m.ToCold, filemedium.DoneDir))
 		},
-		entries: func(m *attackMedium) []string { return []string{filepath.Join(m.toCold, DoneDir)} },
-		check:   func(t *testing.T, m *attackMedium) { wantSetAside(t, filepath.Join(m.toCold, DoneDir), true) },
+		entries: func(m *mediumtest.Attack) []string { return []string{filepath.Join(m.ToCold, filemedium.DoneDir)} },
+		check: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.WantSetAside(t, filepath.Join(m.ToCold, filemedium.DoneDir), true)
+		},
 	},
 	{
-		name:    "to-cold/done is a regular file",
-		plant:   func(t *testing.T, m *attackMedium) { writeFile(t, filepath.Join(m.toCold, DoneDir), "x") },
-		entries: func(m *attackMedium) []string { return []string{filepath.Join(m.toCold, DoneDir)} },
-		check:   func(t *testing.T, m *attackMedium) { wantSetAside(t, filepath.Join(m.toCold, DoneDir), false) },
+		name: "to-cold/done is a regular file",
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.WriteFile(t, filepath.Join(m.ToCold, filemedium.DoneDir), "x")
+		},
+		entries: func(m *mediumtest.Attack) []string { return []string{filepath.Join(m.ToCold, filemedium.DoneDir)} },
+		check: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.WantSetAside(t, filepath.Join(m.ToCold, filemedium.DoneDir), false)
+		},
 	},
 	{
-		name:    "to-cold/done is a FIFO",
-		plant:   func(t *testing.T, m *attackMedium) { mkfifo(t, filepath.Join(m.toCold, DoneDir)) },
-		entries: func(m *attackMedium) []string { return []string{filepath.Join(m.toCold, DoneDir)} },
+		name: "to-cold/done is a FIFO",
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.Mkfifo(t, filepath.Join(m.ToCold, filemedium.DoneDir))
+		},
+		entries: func(m *mediumtest.Attack) []string { return []string{filepath.Join(m.ToCold, filemedium.DoneDir)} },
 	},
 	{
 		name: "to-cold/done is a dangling link",
-		plant: func(t *testing.T, m *attackMedium) {
-			symlink(t, filepath.Join(m.outside, "nothing", "here"), filepath.Join(m.toCold, DoneDir))
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.Symlink(t, filepath.Join(m.Outside, "nothing", "here"), filepath.Join(m.ToCold, filemedium.DoneDir))
 		},
-		entries: func(m *attackMedium) []string { return []string{filepath.Join(m.toCold, DoneDir)} },
+		entries: func(m *mediumtest.Attack) []string { return []string{filepath.Join(m.ToCold, filemedium.DoneDir)} },
 	},
 	{
-		name:    "to-cold/done is a link loop",
-		plant:   func(t *testing.T, m *attackMedium) { symlink(t, DoneDir, filepath.Join(m.toCold, DoneDir)) },
-		entries: func(m *attackMedium) []string { return []string{filepath.Join(m.toCold, DoneDir)} },
+		name: "to-cold/done is a link loop",
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.Symlink(t, filemedium.DoneDir, filepath.Join(m.ToCold, filemedium.DoneDir))
+		},
+		entries: func(m *mediumtest.Attack) []string { return []string{filepath.Join(m.ToCold, filemedium.DoneDir)} },
 	},
 	{
 		name: "to-cold/done/<the frame's name> is a directory",
-		plant: func(t *testing.T, m *attackMedium) {
-			mkdir(t, filepath.Join(m.toCold, DoneDir, "good-1.request.nkb", "sub"))
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.Mkdir(t, filepath.Join(m.ToCold, filemedium.DoneDir, "good-1.request.nkb", "sub"))
 		},
-		entries: func(m *attackMedium) []string {
-			return []string{filepath.Join(m.toCold, DoneDir, "good-1.request.nkb")}
+		entries: func(m *mediumtest.Attack) []string {
+			return []string{filepath.Join(m.ToCold, filemedium.DoneDir, "good-1.request.nkb")}
 		},
 	},
 	{
 		name: "to-cold/quarantine is a link to a directory outside",
-		plant: func(t *testing.T, m *attackMedium) {
-			symlink(t, filepath.Join(m.outside, QuarantineDir), filepath.Join(m.toCold, QuarantineDir))
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.Symlink(t, filepath.Join(m.Outside, filemedium.QuarantineDir), filepath.Join(m.ToCold, filemedium.QuarantineDir))
 		},
-		late:    plantBadFrame,
-		entries: func(m *attackMedium) []string { return []string{filepath.Join(m.toCold, QuarantineDir)} },
-		frames:  []string{badFrame},
-		check: func(t *testing.T, m *attackMedium) {
-			wantSetAside(t, filepath.Join(m.toCold, QuarantineDir), true)
-			if _, err := os.Stat(filepath.Join(m.toCold, QuarantineDir, badFrame+".reason")); err != nil {
-				t.Fatalf("%v; quarantine holds %q", err, ls(t, m.toCold, QuarantineDir))
+		late: plantBadFrame,
+		entries: func(m *mediumtest.Attack) []string {
+			return []string{filepath.Join(m.ToCold, filemedium.QuarantineDir)}
+		},
+		frames: []string{mediumtest.BadFrame},
+		check: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.WantSetAside(t, filepath.Join(m.ToCold, filemedium.QuarantineDir), true)
+			if _, err := os.Stat(filepath.Join(m.ToCold, filemedium.QuarantineDir, mediumtest.BadFrame+".reason")); err != nil {
+				t.Fatalf("%v; quarantine holds %q", err, mediumtest.Ls(t, m.ToCold, filemedium.QuarantineDir))
 			}
 		},
 	},
 	{
-		name:    "to-cold/quarantine is a regular file",
-		plant:   func(t *testing.T, m *attackMedium) { writeFile(t, filepath.Join(m.toCold, QuarantineDir), "x") },
-		late:    plantBadFrame,
-		entries: func(m *attackMedium) []string { return []string{filepath.Join(m.toCold, QuarantineDir)} },
-		frames:  []string{badFrame},
+		name: "to-cold/quarantine is a regular file",
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.WriteFile(t, filepath.Join(m.ToCold, filemedium.QuarantineDir), "x")
+		},
+		late: plantBadFrame,
+		entries: func(m *mediumtest.Attack) []string {
+			return []string{filepath.Join(m.ToCold, filemedium.QuarantineDir)}
+		},
+		frames: []string{mediumtest.BadFrame},
 	},
 	{
 		name: "to-cold/quarantine/<reason> is a link outside",
-		plant: func(t *testing.T, m *attackMedium) {
-			mkdir(t, filepath.Join(m.toCold, QuarantineDir))
-			symlink(t, filepath.Join(m.outside, "reason-victim"), filepath.Join(m.toCold, QuarantineDir, badFrame+".reason"))
-			symlink(t, filepath.Join(m.outside, "reason-victim"), filepath.Join(m.toCold, QuarantineDir, "bad.request~2.nkb.reason"))
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.Mkdir(t, filepath.Join(m.ToCold, filemedium.QuarantineDir))
+			mediumtest.Symlink(t, filepath.Join(m.Outside, "reason-victim"), filepath.Join(m.ToCold, filemedium.QuarantineDir, mediumtest.BadFrame+".reason"))
+			mediumtest.Symlink(t, filepath.Join(m.Outside, "reason-victim"), filepath.Join(m.ToCold, filemedium.QuarantineDir, "bad.request~2.nkb.reason"))
 		},
 		late:   plantBadFrame,
-		frames: []string{badFrame},
+		frames: []string{mediumtest.BadFrame},
 	},
 	{
 		name: "to-hot is a link to a directory outside",
-		plant: func(t *testing.T, m *attackMedium) {
-			if err := os.Remove(m.toHot); err != nil {
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			if err := os.Remove(m.ToHot); err != nil {
 				t.Fatal(err)
 			}
-			symlink(t, m.outside, m.toHot)
+			mediumtest.Symlink(t, m.Outside, m.ToHot)
 		},
-		entries: func(m *attackMedium) []string { return []string{m.toHot} },
-		check:   func(t *testing.T, m *attackMedium) { wantSetAside(t, m.toHot, true) },
+		entries: func(m *mediumtest.Attack) []string { return []string{m.ToHot} },
+		check:   func(t *testing.T, m *mediumtest.Attack) { mediumtest.WantSetAside(t, m.ToHot, true) },
 	},
 	{
 		name: "to-hot is a regular file",
-		plant: func(t *testing.T, m *attackMedium) {
-			if err := os.Remove(m.toHot); err != nil {
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			if err := os.Remove(m.ToHot); err != nil {
 				t.Fatal(err)
 			}
-			writeFile(t, m.toHot, "x")
+			mediumtest.WriteFile(t, m.ToHot, "x")
 		},
-		entries: func(m *attackMedium) []string { return []string{m.toHot} },
+		entries: func(m *mediumtest.Attack) []string { return []string{m.ToHot} },
 	},
 	{
 		name: "to-cold is a link to a directory outside",
-		plant: func(t *testing.T, m *attackMedium) {
-			if err := os.Remove(m.toCold); err != nil {
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			if err := os.Remove(m.ToCold); err != nil {
 				t.Fatal(err)
 			}
-			symlink(t, m.outside, m.toCold)
+			mediumtest.Symlink(t, m.Outside, m.ToCold)
 		},
-		entries: func(m *attackMedium) []string { return []string{m.toCold} },
+		entries: func(m *mediumtest.Attack) []string { return []string{m.ToCold} },
 	},
 	{
 		name: "to-hot/<the answer's name> is a directory",
-		plant: func(t *testing.T, m *attackMedium) {
+		plant: func(t *testing.T, m *mediumtest.Attack) {
 			for _, typ := range []string{"response", "refusal"} {
-				mkdir(t, filepath.Join(m.toHot, "good-1."+typ+FileSuffix, "sub"))
+				mediumtest.Mkdir(t, filepath.Join(m.ToHot, "good-1."+typ+filemedium.FileSuffix, "sub"))
 			}
 		},
-		entries: func(m *attackMedium) []string { return []string{filepath.Join(m.toHot, "good-1.refusal.nkb")} },
+		entries: func(m *mediumtest.Attack) []string { return []string{filepath.Join(m.ToHot, "good-1.refusal.nkb")} },
 	},
 	{
 		name: "to-hot holds a link named like a temporary file",
-		plant: func(t *testing.T, m *attackMedium) {
-			symlink(t, filepath.Join(m.outside, outsideTmp), filepath.Join(m.toHot, ".tmp-good-1-0123456789abcdef"))
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.Symlink(t, filepath.Join(m.Outside, mediumtest.OutsideTmp), filepath.Join(m.ToHot, ".tmp-good-1-0123456789abcdef"))
 		},
-		entries: func(m *attackMedium) []string {
-			return []string{filepath.Join(m.toHot, ".tmp-good-1-0123456789abcdef")}
+		entries: func(m *mediumtest.Attack) []string {
+			return []string{filepath.Join(m.ToHot, ".tmp-good-1-0123456789abcdef")}
 		},
-		check: func(t *testing.T, m *attackMedium) {
-			if _, err := os.Lstat(filepath.Join(m.toHot, ".tmp-good-1-0123456789abcdef")); err != nil {
+		check: func(t *testing.T, m *mediumtest.Attack) {
+			if _, err := os.Lstat(filepath.Join(m.ToHot, ".tmp-good-1-0123456789abcdef")); err != nil {
 				t.Fatalf("the link named like a temporary file was removed: %v", err)
 			}
 		},
 	},
 	{
 		name: "a frame file is a link to a frame outside",
-		plant: func(t *testing.T, m *attackMedium) {
-			symlink(t, filepath.Join(m.outside, "outside.request.nkb"), filepath.Join(m.toCold, "outside.request.nkb"))
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.Symlink(t, filepath.Join(m.Outside, "outside.request.nkb"), filepath.Join(m.ToCold, "outside.request.nkb"))
 		},
 		frames: []string{"outside.request.nkb"},
 	},
 	{
 		name: "a frame file is a link loop",
-		plant: func(t *testing.T, m *attackMedium) {
-			symlink(t, "loop.request.nkb", filepath.Join(m.toCold, "loop.request.nkb"))
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.Symlink(t, "loop.request.nkb", filepath.Join(m.ToCold, "loop.request.nkb"))
 		},
 		frames: []string{"loop.request.nkb"},
 	},
 	{
-		name:   "a frame file is a FIFO",
-		plant:  func(t *testing.T, m *attackMedium) { mkfifo(t, filepath.Join(m.toCold, "fifo.request.nkb")) },
+		name: "a frame file is a FIFO",
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.Mkfifo(t, filepath.Join(m.ToCold, "fifo.request.nkb"))
+		},
 		frames: []string{"fifo.request.nkb"},
 	},
 	{
-		name:   "a directory is named like a frame",
-		plant:  func(t *testing.T, m *attackMedium) { mkdir(t, filepath.Join(m.toCold, "dir.request.nkb", "sub")) },
+		name: "a directory is named like a frame",
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			mediumtest.Mkdir(t, filepath.Join(m.ToCold, "dir.request.nkb", "sub"))
+		},
 		frames: []string{"dir.request.nkb"},
 	},
 	{
 		name: "a frame with a request id beginning with a dot",
-		plant: func(t *testing.T, m *attackMedium) {
-			data := rawFrame(t, frametest.RequestFrame(t, "xhidden", time.Now()), ".hidden")
-			if err := os.WriteFile(filepath.Join(m.toCold, ".hidden.request.nkb"), data, 0o644); err != nil {
+		plant: func(t *testing.T, m *mediumtest.Attack) {
+			data := mediumtest.RawFrame(t, frametest.RequestFrame(t, "xhidden", time.Now()), ".hidden")
+			if err := os.WriteFile(filepath.Join(m.ToCold, ".hidden.request.nkb"), data, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		},
 		frames: []string{".hidden.request.nkb"},
-		check: func(t *testing.T, m *attackMedium) {
-			reason, err := os.ReadFile(filepath.Join(m.toCold, QuarantineDir, ".hidden.request.nkb.reason"))
+		check: func(t *testing.T, m *mediumtest.Attack) {
+			reason, err := os.ReadFile(filepath.Join(m.ToCold, filemedium.QuarantineDir, ".hidden.request.nkb.reason"))
 			if err != nil || !strings.Contains(string(reason), "reason: bad request id\n") {
 				t.Fatalf("the dot-file's .reason: %q, %v", reason, err)
 			}
@@ -267,12 +239,10 @@ func TestRelayMediumAttacks(t *testing.T) {
 			mode = "O_NOFOLLOW"
 		}
 		t.Run(mode, func(t *testing.T) {
-			if openat2 && !probeOpenat2() {
+			if openat2 && !filemedium.Openat2Available() {
 				t.Fatal("this kernel has no openat2(2) (Linux 5.6); the test expects it")
 			}
-			saved := useOpenat2
-			useOpenat2 = func() bool { return openat2 }
-			t.Cleanup(func() { useOpenat2 = saved })
+			t.Cleanup(filemedium.ForceOpenMode(openat2))
 			for _, a := range mediumAttacks {
 				t.Run(a.name, func(t *testing.T) { runMediumAttack(t, env, a) })
 			}
@@ -281,11 +251,11 @@ func TestRelayMediumAttacks(t *testing.T) {
 }
 
 func runMediumAttack(t *testing.T, env *signertest.Env, a mediumAttack) {
-	m := newAttackMedium(t)
+	m := mediumtest.NewAttack(t)
 	a.plant(t, m)
-	reports := &mediumReports{}
-	medium, err := OpenMedium(BridgeConfig{Kind: "file", Inbound: m.toCold, Outbound: m.toHot, PollInterval: 5 * time.Millisecond},
-		Cold, reports.onReject, reports.onError)
+	reports := &mediumtest.Reports{}
+	medium, err := OpenMedium(BridgeConfig{Kind: "file", Inbound: m.ToCold, Outbound: m.ToHot, PollInterval: 5 * time.Millisecond},
+		Cold, reports.OnReject, reports.OnError)
 	if err != nil {
 		t.Fatalf("the relay's medium does not open: %v", err)
 	}
@@ -305,12 +275,12 @@ func runMediumAttack(t *testing.T, env *signertest.Env, a mediumAttack) {
 		a.late(t, m)
 	}
 	for _, id := range []string{"good-1", "good-2"} {
-		putFrame(t, m.toCold, frametest.RequestFrame(t, id, time.Now()))
-		answerOf(t, m.toHot, id)
+		mediumtest.PutFrame(t, m.ToCold, frametest.RequestFrame(t, id, time.Now()))
+		mediumtest.AnswerOf(t, m.ToHot, id)
 	}
 	// The relay settles a request before it reads the next: good-1 is in
 	// done/, and the relay is still running.
-	if _, err := os.Lstat(filepath.Join(m.toCold, DoneDir, "good-1.request.nkb")); err != nil {
+	if _, err := os.Lstat(filepath.Join(m.ToCold, filemedium.DoneDir, "good-1.request.nkb")); err != nil {
 		t.Errorf("good-1 was not settled into done/: %v", err)
 	}
 	select {
@@ -324,14 +294,14 @@ func runMediumAttack(t *testing.T, env *signertest.Env, a mediumAttack) {
 	if err := <-runs; err != nil {
 		t.Errorf("Run: %v", err)
 	}
-	m.wantOutsideUnchanged(t)
+	m.WantOutsideUnchanged(t)
 	var entries []string
 	if a.entries != nil {
 		entries = a.entries(m)
 	}
-	reports.wantReported(t, entries, a.frames)
+	reports.WantReported(t, filemedium.IsBadEntryAt, entries, a.frames)
 	for _, name := range a.frames {
-		if _, err := os.Lstat(filepath.Join(m.toCold, name)); err == nil {
+		if _, err := os.Lstat(filepath.Join(m.ToCold, name)); err == nil {
 			t.Errorf("%s is still in to-cold, not quarantined", name)
 		}
 	}
@@ -348,28 +318,28 @@ func runMediumAttack(t *testing.T, env *signertest.Env, a mediumAttack) {
 // lifecycle, that nothing outside the medium changes, and that each side
 // reports what it met.
 func TestBridgeOverAttackedMedium(t *testing.T) {
-	m := newAttackMedium(t)
-	writeFile(t, filepath.Join(m.toHot, DoneDir), "x")
-	symlink(t, filepath.Join(m.outside, QuarantineDir), filepath.Join(m.toHot, QuarantineDir))
-	mkfifo(t, filepath.Join(m.toHot, "fifo.response.nkb"))
-	symlink(t, filepath.Join(m.outside, DoneDir), filepath.Join(m.toCold, DoneDir))
-	hot, cold := &mediumReports{}, &mediumReports{}
+	m := mediumtest.NewAttack(t)
+	mediumtest.WriteFile(t, filepath.Join(m.ToHot, filemedium.DoneDir), "x")
+	mediumtest.Symlink(t, filepath.Join(m.Outside, filemedium.QuarantineDir), filepath.Join(m.ToHot, filemedium.QuarantineDir))
+	mediumtest.Mkfifo(t, filepath.Join(m.ToHot, "fifo.response.nkb"))
+	mediumtest.Symlink(t, filepath.Join(m.Outside, filemedium.DoneDir), filepath.Join(m.ToCold, filemedium.DoneDir))
+	hot, cold := &mediumtest.Reports{}, &mediumtest.Reports{}
 	medium := func(t *testing.T) (frame.FrameWriter, frame.FrameReader, frame.FrameReader, frame.FrameWriter) {
 		t.Helper()
-		open := func(in, out string, side Side, rep *mediumReports) *Medium {
+		open := func(in, out string, side Side, rep *mediumtest.Reports) *Medium {
 			md, err := OpenMedium(BridgeConfig{Kind: "file", Inbound: in, Outbound: out, PollInterval: 5 * time.Millisecond},
-				side, rep.onReject, rep.onError)
+				side, rep.OnReject, rep.OnError)
 			if err != nil {
 				t.Fatalf("the medium does not open: %v", err)
 			}
 			t.Cleanup(func() { md.Close() })
 			return md
 		}
-		h, c := open(m.toHot, m.toCold, Hot, hot), open(m.toCold, m.toHot, Cold, cold)
+		h, c := open(m.ToHot, m.ToCold, Hot, hot), open(m.ToCold, m.ToHot, Cold, cold)
 		return h.Writer, h.Reader, c.Reader, c.Writer
 	}
 	runLifecycle(t, newBridgeWorld(t, medium, 1))
-	m.wantOutsideUnchanged(t)
-	hot.wantReported(t, []string{filepath.Join(m.toHot, DoneDir), filepath.Join(m.toHot, QuarantineDir)}, []string{"fifo.response.nkb"})
-	cold.wantReported(t, []string{filepath.Join(m.toCold, DoneDir)}, nil)
+	m.WantOutsideUnchanged(t)
+	hot.WantReported(t, filemedium.IsBadEntryAt, []string{filepath.Join(m.ToHot, filemedium.DoneDir), filepath.Join(m.ToHot, filemedium.QuarantineDir)}, []string{"fifo.response.nkb"})
+	cold.WantReported(t, filemedium.IsBadEntryAt, []string{filepath.Join(m.ToCold, filemedium.DoneDir)}, nil)
 }

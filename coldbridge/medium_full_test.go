@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
+	"github.com/nanokms/nanokms/bridge/filemedium/mediumtest"
 	"github.com/nanokms/nanokms/bridge/frame/frametest"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
@@ -39,15 +41,15 @@ func (h *logTap) Handle(_ context.Context, r slog.Record) error {
 // back.
 func TestRelayResumesWhenMediumFreed(t *testing.T) {
 	env := signertest.MustEnv(t, 1)
-	mnt := mustTmpfs(t, "size=512k")
+	mnt := mediumtest.MustTmpfs(t, "size=512k")
 	toCold, toHot := filepath.Join(mnt, "to-cold"), filepath.Join(mnt, "to-hot")
 	medium, err := OpenMedium(BridgeConfig{Kind: "file", Inbound: toCold, Outbound: toHot, PollInterval: 5 * time.Millisecond}, Cold, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer medium.Close()
-	putFrame(t, toCold, frametest.RequestFrame(t, "when-full", time.Now()))
-	filler := fillBytes(t, mnt)
+	mediumtest.PutFrame(t, toCold, frametest.RequestFrame(t, "when-full", time.Now()))
+	filler := mediumtest.FillBytes(t, mnt)
 
 	tap := &logTap{msg: "the outbound medium did not take the answer; retrying", ch: make(chan slog.Record, 1)}
 	relay := &Relay{In: medium.Reader, Out: medium.Writer, Signer: env.Client, Log: slog.New(tap),
@@ -83,22 +85,22 @@ func TestRelayResumesWhenMediumFreed(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the relay never reported the full medium")
 	}
-	if tmp := tempFiles(t, mnt); len(tmp) != 0 {
+	if tmp := mediumtest.TempFiles(t, mnt); len(tmp) != 0 {
 		t.Fatalf("half-written files on the full medium: %q", tmp)
 	}
-	wantNames(t, ls(t, toHot, ""))
+	mediumtest.WantNames(t, mediumtest.Ls(t, toHot, ""))
 	if _, err := os.Lstat(filepath.Join(toCold, "when-full.request.nkb")); err != nil {
 		t.Fatalf("the request was settled before its answer was written: %v", err)
 	}
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	answerOf(t, toHot, "when-full")
+	mediumtest.AnswerOf(t, toHot, "when-full")
 	// Settled after the answer: a second request shows the relay has
 	// gone past the first.
-	putFrame(t, toCold, frametest.RequestFrame(t, "after-full", time.Now()))
-	answerOf(t, toHot, "after-full")
-	if _, err := os.Lstat(filepath.Join(toCold, DoneDir, "when-full.request.nkb")); err != nil {
+	mediumtest.PutFrame(t, toCold, frametest.RequestFrame(t, "after-full", time.Now()))
+	mediumtest.AnswerOf(t, toHot, "after-full")
+	if _, err := os.Lstat(filepath.Join(toCold, filemedium.DoneDir, "when-full.request.nkb")); err != nil {
 		t.Fatalf("the request was not settled once its answer was written: %v", err)
 	}
 }

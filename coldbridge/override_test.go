@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer/signertest"
@@ -27,11 +28,11 @@ func TestSignedBlockOverridesForgedRefusal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, err := NewFileWriter(toCold)
+	out, err := filemedium.NewFileWriter(toCold)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := NewFileReader(toHot, FileReaderOptions{PollInterval: 5 * time.Millisecond})
+	in, err := filemedium.NewFileReader(toHot, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestSignedBlockOverridesForgedRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := NewFileWriter(toHot)
+	w, err := filemedium.NewFileWriter(toHot)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/devnode"
 	"github.com/nanokms/nanokms/nano"
@@ -181,11 +182,11 @@ type pubGateway struct {
 // writer into toCold and a new reader of toHot, as a restarted process has.
 func startPubGateway(t *testing.T, path string, ledger Ledger, toCold, toHot string, manifest *Manifest) *pubGateway {
 	t.Helper()
-	out, err := NewFileWriter(toCold)
+	out, err := filemedium.NewFileWriter(toCold)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := NewFileReader(toHot, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat},
+	in, err := filemedium.NewFileReader(toHot, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat},
 		OnReject: func(name string, err error) { t.Errorf("the gateway quarantined %s: %v", name, err) }})
 	if err != nil {
 		t.Fatal(err)
@@ -261,11 +262,11 @@ func TestPublishCrashPoints(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	relayOut, err := NewFileWriter(toHot)
+	relayOut, err := filemedium.NewFileWriter(toHot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	relayIn, err := NewFileReader(toCold, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat},
+	relayIn, err := filemedium.NewFileReader(toCold, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat},
 		OnReject: func(name string, err error) { t.Errorf("the relay quarantined %s: %v", name, err) }})
 	if err != nil {
 		t.Fatal(err)

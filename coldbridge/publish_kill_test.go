@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -161,11 +162,11 @@ func TestKillGatewayAroundPublish(t *testing.T) {
 	gateway := newKtProc(t, bin, "gateway", filepath.Join(dir, "gateway.log"), "gateway", "--config", gwCfg)
 	proxy.gw = gateway
 
-	relayOut, err := NewFileWriter(toHot)
+	relayOut, err := filemedium.NewFileWriter(toHot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	relayIn, err := NewFileReader(toCold, FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat},
+	relayIn, err := filemedium.NewFileReader(toCold, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat},
 		OnReject: func(name string, err error) { t.Errorf("the relay quarantined %s: %v", name, err) }})
 	if err != nil {
 		t.Fatal(err)

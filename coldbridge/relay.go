@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/internal/backoff"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -278,7 +279,7 @@ func (r *Relay) write(ctx context.Context, typ frame.FrameType, id string, m pro
 		}
 		wait := b.Next()
 		r.log().Warn("the outbound medium did not take the answer; retrying", "request_id", id, "type", typ.String(),
-			"medium_full", errors.Is(err, ErrMediumFull), "error", err.Error(), "wait", wait.String())
+			"medium_full", errors.Is(err, filemedium.ErrMediumFull), "error", err.Error(), "wait", wait.String())
 		if !backoff.Sleep(ctx, wait) {
 			return ctx.Err()
 		}

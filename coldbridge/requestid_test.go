@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame/frametest"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
@@ -30,11 +31,11 @@ func TestSubmitDotRequestID(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, err := NewFileWriter(toCold)
+	out, err := filemedium.NewFileWriter(toCold)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := NewFileReader(toHot, FileReaderOptions{PollInterval: 5 * time.Millisecond})
+	in, err := filemedium.NewFileReader(toHot, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"go.bug.st/serial"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 )
 
@@ -250,7 +251,7 @@ func (s *Serial) ReadFrame(ctx context.Context) (*frame.Received, error) {
 			}
 			if f != nil {
 				return frame.NewReceived(f, "serial", nil, func(reason string) error {
-					s.reject(&RejectedError{Reason: reason})
+					s.reject(&filemedium.RejectedError{Reason: reason})
 					return nil
 				}), nil
 			}

@@ -122,7 +122,7 @@ func (p *proxy) waitConsumed(t *testing.T, total int64) {
 type serialLine struct {
 	w, r    *Serial
 	proxy   *proxy
-	rejects *rejectLog
+	rejects *frametest.RejectLog
 }
 
 // mustPTYPair returns a new pseudo-terminal's two sides.
@@ -151,14 +151,14 @@ func mustPTYLine(t testing.TB, opts SerialOptions, n noise) *serialLine {
 // toReader.
 func mustLine(t testing.TB, writerDev, readerDev string, fromWriter io.Reader, toReader io.Writer, opts SerialOptions, n noise) *serialLine {
 	t.Helper()
-	l := &serialLine{rejects: &rejectLog{}}
+	l := &serialLine{rejects: &frametest.RejectLog{}}
 	var err error
 	if l.w, err = OpenSerial(writerDev, opts); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.w.Close() })
 	ropts := opts
-	ropts.OnReject = l.rejects.record
+	ropts.OnReject = l.rejects.Record
 	if l.r, err = OpenSerial(readerDev, ropts); err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func (l *serialLine) writeFrame(t testing.TB, f *frame.Frame) int64 {
 
 func TestSerialPTYClean(t *testing.T) {
 	l := mustPTYLine(t, SerialOptions{Baud: 921600, NoPace: true}, noise{})
-	frames := []*frame.Frame{frametest.RequestFrame(t, "req-1", frametest.Time), heartbeat(t, "gateway", 1, frametest.Time)}
+	frames := []*frame.Frame{frametest.RequestFrame(t, "req-1", frametest.Time), frametest.Heartbeat(t, "gateway", 1, frametest.Time)}
 	resp, _ := frame.NewResponseFrame(frametest.Response("req-1"), frametest.Time)
 	frames = append(frames, resp)
 	// A payload full of zeros and 0xFF runs exercises COBS's long blocks.
@@ -213,7 +213,7 @@ func TestSerialPTYClean(t *testing.T) {
 			t.Fatalf("read %s %s, want %s %s", g.Type, g.RequestID, f.Type, f.RequestID)
 		}
 	}
-	if names, errs := l.rejects.take(); len(names) != 0 {
+	if names, errs := l.rejects.Take(); len(names) != 0 {
 		t.Fatalf("a clean line rejected %v", errs)
 	}
 }
@@ -268,7 +268,7 @@ func runNoiseRoundsFrom(t *testing.T, l *serialLine, rounds, burst int, written 
 		}
 		l.proxy.waitConsumed(t, written) // the burst has passed the proxy
 		l.proxy.noisy.Store(false)
-		clean := heartbeat(t, "clean-"+itoa(round), uint64(round), frametest.Time)
+		clean := frametest.Heartbeat(t, "clean-"+itoa(round), uint64(round), frametest.Time)
 		sent[string(frametest.MustMarshal(t, clean))] = true
 		written += l.writeFrame(t, clean)
 		// Everything up to the clean frame: only frames that were sent.
@@ -291,7 +291,7 @@ func runNoiseRoundsFrom(t *testing.T, l *serialLine, rounds, burst int, written 
 		}
 		damaged += burst
 	}
-	names, errs := l.rejects.take()
+	names, errs := l.rejects.Take()
 	t.Logf("%d rounds of %d noisy frames: %d lost to noise, %d drops reported", rounds, burst, damaged, len(names))
 	if damaged == 0 {
 		t.Fatal("the noise damaged nothing: the test tests nothing")
@@ -313,13 +313,13 @@ func TestSerialGarbageAndOverflow(t *testing.T) {
 	mB, sB := mustPTYPair(t)
 	_ = mA
 	_ = sA
-	rejects := &rejectLog{}
-	r, err := OpenSerial(sB.Name(), SerialOptions{OnReject: rejects.record, NoPace: true})
+	rejects := &frametest.RejectLog{}
+	r, err := OpenSerial(sB.Name(), SerialOptions{OnReject: rejects.Record, NoPace: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	f := heartbeat(t, "relay", 3, frametest.Time)
+	f := frametest.Heartbeat(t, "relay", 3, frametest.Time)
 	wire, _ := AppendSerialFrame(nil, f)
 	go func() {
 		junk := bytes.Repeat([]byte{0x55}, MaxSerialFrameLength+1000)
@@ -341,7 +341,7 @@ func TestSerialGarbageAndOverflow(t *testing.T) {
 			t.Fatalf("read %+v", rec.Frame)
 		}
 	}
-	_, errs := rejects.take()
+	_, errs := rejects.Take()
 	if len(errs) != 2 {
 		t.Fatalf("rejects %v, want the overflow and the short run", errs)
 	}
@@ -353,7 +353,7 @@ func TestStreamDecoderSplits(t *testing.T) {
 	var stream []byte
 	var frames []*frame.Frame
 	for i := range 20 {
-		f := heartbeat(t, "s"+itoa(i), uint64(i), frametest.Time)
+		f := frametest.Heartbeat(t, "s"+itoa(i), uint64(i), frametest.Time)
 		frames = append(frames, f)
 		stream, _ = AppendSerialFrame(stream, f)
 	}
@@ -410,7 +410,7 @@ func TestSerialCloseUnblocks(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if err := s.WriteFrame(context.Background(), heartbeat(t, "x", 1, frametest.Time)); !errors.Is(err, frame.ErrClosed) {
+	if err := s.WriteFrame(context.Background(), frametest.Heartbeat(t, "x", 1, frametest.Time)); !errors.Is(err, frame.ErrClosed) {
 		t.Fatalf("WriteFrame after Close: %v", err)
 	}
 	if _, err := s.ReadFrame(context.Background()); !errors.Is(err, frame.ErrClosed) {
@@ -435,7 +435,7 @@ func TestSerialContext(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("ReadFrame: %v", err)
 	}
-	if err := s.WriteFrame(ctx, heartbeat(t, "x", 1, frametest.Time)); !errors.Is(err, context.Canceled) {
+	if err := s.WriteFrame(ctx, frametest.Heartbeat(t, "x", 1, frametest.Time)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("WriteFrame: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/devnode"
@@ -171,15 +172,15 @@ func fileMedium(t *testing.T) (gwOut frame.FrameWriter, gwIn frame.FrameReader, 
 			t.Fatal(err)
 		}
 	}
-	mustW := func(d string) *coldbridge.FileWriter {
-		w, err := coldbridge.NewFileWriter(d)
+	mustW := func(d string) *filemedium.FileWriter {
+		w, err := filemedium.NewFileWriter(d)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return w
 	}
-	mustR := func(d string, types ...frame.FrameType) *coldbridge.FileReader {
-		r, err := coldbridge.NewFileReader(d, coldbridge.FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: types,
+	mustR := func(d string, types ...frame.FrameType) *filemedium.FileReader {
+		r, err := filemedium.NewFileReader(d, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: types,
 			OnReject: func(name string, err error) { t.Logf("quarantined %s: %v", name, err) }})
 		if err != nil {
 			t.Fatal(err)

@@ -6,8 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
-	"github.com/nanokms/nanokms/coldbridge"
 )
 
 // Buckets of the histograms, in seconds.
@@ -61,7 +61,7 @@ func RejectReason(err error) string {
 		}
 		return RejectReasonOther
 	}
-	var re *coldbridge.RejectedError
+	var re *filemedium.RejectedError
 	if errors.As(err, &re) {
 		return RejectReasonConsumer
 	}
@@ -103,9 +103,9 @@ const (
 // write): MediumBadEntry, MediumFull or MediumIO.
 func MediumKind(err error) string {
 	switch {
-	case errors.Is(err, coldbridge.ErrBadEntry):
+	case errors.Is(err, filemedium.ErrBadEntry):
 		return MediumBadEntry
-	case errors.Is(err, coldbridge.ErrMediumFull):
+	case errors.Is(err, filemedium.ErrMediumFull):
 		return MediumFull
 	}
 	return MediumIO

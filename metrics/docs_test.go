@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/nano"
@@ -159,8 +160,8 @@ func driveGateway(t *testing.T, g *Gateway) {
 	step("bad", pb.RequestStatus_REQUEST_STATUS_FAILED, time.Second, 0)
 	g.ObserveAlert(&pb.Alert{Kind: coldbridge.AlertUnknownBlock})
 	g.FrameRejected("x.frame", &frame.FrameError{Code: frame.ErrCodeChecksum})
-	g.FrameRejected("y.frame", &coldbridge.RejectedError{Reason: "no such request"})
-	g.MediumError(&coldbridge.EntryError{Path: "p", Found: "symbolic link", Want: "a directory"})
+	g.FrameRejected("y.frame", &filemedium.RejectedError{Reason: "no such request"})
+	g.MediumError(&filemedium.EntryError{Path: "p", Found: "symbolic link", Want: "a directory"})
 	w := g.WorkProvider(fakeWork{})
 	if _, err := w.Generate(context.Background(), nano.Hash{}, 0); err != nil {
 		t.Fatal(err)
@@ -206,7 +207,7 @@ func TestDocumentedMetricsExist(t *testing.T) {
 		r.Observe(RelayRefused, 20*time.Millisecond)
 		r.Observe(RelayMalformed, 0)
 		r.FrameRejected("z.frame", &frame.FrameError{Code: frame.ErrCodeExpired})
-		r.MediumError(fmt.Errorf("%w: %w", coldbridge.ErrMediumFull, syscall.ENOSPC))
+		r.MediumError(fmt.Errorf("%w: %w", filemedium.ErrMediumFull, syscall.ENOSPC))
 		path := filepath.Join(t.TempDir(), "nanokms_relay.prom")
 		if err := WriteTextfile(r.Registry, path); err != nil {
 			t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/hsm"
@@ -286,7 +287,7 @@ func TestRejectReason(t *testing.T) {
 		{&frame.FrameError{Code: frame.ErrCodeChecksum, Detail: "secret-looking detail"}, "checksum_mismatch"},
 		{&frame.FrameError{Code: frame.ErrCodeFuture}, "from_the_future"},
 		{&frame.FrameError{Code: 200}, RejectReasonOther},
-		{&coldbridge.RejectedError{Reason: "anything"}, RejectReasonConsumer},
+		{&filemedium.RejectedError{Reason: "anything"}, RejectReasonConsumer},
 		{errors.New("x"), RejectReasonOther},
 	} {
 		if got := RejectReason(c.err); got != c.want {
@@ -305,8 +306,8 @@ func TestMediumKind(t *testing.T) {
 		err  error
 		want string
 	}{
-		{&coldbridge.EntryError{Path: "/m/to-cold/done", Found: "symbolic link", Want: "a directory"}, MediumBadEntry},
-		{fmt.Errorf("coldbridge: writing x: %w: %w", coldbridge.ErrMediumFull, syscall.ENOSPC), MediumFull},
+		{&filemedium.EntryError{Path: "/m/to-cold/done", Found: "symbolic link", Want: "a directory"}, MediumBadEntry},
+		{fmt.Errorf("coldbridge: writing x: %w: %w", filemedium.ErrMediumFull, syscall.ENOSPC), MediumFull},
 		{fmt.Errorf("settling: %w", fs.ErrNotExist), MediumIO},
 	} {
 		if got := MediumKind(c.err); got != c.want {
@@ -314,7 +315,7 @@ func TestMediumKind(t *testing.T) {
 		}
 	}
 	r := NewRelay()
-	r.MediumError(&coldbridge.EntryError{Path: "p", Found: "regular file", Want: "a directory"})
+	r.MediumError(&filemedium.EntryError{Path: "p", Found: "regular file", Want: "a directory"})
 	var m dto.Metric
 	if err := r.MediumErrors.WithLabelValues(MediumBadEntry).Write(&m); err != nil || m.GetCounter().GetValue() != 1 {
 		t.Errorf("bad_entry = %v (%v) after one bad entry", m.GetCounter().GetValue(), err)

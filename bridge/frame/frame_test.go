@@ -259,37 +259,6 @@ func TestDecodePayload(t *testing.T) {
 	frametest.WantCode(t, err, frame.ErrCodeLength)
 }
 
-func TestFileNames(t *testing.T) {
-	f := &frame.Frame{Type: frame.TypeResponse, RequestID: "w.2026:1"}
-	if got := coldbridge.FileName(f); got != "w.2026:1.response.nkb" {
-		t.Fatalf("coldbridge.FileName = %q", got)
-	}
-	if err := coldbridge.CheckFileName("w.2026:1.response.nkb", f); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"w.2026:1.request.nkb", "w.2026.response.nkb", "x.nkb", "w.2026:1.response.nkb.nkb"} {
-		frametest.WantCode(t, coldbridge.CheckFileName(name, f), frame.ErrCodeFileName)
-	}
-	for in, want := range map[string]string{
-		"a.request.nkb":           "a.request.nkb",
-		"a.request~2.nkb":         "a.request.nkb",
-		"a.request~123.nkb":       "a.request.nkb",
-		"a.request~0a1b2c3d.nkb":  "a.request~0a1b2c3d.nkb",
-		"a.request~x.nkb":         "a.request~x.nkb",
-		"a.request.nkb.reason":    "a.request.nkb.reason",
-		"b~1.c.d.heartbeat~4.nkb": "b~1.c.d.heartbeat.nkb",
-	} {
-		if got := coldbridge.QuarantineBase(in); got != want {
-			t.Errorf("coldbridge.QuarantineBase(%q) = %q, want %q", in, got, want)
-		}
-	}
-	for typ := frame.TypeRequest; typ <= frame.TypeHeartbeat; typ++ {
-		if got, ok := frame.ParseFrameType(typ.String()); !ok || got != typ {
-			t.Errorf("ParseFrameType(%q) = %v, %v", typ, got, ok)
-		}
-	}
-}
-
 // TestSpecVector checks the worked example in FRAMES.md against the code,
 // so that the spec and the implementation cannot drift apart.
 func TestSpecVector(t *testing.T) {

@@ -12,9 +12,9 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/bridge/frame/frametest"
-	"github.com/nanokms/nanokms/coldbridge"
 )
 
 func FuzzDecodeFrame(f *testing.F) {
@@ -42,7 +42,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		if !bytes.Equal(again, b) {
 			t.Fatalf("re-encoding differs:\n%x\n%x", b, again)
 		}
-		if !frame.ValidRequestID(fr.RequestID) || coldbridge.CheckFileName(coldbridge.FileName(fr), fr) != nil {
+		if !frame.ValidRequestID(fr.RequestID) || filemedium.CheckFileName(filemedium.FileName(fr), fr) != nil {
 			t.Fatalf("decoded an unusable request id %q", fr.RequestID)
 		}
 		// The payload is checked only as far as it goes; it must not panic.

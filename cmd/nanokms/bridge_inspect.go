@@ -17,8 +17,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
-	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
@@ -140,20 +140,20 @@ func runBridgeInspect(_ context.Context, e *env, opts bridgeInspectOptions) erro
 		}
 		return fmt.Errorf("opening %s: %w", opts.path, err)
 	}
-	var entries []coldbridge.InspectedEntry
+	var entries []filemedium.InspectedEntry
 	if st.IsDir() {
-		if entries, err = coldbridge.InspectDir(opts.path); err != nil {
+		if entries, err = filemedium.InspectDir(opts.path); err != nil {
 			return fmt.Errorf("listing %s: %w", opts.path, err)
 		}
 	} else {
 		where := ""
 		switch filepath.Base(filepath.Dir(opts.path)) {
-		case coldbridge.DoneDir:
-			where = coldbridge.DoneDir
-		case coldbridge.QuarantineDir:
-			where = coldbridge.QuarantineDir
+		case filemedium.DoneDir:
+			where = filemedium.DoneDir
+		case filemedium.QuarantineDir:
+			where = filemedium.QuarantineDir
 		}
-		entries = append(entries, coldbridge.InspectFile(opts.path, where))
+		entries = append(entries, filemedium.InspectFile(opts.path, where))
 	}
 	res := bridgeInspectResult{Frames: []*inspectedFrame{}}
 	for _, en := range entries {
@@ -182,13 +182,13 @@ func runBridgeInspect(_ context.Context, e *env, opts bridgeInspectOptions) erro
 // coldbridge found at one entry and summarises what it holds. An entry
 // that is not a frame file (a link where done/ belongs, an entry set
 // aside) is BAD with coldbridge's reason.
-func inspectEntry(en coldbridge.InspectedEntry, now time.Time) *inspectedFrame {
+func inspectEntry(en filemedium.InspectedEntry, now time.Time) *inspectedFrame {
 	where := en.Where
 	if where == "" {
 		where = "inbox"
 	}
 	out := &inspectedFrame{File: en.Path, Where: where}
-	if en.Where == coldbridge.QuarantineDir {
+	if en.Where == filemedium.QuarantineDir {
 		out.Reason, out.When = parseReasonFile(en.Reason, en.ReasonErr)
 	}
 	if en.Err != nil {
@@ -218,10 +218,10 @@ func inspectEntry(en coldbridge.InspectedEntry, now time.Time) *inspectedFrame {
 		out.Heartbeat = &inspectedHeartbeat{Sender: p.GetSender(), Seq: p.GetSeq(), Queued: p.GetQueued()}
 	}
 	name := filepath.Base(en.Path)
-	if en.Where == coldbridge.QuarantineDir {
-		name = coldbridge.QuarantineBase(name)
+	if en.Where == filemedium.QuarantineDir {
+		name = filemedium.QuarantineBase(name)
 	}
-	if err := coldbridge.CheckFileName(name, f); err != nil {
+	if err := filemedium.CheckFileName(name, f); err != nil {
 		out.setError(err)
 		return out
 	}
@@ -367,13 +367,13 @@ func printInspected(w io.Writer, res bridgeInspectResult, path string, dir bool)
 		} else {
 			line("status", "BAD: %s", printable(fr.Error))
 		}
-		if fr.Where == coldbridge.QuarantineDir {
+		if fr.Where == filemedium.QuarantineDir {
 			if fr.When != "" {
 				line("quarantined", "%s (at %s)", printable(fr.Reason), printable(fr.When))
 			} else {
 				line("quarantined", "%s", printable(fr.Reason))
 			}
-		} else if fr.Where == coldbridge.DoneDir {
+		} else if fr.Where == filemedium.DoneDir {
 			line("handled", "yes (in done/)")
 		}
 		if fr.Type == "" {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/internal/grpcserve"
 	"github.com/nanokms/nanokms/metrics"
@@ -57,7 +58,7 @@ func runGateway(ctx context.Context, e *env, opts gatewayOptions) error {
 			m.FrameRejected(name, err)
 		},
 		func(err error) {
-			if errors.Is(err, coldbridge.ErrBadEntry) {
+			if errors.Is(err, filemedium.ErrBadEntry) {
 				log.Error("bridge medium: an entry that does not belong", "error", err.Error())
 			} else {
 				log.Warn("bridge medium", "error", err.Error())

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/hsm/tlskey"
@@ -67,7 +68,7 @@ func runRelay(ctx context.Context, e *env, opts relayOptions) error {
 			m.FrameRejected(name, err)
 		},
 		func(err error) {
-			if errors.Is(err, coldbridge.ErrBadEntry) {
+			if errors.Is(err, filemedium.ErrBadEntry) {
 				log.Error("bridge medium: an entry that does not belong", "error", err.Error())
 			} else {
 				log.Warn("bridge medium", "error", err.Error())

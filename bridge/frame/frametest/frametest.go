@@ -9,6 +9,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"hash/crc32"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,4 +144,38 @@ func SeedFrames(tb testing.TB) [][]byte {
 		out = append(out, MustMarshal(tb, f))
 	}
 	return out
+}
+
+// RejectLog records what a reader refused (its Record is a RejectFunc).
+type RejectLog struct {
+	mu    sync.Mutex
+	names []string
+	errs  []error
+}
+
+// Record records a refused frame.
+func (l *RejectLog) Record(name string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.names = append(l.names, name)
+	l.errs = append(l.errs, err)
+}
+
+// Take returns and forgets what was recorded.
+func (l *RejectLog) Take() ([]string, []error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, e := l.names, l.errs
+	l.names, l.errs = nil, nil
+	return n, e
+}
+
+// Heartbeat returns a heartbeat frame from sender.
+func Heartbeat(t *testing.T, sender string, seq uint64, created time.Time) *frame.Frame {
+	t.Helper()
+	f, err := frame.NewHeartbeatFrame(&pb.Heartbeat{Sender: sender, Seq: seq}, created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

@@ -1,4 +1,4 @@
-package coldbridge
+package filemedium
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge/filemedium/mediumtest"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/bridge/frame/frametest"
 )
@@ -75,46 +76,46 @@ func at(t *testing.T, point string, swap func()) {
 func TestFileSwapDuringOperation(t *testing.T) {
 	cases := []struct {
 		name string
-		run  func(t *testing.T, m *attackMedium, b *fileBridge)
+		run  func(t *testing.T, m *mediumtest.Attack, b *fileBridge)
 		// where the frame must be afterwards, relative to the medium root
 		want []string
 	}{
-		{"done/ swapped before the file moves into it", func(t *testing.T, m *attackMedium, b *fileBridge) {
+		{"done/ swapped before the file moves into it", func(t *testing.T, m *mediumtest.Attack, b *fileBridge) {
 			rec := b.read(t)
-			at(t, "settle:before-rename", func() { swapForLink(t, filepath.Join(m.toCold, DoneDir), filepath.Join(m.outside, DoneDir)) })
+			at(t, "settle:before-rename", func() { swapForLink(t, filepath.Join(m.ToCold, DoneDir), filepath.Join(m.Outside, DoneDir)) })
 			if err := rec.Done(); err != nil {
 				t.Fatal(err)
 			}
 		}, []string{"to-cold/done.orig/outside.request.nkb"}},
-		{"quarantine/ swapped before the file moves into it", func(t *testing.T, m *attackMedium, b *fileBridge) {
+		{"quarantine/ swapped before the file moves into it", func(t *testing.T, m *mediumtest.Attack, b *fileBridge) {
 			rec := b.read(t)
 			at(t, "settle:before-rename", func() {
-				swapForLink(t, filepath.Join(m.toCold, QuarantineDir), filepath.Join(m.outside, QuarantineDir))
+				swapForLink(t, filepath.Join(m.ToCold, QuarantineDir), filepath.Join(m.Outside, QuarantineDir))
 			})
 			if err := rec.Reject("no"); err != nil {
 				t.Fatal(err)
 			}
 		}, []string{"to-cold/quarantine.orig/outside.request.nkb", "to-cold/quarantine.orig/outside.request.nkb.reason"}},
-		{"quarantine/ swapped before the .reason is written", func(t *testing.T, m *attackMedium, b *fileBridge) {
+		{"quarantine/ swapped before the .reason is written", func(t *testing.T, m *mediumtest.Attack, b *fileBridge) {
 			rec := b.read(t)
 			at(t, "settle:before-reason", func() {
-				swapForLink(t, filepath.Join(m.toCold, QuarantineDir), filepath.Join(m.outside, QuarantineDir))
+				swapForLink(t, filepath.Join(m.ToCold, QuarantineDir), filepath.Join(m.Outside, QuarantineDir))
 			})
 			if err := rec.Reject("no"); err != nil {
 				t.Fatal(err)
 			}
 		}, []string{"to-cold/quarantine.orig/outside.request.nkb", "to-cold/quarantine.orig/outside.request.nkb.reason"}},
-		{"the reader's directory swapped before the file moves", func(t *testing.T, m *attackMedium, b *fileBridge) {
+		{"the reader's directory swapped before the file moves", func(t *testing.T, m *mediumtest.Attack, b *fileBridge) {
 			// outside holds a file of the frame's name: a path-based move
 			// would take it into outside/done/.
 			rec := b.read(t)
-			at(t, "settle:before-rename", func() { swapForLink(t, m.toCold, m.outside) })
+			at(t, "settle:before-rename", func() { swapForLink(t, m.ToCold, m.Outside) })
 			if err := rec.Done(); err != nil {
 				t.Fatal(err)
 			}
 		}, []string{"to-cold.orig/done/outside.request.nkb"}},
-		{"the writer's directory swapped before the rename", func(t *testing.T, m *attackMedium, b *fileBridge) {
-			at(t, "write:before-rename", func() { swapForLink(t, m.toCold, m.outside) })
+		{"the writer's directory swapped before the rename", func(t *testing.T, m *mediumtest.Attack, b *fileBridge) {
+			at(t, "write:before-rename", func() { swapForLink(t, m.ToCold, m.Outside) })
 			if err := b.w.WriteFrame(context.Background(), frametest.RequestFrame(t, "second", frametest.Time)); err != nil {
 				t.Fatal(err)
 			}
@@ -123,14 +124,14 @@ func TestFileSwapDuringOperation(t *testing.T) {
 	inBothOpenModes(t, func(t *testing.T) {
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				m := newAttackMedium(t)
-				b := mustFileBridgeIn(t, m.toCold, FileReaderOptions{})
+				m := mediumtest.NewAttack(t)
+				b := mustFileBridgeIn(t, m.ToCold, FileReaderOptions{})
 				b.write(t, frametest.RequestFrame(t, "outside", frametest.Time))
 				c.run(t, m, b)
 				crashHook = nil
-				m.wantOutsideUnchanged(t)
+				m.WantOutsideUnchanged(t)
 				for _, p := range c.want {
-					if _, err := os.Lstat(filepath.Join(m.root, p)); err != nil {
+					if _, err := os.Lstat(filepath.Join(m.Root, p)); err != nil {
 						t.Errorf("want %s: %v", p, err)
 					}
 				}
@@ -146,26 +147,26 @@ func TestFileSwapDuringOperation(t *testing.T) {
 // restarted reader reads it: it is not lost), and once an inode is free
 // and the pause is over it moves into done/.
 func TestFileHeldWhenDoneUnusable(t *testing.T) {
-	mnt := mustTmpfs(t, "size=1m,nr_inodes=64")
+	mnt := mediumtest.MustTmpfs(t, "size=1m,nr_inodes=64")
 	dir := filepath.Join(mnt, "to-cold")
-	mkdir(t, dir)
-	reports := &mediumReports{}
-	b := mustFileBridgeIn(t, dir, FileReaderOptions{OnError: reports.onError})
+	mediumtest.Mkdir(t, dir)
+	reports := &mediumtest.Reports{}
+	b := mustFileBridgeIn(t, dir, FileReaderOptions{OnError: reports.OnError})
 	f := frametest.RequestFrame(t, "held", frametest.Time)
 	b.write(t, f)
 	rec := b.read(t)
-	writeFile(t, filepath.Join(dir, DoneDir), "a file where done/ belongs")
-	fillers := fillInodes(t, mnt)
+	mediumtest.WriteFile(t, filepath.Join(dir, DoneDir), "a file where done/ belongs")
+	fillers := mediumtest.FillInodes(t, mnt)
 	if err := rec.Done(); err != nil {
 		t.Fatalf("Done: %v, want nil (the reader holds the frame)", err)
 	}
-	reports.wantReported(t, []string{filepath.Join(dir, DoneDir)}, nil)
-	reports.mu.Lock()
+	reports.WantReported(t, IsBadEntryAt, []string{filepath.Join(dir, DoneDir)}, nil)
+
 	var full bool
-	for _, err := range reports.errs {
+	for _, err := range reports.Errs() {
 		full = full || errors.Is(err, ErrMediumFull) && errors.Is(err, syscall.ENOSPC)
 	}
-	reports.mu.Unlock()
+
 	if !full {
 		t.Fatalf("the full medium was not reported: %s", reports)
 	}
@@ -188,10 +189,10 @@ func TestFileHeldWhenDoneUnusable(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.nothing(t)
-	wantNames(t, ls(t, dir, DoneDir))
+	mediumtest.WantNames(t, mediumtest.Ls(t, dir, DoneDir))
 	b.now = b.now.Add(heldRetryMin)
 	b.nothing(t)
-	wantNames(t, ls(t, dir, DoneDir), "held.request.nkb")
+	mediumtest.WantNames(t, mediumtest.Ls(t, dir, DoneDir), "held.request.nkb")
 	if _, err := os.Lstat(filepath.Join(dir, "held.request.nkb")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the frame is still in place after the retry: %v", err)
 	}
@@ -201,20 +202,20 @@ func TestFileHeldWhenDoneUnusable(t *testing.T) {
 // wrapping ErrMediumFull and ENOSPC and leaves nothing behind (no
 // temporary file, no partial frame); once space is back it writes.
 func TestFileWriterMediumFull(t *testing.T) {
-	mnt := mustTmpfs(t, "size=256k")
+	mnt := mediumtest.MustTmpfs(t, "size=256k")
 	dir := filepath.Join(mnt, "to-hot")
 	w, err := NewFileWriter(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	filler := fillBytes(t, mnt)
+	filler := mediumtest.FillBytes(t, mnt)
 	f := frametest.RequestFrame(t, "full", frametest.Time)
 	err = w.WriteFrame(context.Background(), f)
 	if !errors.Is(err, ErrMediumFull) || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("WriteFrame on a full medium: %v, want ErrMediumFull and ENOSPC", err)
 	}
-	wantNames(t, ls(t, dir, ""))
-	if tmp := tempFiles(t, mnt); len(tmp) != 0 {
+	mediumtest.WantNames(t, mediumtest.Ls(t, dir, ""))
+	if tmp := mediumtest.TempFiles(t, mnt); len(tmp) != 0 {
 		t.Fatalf("left %q", tmp)
 	}
 	if err := os.Remove(filler); err != nil {
@@ -233,25 +234,23 @@ func TestFileWriterMediumFull(t *testing.T) {
 // moved into quarantine/ (never read again) but its .reason cannot be
 // written: nothing half-written is left, and the failure is reported.
 func TestFileReasonMediumFull(t *testing.T) {
-	mnt := mustTmpfs(t, "size=256k")
+	mnt := mediumtest.MustTmpfs(t, "size=256k")
 	dir := filepath.Join(mnt, "to-cold")
-	mkdir(t, filepath.Join(dir, QuarantineDir))
-	reports := &mediumReports{}
-	b := mustFileBridgeIn(t, dir, FileReaderOptions{OnError: reports.onError})
-	writeFile(t, filepath.Join(dir, badFrame), "not a frame")
-	fillBytes(t, mnt)
+	mediumtest.Mkdir(t, filepath.Join(dir, QuarantineDir))
+	reports := &mediumtest.Reports{}
+	b := mustFileBridgeIn(t, dir, FileReaderOptions{OnError: reports.OnError})
+	mediumtest.WriteFile(t, filepath.Join(dir, mediumtest.BadFrame), "not a frame")
+	mediumtest.FillBytes(t, mnt)
 	b.nothing(t)
-	b.wantRejected(t, frame.ErrCodeTruncated, badFrame)
-	wantNames(t, ls(t, dir, QuarantineDir), badFrame)
-	if tmp := tempFiles(t, mnt); len(tmp) != 0 {
+	b.wantRejected(t, frame.ErrCodeTruncated, mediumtest.BadFrame)
+	mediumtest.WantNames(t, mediumtest.Ls(t, dir, QuarantineDir), mediumtest.BadFrame)
+	if tmp := mediumtest.TempFiles(t, mnt); len(tmp) != 0 {
 		t.Fatalf("left %q", tmp)
 	}
-	reports.mu.Lock()
-	defer reports.mu.Unlock()
-	for _, err := range reports.errs {
+	for _, err := range reports.Errs() {
 		if errors.Is(err, ErrMediumFull) && strings.Contains(err.Error(), ".reason") {
 			return
 		}
 	}
-	t.Fatalf("the .reason that could not be written was not reported: %v", reports.errs)
+	t.Fatalf("the .reason that could not be written was not reported: %v", reports.Errs())
 }

@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package coldbridge
+package filemedium
 
 import "golang.org/x/sys/unix"
 

@@ -1,4 +1,4 @@
-package coldbridge
+package filemedium
 
 import (
 	"crypto/rand"
@@ -53,6 +53,13 @@ type EntryError struct {
 	Err      error  // why setting it aside failed, if it did
 }
 
+// IsBadEntryAt reports whether err reports a bad entry (an *EntryError
+// wrapping ErrBadEntry) at path.
+func IsBadEntryAt(err error, path string) bool {
+	var ee *EntryError
+	return errors.As(err, &ee) && ee.Path == path && errors.Is(err, ErrBadEntry)
+}
+
 // Error implements error.
 func (e *EntryError) Error() string {
 	msg := fmt.Sprintf("coldbridge: %s is a %s, not %s", e.Path, e.Found, e.Want)
@@ -75,10 +82,10 @@ func (e *EntryError) Unwrap() []error {
 	return []error{ErrBadEntry}
 }
 
-// setAsideMark is put between an entry's name and a random suffix when a
+// SetAsideMark is put between an entry's name and a random suffix when a
 // bad entry is renamed out of the way: "done" → "done.bad-0123456789abcdef".
 // The result never ends in ".nkb", so no reader takes it for a frame.
-const setAsideMark = ".bad-"
+const SetAsideMark = ".bad-"
 
 // fullErr marks err as ErrMediumFull when the medium is out of space.
 func fullErr(err error) error {
@@ -90,8 +97,48 @@ func fullErr(err error) error {
 
 // useOpenat2 reports whether openat2(2) with RESOLVE_BENEATH and
 // RESOLVE_NO_SYMLINKS is available; it is probed once. Tests replace it
-// to run the O_NOFOLLOW fallback.
+// (ForceOpenMode) to run the O_NOFOLLOW fallback.
 var useOpenat2 = probeOpenat2
+
+// Openat2Available reports whether this kernel has openat2(2) (Linux 5.6),
+// which the medium then uses to open every entry beneath its root.
+func Openat2Available() bool { return probeOpenat2() }
+
+// ForceOpenMode makes the medium open entries with openat2(2) (true) or
+// with O_NOFOLLOW one path component at a time (false), and returns the
+// function that restores the probed choice. It exists for tests, which
+// run every attack on the medium in both modes; it must not be called
+// while a medium is in use.
+func ForceOpenMode(openat2 bool) (restore func()) {
+	saved := useOpenat2
+	useOpenat2 = func() bool { return openat2 }
+	return func() { useOpenat2 = saved }
+}
+
+// PrepareDir makes dir, beneath the medium root root ("" for the directory
+// holding dir), ready for use: created (mode 0700) when missing, and a bad
+// entry where a directory belongs (a symbolic link, a file) set aside,
+// reported to report and replaced by a directory, so that no planted
+// entry stops a side from starting.
+func PrepareDir(root, dir string, report func(error)) error {
+	md, err := newMediumDir(root, dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(md.root, 0o700); err != nil {
+		return fmt.Errorf("coldbridge: %w", err)
+	}
+	d, err := md.open(0o700, true, report)
+	if err != nil {
+		return fmt.Errorf("coldbridge: %w", err)
+	}
+	d.close()
+	return nil
+}
+
+// RandomName returns 16 random hex digits, as the medium's temporary and
+// set-aside names end in.
+func RandomName() string { return randomHex() }
 
 // mdir is an open directory on the medium.
 type mdir struct {
@@ -331,7 +378,7 @@ func (d *mdir) ensureDir(name string, mode uint32, create bool, report func(erro
 // setAside renames the entry name in d to name.bad-<16 hex digits> and
 // returns that name.
 func (d *mdir) setAside(name string) (string, error) {
-	aside := name + setAsideMark + randomHex()
+	aside := name + SetAsideMark + randomHex()
 	if err := d.rename(name, d, aside); err != nil {
 		return "", err
 	}

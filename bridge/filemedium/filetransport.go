@@ -1,4 +1,4 @@
-package coldbridge
+package filemedium
 
 import (
 	"context"
@@ -39,7 +39,7 @@ const DefaultPollInterval = 200 * time.Millisecond
 const DefaultMaxFutureSkew = 5 * time.Minute
 
 const (
-	tempPrefix = ".tmp-"
+	TempPrefix = ".tmp-"
 	dirMode    = 0o755
 	fileMode   = 0o644 // frames hold no secrets (doc.go); integrity is the CRC's and the approvals' job
 )
@@ -63,16 +63,16 @@ func CheckFileName(name string, f *frame.Frame) error {
 // a .reason file).
 func tempName(id string) string {
 	if id == "" {
-		return tempPrefix + randomHex()
+		return TempPrefix + randomHex()
 	}
-	return tempPrefix + id + "-" + randomHex()
+	return TempPrefix + id + "-" + randomHex()
 }
 
 // parseTempName reports whether name is one tempName makes, and the
 // request id in it ("" for the form without one). Nothing else is ever
 // removed as a temporary file.
 func parseTempName(name string) (id string, ok bool) {
-	rest, ok := strings.CutPrefix(name, tempPrefix)
+	rest, ok := strings.CutPrefix(name, TempPrefix)
 	if !ok || len(rest) < 16 {
 		return "", false
 	}
@@ -96,11 +96,11 @@ func parseTempName(name string) (id string, ok bool) {
 // bad entry it set aside (mediumfs.go: "<name>.bad-<16 hex digits>"),
 // and the name the entry had.
 func parseSetAside(name string) (orig string, ok bool) {
-	i := strings.LastIndex(name, setAsideMark)
-	if i <= 0 || len(name)-i-len(setAsideMark) != 16 {
+	i := strings.LastIndex(name, SetAsideMark)
+	if i <= 0 || len(name)-i-len(SetAsideMark) != 16 {
 		return "", false
 	}
-	for _, c := range name[i+len(setAsideMark):] {
+	for _, c := range name[i+len(SetAsideMark):] {
 		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
 			return "", false
 		}

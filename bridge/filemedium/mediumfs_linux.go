@@ -1,6 +1,6 @@
 //go:build linux
 
-package coldbridge
+package filemedium
 
 import (
 	"sync"

@@ -1,4 +1,4 @@
-package coldbridge
+package filemedium
 
 import (
 	"context"
@@ -8,38 +8,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge/filemedium/mediumtest"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/bridge/frame/frametest"
-	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
-
-// rejectLog records what a reader refused.
-type rejectLog struct {
-	mu    sync.Mutex
-	names []string
-	errs  []error
-}
-
-func (l *rejectLog) record(name string, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.names = append(l.names, name)
-	l.errs = append(l.errs, err)
-}
-
-// take returns and forgets what was recorded.
-func (l *rejectLog) take() ([]string, []error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n, e := l.names, l.errs
-	l.names, l.errs = nil, nil
-	return n, e
-}
 
 // fileBridge is a FileWriter and a FileReader on one directory, with a
 // fixed clock.
@@ -47,7 +23,7 @@ type fileBridge struct {
 	dir     string
 	w       *FileWriter
 	r       *FileReader
-	rejects *rejectLog
+	rejects *frametest.RejectLog
 	now     time.Time
 }
 
@@ -59,7 +35,7 @@ func mustFileBridge(t *testing.T, opts FileReaderOptions) *fileBridge {
 
 func mustFileBridgeIn(t *testing.T, dir string, opts FileReaderOptions) *fileBridge {
 	t.Helper()
-	b := &fileBridge{dir: dir, rejects: &rejectLog{}, now: frametest.Time}
+	b := &fileBridge{dir: dir, rejects: &frametest.RejectLog{}, now: frametest.Time}
 	var err error
 	if b.w, err = NewFileWriter(dir); err != nil {
 		t.Fatal(err)
@@ -70,7 +46,7 @@ func mustFileBridgeIn(t *testing.T, dir string, opts FileReaderOptions) *fileBri
 	if opts.PollInterval == 0 {
 		opts.PollInterval = time.Millisecond
 	}
-	opts.OnReject = b.rejects.record
+	opts.OnReject = b.rejects.Record
 	if b.r, err = NewFileReader(dir, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +85,7 @@ func (b *fileBridge) nothing(t *testing.T) {
 // with a *FrameError of code (0: any code), and returns the errors.
 func (b *fileBridge) wantRejected(t *testing.T, code frame.WireError, names ...string) []error {
 	t.Helper()
-	got, errs := b.rejects.take()
+	got, errs := b.rejects.Take()
 	if !slices.Equal(got, names) {
 		t.Fatalf("rejected %q, want %q (errors %v)", got, names, errs)
 	}
@@ -125,32 +101,6 @@ func (b *fileBridge) wantRejected(t *testing.T, code frame.WireError, names ...s
 	return errs
 }
 
-// ls returns the names in dir/sub ("" for dir), sorted.
-func ls(t *testing.T, dir, sub string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(dir, sub))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		if !e.IsDir() {
-			names = append(names, e.Name())
-		}
-	}
-	return names
-}
-
-func wantNames(t *testing.T, got []string, want ...string) {
-	t.Helper()
-	if !slices.Equal(got, want) && (len(got) != 0 || len(want) != 0) {
-		t.Fatalf("names %q, want %q", got, want)
-	}
-}
-
 func wantFrame(t *testing.T, rec *frame.Received, f *frame.Frame) {
 	t.Helper()
 	if !frametest.SameFrame(rec.Frame, f) {
@@ -161,20 +111,11 @@ func wantFrame(t *testing.T, rec *frame.Received, f *frame.Frame) {
 	}
 }
 
-func heartbeat(t *testing.T, sender string, seq uint64, created time.Time) *frame.Frame {
-	t.Helper()
-	f, err := frame.NewHeartbeatFrame(&pb.Heartbeat{Sender: sender, Seq: seq}, created)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
 func TestFileWriteReadDone(t *testing.T) {
 	b := mustFileBridge(t, FileReaderOptions{})
 	req := frametest.RequestFrame(t, "withdrawal-1", frametest.Time)
 	b.write(t, req)
-	wantNames(t, ls(t, b.dir, ""), "withdrawal-1.request.nkb")
+	mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, ""), "withdrawal-1.request.nkb")
 	data, err := os.ReadFile(filepath.Join(b.dir, "withdrawal-1.request.nkb"))
 	if err != nil {
 		t.Fatal(err)
@@ -187,15 +128,15 @@ func TestFileWriteReadDone(t *testing.T) {
 	wantFrame(t, rec, req)
 	// Handed out but not settled: not handed out again, still in place.
 	b.nothing(t)
-	wantNames(t, ls(t, b.dir, ""), "withdrawal-1.request.nkb")
+	mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, ""), "withdrawal-1.request.nkb")
 	if err := rec.Done(); err != nil {
 		t.Fatal(err)
 	}
 	if err := rec.Done(); err != nil { // settling twice does nothing
 		t.Fatal(err)
 	}
-	wantNames(t, ls(t, b.dir, ""))
-	wantNames(t, ls(t, b.dir, DoneDir), "withdrawal-1.request.nkb")
+	mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, ""))
+	mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, DoneDir), "withdrawal-1.request.nkb")
 	b.nothing(t)
 	b.wantRejected(t, 0)
 }
@@ -206,7 +147,7 @@ func TestFileOrder(t *testing.T) {
 	frames := []*frame.Frame{
 		frametest.RequestFrame(t, "c", frametest.Time.Add(2*time.Second)),
 		frametest.RequestFrame(t, "b", frametest.Time),
-		heartbeat(t, "gateway", 1, frametest.Time.Add(-time.Second)),
+		frametest.Heartbeat(t, "gateway", 1, frametest.Time.Add(-time.Second)),
 		frametest.RequestFrame(t, "a", frametest.Time),
 		frametest.RequestFrame(t, "d", frametest.Time.Add(time.Second)),
 	}
@@ -242,7 +183,7 @@ func TestFileTruncated(t *testing.T) {
 		b.nothing(t)
 		b.wantRejected(t, frame.ErrCodeTruncated, name)
 	}
-	q := ls(t, b.dir, QuarantineDir)
+	q := mediumtest.Ls(t, b.dir, QuarantineDir)
 	if len(q) != 2*len(full) {
 		t.Fatalf("quarantine holds %d files, want %d frames and their reasons", len(q), len(full))
 	}
@@ -303,7 +244,7 @@ func TestFileDuplicates(t *testing.T) {
 		if err := rec.Done(); err != nil {
 			t.Fatal(err)
 		}
-		wantNames(t, ls(t, b.dir, DoneDir), "dup.request.nkb")
+		mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, DoneDir), "dup.request.nkb")
 	}
 	// A resend with a later attempt number replaces the unread first copy.
 	req := frametest.SendRequest(t, "dup")
@@ -335,7 +276,7 @@ func TestFileExpiry(t *testing.T) {
 	wantFrame(t, b.read(t), edge)
 	wantFrame(t, b.read(t), soon)
 	b.wantRejected(t, 0, "future.request.nkb", "old.request.nkb")
-	wantNames(t, ls(t, b.dir, QuarantineDir), "future.request.nkb", "future.request.nkb.reason", "old.request.nkb", "old.request.nkb.reason")
+	mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, QuarantineDir), "future.request.nkb", "future.request.nkb.reason", "old.request.nkb", "old.request.nkb.reason")
 	reason, _ := os.ReadFile(filepath.Join(b.dir, QuarantineDir, "future.request.nkb.reason"))
 	if !strings.Contains(string(reason), "reason: from the future\n") {
 		t.Fatalf("reason file:\n%s", reason)
@@ -383,7 +324,7 @@ func TestFileMidWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantNames(t, ls(t, b.dir, ""))
+	mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, ""))
 	if err := w.WriteFrame(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +359,7 @@ func TestFileLyingNames(t *testing.T) {
 	if !strings.Contains(errs[1].Error(), "not a regular file (directory)") {
 		t.Fatalf("error %v", errs[1])
 	}
-	wantNames(t, ls(t, b.dir, ""), ".tmp-real-1", "README.txt", "real.request.nkb.part")
+	mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, ""), ".tmp-real-1", "README.txt", "real.request.nkb.part")
 	if st, err := os.Lstat(filepath.Join(b.dir, QuarantineDir, "dir.request.nkb")); err != nil || !st.IsDir() {
 		t.Fatalf("the directory named like a frame is not in quarantine: %v", err)
 	}
@@ -431,7 +372,7 @@ func TestFileTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.write(t, resp)
-	hb := heartbeat(t, "gateway", 1, frametest.Time)
+	hb := frametest.Heartbeat(t, "gateway", 1, frametest.Time)
 	b.write(t, hb)
 	wantFrame(t, b.read(t), hb)
 	b.wantRejected(t, frame.ErrCodeType, "r.response.nkb")
@@ -480,13 +421,13 @@ func TestFileReject(t *testing.T) {
 	if err := rec.Reject("the payload is not a BridgeRequest\nfor this id"); err != nil {
 		t.Fatal(err)
 	}
-	names, errs := b.rejects.take()
+	names, errs := b.rejects.Take()
 	var re *RejectedError
 	if !slices.Equal(names, []string{"bad-payload.request.nkb"}) || !errors.As(errs[0], &re) {
 		t.Fatalf("OnReject told %q %v", names, errs)
 	}
-	wantNames(t, ls(t, b.dir, ""))
-	wantNames(t, ls(t, b.dir, QuarantineDir), "bad-payload.request.nkb", "bad-payload.request.nkb.reason")
+	mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, ""))
+	mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, QuarantineDir), "bad-payload.request.nkb", "bad-payload.request.nkb.reason")
 	reason, _ := os.ReadFile(filepath.Join(b.dir, QuarantineDir, "bad-payload.request.nkb.reason"))
 	if !strings.Contains(string(reason), `reason: the payload is not a BridgeRequest\nfor this id`+"\n") {
 		t.Fatalf("reason file:\n%s", reason)
@@ -496,7 +437,7 @@ func TestFileReject(t *testing.T) {
 	if err := b.read(t).Reject("again"); err != nil {
 		t.Fatal(err)
 	}
-	wantNames(t, ls(t, b.dir, QuarantineDir), "bad-payload.request.nkb", "bad-payload.request.nkb.reason", "bad-payload.request~2.nkb", "bad-payload.request~2.nkb.reason")
+	mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, QuarantineDir), "bad-payload.request.nkb", "bad-payload.request.nkb.reason", "bad-payload.request~2.nkb", "bad-payload.request~2.nkb.reason")
 }
 
 // TestFileReplacedWhileHandled: a resend renamed over a file that was
@@ -516,7 +457,7 @@ func TestFileReplacedWhileHandled(t *testing.T) {
 	if err := rec.Done(); err != nil {
 		t.Fatal(err)
 	}
-	wantNames(t, ls(t, b.dir, DoneDir))
+	mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, DoneDir))
 	rec = b.read(t)
 	wantFrame(t, rec, f2)
 
@@ -551,14 +492,14 @@ func TestFileCrashPoints(t *testing.T) {
 		if err := b.w.WriteFrame(context.Background(), f); !errors.Is(err, crash) {
 			t.Fatalf("WriteFrame: %v", err)
 		}
-		names := ls(t, b.dir, "")
+		names := mediumtest.Ls(t, b.dir, "")
 		if len(names) != 1 || !strings.HasPrefix(names[0], ".tmp-crashy-") {
 			t.Fatalf("left %q, want one temporary file", names)
 		}
 		b.nothing(t)
 		crashHook = nil
 		b2 := mustFileBridgeIn(t, b.dir, FileReaderOptions{}) // restart: the writer clears it
-		wantNames(t, ls(t, b.dir, ""))
+		mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, ""))
 		b2.write(t, f)
 		wantFrame(t, b2.read(t), f)
 	})
@@ -594,7 +535,7 @@ func TestFileCrashPoints(t *testing.T) {
 			t.Fatalf("Reject: %v", err)
 		}
 		// The frame is in quarantine without its reason: never read again.
-		wantNames(t, ls(t, b.dir, QuarantineDir), "crashy.request.nkb")
+		mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, QuarantineDir), "crashy.request.nkb")
 		crashHook = nil
 		b2 := mustFileBridgeIn(t, b.dir, FileReaderOptions{})
 		b2.nothing(t)
@@ -603,7 +544,7 @@ func TestFileCrashPoints(t *testing.T) {
 
 func TestFileReaderBlocksAndCloses(t *testing.T) {
 	b := mustFileBridge(t, FileReaderOptions{PollInterval: 5 * time.Millisecond})
-	f := heartbeat(t, "relay", 1, frametest.Time)
+	f := frametest.Heartbeat(t, "relay", 1, frametest.Time)
 	got := make(chan *frame.Received)
 	go func() {
 		rec, err := b.r.ReadFrame(context.Background())
