@@ -21,6 +21,8 @@ import (
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/bridge/frame/frametest"
+	"github.com/nanokms/nanokms/bridge/serial"
+	"github.com/nanokms/nanokms/bridge/serial/serialtest"
 )
 
 // benchRequests returns n distinct request frames and their mean size.
@@ -103,22 +105,22 @@ func BenchmarkSerialBridge(b *testing.B) {
 		for _, paced := range []bool{true, false} {
 			name := fmt.Sprintf("baud=%d/paced=%v", baud, paced)
 			b.Run(name, func(b *testing.B) {
-				mA, sA := mustPTYPair(b)
-				mB, sB := mustPTYPair(b)
-				opts := SerialOptions{Baud: baud, NoPace: !paced}
-				w, err := OpenSerial(sA.Name(), opts)
+				mA, sA := serialtest.MustPTYPair(b)
+				mB, sB := serialtest.MustPTYPair(b)
+				opts := serial.SerialOptions{Baud: baud, NoPace: !paced}
+				w, err := serial.OpenSerial(sA.Name(), opts)
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer w.Close()
-				r, err := OpenSerial(sB.Name(), opts)
+				r, err := serial.OpenSerial(sB.Name(), opts)
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer r.Close()
 				go io.Copy(mB, mA) // the cable
 				frames := benchRequests(b, b.N)
-				wire := len(mustMarshalSerial(b, frames[0]))
+				wire := serialLen(b, frames[0])
 				ctx := context.Background()
 				b.ResetTimer()
 				errc := make(chan error, 1)
@@ -193,4 +195,14 @@ func BenchmarkCOBS(b *testing.B) {
 			}
 		}
 	})
+}
+
+// serialLen is the length of f on a serial line.
+func serialLen(tb testing.TB, f *frame.Frame) int {
+	tb.Helper()
+	b, err := serial.AppendSerialFrame(nil, f)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return len(b)
 }

@@ -2,6 +2,7 @@ package coldbridge
 
 import (
 	"fmt"
+	"github.com/nanokms/nanokms/bridge/serial"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -348,8 +349,8 @@ func (f *confBridge) validate(c *conffile.Checker, key string) BridgeConfig {
 		b.Device = c.AbsPath(key+".device", f.Device)
 	}
 	if allowed("baud", f.Baud, "serial") {
-		b.Baud = DefaultBaud
-		n := c.Int(key+".baud", f.Baud, DefaultBaud)
+		b.Baud = serial.DefaultBaud
+		n := c.Int(key+".baud", f.Baud, serial.DefaultBaud)
 		if slices.Contains(confBauds, n) {
 			b.Baud = int(n)
 		} else {

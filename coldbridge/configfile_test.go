@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nanokms/nanokms/bridge/filemedium"
+	"github.com/nanokms/nanokms/bridge/serial"
 	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
 )
@@ -310,7 +311,7 @@ func TestRelayConfigValid(t *testing.T) {
 			}
 		}},
 		{"serial defaults", []confEdit{confReplace(confMinimalRelay[strings.Index(confMinimalRelay, "[bridge]"):], confSerialBridge)}, func(t *testing.T, c *RelayConfig) {
-			if b := c.Bridge; b.Baud != DefaultBaud || b.Pace || b.MaxAge != 24*time.Hour || b.MaxFutureSkew != filemedium.DefaultMaxFutureSkew {
+			if b := c.Bridge; b.Baud != serial.DefaultBaud || b.Pace || b.MaxAge != 24*time.Hour || b.MaxFutureSkew != filemedium.DefaultMaxFutureSkew {
 				t.Errorf("bridge = %+v", b)
 			}
 		}},

@@ -6,6 +6,8 @@ import (
 
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/bridge/frame/frametest"
+	"github.com/nanokms/nanokms/bridge/serial"
+	"github.com/nanokms/nanokms/bridge/serial/serialtest"
 )
 
 // The end-to-end lifecycle (runLifecycle: open, send, change, receive and
@@ -32,7 +34,7 @@ func serialMedium(gwDev, relayDev string, open func(t *testing.T, dev string, si
 // types side takes, as OpenMedium does.
 func openSerialEnd(t *testing.T, dev string, side Side, rejects *frametest.RejectLog) (frame.FrameWriter, frame.FrameReader) {
 	t.Helper()
-	s, err := OpenSerial(dev, SerialOptions{Baud: 921600, NoPace: true, OnReject: rejects.Record})
+	s, err := serial.OpenSerial(dev, serial.SerialOptions{Baud: 921600, NoPace: true, OnReject: rejects.Record})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +55,7 @@ func openSerialMedium(t *testing.T, dev string, side Side, rejects *frametest.Re
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	if s, ok := m.Writer.(*Serial); !ok || !s.Paced() {
+	if s, ok := m.Writer.(*serial.Serial); !ok || !s.Paced() {
 		t.Fatalf("a pseudo-terminal opened through OpenMedium is not paced")
 	}
 	return m.Writer, m.Reader
@@ -63,8 +65,8 @@ func openSerialMedium(t *testing.T, dev string, side Side, rejects *frametest.Re
 // master sides a byte pump joins in both directions: what the gateway
 // writes to its terminal comes out of the relay's, and back.
 func TestEndToEndSerialPTY(t *testing.T) {
-	mA, sA := mustPTYPair(t)
-	mB, sB := mustPTYPair(t)
+	mA, sA := serialtest.MustPTYPair(t)
+	mB, sB := serialtest.MustPTYPair(t)
 	rejects := &frametest.RejectLog{}
 	w := newBridgeWorld(t, serialMedium(sA.Name(), sB.Name(), openSerialEnd, rejects), 1)
 	// The pump starts once both ends are open (and in raw mode). It stops
@@ -80,7 +82,7 @@ func TestEndToEndSerialPTY(t *testing.T) {
 // TestEndToEndSerialSocat runs the lifecycle over a socat null-modem pair,
 // each end opened through OpenMedium (paced at 921600 baud).
 func TestEndToEndSerialSocat(t *testing.T) {
-	a, b := startSocatPair(t)
+	a, b := serialtest.StartSocatPair(t)
 	rejects := &frametest.RejectLog{}
 	w := newBridgeWorld(t, serialMedium(a, b, openSerialMedium, rejects), 1)
 	runLifecycle(t, w)

@@ -3,6 +3,7 @@ package coldbridge
 import (
 	"context"
 	"errors"
+	"github.com/nanokms/nanokms/bridge/serial"
 
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
@@ -69,7 +70,7 @@ func OpenMedium(cfg BridgeConfig, side Side, onReject frame.RejectFunc, onError 
 		}
 		return &Medium{Writer: w, Reader: r, close: r.Close}, nil
 	case "serial":
-		s, err := OpenSerial(cfg.Device, SerialOptions{Baud: cfg.Baud, Pace: cfg.Pace, OnReject: onReject})
+		s, err := serial.OpenSerial(cfg.Device, serial.SerialOptions{Baud: cfg.Baud, Pace: cfg.Pace, OnReject: onReject})
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package frame_test
 import (
 	"bytes"
 	"encoding/hex"
+	"github.com/nanokms/nanokms/bridge/serial"
 	"os"
 	"regexp"
 	"strings"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/bridge/frame/frametest"
-	"github.com/nanokms/nanokms/coldbridge"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
 
@@ -163,7 +163,7 @@ func TestSendRequestSize(t *testing.T) {
 	const target = 700
 	f := frametest.RequestFrame(t, "withdrawal-2026-0001", frametest.Time) // a 20-character request id
 	b := frametest.MustMarshal(t, f)
-	wire, err := coldbridge.AppendSerialFrame(nil, f)
+	wire, err := serial.AppendSerialFrame(nil, f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestSendRequestSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if wire, _ := coldbridge.AppendSerialFrame(nil, f); len(wire) > target {
+	if wire, _ := serial.AppendSerialFrame(nil, f); len(wire) > target {
 		t.Errorf("largest send: serial frame is %d bytes, want ≤ %d", len(wire), target)
 	}
 }
@@ -289,7 +289,7 @@ func TestSpecVector(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantFrame := frametest.MustMarshal(t, f)
-	wantSerial, err := coldbridge.AppendSerialFrame(nil, f)
+	wantSerial, err := serial.AppendSerialFrame(nil, f)
 	if err != nil {
 		t.Fatal(err)
 	}

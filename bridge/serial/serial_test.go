@@ -1,14 +1,12 @@
-package coldbridge
+package serial
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
 	"go.bug.st/serial"
 
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/bridge/frame/frametest"
+	"github.com/nanokms/nanokms/bridge/serial/serialtest"
 )
 
 // A serial test line is two serial ends with a proxy between them that
@@ -125,25 +123,11 @@ type serialLine struct {
 	rejects *frametest.RejectLog
 }
 
-// mustPTYPair returns a new pseudo-terminal's two sides.
-func mustPTYPair(t testing.TB) (ptmx, tty *os.File) {
-	t.Helper()
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		t.Fatalf("opening a pseudo-terminal: %v", err)
-	}
-	t.Cleanup(func() {
-		tty.Close()
-		ptmx.Close()
-	})
-	return ptmx, tty
-}
-
 // mustPTYLine builds writer ─▶ pty A ─▶ proxy ─▶ pty B ─▶ reader.
 func mustPTYLine(t testing.TB, opts SerialOptions, n noise) *serialLine {
 	t.Helper()
-	mA, sA := mustPTYPair(t)
-	mB, sB := mustPTYPair(t)
+	mA, sA := serialtest.MustPTYPair(t)
+	mB, sB := serialtest.MustPTYPair(t)
 	return mustLine(t, sA.Name(), sB.Name(), mA, mB, opts, n)
 }
 
@@ -309,8 +293,8 @@ func itoa(i int) string { return string(rune('a'+i/26%26)) + string(rune('a'+i%2
 // TestSerialGarbageAndOverflow: a run longer than any frame is dropped
 // whole (reported once) and the next frame is read.
 func TestSerialGarbageAndOverflow(t *testing.T) {
-	mA, sA := mustPTYPair(t)
-	mB, sB := mustPTYPair(t)
+	mA, sA := serialtest.MustPTYPair(t)
+	mB, sB := serialtest.MustPTYPair(t)
 	_ = mA
 	_ = sA
 	rejects := &frametest.RejectLog{}
@@ -386,7 +370,7 @@ func TestStreamDecoderSplits(t *testing.T) {
 }
 
 func TestSerialCloseUnblocks(t *testing.T) {
-	_, tty := mustPTYPair(t)
+	_, tty := serialtest.MustPTYPair(t)
 	s, err := OpenSerial(tty.Name(), SerialOptions{ReadTimeout: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -419,7 +403,7 @@ func TestSerialCloseUnblocks(t *testing.T) {
 }
 
 func TestSerialContext(t *testing.T) {
-	_, tty := mustPTYPair(t)
+	_, tty := serialtest.MustPTYPair(t)
 	s, err := OpenSerial(tty.Name(), SerialOptions{ReadTimeout: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -449,7 +433,7 @@ func TestSerialOpenErrors(t *testing.T) {
 	if _, err := OpenSerial(file, SerialOptions{}); err == nil {
 		t.Fatal("opened a regular file as a serial port")
 	}
-	_, tty := mustPTYPair(t)
+	_, tty := serialtest.MustPTYPair(t)
 	if _, err := OpenSerial(tty.Name(), SerialOptions{Baud: -1}); err == nil {
 		t.Fatal("accepted a negative baud rate")
 	}
@@ -490,83 +474,13 @@ func TestSerialPacing(t *testing.T) {
 	}
 }
 
-// startSocatPair runs socat as a null-modem cable between two new
-// pseudo-terminals and returns their paths (symbolic links in a temporary
-// directory). socat is installed from Debian if it is missing.
-func startSocatPair(t testing.TB) (a, b string) {
-	t.Helper()
-	socat := mustSocat(t)
-	dir := t.TempDir()
-	a, b = filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	cmd := exec.Command(socat, "-d", "-d", "pty,raw,echo=0,link="+a, "pty,raw,echo=0,link="+b)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	// socat says "starting data transfer loop" once both ends exist.
-	sc := bufio.NewScanner(stderr)
-	var log []string
-	for sc.Scan() {
-		log = append(log, sc.Text())
-		if strings.Contains(sc.Text(), "starting data transfer loop") {
-			go io.Copy(io.Discard, stderr)
-			return a, b
-		}
-	}
-	t.Fatalf("socat did not start:\n%s", strings.Join(log, "\n"))
-	return "", ""
-}
-
-var socatOnce struct {
-	sync.Once
-	path string
-	err  error
-}
-
-// mustSocat returns socat's path, installing the Debian package (as root,
-// with apt-get) if it is not there. It never skips: a missing socat that
-// cannot be installed fails the test.
-func mustSocat(t testing.TB) string {
-	t.Helper()
-	socatOnce.Do(func() {
-		if p, err := exec.LookPath("socat"); err == nil {
-			socatOnce.path = p
-			return
-		}
-		out, err := exec.Command("apt-get", "install", "-y", "--no-install-recommends", "socat").CombinedOutput()
-		if err != nil {
-			upd, uerr := exec.Command("apt-get", "update").CombinedOutput()
-			if uerr != nil {
-				socatOnce.err = errors.New("apt-get update: " + uerr.Error() + "\n" + string(upd))
-				return
-			}
-			if out, err = exec.Command("apt-get", "install", "-y", "--no-install-recommends", "socat").CombinedOutput(); err != nil {
-				socatOnce.err = errors.New("apt-get install socat: " + err.Error() + "\n" + string(out))
-				return
-			}
-		}
-		socatOnce.path, socatOnce.err = exec.LookPath("socat")
-	})
-	if socatOnce.err != nil {
-		t.Fatalf("socat is needed: %v", socatOnce.err)
-	}
-	return socatOnce.path
-}
-
 // TestSerialSocat runs the noise rounds over two socat null-modem pairs,
 // with the proxy in the middle on plain serial ports:
 //
 //	writer ─▶ a1 ═socat═ b1 ─▶ proxy ─▶ a2 ═socat═ b2 ─▶ reader
 func TestSerialSocat(t *testing.T) {
-	a1, b1 := startSocatPair(t)
-	a2, b2 := startSocatPair(t)
+	a1, b1 := serialtest.StartSocatPair(t)
+	a2, b2 := serialtest.StartSocatPair(t)
 	open := func(dev string) serial.Port {
 		p, err := serial.Open(dev, &serial.Mode{BaudRate: 921600})
 		if err != nil {

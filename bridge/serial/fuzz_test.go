@@ -1,4 +1,4 @@
-package coldbridge
+package serial
 
 // Fuzz targets for what reads untrusted bytes: the frame decoder, COBS,
 // the serial stream splitter, the payload decoder and the file medium's
