@@ -3,6 +3,7 @@ package coldbridge
 import (
 	"time"
 
+	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
 )
 
@@ -31,39 +32,12 @@ type BridgeConfig struct {
 	PollInterval time.Duration
 }
 
-// TLSClientConfig is a client's mutual TLS 1.3 set-up. Exactly one of Key
-// and KeyLabel is set; Token is set exactly when KeyLabel is.
-type TLSClientConfig struct {
-	Cert, Key, CA string // PEM files: this side's certificate and key, the server's CA
-	ServerName    string // the name the server's certificate must carry
-	// KeyLabel names this side's private key on Token instead of Key: an
-	// ECDSA key pair made there by `nanokms token tls-key`, which never
-	// leaves the token (package hsm/tlskey).
-	KeyLabel string
-	Token    *TLSToken
-}
-
-// TLSToken is the PKCS#11 token that holds a TLS key ([relay.tls.token]).
-// Exactly one of PINFile and PINEnv is set.
-type TLSToken struct {
-	Module  string // absolute path of the PKCS#11 library
-	Label   string // the token's label, 1 to 32 bytes
-	PINFile string // absolute path of a file holding the user PIN
-	PINEnv  string // name of an environment variable holding the user PIN
-}
-
-// TLSServerConfig is a server's mutual TLS 1.3 set-up.
-type TLSServerConfig struct {
-	Cert, Key, ClientCA string   // PEM files
-	AllowedIdentities   []string // client certificate DNS SANs or common names allowed in
-}
-
 // RelayConfig is the cold relay's configuration file.
 type RelayConfig struct {
 	// Signer is the signer's address: "unix:///path" or "tcp://host:port"
 	// (which needs TLS).
 	Signer string
-	TLS    *TLSClientConfig
+	TLS    *conffile.TLSClient
 	// RetryMin and RetryMax bound the backoff while the signer is down.
 	RetryMin, RetryMax time.Duration
 	// Heartbeat is how often the relay writes a heartbeat frame (0: never).
@@ -99,7 +73,7 @@ type GatewayConfig struct {
 	State string
 	// Listen is "unix:///path" or "tcp://host:port" (which needs TLS).
 	Listen string
-	TLS    *TLSServerConfig
+	TLS    *conffile.TLSServer
 	// Manifests are account manifests written by 'nanokms account list --json'.
 	Manifests []string
 	// ResendInterval is how long the gateway waits for an answer before

@@ -2,15 +2,14 @@ package coldbridge
 
 import (
 	"fmt"
-	"github.com/nanokms/nanokms/bridge/serial"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/nanokms/nanokms/bridge/filemedium"
+	"github.com/nanokms/nanokms/bridge/serial"
 	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
 )
@@ -29,7 +28,6 @@ const (
 	confDefaultMaxAge         = 24 * time.Hour
 	confDefaultResendInterval = 30 * time.Second
 	confDefaultNodeTimeout    = 10 * time.Second
-	confDefaultLogLevel       = "info"
 	confDefaultWork           = "cpu"
 )
 
@@ -48,29 +46,13 @@ type confRelayFile struct {
 }
 
 type confRelay struct {
-	Signer    conffile.Value `toml:"signer"`
-	RetryMin  conffile.Value `toml:"retry_min"`
-	RetryMax  conffile.Value `toml:"retry_max"`
-	Heartbeat conffile.Value `toml:"heartbeat"`
-	Metrics   conffile.Value `toml:"metrics"`
-	LogLevel  conffile.Value `toml:"log_level"`
-	TLS       *confTLSClient `toml:"tls"` // nil when [relay.tls] is absent
-}
-
-type confTLSClient struct {
-	Cert       conffile.Value `toml:"cert"`
-	Key        conffile.Value `toml:"key"`
-	KeyLabel   conffile.Value `toml:"key_label"`
-	CA         conffile.Value `toml:"ca"`
-	ServerName conffile.Value `toml:"server_name"`
-	Token      *confTLSToken  `toml:"token"` // nil when [relay.tls.token] is absent
-}
-
-type confTLSToken struct {
-	Module  conffile.Value `toml:"module"`
-	Label   conffile.Value `toml:"label"`
-	PINFile conffile.Value `toml:"pin_file"`
-	PINEnv  conffile.Value `toml:"pin_env"`
+	Signer    conffile.Value             `toml:"signer"`
+	RetryMin  conffile.Value             `toml:"retry_min"`
+	RetryMax  conffile.Value             `toml:"retry_max"`
+	Heartbeat conffile.Value             `toml:"heartbeat"`
+	Metrics   conffile.Value             `toml:"metrics"`
+	LogLevel  conffile.Value             `toml:"log_level"`
+	TLS       *conffile.TLSClientSection `toml:"tls"` // nil when [relay.tls] is absent
 }
 
 type confBridge struct {
@@ -93,20 +75,13 @@ type confGatewayFile struct {
 }
 
 type confGateway struct {
-	State          conffile.Value `toml:"state"`
-	Listen         conffile.Value `toml:"listen"`
-	Manifests      conffile.Value `toml:"manifests"`
-	ResendInterval conffile.Value `toml:"resend_interval"`
-	MetricsListen  conffile.Value `toml:"metrics_listen"`
-	LogLevel       conffile.Value `toml:"log_level"`
-	TLS            *confTLSServer `toml:"tls"` // nil when [gateway.tls] is absent
-}
-
-type confTLSServer struct {
-	Cert              conffile.Value `toml:"cert"`
-	Key               conffile.Value `toml:"key"`
-	ClientCA          conffile.Value `toml:"client_ca"`
-	AllowedIdentities conffile.Value `toml:"allowed_identities"`
+	State          conffile.Value             `toml:"state"`
+	Listen         conffile.Value             `toml:"listen"`
+	Manifests      conffile.Value             `toml:"manifests"`
+	ResendInterval conffile.Value             `toml:"resend_interval"`
+	MetricsListen  conffile.Value             `toml:"metrics_listen"`
+	LogLevel       conffile.Value             `toml:"log_level"`
+	TLS            *conffile.TLSServerSection `toml:"tls"` // nil when [gateway.tls] is absent
 }
 
 type confNode struct {
@@ -207,11 +182,6 @@ func parseGatewayConfig(data []byte) (*GatewayConfig, []*conffile.Error) {
 	return cfg, nil
 }
 
-// confLogLevel reads a log_level key.
-func confLogLevel(c *conffile.Checker, key string, v conffile.Value) string {
-	return c.OneOf(key, v, confDefaultLogLevel, "debug", "info", "warn", "error")
-}
-
 // validate checks the relay's file and builds its RelayConfig; problems
 // are recorded in c.
 func (f *confRelayFile) validate(c *conffile.Checker) *RelayConfig {
@@ -232,7 +202,7 @@ func (f *confRelayFile) validate(c *conffile.Checker) *RelayConfig {
 	if cfg.Metrics != "" && !strings.HasSuffix(cfg.Metrics, ".prom") {
 		c.Fail(key+".metrics", "%q must end in .prom (the node_exporter textfile collector reads only *.prom files)", cfg.Metrics)
 	}
-	cfg.LogLevel = confLogLevel(c, key+".log_level", r.LogLevel)
+	cfg.LogLevel = c.LogLevel(key+".log_level", r.LogLevel)
 
 	switch {
 	case signer.Network == "tcp" && r.TLS == nil:
@@ -240,69 +210,11 @@ func (f *confRelayFile) validate(c *conffile.Checker) *RelayConfig {
 	case signer.Network == "unix" && r.TLS != nil:
 		c.Fail(key+".tls", "only allowed when %s.signer is tcp:// (a Unix socket is protected by its file permissions)", key)
 	case r.TLS != nil:
-		cfg.TLS = r.TLS.validate(c, key+".tls")
+		cfg.TLS = r.TLS.Validate(c, key+".tls")
 	}
 
 	cfg.Bridge = f.Bridge.validate(c, "bridge")
 	return cfg
-}
-
-// validate checks a client's [*.tls] at key: every file, the key (a file,
-// or a label and the [*.tls.token] it is on) and the server's name.
-func (f *confTLSClient) validate(c *conffile.Checker, key string) *TLSClientConfig {
-	t := &TLSClientConfig{
-		Cert:       c.AbsPath(key+".cert", f.Cert),
-		CA:         c.AbsPath(key+".ca", f.CA),
-		ServerName: c.StrCheck(key+".server_name", f.ServerName, conffile.CheckHost),
-	}
-	switch {
-	case f.Key.IsSet() && f.KeyLabel.IsSet():
-		c.Fail(key+".key_label", "not allowed together with %s.key: the private key is either a file or a key on a token", key)
-	case f.KeyLabel.IsSet():
-		t.KeyLabel = c.StrCheck(key+".key_label", f.KeyLabel, conffile.CheckKeyLabel)
-		if f.Token == nil {
-			c.Fail(key+".token", "required with %s.key_label: the token (module, label, PIN source) that holds the key", key)
-		}
-	case f.Key.IsSet():
-		t.Key = c.AbsPath(key+".key", f.Key)
-	default:
-		c.Fail(key+".key", "required (or %s.key_label, the label of a key on a token made by 'nanokms token tls-key')", key)
-	}
-	if f.Token != nil {
-		if !f.KeyLabel.IsSet() {
-			c.Fail(key+".token", "only allowed with %s.key_label (a key on the token)", key)
-		}
-		t.Token = f.Token.validate(c, key+".token")
-	}
-	return t
-}
-
-// confEnvVarRE matches an environment variable name.
-var confEnvVarRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// validate checks a [*.tls.token] at key: the module, the token's label
-// and exactly one PIN source.
-func (f *confTLSToken) validate(c *conffile.Checker, key string) *TLSToken {
-	t := &TLSToken{
-		Module:  c.AbsPath(key+".module", f.Module),
-		Label:   c.Str(key+".label", f.Label),
-		PINFile: c.OptAbsPath(key+".pin_file", f.PINFile),
-		PINEnv:  c.OptStr(key+".pin_env", f.PINEnv),
-	}
-	if len(t.Label) > 32 {
-		c.Fail(key+".label", "%q is longer than the 32 bytes of a token label", t.Label)
-	}
-	switch {
-	case c.FailedAt(key+".pin_file") || c.FailedAt(key+".pin_env"):
-		// Already reported.
-	case t.PINEnv != "" && !confEnvVarRE.MatchString(t.PINEnv):
-		c.Fail(key+".pin_env", "%q is not an environment variable name", t.PINEnv)
-	case t.PINFile != "" && t.PINEnv != "":
-		c.Fail(key+".pin_env", "not allowed together with %s.pin_file: give exactly one PIN source", key)
-	case t.PINFile == "" && t.PINEnv == "":
-		c.Fail(key+".pin_file", "required (or %s.pin_env): give exactly one PIN source", key)
-	}
-	return t
 }
 
 // validate checks [bridge] at key. Keys of the other kind are refused.
@@ -397,7 +309,7 @@ func (f *confGatewayFile) validate(c *conffile.Checker) *GatewayConfig {
 	if g.MetricsListen.IsSet() {
 		cfg.MetricsListen = c.HostPort(key+".metrics_listen", g.MetricsListen, conffile.Listen)
 	}
-	cfg.LogLevel = confLogLevel(c, key+".log_level", g.LogLevel)
+	cfg.LogLevel = c.LogLevel(key+".log_level", g.LogLevel)
 
 	switch {
 	case listen.Network == "tcp" && g.TLS == nil:
@@ -405,31 +317,12 @@ func (f *confGatewayFile) validate(c *conffile.Checker) *GatewayConfig {
 	case listen.Network == "unix" && g.TLS != nil:
 		c.Fail(key+".tls", "only allowed when %s.listen is tcp:// (a Unix socket is protected by its file permissions)", key)
 	case g.TLS != nil:
-		cfg.TLS = g.TLS.validate(c, key+".tls")
+		cfg.TLS = g.TLS.Validate(c, key+".tls")
 	}
 
 	cfg.Bridge = f.Bridge.validate(c, "bridge")
 	cfg.Node = f.Node.validate(c, "node")
 	return cfg
-}
-
-// validate checks a server's [*.tls] at key: every file and at least one
-// identity.
-func (f *confTLSServer) validate(c *conffile.Checker, key string) *TLSServerConfig {
-	t := &TLSServerConfig{
-		Cert:     c.AbsPath(key+".cert", f.Cert),
-		Key:      c.AbsPath(key+".key", f.Key),
-		ClientCA: c.AbsPath(key+".client_ca", f.ClientCA),
-	}
-	if !f.AllowedIdentities.IsSet() {
-		c.Fail(key+".allowed_identities", "required: the client identities (certificate DNS SAN or CN) allowed to connect")
-		return t
-	}
-	t.AllowedIdentities = c.UniqueStrings(key+".allowed_identities", f.AllowedIdentities, conffile.CheckPrintable)
-	if list, isArray := f.AllowedIdentities.Raw().([]any); isArray && len(list) == 0 {
-		c.Fail(key+".allowed_identities", "must list at least one identity")
-	}
-	return t
 }
 
 // validate checks [node] at key. The section is optional: without rpc the

@@ -162,7 +162,7 @@ func TestRelayConfigExample(t *testing.T) {
 	}
 	want := &RelayConfig{
 		Signer: "tcp://10.0.7.2:7070",
-		TLS: &TLSClientConfig{
+		TLS: &conffile.TLSClient{
 			Cert: "/etc/nanokms/relay.crt", Key: "/etc/nanokms/relay.key",
 			CA: "/etc/nanokms/signer-ca.crt", ServerName: "signer.cold",
 		},
@@ -190,7 +190,7 @@ func TestGatewayConfigExample(t *testing.T) {
 	want := &GatewayConfig{
 		State:  "/var/lib/nanokms/gateway.db",
 		Listen: "tcp://0.0.0.0:7443",
-		TLS: &TLSServerConfig{
+		TLS: &conffile.TLSServer{
 			Cert: "/etc/nanokms/gateway.crt", Key: "/etc/nanokms/gateway.key",
 			ClientCA: "/etc/nanokms/clients-ca.crt", AllowedIdentities: []string{"withdrawals.hot"},
 		},
@@ -322,8 +322,8 @@ func TestRelayConfigValid(t *testing.T) {
 		}},
 		{"tls key on a token", []confEdit{confReplace(signer, `signer = "tcp://10.0.7.2:7070"`), confReplace("\n[bridge]", confRelayTLS+"\n[bridge]"),
 			confReplace(`key = "/etc/nanokms/relay.key"`, `key_label = "relay-tls"`), confAfter(`server_name = "signer.cold"`, confRelayTLSToken)}, func(t *testing.T, c *RelayConfig) {
-			want := &TLSClientConfig{Cert: "/etc/nanokms/relay.crt", KeyLabel: "relay-tls", CA: "/etc/nanokms/signer-ca.crt", ServerName: "signer.cold",
-				Token: &TLSToken{Module: "/usr/lib/softhsm/libsofthsm2.so", Label: "relay", PINFile: "/etc/nanokms/relay.pin"}}
+			want := &conffile.TLSClient{Cert: "/etc/nanokms/relay.crt", KeyLabel: "relay-tls", CA: "/etc/nanokms/signer-ca.crt", ServerName: "signer.cold",
+				Token: &conffile.TLSToken{Module: "/usr/lib/softhsm/libsofthsm2.so", Label: "relay", PINFile: "/etc/nanokms/relay.pin"}}
 			if !reflect.DeepEqual(c.TLS, want) {
 				t.Errorf("relay.tls = %+v, token %+v", c.TLS, c.TLS.Token)
 			}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nanokms/nanokms/intent"
+	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/internal/grpcserve"
 	"github.com/nanokms/nanokms/internal/mtls"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -119,7 +120,7 @@ func (s *CustodyServer) WatchAlerts(_ *pb.WatchAlertsRequest, stream grpc.Server
 // ServeCustody serves the Custody service (and gRPC health) on l until ctx
 // is done. A tcp listener requires tlsCfg (mutual TLS 1.3). Health is
 // NOT_SERVING while the gateway's writes fail (WriteHealth).
-func ServeCustody(ctx context.Context, l net.Listener, srv *CustodyServer, tlsCfg *TLSServerConfig, grace time.Duration) error {
+func ServeCustody(ctx context.Context, l net.Listener, srv *CustodyServer, tlsCfg *conffile.TLSServer, grace time.Duration) error {
 	var creds *tls.Config
 	if _, isUnix := l.Addr().(*net.UnixAddr); !isUnix {
 		if tlsCfg == nil {

@@ -3,10 +3,10 @@ package coldbridge
 import (
 	"context"
 	"errors"
-	"github.com/nanokms/nanokms/bridge/serial"
 
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
+	"github.com/nanokms/nanokms/bridge/serial"
 )
 
 // Side is which end of the bridge a medium is opened for.

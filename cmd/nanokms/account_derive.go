@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/nanokms/nanokms/nano"
 	"github.com/spf13/cobra"
+
+	"github.com/nanokms/nanokms/nano"
 )
 
 type accountDeriveOptions struct {

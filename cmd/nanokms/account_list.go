@@ -6,8 +6,9 @@ import (
 	"strconv"
 	"text/tabwriter"
 
-	"github.com/nanokms/nanokms/hsm"
 	"github.com/spf13/cobra"
+
+	"github.com/nanokms/nanokms/hsm"
 )
 
 // maxAccountList bounds account list --count.

@@ -16,8 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nanokms/nanokms/nano"
 	"golang.org/x/crypto/blake2b"
+
+	"github.com/nanokms/nanokms/nano"
 )
 
 // The repository's conformance vectors, relative to this package.

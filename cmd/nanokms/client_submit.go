@@ -10,9 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
-
 	"golang.org/x/term"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )

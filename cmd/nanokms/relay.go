@@ -17,6 +17,7 @@ import (
 	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/hsm/tlskey"
+	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/internal/mtls"
 	"github.com/nanokms/nanokms/metrics"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -105,7 +106,7 @@ func runRelay(ctx context.Context, e *env, opts relayOptions) error {
 // dialSigner connects to the signer: a Unix socket, or TCP with mutual TLS,
 // the relay's key a file or a key on a token ([relay.tls.token]). The
 // caller calls closeKey once the connection is closed.
-func dialSigner(ctx context.Context, addr string, tlsCfg *coldbridge.TLSClientConfig) (conn *grpc.ClientConn, closeKey func(), err error) {
+func dialSigner(ctx context.Context, addr string, tlsCfg *conffile.TLSClient) (conn *grpc.ClientConn, closeKey func(), err error) {
 	closeKey = func() {}
 	switch {
 	case strings.HasPrefix(addr, "unix://"):
@@ -145,7 +146,7 @@ func dialSigner(ctx context.Context, addr string, tlsCfg *coldbridge.TLSClientCo
 }
 
 // openRelayTLSKey opens the relay's TLS key on [relay.tls.token].
-func openRelayTLSKey(ctx context.Context, t *coldbridge.TLSClientConfig) (*tlskey.Key, error) {
+func openRelayTLSKey(ctx context.Context, t *conffile.TLSClient) (*tlskey.Key, error) {
 	pin, err := hsm.ReadPIN(t.Token.PINFile, t.Token.PINEnv)
 	if err != nil {
 		return nil, withHint(fmt.Errorf("reading the PIN of relay.tls.token: %w", err), "the PIN comes from relay.tls.token.pin_file (readable by this user only: chmod 600) or the variable relay.tls.token.pin_env names")

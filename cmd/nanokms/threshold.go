@@ -1,8 +1,9 @@
 package main
 
 import (
-	"github.com/nanokms/nanokms/nano"
 	"github.com/spf13/cobra"
+
+	"github.com/nanokms/nanokms/nano"
 )
 
 // thresholdFlags are --threshold HEX and --subtype S, of which at most one

@@ -4,8 +4,9 @@ import (
 	"encoding/hex"
 	"fmt"
 
-	"github.com/nanokms/nanokms/hsm"
 	"github.com/spf13/cobra"
+
+	"github.com/nanokms/nanokms/hsm"
 )
 
 // newTokenCmd groups the token set-up subcommands: the master key and its

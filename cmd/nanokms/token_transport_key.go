@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/nanokms/nanokms/hsm"
 	"github.com/spf13/cobra"
+
+	"github.com/nanokms/nanokms/hsm"
 )
 
 type tokenTransportKeyOptions struct {

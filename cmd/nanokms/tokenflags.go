@@ -10,9 +10,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/hsm/p11uri"
-	"github.com/spf13/cobra"
 )
 
 // The environment variables the token flags fall back to. The PIN itself

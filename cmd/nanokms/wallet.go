@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/nanokms/nanokms/hsm"
 	"github.com/spf13/cobra"
+
+	"github.com/nanokms/nanokms/hsm"
 )
 
 // newWalletCmd groups the wallet subcommands.

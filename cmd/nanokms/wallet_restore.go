@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nanokms/nanokms/hsm"
 	"github.com/spf13/cobra"
+
+	"github.com/nanokms/nanokms/hsm"
 )
 
 type walletRestoreOptions struct {

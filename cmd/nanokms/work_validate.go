@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/nanokms/nanokms/nano"
 	"github.com/spf13/cobra"
+
+	"github.com/nanokms/nanokms/nano"
 )
 
 type workValidateOptions struct {

@@ -112,6 +112,12 @@ func (c *Checker) OneOf(key string, v Value, def string, choices ...string) stri
 	return def
 }
 
+// LogLevel returns v, a log_level key: "debug", "info", "warn" or
+// "error"; "info" when absent.
+func (c *Checker) LogLevel(key string, v Value) string {
+	return c.OneOf(key, v, "info", "debug", "info", "warn", "error")
+}
+
 // orList quotes choices and joins them: `"a", "b" or "c"`.
 func orList(choices []string) string {
 	q := make([]string, len(choices))
