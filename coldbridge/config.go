@@ -3,34 +3,10 @@ package coldbridge
 import (
 	"time"
 
+	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
 )
-
-// BridgeConfig is the [bridge] section shared by the relay and the
-// gateway: which medium, and where.
-type BridgeConfig struct {
-	// Kind is "file" or "serial".
-	Kind string
-	// File transport: Inbound is the directory this side reads frames
-	// from, Outbound the one it writes to (on a USB stick: "to-cold" and
-	// "to-hot"). Root is the trusted medium root both lie beneath (the
-	// stick's mount point); "" means the directory holding each. Nothing
-	// beneath the root is followed if it is a symbolic link.
-	Inbound, Outbound string
-	Root              string
-	// Serial transport: the device and its baud rate; Pace paces writes to
-	// the baud rate (for pseudo-terminals, which do not).
-	Device string
-	Baud   int
-	Pace   bool
-	// MaxAge refuses frames created longer ago than this (0: no limit);
-	// MaxFutureSkew refuses frames created further ahead (default 5m).
-	MaxAge        time.Duration
-	MaxFutureSkew time.Duration
-	// PollInterval is how often a file reader looks for new files.
-	PollInterval time.Duration
-}
 
 // RelayConfig is the cold relay's configuration file.
 type RelayConfig struct {
@@ -45,7 +21,7 @@ type RelayConfig struct {
 	// Metrics is the textfile-collector file the relay writes its metrics to ("" for none).
 	Metrics  string
 	LogLevel string
-	Bridge   BridgeConfig
+	Bridge   bridge.Config
 }
 
 // NodeConfig is the gateway's [node] section (the Nano node it reads from
@@ -82,6 +58,6 @@ type GatewayConfig struct {
 	// MetricsListen is the address of the Prometheus /metrics listener ("" for none).
 	MetricsListen string
 	LogLevel      string
-	Bridge        BridgeConfig
+	Bridge        bridge.Config
 	Node          NodeConfig
 }

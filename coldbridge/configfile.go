@@ -3,13 +3,10 @@ package coldbridge
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/nanokms/nanokms/bridge/filemedium"
-	"github.com/nanokms/nanokms/bridge/serial"
+	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
 )
@@ -25,24 +22,18 @@ import (
 const (
 	confDefaultRetryMin       = 200 * time.Millisecond
 	confDefaultRetryMax       = 10 * time.Second
-	confDefaultMaxAge         = 24 * time.Hour
 	confDefaultResendInterval = 30 * time.Second
 	confDefaultNodeTimeout    = 10 * time.Second
 	confDefaultWork           = "cpu"
 )
-
-// confBauds are the line speeds bridge.baud accepts: the standard termios
-// rates from 9600 up.
-var confBauds = []int64{9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000, 921600,
-	1000000, 1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000}
 
 // The files' shapes. Every leaf is a conffile.Value, typed by validate so
 // that a type error names its key path; the toml tags are the only place
 // key names are spelled, in the order of docs/CONFIG.md.
 
 type confRelayFile struct {
-	Relay  confRelay  `toml:"relay"`
-	Bridge confBridge `toml:"bridge"`
+	Relay  confRelay      `toml:"relay"`
+	Bridge bridge.Section `toml:"bridge"`
 }
 
 type confRelay struct {
@@ -55,23 +46,10 @@ type confRelay struct {
 	TLS       *conffile.TLSClientSection `toml:"tls"` // nil when [relay.tls] is absent
 }
 
-type confBridge struct {
-	Kind          conffile.Value `toml:"kind"`
-	Inbound       conffile.Value `toml:"inbound"`
-	Outbound      conffile.Value `toml:"outbound"`
-	Root          conffile.Value `toml:"root"`
-	Device        conffile.Value `toml:"device"`
-	Baud          conffile.Value `toml:"baud"`
-	Pace          conffile.Value `toml:"pace"`
-	MaxAge        conffile.Value `toml:"max_age"`
-	MaxFutureSkew conffile.Value `toml:"max_future_skew"`
-	PollInterval  conffile.Value `toml:"poll_interval"`
-}
-
 type confGatewayFile struct {
-	Gateway confGateway `toml:"gateway"`
-	Bridge  confBridge  `toml:"bridge"`
-	Node    confNode    `toml:"node"`
+	Gateway confGateway    `toml:"gateway"`
+	Bridge  bridge.Section `toml:"bridge"`
+	Node    confNode       `toml:"node"`
 }
 
 type confGateway struct {
@@ -213,77 +191,8 @@ func (f *confRelayFile) validate(c *conffile.Checker) *RelayConfig {
 		cfg.TLS = r.TLS.Validate(c, key+".tls")
 	}
 
-	cfg.Bridge = f.Bridge.validate(c, "bridge")
+	cfg.Bridge = f.Bridge.Validate(c, "bridge")
 	return cfg
-}
-
-// validate checks [bridge] at key. Keys of the other kind are refused.
-func (f *confBridge) validate(c *conffile.Checker, key string) BridgeConfig {
-	b := BridgeConfig{Kind: c.OneOf(key+".kind", f.Kind, "", "file", "serial")}
-	// allowed reports whether the key name, of the bridges of kind, is to
-	// be read; it refuses the key if it is set for another kind. Nothing is
-	// said when bridge.kind is itself wrong.
-	allowed := func(name string, v conffile.Value, kind string) bool {
-		if v.IsSet() && b.Kind != kind && b.Kind != "" {
-			c.Fail(key+"."+name, "only allowed when %s.kind = %q", key, kind)
-		}
-		return b.Kind == kind
-	}
-
-	if allowed("inbound", f.Inbound, "file") {
-		b.Inbound = c.AbsPath(key+".inbound", f.Inbound)
-	}
-	if allowed("outbound", f.Outbound, "file") {
-		b.Outbound = c.AbsPath(key+".outbound", f.Outbound)
-		if b.Inbound != "" && b.Outbound != "" {
-			in, out := filepath.Clean(b.Inbound), filepath.Clean(b.Outbound)
-			switch {
-			case in == out:
-				c.Fail(key+".outbound", "must differ from %s.inbound (both are %q)", key, in)
-			case confPathWithin(out, in):
-				c.Fail(key+".outbound", "must not be inside %s.inbound (%q)", key, in)
-			case confPathWithin(in, out):
-				c.Fail(key+".outbound", "must not contain %s.inbound (%q)", key, in)
-			}
-		}
-	}
-	if allowed("root", f.Root, "file") {
-		if b.Root = c.OptAbsPath(key+".root", f.Root); b.Root != "" {
-			root := filepath.Clean(b.Root)
-			for _, d := range []struct{ name, path string }{{"inbound", b.Inbound}, {"outbound", b.Outbound}} {
-				if d.path != "" && !confPathWithin(filepath.Clean(d.path), root) {
-					c.Fail(key+".root", "must contain %s.%s (%q)", key, d.name, d.path)
-				}
-			}
-		}
-	}
-	if allowed("device", f.Device, "serial") {
-		b.Device = c.AbsPath(key+".device", f.Device)
-	}
-	if allowed("baud", f.Baud, "serial") {
-		b.Baud = serial.DefaultBaud
-		n := c.Int(key+".baud", f.Baud, serial.DefaultBaud)
-		if slices.Contains(confBauds, n) {
-			b.Baud = int(n)
-		} else {
-			c.Fail(key+".baud", "must be a standard rate from 9600 to 4000000 (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600...), not %d", n)
-		}
-	}
-	if allowed("pace", f.Pace, "serial") {
-		b.Pace = c.Bool(key+".pace", f.Pace, false)
-	}
-	b.MaxAge = c.DurationOrZero(key+".max_age", f.MaxAge, confDefaultMaxAge)
-	b.MaxFutureSkew = c.Duration(key+".max_future_skew", f.MaxFutureSkew, filemedium.DefaultMaxFutureSkew)
-	if allowed("poll_interval", f.PollInterval, "file") {
-		b.PollInterval = c.Duration(key+".poll_interval", f.PollInterval, filemedium.DefaultPollInterval)
-	}
-	return b
-}
-
-// confPathWithin reports whether path p is inside directory dir (both clean).
-func confPathWithin(p, dir string) bool {
-	rel, err := filepath.Rel(dir, p)
-	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // validate checks the gateway's file and builds its GatewayConfig;
@@ -320,7 +229,7 @@ func (f *confGatewayFile) validate(c *conffile.Checker) *GatewayConfig {
 		cfg.TLS = g.TLS.Validate(c, key+".tls")
 	}
 
-	cfg.Bridge = f.Bridge.validate(c, "bridge")
+	cfg.Bridge = f.Bridge.Validate(c, "bridge")
 	cfg.Node = f.Node.validate(c, "node")
 	return cfg
 }

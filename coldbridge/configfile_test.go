@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/serial"
 	"github.com/nanokms/nanokms/internal/conffile"
@@ -171,7 +172,7 @@ func TestRelayConfigExample(t *testing.T) {
 		Heartbeat: 0,
 		Metrics:   "/var/lib/node_exporter/textfile/nanokms_relay.prom",
 		LogLevel:  "info",
-		Bridge: BridgeConfig{
+		Bridge: bridge.Config{
 			Kind:    "file",
 			Inbound: "/media/nanokms/to-cold", Outbound: "/media/nanokms/to-hot",
 			MaxAge: 24 * time.Hour, MaxFutureSkew: 5 * time.Minute, PollInterval: 200 * time.Millisecond,
@@ -198,7 +199,7 @@ func TestGatewayConfigExample(t *testing.T) {
 		ResendInterval: 30 * time.Second,
 		MetricsListen:  "127.0.0.1:9464",
 		LogLevel:       "info",
-		Bridge: BridgeConfig{
+		Bridge: bridge.Config{
 			Kind:    "file",
 			Inbound: "/media/nanokms/to-hot", Outbound: "/media/nanokms/to-cold",
 			MaxAge: 24 * time.Hour, MaxFutureSkew: 5 * time.Minute, PollInterval: 200 * time.Millisecond,
@@ -263,7 +264,7 @@ func TestRelayConfigDefaults(t *testing.T) {
 		Signer:   "unix:///run/nanokms/signer.sock",
 		RetryMin: 200 * time.Millisecond, RetryMax: 10 * time.Second,
 		LogLevel: "info",
-		Bridge: BridgeConfig{
+		Bridge: bridge.Config{
 			Kind:    "file",
 			Inbound: "/media/nanokms/to-cold", Outbound: "/media/nanokms/to-hot",
 			MaxAge: 24 * time.Hour, MaxFutureSkew: filemedium.DefaultMaxFutureSkew, PollInterval: filemedium.DefaultPollInterval,
@@ -285,7 +286,7 @@ func TestGatewayConfigDefaults(t *testing.T) {
 		Manifests:      []string{"/etc/nanokms/treasury.json"},
 		ResendInterval: 30 * time.Second,
 		LogLevel:       "info",
-		Bridge: BridgeConfig{
+		Bridge: bridge.Config{
 			Kind:    "file",
 			Inbound: "/media/nanokms/to-hot", Outbound: "/media/nanokms/to-cold",
 			MaxAge: 24 * time.Hour, MaxFutureSkew: 5 * time.Minute, PollInterval: 200 * time.Millisecond,

@@ -4,6 +4,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/bridge/frame/frametest"
 	"github.com/nanokms/nanokms/bridge/serial"
@@ -21,36 +22,32 @@ import (
 // serialMedium returns a mediumFunc whose two ends are the serial devices
 // gwDev and relayDev, opened by open. Every frame the line drops is
 // recorded in rejects: a clean line drops none.
-func serialMedium(gwDev, relayDev string, open func(t *testing.T, dev string, side Side, rejects *frametest.RejectLog) (frame.FrameWriter, frame.FrameReader), rejects *frametest.RejectLog) mediumFunc {
+func serialMedium(gwDev, relayDev string, open func(t *testing.T, dev string, side bridge.Side, rejects *frametest.RejectLog) (frame.FrameWriter, frame.FrameReader), rejects *frametest.RejectLog) mediumFunc {
 	return func(t *testing.T) (frame.FrameWriter, frame.FrameReader, frame.FrameReader, frame.FrameWriter) {
 		t.Helper()
-		gwOut, gwIn := open(t, gwDev, Hot, rejects)
-		relayOut, relayIn := open(t, relayDev, Cold, rejects)
+		gwOut, gwIn := open(t, gwDev, bridge.Hot, rejects)
+		relayOut, relayIn := open(t, relayDev, bridge.Cold, rejects)
 		return gwOut, gwIn, relayIn, relayOut
 	}
 }
 
 // openSerialEnd opens dev with OpenSerial, unpaced, and filters the frame
 // types side takes, as OpenMedium does.
-func openSerialEnd(t *testing.T, dev string, side Side, rejects *frametest.RejectLog) (frame.FrameWriter, frame.FrameReader) {
+func openSerialEnd(t *testing.T, dev string, side bridge.Side, rejects *frametest.RejectLog) (frame.FrameWriter, frame.FrameReader) {
 	t.Helper()
 	s, err := serial.OpenSerial(dev, serial.SerialOptions{Baud: 921600, NoPace: true, OnReject: rejects.Record})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	types := []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat}
-	if side == Hot {
-		types = []frame.FrameType{frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat}
-	}
-	return s, &typeFilter{r: s, types: types, onReject: rejects.Record}
+	return s, bridge.FilterTypes(s, side, rejects.Record)
 }
 
 // openSerialMedium opens dev through OpenMedium, as the relay and gateway
 // commands do: a pseudo-terminal is paced to the configured baud rate.
-func openSerialMedium(t *testing.T, dev string, side Side, rejects *frametest.RejectLog) (frame.FrameWriter, frame.FrameReader) {
+func openSerialMedium(t *testing.T, dev string, side bridge.Side, rejects *frametest.RejectLog) (frame.FrameWriter, frame.FrameReader) {
 	t.Helper()
-	m, err := OpenMedium(BridgeConfig{Kind: "serial", Device: dev, Baud: 921600}, side, rejects.Record, func(err error) { t.Logf("medium: %v", err) })
+	m, err := bridge.Open(bridge.Config{Kind: "serial", Device: dev, Baud: 921600}, side, rejects.Record, func(err error) { t.Logf("medium: %v", err) })
 	if err != nil {
 		t.Fatal(err)
 	}

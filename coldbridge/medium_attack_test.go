@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/filemedium/mediumtest"
 	"github.com/nanokms/nanokms/bridge/frame"
@@ -254,8 +255,8 @@ func runMediumAttack(t *testing.T, env *signertest.Env, a mediumAttack) {
 	m := mediumtest.NewAttack(t)
 	a.plant(t, m)
 	reports := &mediumtest.Reports{}
-	medium, err := OpenMedium(BridgeConfig{Kind: "file", Inbound: m.ToCold, Outbound: m.ToHot, PollInterval: 5 * time.Millisecond},
-		Cold, reports.OnReject, reports.OnError)
+	medium, err := bridge.Open(bridge.Config{Kind: "file", Inbound: m.ToCold, Outbound: m.ToHot, PollInterval: 5 * time.Millisecond},
+		bridge.Cold, reports.OnReject, reports.OnError)
 	if err != nil {
 		t.Fatalf("the relay's medium does not open: %v", err)
 	}
@@ -326,8 +327,8 @@ func TestBridgeOverAttackedMedium(t *testing.T) {
 	hot, cold := &mediumtest.Reports{}, &mediumtest.Reports{}
 	medium := func(t *testing.T) (frame.FrameWriter, frame.FrameReader, frame.FrameReader, frame.FrameWriter) {
 		t.Helper()
-		open := func(in, out string, side Side, rep *mediumtest.Reports) *Medium {
-			md, err := OpenMedium(BridgeConfig{Kind: "file", Inbound: in, Outbound: out, PollInterval: 5 * time.Millisecond},
+		open := func(in, out string, side bridge.Side, rep *mediumtest.Reports) *bridge.Medium {
+			md, err := bridge.Open(bridge.Config{Kind: "file", Inbound: in, Outbound: out, PollInterval: 5 * time.Millisecond},
 				side, rep.OnReject, rep.OnError)
 			if err != nil {
 				t.Fatalf("the medium does not open: %v", err)
@@ -335,7 +336,7 @@ func TestBridgeOverAttackedMedium(t *testing.T) {
 			t.Cleanup(func() { md.Close() })
 			return md
 		}
-		h, c := open(m.ToHot, m.ToCold, Hot, hot), open(m.ToCold, m.ToHot, Cold, cold)
+		h, c := open(m.ToHot, m.ToCold, bridge.Hot, hot), open(m.ToCold, m.ToHot, bridge.Cold, cold)
 		return h.Writer, h.Reader, c.Reader, c.Writer
 	}
 	runLifecycle(t, newBridgeWorld(t, medium, 1))

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/filemedium/mediumtest"
 	"github.com/nanokms/nanokms/bridge/frame/frametest"
@@ -43,7 +44,7 @@ func TestRelayResumesWhenMediumFreed(t *testing.T) {
 	env := signertest.MustEnv(t, 1)
 	mnt := mediumtest.MustTmpfs(t, "size=512k")
 	toCold, toHot := filepath.Join(mnt, "to-cold"), filepath.Join(mnt, "to-hot")
-	medium, err := OpenMedium(BridgeConfig{Kind: "file", Inbound: toCold, Outbound: toHot, PollInterval: 5 * time.Millisecond}, Cold, nil, nil)
+	medium, err := bridge.Open(bridge.Config{Kind: "file", Inbound: toCold, Outbound: toHot, PollInterval: 5 * time.Millisecond}, bridge.Cold, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/coldbridge"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer/signertest"
@@ -55,17 +56,17 @@ func TestInProcessBridge(t *testing.T) {
 	env := signertest.MustEnv(t, 1)
 	dir := t.TempDir()
 	toCold, toHot := filepath.Join(dir, "to-cold"), filepath.Join(dir, "to-hot")
-	bridge := func(in, out string) coldbridge.BridgeConfig {
-		return coldbridge.BridgeConfig{Kind: "file", Inbound: in, Outbound: out, MaxFutureSkew: 5 * time.Minute,
+	bridgeCfg := func(in, out string) bridge.Config {
+		return bridge.Config{Kind: "file", Inbound: in, Outbound: out, MaxFutureSkew: 5 * time.Minute,
 			PollInterval: 5 * time.Millisecond}
 	}
 	gm, rm := NewGateway(GatewayOptions{NoNode: true}), NewRelay()
-	hot, err := coldbridge.OpenMedium(bridge(toHot, toCold), coldbridge.Hot, gm.FrameRejected, nil)
+	hot, err := bridge.Open(bridgeCfg(toHot, toCold), bridge.Hot, gm.FrameRejected, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer hot.Close()
-	cold, err := coldbridge.OpenMedium(bridge(toCold, toHot), coldbridge.Cold, rm.FrameRejected, nil)
+	cold, err := bridge.Open(bridgeCfg(toCold, toHot), bridge.Cold, rm.FrameRejected, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/internal/grpcserve"
@@ -52,7 +53,7 @@ func runGateway(ctx context.Context, e *env, opts gatewayOptions) error {
 	if err != nil {
 		return withHint(err, "write a manifest on the cold host with 'nanokms account list --wallet W --json'")
 	}
-	medium, err := coldbridge.OpenMedium(cfg.Bridge, coldbridge.Hot,
+	medium, err := bridge.Open(cfg.Bridge, bridge.Hot,
 		func(name string, err error) {
 			log.Warn("frame refused", "file", name, "error", err.Error())
 			m.FrameRejected(name, err)

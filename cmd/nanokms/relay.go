@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/hsm"
@@ -63,7 +64,7 @@ func runRelay(ctx context.Context, e *env, opts relayOptions) error {
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
 	m := metrics.NewRelay()
-	medium, err := coldbridge.OpenMedium(cfg.Bridge, coldbridge.Cold,
+	medium, err := bridge.Open(cfg.Bridge, bridge.Cold,
 		func(name string, err error) {
 			log.Warn("frame refused", "file", name, "error", err.Error())
 			m.FrameRejected(name, err)

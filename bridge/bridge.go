@@ -1,4 +1,4 @@
-package coldbridge
+package bridge
 
 import (
 	"context"
@@ -41,11 +41,8 @@ func (m *Medium) Close() error {
 // replaced by a directory, so that no planted entry stops the side from
 // starting. onReject is told of every refused frame; onError of what a
 // file medium rides out (FileReaderOptions.OnError, FileWriterOptions.OnError).
-func OpenMedium(cfg BridgeConfig, side Side, onReject frame.RejectFunc, onError func(error)) (*Medium, error) {
-	types := []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat}
-	if side == Hot {
-		types = []frame.FrameType{frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat}
-	}
+func Open(cfg Config, side Side, onReject frame.RejectFunc, onError func(error)) (*Medium, error) {
+	types := sideTypes(side)
 	switch cfg.Kind {
 	case "file":
 		report := onError
@@ -77,6 +74,21 @@ func OpenMedium(cfg BridgeConfig, side Side, onReject frame.RejectFunc, onError 
 		return &Medium{Writer: s, Reader: &typeFilter{r: s, types: types, onReject: onReject}, close: s.Close}, nil
 	}
 	return nil, errors.New("coldbridge: bridge.kind must be file or serial")
+}
+
+// sideTypes returns the frame types side reads.
+func sideTypes(side Side) []frame.FrameType {
+	if side == Hot {
+		return []frame.FrameType{frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat}
+	}
+	return []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat}
+}
+
+// FilterTypes returns a reader of r's frames that drops, reporting each to
+// onReject, those of types side does not read (Open does this for a
+// serial line).
+func FilterTypes(r frame.FrameReader, side Side, onReject frame.RejectFunc) frame.FrameReader {
+	return &typeFilter{r: r, types: sideTypes(side), onReject: onReject}
 }
 
 // typeFilter drops frames of types this side does not take (a serial line
