@@ -8,22 +8,6 @@ import (
 	"github.com/nanokms/nanokms/nano"
 )
 
-// RelayConfig is the cold relay's configuration file.
-type RelayConfig struct {
-	// Signer is the signer's address: "unix:///path" or "tcp://host:port"
-	// (which needs TLS).
-	Signer string
-	TLS    *conffile.TLSClient
-	// RetryMin and RetryMax bound the backoff while the signer is down.
-	RetryMin, RetryMax time.Duration
-	// Heartbeat is how often the relay writes a heartbeat frame (0: never).
-	Heartbeat time.Duration
-	// Metrics is the textfile-collector file the relay writes its metrics to ("" for none).
-	Metrics  string
-	LogLevel string
-	Bridge   bridge.Config
-}
-
 // NodeConfig is the gateway's [node] section (the Nano node it reads from
 // and publishes to). Empty RPC means no node: heads come with submissions.
 type NodeConfig struct {

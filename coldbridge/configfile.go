@@ -20,8 +20,6 @@ import (
 // Defaults of the configuration files (the others are the transports':
 // DefaultPollInterval, DefaultMaxFutureSkew, DefaultBaud).
 const (
-	confDefaultRetryMin       = 200 * time.Millisecond
-	confDefaultRetryMax       = 10 * time.Second
 	confDefaultResendInterval = 30 * time.Second
 	confDefaultNodeTimeout    = 10 * time.Second
 	confDefaultWork           = "cpu"
@@ -30,21 +28,6 @@ const (
 // The files' shapes. Every leaf is a conffile.Value, typed by validate so
 // that a type error names its key path; the toml tags are the only place
 // key names are spelled, in the order of docs/CONFIG.md.
-
-type confRelayFile struct {
-	Relay  confRelay      `toml:"relay"`
-	Bridge bridge.Section `toml:"bridge"`
-}
-
-type confRelay struct {
-	Signer    conffile.Value             `toml:"signer"`
-	RetryMin  conffile.Value             `toml:"retry_min"`
-	RetryMax  conffile.Value             `toml:"retry_max"`
-	Heartbeat conffile.Value             `toml:"heartbeat"`
-	Metrics   conffile.Value             `toml:"metrics"`
-	LogLevel  conffile.Value             `toml:"log_level"`
-	TLS       *conffile.TLSClientSection `toml:"tls"` // nil when [relay.tls] is absent
-}
 
 type confGatewayFile struct {
 	Gateway confGateway    `toml:"gateway"`
@@ -73,42 +56,6 @@ type confNode struct {
 	WorkThreshold  conffile.Value `toml:"work_threshold"`
 }
 
-// LoadRelayConfig reads the relay's configuration file at path and parses
-// it with ParseRelayConfig.
-//
-// An error reading the file is returned wrapped (it names the file;
-// errors.Is(err, fs.ErrNotExist) works). A problem with its contents is
-// returned as ParseRelayConfig returns it, with File set to path in every
-// *conffile.Error.
-func LoadRelayConfig(path string) (*RelayConfig, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("coldbridge: reading the relay configuration: %w", err)
-	}
-	cfg, errs := parseRelayConfig(data)
-	if len(errs) > 0 {
-		conffile.SetFile(errs, path)
-		return nil, conffile.Join(errs)
-	}
-	return cfg, nil
-}
-
-// ParseRelayConfig parses and validates the contents of a relay
-// configuration file.
-//
-// On success it returns a RelayConfig with every default applied. Otherwise
-// it returns a nil RelayConfig and every problem it found: a single
-// *conffile.Error when there is one, else an error made by errors.Join
-// whose Unwrap() []error returns only *conffile.Error values, in a stable
-// order. It never panics.
-func ParseRelayConfig(data []byte) (*RelayConfig, error) {
-	cfg, errs := parseRelayConfig(data)
-	if len(errs) > 0 {
-		return nil, conffile.Join(errs)
-	}
-	return cfg, nil
-}
-
 // LoadGatewayConfig reads the gateway's configuration file at path and
 // parses it with ParseGatewayConfig. Errors are as LoadRelayConfig's.
 func LoadGatewayConfig(path string) (*GatewayConfig, error) {
@@ -134,19 +81,6 @@ func ParseGatewayConfig(data []byte) (*GatewayConfig, error) {
 	return cfg, nil
 }
 
-func parseRelayConfig(data []byte) (*RelayConfig, []*conffile.Error) {
-	var f confRelayFile
-	c, ok := conffile.Parse(data, &f)
-	if !ok {
-		return nil, c.Errors()
-	}
-	cfg := f.validate(c)
-	if errs := c.Errors(); len(errs) > 0 {
-		return nil, errs
-	}
-	return cfg, nil
-}
-
 func parseGatewayConfig(data []byte) (*GatewayConfig, []*conffile.Error) {
 	var f confGatewayFile
 	c, ok := conffile.Parse(data, &f)
@@ -158,41 +92,6 @@ func parseGatewayConfig(data []byte) (*GatewayConfig, []*conffile.Error) {
 		return nil, errs
 	}
 	return cfg, nil
-}
-
-// validate checks the relay's file and builds its RelayConfig; problems
-// are recorded in c.
-func (f *confRelayFile) validate(c *conffile.Checker) *RelayConfig {
-	const key = "relay"
-	r := &f.Relay
-	cfg := &RelayConfig{}
-	signer := c.Endpoint(key+".signer", r.Signer, conffile.Dial)
-	if signer.Network != "" {
-		cfg.Signer = signer.String()
-	}
-	cfg.RetryMin = c.Duration(key+".retry_min", r.RetryMin, confDefaultRetryMin)
-	cfg.RetryMax = c.Duration(key+".retry_max", r.RetryMax, confDefaultRetryMax)
-	if cfg.RetryMax < cfg.RetryMin && !c.FailedAt(key+".retry_min") && !c.FailedAt(key+".retry_max") {
-		c.Fail(key+".retry_max", "%s is less than %s.retry_min (%s)", cfg.RetryMax, key, cfg.RetryMin)
-	}
-	cfg.Heartbeat = c.DurationOrZero(key+".heartbeat", r.Heartbeat, 0)
-	cfg.Metrics = c.OptAbsPath(key+".metrics", r.Metrics)
-	if cfg.Metrics != "" && !strings.HasSuffix(cfg.Metrics, ".prom") {
-		c.Fail(key+".metrics", "%q must end in .prom (the node_exporter textfile collector reads only *.prom files)", cfg.Metrics)
-	}
-	cfg.LogLevel = c.LogLevel(key+".log_level", r.LogLevel)
-
-	switch {
-	case signer.Network == "tcp" && r.TLS == nil:
-		c.Fail(key+".tls", "required when %s.signer is tcp://: the relay reaches the signer over TCP only with mutual TLS 1.3", key)
-	case signer.Network == "unix" && r.TLS != nil:
-		c.Fail(key+".tls", "only allowed when %s.signer is tcp:// (a Unix socket is protected by its file permissions)", key)
-	case r.TLS != nil:
-		cfg.TLS = r.TLS.Validate(c, key+".tls")
-	}
-
-	cfg.Bridge = f.Bridge.Validate(c, "bridge")
-	return cfg
 }
 
 // validate checks the gateway's file and builds its GatewayConfig;

@@ -15,6 +15,7 @@ import (
 	"github.com/nanokms/nanokms/bridge/serial"
 	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
+	"github.com/nanokms/nanokms/relay"
 )
 
 const confRep = "nano_375zwei3suaam4jtaxioi7cy919pcaz9k9b6a6xxw85y676gga1dxqiqcdo5"
@@ -157,11 +158,11 @@ func mustConfAccount(t *testing.T, s string) nano.PublicKey {
 }
 
 func TestRelayConfigExample(t *testing.T) {
-	cfg, err := LoadRelayConfig(filepath.Join("testdata", "relay.toml"))
+	cfg, err := relay.LoadConfig(filepath.Join("testdata", "relay.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &RelayConfig{
+	want := &relay.Config{
 		Signer: "tcp://10.0.7.2:7070",
 		TLS: &conffile.TLSClient{
 			Cert: "/etc/nanokms/relay.crt", Key: "/etc/nanokms/relay.key",
@@ -256,11 +257,11 @@ func TestConfigExamplesInDocs(t *testing.T) {
 }
 
 func TestRelayConfigDefaults(t *testing.T) {
-	cfg, err := ParseRelayConfig([]byte(confMinimalRelay))
+	cfg, err := relay.ParseConfig([]byte(confMinimalRelay))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &RelayConfig{
+	want := &relay.Config{
 		Signer:   "unix:///run/nanokms/signer.sock",
 		RetryMin: 200 * time.Millisecond, RetryMax: 10 * time.Second,
 		LogLevel: "info",
@@ -303,26 +304,26 @@ func TestRelayConfigValid(t *testing.T) {
 	tests := []struct {
 		name  string
 		edits []confEdit
-		check func(t *testing.T, c *RelayConfig)
+		check func(t *testing.T, c *relay.Config)
 	}{
-		{"serial", []confEdit{confReplace(confMinimalRelay[strings.Index(confMinimalRelay, "[bridge]"):], confSerialBridge+"baud = 921600\npace = true\nmax_age = \"0s\"\n")}, func(t *testing.T, c *RelayConfig) {
+		{"serial", []confEdit{confReplace(confMinimalRelay[strings.Index(confMinimalRelay, "[bridge]"):], confSerialBridge+"baud = 921600\npace = true\nmax_age = \"0s\"\n")}, func(t *testing.T, c *relay.Config) {
 			b := c.Bridge
 			if b.Kind != "serial" || b.Device != "/dev/ttyUSB0" || b.Baud != 921600 || !b.Pace || b.MaxAge != 0 || b.PollInterval != 0 || b.Inbound != "" {
 				t.Errorf("bridge = %+v", b)
 			}
 		}},
-		{"serial defaults", []confEdit{confReplace(confMinimalRelay[strings.Index(confMinimalRelay, "[bridge]"):], confSerialBridge)}, func(t *testing.T, c *RelayConfig) {
+		{"serial defaults", []confEdit{confReplace(confMinimalRelay[strings.Index(confMinimalRelay, "[bridge]"):], confSerialBridge)}, func(t *testing.T, c *relay.Config) {
 			if b := c.Bridge; b.Baud != serial.DefaultBaud || b.Pace || b.MaxAge != 24*time.Hour || b.MaxFutureSkew != filemedium.DefaultMaxFutureSkew {
 				t.Errorf("bridge = %+v", b)
 			}
 		}},
-		{"tcp ipv6 with tls", []confEdit{confReplace(signer, `signer = "tcp://[fd00::7]:7070"`), confReplace("\n[bridge]", confRelayTLS+"\n[bridge]")}, func(t *testing.T, c *RelayConfig) {
+		{"tcp ipv6 with tls", []confEdit{confReplace(signer, `signer = "tcp://[fd00::7]:7070"`), confReplace("\n[bridge]", confRelayTLS+"\n[bridge]")}, func(t *testing.T, c *relay.Config) {
 			if c.Signer != "tcp://[fd00::7]:7070" || c.TLS == nil || c.TLS.ServerName != "signer.cold" {
 				t.Errorf("relay = %+v", c)
 			}
 		}},
 		{"tls key on a token", []confEdit{confReplace(signer, `signer = "tcp://10.0.7.2:7070"`), confReplace("\n[bridge]", confRelayTLS+"\n[bridge]"),
-			confReplace(`key = "/etc/nanokms/relay.key"`, `key_label = "relay-tls"`), confAfter(`server_name = "signer.cold"`, confRelayTLSToken)}, func(t *testing.T, c *RelayConfig) {
+			confReplace(`key = "/etc/nanokms/relay.key"`, `key_label = "relay-tls"`), confAfter(`server_name = "signer.cold"`, confRelayTLSToken)}, func(t *testing.T, c *relay.Config) {
 			want := &conffile.TLSClient{Cert: "/etc/nanokms/relay.crt", KeyLabel: "relay-tls", CA: "/etc/nanokms/signer-ca.crt", ServerName: "signer.cold",
 				Token: &conffile.TLSToken{Module: "/usr/lib/softhsm/libsofthsm2.so", Label: "relay", PINFile: "/etc/nanokms/relay.pin"}}
 			if !reflect.DeepEqual(c.TLS, want) {
@@ -330,24 +331,24 @@ func TestRelayConfigValid(t *testing.T) {
 			}
 		}},
 		{"tls token pin_env", []confEdit{confReplace(signer, `signer = "tcp://10.0.7.2:7070"`), confReplace("\n[bridge]", confRelayTLS+"\n[bridge]"),
-			confReplace(`key = "/etc/nanokms/relay.key"`, `key_label = "relay-tls"`), confAfter(`server_name = "signer.cold"`, strings.Replace(confRelayTLSToken, `pin_file = "/etc/nanokms/relay.pin"`, `pin_env = "RELAY_PIN"`, 1))}, func(t *testing.T, c *RelayConfig) {
+			confReplace(`key = "/etc/nanokms/relay.key"`, `key_label = "relay-tls"`), confAfter(`server_name = "signer.cold"`, strings.Replace(confRelayTLSToken, `pin_file = "/etc/nanokms/relay.pin"`, `pin_env = "RELAY_PIN"`, 1))}, func(t *testing.T, c *relay.Config) {
 			if c.TLS.Token.PINEnv != "RELAY_PIN" || c.TLS.Token.PINFile != "" {
 				t.Errorf("relay.tls.token = %+v", c.TLS.Token)
 			}
 		}},
 		{"server name an address", []confEdit{confReplace(signer, `signer = "tcp://signer.cold:7070"`), confReplace("\n[bridge]", strings.Replace(confRelayTLS, `"signer.cold"`, `"10.0.7.2"`, 1)+"\n[bridge]")}, nil},
-		{"timings", []confEdit{confAfter(signer, "retry_min = \"1s\"\nretry_max = \"1s\"\nheartbeat = \"1m\"\nlog_level = \"debug\"")}, func(t *testing.T, c *RelayConfig) {
+		{"timings", []confEdit{confAfter(signer, "retry_min = \"1s\"\nretry_max = \"1s\"\nheartbeat = \"1m\"\nlog_level = \"debug\"")}, func(t *testing.T, c *relay.Config) {
 			if c.RetryMin != time.Second || c.RetryMax != time.Second || c.Heartbeat != time.Minute || c.LogLevel != "debug" {
 				t.Errorf("relay = %+v", c)
 			}
 		}},
-		{"bridge durations", []confEdit{confAdd("max_age = \"1h\"\nmax_future_skew = \"30s\"\npoll_interval = \"1s\"")}, func(t *testing.T, c *RelayConfig) {
+		{"bridge durations", []confEdit{confAdd("max_age = \"1h\"\nmax_future_skew = \"30s\"\npoll_interval = \"1s\"")}, func(t *testing.T, c *relay.Config) {
 			if b := c.Bridge; b.MaxAge != time.Hour || b.MaxFutureSkew != 30*time.Second || b.PollInterval != time.Second {
 				t.Errorf("bridge = %+v", b)
 			}
 		}},
 		{"sibling directories with a common prefix", []confEdit{confReplace(`"/media/nanokms/to-hot"`, `"/media/nanokms/to-cold2"`)}, nil},
-		{"medium root", []confEdit{confAdd(`root = "/media"`)}, func(t *testing.T, c *RelayConfig) {
+		{"medium root", []confEdit{confAdd(`root = "/media"`)}, func(t *testing.T, c *relay.Config) {
 			if b := c.Bridge; b.Root != "/media" || b.Inbound != "/media/nanokms/to-cold" {
 				t.Errorf("bridge = %+v", b)
 			}
@@ -355,7 +356,7 @@ func TestRelayConfigValid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := ParseRelayConfig([]byte(confApply(t, confMinimalRelay, tt.edits)))
+			cfg, err := relay.ParseConfig([]byte(confApply(t, confMinimalRelay, tt.edits)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -519,7 +520,7 @@ func TestRelayConfigErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := confApply(t, confMinimalRelay, tt.edits)
-			cfg, err := ParseRelayConfig([]byte(src))
+			cfg, err := relay.ParseConfig([]byte(src))
 			if cfg != nil {
 				t.Error("ParseRelayConfig returned a config with an error")
 			}
@@ -633,7 +634,7 @@ func TestConfigUnknownKeys(t *testing.T) {
 			src := confApply(t, tt.base, tt.edits)
 			var err error
 			if tt.base == confMinimalRelay {
-				_, err = ParseRelayConfig([]byte(src))
+				_, err = relay.ParseConfig([]byte(src))
 			} else {
 				_, err = ParseGatewayConfig([]byte(src))
 			}
@@ -649,7 +650,7 @@ func TestConfigShapeAndSyntaxErrors(t *testing.T) {
 		{"[relay\nsigner = 1", "", "TOML syntax error at line 2"},
 		{"[relay]\nsigner = 1\nsigner = 2", "", "TOML syntax error at line 3"},
 	} {
-		_, err := ParseRelayConfig([]byte(tt.src))
+		_, err := relay.ParseConfig([]byte(tt.src))
 		confWantError(t, err, tt.key, tt.msg)
 		if errs := confErrors(t, err); len(errs) != 1 {
 			t.Errorf("%q: want one error, got:\n%v", tt.src, err)
@@ -685,7 +686,7 @@ func TestConfigAllErrorsReported(t *testing.T) {
 
 func TestLoadConfigErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := LoadRelayConfig(filepath.Join(dir, "absent.toml")); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "absent.toml") {
+	if _, err := relay.LoadConfig(filepath.Join(dir, "absent.toml")); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "absent.toml") {
 		t.Errorf("LoadRelayConfig = %v", err)
 	}
 	if _, err := LoadGatewayConfig(filepath.Join(dir, "absent.toml")); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "absent.toml") {
@@ -696,7 +697,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, load := range []func(string) error{
-		func(p string) error { _, err := LoadRelayConfig(p); return err },
+		func(p string) error { _, err := relay.LoadConfig(p); return err },
 		func(p string) error { _, err := LoadGatewayConfig(p); return err },
 	} {
 		err := load(path)
@@ -724,7 +725,7 @@ func FuzzParseConfigFiles(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if cfg, err := ParseRelayConfig(data); err != nil {
+		if cfg, err := relay.ParseConfig(data); err != nil {
 			if cfg != nil {
 				t.Fatal("ParseRelayConfig returned a config and an error")
 			}

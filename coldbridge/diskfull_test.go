@@ -22,6 +22,7 @@ import (
 	"github.com/nanokms/nanokms/bridge/filemedium/mediumtest"
 	"github.com/nanokms/nanokms/bridge/frame"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
 
@@ -119,7 +120,7 @@ func newFullWorld(t *testing.T, state, toCold, toHot string) *fullWorld {
 			t.Fatal(err)
 		}
 		loops++
-		r := &Relay{In: relayIn, Out: relayOut, Signer: w.env.Client, RetryMin: 10 * time.Millisecond}
+		r := &relay.Relay{In: relayIn, Out: relayOut, Signer: w.env.Client, RetryMin: 10 * time.Millisecond}
 		go func() { runs <- r.Run(ctx) }()
 	}
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -11,6 +11,7 @@ import (
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/signertest"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
@@ -73,9 +74,9 @@ func newBridgeWorld(t *testing.T, medium mediumFunc, accounts int) *bridgeWorld 
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay := &Relay{In: relayIn, Out: relayOut, Signer: env.Client, RetryMin: 10 * time.Millisecond}
+	rl := &relay.Relay{In: relayIn, Out: relayOut, Signer: env.Client, RetryMin: 10 * time.Millisecond}
 	done := make(chan error, 2)
-	go func() { done <- relay.Run(ctx) }()
+	go func() { done <- rl.Run(ctx) }()
 	go func() { done <- gw.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()

@@ -22,6 +22,7 @@ import (
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
@@ -270,12 +271,12 @@ func newFaultWorld(t *testing.T, accounts int, o faultOptions) *faultWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay := &Relay{In: newR(w.relayIn, o.maxAge, frame.TypeRequest, frame.TypeHeartbeat), Out: newW(w.relayOut), Signer: env.Client, RetryMin: 10 * time.Millisecond}
+	rl := &relay.Relay{In: newR(w.relayIn, o.maxAge, frame.TypeRequest, frame.TypeHeartbeat), Out: newW(w.relayOut), Signer: env.Client, RetryMin: 10 * time.Millisecond}
 	w.c = startCourier(t, w.gwOut, w.relayIn, w.relayOut, w.gwIn, hold)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	runs := make(chan error, 2)
-	go func() { runs <- relay.Run(ctx) }()
+	go func() { runs <- rl.Run(ctx) }()
 	go func() { runs <- gw.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()

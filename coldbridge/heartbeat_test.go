@@ -12,6 +12,7 @@ import (
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/relay"
 )
 
 // TestRelayHeartbeats: with Heartbeat set, the relay writes heartbeat
@@ -40,8 +41,8 @@ func TestRelayHeartbeats(t *testing.T) {
 	defer watch.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	relay := &Relay{In: r, Out: w, Signer: nil, Heartbeat: 10 * time.Millisecond}
-	go func() { done <- relay.Run(ctx) }()
+	rl := &relay.Relay{In: r, Out: w, Signer: nil, Heartbeat: 10 * time.Millisecond}
+	go func() { done <- rl.Run(ctx) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

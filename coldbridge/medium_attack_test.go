@@ -13,6 +13,7 @@ import (
 	"github.com/nanokms/nanokms/bridge/filemedium/mediumtest"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/bridge/frame/frametest"
+	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
 
@@ -261,10 +262,10 @@ func runMediumAttack(t *testing.T, env *signertest.Env, a mediumAttack) {
 		t.Fatalf("the relay's medium does not open: %v", err)
 	}
 	defer medium.Close()
-	relay := &Relay{In: medium.Reader, Out: medium.Writer, Signer: env.Client, RetryMin: 10 * time.Millisecond}
+	rl := &relay.Relay{In: medium.Reader, Out: medium.Writer, Signer: env.Client, RetryMin: 10 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	runs := make(chan error, 1)
-	go func() { runs <- relay.Run(ctx) }()
+	go func() { runs <- rl.Run(ctx) }()
 	stopped := false
 	defer func() {
 		if !stopped {

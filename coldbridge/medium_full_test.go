@@ -12,6 +12,7 @@ import (
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/filemedium/mediumtest"
 	"github.com/nanokms/nanokms/bridge/frame/frametest"
+	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
 
@@ -53,11 +54,11 @@ func TestRelayResumesWhenMediumFreed(t *testing.T) {
 	filler := mediumtest.FillBytes(t, mnt)
 
 	tap := &logTap{msg: "the outbound medium did not take the answer; retrying", ch: make(chan slog.Record, 1)}
-	relay := &Relay{In: medium.Reader, Out: medium.Writer, Signer: env.Client, Log: slog.New(tap),
+	rl := &relay.Relay{In: medium.Reader, Out: medium.Writer, Signer: env.Client, Log: slog.New(tap),
 		RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	runs := make(chan error, 1)
-	go func() { runs <- relay.Run(ctx) }()
+	go func() { runs <- rl.Run(ctx) }()
 	stopped := false
 	defer func() {
 		cancel()

@@ -16,6 +16,7 @@ import (
 	"github.com/nanokms/nanokms/nano"
 	"github.com/nanokms/nanokms/node"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
 
@@ -272,10 +273,10 @@ func TestPublishCrashPoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { relayIn.Close() })
-	relay := &Relay{In: relayIn, Out: relayOut, Signer: env.Client, RetryMin: 10 * time.Millisecond}
+	rl := &relay.Relay{In: relayIn, Out: relayOut, Signer: env.Client, RetryMin: 10 * time.Millisecond}
 	rctx, rcancel := context.WithCancel(context.Background())
 	relayDone := make(chan error, 1)
-	go func() { relayDone <- relay.Run(rctx) }()
+	go func() { relayDone <- rl.Run(rctx) }()
 	t.Cleanup(func() {
 		rcancel()
 		if err := <-relayDone; err != nil {

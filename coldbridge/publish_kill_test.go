@@ -23,6 +23,7 @@ import (
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
 
@@ -171,10 +172,10 @@ func TestKillGatewayAroundPublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay := &Relay{In: relayIn, Out: relayOut, Signer: env.Client, RetryMin: 10 * time.Millisecond}
+	rl := &relay.Relay{In: relayIn, Out: relayOut, Signer: env.Client, RetryMin: 10 * time.Millisecond}
 	rctx, rcancel := context.WithCancel(context.Background())
 	relayDone := make(chan error, 1)
-	go func() { relayDone <- relay.Run(rctx) }()
+	go func() { relayDone <- rl.Run(rctx) }()
 	t.Cleanup(func() {
 		rcancel()
 		if err := <-relayDone; err != nil {

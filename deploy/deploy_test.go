@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/policy"
 )
 
@@ -107,13 +108,13 @@ func units(t *testing.T) map[string]unit {
 	return out
 }
 
-func loadConfigs(t *testing.T) (*policy.Config, *coldbridge.RelayConfig, *coldbridge.GatewayConfig) {
+func loadConfigs(t *testing.T) (*policy.Config, *relay.Config, *coldbridge.GatewayConfig) {
 	t.Helper()
 	sc, err := policy.Load(filepath.Join("config", "signer.toml"))
 	if err != nil {
 		t.Fatalf("config/signer.toml: %v", err)
 	}
-	rc, err := coldbridge.LoadRelayConfig(filepath.Join("config", "relay.toml"))
+	rc, err := relay.LoadConfig(filepath.Join("config", "relay.toml"))
 	if err != nil {
 		t.Fatalf("config/relay.toml: %v", err)
 	}

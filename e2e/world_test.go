@@ -22,6 +22,7 @@ import (
 	"github.com/nanokms/nanokms/nano"
 	"github.com/nanokms/nanokms/node"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/signertest"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
@@ -277,7 +278,7 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 	}
 	w.custody = pb.NewCustodyClient(conn)
 
-	relay := &coldbridge.Relay{In: relayIn, Out: relayOut, Signer: w.env.Client, RetryMin: 10 * time.Millisecond}
+	relay := &relay.Relay{In: relayIn, Out: relayOut, Signer: w.env.Client, RetryMin: 10 * time.Millisecond}
 	const loops = 4
 	done := make(chan error, loops)
 	go func() { done <- relay.Run(ctx) }()

@@ -14,6 +14,7 @@ import (
 	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/coldbridge"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/signertest"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
@@ -82,7 +83,7 @@ func TestInProcessBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer gw.Close()
-	relay := &coldbridge.Relay{In: cold.Reader, Out: cold.Writer, Signer: env.Client, RetryMin: 10 * time.Millisecond, Observe: rm.Observe}
+	relay := &relay.Relay{In: cold.Reader, Out: cold.Writer, Signer: env.Client, RetryMin: 10 * time.Millisecond, Observe: rm.Observe}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)

@@ -24,6 +24,7 @@ import (
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/node"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer"
 )
 
@@ -36,7 +37,7 @@ var (
 		return coldbridge.NodeSideOptions{WrapWork: g.WorkProvider}
 	}
 	_ = func(g *Gateway) frame.RejectFunc { return g.FrameRejected }
-	_ = func(r *Relay) coldbridge.Relay { return coldbridge.Relay{Observe: r.Observe} }
+	_ = func(r *Relay) relay.Relay { return relay.Relay{Observe: r.Observe} }
 	_ = func(r *Relay) frame.RejectFunc { return r.FrameRejected }
 	_ = func(s *Signer) signer.Options { return signer.Options{Observe: s.Observe} }
 	_ = func(g *Gateway) node.WorkProvider { return g.WorkProvider(nil) }

@@ -15,13 +15,13 @@ import (
 
 	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/bridge/filemedium"
-	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/hsm/tlskey"
 	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/internal/mtls"
 	"github.com/nanokms/nanokms/metrics"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/relay"
 )
 
 type relayOptions struct {
@@ -58,7 +58,7 @@ func runRelay(ctx context.Context, e *env, opts relayOptions) error {
 	if opts.config == "" {
 		return usageErr("--config is required")
 	}
-	cfg, err := coldbridge.LoadRelayConfig(opts.config)
+	cfg, err := relay.LoadConfig(opts.config)
 	if err != nil {
 		return withHint(err, "docs/CONFIG.md documents every key")
 	}
@@ -87,7 +87,7 @@ func runRelay(ctx context.Context, e *env, opts relayOptions) error {
 	}
 	defer closeKey()
 	defer conn.Close()
-	r := &coldbridge.Relay{
+	r := &relay.Relay{
 		In: medium.Reader, Out: medium.Writer, Signer: pb.NewSignerClient(conn), Log: log,
 		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax, Heartbeat: cfg.Heartbeat, Observe: m.Observe,
 	}

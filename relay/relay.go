@@ -1,4 +1,4 @@
-package coldbridge
+package relay
 
 import (
 	"context"
