@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/policy"
 )
@@ -108,7 +108,7 @@ func units(t *testing.T) map[string]unit {
 	return out
 }
 
-func loadConfigs(t *testing.T) (*policy.Config, *relay.Config, *coldbridge.GatewayConfig) {
+func loadConfigs(t *testing.T) (*policy.Config, *relay.Config, *gateway.Config) {
 	t.Helper()
 	sc, err := policy.Load(filepath.Join("config", "signer.toml"))
 	if err != nil {
@@ -118,7 +118,7 @@ func loadConfigs(t *testing.T) (*policy.Config, *relay.Config, *coldbridge.Gatew
 	if err != nil {
 		t.Fatalf("config/relay.toml: %v", err)
 	}
-	gc, err := coldbridge.LoadGatewayConfig(filepath.Join("config", "gateway.toml"))
+	gc, err := gateway.LoadConfig(filepath.Join("config", "gateway.toml"))
 	if err != nil {
 		t.Fatalf("config/gateway.toml: %v", err)
 	}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
-	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/devnode"
+	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/nano"
 	"github.com/nanokms/nanokms/node"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -60,8 +60,8 @@ type world struct {
 	direct  *node.Client // an honest client of the devnode, for the test's own reads
 
 	env     *signertest.Env
-	gw      *coldbridge.Gateway
-	side    *coldbridge.NodeSide
+	gw      *gateway.Gateway
+	side    *gateway.NodeSide
 	custody pb.CustodyClient
 
 	mu       sync.Mutex
@@ -233,10 +233,10 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 	t.Cleanup(cancel)
 	w.ctx = ctx
 	send, receive := w.dev.Thresholds()
-	side, err := coldbridge.OpenNodeSide(ctx, coldbridge.NodeConfig{
+	side, err := gateway.OpenNodeSide(ctx, gateway.NodeConfig{
 		RPC: w.gwRPC, WebSocket: w.wsURL, Timeout: 5 * time.Second, Work: "cpu",
 		AutoReceive: true, Representative: w.env.Rep,
-	}, coldbridge.NodeSideOptions{
+	}, gateway.NodeSideOptions{
 		PollInterval: o.pollInterval, ReceivableScan: o.scan,
 		Thresholds: node.WorkThresholds{Send: send, Receive: receive},
 		// Subscribed from the dial on, so that a block the test processes
@@ -250,8 +250,8 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 	w.side = side
 
 	gwOut, gwIn, relayIn, relayOut := fileMedium(t)
-	gw, err := coldbridge.OpenGateway(filepath.Join(t.TempDir(), "gateway.db"), coldbridge.GatewayOptions{
-		Out: gwOut, Reader: gwIn, Manifest: coldbridge.NewManifest(custody...), Ledger: side.Ledger(),
+	gw, err := gateway.Open(filepath.Join(t.TempDir(), "gateway.db"), gateway.Options{
+		Out: gwOut, Reader: gwIn, Manifest: gateway.NewManifest(custody...), Ledger: side.Ledger(),
 		ResendInterval: o.resend, AutoReceive: true, Representative: w.env.Rep,
 		Observe: func(s pb.RequestStatus, r *pb.Request) {
 			w.mu.Lock()
@@ -284,7 +284,7 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 	go func() { done <- relay.Run(ctx) }()
 	go func() { done <- gw.Run(ctx) }()
 	go func() { done <- side.Run(ctx, gw) }()
-	go func() { done <- coldbridge.ServeCustody(ctx, cl, coldbridge.NewCustodyServer(gw), nil, time.Second) }()
+	go func() { done <- gateway.ServeCustody(ctx, cl, gateway.NewCustodyServer(gw), nil, time.Second) }()
 	t.Cleanup(func() {
 		conn.Close()
 		cancel()

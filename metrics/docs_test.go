@@ -21,7 +21,7 @@ import (
 
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
-	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
@@ -158,7 +158,7 @@ func driveGateway(t *testing.T, g *Gateway) {
 	step("no", pb.RequestStatus_REQUEST_STATUS_REFUSED, 3*time.Second, 1)
 	step("bad", pb.RequestStatus_REQUEST_STATUS_QUEUED, 0, 0)
 	step("bad", pb.RequestStatus_REQUEST_STATUS_FAILED, time.Second, 0)
-	g.ObserveAlert(&pb.Alert{Kind: coldbridge.AlertUnknownBlock})
+	g.ObserveAlert(&pb.Alert{Kind: gateway.AlertUnknownBlock})
 	g.FrameRejected("x.frame", &frame.FrameError{Code: frame.ErrCodeChecksum})
 	g.FrameRejected("y.frame", &filemedium.RejectedError{Reason: "no such request"})
 	g.MediumError(&filemedium.EntryError{Path: "p", Found: "symbolic link", Want: "a directory"})

@@ -12,7 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/nanokms/nanokms/bridge"
-	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/gateway"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/signertest"
@@ -74,9 +74,9 @@ func TestInProcessBridge(t *testing.T) {
 	defer cold.Close()
 
 	acct := env.Account(0)
-	gw, err := coldbridge.OpenGateway(filepath.Join(dir, "gateway.db"), coldbridge.GatewayOptions{
+	gw, err := gateway.Open(filepath.Join(dir, "gateway.db"), gateway.Options{
 		Out: hot.Writer, Reader: hot.Reader, ResendInterval: time.Minute,
-		Manifest: coldbridge.NewManifest(&pb.CustodyAccount{Wallet: signertest.Wallet, PublicKey: acct[:], Address: acct.Address()}),
+		Manifest: gateway.NewManifest(&pb.CustodyAccount{Wallet: signertest.Wallet, PublicKey: acct[:], Address: acct.Address()}),
 		Observe:  gm.ObserveRequest, ObserveAlert: gm.ObserveAlert,
 	})
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/nano"
 	"github.com/nanokms/nanokms/node"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -23,10 +23,10 @@ type GatewayOptions struct {
 }
 
 // Gateway is the hot gateway's metrics. Feed it with ObserveRequest
-// (coldbridge.GatewayOptions.Observe), ObserveAlert
-// (coldbridge.GatewayOptions.ObserveAlert), WriteFault
-// (coldbridge.GatewayOptions.ObserveWriteFault), FrameRejected (the medium's
-// coldbridge.RejectFunc), MediumError (the medium's OnError) and WorkProvider (around the node's work
+// (gateway.Options.Observe), ObserveAlert
+// (gateway.Options.ObserveAlert), WriteFault
+// (gateway.Options.ObserveWriteFault), FrameRejected (the medium's
+// gateway.RejectFunc), MediumError (the medium's OnError) and WorkProvider (around the node's work
 // provider); Seed it with the stored requests before the gateway runs.
 type Gateway struct {
 	// Registry holds every collector below, and the Go runtime's and the
@@ -159,13 +159,13 @@ func NewGateway(opts GatewayOptions) *Gateway {
 	for _, o := range []string{WorkOK, WorkError, WorkCanceled} {
 		g.Work.WithLabelValues(o)
 	}
-	for _, target := range []string{coldbridge.WriteTargetStore, coldbridge.WriteTargetOutbound, coldbridge.WriteTargetInbound} {
+	for _, target := range []string{gateway.WriteTargetStore, gateway.WriteTargetOutbound, gateway.WriteTargetInbound} {
 		g.WriteFailing.WithLabelValues(target)
 	}
-	g.Alerts.WithLabelValues(coldbridge.AlertUnknownBlock)
-	g.Alerts.WithLabelValues(coldbridge.AlertRefusalOverridden)
-	g.Alerts.WithLabelValues(coldbridge.AlertBlockRejected)
-	g.Alerts.WithLabelValues(coldbridge.AlertRejectedConfirmed)
+	g.Alerts.WithLabelValues(gateway.AlertUnknownBlock)
+	g.Alerts.WithLabelValues(gateway.AlertRefusalOverridden)
+	g.Alerts.WithLabelValues(gateway.AlertBlockRejected)
+	g.Alerts.WithLabelValues(gateway.AlertRejectedConfirmed)
 	g.Registry.MustRegister(g.Requests, g.InStatus, g.RequestDuration, g.Resends, g.RoundTrip, g.Publish,
 		g.Confirmation, g.Work, g.Alerts, g.FramesRejected, g.WriteFailing, g.MediumErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -243,7 +243,7 @@ func (g *Gateway) Seed(r *pb.Request) {
 }
 
 // ObserveRequest is told every status change of a request: it has the
-// signature of coldbridge.GatewayOptions.Observe. Durations come from
+// signature of gateway.Options.Observe. Durations come from
 // the request's own timestamps (UpdatedUnixNano, SubmittedUnixNano).
 func (g *Gateway) ObserveRequest(s pb.RequestStatus, r *pb.Request) {
 	if rank(s) == 0 {
@@ -322,7 +322,7 @@ func observeSince(o prometheus.Observer, start, end int64) {
 }
 
 // ObserveAlert counts a critical alert by kind: it has the signature of
-// coldbridge.GatewayOptions.ObserveAlert.
+// gateway.Options.ObserveAlert.
 func (g *Gateway) ObserveAlert(a *pb.Alert) {
 	kind := a.GetKind()
 	if kind == "" {
@@ -333,7 +333,7 @@ func (g *Gateway) ObserveAlert(a *pb.Alert) {
 
 // WriteFault sets nanokms_gateway_write_failing for target: 1 while err
 // is not nil. It has the signature of
-// coldbridge.GatewayOptions.ObserveWriteFault.
+// gateway.Options.ObserveWriteFault.
 func (g *Gateway) WriteFault(target string, err error) {
 	v := 0.0
 	if err != nil {
@@ -343,13 +343,13 @@ func (g *Gateway) WriteFault(target string, err error) {
 }
 
 // FrameRejected counts a frame the gateway's medium refused: it has the
-// signature of coldbridge.RejectFunc.
+// signature of gateway.RejectFunc.
 func (g *Gateway) FrameRejected(_ string, err error) {
 	g.FramesRejected.WithLabelValues(RejectReason(err)).Inc()
 }
 
 // MediumError counts a problem the gateway's file medium rode out: it has
-// the signature of coldbridge.FileReaderOptions.OnError.
+// the signature of gateway.FileReaderOptions.OnError.
 func (g *Gateway) MediumError(err error) {
 	g.MediumErrors.WithLabelValues(MediumKind(err)).Inc()
 }

@@ -20,7 +20,7 @@ import (
 
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
-	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/node"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -30,11 +30,11 @@ import (
 
 // The methods fit the hooks they are meant for.
 var (
-	_ = func(g *Gateway) coldbridge.GatewayOptions {
-		return coldbridge.GatewayOptions{Observe: g.ObserveRequest, ObserveAlert: g.ObserveAlert}
+	_ = func(g *Gateway) gateway.Options {
+		return gateway.Options{Observe: g.ObserveRequest, ObserveAlert: g.ObserveAlert}
 	}
-	_ = func(g *Gateway) coldbridge.NodeSideOptions {
-		return coldbridge.NodeSideOptions{WrapWork: g.WorkProvider}
+	_ = func(g *Gateway) gateway.NodeSideOptions {
+		return gateway.NodeSideOptions{WrapWork: g.WorkProvider}
 	}
 	_ = func(g *Gateway) frame.RejectFunc { return g.FrameRejected }
 	_ = func(r *Relay) relay.Relay { return relay.Relay{Observe: r.Observe} }

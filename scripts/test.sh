@@ -19,7 +19,7 @@ echo "== go vet"
 go vet ./...
 
 echo "== CGO_ENABLED=0 build of the packages that must not need cgo (only hsm/ may)"
-CGO_ENABLED=0 go build ./nano/... ./intent/... ./coldbridge/... ./node/... ./devnode/... ./signer/ ./signer/policy/ ./internal/... ./metrics/
+CGO_ENABLED=0 go build ./nano/... ./intent/... ./bridge/... ./relay/... ./gateway/... ./node/... ./devnode/... ./signer/ ./signer/policy/ ./internal/... ./metrics/
 
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...

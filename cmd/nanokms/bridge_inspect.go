@@ -34,7 +34,7 @@ func newBridgeInspectCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect FILE|DIR",
 		Short: "Print bridge frames human-readably and flag bad ones",
-		Long: `Reads bridge frame files (.nkb, see coldbridge/FRAMES.md) and prints, for
+		Long: `Reads bridge frame files (.nkb, see bridge/frame/FRAMES.md) and prints, for
 each: whether it passes the checks a reader applies (OK, or BAD and why), its
 type, request id, creation time and age, and a summary of its payload. For a
 request: the intent's kind, account, amount in XNO and raw, destination or

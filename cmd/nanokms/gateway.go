@@ -12,7 +12,7 @@ import (
 
 	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/bridge/filemedium"
-	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/internal/grpcserve"
 	"github.com/nanokms/nanokms/metrics"
 )
@@ -43,13 +43,13 @@ func runGateway(ctx context.Context, e *env, opts gatewayOptions) error {
 	if opts.config == "" {
 		return usageErr("--config is required")
 	}
-	cfg, err := coldbridge.LoadGatewayConfig(opts.config)
+	cfg, err := gateway.LoadConfig(opts.config)
 	if err != nil {
 		return withHint(err, "docs/CONFIG.md documents every key")
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
 	m := metrics.NewGateway(metrics.GatewayOptions{NoNode: cfg.Node.RPC == ""})
-	manifest, err := coldbridge.LoadManifests(cfg.Manifests...)
+	manifest, err := gateway.LoadManifests(cfg.Manifests...)
 	if err != nil {
 		return withHint(err, "write a manifest on the cold host with 'nanokms account list --wallet W --json'")
 	}
@@ -79,7 +79,7 @@ func runGateway(ctx context.Context, e *env, opts gatewayOptions) error {
 	}
 	defer nodeSide.Close()
 
-	gw, err := coldbridge.OpenGateway(cfg.State, coldbridge.GatewayOptions{
+	gw, err := gateway.Open(cfg.State, gateway.Options{
 		Out: medium.Writer, Reader: medium.Reader, Manifest: manifest, Ledger: nodeSide.Ledger(),
 		ResendInterval: cfg.ResendInterval, Log: log,
 		Observe: m.ObserveRequest, ObserveAlert: m.ObserveAlert, ObserveWriteFault: m.WriteFault,
@@ -111,7 +111,7 @@ func runGateway(ctx context.Context, e *env, opts gatewayOptions) error {
 	running := 3
 	go func() { errc <- gw.Run(ctx) }()
 	go func() {
-		errc <- coldbridge.ServeCustody(ctx, l, coldbridge.NewCustodyServer(gw), cfg.TLS, 5*time.Second)
+		errc <- gateway.ServeCustody(ctx, l, gateway.NewCustodyServer(gw), cfg.TLS, 5*time.Second)
 	}()
 	go func() { errc <- nodeSide.Run(ctx, gw) }()
 	if metricsL != nil {

@@ -1,4 +1,4 @@
-package coldbridge
+package gateway
 
 import (
 	"context"
@@ -42,7 +42,7 @@ func TestSubmitDotRequestID(t *testing.T) {
 	defer in.Close()
 	req := frametest.SendRequest(t, "wd-0001")
 	acct := req.GetSign().GetIntent().GetAccount()
-	gw, err := OpenGateway(filepath.Join(dir, "gw.db"), GatewayOptions{Out: out, Reader: in, ResendInterval: time.Hour,
+	gw, err := Open(filepath.Join(dir, "gw.db"), Options{Out: out, Reader: in, ResendInterval: time.Hour,
 		Manifest: NewManifest(&pb.CustodyAccount{Wallet: "w", PublicKey: acct})})
 	if err != nil {
 		t.Fatal(err)

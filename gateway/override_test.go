@@ -1,4 +1,4 @@
-package coldbridge
+package gateway
 
 import (
 	"context"
@@ -38,7 +38,7 @@ func TestSignedBlockOverridesForgedRefusal(t *testing.T) {
 	}
 	defer in.Close()
 	acct := env.Account(0)
-	gw, err := OpenGateway(filepath.Join(dir, "gw.db"), GatewayOptions{Out: out, Reader: in, ResendInterval: time.Hour,
+	gw, err := Open(filepath.Join(dir, "gw.db"), Options{Out: out, Reader: in, ResendInterval: time.Hour,
 		Manifest: NewManifest(&pb.CustodyAccount{Wallet: signertest.Wallet, PublicKey: acct[:], Address: acct.Address()})})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package coldbridge
+package gateway
 
 import (
 	"bytes"
@@ -53,8 +53,8 @@ var (
 	ErrPermanent = errors.New("permanent failure")
 )
 
-// GatewayOptions configure a Gateway.
-type GatewayOptions struct {
+// Options configure a Gateway.
+type Options struct {
 	Out            frame.FrameWriter
 	Reader         frame.FrameReader
 	Manifest       *Manifest
@@ -110,8 +110,8 @@ type Gateway struct {
 	pipes    sync.WaitGroup  // the publish pipelines Run started
 }
 
-// OpenGateway opens the gateway's state file at path.
-func OpenGateway(path string, opts GatewayOptions) (*Gateway, error) {
+// Open opens the gateway's state file at path.
+func Open(path string, opts Options) (*Gateway, error) {
 	if opts.Out == nil || opts.Reader == nil || opts.Manifest == nil {
 		return nil, errors.New("coldbridge: a gateway needs an outbound writer, an inbound reader and a manifest")
 	}

@@ -1,4 +1,4 @@
-package coldbridge
+package gateway
 
 import (
 	"bytes"
@@ -264,7 +264,7 @@ func newFaultWorld(t *testing.T, accounts int, o faultOptions) *faultWorld {
 		pub := env.Account(uint32(i))
 		custody = append(custody, &pb.CustodyAccount{Wallet: signertest.Wallet, Index: uint32(i), PublicKey: pub[:], Address: pub.Address()})
 	}
-	gw, err := OpenGateway(filepath.Join(t.TempDir(), "gateway.db"), GatewayOptions{
+	gw, err := Open(filepath.Join(t.TempDir(), "gateway.db"), Options{
 		Out: newW(w.gwOut), Reader: newR(w.gwIn, 0, frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat),
 		Manifest: NewManifest(custody...), ResendInterval: faultResend,
 	})

@@ -1,4 +1,4 @@
-package coldbridge
+package gateway
 
 import (
 	"context"
@@ -68,7 +68,7 @@ func newBridgeWorld(t *testing.T, medium mediumFunc, accounts int) *bridgeWorld 
 		pub := env.Account(uint32(i))
 		custody = append(custody, &pb.CustodyAccount{Wallet: signertest.Wallet, Index: uint32(i), PublicKey: pub[:], Address: pub.Address()})
 	}
-	gw, err := OpenGateway(filepath.Join(t.TempDir(), "gateway.db"), GatewayOptions{
+	gw, err := Open(filepath.Join(t.TempDir(), "gateway.db"), Options{
 		Out: gwOut, Reader: gwIn, Manifest: NewManifest(custody...), ResendInterval: 3 * time.Second,
 	})
 	if err != nil {

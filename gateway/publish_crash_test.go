@@ -1,4 +1,4 @@
-package coldbridge
+package gateway
 
 import (
 	"context"
@@ -192,7 +192,7 @@ func startPubGateway(t *testing.T, path string, ledger Ledger, toCold, toHot str
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := OpenGateway(path, GatewayOptions{Out: out, Reader: in, Manifest: manifest, Ledger: ledger, ResendInterval: 2 * time.Second})
+	g, err := Open(path, Options{Out: out, Reader: in, Manifest: manifest, Ledger: ledger, ResendInterval: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

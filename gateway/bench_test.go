@@ -1,8 +1,8 @@
-package coldbridge
+package gateway
 
 // Benchmarks of the bridge (docs/BENCHMARKS.md, section "bridge"):
 //
-//	go test ./coldbridge -run XXX -bench . -benchtime 200x -count 3
+//	go test ./gateway -run XXX -bench . -benchtime 200x -count 3
 //
 // BenchmarkFileBridge moves realistic send requests (two approvals) through
 // a FileWriter and a FileReader on one directory, on disk and on tmpfs;

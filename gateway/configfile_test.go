@@ -1,4 +1,4 @@
-package coldbridge
+package gateway
 
 import (
 	"errors"
@@ -185,11 +185,11 @@ func TestRelayConfigExample(t *testing.T) {
 }
 
 func TestGatewayConfigExample(t *testing.T) {
-	cfg, err := LoadGatewayConfig(filepath.Join("testdata", "gateway.toml"))
+	cfg, err := LoadConfig(filepath.Join("testdata", "gateway.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &GatewayConfig{
+	want := &Config{
 		State:  "/var/lib/nanokms/gateway.db",
 		Listen: "tcp://0.0.0.0:7443",
 		TLS: &conffile.TLSServer{
@@ -251,7 +251,7 @@ func TestConfigExamplesInDocs(t *testing.T) {
 			found = body == example
 		}
 		if !found {
-			t.Errorf("the %q section of docs/CONFIG.md has no ```toml block equal to coldbridge/testdata/%s", tt.section, tt.file)
+			t.Errorf("the %q section of docs/CONFIG.md has no ```toml block equal to gateway/testdata/%s", tt.section, tt.file)
 		}
 	}
 }
@@ -277,11 +277,11 @@ func TestRelayConfigDefaults(t *testing.T) {
 }
 
 func TestGatewayConfigDefaults(t *testing.T) {
-	cfg, err := ParseGatewayConfig([]byte(confMinimalGateway))
+	cfg, err := ParseConfig([]byte(confMinimalGateway))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &GatewayConfig{
+	want := &Config{
 		State:          "/var/lib/nanokms/gateway.db",
 		Listen:         "unix:///run/nanokms/gateway.sock",
 		Manifests:      []string{"/etc/nanokms/treasury.json"},
@@ -371,40 +371,40 @@ func TestGatewayConfigValid(t *testing.T) {
 	tests := []struct {
 		name  string
 		edits []confEdit
-		check func(t *testing.T, c *GatewayConfig)
+		check func(t *testing.T, c *Config)
 	}{
-		{"node over ipc+tcp", []confEdit{confAdd("[node]\nrpc = \"ipc+tcp://[::1]:7077\"\nwork = \"node\"")}, func(t *testing.T, c *GatewayConfig) {
+		{"node over ipc+tcp", []confEdit{confAdd("[node]\nrpc = \"ipc+tcp://[::1]:7077\"\nwork = \"node\"")}, func(t *testing.T, c *Config) {
 			if c.Node.RPC != "ipc+tcp://[::1]:7077" || c.Node.Work != "node" || c.Node.WorkServers != nil {
 				t.Errorf("node = %+v", c.Node)
 			}
 		}},
 		{"node over ipc+unix", []confEdit{confAdd("[node]\nrpc = \"ipc+unix:///run/nano/node.ipc\"")}, nil},
-		{"node over https with wss", []confEdit{confAdd("[node]\nrpc = \"https://node.example:7076/rpc\"\nwebsocket = \"wss://node.example\"\ntimeout = \"2s\"")}, func(t *testing.T, c *GatewayConfig) {
+		{"node over https with wss", []confEdit{confAdd("[node]\nrpc = \"https://node.example:7076/rpc\"\nwebsocket = \"wss://node.example\"\ntimeout = \"2s\"")}, func(t *testing.T, c *Config) {
 			if c.Node.WebSocket != "wss://node.example" || c.Node.Timeout != 2*time.Second {
 				t.Errorf("node = %+v", c.Node)
 			}
 		}},
-		{"work without a node", []confEdit{confAdd("[node]\nwork = \"server\"\nwork_servers = [\"http://10.0.0.9:7000\", \"https://work.example\"]")}, func(t *testing.T, c *GatewayConfig) {
+		{"work without a node", []confEdit{confAdd("[node]\nwork = \"server\"\nwork_servers = [\"http://10.0.0.9:7000\", \"https://work.example\"]")}, func(t *testing.T, c *Config) {
 			if c.Node.RPC != "" || len(c.Node.WorkServers) != 2 {
 				t.Errorf("node = %+v", c.Node)
 			}
 		}},
-		{"representative without auto_receive", []confEdit{confAdd("[node]\nrpc = \"http://[::1]:7076\"\nrepresentative = \"" + confRep + "\"")}, func(t *testing.T, c *GatewayConfig) {
+		{"representative without auto_receive", []confEdit{confAdd("[node]\nrpc = \"http://[::1]:7076\"\nrepresentative = \"" + confRep + "\"")}, func(t *testing.T, c *Config) {
 			if c.Node.AutoReceive || c.Node.Representative != mustConfAccount(t, confRep) {
 				t.Errorf("node = %+v", c.Node)
 			}
 		}},
-		{"tcp with tls", []confEdit{confReplace(`"unix:///run/nanokms/gateway.sock"`, `"tcp://[::]:7443"`), confReplace("\n[bridge]", confGatewayTLS+"\n[bridge]")}, func(t *testing.T, c *GatewayConfig) {
+		{"tcp with tls", []confEdit{confReplace(`"unix:///run/nanokms/gateway.sock"`, `"tcp://[::]:7443"`), confReplace("\n[bridge]", confGatewayTLS+"\n[bridge]")}, func(t *testing.T, c *Config) {
 			if c.Listen != "tcp://[::]:7443" || c.TLS == nil || len(c.TLS.AllowedIdentities) != 1 {
 				t.Errorf("gateway = %+v", c)
 			}
 		}},
-		{"several manifests, metrics", []confEdit{confReplace(`manifests = ["/etc/nanokms/treasury.json"]`, "manifests = [\"/etc/a.json\", \"/etc/b.json\"]\nmetrics_listen = \"[::1]:9464\"\nresend_interval = \"5m\"")}, func(t *testing.T, c *GatewayConfig) {
+		{"several manifests, metrics", []confEdit{confReplace(`manifests = ["/etc/nanokms/treasury.json"]`, "manifests = [\"/etc/a.json\", \"/etc/b.json\"]\nmetrics_listen = \"[::1]:9464\"\nresend_interval = \"5m\"")}, func(t *testing.T, c *Config) {
 			if len(c.Manifests) != 2 || c.MetricsListen != "[::1]:9464" || c.ResendInterval != 5*time.Minute {
 				t.Errorf("gateway = %+v", c)
 			}
 		}},
-		{"serial", []confEdit{confReplace(confFileBridgeKeys, "kind = \"serial\"\ndevice = \"/dev/ttyAMA0\"\nbaud = 9600\n")}, func(t *testing.T, c *GatewayConfig) {
+		{"serial", []confEdit{confReplace(confFileBridgeKeys, "kind = \"serial\"\ndevice = \"/dev/ttyAMA0\"\nbaud = 9600\n")}, func(t *testing.T, c *Config) {
 			if c.Bridge.Kind != "serial" || c.Bridge.Baud != 9600 {
 				t.Errorf("bridge = %+v", c.Bridge)
 			}
@@ -412,7 +412,7 @@ func TestGatewayConfigValid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := ParseGatewayConfig([]byte(confApply(t, confMinimalGateway, tt.edits)))
+			cfg, err := ParseConfig([]byte(confApply(t, confMinimalGateway, tt.edits)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -596,9 +596,9 @@ func TestGatewayConfigErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := confApply(t, confMinimalGateway, tt.edits)
-			cfg, err := ParseGatewayConfig([]byte(src))
+			cfg, err := ParseConfig([]byte(src))
 			if cfg != nil {
-				t.Error("ParseGatewayConfig returned a config with an error")
+				t.Error("ParseConfig returned a config with an error")
 			}
 			confWantError(t, err, tt.key, tt.msg)
 		})
@@ -636,7 +636,7 @@ func TestConfigUnknownKeys(t *testing.T) {
 			if tt.base == confMinimalRelay {
 				_, err = relay.ParseConfig([]byte(src))
 			} else {
-				_, err = ParseGatewayConfig([]byte(src))
+				_, err = ParseConfig([]byte(src))
 			}
 			confWantError(t, err, tt.key, tt.msg)
 		})
@@ -656,7 +656,7 @@ func TestConfigShapeAndSyntaxErrors(t *testing.T) {
 			t.Errorf("%q: want one error, got:\n%v", tt.src, err)
 		}
 	}
-	_, err := ParseGatewayConfig([]byte("[gateway]\n[[gateway.tls]]"))
+	_, err := ParseConfig([]byte("[gateway]\n[[gateway.tls]]"))
 	confWantError(t, err, "gateway.tls", "must be a table ([gateway.tls]), not an array")
 }
 
@@ -669,7 +669,7 @@ func TestConfigAllErrorsReported(t *testing.T) {
 		confReplace(`outbound = "/media/nanokms/to-cold"`, `outbound = "/media/nanokms/to-hot"`),
 		confAdd("[node]\nwork = \"server\"\nauto_receive = true"),
 	})
-	_, err := ParseGatewayConfig([]byte(src))
+	_, err := ParseConfig([]byte(src))
 	var keys []string
 	for _, e := range confErrors(t, err) {
 		keys = append(keys, e.Key)
@@ -678,7 +678,7 @@ func TestConfigAllErrorsReported(t *testing.T) {
 	if !reflect.DeepEqual(keys, want) {
 		t.Errorf("keys = %q, want %q; errors:\n%v", keys, want, err)
 	}
-	_, err2 := ParseGatewayConfig([]byte(src))
+	_, err2 := ParseConfig([]byte(src))
 	if err.Error() != err2.Error() {
 		t.Errorf("errors differ between runs:\n%v\n--\n%v", err, err2)
 	}
@@ -689,8 +689,8 @@ func TestLoadConfigErrors(t *testing.T) {
 	if _, err := relay.LoadConfig(filepath.Join(dir, "absent.toml")); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "absent.toml") {
 		t.Errorf("LoadRelayConfig = %v", err)
 	}
-	if _, err := LoadGatewayConfig(filepath.Join(dir, "absent.toml")); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "absent.toml") {
-		t.Errorf("LoadGatewayConfig = %v", err)
+	if _, err := LoadConfig(filepath.Join(dir, "absent.toml")); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "absent.toml") {
+		t.Errorf("LoadConfig = %v", err)
 	}
 	path := filepath.Join(dir, "bad.toml")
 	if err := os.WriteFile(path, []byte("[relay]\nsigner = \"x\"\n[bridge]\nkind = \"tape\"\n"), 0o600); err != nil {
@@ -698,7 +698,7 @@ func TestLoadConfigErrors(t *testing.T) {
 	}
 	for _, load := range []func(string) error{
 		func(p string) error { _, err := relay.LoadConfig(p); return err },
-		func(p string) error { _, err := LoadGatewayConfig(p); return err },
+		func(p string) error { _, err := LoadConfig(p); return err },
 	} {
 		err := load(path)
 		errs := confErrors(t, err)
@@ -733,9 +733,9 @@ func FuzzParseConfigFiles(f *testing.F) {
 		} else if cfg == nil || cfg.Signer == "" || cfg.Bridge.Kind == "" {
 			t.Fatalf("relay config %+v", cfg)
 		}
-		if cfg, err := ParseGatewayConfig(data); err != nil {
+		if cfg, err := ParseConfig(data); err != nil {
 			if cfg != nil {
-				t.Fatal("ParseGatewayConfig returned a config and an error")
+				t.Fatal("ParseConfig returned a config and an error")
 			}
 			confErrors(t, err)
 		} else if cfg == nil || cfg.Listen == "" || len(cfg.Manifests) == 0 || cfg.Node.Work == "" {

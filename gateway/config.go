@@ -1,4 +1,4 @@
-package coldbridge
+package gateway
 
 import (
 	"time"
@@ -27,8 +27,8 @@ type NodeConfig struct {
 	WorkThreshold string
 }
 
-// GatewayConfig is the hot gateway's configuration file.
-type GatewayConfig struct {
+// Config is the hot gateway's configuration file.
+type Config struct {
 	// State is the gateway's bbolt file.
 	State string
 	// Listen is "unix:///path" or "tcp://host:port" (which needs TLS).

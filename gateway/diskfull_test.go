@@ -1,4 +1,4 @@
-package coldbridge
+package gateway
 
 import (
 	"context"
@@ -92,7 +92,7 @@ func newFullWorld(t *testing.T, state, toCold, toHot string) *fullWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { in.Close() })
-	w.g, err = OpenGateway(state, GatewayOptions{Out: out, Reader: in, ResendInterval: time.Hour,
+	w.g, err = Open(state, Options{Out: out, Reader: in, ResendInterval: time.Hour,
 		Manifest: NewManifest(&pb.CustodyAccount{Wallet: signertest.Wallet, Index: 0, PublicKey: pub[:], Address: pub.Address()})})
 	if err != nil {
 		t.Fatal(err)

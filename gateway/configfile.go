@@ -1,4 +1,4 @@
-package coldbridge
+package gateway
 
 import (
 	"fmt"
@@ -29,13 +29,13 @@ const (
 // that a type error names its key path; the toml tags are the only place
 // key names are spelled, in the order of docs/CONFIG.md.
 
-type confGatewayFile struct {
-	Gateway confGateway    `toml:"gateway"`
+type configFile struct {
+	Gateway gatewaySection `toml:"gateway"`
 	Bridge  bridge.Section `toml:"bridge"`
 	Node    confNode       `toml:"node"`
 }
 
-type confGateway struct {
+type gatewaySection struct {
 	State          conffile.Value             `toml:"state"`
 	Listen         conffile.Value             `toml:"listen"`
 	Manifests      conffile.Value             `toml:"manifests"`
@@ -56,14 +56,14 @@ type confNode struct {
 	WorkThreshold  conffile.Value `toml:"work_threshold"`
 }
 
-// LoadGatewayConfig reads the gateway's configuration file at path and
-// parses it with ParseGatewayConfig. Errors are as LoadRelayConfig's.
-func LoadGatewayConfig(path string) (*GatewayConfig, error) {
+// LoadConfig reads the gateway's configuration file at path and
+// parses it with ParseConfig. Errors are as LoadRelayConfig's.
+func LoadConfig(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("coldbridge: reading the gateway configuration: %w", err)
 	}
-	cfg, errs := parseGatewayConfig(data)
+	cfg, errs := parseConfig(data)
 	if len(errs) > 0 {
 		conffile.SetFile(errs, path)
 		return nil, conffile.Join(errs)
@@ -71,18 +71,18 @@ func LoadGatewayConfig(path string) (*GatewayConfig, error) {
 	return cfg, nil
 }
 
-// ParseGatewayConfig parses and validates the contents of a gateway
+// ParseConfig parses and validates the contents of a gateway
 // configuration file. Results and errors are as ParseRelayConfig's.
-func ParseGatewayConfig(data []byte) (*GatewayConfig, error) {
-	cfg, errs := parseGatewayConfig(data)
+func ParseConfig(data []byte) (*Config, error) {
+	cfg, errs := parseConfig(data)
 	if len(errs) > 0 {
 		return nil, conffile.Join(errs)
 	}
 	return cfg, nil
 }
 
-func parseGatewayConfig(data []byte) (*GatewayConfig, []*conffile.Error) {
-	var f confGatewayFile
+func parseConfig(data []byte) (*Config, []*conffile.Error) {
+	var f configFile
 	c, ok := conffile.Parse(data, &f)
 	if !ok {
 		return nil, c.Errors()
@@ -94,12 +94,12 @@ func parseGatewayConfig(data []byte) (*GatewayConfig, []*conffile.Error) {
 	return cfg, nil
 }
 
-// validate checks the gateway's file and builds its GatewayConfig;
+// validate checks the gateway's file and builds its Config;
 // problems are recorded in c.
-func (f *confGatewayFile) validate(c *conffile.Checker) *GatewayConfig {
+func (f *configFile) validate(c *conffile.Checker) *Config {
 	const key = "gateway"
 	g := &f.Gateway
-	cfg := &GatewayConfig{State: c.AbsPath(key+".state", g.State)}
+	cfg := &Config{State: c.AbsPath(key+".state", g.State)}
 	listen := c.Endpoint(key+".listen", g.Listen, conffile.Listen)
 	if listen.Network != "" {
 		cfg.Listen = listen.String()

@@ -1,4 +1,4 @@
-package coldbridge
+package gateway
 
 import (
 	"encoding/json"
