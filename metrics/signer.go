@@ -9,6 +9,7 @@ import (
 	"github.com/nanokms/nanokms/hsm"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // Signer is the cold signer's metrics. Feed it with Observe
@@ -31,7 +32,7 @@ func refusalReasons() []string {
 	var out []string
 	for v := range pb.RefusalReason_name {
 		if r := pb.RefusalReason(v); r != pb.RefusalReason_REFUSAL_REASON_UNSPECIFIED {
-			out = append(out, signer.ReasonName(r))
+			out = append(out, signerapi.ReasonName(r))
 		}
 	}
 	return out

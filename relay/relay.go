@@ -17,7 +17,7 @@ import (
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/internal/backoff"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
-	"github.com/nanokms/nanokms/signer"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // SignerClient is the part of the signer's gRPC API the relay uses.
@@ -187,8 +187,8 @@ func (r *Relay) ask(ctx context.Context, req *pb.SignRequest) (frame.FrameType, 
 			return 0, nil, ctx.Err()
 		}
 		st := status.Convert(err)
-		if ref, ok := signer.RefusalFromStatus(st); ok {
-			r.log().Info("refused", "request_id", id, "reason", signer.ReasonName(ref.Reason), "detail", ref.Detail)
+		if ref, ok := signerapi.RefusalFromStatus(st); ok {
+			r.log().Info("refused", "request_id", id, "reason", signerapi.ReasonName(ref.Reason), "detail", ref.Detail)
 			out := &pb.BridgeRefusal{Reason: ref.Reason, Detail: ref.Detail, Code: string(frame.RefusalCodeOf(st.Code()))}
 			if ref.Pending != nil {
 				out.Pending = pb.BlockFromNano(ref.Pending)

@@ -38,6 +38,7 @@ import (
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
 	"github.com/nanokms/nanokms/signer/policy"
+	"github.com/nanokms/nanokms/signer/signerapi"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtool"
 )
 
@@ -668,8 +669,8 @@ func (w *benchWorld) open(ctx context.Context, a *benchAccount, amount nano.Amou
 // rpcFailure describes a failed call, with the refusal reason if any.
 func rpcFailure(err error) error {
 	st := status.Convert(err)
-	if r, ok := signer.RefusalFromStatus(st); ok {
-		return fmt.Errorf("refused: %s: %s", signer.ReasonName(r.Reason), r.Detail)
+	if r, ok := signerapi.RefusalFromStatus(st); ok {
+		return fmt.Errorf("refused: %s: %s", signerapi.ReasonName(r.Reason), r.Detail)
 	}
 	return fmt.Errorf("%s: %s", st.Code(), st.Message())
 }

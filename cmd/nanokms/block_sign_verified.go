@@ -13,6 +13,7 @@ import (
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // runBlockSignVerified is block sign's verified path: build the block from
@@ -84,9 +85,9 @@ func runBlockSignVerified(ctx context.Context, e *env, opts blockSignOptions) er
 	}
 	block, subtype, err := signer.BuildFromHead(&parsed, head, source, sourcePrev, template, nil)
 	if err != nil {
-		var r *signer.Refusal
+		var r *signerapi.Refusal
 		if errors.As(err, &r) {
-			return fmt.Errorf("refused: %s: %s", signer.ReasonName(r.Reason), r.Detail)
+			return fmt.Errorf("refused: %s: %s", signerapi.ReasonName(r.Reason), r.Detail)
 		}
 		return err
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
-	"github.com/nanokms/nanokms/signer"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 type bridgeInspectOptions struct {
@@ -335,7 +335,7 @@ func summariseResponse(r *pb.BridgeResponse) *inspectedResponse {
 }
 
 func summariseRefusal(r *pb.BridgeRefusal) *inspectedRefusal {
-	out := &inspectedRefusal{Reason: signer.ReasonName(r.GetReason()), Code: r.GetCode(), Detail: r.GetDetail()}
+	out := &inspectedRefusal{Reason: signerapi.ReasonName(r.GetReason()), Code: r.GetCode(), Detail: r.GetDetail()}
 	if r.GetPending() != nil {
 		if b, err := r.GetPending().ToNano("pending"); err == nil {
 			out.Pending = b.Hash().String()

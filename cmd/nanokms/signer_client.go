@@ -13,7 +13,7 @@ import (
 
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
-	"github.com/nanokms/nanokms/signer"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // connectFlags name a running signer: --connect unix:///path, or --config F
@@ -50,14 +50,14 @@ func (c *connectFlags) dial() (*grpc.ClientConn, error) {
 // rpcErr turns a signer status into a CLI error, keeping its reason.
 func rpcErr(err error) error {
 	st := status.Convert(err)
-	if r, ok := signer.RefusalFromStatus(st); ok {
-		return fmt.Errorf("the signer refused: %s: %s", signer.ReasonName(r.Reason), r.Detail)
+	if r, ok := signerapi.RefusalFromStatus(st); ok {
+		return fmt.Errorf("the signer refused: %s: %s", signerapi.ReasonName(r.Reason), r.Detail)
 	}
-	if signer.IsStoreFull(st) {
+	if signerapi.IsStoreFull(st) {
 		return withHint(fmt.Errorf("signer: %s", st.Message()),
 			"free space on the file system of the signer's state file (signer.state); the signer resumes by itself, without a restart")
 	}
-	if signer.IsTokenUnavailable(st) {
+	if signerapi.IsTokenUnavailable(st) {
 		return withHint(fmt.Errorf("signer: %s", st.Message()),
 			"the signer's token went away (removed, its store renamed, hidden or emptied, its connection lost): bring it back; the signer reconnects by itself unless its log says the PIN was refused")
 	}
