@@ -12,15 +12,15 @@ import (
 
 // Buckets of the histograms, in seconds.
 var (
-	// bridgeBuckets span a serial line (under a second) to a USB stick
+	// BridgeBuckets span a serial line (under a second) to a USB stick
 	// carried between hosts (hours).
-	bridgeBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400}
-	// nodeBuckets are for publication (work included) and confirmation.
-	nodeBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
-	// workBuckets are for proof-of-work generation.
-	workBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
-	// callBuckets are for a signer decision and the relay's call to it.
-	callBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+	BridgeBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400}
+	// NodeBuckets are for publication (work included) and confirmation.
+	NodeBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
+	// WorkBuckets are for proof-of-work generation.
+	WorkBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+	// CallBuckets are for a signer decision and the relay's call to it.
+	CallBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 )
 
 // Frame refusal reasons (nanokms_bridge_frames_rejected_total{reason}),
@@ -68,9 +68,9 @@ func RejectReason(err error) string {
 	return RejectReasonOther
 }
 
-// newFramesRejected returns nanokms_bridge_frames_rejected_total with
+// NewFramesRejected returns nanokms_bridge_frames_rejected_total with
 // every reason at zero.
-func newFramesRejected(side string) *prometheus.CounterVec {
+func NewFramesRejected(side string) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "nanokms_bridge_frames_rejected_total",
 		Help: "Frames this " + side + " refused from the bridge (quarantined or dropped), by reason.",
@@ -111,9 +111,9 @@ func MediumKind(err error) string {
 	return MediumIO
 }
 
-// newMediumErrors returns nanokms_bridge_medium_errors_total with every
+// NewMediumErrors returns nanokms_bridge_medium_errors_total with every
 // kind at zero.
-func newMediumErrors(side string) *prometheus.CounterVec {
+func NewMediumErrors(side string) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "nanokms_bridge_medium_errors_total",
 		Help: "Problems this " + side + "'s file medium rode out, by kind: bad_entry (an entry that does not belong, never followed), full, io.",

@@ -1,4 +1,4 @@
-package metrics
+package metrics_test
 
 import (
 	"context"
@@ -13,6 +13,10 @@ import (
 
 	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/gateway"
+	"github.com/nanokms/nanokms/metrics"
+	"github.com/nanokms/nanokms/metrics/gatewaymetrics"
+	"github.com/nanokms/nanokms/metrics/metricstest"
+	"github.com/nanokms/nanokms/metrics/relaymetrics"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/signertest"
@@ -61,7 +65,7 @@ func TestInProcessBridge(t *testing.T) {
 		return bridge.Config{Kind: "file", Inbound: in, Outbound: out, MaxFutureSkew: 5 * time.Minute,
 			PollInterval: 5 * time.Millisecond}
 	}
-	gm, rm := NewGateway(GatewayOptions{NoNode: true}), NewRelay()
+	gm, rm := gatewaymetrics.NewGateway(gatewaymetrics.GatewayOptions{NoNode: true}), relaymetrics.NewRelay()
 	hot, err := bridge.Open(bridgeCfg(toHot, toCold), bridge.Hot, gm.FrameRejected, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -138,15 +142,15 @@ func TestInProcessBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for toFloat(rm.FramesRejected.WithLabelValues("truncated"))+toFloat(rm.FramesRejected.WithLabelValues("bad_magic"))+
-		toFloat(rm.FramesRejected.WithLabelValues("file_name_does_not_match_the_frame")) == 0 {
+	for metricstest.ToFloat(rm.FramesRejected.WithLabelValues("truncated"))+metricstest.ToFloat(rm.FramesRejected.WithLabelValues("bad_magic"))+
+		metricstest.ToFloat(rm.FramesRejected.WithLabelValues("file_name_does_not_match_the_frame")) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the damaged frame was not counted")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	srv := httptest.NewServer(Handler(gm.Registry, nil))
+	srv := httptest.NewServer(metrics.Handler(gm.Registry, nil))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/metrics")
 	if err != nil {
@@ -175,7 +179,7 @@ func TestInProcessBridge(t *testing.T) {
 	}
 
 	path := filepath.Join(dir, "nanokms_relay.prom")
-	if err := WriteTextfile(rm.Registry, path); err != nil {
+	if err := metrics.WriteTextfile(rm.Registry, path); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(path)

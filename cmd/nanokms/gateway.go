@@ -15,6 +15,7 @@ import (
 	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/internal/grpcserve"
 	"github.com/nanokms/nanokms/metrics"
+	"github.com/nanokms/nanokms/metrics/gatewaymetrics"
 )
 
 type gatewayOptions struct {
@@ -48,7 +49,7 @@ func runGateway(ctx context.Context, e *env, opts gatewayOptions) error {
 		return withHint(err, "docs/CONFIG.md documents every key")
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
-	m := metrics.NewGateway(metrics.GatewayOptions{NoNode: cfg.Node.RPC == ""})
+	m := gatewaymetrics.NewGateway(gatewaymetrics.GatewayOptions{NoNode: cfg.Node.RPC == ""})
 	manifest, err := gateway.LoadManifests(cfg.Manifests...)
 	if err != nil {
 		return withHint(err, "write a manifest on the cold host with 'nanokms account list --wallet W --json'")

@@ -20,6 +20,7 @@ import (
 	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/internal/mtls"
 	"github.com/nanokms/nanokms/metrics"
+	"github.com/nanokms/nanokms/metrics/relaymetrics"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/relay"
 )
@@ -63,7 +64,7 @@ func runRelay(ctx context.Context, e *env, opts relayOptions) error {
 		return withHint(err, "docs/CONFIG.md documents every key")
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
-	m := metrics.NewRelay()
+	m := relaymetrics.NewRelay()
 	medium, err := bridge.Open(cfg.Bridge, bridge.Cold,
 		func(name string, err error) {
 			log.Warn("frame refused", "file", name, "error", err.Error())

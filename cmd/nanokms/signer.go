@@ -12,6 +12,7 @@ import (
 	"github.com/nanokms/nanokms/hsm/p11uri"
 	"github.com/nanokms/nanokms/hsm/tlskey"
 	"github.com/nanokms/nanokms/metrics"
+	"github.com/nanokms/nanokms/metrics/signermetrics"
 	"github.com/nanokms/nanokms/signer"
 	"github.com/nanokms/nanokms/signer/policy"
 )
@@ -101,7 +102,7 @@ func runSigner(ctx context.Context, e *env, opts signerOptions) error {
 		}
 		log.Warn("the token does not enforce these protective attributes", "token", tokenDisplay(cfg.Token), "not_enforced", names)
 	}
-	m := metrics.NewSigner()
+	m := signermetrics.NewSigner()
 	s := signer.New(store, tok, cfg, signer.Options{MaxIntentTTL: cfg.Signer.MaxIntentTTL, Logger: log, Observe: m.Observe})
 	// The metrics file is written until the signer has stopped, then once more.
 	mctx, stopMetrics := context.WithCancel(context.Background())

@@ -16,14 +16,14 @@ import (
 const module = "github.com/nanokms/nanokms"
 
 // cold are the packages that run on the isolated host.
-var cold = []string{"signer/...", "relay/...", "hsm/..."}
+var cold = []string{"signer/...", "relay/...", "hsm/...", "metrics/relaymetrics/...", "metrics/signermetrics/..."}
 
 // hot are the packages that run on the online host.
-var hot = []string{"gateway/...", "node/..."}
+var hot = []string{"gateway/...", "node/...", "metrics/gatewaymetrics/..."}
 
 // shared are the packages both sides link: they must link neither side.
 var shared = []string{"bridge/...", "nano/...", "intent/...", "proto/...", "internal/conffile/...",
-	"internal/mtls/...", "internal/grpcserve/...", "internal/backoff/...", "signer/signerapi/..."}
+	"internal/mtls/...", "internal/grpcserve/...", "internal/backoff/...", "signer/signerapi/...", "metrics"}
 
 // coldForbidden may not be in the closure of a cold package: the hot
 // side's code, the dev tools, the throw-away tokens and a WebSocket

@@ -1,4 +1,4 @@
-package metrics
+package signermetrics
 
 import (
 	"strings"
@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/metrics"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
 	"github.com/nanokms/nanokms/signer/signerapi"
@@ -49,7 +50,7 @@ func NewSigner() *Signer {
 		DecisionTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nanokms_signer_decision_seconds",
 			Help:    "Time the signer took to decide (verify, apply policy, record, sign), by decision.",
-			Buckets: callBuckets,
+			Buckets: metrics.CallBuckets,
 		}, []string{"decision"}),
 		StartTime: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "nanokms_signer_start_time_seconds",

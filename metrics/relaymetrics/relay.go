@@ -1,9 +1,11 @@
-package metrics
+package relaymetrics
 
 import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nanokms/nanokms/metrics"
 )
 
 // Relay outcome label values (coldbridge.Relay.Observe's outcomes).
@@ -37,10 +39,10 @@ func NewRelay() *Relay {
 		SignerTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nanokms_relay_signer_seconds",
 			Help:    "Time from reading a request frame to the signer's answer (retries while the signer is down included), by outcome.",
-			Buckets: callBuckets,
+			Buckets: metrics.CallBuckets,
 		}, []string{"outcome"}),
-		FramesRejected: newFramesRejected("relay"),
-		MediumErrors:   newMediumErrors("relay"),
+		FramesRejected: metrics.NewFramesRejected("relay"),
+		MediumErrors:   metrics.NewMediumErrors("relay"),
 		StartTime: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "nanokms_relay_start_time_seconds",
 			Help: "When the relay started, in seconds since the Unix epoch.",
@@ -73,11 +75,11 @@ func (r *Relay) Observe(outcome string, took time.Duration) {
 // FrameRejected counts a frame the relay's medium refused: it has the
 // signature of coldbridge.RejectFunc.
 func (r *Relay) FrameRejected(_ string, err error) {
-	r.FramesRejected.WithLabelValues(RejectReason(err)).Inc()
+	r.FramesRejected.WithLabelValues(metrics.RejectReason(err)).Inc()
 }
 
 // MediumError counts a problem the relay's file medium rode out: it has
 // the signature of coldbridge.FileReaderOptions.OnError.
 func (r *Relay) MediumError(err error) {
-	r.MediumErrors.WithLabelValues(MediumKind(err)).Inc()
+	r.MediumErrors.WithLabelValues(metrics.MediumKind(err)).Inc()
 }

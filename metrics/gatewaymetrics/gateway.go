@@ -1,4 +1,4 @@
-package metrics
+package gatewaymetrics
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/nanokms/nanokms/gateway"
+	"github.com/nanokms/nanokms/metrics"
 	"github.com/nanokms/nanokms/nano"
 	"github.com/nanokms/nanokms/node"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -108,7 +109,7 @@ func NewGateway(opts GatewayOptions) *Gateway {
 		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nanokms_gateway_request_seconds",
 			Help:    "Time from submission to a final status, by that status.",
-			Buckets: bridgeBuckets,
+			Buckets: metrics.BridgeBuckets,
 		}, []string{"status"}),
 		Resends: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nanokms_bridge_resends_total",
@@ -117,33 +118,33 @@ func NewGateway(opts GatewayOptions) *Gateway {
 		RoundTrip: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "nanokms_bridge_round_trip_seconds",
 			Help:    "Time from the first write of a request frame to the bridge to its signed answer.",
-			Buckets: bridgeBuckets,
+			Buckets: metrics.BridgeBuckets,
 		}),
 		Publish: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "nanokms_publish_seconds",
 			Help:    "Time from a signed answer to the block's publication (proof of work included).",
-			Buckets: nodeBuckets,
+			Buckets: metrics.NodeBuckets,
 		}),
 		Confirmation: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "nanokms_confirmation_seconds",
 			Help:    "Time from a block's publication to its confirmation.",
-			Buckets: nodeBuckets,
+			Buckets: metrics.NodeBuckets,
 		}),
 		Work: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nanokms_work_seconds",
 			Help:    "Time spent generating proof of work, by outcome (precomputed work included).",
-			Buckets: workBuckets,
+			Buckets: metrics.WorkBuckets,
 		}, []string{"outcome"}),
 		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nanokms_alerts_total",
 			Help: "Critical alerts raised, by kind (UNKNOWN_BLOCK: a custody account's key was used elsewhere; REFUSAL_OVERRIDDEN: a refusal was forged or stale; BLOCK_REJECTED: the node refused a block the cold side signed, which jams the account; REJECTED_BLOCK_CONFIRMED: such a block was confirmed after all).",
 		}, []string{"kind"}),
-		FramesRejected: newFramesRejected("gateway"),
+		FramesRejected: metrics.NewFramesRejected("gateway"),
 		WriteFailing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "nanokms_gateway_write_failing",
 			Help: "1 while the gateway's writes to the target fail (store: its state file; outbound: request frames on the medium; inbound: settling answers on the medium), 0 otherwise.",
 		}, []string{"target"}),
-		MediumErrors: newMediumErrors("gateway"),
+		MediumErrors: metrics.NewMediumErrors("gateway"),
 		noNode:       opts.NoNode,
 		open:         map[string]*tracked{},
 		done:         map[string]*tracked{},
@@ -345,13 +346,13 @@ func (g *Gateway) WriteFault(target string, err error) {
 // FrameRejected counts a frame the gateway's medium refused: it has the
 // signature of gateway.RejectFunc.
 func (g *Gateway) FrameRejected(_ string, err error) {
-	g.FramesRejected.WithLabelValues(RejectReason(err)).Inc()
+	g.FramesRejected.WithLabelValues(metrics.RejectReason(err)).Inc()
 }
 
 // MediumError counts a problem the gateway's file medium rode out: it has
 // the signature of gateway.FileReaderOptions.OnError.
 func (g *Gateway) MediumError(err error) {
-	g.MediumErrors.WithLabelValues(MediumKind(err)).Inc()
+	g.MediumErrors.WithLabelValues(metrics.MediumKind(err)).Inc()
 }
 
 // WorkProvider returns p timed into nanokms_work_seconds.
