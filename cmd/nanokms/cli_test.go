@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/nano"
 	"golang.org/x/crypto/blake2b"
 )
@@ -31,6 +32,14 @@ const (
 	testAddress    = "nano_1tsmfpmro8s3gx66f5jd5myekyx7p9k5keges4jysgew56sjcnnq86z8jzwa"
 )
 
+// accountResult is the JSON that account decode and derive print with
+// --json (decoded strictly: a field added or renamed fails the test).
+type accountResult struct {
+	Index     *uint32 `json:"index,omitempty"`
+	PublicKey string  `json:"public_key"`
+	Account   string  `json:"account"`
+}
+
 // result is what one run of the CLI did.
 type result struct {
 	code           int
@@ -41,7 +50,8 @@ func (r result) String() string {
 	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.stdout, r.stderr)
 }
 
-// runCLI calls run with stdin and returns its exit code and output.
+// runCLI runs the nanokms command line args in-process with stdin and
+// returns its exit code and output.
 func runCLI(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
 	return runCLIContext(t, context.Background(), stdin, args...)
@@ -49,8 +59,15 @@ func runCLI(t *testing.T, stdin string, args ...string) result {
 
 func runCLIContext(t *testing.T, ctx context.Context, stdin string, args ...string) result {
 	t.Helper()
+	return runBinary(t, ctx, operator, stdin, args...)
+}
+
+// runBinary is runCLIContext for any of the three binaries (operator,
+// cold.Binary, dev.Binary).
+func runBinary(t *testing.T, ctx context.Context, b cli.Binary, stdin string, args ...string) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(ctx, args, strings.NewReader(stdin), &stdout, &stderr)
+	code := cli.Run(ctx, b, args, strings.NewReader(stdin), &stdout, &stderr)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
@@ -239,7 +256,7 @@ func TestWorkGenerateStops(t *testing.T) {
 			if d := time.Since(start); d > 30*time.Second {
 				t.Errorf("took %v to stop", d)
 			}
-			if r.code != exitFailed || r.stdout != "" {
+			if r.code != cli.ExitFailed || r.stdout != "" {
 				t.Fatalf("want exit 1 and no stdout, got\n%s", r)
 			}
 			if !strings.HasPrefix(r.stderr, "nanokms: error: ") || !strings.Contains(r.stderr, "context") {
@@ -403,7 +420,7 @@ func TestErrorsGoToStderr(t *testing.T) {
 		{"block hash/previous", "", []string{"block", "hash", nonHex}, 1, "nano: previous: invalid syntax: not hex", "hint: the input must be a state block"},
 		{"block hash/link_as_account", "", []string{"block", "hash", linkAcct}, 1, "nano: link_as_account: fields disagree: does not encode link", "hint: the input must be a state block"},
 		{"block hash/over 64 KiB", "", []string{"block", "hash", tooBig}, 1, "nano: block: wrong length: JSON document over 64 KiB", "hint: the input must be a state block"},
-		{"block hash/over 1 MiB stdin", strings.Repeat(" ", maxInputLen+1), []string{"block", "hash"}, 1, "reading standard input: more than 1048576 bytes", ""},
+		{"block hash/over 1 MiB stdin", strings.Repeat(" ", cli.MaxInputLen+1), []string{"block", "hash"}, 1, "reading standard input: more than 1048576 bytes", ""},
 		{"block hash/no such file", "", []string{"block", "hash", filepath.Join(dir, "none.json")}, 1, "opening " + filepath.Join(dir, "none.json") + ": no such file or directory", ""},
 		{"block hash/two files", "", []string{"block", "hash", legacy, legacy}, 2, "accepts at most 1 arg(s), received 2", usageHint},
 		{"block hash/unknown flag", "", []string{"block", "hash", "--hex"}, 2, "unknown flag: --hex", usageHint},
@@ -504,7 +521,7 @@ func TestFailedChecksPrintFindings(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := runCLI(t, tt.stdin, tt.args...)
-			if r.code != exitFailed || r.stderr != "" {
+			if r.code != cli.ExitFailed || r.stderr != "" {
 				t.Errorf("want exit 1 and nothing on stderr, got\n%s", r)
 			}
 			if !slices.Contains(strings.Split(r.stdout, "\n"), tt.want) {
@@ -554,7 +571,7 @@ func TestNoStrayOutput(t *testing.T) {
 			{"work", "validate", "--root", "x"},
 		} {
 			var stdout, stderr bytes.Buffer
-			run(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
+			cli.Run(context.Background(), operator, args, strings.NewReader(""), &stdout, &stderr)
 			if stdout.Len()+stderr.Len() == 0 {
 				t.Errorf("%q printed nothing at all", args)
 			}
@@ -700,7 +717,7 @@ func TestVectorsAddress(t *testing.T) {
 			unmarshal(t, v.Expected, &exp)
 			r := runCLI(t, "", "account", "decode", "--json", in.Address)
 			if !exp.Valid {
-				if r.code != exitFailed || r.stdout != "" || !errorLine.MatchString(r.stderr) {
+				if r.code != cli.ExitFailed || r.stdout != "" || !errorLine.MatchString(r.stderr) {
 					t.Errorf("want a refusal with exit 1, got\n%s", r)
 				}
 				return
@@ -781,7 +798,7 @@ func testStateBlockVector(t *testing.T, v vector) {
 
 	if exp.Error != "" {
 		r := runCLI(t, doc, "block", "hash")
-		if r.code != exitFailed || r.stdout != "" || !strings.HasPrefix(r.stderr, "nanokms: error: nano: balance: ") {
+		if r.code != cli.ExitFailed || r.stdout != "" || !strings.HasPrefix(r.stderr, "nanokms: error: nano: balance: ") {
 			t.Errorf("want the balance refused (%s), got\n%s", exp.Error, r)
 		}
 		return
@@ -853,7 +870,7 @@ func TestUnknownSubcommand(t *testing.T) {
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			r := runCLI(t, "", args...)
-			if r.code != exitUsage || r.stdout != "" || !strings.HasPrefix(r.stderr, "nanokms: error: unknown command ") {
+			if r.code != cli.ExitUsage || r.stdout != "" || !strings.HasPrefix(r.stderr, "nanokms: error: unknown command ") {
 				t.Errorf("want exit 2, no stdout and an unknown command error, got exit %d, stdout %d bytes, stderr %q", r.code, len(r.stdout), r.stderr)
 			}
 		})
@@ -879,7 +896,7 @@ func TestClaimedHashAlwaysChecked(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := runCLI(t, tt.doc, "block", "hash")
-			if r.code != exitFailed || r.stdout != "" || !strings.HasPrefix(r.stderr, tt.want) {
+			if r.code != cli.ExitFailed || r.stdout != "" || !strings.HasPrefix(r.stderr, tt.want) {
 				t.Errorf("want exit 1, no stdout and %q, got\n%s", tt.want, r)
 			}
 		})

@@ -2,19 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/cmd/internal/cold"
+	"github.com/nanokms/nanokms/cmd/internal/dev"
 	"github.com/nanokms/nanokms/nano"
 )
 
@@ -42,47 +41,14 @@ func TestDeployDevnodeFlags(t *testing.T) {
 		"--ipc", "unix://"+filepath.Join(dir, "node.ipc"), "--state", filepath.Join(dir, "ledger.db"))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	r := runCLIContext(t, ctx, "", args...)
+	r := runBinary(t, ctx, dev.Binary, "", args...)
 	if r.code != 0 || !strings.Contains(r.stderr, `"msg":"devnode serving"`) {
-		t.Fatalf("nanokms %s:\n%s", strings.Join(args, " "), r)
+		t.Fatalf("nanokms-dev %s:\n%s", strings.Join(args, " "), r)
 	}
 	// The file's own settings took effect.
 	for _, want := range []string{`"confirm_delay":"1s"`, `"work_threshold":"0000000000000000"`} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("the dev node's log lacks %s:\n%s", want, r.stderr)
-		}
-	}
-}
-
-// TestDeploySignerPINExit checks that a refused or locked PIN makes the
-// signer exit with the status its unit does not restart on.
-func TestDeploySignerPINExit(t *testing.T) {
-	unit, err := os.ReadFile(filepath.Join("..", "..", "deploy", "systemd", "nanokms-signer.service"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(unit), "\nRestartPreventExitStatus="+strconv.Itoa(exitSignerPIN)+"\n") {
-		t.Errorf("nanokms-signer.service does not prevent restarts on exit status %d", exitSignerPIN)
-	}
-	codeOf := func(err error) int {
-		var ce *cliError
-		if errors.As(err, &ce) {
-			return ce.code
-		}
-		return exitFailed
-	}
-	for _, c := range []struct {
-		err  error
-		want int
-	}{
-		{hintTokenErr(fmt.Errorf("login: %w", hsm.ErrWrongPIN)), exitSignerPIN},
-		{hintTokenErr(fmt.Errorf("login: %w", hsm.ErrPINLocked)), exitSignerPIN},
-		{hintTokenErr(fmt.Errorf("open: %w", hsm.ErrTokenNotFound)), exitFailed},
-		{errors.New("other"), exitFailed},
-	} {
-		got := noRestartOnPIN(c.err)
-		if codeOf(got) != c.want || got.Error() != c.err.Error() {
-			t.Errorf("noRestartOnPIN(%v): %v, exit %d; want exit %d", c.err, got, codeOf(got), c.want)
 		}
 	}
 }
@@ -169,7 +135,7 @@ outbound = "%[1]s/to-hot"
 `, dir, prom))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
-	go func() { done <- runCLIContext(t, ctx, "", "relay", "--config", config) }()
+	go func() { done <- runBinary(t, ctx, cold.Binary, "", "relay", "--config", config) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := os.Stat(prom); err == nil {

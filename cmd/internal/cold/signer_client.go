@@ -1,0 +1,185 @@
+package cold
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/nanokms/nanokms/cmd/internal/cli"
+	"github.com/nanokms/nanokms/nano"
+	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer"
+)
+
+// connectFlags name a running signer: --connect unix:///path, or --config F
+// whose signer.listen is a Unix socket.
+type connectFlags struct {
+	connect string
+	config  string
+}
+
+func (c *connectFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&c.connect, "connect", "", "the signer's socket, unix:///path")
+	cmd.Flags().StringVar(&c.config, "config", "", "the signer's configuration file (its signer.listen is used)")
+}
+
+// dial connects to the signer over its Unix socket.
+func (c *connectFlags) dial() (*grpc.ClientConn, error) {
+	target := c.connect
+	if target == "" && c.config != "" {
+		cfg, err := loadSignerConfig(c.config)
+		if err != nil {
+			return nil, err
+		}
+		target = cfg.Signer.Listen.String()
+	}
+	if target == "" {
+		return nil, cli.UsageErr("one of --connect or --config is required")
+	}
+	if !strings.HasPrefix(target, "unix://") {
+		return nil, cli.UsageErr("only a unix:// signer socket can be reached from the cold host's shell (got %q)", target)
+	}
+	return grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// rpcErr turns a signer status into a CLI error, keeping its reason.
+func rpcErr(err error) error {
+	st := status.Convert(err)
+	if r, ok := signer.RefusalFromStatus(st); ok {
+		return fmt.Errorf("the signer refused: %s: %s", signer.ReasonName(r.Reason), r.Detail)
+	}
+	if signer.IsStoreFull(st) {
+		return cli.WithHint(fmt.Errorf("signer: %s", st.Message()),
+			"free space on the file system of the signer's state file (signer.state); the signer resumes by itself, without a restart")
+	}
+	if signer.IsTokenUnavailable(st) {
+		return cli.WithHint(fmt.Errorf("signer: %s", st.Message()),
+			"the signer's token went away (removed, its store renamed, hidden or emptied, its connection lost): bring it back; the signer reconnects by itself unless its log says the PIN was refused")
+	}
+	return cli.WithHint(fmt.Errorf("signer: %s", st.Message()), "is the signer running? check its log")
+}
+
+type signerAdoptOptions struct {
+	conn     connectFlags
+	wallet   string
+	index    uint32
+	headFile string
+	height   uint64
+	json     bool
+}
+
+func newSignerAdoptCmd(e *cli.Env) *cobra.Command {
+	var opts signerAdoptOptions
+	cmd := &cobra.Command{
+		Use:   "adopt --wallet W --index I [--head FILE] [--height N]",
+		Short: "Start tracking an account on a running signer",
+		Long: `Asks the running signer to start tracking account I of wallet W. For an
+account that already has blocks, --head FILE is its current head block (any
+JSON form, e.g. a block_info response) and must be signed by the account; the
+signer records it as the frontier. Without --head the account is tracked as
+unopened.`,
+		Args: cli.NoArgsQuiet,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runSignerAdopt(cmd.Context(), e, opts) },
+	}
+	opts.conn.register(cmd)
+	cmd.Flags().StringVar(&opts.wallet, "wallet", "", "wallet label")
+	cmd.Flags().Uint32Var(&opts.index, "index", 0, "account index")
+	cmd.Flags().StringVar(&opts.headFile, "head", "", "the account's current head block (omit for an unopened account)")
+	cmd.Flags().Uint64Var(&opts.height, "height", 0, "the head's height, if known")
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON")
+	return cmd
+}
+
+func runSignerAdopt(ctx context.Context, e *cli.Env, opts signerAdoptOptions) error {
+	if opts.wallet == "" {
+		return cli.UsageErr("--wallet is required")
+	}
+	req := &pb.AdoptAccountRequest{Wallet: opts.wallet, Index: opts.index, Height: opts.height}
+	if opts.headFile != "" {
+		pb0, err := cli.ReadBlock(e, opts.headFile)
+		if err != nil {
+			return err
+		}
+		req.Head = pb.BlockFromNano(&pb0.Block)
+	}
+	conn, err := opts.conn.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	st, err := pb.NewSignerClient(conn).AdoptAccount(ctx, req)
+	if err != nil {
+		return rpcErr(err)
+	}
+	return printAccountStates(e, []*pb.AccountState{st}, opts.json)
+}
+
+type signerAccountsOptions struct {
+	conn connectFlags
+	json bool
+}
+
+func newSignerAccountsCmd(e *cli.Env) *cobra.Command {
+	var opts signerAccountsOptions
+	cmd := &cobra.Command{
+		Use:   "accounts",
+		Short: "List the accounts a running signer tracks, with frontier and balance",
+		Args:  cli.NoArgsQuiet,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runSignerAccounts(cmd.Context(), e, opts) },
+	}
+	opts.conn.register(cmd)
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON")
+	return cmd
+}
+
+func runSignerAccounts(ctx context.Context, e *cli.Env, opts signerAccountsOptions) error {
+	conn, err := opts.conn.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	resp, err := pb.NewSignerClient(conn).ListAccounts(ctx, &pb.ListAccountsRequest{})
+	if err != nil {
+		return rpcErr(err)
+	}
+	return printAccountStates(e, resp.GetAccounts(), opts.json)
+}
+
+// accountStateJSON is the --json form of an account the signer tracks.
+type accountStateJSON struct {
+	Account    string `json:"account"`
+	PublicKey  string `json:"public_key"`
+	Wallet     string `json:"wallet"`
+	Index      uint32 `json:"index"`
+	Frontier   string `json:"frontier"`
+	BalanceRaw string `json:"balance_raw"`
+	Height     uint64 `json:"height"`
+	Sent24hRaw string `json:"sent_24h_raw"`
+}
+
+func printAccountStates(e *cli.Env, states []*pb.AccountState, asJSON bool) error {
+	out := make([]accountStateJSON, 0, len(states))
+	for _, st := range states {
+		out = append(out, accountStateJSON{
+			Account: st.GetAddress(), PublicKey: fmt.Sprintf("%X", st.GetAccount()), Wallet: st.GetWallet(),
+			Index: st.GetIndex(), Frontier: fmt.Sprintf("%X", st.GetFrontier()), BalanceRaw: st.GetBalanceRaw(),
+			Height: st.GetHeight(), Sent24hRaw: st.GetSent_24HRaw(),
+		})
+	}
+	if asJSON {
+		return cli.PrintJSON(e.Stdout, out)
+	}
+	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tWALLET\tINDEX\tBALANCE (XNO)\tHEIGHT\tFRONTIER")
+	for _, a := range out {
+		bal, _ := nano.ParseAmount(a.BalanceRaw)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", a.Account, a.Wallet, a.Index, bal.XNO(), a.Height, a.Frontier)
+	}
+	return tw.Flush()
+}
