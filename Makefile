@@ -3,7 +3,9 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 
 GO        ?= go
-BIN       := bin/nanokms
+# The binaries by role: the operator's (nanokms), the isolated host's
+# (nanokms-cold: no hot code linked) and the development tools' (nanokms-dev).
+BINARIES  := nanokms nanokms-cold nanokms-dev
 FUZZTIME  ?= 10s
 
 .PHONY: all build test bench fuzz proto demo deps clean
@@ -14,7 +16,7 @@ deps:
 	@bash scripts/deps.sh
 
 build: deps
-	$(GO) build -o $(BIN) ./cmd/nanokms
+	$(GO) build -o bin/ $(addprefix ./cmd/,$(BINARIES))
 
 ## test: gofmt, go vet, every test under the race detector, a short fuzz run
 test:
