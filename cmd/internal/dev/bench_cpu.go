@@ -18,37 +18,12 @@ import (
 // request as the signer does it, without gRPC, the token or the state file.
 func measureRequestCPU(ctx context.Context, tok *hsm.Token, n int) (benchCPU, error) {
 	out := benchCPU{Iterations: n}
-	var seed nano.Seed
-	if _, err := rand.Read(seed[:]); err != nil {
-		return out, err
-	}
-	defer clear(seed[:])
-	k := nano.DeriveKey(&seed, 0)
-	sk := nano.NewSigningKey(&k)
-	k.Wipe()
-	pub := sk.Public()
-	head := nano.StateBlock{Account: pub, Previous: nano.Hash{1}, Representative: pub, Balance: nano.AmountFromUint64(1 << 40), Link: nano.Hash{2}}
-	hh := head.Hash()
-	head.Signature = sk.Sign(hh[:])
-	sk.Wipe()
-	next := nano.StateBlock{Account: pub, Previous: hh, Representative: pub, Balance: nano.AmountFromUint64(1 << 39), Link: nano.Hash{3}}
-
-	_, apKey, err := ed25519.GenerateKey(rand.Reader)
+	fx, err := newCPUFixture()
 	if err != nil {
 		return out, err
 	}
-	defer clear(apKey)
-	in := &pb.Intent{RequestId: "0123456789abcdef0123456789abcdef", Kind: pb.IntentKind_INTENT_KIND_SEND, Account: pub[:],
-		AmountRaw: "1000000000000000000000000", Destination: pub[:], ExpiresAtUnix: time.Now().Add(time.Hour).Unix()}
-	ap, err := intent.Approve(apKey, in)
-	if err != nil {
-		return out, err
-	}
-	parsed, err := intent.Parse(in)
-	if err != nil {
-		return out, err
-	}
-	msg := parsed.Canonical()
+	defer clear(fx.seed[:])
+	seed, head, next, hh, parsed, msg, ap := &fx.seed, fx.head, fx.next, fx.hh, fx.parsed, fx.msg, fx.ap
 
 	bad := 0 // results are used, so no loop is optimised away
 	// Each loop is timed by the process's CPU time, so that time other
@@ -80,7 +55,7 @@ func measureRequestCPU(ctx context.Context, tok *hsm.Token, n int) (benchCPU, er
 		return nh
 	}
 	sign := func(i int) nano.Signature {
-		k := nano.DeriveKey(&seed, uint32(i%64))
+		k := nano.DeriveKey(seed, uint32(i%64))
 		sk := nano.NewSigningKey(&k)
 		sig := sk.Sign(hh[:])
 		sk.Wipe()
@@ -127,4 +102,51 @@ func measureRequestCPU(ctx context.Context, tok *hsm.Token, n int) (benchCPU, er
 	out.CeilingPerCore = 1e6 / out.TotalUs
 	out.CeilingAllCores = out.CeilingPerCore * float64(runtime.GOMAXPROCS(0))
 	return out, nil
+}
+
+// cpuFixture is one request's cryptographic work for measureRequestCPU:
+// a head block signed by an account of a random seed, the block after it,
+// and an intent with one approval.
+type cpuFixture struct {
+	seed       nano.Seed // wiped by the caller
+	head, next nano.StateBlock
+	hh         nano.Hash // the head's hash
+	parsed     intent.Parsed
+	msg        []byte // the intent's canonical bytes
+	ap         *pb.Approval
+}
+
+func newCPUFixture() (*cpuFixture, error) {
+	fx := &cpuFixture{}
+	if _, err := rand.Read(fx.seed[:]); err != nil {
+		return nil, err
+	}
+	k := nano.DeriveKey(&fx.seed, 0)
+	sk := nano.NewSigningKey(&k)
+	k.Wipe()
+	pub := sk.Public()
+	fx.head = nano.StateBlock{Account: pub, Previous: nano.Hash{1}, Representative: pub, Balance: nano.AmountFromUint64(1 << 40), Link: nano.Hash{2}}
+	fx.hh = fx.head.Hash()
+	fx.head.Signature = sk.Sign(fx.hh[:])
+	sk.Wipe()
+	fx.next = nano.StateBlock{Account: pub, Previous: fx.hh, Representative: pub, Balance: nano.AmountFromUint64(1 << 39), Link: nano.Hash{3}}
+
+	_, apKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		clear(fx.seed[:])
+		return nil, err
+	}
+	defer clear(apKey)
+	in := &pb.Intent{RequestId: "0123456789abcdef0123456789abcdef", Kind: pb.IntentKind_INTENT_KIND_SEND, Account: pub[:],
+		AmountRaw: "1000000000000000000000000", Destination: pub[:], ExpiresAtUnix: time.Now().Add(time.Hour).Unix()}
+	if fx.ap, err = intent.Approve(apKey, in); err != nil {
+		clear(fx.seed[:])
+		return nil, err
+	}
+	if fx.parsed, err = intent.Parse(in); err != nil {
+		clear(fx.seed[:])
+		return nil, err
+	}
+	fx.msg = fx.parsed.Canonical()
+	return fx, nil
 }

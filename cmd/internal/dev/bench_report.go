@@ -160,3 +160,20 @@ func printBenchSigner(out io.Writer, r *benchSignerReport) error {
 	}
 	return nil
 }
+
+// judge sets OK (every request of every level signed, every frontier
+// checked) and the targets.
+func (r *benchSignerReport) judge() {
+	r.OK = true
+	for _, lv := range r.Levels {
+		if lv.Failed > 0 || lv.Skipped > 0 || !lv.Verified {
+			r.OK = false
+		}
+		switch lv.Concurrency {
+		case 64:
+			r.Targets = append(r.Targets, benchTarget{Name: "signed_per_second_at_64", Value: lv.PerSecond, Met: lv.PerSecond >= benchTargetRate})
+		case 8:
+			r.Targets = append(r.Targets, benchTarget{Name: "p99_ms_at_8", Value: lv.P99Ms, Met: lv.P99Ms <= ms(benchTargetP99)})
+		}
+	}
+}

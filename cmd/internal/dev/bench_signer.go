@@ -102,51 +102,25 @@ Progress goes to standard error, results to standard output.`,
 }
 
 func runBenchSigner(ctx context.Context, e *cli.Env, opts benchSignerOptions) (err error) {
-	if len(opts.concurrency) == 0 {
-		return cli.UsageErr("--concurrency: give at least one level")
-	}
-	maxC := 0
-	for _, c := range opts.concurrency {
-		if c < 1 || c > benchMaxLevel {
-			return cli.UsageErr("--concurrency: %d is not from 1 to %d", c, benchMaxLevel)
-		}
-		maxC = max(maxC, c)
-	}
-	switch {
-	case opts.requests < 0 || opts.duration < 0:
-		return cli.UsageErr("--requests and --duration must not be negative")
-	case opts.requests > 0 && opts.duration > 0:
-		return cli.UsageErr("give --requests or --duration, not both")
-	case opts.requests == 0 && opts.duration == 0:
-		return cli.UsageErr("--requests must be at least 1 (or give --duration)")
-	case opts.cryptoIters < 1:
-		return cli.UsageErr("--crypto-iterations must be at least 1")
-	case opts.poolSize < 1 || opts.poolSize > policy.MaxPoolSize:
-		return cli.UsageErr("--pool-size must be from 1 to %d", policy.MaxPoolSize)
+	maxC, err := opts.validate()
+	if err != nil {
+		return err
 	}
 
-	// The signer in this process runs as `nanokms signer` does.
+	// The signer in this process runs as `nanokms-cold signer` does.
 	defer cold.TuneSignerGC()()
 
 	// Ctrl-C or SIGTERM stops the run and cleans up, however run was called.
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	var profile *os.File
-	if opts.cpuProfile != "" {
-		if profile, err = os.Create(opts.cpuProfile); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer profile.Close()
+	// The profile files are made first: a wrong path fails before the
+	// long set-up, and profiling starts only after it.
+	prof, err := createProfiles(opts)
+	if err != nil {
+		return err
 	}
-
-	var traceFile *os.File
-	if opts.trace != "" {
-		if traceFile, err = os.Create(opts.trace); err != nil {
-			return fmt.Errorf("--trace: %w", err)
-		}
-		defer traceFile.Close()
-	}
+	defer prof.close()
 
 	prog := newBenchProgress(e.Stderr)
 	rep := benchSignerReport{
@@ -180,18 +154,10 @@ func runBenchSigner(ctx context.Context, e *cli.Env, opts benchSignerOptions) (e
 		return interrupted(ctx, err)
 	}
 
-	if profile != nil {
-		if err := pprof.StartCPUProfile(profile); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	if err := prof.start(); err != nil {
+		return err
 	}
-	if traceFile != nil {
-		if err := trace.Start(traceFile); err != nil {
-			return fmt.Errorf("--trace: %w", err)
-		}
-		defer trace.Stop()
-	}
+	defer prof.stop()
 	for _, c := range opts.concurrency {
 		runtime.GC()
 		lv, err := w.runLevel(ctx, c, opts)
@@ -200,22 +166,10 @@ func runBenchSigner(ctx context.Context, e *cli.Env, opts benchSignerOptions) (e
 		}
 		rep.Levels = append(rep.Levels, lv)
 	}
-	pprof.StopCPUProfile()
-	trace.Stop()
+	prof.stop()
 	rep.Machine.LoadAvgEnd = loadAvg()
 
-	rep.OK = true
-	for _, lv := range rep.Levels {
-		if lv.Failed > 0 || lv.Skipped > 0 || !lv.Verified {
-			rep.OK = false
-		}
-		switch lv.Concurrency {
-		case 64:
-			rep.Targets = append(rep.Targets, benchTarget{Name: "signed_per_second_at_64", Value: lv.PerSecond, Met: lv.PerSecond >= benchTargetRate})
-		case 8:
-			rep.Targets = append(rep.Targets, benchTarget{Name: "p99_ms_at_8", Value: lv.P99Ms, Met: lv.P99Ms <= ms(benchTargetP99)})
-		}
-	}
+	rep.judge()
 	if opts.json {
 		if err := cli.PrintJSON(e.Stdout, rep); err != nil {
 			return err
@@ -227,6 +181,95 @@ func runBenchSigner(ctx context.Context, e *cli.Env, opts benchSignerOptions) (e
 		return cli.WithHint(errors.New("some requests were not signed, or a frontier did not check"), "see first_error in the results")
 	}
 	return nil
+}
+
+// validate checks the options before anything is built, and returns the
+// highest concurrency level.
+func (opts benchSignerOptions) validate() (maxC int, err error) {
+	if len(opts.concurrency) == 0 {
+		return 0, cli.UsageErr("--concurrency: give at least one level")
+	}
+	for _, c := range opts.concurrency {
+		if c < 1 || c > benchMaxLevel {
+			return 0, cli.UsageErr("--concurrency: %d is not from 1 to %d", c, benchMaxLevel)
+		}
+		maxC = max(maxC, c)
+	}
+	switch {
+	case opts.requests < 0 || opts.duration < 0:
+		return 0, cli.UsageErr("--requests and --duration must not be negative")
+	case opts.requests > 0 && opts.duration > 0:
+		return 0, cli.UsageErr("give --requests or --duration, not both")
+	case opts.requests == 0 && opts.duration == 0:
+		return 0, cli.UsageErr("--requests must be at least 1 (or give --duration)")
+	case opts.cryptoIters < 1:
+		return 0, cli.UsageErr("--crypto-iterations must be at least 1")
+	case opts.poolSize < 1 || opts.poolSize > policy.MaxPoolSize:
+		return 0, cli.UsageErr("--pool-size must be from 1 to %d", policy.MaxPoolSize)
+	}
+	return maxC, nil
+}
+
+// benchProfiles are the --cpuprofile and --trace files of a run: made
+// before the set-up, written only while the levels are measured.
+type benchProfiles struct {
+	cpu, trace     *os.File
+	cpuOn, traceOn bool
+}
+
+func createProfiles(opts benchSignerOptions) (*benchProfiles, error) {
+	p := &benchProfiles{}
+	var err error
+	if opts.cpuProfile != "" {
+		if p.cpu, err = os.Create(opts.cpuProfile); err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+	}
+	if opts.trace != "" {
+		if p.trace, err = os.Create(opts.trace); err != nil {
+			p.close()
+			return nil, fmt.Errorf("--trace: %w", err)
+		}
+	}
+	return p, nil
+}
+
+func (p *benchProfiles) start() error {
+	if p.cpu != nil {
+		if err := pprof.StartCPUProfile(p.cpu); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		p.cpuOn = true
+	}
+	if p.trace != nil {
+		if err := trace.Start(p.trace); err != nil {
+			p.stop()
+			return fmt.Errorf("--trace: %w", err)
+		}
+		p.traceOn = true
+	}
+	return nil
+}
+
+// stop ends what start began; it may be called more than once.
+func (p *benchProfiles) stop() {
+	if p.cpuOn {
+		pprof.StopCPUProfile()
+		p.cpuOn = false
+	}
+	if p.traceOn {
+		trace.Stop()
+		p.traceOn = false
+	}
+}
+
+func (p *benchProfiles) close() {
+	p.stop()
+	for _, f := range []*os.File{p.cpu, p.trace} {
+		if f != nil {
+			f.Close()
+		}
+	}
 }
 
 // interrupted turns an error caused by cancellation into a plain message.

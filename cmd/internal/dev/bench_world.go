@@ -104,6 +104,19 @@ func (w *benchWorld) setup(ctx context.Context, opts benchSignerOptions) error {
 		return err
 	}
 	label := "nanokms-bench-" + suffix
+	pinFile := filepath.Join(dir, "pin")
+	if err := w.newToken(ctx, opts, label, pinFile); err != nil {
+		return err
+	}
+	if err := w.newKeys(); err != nil {
+		return err
+	}
+	return w.startSigner(opts, sock, label, pinFile)
+}
+
+// newToken makes the run's SoftHSM token, labelled label, with its PIN
+// in pinFile, a master key and the benchmark's wallet, and opens it.
+func (w *benchWorld) newToken(ctx context.Context, opts benchSignerOptions, label, pinFile string) (err error) {
 	w.prog.say("creating SoftHSM token %s", label)
 	w.softhsm, err = softhsmtool.NewToken(ctx, "", label)
 	if err != nil {
@@ -115,7 +128,6 @@ func (w *benchWorld) setup(ctx context.Context, opts benchSignerOptions) error {
 	if w.softhsm.InProcess {
 		w.prog.say("SoftHSM was already loaded in this process: the token was made in-process")
 	}
-	pinFile := filepath.Join(dir, "pin")
 	if err := os.WriteFile(pinFile, []byte(w.softhsm.PIN+"\n"), 0o600); err != nil {
 		return err
 	}
@@ -131,10 +143,13 @@ func (w *benchWorld) setup(ctx context.Context, opts benchSignerOptions) error {
 	if err := w.tok.CreateMasterKey(ctx, 0); err != nil {
 		return err
 	}
-	if _, err := w.tok.CreateWallet(ctx, benchWallet); err != nil {
-		return err
-	}
+	_, err = w.tok.CreateWallet(ctx, benchWallet)
+	return err
+}
 
+// newKeys draws the approver's key, the funder's (an account outside
+// the token that opens the benchmark's accounts) and a destination.
+func (w *benchWorld) newKeys() (err error) {
 	_, w.approver, err = ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return err
@@ -151,10 +166,14 @@ func (w *benchWorld) setup(ctx context.Context, opts benchSignerOptions) error {
 	}
 	w.dest = dk.Public()
 	dk.Wipe()
-	if w.sendAmount, err = nano.ParseXNO(benchSend); err != nil {
-		return err
-	}
+	w.sendAmount, err = nano.ParseXNO(benchSend)
+	return err
+}
 
+// startSigner starts the signer in this process on the Unix socket sock,
+// as `nanokms-cold signer` would with the configuration below, and
+// connects the run's client to it.
+func (w *benchWorld) startSigner(opts benchSignerOptions, sock, label, pinFile string) (err error) {
 	cfgText := fmt.Sprintf(`[signer]
 state = %q
 listen = %q
