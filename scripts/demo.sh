@@ -62,7 +62,7 @@ wait_for() {
 	fail "timed out waiting for $desc"
 }
 
-step "1. SoftHSM token, master key, wallet, approver key"
+step "1. SoftHSM token, master key, wallet (nanokms-cold), approver key (nanokms)"
 export SOFTHSM2_CONF=$work/softhsm2.conf
 mkdir -p "$work/tokens" "$work/usb"
 printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$work/tokens" >"$SOFTHSM2_CONF"
@@ -125,7 +125,7 @@ poll_interval = "50ms"
 EOF
 echo "signer.toml, relay.toml written; the 'USB stick' is $work/usb"
 
-step "3. dev node, funding the custody account with 25 XNO from the dev genesis"
+step "3. dev node (nanokms-dev), funding the custody account with 25 XNO from the dev genesis"
 "$dev" devnode --listen "" --ipc "unix://$work/node.sock" --ws 127.0.0.1:0 --fund "$custody=25XNO" --confirm-delay 100ms 2>"$work/devnode.log" &
 pids+=($!)
 wait_for "the dev node" grep -q '"devnode serving"' "$work/devnode.log"
@@ -155,7 +155,7 @@ auto_receive = true
 representative = "$rep"
 EOF
 
-step "4. cold side: signer (on the token) and relay; the signer adopts the custody account"
+step "4. cold side (nanokms-cold): signer (on the token) and relay; the signer adopts the custody account"
 "$cold" signer --config "$work/signer.toml" 2>"$work/signer.log" &
 pids+=($!)
 wait_for "the signer" nkc signer accounts --connect "unix://$work/signer.sock"
@@ -163,7 +163,7 @@ nkc signer adopt --connect "unix://$work/signer.sock" --wallet treasury --index 
 "$cold" relay --config "$work/relay.toml" 2>"$work/relay.log" &
 pids+=($!)
 
-step "5. hot side: gateway (Custody gRPC API, bridge, node)"
+step "5. hot side (nanokms): gateway (Custody gRPC API, bridge, node)"
 "$bin" gateway --config "$work/gateway.toml" 2>"$work/gateway.log" &
 pids+=($!)
 export NANOKMS_GATEWAY=unix://$work/gateway.sock
