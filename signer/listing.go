@@ -18,8 +18,10 @@ import (
 
 // The account listing is paged. A page is read in one read transaction:
 // the account records in key order from just after the page token's
-// account, each with its 24-hour sends summed from the velocity bucket
-// through one cursor, copied into a few buffers the page's messages share.
+// account, each followed to its current frontier through the signed
+// bucket (frontier.go) and with its 24-hour sends summed from the velocity
+// bucket (one cursor on each for the page), copied into a few buffers the
+// page's messages share.
 // Nothing is allocated per account beyond the response's own messages, and
 // a page's size is bounded, so a listing of any length costs the signer a
 // page's memory at a time.
@@ -232,6 +234,7 @@ func (s *Store) accountPage(after *nano.PublicKey, limit int, now time.Time) (*p
 	)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAccounts).Cursor()
+		sc := tx.Bucket(bucketSigned).Cursor()
 		vc := tx.Bucket(bucketVelocity).Cursor()
 		var k, v []byte
 		if after == nil {
@@ -250,6 +253,9 @@ func (s *Store) accountPage(after *nano.PublicKey, limit int, now time.Time) (*p
 				break
 			}
 			budget -= cost
+			if err := followView(sc, &av); err != nil {
+				return err
+			}
 			if len(entries) == cap(entries) {
 				// Room for twice as many accounts (a short page stays
 				// small, a long one grows a few times, not per account).

@@ -18,8 +18,8 @@ import (
 
 // Buckets of the state file. Keys: acct = 32-byte public key.
 var (
-	bucketAccounts = []byte("accounts") // acct → JSON AccountRecord
-	bucketSigned   = []byte("signed")   // acct ‖ previous → JSON SignedBlock: the one block signed on previous
+	bucketAccounts = []byte("accounts") // acct → AccountRecord, a checkpoint (frontier.go)
+	bucketSigned   = []byte("signed")   // acct ‖ previous → SignedBlock: the one block signed on previous
 	bucketRequests = []byte("requests") // request id → intent digest[32] ‖ SignResponse proto
 	bucketReceived = []byte("received") // acct ‖ source hash → request id
 	bucketVelocity = []byte("velocity") // acct ‖ u64 unix nano ‖ hash[8] → amount[16]
@@ -242,25 +242,30 @@ func putRecord(b *bolt.Bucket, key []byte, v record) error {
 	return b.Put(key, data)
 }
 
-// Account returns the record of account a.
+// Account returns the record of account a, at its current frontier.
 func (s *Store) Account(a nano.PublicKey) (AccountRecord, bool, error) {
 	var rec AccountRecord
 	var ok bool
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		ok, err = getRecord(tx.Bucket(bucketAccounts), a[:], &rec)
+		ok, _, err = getAccount(tx, a, &rec)
 		return err
 	})
 	return rec, ok, err
 }
 
-// Accounts returns every tracked account, ordered by public key.
+// Accounts returns every tracked account at its current frontier,
+// ordered by public key.
 func (s *Store) Accounts() ([]AccountRecord, error) {
 	var out []AccountRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
+		signed := tx.Bucket(bucketSigned)
 		return tx.Bucket(bucketAccounts).ForEach(func(_, v []byte) error {
 			var rec AccountRecord
 			if err := rec.UnmarshalBinary(v); err != nil {
+				return err
+			}
+			if _, err := followChain(signed, &rec); err != nil {
 				return err
 			}
 			out = append(out, rec)
@@ -383,7 +388,7 @@ func (s *Store) snapshot(id string, a nano.PublicKey, now time.Time) (snapshot, 
 		if out.stored, out.answered, err = getRequest(tx, id); err != nil || out.answered {
 			return err
 		}
-		if out.tracked, err = getRecord(tx.Bucket(bucketAccounts), a[:], &out.rec); err != nil || !out.tracked {
+		if out.tracked, _, err = getAccount(tx, a, &out.rec); err != nil || !out.tracked {
 			return err
 		}
 		out.sent, err = sentIn(tx, a, now)
@@ -416,9 +421,9 @@ type Decision struct {
 var errStale = errors.New("signer: state changed under the decision")
 
 // CommitSigned records d durably: the request's response, the signed block
-// under its previous, the new account record, the velocity entry, the
-// received source and an audit record, in one transaction. It returns the
-// stored response.
+// under its previous, the new account record (when its checkpoint is due:
+// frontier.go), the velocity entry, the received source and an audit
+// record, in one transaction. It returns the stored response.
 func (s *Store) CommitSigned(d *Decision) (*pb.SignResponse, error) {
 	var resp *pb.SignResponse
 	err := s.write(func(tx *bolt.Tx) error {
@@ -427,7 +432,7 @@ func (s *Store) CommitSigned(d *Decision) (*pb.SignResponse, error) {
 			return errStale
 		}
 		var cur AccountRecord
-		ok, err := getRecord(tx.Bucket(bucketAccounts), d.Record.Account[:], &cur)
+		ok, lag, err := getAccount(tx, d.Record.Account, &cur)
 		if err != nil {
 			return err
 		}
@@ -469,8 +474,10 @@ func (s *Store) CommitSigned(d *Decision) (*pb.SignResponse, error) {
 		if err := putRecord(tx.Bucket(bucketSigned), signedKey, &SignedBlock{Block: d.Block, Hash: d.Hash, RequestID: d.RequestID}); err != nil {
 			return err
 		}
-		if err := putRecord(tx.Bucket(bucketAccounts), d.Record.Account[:], &d.Record); err != nil {
-			return err
+		if needsRecord(&cur, lag, d) {
+			if err := putRecord(tx.Bucket(bucketAccounts), d.Record.Account[:], &d.Record); err != nil {
+				return err
+			}
 		}
 		if !d.Source.IsZero() {
 			if err := tx.Bucket(bucketReceived).Put(acctKey(d.Record.Account, d.Source[:]), []byte(d.RequestID)); err != nil {
