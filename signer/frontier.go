@@ -168,3 +168,37 @@ func needsRecord(cur *AccountRecord, lag int, d *Decision) bool {
 		r.Frontier == nil || *r.Frontier != d.Block || r.FrontierHash != d.Hash ||
 		r.Height != nextHeight(cur.Frontier != nil, cur.Height)
 }
+
+// settleRecords rewrites every account record that lags behind its
+// frontier, so that a state file closed cleanly holds each account's
+// current state in its record, as versions before checkpoints wrote it
+// (and read it: such a version may open the file again).
+func settleRecords(tx *bolt.Tx) error {
+	accounts, signed := tx.Bucket(bucketAccounts), tx.Bucket(bucketSigned)
+	var lagging []AccountRecord
+	c := accounts.Cursor()
+	sc := signed.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		av, err := viewAccount(v)
+		if err != nil {
+			return err
+		}
+		if _, ok, err := nextSigned(sc, av.account, av.frontierHash); err != nil || !ok {
+			continue // up to date (a corrupt chain is left for the reads to report)
+		}
+		var rec AccountRecord
+		if err := rec.UnmarshalBinary(v); err != nil {
+			return err
+		}
+		if _, err := followChain(signed, &rec); err != nil {
+			continue
+		}
+		lagging = append(lagging, rec)
+	}
+	for i := range lagging {
+		if err := putRecord(accounts, lagging[i].Account[:], &lagging[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

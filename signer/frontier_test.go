@@ -108,14 +108,23 @@ func TestFrontierCheckpoint(t *testing.T) {
 		t.Fatalf("a send on the head the record names: %v, want PENDING_BLOCK", err)
 	}
 
-	// A reopened state file has the same frontier.
+	// Closed, the store brings the record up to the frontier; reopened,
+	// it has the same frontier.
+	if raw := rawRecord(t, w.store, w.custody); raw.FrontierHash == head.Hash() {
+		t.Fatal("the record is up to date before the store is closed: nothing to settle")
+	}
 	path := w.stateFile
-	w.store.Close()
+	if err := w.store.Close(); err != nil {
+		t.Fatal(err)
+	}
 	s, err := OpenStore(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if raw := rawRecord(t, s, w.custody); raw.FrontierHash != head.Hash() || raw.Height != height || *raw.Frontier != head {
+		t.Fatalf("after Close the record is at %s height %d, want the frontier %s at %d", raw.FrontierHash, raw.Height, head.Hash(), height)
+	}
 	rec, ok, err := s.Account(w.custody)
 	if err != nil || !ok || rec.FrontierHash != head.Hash() || rec.Height != height || *rec.Frontier != head {
 		t.Fatalf("reopened: %v %v, frontier %s height %d, want %s %d", ok, err, rec.FrontierHash, rec.Height, head.Hash(), height)

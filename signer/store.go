@@ -189,8 +189,9 @@ func OpenStore(path string) (*Store, error) {
 	return s, nil
 }
 
-// Close finishes the queued writes and closes the file. It is safe to call
-// more than once; writes after Close fail with ErrClosed.
+// Close finishes the queued writes, brings every account record up to its
+// frontier (settleRecords) and closes the file. It is safe to call more
+// than once; writes after Close fail with ErrClosed.
 func (s *Store) Close() error {
 	if s == nil || s.db == nil {
 		return nil
@@ -203,8 +204,9 @@ func (s *Store) Close() error {
 			close(s.commits)
 			s.cmu.Unlock()
 			<-s.stopped
+			err = s.db.Update(settleRecords)
 		}
-		err = s.db.Close()
+		err = errors.Join(err, s.db.Close())
 	})
 	return err
 }
