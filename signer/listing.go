@@ -242,6 +242,10 @@ func (s *Store) accountPage(after *nano.PublicKey, limit int, now time.Time) (*p
 		} else if k, v = c.Seek(after[:]); k != nil && bytes.Equal(k, after[:]) {
 			k, v = c.Next()
 		}
+		// The map's pages are given back at the end of the page
+		// (mapped_linux.go): a listing of every account must not leave the
+		// whole bucket in the signer's resident set.
+		defer dropMapped(tx)
 		budget := pageByteBudget
 		for ; k != nil && len(entries) < limit; k, v = c.Next() {
 			av, err := viewAccount(v)

@@ -88,12 +88,16 @@ type benchListingReport struct {
 
 // benchListingRun is one `nanokms signer accounts --json`.
 type benchListingRun struct {
-	Seconds   float64 `json:"seconds"`
-	Printed   int     `json:"accounts_printed"`
-	RSSKiB    int64   `json:"signer_rss_kib"` // after the listing
-	PeakKiB   int64   `json:"signer_peak_rss_kib"`
-	OutBytes  int64   `json:"output_bytes"`
-	ExitError string  `json:"error,omitempty"`
+	Seconds float64 `json:"seconds"`
+	Printed int     `json:"accounts_printed"`
+	RSSKiB  int64   `json:"signer_rss_kib"` // after the listing
+	PeakKiB int64   `json:"signer_peak_rss_kib"`
+	// AnonKiB and FileKiB split RSSKiB: the heap and stacks, and the state
+	// file's pages mapped in (bbolt reads through a memory map).
+	AnonKiB   int64  `json:"signer_rss_anon_kib"`
+	FileKiB   int64  `json:"signer_rss_file_kib"`
+	OutBytes  int64  `json:"output_bytes"`
+	ExitError string `json:"error,omitempty"`
 }
 
 // The issue's targets for a listing of 100,000 accounts.
@@ -134,9 +138,11 @@ func runBenchListing(ctx context.Context, e *env, opts benchListingOptions) (err
 	if err := w.startSigner(ctx, opts.accounts); err != nil {
 		return interrupted(ctx, err)
 	}
-	if rep.SignerStartRSSKiB, _, err = w.signerMemory(); err != nil {
+	mem, err := w.signerMemory()
+	if err != nil {
 		return err
 	}
+	rep.SignerStartRSSKiB = mem.rss
 	rep.OK = true
 	var secs []float64
 	for i := range opts.listings {
@@ -144,13 +150,16 @@ func runBenchListing(ctx context.Context, e *env, opts benchListingOptions) (err
 		if ctx.Err() != nil {
 			return interrupted(ctx, ctx.Err())
 		}
-		if run.RSSKiB, run.PeakKiB, err = w.signerMemory(); err != nil {
+		mem, err := w.signerMemory()
+		if err != nil {
 			return err
 		}
+		run.RSSKiB, run.PeakKiB, run.AnonKiB, run.FileKiB = mem.rss, mem.hwm, mem.anon, mem.file
 		if run.ExitError != "" || run.Printed != opts.accounts {
 			rep.OK = false
 		}
-		prog.say("listing %d: %d accounts in %.2f s; the signer's RSS %d KiB, peak %d KiB", i+1, run.Printed, run.Seconds, run.RSSKiB, run.PeakKiB)
+		prog.say("listing %d: %d accounts in %.2f s; the signer's RSS %d KiB (anonymous %d, file %d), peak %d KiB",
+			i+1, run.Printed, run.Seconds, run.RSSKiB, run.AnonKiB, run.FileKiB, run.PeakKiB)
 		rep.Listings = append(rep.Listings, run)
 		secs = append(secs, run.Seconds)
 		rep.SignerPeakRSSKiB = run.PeakKiB
@@ -355,11 +364,15 @@ func (w *benchListWorld) list(ctx context.Context, out string) benchListingRun {
 	return run
 }
 
-// signerMemory returns the signer process's VmRSS and VmHWM, in KiB.
-func (w *benchListWorld) signerMemory() (rss, hwm int64, err error) {
+// procMemory is a process's memory from /proc/PID/status, in KiB.
+type procMemory struct{ rss, hwm, anon, file int64 }
+
+// signerMemory returns the signer process's VmRSS, VmHWM, RssAnon and
+// RssFile.
+func (w *benchListWorld) signerMemory() (m procMemory, err error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.signer.Process.Pid))
 	if err != nil {
-		return 0, 0, withHint(fmt.Errorf("reading the signer's memory: %w", err), "this benchmark reads /proc/PID/status (Linux)")
+		return m, withHint(fmt.Errorf("reading the signer's memory: %w", err), "this benchmark reads /proc/PID/status (Linux)")
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		k, v, ok := strings.Cut(line, ":")
@@ -376,15 +389,19 @@ func (w *benchListWorld) signerMemory() (rss, hwm int64, err error) {
 		}
 		switch k {
 		case "VmRSS":
-			rss = n
+			m.rss = n
 		case "VmHWM":
-			hwm = n
+			m.hwm = n
+		case "RssAnon":
+			m.anon = n
+		case "RssFile":
+			m.file = n
 		}
 	}
-	if rss == 0 || hwm == 0 {
-		return 0, 0, errors.New("the signer's /proc status has no VmRSS or VmHWM")
+	if m.rss == 0 || m.hwm == 0 {
+		return m, errors.New("the signer's /proc status has no VmRSS or VmHWM")
 	}
-	return rss, hwm, nil
+	return m, nil
 }
 
 // close stops the signer and deletes everything setup made.
@@ -419,9 +436,9 @@ func printBenchListing(out io.Writer, r *benchListingReport) error {
 	fmt.Fprintf(out, "load:     %s at the start, %s at the end (1, 5, 15 min)\n", m.LoadAvgStart, m.LoadAvgEnd)
 	fmt.Fprintf(out, "the signer's RSS before the first listing: %d KiB\n\n", r.SignerStartRSSKiB)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "LISTING\tSECONDS\tACCOUNTS\tOUTPUT MB\tSIGNER RSS KiB\tSIGNER PEAK KiB\t")
+	fmt.Fprintln(tw, "LISTING\tSECONDS\tACCOUNTS\tOUTPUT MB\tSIGNER RSS KiB\tANONYMOUS\tFILE\tSIGNER PEAK KiB\t")
 	for i, l := range r.Listings {
-		fmt.Fprintf(tw, "%d\t%.2f\t%d\t%.1f\t%d\t%d\t\n", i+1, l.Seconds, l.Printed, float64(l.OutBytes)/1e6, l.RSSKiB, l.PeakKiB)
+		fmt.Fprintf(tw, "%d\t%.2f\t%d\t%.1f\t%d\t%d\t%d\t%d\t\n", i+1, l.Seconds, l.Printed, float64(l.OutBytes)/1e6, l.RSSKiB, l.AnonKiB, l.FileKiB, l.PeakKiB)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -95,7 +95,7 @@ func standInAccounts(first, n int) []*pb.AccountState {
 	for i := range out {
 		var k nano.PublicKey
 		k[0], k[1], k[2] = byte((first+i)>>16), byte((first+i)>>8), byte(first+i)
-		out[i] = &pb.AccountState{Account: k[:], Address: k.Address(), Wallet: "custody", Index: uint32(first + i),
+		out[i] = &pb.AccountState{Account: k[:], Address: k.Address(), Wallet: fmt.Sprintf("custody <%d> & \"é\"\t", (first+i)%3), Index: uint32(first + i),
 			Frontier: make([]byte, 32), BalanceRaw: "1000000000000000000000000000000000", Sent_24HRaw: "0", Height: 1, Representative: k[:]}
 	}
 	return out
@@ -166,7 +166,8 @@ func TestSignerAccountsFaultySigner(t *testing.T) {
 
 // TestSignerAccountsJSONPages: the command asks for the largest pages,
 // passes each token on, and prints the accounts of every page as one
-// JSON array, in the form printJSON gives.
+// JSON array, byte for byte in the form printJSON gives (escapes
+// included); the table has every account too.
 func TestSignerAccountsJSONPages(t *testing.T) {
 	var asked []string
 	target := mustStandIn(t, &standInSigner{pages: func(req *pb.ListAccountsRequest) (*pb.ListAccountsResponse, error) {
@@ -192,5 +193,18 @@ func TestSignerAccountsJSONPages(t *testing.T) {
 	}
 	if r.stdout != want.String() {
 		t.Errorf("stdout:\n%s\nwant:\n%s", r.stdout, want.String())
+	}
+	asked = nil
+	r = runCLI(t, "", "signer", "accounts", "--connect", target)
+	if r.code != exitOK || strings.Count(r.stdout, "\n") != 6 || len(asked) != 3 {
+		t.Errorf("table: %v (requests %v)", r, asked)
+	}
+}
+
+func TestUpperHex(t *testing.T) {
+	for _, b := range [][]byte{nil, {0}, {0xab, 0x01, 0xff}, make([]byte, 32)} {
+		if got, want := upperHex(b), fmt.Sprintf("%X", b); got != want {
+			t.Errorf("upperHex(%v) = %q, want %q", b, got, want)
+		}
 	}
 }

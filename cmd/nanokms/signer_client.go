@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
@@ -162,13 +163,30 @@ func printAccountStates(e *env, states []*pb.AccountState, asJSON bool) error {
 // appendAccountRows appends the printed forms of states to rows.
 func appendAccountRows(rows []accountStateJSON, states []*pb.AccountState) []accountStateJSON {
 	for _, st := range states {
-		rows = append(rows, accountStateJSON{
-			Account: st.GetAddress(), PublicKey: fmt.Sprintf("%X", st.GetAccount()), Wallet: st.GetWallet(),
-			Index: st.GetIndex(), Frontier: fmt.Sprintf("%X", st.GetFrontier()), BalanceRaw: st.GetBalanceRaw(),
-			Height: st.GetHeight(), Sent24hRaw: st.GetSent_24HRaw(),
-		})
+		rows = append(rows, accountRow(st))
 	}
 	return rows
+}
+
+// accountRow is the printed form of st.
+func accountRow(st *pb.AccountState) accountStateJSON {
+	return accountStateJSON{
+		Account: st.GetAddress(), PublicKey: upperHex(st.GetAccount()), Wallet: st.GetWallet(),
+		Index: st.GetIndex(), Frontier: upperHex(st.GetFrontier()), BalanceRaw: st.GetBalanceRaw(),
+		Height: st.GetHeight(), Sent24hRaw: st.GetSent_24HRaw(),
+	}
+}
+
+// upperHex is fmt.Sprintf("%X", b), in one allocation.
+func upperHex(b []byte) string {
+	const digits = "0123456789ABCDEF"
+	var sb strings.Builder
+	sb.Grow(2 * len(b))
+	for _, c := range b {
+		sb.WriteByte(digits[c>>4])
+		sb.WriteByte(digits[c&15])
+	}
+	return sb.String()
 }
 
 // printAccountRows prints rows as one JSON array, or as a table aligned
@@ -180,11 +198,22 @@ func printAccountRows(e *env, out []accountStateJSON, asJSON bool) error {
 		}
 		return printJSON(e.stdout, out)
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tWALLET\tINDEX\tBALANCE (XNO)\tHEIGHT\tFRONTIER")
+	tw := newAccountTable(e.stdout)
 	for _, a := range out {
-		bal, _ := nano.ParseAmount(a.BalanceRaw)
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", a.Account, a.Wallet, a.Index, bal.XNO(), a.Height, a.Frontier)
+		writeAccountLine(tw, a)
 	}
 	return tw.Flush()
+}
+
+// newAccountTable returns the table of accounts with its header written.
+// Nothing reaches w before Flush: the rows have one block of columns.
+func newAccountTable(w io.Writer) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tWALLET\tINDEX\tBALANCE (XNO)\tHEIGHT\tFRONTIER")
+	return tw
+}
+
+func writeAccountLine(tw *tabwriter.Writer, a accountStateJSON) {
+	bal, _ := nano.ParseAmount(a.BalanceRaw)
+	fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", a.Account, a.Wallet, a.Index, bal.XNO(), a.Height, a.Frontier)
 }
