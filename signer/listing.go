@@ -41,6 +41,9 @@ const (
 	// address 67, wallet tag and length 4, index 6, frontier 34, balance
 	// 41, height 11, representative 34, sent 41, and 3 for the element.
 	accountStateMax = 280
+	// dropEvery is how many accounts a page reads between giving the
+	// state file's mapped pages back (dropMapped).
+	dropEvery = 500
 )
 
 // ListAccounts implements nanokms.v1.Signer: one page of the tracked
@@ -242,9 +245,11 @@ func (s *Store) accountPage(after *nano.PublicKey, limit int, now time.Time) (*p
 		} else if k, v = c.Seek(after[:]); k != nil && bytes.Equal(k, after[:]) {
 			k, v = c.Next()
 		}
-		// The map's pages are given back at the end of the page
-		// (mapped_linux.go): a listing of every account must not leave the
-		// whole bucket in the signer's resident set.
+		// The map's pages are given back every dropEvery accounts and at
+		// the end of the page (mapped_linux.go): a listing of every
+		// account must not leave the whole bucket in the signer's resident
+		// set, nor a page of 5000 accounts the thousands of pages the
+		// kernel maps around those it reads.
 		defer dropMapped(tx)
 		budget := pageByteBudget
 		for ; k != nil && len(entries) < limit; k, v = c.Next() {
@@ -291,6 +296,9 @@ func (s *Store) accountPage(after *nano.PublicKey, limit int, now time.Time) (*p
 			text = sent.AppendRaw(text)
 			e.end = len(text)
 			entries = append(entries, e)
+			if len(entries)%dropEvery == 0 {
+				dropMapped(tx)
+			}
 		}
 		more = k != nil
 		return nil

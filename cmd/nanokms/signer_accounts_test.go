@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -205,6 +206,41 @@ func TestUpperHex(t *testing.T) {
 	for _, b := range [][]byte{nil, {0}, {0xab, 0x01, 0xff}, make([]byte, 32)} {
 		if got, want := upperHex(b), fmt.Sprintf("%X", b); got != want {
 			t.Errorf("upperHex(%v) = %q, want %q", b, got, want)
+		}
+	}
+}
+
+// TestAccountJSONAsEncoder: the listing's JSON writer writes, byte for
+// byte, what printJSON writes for the same accounts, whatever their
+// strings hold (escapes, multi-byte and invalid UTF-8, U+2028).
+func TestAccountJSONAsEncoder(t *testing.T) {
+	strs := []string{"", "custody", "a\"b\\c", "<script>&", "é😀", "\x00\x1f\x7f", "\xff\xfe", "\u2028\u2029", "tab\there", strings.Repeat("x", 300)}
+	for n := range 4 {
+		var rows []accountStateJSON
+		for i := range n * 5 {
+			s := strs[i%len(strs)]
+			rows = append(rows, accountStateJSON{Account: s, PublicKey: strs[(i+1)%len(strs)], Wallet: strs[(i+2)%len(strs)],
+				Index: uint32(i * 1_000_003), Frontier: strs[(i+3)%len(strs)], BalanceRaw: strs[(i+4)%len(strs)],
+				Height: uint64(i) << 40, Sent24hRaw: strs[(i+5)%len(strs)]})
+		}
+		var got, want strings.Builder
+		a := jsonArray{w: bufio.NewWriter(&got)}
+		for _, r := range rows {
+			if err := a.add(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.finish(); err != nil {
+			t.Fatal(err)
+		}
+		if rows == nil {
+			rows = []accountStateJSON{}
+		}
+		if err := printJSON(&want, rows); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Fatalf("%d accounts:\n got %q\nwant %q", len(rows), got.String(), want.String())
 		}
 	}
 }
