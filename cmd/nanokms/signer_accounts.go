@@ -52,7 +52,10 @@ func runSignerAccounts(ctx context.Context, e *env, opts signerAccountsOptions) 
 	if !opts.json {
 		// The table keeps its text until every page is in (it aligns
 		// the columns over all rows), as bytes, not as messages.
-		tw := newAccountTable(e.stdout)
+		// (tabwriter writes cell by cell: through a buffer, not a write
+		// call each.)
+		bw := bufio.NewWriterSize(e.stdout, 64<<10)
+		tw := newAccountTable(bw)
 		if err := listSignerAccounts(ctx, client, func(page []*pb.AccountState) error {
 			for _, st := range page {
 				writeAccountLine(tw, accountRow(st))
@@ -61,7 +64,10 @@ func runSignerAccounts(ctx context.Context, e *env, opts signerAccountsOptions) 
 		}); err != nil {
 			return err
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		return bw.Flush()
 	}
 	// JSON: each page printed as it comes, so that the command's memory
 	// does not grow with the listing. A failure part way through leaves an
