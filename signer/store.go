@@ -68,7 +68,8 @@ type SignedBlock struct {
 // transaction committed with fsync before the caller proceeds; concurrent
 // signing decisions are group-committed.
 type Store struct {
-	db *bolt.DB
+	db   *bolt.DB
+	path string // the state file's path (bolt's Path is cleared by Close)
 
 	mu       sync.Mutex
 	appended chan struct{} // closed and replaced when audit records are appended
@@ -193,7 +194,7 @@ func OpenStore(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("signer: state file %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
 	}
-	s := &Store{db: db, appended: make(chan struct{}), commits: make(chan *commitReq, maxGroup), stopped: make(chan struct{})}
+	s := &Store{db: db, path: path, appended: make(chan struct{}), commits: make(chan *commitReq, maxGroup), stopped: make(chan struct{})}
 	go s.committer()
 	return s, nil
 }
