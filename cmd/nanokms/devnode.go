@@ -217,6 +217,14 @@ func runDevnode(ctx context.Context, e *env, opts devnodeOptions, receiveSet boo
 			closeAll()
 			return fmt.Errorf("--fund %s: %w", f.dest.Address(), err)
 		}
+		if opts.confirmDelay == 0 {
+			// Confirmed at once: before the first request is answered,
+			// not whenever the confirmer next runs.
+			if err := n.WaitConfirmed(ctx, h); err != nil {
+				closeAll()
+				return fmt.Errorf("--fund %s: %w", f.dest.Address(), err)
+			}
+		}
 		log.Info("funded", "account", f.dest.Address(), "amount", f.amount.String(), "send", h.String())
 	}
 	log.Info("devnode serving", attrs...)
