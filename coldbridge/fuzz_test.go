@@ -2,11 +2,11 @@ package coldbridge
 
 // Fuzz targets for what reads untrusted bytes: the frame decoder, COBS,
 // the serial stream splitter and the payload decoder. Each is seeded with
-// real frames (fixSendRequest and friends) and edge cases; inputs the
-// fuzzer kept are in testdata/fuzz/<target>. Without -fuzz, `go test`
-// runs every seed as a unit test.
+// real frames (fixSendRequest and friends) and edge cases; more inputs
+// (edge cases, past failures) are in testdata/fuzz/<target>. Without
+// -fuzz, `go test` runs every seed as a unit test.
 //
-//	go test ./coldbridge -run XXX -fuzz '^FuzzDecodeFrame$' -fuzztime 30s
+//	go test ./coldbridge -run XXX -fuzz '^FuzzDecodeFrame$' -fuzztime 100000x
 
 import (
 	"bytes"

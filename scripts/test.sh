@@ -24,5 +24,5 @@ CGO_ENABLED=0 go build ./nano/... ./intent/... ./coldbridge/... ./node/... ./dev
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
-echo "== fuzz (short)"
-bash scripts/fuzz.sh "${FUZZTIME:-4s}"
+echo "== fuzz (short: each target its execution count in scripts/fuzz.sh)"
+FUZZSCALE=1 bash scripts/fuzz.sh
