@@ -84,6 +84,7 @@ type Node struct {
 	st        *store
 	queue     []queued
 	confirmed chan struct{} // closed and replaced at every confirmation
+	held      bool          // tests: confirmations wait until released (holdConfirmations)
 
 	notifyMu  sync.Mutex
 	dropP     float64
@@ -335,6 +336,20 @@ func (n *Node) WaitConfirmed(ctx context.Context, h nano.Hash) error {
 	}
 }
 
+// holdConfirmations stops confirming (on) until it is called again with
+// off; the blocks that came due meanwhile are then confirmed at once, in
+// order. Tests use it to process several blocks before any is confirmed,
+// however slow the host.
+func (n *Node) holdConfirmations(on bool) {
+	n.mu.Lock()
+	n.held = on
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
 // SetDrop sets the probability (0 to 1) of dropping each notification.
 func (n *Node) SetDrop(p float64) {
 	n.notifyMu.Lock()
@@ -391,7 +406,7 @@ func (n *Node) confirmLoop() {
 		now := time.Now()
 		var events []event
 		n.mu.Lock()
-		for len(n.queue) > 0 && !n.queue[0].due.After(now) {
+		for !n.held && len(n.queue) > 0 && !n.queue[0].due.After(now) {
 			q := n.queue[0]
 			n.queue = n.queue[1:]
 			if ev, ok := n.confirmLocked(q, now); ok {
@@ -399,7 +414,7 @@ func (n *Node) confirmLoop() {
 			}
 		}
 		wait := time.Duration(-1)
-		if len(n.queue) > 0 {
+		if !n.held && len(n.queue) > 0 {
 			wait = max(n.queue[0].due.Sub(now), 0)
 		}
 		if len(events) > 0 {
