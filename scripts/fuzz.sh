@@ -10,8 +10,8 @@
 # ends on a -fuzztime duration with a bare "context deadline exceeded" and
 # no failing input (golang/go#75804, fixed in Go 1.27); a count has no
 # deadline to race. The short counts take one to three seconds of fuzzing
-# each on two loaded cores, so the whole short run (`make test`) stays
-# around a minute and a half.
+# each on two loaded cores, so the whole short run (`make test`) takes
+# one to two minutes (126 s at a load average of 4-6).
 #
 # A failing input is written to the package's testdata/fuzz/<target>
 # (commit it with the fix); the inputs the fuzzer finds interesting are
