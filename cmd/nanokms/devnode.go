@@ -213,6 +213,11 @@ func runDevnode(ctx context.Context, e *env, opts devnodeOptions, receiveSet boo
 	}
 	for _, f := range funds {
 		h, err := n.Fund(ctx, f.dest, f.amount)
+		if err == nil {
+			// Confirmed before the node serves: what a client first sees
+			// of a fund does not depend on how soon it asked.
+			err = n.WaitConfirmed(ctx, h)
+		}
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("--fund %s: %w", f.dest.Address(), err)
