@@ -67,8 +67,10 @@
 //   - Open logs in with exactly one C_Login. A wrong PIN (CKR_PIN_INCORRECT)
 //     returns ErrWrongPIN and is never retried, by Open or later: the token
 //     locks after a few failures. CKR_USER_ALREADY_LOGGED_IN is success.
-//   - The PIN comes from a file or an environment variable (ReadPIN), never
-//     from the command line, and lives in locked memory.
+//   - The PIN comes from a file accessible to its owner only or an
+//     environment variable, which is then cleared from the process's
+//     environment block too (ReadPIN); never from the command line. It
+//     lives in locked memory.
 //   - A Token holds a bounded pool of sessions (Config.PoolSize, default 4).
 //     A session that fails with CKR_SESSION_HANDLE_INVALID,
 //     CKR_SESSION_CLOSED, CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT or

@@ -24,5 +24,8 @@ CGO_ENABLED=0 go build ./nano/... ./intent/... ./coldbridge/... ./node/... ./dev
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
-echo "== fuzz (short)"
-bash scripts/fuzz.sh "${FUZZTIME:-4s}"
+echo "== CGO_ENABLED=0: the PIN tests of hsm (the environment block is cleared in both builds)"
+CGO_ENABLED=0 go test -count=1 -run 'PIN' ./hsm/
+
+echo "== fuzz (short: each target its execution count in scripts/fuzz.sh)"
+FUZZSCALE=1 bash scripts/fuzz.sh

@@ -51,13 +51,20 @@ const (
 	benchSetupPar    = 8          // concurrent requests while opening accounts
 	benchExpiry      = time.Hour  // intents expire this far ahead
 	benchMaxLevel    = 4096       // largest concurrency accepted
+	benchMaxAccounts = 10_000_000 // largest --accounts accepted
 	benchSocketMax   = 107        // longest Unix socket path (sun_path)
 	benchTargetRate  = 3000.0     // issue target: signed requests/s at concurrency 64
 	benchTargetP99   = 10 * time.Millisecond
+	// benchTargetScaleRatio: throughput with many accounts tracked, over
+	// that with only the measured ones, at concurrency 64 (issue 12).
+	benchTargetScaleRatio = 0.8
 )
 
 type benchSignerOptions struct {
 	concurrency []int
+	accounts    []int
+	rounds      int
+	history     bool
 	requests    int
 	duration    time.Duration
 	cryptoIters int
@@ -113,6 +120,9 @@ Progress goes to standard error, results to standard output.`,
 	f := cmd.Flags()
 	f.IntSliceVar(&opts.concurrency, "concurrency", []int{1, 8, 64}, "concurrency levels to measure, in order")
 	f.IntVar(&opts.requests, "requests", 3000, "signed requests per level")
+	f.IntSliceVar(&opts.accounts, "accounts", []int{0}, "accounts a signer tracks in all: the measured ones and filler accounts written into its state file first (0: only the measured ones); several values make one signer each, measured in turn")
+	f.IntVar(&opts.rounds, "rounds", 1, "times to measure every level on every signer, interleaved")
+	f.BoolVar(&opts.history, "filler-history", false, "open each filler account with a recorded receive (request, signed block, audit), not only adopt it")
 	f.DurationVar(&opts.duration, "duration", 0, "run each level this long instead of a number of requests")
 	f.IntVar(&opts.cryptoIters, "crypto-iterations", 2000, "iterations of the pure CPU measurement")
 	f.IntVar(&opts.poolSize, "pool-size", policy.DefaultPoolSize, "token sessions (token.pool_size)")
@@ -125,14 +135,22 @@ Progress goes to standard error, results to standard output.`,
 
 // benchSignerReport is the --json output.
 type benchSignerReport struct {
-	Machine          benchMachine  `json:"machine"`
-	Accounts         int           `json:"accounts"`
-	TokenPoolSize    int           `json:"token_pool_size"`
-	RequestsPerLevel int           `json:"requests_per_level,omitempty"`
-	DurationPerLevel string        `json:"duration_per_level,omitempty"`
-	Levels           []benchLevel  `json:"levels"`
-	CPU              benchCPU      `json:"cpu"`
-	Targets          []benchTarget `json:"targets,omitempty"`
+	Machine  benchMachine `json:"machine"`
+	Accounts int          `json:"accounts"`
+	// TrackedAccounts is, for each signer of --accounts, Accounts plus
+	// its filler accounts.
+	TrackedAccounts []int `json:"tracked_accounts"`
+	Rounds          int   `json:"rounds"`
+	// FillerHistory: the filler accounts were opened (--filler-history).
+	FillerHistory bool `json:"filler_history"`
+	// Comparisons set each signer after the first against the first.
+	Comparisons      []benchComparison `json:"comparisons,omitempty"`
+	TokenPoolSize    int               `json:"token_pool_size"`
+	RequestsPerLevel int               `json:"requests_per_level,omitempty"`
+	DurationPerLevel string            `json:"duration_per_level,omitempty"`
+	Levels           []benchLevel      `json:"levels"`
+	CPU              benchCPU          `json:"cpu"`
+	Targets          []benchTarget     `json:"targets,omitempty"`
 	// OK: every request was signed and every account's frontier checked.
 	OK bool `json:"ok"`
 }
@@ -150,20 +168,23 @@ type benchMachine struct {
 }
 
 type benchLevel struct {
-	Concurrency int     `json:"concurrency"`
-	Accounts    int     `json:"accounts"`
-	Requests    int     `json:"requests"` // sent
-	Signed      int     `json:"signed"`
-	Failed      int     `json:"failed"`
-	Skipped     int     `json:"skipped"` // not sent: their account had failed
-	FirstError  string  `json:"first_error,omitempty"`
-	Seconds     float64 `json:"seconds"`
-	PerSecond   float64 `json:"signed_per_second"`
-	MeanMs      float64 `json:"mean_ms"`
-	P50Ms       float64 `json:"p50_ms"`
-	P90Ms       float64 `json:"p90_ms"`
-	P99Ms       float64 `json:"p99_ms"`
-	MaxMs       float64 `json:"max_ms"`
+	Concurrency int `json:"concurrency"`
+	// TrackedAccounts is the signer's (--accounts); Round counts from 1.
+	TrackedAccounts int     `json:"tracked_accounts"`
+	Round           int     `json:"round"`
+	Accounts        int     `json:"accounts"`
+	Requests        int     `json:"requests"` // sent
+	Signed          int     `json:"signed"`
+	Failed          int     `json:"failed"`
+	Skipped         int     `json:"skipped"` // not sent: their account had failed
+	FirstError      string  `json:"first_error,omitempty"`
+	Seconds         float64 `json:"seconds"`
+	PerSecond       float64 `json:"signed_per_second"`
+	MeanMs          float64 `json:"mean_ms"`
+	P50Ms           float64 `json:"p50_ms"`
+	P90Ms           float64 `json:"p90_ms"`
+	P99Ms           float64 `json:"p99_ms"`
+	MaxMs           float64 `json:"max_ms"`
 	// RequestBytes is the mean proto.Size of a SignRequest.
 	RequestBytes float64 `json:"request_bytes"`
 	// CPUPerRequestUs is the process's CPU time (user and system,
@@ -175,6 +196,10 @@ type benchLevel struct {
 	// CPUUse is that CPU time over the level's wall time: how many cores
 	// the process had on average.
 	CPUUse float64 `json:"cpu_use"`
+	// PagesPerRequest is the state file's pages written per signed
+	// request (signer.Store.PagesWritten): the disk's share of a
+	// decision, which the machine's load does not change.
+	PagesPerRequest float64 `json:"pages_per_request"`
 	// Verified: after the level, every account's frontier on the signer
 	// is the last block the client received, and its signature verifies.
 	Verified bool `json:"verified"`
@@ -226,6 +251,15 @@ func runBenchSigner(ctx context.Context, e *env, opts benchSignerOptions) (err e
 		return usageErr("--crypto-iterations must be at least 1")
 	case opts.poolSize < 1 || opts.poolSize > policy.MaxPoolSize:
 		return usageErr("--pool-size must be from 1 to %d", policy.MaxPoolSize)
+	case len(opts.accounts) == 0:
+		return usageErr("--accounts: give at least one number")
+	case opts.rounds < 1:
+		return usageErr("--rounds must be at least 1")
+	}
+	for _, n := range opts.accounts {
+		if n < 0 || n > benchMaxAccounts {
+			return usageErr("--accounts must be from 0 to %d", benchMaxAccounts)
+		}
 	}
 
 	// The signer in this process runs as `nanokms signer` does.
@@ -257,6 +291,10 @@ func runBenchSigner(ctx context.Context, e *env, opts benchSignerOptions) (err e
 		Accounts:      max(maxC, benchMinAccounts),
 		TokenPoolSize: opts.poolSize,
 	}
+	rep.Rounds, rep.FillerHistory = opts.rounds, opts.history
+	for _, n := range opts.accounts {
+		rep.TrackedAccounts = append(rep.TrackedAccounts, max(rep.Accounts, n))
+	}
 	if opts.requests > 0 {
 		rep.RequestsPerLevel = opts.requests
 	} else {
@@ -264,18 +302,38 @@ func runBenchSigner(ctx context.Context, e *env, opts benchSignerOptions) (err e
 	}
 
 	w := &benchWorld{prog: prog}
+	worlds := []*benchWorld{w}
 	defer func() {
 		prog.say("cleaning up")
-		if cerr := w.close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("cleaning up: %w", cerr))
+		slices.Reverse(worlds) // the first, which owns the token, last
+		for _, w := range worlds {
+			if cerr := w.close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("cleaning up: %w", cerr))
+			}
 		}
 	}()
 	if err := w.setup(ctx, opts); err != nil {
 		return interrupted(ctx, err)
 	}
 	rep.Machine.StateFS = fsType(w.stateFile)
-	if err := w.openAccounts(ctx, rep.Accounts); err != nil {
-		return interrupted(ctx, err)
+	for i, tracked := range rep.TrackedAccounts {
+		if i > 0 {
+			s, err := w.newSibling(i)
+			if s != nil {
+				worlds = append(worlds, s)
+			}
+			if err != nil {
+				return interrupted(ctx, err)
+			}
+		}
+		wd := worlds[i]
+		wd.tracked = tracked
+		if err := wd.fillAccounts(ctx, tracked-rep.Accounts, opts.history); err != nil {
+			return interrupted(ctx, err)
+		}
+		if err := wd.openAccounts(ctx, rep.Accounts); err != nil {
+			return interrupted(ctx, err)
+		}
 	}
 
 	prog.say("measuring the pure CPU cost of one request (%d iterations)", opts.cryptoIters)
@@ -295,13 +353,8 @@ func runBenchSigner(ctx context.Context, e *env, opts benchSignerOptions) (err e
 		}
 		defer trace.Stop()
 	}
-	for _, c := range opts.concurrency {
-		runtime.GC()
-		lv, err := w.runLevel(ctx, c, opts)
-		if err != nil {
-			return interrupted(ctx, err)
-		}
-		rep.Levels = append(rep.Levels, lv)
+	if err := runLevels(ctx, worlds, opts, &rep); err != nil {
+		return interrupted(ctx, err)
 	}
 	pprof.StopCPUProfile()
 	trace.Stop()
@@ -312,11 +365,20 @@ func runBenchSigner(ctx context.Context, e *env, opts benchSignerOptions) (err e
 		if lv.Failed > 0 || lv.Skipped > 0 || !lv.Verified {
 			rep.OK = false
 		}
-		switch lv.Concurrency {
-		case 64:
+		switch {
+		case lv.TrackedAccounts != rep.TrackedAccounts[0]:
+			// The targets are the first signer's.
+		case lv.Concurrency == 64:
 			rep.Targets = append(rep.Targets, benchTarget{Name: "signed_per_second_at_64", Value: lv.PerSecond, Met: lv.PerSecond >= benchTargetRate})
-		case 8:
+		case lv.Concurrency == 8:
 			rep.Targets = append(rep.Targets, benchTarget{Name: "p99_ms_at_8", Value: lv.P99Ms, Met: lv.P99Ms <= ms(benchTargetP99)})
+		}
+	}
+	rep.Comparisons = compareWorlds(rep.Levels, rep.TrackedAccounts, opts.concurrency)
+	for _, cmp := range rep.Comparisons {
+		if cmp.Concurrency == 64 {
+			rep.Targets = append(rep.Targets, benchTarget{Name: fmt.Sprintf("throughput_ratio_at_64_with_%d_accounts", cmp.TrackedAccounts),
+				Value: cmp.RatioMedian, Met: cmp.RatioMedian >= benchTargetScaleRatio})
 		}
 	}
 	if opts.json {
@@ -353,6 +415,15 @@ type benchWorld struct {
 	served    chan error
 	conn      *grpc.ClientConn
 	client    pb.SignerClient
+
+	// For a second world on the same token (sibling): the token's
+	// module, label, PIN file and pool size, and whether this world owns
+	// the shared parts (the directory, the token, the approver's key).
+	module, label, pinFile string
+	poolSize               int
+	sibling                bool
+	// tracked is how many accounts the signer tracks (--accounts).
+	tracked int
 
 	approver   ed25519.PrivateKey
 	funder     benchExt
@@ -419,6 +490,9 @@ func (w *benchWorld) setup(ctx context.Context, opts benchSignerOptions) error {
 	label := "nanokms-bench-" + suffix
 	w.prog.say("creating SoftHSM token %s", label)
 	w.softhsm, err = softhsmtool.NewToken(ctx, "", label)
+	if err == nil {
+		w.module = w.softhsm.Module
+	}
 	if err != nil {
 		if errors.Is(err, softhsmtool.ErrNotInstalled) {
 			return withHint(err, "install it (apt-get install softhsm2, or softhsm-test/setup.sh as root) and run again")
@@ -467,7 +541,14 @@ func (w *benchWorld) setup(ctx context.Context, opts benchSignerOptions) error {
 	if w.sendAmount, err = nano.ParseXNO(benchSend); err != nil {
 		return err
 	}
+	w.pinFile, w.label, w.poolSize = pinFile, label, opts.poolSize
+	return w.serve(w.stateFile, sock)
+}
 
+// serve starts this world's signer: its policy, its state file, its
+// server on sock and a client.
+func (w *benchWorld) serve(stateFile, sock string) error {
+	w.stateFile = stateFile
 	cfgText := fmt.Sprintf(`[signer]
 state = %q
 listen = %q
@@ -490,7 +571,7 @@ receive_automatic = true
 [[groups.tiers]]
 quorum = 1
 approvers = ["service"]
-`, w.stateFile, "unix://"+sock, w.softhsm.Module, label, pinFile, opts.poolSize,
+`, w.stateFile, "unix://"+sock, w.module, w.label, w.pinFile, w.poolSize,
 		[]byte(w.approver.Public().(ed25519.PublicKey)), benchWallet)
 	cfg, err := policy.Parse([]byte(cfgText))
 	if err != nil {
@@ -530,14 +611,17 @@ func (w *benchWorld) close() error {
 	if w.store != nil {
 		errs = append(errs, w.store.Close())
 	}
+	if w.funder.key != nil {
+		w.funder.key.Wipe()
+	}
+	if w.sibling {
+		return errors.Join(errs...)
+	}
 	if w.tok != nil {
 		errs = append(errs, w.tok.Close())
 	}
 	if w.softhsm != nil {
 		errs = append(errs, w.softhsm.Close())
-	}
-	if w.funder.key != nil {
-		w.funder.key.Wipe()
 	}
 	clear(w.approver)
 	if w.dir != "" {
@@ -767,7 +851,7 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var deadline time.Time
-	cpu0 := processCPU()
+	cpu0, pages0 := processCPU(), w.store.PagesWritten()
 	start := time.Now()
 	if opts.duration > 0 {
 		deadline = start.Add(opts.duration)
@@ -778,7 +862,7 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := processCPU() - cpu0
+	cpu, pages := processCPU()-cpu0, w.store.PagesWritten()-pages0
 	bar.finish(ctx.Err())
 	if err := ctx.Err(); err != nil {
 		return lv, err
@@ -808,6 +892,9 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 		lv.MeanMs = ms(sum / time.Duration(len(lat)))
 		lv.P50Ms, lv.P90Ms, lv.P99Ms = ms(percentile(lat, 50)), ms(percentile(lat, 90)), ms(percentile(lat, 99))
 		lv.MaxMs = ms(lat[len(lat)-1])
+	}
+	if lv.Signed > 0 {
+		lv.PagesPerRequest = float64(pages) / float64(lv.Signed)
 	}
 	if cpu > 0 && lv.Signed > 0 {
 		lv.CPUPerRequestUs = float64(cpu.Microseconds()) / float64(lv.Signed)
@@ -1163,16 +1250,22 @@ func printBenchSigner(out io.Writer, r *benchSignerReport) error {
 	if r.DurationPerLevel != "" {
 		per = r.DurationPerLevel
 	}
-	fmt.Fprintf(out, "workload: sends with one approval, head and template; max(C, %d) accounts; %s per level\n\n", benchMinAccounts, per)
+	fmt.Fprintf(out, "workload: sends with one approval, head and template; max(C, %d) accounts; %s per level\n", benchMinAccounts, per)
+	fmt.Fprintf(out, "tracked:  %s accounts (the measured ones and filler accounts); %d round(s), signers and levels interleaved\n\n",
+		strings.Trim(strings.Join(strings.Fields(fmt.Sprint(r.TrackedAccounts)), ", "), "[]"), r.Rounds)
 
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "CONCURRENCY\tACCOUNTS\tSIGNED\tFAILED\tSIGNED/S\tMEAN ms\tP50 ms\tP90 ms\tP99 ms\tMAX ms\tBYTES/REQ\tCPU µs/REQ\tCORES USED\t")
+	fmt.Fprintln(tw, "TRACKED\tROUND\tCONCURRENCY\tACCOUNTS\tSIGNED\tFAILED\tSIGNED/S\tMEAN ms\tP50 ms\tP90 ms\tP99 ms\tMAX ms\tBYTES/REQ\tCPU µs/REQ\tCORES USED\tPAGES/REQ\t")
 	for _, lv := range r.Levels {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.2f\t\n", lv.Concurrency, lv.Accounts, lv.Signed,
-			lv.Failed+lv.Skipped, lv.PerSecond, lv.MeanMs, lv.P50Ms, lv.P90Ms, lv.P99Ms, lv.MaxMs, lv.RequestBytes, lv.CPUPerRequestUs, lv.CPUUse)
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.2f\t%.2f\t\n", lv.TrackedAccounts, lv.Round, lv.Concurrency, lv.Accounts, lv.Signed,
+			lv.Failed+lv.Skipped, lv.PerSecond, lv.MeanMs, lv.P50Ms, lv.P90Ms, lv.P99Ms, lv.MaxMs, lv.RequestBytes, lv.CPUPerRequestUs, lv.CPUUse, lv.PagesPerRequest)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, c := range r.Comparisons {
+		fmt.Fprintf(out, "tracking %d vs %d accounts at concurrency %d: signed/s ratio %.2f (median of %s); medians %.0f vs %.0f/s, p99 %.2f vs %.2f ms, %.2f vs %.2f pages/request\n",
+			c.TrackedAccounts, c.BaseAccounts, c.Concurrency, c.RatioMedian, formatRatios(c.Ratios), c.PerSecond, c.BasePerSecond, c.P99Ms, c.BaseP99Ms, c.Pages, c.BasePages)
 	}
 	fmt.Fprintln(out, "(latency at the client; CPU µs/REQ: the whole process's CPU time, signer and clients, per signed request)")
 	for _, lv := range r.Levels {
@@ -1209,6 +1302,10 @@ func printBenchSigner(out io.Writer, r *benchSignerReport) error {
 				fmt.Fprintf(out, "  ≥ %.0f signed requests/s at concurrency 64: %.0f, %s\n", benchTargetRate, t.Value, verdict)
 			case "p99_ms_at_8":
 				fmt.Fprintf(out, "  p99 ≤ %.0f ms at concurrency 8: %.2f ms, %s\n", ms(benchTargetP99), t.Value, verdict)
+			default:
+				if strings.HasPrefix(t.Name, "throughput_ratio_at_64_") {
+					fmt.Fprintf(out, "  %s ≥ %.1f: %.2f, %s\n", t.Name, benchTargetScaleRatio, t.Value, verdict)
+				}
 			}
 		}
 	}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestBenchListing runs `nanokms bench listing` on a small signer: it
+// starts the signer as a process of its own (this test binary as
+// nanokms), lists every account with `nanokms signer accounts --json` (a
+// process too) twice, reads the signer's memory, and deletes everything.
+func TestBenchListing(t *testing.T) {
+	dir := benchInProcess(t)
+	conf, hadConf := os.LookupEnv("SOFTHSM2_CONF")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"bench", "listing", "--accounts", "6000", "--listings", "2", "--json", "--dir", dir},
+		strings.NewReader(""), &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d\n--- stdout\n%s--- stderr\n%s", code, stdout.String(), stderr.String())
+	}
+	var rep benchListingReport
+	dec := json.NewDecoder(&stdout)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rep); err != nil {
+		t.Fatalf("decoding the JSON: %v\n%s", err, stdout.String())
+	}
+	if !rep.OK || rep.Accounts != 6000 || len(rep.Listings) != 2 || rep.StateFileBytes <= 0 || rep.SignerStartRSSKiB <= 0 {
+		t.Fatalf("report: %+v", rep)
+	}
+	for i, l := range rep.Listings {
+		if l.Printed != 6000 || l.ExitError != "" || !(l.Seconds > 0) || l.RSSKiB <= 0 || l.PeakKiB < l.RSSKiB || l.OutBytes < 6000*200 {
+			t.Errorf("listing %d: %+v", i+1, l)
+		}
+	}
+	if rep.SignerPeakRSSKiB != rep.Listings[1].PeakKiB || !(rep.MedianSeconds > 0) || len(rep.Targets) != 2 {
+		t.Errorf("summary: %+v", rep)
+	}
+	if !strings.Contains(stderr.String(), "listing 2: 6000 accounts") {
+		t.Errorf("no progress on stderr:\n%s", stderr.String())
+	}
+	assertCleanedUp(t, dir, conf, hadConf)
+}
+
+func TestBenchListingUsage(t *testing.T) {
+	for _, args := range [][]string{{"--accounts", "-1"}, {"--listings", "0"}, {"extra"}} {
+		if r := runCLI(t, "", append([]string{"bench", "listing"}, args...)...); r.code != exitUsage {
+			t.Errorf("%v: %s", args, r)
+		}
+	}
+}
