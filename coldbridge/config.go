@@ -31,10 +31,25 @@ type BridgeConfig struct {
 	PollInterval time.Duration
 }
 
-// TLSClientConfig is a client's mutual TLS 1.3 set-up.
+// TLSClientConfig is a client's mutual TLS 1.3 set-up. Exactly one of Key
+// and KeyLabel is set; Token is set exactly when KeyLabel is.
 type TLSClientConfig struct {
 	Cert, Key, CA string // PEM files: this side's certificate and key, the server's CA
 	ServerName    string // the name the server's certificate must carry
+	// KeyLabel names this side's private key on Token instead of Key: an
+	// ECDSA key pair made there by `nanokms token tls-key`, which never
+	// leaves the token (package hsm/tlskey).
+	KeyLabel string
+	Token    *TLSToken
+}
+
+// TLSToken is the PKCS#11 token that holds a TLS key ([relay.tls.token]).
+// Exactly one of PINFile and PINEnv is set.
+type TLSToken struct {
+	Module  string // absolute path of the PKCS#11 library
+	Label   string // the token's label, 1 to 32 bytes
+	PINFile string // absolute path of a file holding the user PIN
+	PINEnv  string // name of an environment variable holding the user PIN
 }
 
 // TLSServerConfig is a server's mutual TLS 1.3 set-up.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -57,8 +58,17 @@ type confRelay struct {
 type confTLSClient struct {
 	Cert       conffile.Value `toml:"cert"`
 	Key        conffile.Value `toml:"key"`
+	KeyLabel   conffile.Value `toml:"key_label"`
 	CA         conffile.Value `toml:"ca"`
 	ServerName conffile.Value `toml:"server_name"`
+	Token      *confTLSToken  `toml:"token"` // nil when [relay.tls.token] is absent
+}
+
+type confTLSToken struct {
+	Module  conffile.Value `toml:"module"`
+	Label   conffile.Value `toml:"label"`
+	PINFile conffile.Value `toml:"pin_file"`
+	PINEnv  conffile.Value `toml:"pin_env"`
 }
 
 type confBridge struct {
@@ -235,15 +245,62 @@ func (f *confRelayFile) validate(c *conffile.Checker) *RelayConfig {
 	return cfg
 }
 
-// validate checks a client's [*.tls] at key: every file and the server's
-// name.
+// validate checks a client's [*.tls] at key: every file, the key (a file,
+// or a label and the [*.tls.token] it is on) and the server's name.
 func (f *confTLSClient) validate(c *conffile.Checker, key string) *TLSClientConfig {
-	return &TLSClientConfig{
+	t := &TLSClientConfig{
 		Cert:       c.AbsPath(key+".cert", f.Cert),
-		Key:        c.AbsPath(key+".key", f.Key),
 		CA:         c.AbsPath(key+".ca", f.CA),
 		ServerName: c.StrCheck(key+".server_name", f.ServerName, conffile.CheckHost),
 	}
+	switch {
+	case f.Key.IsSet() && f.KeyLabel.IsSet():
+		c.Fail(key+".key_label", "not allowed together with %s.key: the private key is either a file or a key on a token", key)
+	case f.KeyLabel.IsSet():
+		t.KeyLabel = c.StrCheck(key+".key_label", f.KeyLabel, conffile.CheckKeyLabel)
+		if f.Token == nil {
+			c.Fail(key+".token", "required with %s.key_label: the token (module, label, PIN source) that holds the key", key)
+		}
+	case f.Key.IsSet():
+		t.Key = c.AbsPath(key+".key", f.Key)
+	default:
+		c.Fail(key+".key", "required (or %s.key_label, the label of a key on a token made by 'nanokms token tls-key')", key)
+	}
+	if f.Token != nil {
+		if !f.KeyLabel.IsSet() {
+			c.Fail(key+".token", "only allowed with %s.key_label (a key on the token)", key)
+		}
+		t.Token = f.Token.validate(c, key+".token")
+	}
+	return t
+}
+
+// confEnvVarRE matches an environment variable name.
+var confEnvVarRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// validate checks a [*.tls.token] at key: the module, the token's label
+// and exactly one PIN source.
+func (f *confTLSToken) validate(c *conffile.Checker, key string) *TLSToken {
+	t := &TLSToken{
+		Module:  c.AbsPath(key+".module", f.Module),
+		Label:   c.Str(key+".label", f.Label),
+		PINFile: c.OptAbsPath(key+".pin_file", f.PINFile),
+		PINEnv:  c.OptStr(key+".pin_env", f.PINEnv),
+	}
+	if len(t.Label) > 32 {
+		c.Fail(key+".label", "%q is longer than the 32 bytes of a token label", t.Label)
+	}
+	switch {
+	case c.FailedAt(key+".pin_file") || c.FailedAt(key+".pin_env"):
+		// Already reported.
+	case t.PINEnv != "" && !confEnvVarRE.MatchString(t.PINEnv):
+		c.Fail(key+".pin_env", "%q is not an environment variable name", t.PINEnv)
+	case t.PINFile != "" && t.PINEnv != "":
+		c.Fail(key+".pin_env", "not allowed together with %s.pin_file: give exactly one PIN source", key)
+	case t.PINFile == "" && t.PINEnv == "":
+		c.Fail(key+".pin_file", "required (or %s.pin_env): give exactly one PIN source", key)
+	}
+	return t
 }
 
 // validate checks [bridge] at key. Keys of the other kind are refused.

@@ -47,7 +47,8 @@ key = "/etc/nanokms/relay.key"
 ca = "/etc/nanokms/signer-ca.crt"
 server_name = "signer.cold"
 `
-	confGatewayTLS = `
+	confRelayTLSToken = "\n[relay.tls.token]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\nlabel = \"relay\"\npin_file = \"/etc/nanokms/relay.pin\"\n"
+	confGatewayTLS    = `
 [gateway.tls]
 cert = "/etc/nanokms/gateway.crt"
 key = "/etc/nanokms/gateway.key"
@@ -317,6 +318,20 @@ func TestRelayConfigValid(t *testing.T) {
 				t.Errorf("relay = %+v", c)
 			}
 		}},
+		{"tls key on a token", []confEdit{confReplace(signer, `signer = "tcp://10.0.7.2:7070"`), confReplace("\n[bridge]", confRelayTLS+"\n[bridge]"),
+			confReplace(`key = "/etc/nanokms/relay.key"`, `key_label = "relay-tls"`), confAfter(`server_name = "signer.cold"`, confRelayTLSToken)}, func(t *testing.T, c *RelayConfig) {
+			want := &TLSClientConfig{Cert: "/etc/nanokms/relay.crt", KeyLabel: "relay-tls", CA: "/etc/nanokms/signer-ca.crt", ServerName: "signer.cold",
+				Token: &TLSToken{Module: "/usr/lib/softhsm/libsofthsm2.so", Label: "relay", PINFile: "/etc/nanokms/relay.pin"}}
+			if !reflect.DeepEqual(c.TLS, want) {
+				t.Errorf("relay.tls = %+v, token %+v", c.TLS, c.TLS.Token)
+			}
+		}},
+		{"tls token pin_env", []confEdit{confReplace(signer, `signer = "tcp://10.0.7.2:7070"`), confReplace("\n[bridge]", confRelayTLS+"\n[bridge]"),
+			confReplace(`key = "/etc/nanokms/relay.key"`, `key_label = "relay-tls"`), confAfter(`server_name = "signer.cold"`, strings.Replace(confRelayTLSToken, `pin_file = "/etc/nanokms/relay.pin"`, `pin_env = "RELAY_PIN"`, 1))}, func(t *testing.T, c *RelayConfig) {
+			if c.TLS.Token.PINEnv != "RELAY_PIN" || c.TLS.Token.PINFile != "" {
+				t.Errorf("relay.tls.token = %+v", c.TLS.Token)
+			}
+		}},
 		{"server name an address", []confEdit{confReplace(signer, `signer = "tcp://signer.cold:7070"`), confReplace("\n[bridge]", strings.Replace(confRelayTLS, `"signer.cold"`, `"10.0.7.2"`, 1)+"\n[bridge]")}, nil},
 		{"timings", []confEdit{confAfter(signer, "retry_min = \"1s\"\nretry_max = \"1s\"\nheartbeat = \"1m\"\nlog_level = \"debug\"")}, func(t *testing.T, c *RelayConfig) {
 			if c.RetryMin != time.Second || c.RetryMax != time.Second || c.Heartbeat != time.Minute || c.LogLevel != "debug" {
@@ -482,7 +497,17 @@ func TestRelayConfigErrors(t *testing.T) {
 		{"tls a string", []confEdit{confAfter(signer, `tls = "on"`)}, "relay.tls", "must be a table ([relay.tls]), not a string"},
 		{"tls empty", []confEdit{confReplace(signer, `signer = "tcp://10.0.7.2:7070"`), confReplace("\n[bridge]", "\n[relay.tls]\n\n[bridge]")}, "relay.tls.cert", "required"},
 		{"tls cert relative", tls(confReplace(`cert = "/etc/nanokms/relay.crt"`, `cert = "relay.crt"`)), "relay.tls.cert", "absolute path"},
-		{"tls key missing", tls(confReplace(`key = "/etc/nanokms/relay.key"`, "")), "relay.tls.key", "required"},
+		{"tls key missing", tls(confReplace(`key = "/etc/nanokms/relay.key"`, "")), "relay.tls.key", "required (or relay.tls.key_label"},
+		{"tls key and key_label", tls(confAfter(`key = "/etc/nanokms/relay.key"`, `key_label = "relay-tls"`)), "relay.tls.key_label", "not allowed together with relay.tls.key"},
+		{"tls key_label without token", tls(confReplace(`key = "/etc/nanokms/relay.key"`, `key_label = "relay-tls"`)), "relay.tls.token", "required with relay.tls.key_label"},
+		{"tls key_label bad", append(tls(confReplace(`key = "/etc/nanokms/relay.key"`, `key_label = "relay-tls "`)), confAfter(`server_name = "signer.cold"`, confRelayTLSToken)), "relay.tls.key_label", "must not start or end with a space"},
+		{"tls token with a key file", tls(confAfter(`server_name = "signer.cold"`, confRelayTLSToken)), "relay.tls.token", "only allowed with relay.tls.key_label"},
+		{"tls token no module", append(tls(confReplace(`key = "/etc/nanokms/relay.key"`, `key_label = "relay-tls"`)), confAfter(`server_name = "signer.cold"`, strings.Replace(confRelayTLSToken, "module = \"/usr/lib/softhsm/libsofthsm2.so\"\n", "", 1))), "relay.tls.token.module", "required"},
+		{"tls token label too long", append(tls(confReplace(`key = "/etc/nanokms/relay.key"`, `key_label = "relay-tls"`)), confAfter(`server_name = "signer.cold"`, strings.Replace(confRelayTLSToken, `label = "relay"`, `label = "`+strings.Repeat("r", 33)+`"`, 1))), "relay.tls.token.label", "longer than the 32 bytes"},
+		{"tls token no pin", append(tls(confReplace(`key = "/etc/nanokms/relay.key"`, `key_label = "relay-tls"`)), confAfter(`server_name = "signer.cold"`, strings.Replace(confRelayTLSToken, `pin_file = "/etc/nanokms/relay.pin"`, "", 1))), "relay.tls.token.pin_file", "exactly one PIN source"},
+		{"tls token two pins", append(tls(confReplace(`key = "/etc/nanokms/relay.key"`, `key_label = "relay-tls"`)), confAfter(`server_name = "signer.cold"`, confRelayTLSToken+`pin_env = "RELAY_PIN"`)), "relay.tls.token.pin_env", "exactly one PIN source"},
+		{"tls token bad env", append(tls(confReplace(`key = "/etc/nanokms/relay.key"`, `key_label = "relay-tls"`)), confAfter(`server_name = "signer.cold"`, strings.Replace(confRelayTLSToken, `pin_file = "/etc/nanokms/relay.pin"`, `pin_env = "RELAY-PIN"`, 1))), "relay.tls.token.pin_env", "not an environment variable name"},
+		{"tls token unknown key", append(tls(confReplace(`key = "/etc/nanokms/relay.key"`, `key_label = "relay-tls"`)), confAfter(`server_name = "signer.cold"`, confRelayTLSToken+`slot = 1`)), "relay.tls.token.slot", "unknown key"},
 		{"tls ca missing", tls(confReplace(`ca = "/etc/nanokms/signer-ca.crt"`, "")), "relay.tls.ca", "required"},
 		{"tls server_name missing", tls(confReplace(`server_name = "signer.cold"`, "")), "relay.tls.server_name", "required"},
 		{"tls server_name bad", tls(confReplace(`server_name = "signer.cold"`, `server_name = "signer cold"`)), "relay.tls.server_name", "not an IP address or host name"},
@@ -690,6 +715,8 @@ func FuzzParseConfigFiles(f *testing.F) {
 	for _, s := range []string{confMinimalRelay, confMinimalGateway, confSerialBridge,
 		"[node]\nwork = \"server\"\nwork_servers = [1, \"http://w\"]\nrpc = \"ipc+unix://x\"",
 		"[relay]\nsigner = \"tcp://h:1\"\n[relay.tls]\nserver_name = \"\"\n[bridge]\nkind = \"file\"\ninbound = \"/a\"\noutbound = \"/a/b\"",
+		"[relay]\nsigner = \"tcp://h:1\"\n[relay.tls]\ncert = \"/c\"\nkey_label = \"k\"\nca = \"/a\"\nserver_name = \"h\"\n[relay.tls.token]\nmodule = \"/m.so\"\nlabel = \"t\"\npin_env = \"P\"\n[bridge]\nkind = \"file\"\ninbound = \"/a\"\noutbound = \"/b\"",
+		"[relay]\nsigner = \"tcp://h:1\"\n[relay.tls]\nkey = \"/k\"\nkey_label = 5\n[relay.tls.token]\nlabel = [1]\npin_file = \"rel\"\npin_env = \"\"",
 	} {
 		f.Add([]byte(s))
 	}

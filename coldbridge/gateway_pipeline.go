@@ -8,6 +8,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/nanokms/nanokms/backoff"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
@@ -138,29 +139,20 @@ func (g *Gateway) retry(ctx context.Context, id, what string, f func() error) bo
 }
 
 // retryBackoff paces the gateway's retries: pipelineRetryMin, doubling at each
-// failure up to pipelineRetryMax.
-type retryBackoff struct{ wait time.Duration }
+// failure up to pipelineRetryMax (package backoff). The zero value is ready.
+type retryBackoff struct{ b backoff.Capped }
 
 // next returns how long to wait before the next attempt.
-func (b *retryBackoff) next() time.Duration {
-	b.wait = min(max(2*b.wait, pipelineRetryMin), pipelineRetryMax)
-	return b.wait
+func (r *retryBackoff) next() time.Duration {
+	r.b.Min, r.b.Max = pipelineRetryMin, pipelineRetryMax
+	return r.b.Next()
 }
 
 // reset starts the pacing over, after a success.
-func (b *retryBackoff) reset() { b.wait = 0 }
+func (r *retryBackoff) reset() { r.b.Reset() }
 
 // sleepCtx waits d; it returns false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+func sleepCtx(ctx context.Context, d time.Duration) bool { return backoff.Sleep(ctx, d) }
 
 // fail records the request failed. If that cannot be recorded the request
 // keeps its status: the send loop, or the publish list's resumption, comes

@@ -59,6 +59,12 @@ func countTransportObjects(t *testing.T, tok *Token) int {
 // wrapped token to token, and then opens the primary's wallets and signs
 // exactly as the primary does.
 func TestBackupCeremony(t *testing.T) {
+	for _, scheme := range Schemes {
+		t.Run(scheme.String(), func(t *testing.T) { testBackupCeremony(t, scheme) })
+	}
+}
+
+func testBackupCeremony(t *testing.T, scheme SealScheme) {
 	ctx := context.Background()
 	primary, _, _ := mustToken(t, tokenOpts{noMaster: true})
 	backup, _, _ := mustToken(t, tokenOpts{noMaster: true})
@@ -83,7 +89,7 @@ func TestBackupCeremony(t *testing.T) {
 	}
 
 	// Primary: an exportable master key, unusable for wallets meanwhile.
-	if err := primary.CreateMasterKeyForBackup(ctx); err != nil {
+	if err := primary.CreateMasterKeyForBackup(ctx, scheme); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := primary.CreateWallet(ctx, "early"); !errors.Is(err, ErrMasterKeyExportable) {
@@ -93,14 +99,40 @@ func TestBackupCeremony(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !mkA.Extractable || !mkA.Sensitive || !mkA.Modifiable {
+	if !mkA.Extractable || !mkA.Sensitive || !mkA.Modifiable || mkA.Scheme != scheme {
 		t.Fatalf("ceremony master key %+v", mkA)
 	}
-	pkg, err := primary.WrapMasterKey(ctx, pubB)
+	// A backup token that cannot use the scheme, or unwrap what the
+	// primary wraps, is refused before anything is wrapped.
+	var others []SealScheme
+	for _, s := range Schemes {
+		if s != scheme {
+			others = append(others, s)
+		}
+	}
+	if _, err := primary.WrapMasterKey(ctx, pubB, BackupTarget{Schemes: others, Unwrap: backup.BackupTarget().Unwrap}); !errors.Is(err, ErrSchemeUnsupported) {
+		t.Fatalf("WrapMasterKey for a target without %s = %v, want ErrSchemeUnsupported", scheme, err)
+	}
+	if _, err := primary.WrapMasterKey(ctx, pubB, BackupTarget{Schemes: Schemes, Unwrap: []string{"rsa-oaep-sha512"}}); !errors.Is(err, ErrNoWrapMethod) {
+		t.Fatalf("WrapMasterKey for a target without a shared wrap method = %v, want ErrNoWrapMethod", err)
+	}
+	pkg, err := primary.WrapMasterKey(ctx, pubB, backup.BackupTarget())
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkgV, err := primary.WrapMasterKey(ctx, pubV)
+	var doc map[string]any
+	if err := json.Unmarshal(pkg, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[SealScheme]string{SchemeAESGCM: masterPackageFormat, SchemeAESCBCHMAC: masterPackageFormatV2}[scheme]; doc["format"] != want {
+		t.Fatalf("package format %v, want %s", doc["format"], want)
+	}
+	if scheme == SchemeAESCBCHMAC {
+		if keys, _ := doc["keys"].([]any); len(keys) != 2 {
+			t.Fatalf("package carries %d keys, want the AES and the HMAC key", len(keys))
+		}
+	}
+	pkgV, err := primary.WrapMasterKey(ctx, pubV, victim.BackupTarget())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +142,7 @@ func TestBackupCeremony(t *testing.T) {
 	if err := primary.FinishMasterKeyBackup(ctx); err != nil {
 		t.Fatalf("FinishMasterKeyBackup twice: %v", err)
 	}
-	if _, err := primary.WrapMasterKey(ctx, pubS); !errors.Is(err, ErrNotExportable) {
+	if _, err := primary.WrapMasterKey(ctx, pubS, stranger.BackupTarget()); !errors.Is(err, ErrNotExportable) {
 		t.Fatalf("WrapMasterKey after Finish = %v, want ErrNotExportable", err)
 	}
 	mkA, err = primary.MasterKeyAttributes(ctx)
@@ -127,11 +159,11 @@ func TestBackupCeremony(t *testing.T) {
 	}
 	// A package whose check value is not the primary's is refused, and
 	// the key it carried is destroyed.
-	var p masterPackage
+	var p map[string]any
 	if err := json.Unmarshal(pkgV, &p); err != nil {
 		t.Fatal(err)
 	}
-	p.Check = "0000000000000000"
+	p["check"] = "0000000000000000"
 	forged, _ := json.Marshal(p)
 	if err := victim.ImportMasterKey(ctx, forged); !errors.Is(err, ErrWrongMasterKey) {
 		t.Fatalf("ImportMasterKey(wrong check) = %v, want ErrWrongMasterKey", err)
@@ -154,7 +186,7 @@ func TestBackupCeremony(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mkB.Check != mkA.Check || string(mkB.ID) != string(mkA.ID) {
+	if mkB.Check != mkA.Check || string(mkB.ID) != string(mkA.ID) || mkB.Scheme != scheme {
 		t.Fatalf("backup master key check %s id %x, primary %s %x", mkB.Check, mkB.ID, mkA.Check, mkA.ID)
 	}
 	if mkB.Extractable || !mkB.Sensitive || mkB.Local {
@@ -183,7 +215,7 @@ func TestBackupCeremony(t *testing.T) {
 			t.Fatalf("RestoreWallet(%s): %v", w, err)
 		}
 		orig, _ := primary.Wallet(ctx, w)
-		if info.ID != orig.ID || info.Kind != orig.Kind {
+		if info.ID != orig.ID || info.Kind != orig.Kind || info.Scheme != scheme {
 			t.Fatalf("restored %+v, original %+v", info, orig)
 		}
 		for _, index := range []uint32{0, 1, 14, 1000} {
@@ -211,7 +243,8 @@ func TestWrapMasterKeyInput(t *testing.T) {
 	tok, _, _ := mustToken(t, tokenOpts{noMaster: true})
 	ctx := context.Background()
 	var ce *ConfigError
-	if _, err := tok.WrapMasterKey(ctx, []byte("not DER")); !errors.As(err, &ce) {
+	all := BackupTarget{Schemes: Schemes, Unwrap: []string{wrapMechanismName}}
+	if _, err := tok.WrapMasterKey(ctx, []byte("not DER"), all); !errors.As(err, &ce) {
 		t.Fatalf("WrapMasterKey(garbage) = %v", err)
 	}
 	small, err := rsa.GenerateKey(rand.Reader, 1024)
@@ -219,10 +252,10 @@ func TestWrapMasterKeyInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	der, _ := x509.MarshalPKIXPublicKey(&small.PublicKey)
-	if _, err := tok.WrapMasterKey(ctx, der); !errors.As(err, &ce) {
+	if _, err := tok.WrapMasterKey(ctx, der, all); !errors.As(err, &ce) {
 		t.Fatalf("WrapMasterKey(RSA-1024) = %v", err)
 	}
-	if _, err := tok.WrapMasterKey(ctx, mustTransportKey(t)); !errors.Is(err, ErrMasterKeyMissing) {
+	if _, err := tok.WrapMasterKey(ctx, mustTransportKey(t), all); !errors.Is(err, ErrMasterKeyMissing) {
 		t.Fatalf("WrapMasterKey without a master key = %v", err)
 	}
 	if err := tok.ImportMasterKey(ctx, mustPackage(t)); !errors.Is(err, ErrTransportKey) {

@@ -33,32 +33,6 @@ func benchToken(b *testing.B) *Token {
 	return tok
 }
 
-// BenchmarkSign compares one signature through the token (unseal, derive,
-// sign, wipe) with the same signature computed from a seed in memory.
-func BenchmarkSign(b *testing.B) {
-	hash := nano.Hash{0xaa}
-	b.Run("pure", func(b *testing.B) {
-		seed := nano.Seed{1, 2, 3}
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			pureSign(&seed, uint32(i), &hash)
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sigs/s")
-	})
-	b.Run("token", func(b *testing.B) {
-		tok := benchToken(b)
-		ctx := context.Background()
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			if _, err := tok.Sign(ctx, "bench", uint32(i), hash); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sigs/s")
-	})
-}
-
 // runGoroutines runs f b.N times spread over exactly g goroutines. (RunParallel
 // with SetParallelism starts a multiple of GOMAXPROCS goroutines, so 1 is
 // out of its reach on a 2-core machine.)

@@ -13,8 +13,14 @@ var (
 	ErrNoCgo = errors.New("hsm: built without cgo: PKCS#11 tokens are unavailable (rebuild with CGO_ENABLED=1)")
 
 	// ErrModule is returned by Open when the PKCS#11 module cannot be loaded
-	// (no such file, not a PKCS#11 library) or C_Initialize fails.
+	// (no such file, not a PKCS#11 library).
 	ErrModule = errors.New("hsm: cannot load PKCS#11 module")
+
+	// ErrModuleInit is returned by Open when the module loaded but its
+	// C_Initialize failed (a missing token store, a daemon not running,
+	// initialisation parameters it wants): the error wraps the
+	// *TokenError, whose Hint says where to look.
+	ErrModuleInit = errors.New("hsm: the PKCS#11 module loaded, but could not initialise")
 
 	// ErrTokenNotFound is returned by Open when no initialised token carries
 	// the configured label (and serial, when one is given).
@@ -77,11 +83,41 @@ var (
 	ErrWalletExists = errors.New("hsm: wallet already exists")
 
 	// ErrSealBroken is returned when a sealed wallet fails to open: its
-	// ciphertext or tag was altered, or its associated data (wallet id,
-	// format version, kind) differs from what it was sealed with. SoftHSM
-	// reports a failed GCM tag as CKR_GENERAL_ERROR; that code is read as a
-	// broken seal only on the decrypt path.
+	// ciphertext, tag or MAC was altered, or its header (wallet id, format
+	// version, scheme, kind) differs from what it was sealed with. Only
+	// the standard return codes of a failed tag or MAC, and the one the
+	// probe saw this token give for a tampered seal (SoftHSM 2.6:
+	// CKR_GENERAL_ERROR for a GCM tag), are read as a broken seal; any
+	// other code is reported as the fault it is.
 	ErrSealBroken = errors.New("hsm: sealed wallet failed authentication")
+
+	// ErrNoSealScheme is returned by CreateMasterKey and
+	// CreateMasterKeyForBackup when the token can run no seal scheme
+	// (neither AES-256-GCM nor AES-256-CBC-PAD with HMAC-SHA-256).
+	ErrNoSealScheme = errors.New("hsm: the token offers no seal scheme nanokms can use")
+
+	// ErrSchemeUnsupported is returned when a seal scheme is asked for,
+	// or a token's master keys are of a scheme, that the token cannot run
+	// (the probe says why), and by WrapMasterKey when the backup token
+	// does not offer the primary's scheme.
+	ErrSchemeUnsupported = errors.New("hsm: seal scheme not available on this token")
+
+	// ErrSchemeMismatch is returned when a wallet is sealed with another
+	// scheme than the token's master keys are for.
+	ErrSchemeMismatch = errors.New("hsm: the wallet is sealed with another scheme than the token's master keys")
+
+	// ErrNoCheckValue is returned when the master key check value cannot
+	// be computed on this token (one that makes its own GCM IVs).
+	ErrNoCheckValue = errors.New("hsm: the master key check value cannot be computed on this token")
+
+	// ErrNoDataObjects is returned when the token refuses the wallet's data
+	// object (NSS softokn keeps no CKO_DATA token objects): configure a
+	// wallet directory (Config.WalletDir).
+	ErrNoDataObjects = errors.New("hsm: the token keeps no data objects: wallets need a wallet directory")
+
+	// ErrNoWrapMethod is returned by WrapMasterKey when the primary and the
+	// backup token share no wrapping method.
+	ErrNoWrapMethod = errors.New("hsm: the tokens share no key wrapping method")
 
 	// ErrBadBlob is returned when a sealed blob, a wallet export or a
 	// master-key package is malformed or of an unknown format version.
@@ -110,6 +146,16 @@ var (
 	// present, user not logged in): once on a pooled session and once more
 	// on a freshly opened one.
 	ErrSessionLost = errors.New("hsm: token session lost")
+
+	// ErrTokenUnavailable is returned by every method of a Token while
+	// its token is unavailable: it went away (removed, its connection or
+	// its store lost, its objects no longer visible) and the Token is
+	// reconnecting, or the token refused the PIN while the Token
+	// reconnected (then the error also wraps ErrWrongPIN or
+	// ErrPINLocked, and nothing more is tried: see Token.Status). It
+	// wraps the cause. Nothing was done on the token; the same call may
+	// succeed once Token.Available reports the token back.
+	ErrTokenUnavailable = errors.New("hsm: the token is unavailable")
 
 	// ErrClosed is returned by every method of a Token after Close has
 	// started, including to callers that were waiting for a session.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/miekg/pkcs11"
 
@@ -93,11 +94,14 @@ func TestOperationFaults(t *testing.T) {
 		want   func(error) bool
 		// created says whether the wallet "new" may exist afterwards.
 		created bool
+		// lost says the fault makes the token unavailable: verify
+		// cannot use it either. Once the fault is gone, it recovers.
+		lost bool
 	}{
-		{name: "C_FindObjectsInit", run: create, want: is(errInjected), inject: func(f *fakeP11) {
+		{name: "C_FindObjectsInit", run: create, want: is(errInjected), lost: true, inject: func(f *fakeP11) {
 			f.FindObjectsInitFunc = func(pkcs11.SessionHandle, []*pkcs11.Attribute) error { return errInjected }
 		}},
-		{name: "C_FindObjects", run: sign, want: is(errInjected), inject: func(f *fakeP11) {
+		{name: "C_FindObjects", run: sign, want: is(errInjected), lost: true, inject: func(f *fakeP11) {
 			f.FindObjectsFunc = func(pkcs11.SessionHandle, int) ([]pkcs11.ObjectHandle, bool, error) { return nil, false, errInjected }
 		}},
 		{name: "C_FindObjects finds two", run: sign, want: is(ErrDuplicateObject), inject: func(f *fakeP11) {
@@ -109,7 +113,7 @@ func TestOperationFaults(t *testing.T) {
 				return hs, more, err
 			}
 		}},
-		{name: "C_FindObjectsFinal", run: sign, want: is(errInjected), inject: func(f *fakeP11) {
+		{name: "C_FindObjectsFinal", run: sign, want: is(errInjected), lost: true, inject: func(f *fakeP11) {
 			f.FindObjectsFinalFunc = func(sh pkcs11.SessionHandle) error {
 				_ = f.real.FindObjectsFinal(sh)
 				return errInjected
@@ -139,13 +143,15 @@ func TestOperationFaults(t *testing.T) {
 			f.DecryptInitFunc = func(pkcs11.SessionHandle, []*pkcs11.Mechanism, pkcs11.ObjectHandle) error { return errInjected }
 		}},
 		{name: "C_Decrypt device error is not a broken seal", run: sign, want: isNot(ErrSealBroken), inject: func(f *fakeP11) {
-			f.DecryptFunc = func(pkcs11.SessionHandle, []byte) ([]byte, error) { return nil, errInjected }
+			f.DecryptIntoFunc = func(pkcs11.SessionHandle, []byte, []byte) ([]byte, error) { return nil, errInjected }
 		}},
 		{name: "C_Decrypt general error is a broken seal", run: sign, want: is(ErrSealBroken), inject: func(f *fakeP11) {
-			f.DecryptFunc = func(pkcs11.SessionHandle, []byte) ([]byte, error) { return nil, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR) }
+			f.DecryptIntoFunc = func(pkcs11.SessionHandle, []byte, []byte) ([]byte, error) {
+				return nil, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR)
+			}
 		}},
 		{name: "C_Decrypt wrong length", run: sign, want: is(ErrSealBroken), inject: func(f *fakeP11) {
-			f.DecryptFunc = func(pkcs11.SessionHandle, []byte) ([]byte, error) { return make([]byte, 31), nil }
+			f.DecryptIntoFunc = func(_ pkcs11.SessionHandle, _, dst []byte) ([]byte, error) { return dst[:31], nil }
 		}},
 		{name: "C_Encrypt general error is not a broken seal", run: create, want: func(err error) bool {
 			return errors.Is(err, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR)) && !errors.Is(err, ErrSealBroken)
@@ -168,7 +174,7 @@ func TestOperationFaults(t *testing.T) {
 				err = sign(tok)
 			}
 			return err
-		}, want: is(ErrSessionLost), inject: func(f *fakeP11) {
+		}, want: is(pkcs11.Error(pkcs11.CKR_DEVICE_REMOVED)), lost: true, inject: func(f *fakeP11) {
 			f.OpenSessionFunc = func(uint, uint) (pkcs11.SessionHandle, error) {
 				return 0, pkcs11.Error(pkcs11.CKR_DEVICE_REMOVED)
 			}
@@ -179,7 +185,7 @@ func TestOperationFaults(t *testing.T) {
 				err = sign(tok)
 			}
 			return err
-		}, want: is(errInjected), inject: func(f *fakeP11) {
+		}, want: is(errInjected), lost: true, inject: func(f *fakeP11) {
 			f.GetSessionInfoFunc = func(pkcs11.SessionHandle) (pkcs11.SessionInfo, error) { return pkcs11.SessionInfo{}, errInjected }
 		}},
 	}
@@ -189,17 +195,23 @@ func TestOperationFaults(t *testing.T) {
 			mustWallet(t, tok, "w")
 			tok.forgetMaster()
 			tt.inject(f)
+			injectedInit := f.FindObjectsInitFunc != nil
 			inits := f.Calls("FindObjectsInit")
 			err := tt.run(tok)
 			if !tt.want(err) {
 				t.Fatalf("got %v", err)
 			}
+			if lost := errors.Is(err, ErrTokenUnavailable); lost != tt.lost {
+				t.Fatalf("token unavailable: %v, want %v (%v)", lost, tt.lost, err)
+			}
 			// Every search that began was finished.
-			if i, fin := f.Calls("FindObjectsInit")-inits, f.Calls("FindObjectsFinal"); f.FindObjectsInitFunc == nil && i > 0 && fin < i {
+			if i, fin := f.Calls("FindObjectsInit")-inits, f.Calls("FindObjectsFinal"); !injectedInit && i > 0 && fin < i {
 				t.Fatalf("%d searches begun, FindObjectsFinal called %d times overall", i, fin)
 			}
-			// Remove the fault; the Token works and nothing half-made is left.
-			*f = fakeP11{real: f.real, calls: f.calls}
+			// Remove the fault; the Token works (once it has reconnected,
+			// when it had lost the token) and nothing half-made is left.
+			f.Reset()
+			waitAvailable(t, tok, time.Minute)
 			if _, err := tok.Sign(ctx, "w", 0, nano.Hash{}); err != nil {
 				t.Fatalf("after the fault: %v", err)
 			}
@@ -217,7 +229,7 @@ func TestCeremonyFaults(t *testing.T) {
 		f.GenerateKeyFunc = func(pkcs11.SessionHandle, []*pkcs11.Mechanism, []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
 			return 0, errInjected
 		}
-		if err := tok.CreateMasterKey(ctx); !errors.Is(err, errInjected) {
+		if err := tok.CreateMasterKey(ctx, 0); !errors.Is(err, errInjected) {
 			t.Fatalf("CreateMasterKey = %v", err)
 		}
 		if _, err := tok.MasterKeyAttributes(ctx); !errors.Is(err, ErrMasterKeyMissing) {
@@ -226,7 +238,7 @@ func TestCeremonyFaults(t *testing.T) {
 	})
 	t.Run("C_SetAttributeValue", func(t *testing.T) {
 		tok, f, _ := mustToken(t, tokenOpts{noMaster: true})
-		if err := tok.CreateMasterKeyForBackup(ctx); err != nil {
+		if err := tok.CreateMasterKeyForBackup(ctx, 0); err != nil {
 			t.Fatal(err)
 		}
 		f.SetAttributeValueFunc = func(pkcs11.SessionHandle, pkcs11.ObjectHandle, []*pkcs11.Attribute) error { return errInjected }
@@ -239,16 +251,17 @@ func TestCeremonyFaults(t *testing.T) {
 	})
 	t.Run("C_WrapKey", func(t *testing.T) {
 		tok, f, _ := mustToken(t, tokenOpts{noMaster: true})
-		if err := tok.CreateMasterKeyForBackup(ctx); err != nil {
+		if err := tok.CreateMasterKeyForBackup(ctx, 0); err != nil {
 			t.Fatal(err)
 		}
 		f.WrapKeyFunc = func(pkcs11.SessionHandle, []*pkcs11.Mechanism, pkcs11.ObjectHandle, pkcs11.ObjectHandle) ([]byte, error) {
 			return nil, errInjected
 		}
-		if _, err := tok.WrapMasterKey(ctx, mustTransportKey(t)); !errors.Is(err, errInjected) {
+		destroys := f.Calls("DestroyObject")
+		if _, err := tok.WrapMasterKey(ctx, mustTransportKey(t), BackupTarget{Schemes: Schemes, Unwrap: []string{wrapMechanismName}}); !errors.Is(err, errInjected) {
 			t.Fatalf("WrapMasterKey = %v", err)
 		}
-		if f.Calls("DestroyObject") != 1 {
+		if f.Calls("DestroyObject")-destroys != 1 {
 			t.Fatal("the imported transport key was not destroyed")
 		}
 	})
@@ -259,10 +272,10 @@ func TestCeremonyFaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := primary.CreateMasterKeyForBackup(ctx); err != nil {
+		if err := primary.CreateMasterKeyForBackup(ctx, 0); err != nil {
 			t.Fatal(err)
 		}
-		pkg, err := primary.WrapMasterKey(ctx, pub)
+		pkg, err := primary.WrapMasterKey(ctx, pub, BackupTarget{Schemes: Schemes, Unwrap: []string{wrapMechanismName}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
@@ -26,7 +27,7 @@ func mustPIN(t testing.TB, pin string) *PIN {
 // mustFake returns a fake over the real SoftHSM module.
 func mustFake(t testing.TB) *fakeP11 {
 	t.Helper()
-	real, err := loadModule(softhsmtest.Module(t))
+	real, err := loadModule(softhsmtest.Module(t), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,8 +35,11 @@ func mustFake(t testing.TB) *fakeP11 {
 }
 
 type tokenOpts struct {
-	pool     int  // 0: default
-	noMaster bool // do not create the master key
+	pool     int        // 0: default
+	noMaster bool       // do not create the master key
+	scheme   SealScheme // of the master key; 0: the token's choice
+	// recoverMin and recoverMax pace recovery; 0: the defaults.
+	recoverMin, recoverMax time.Duration
 }
 
 // mustToken makes a fresh SoftHSM token, opens it through a fake (which
@@ -45,9 +49,10 @@ func mustToken(t testing.TB, o tokenOpts) (*Token, *fakeP11, softhsmtest.Token) 
 	t.Helper()
 	st := softhsmtest.MustToken(t, softhsmtest.UniqueLabel("hsm"))
 	f := mustFake(t)
-	tok := mustOpen(t, f, Config{Module: st.Module, TokenLabel: st.Label, PIN: mustPIN(t, st.PIN), PoolSize: o.pool})
+	tok := mustOpen(t, f, Config{Module: st.Module, TokenLabel: st.Label, PIN: mustPIN(t, st.PIN), PoolSize: o.pool,
+		RecoverMin: o.recoverMin, RecoverMax: o.recoverMax})
 	if !o.noMaster {
-		if err := tok.CreateMasterKey(context.Background()); err != nil {
+		if err := tok.CreateMasterKey(context.Background(), o.scheme); err != nil {
 			t.Fatalf("CreateMasterKey: %v", err)
 		}
 	}
@@ -73,4 +78,23 @@ func mustWallet(t testing.TB, tok *Token, label string) WalletInfo {
 		t.Fatalf("CreateWallet(%q): %v", label, err)
 	}
 	return info
+}
+
+// waitAvailable waits until tok reports its token available again, on
+// Token.Available's channel; limit only bounds a hang.
+func waitAvailable(t testing.TB, tok *Token, limit time.Duration) {
+	t.Helper()
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	for {
+		ok, changed := tok.Available()
+		if ok {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("token still unavailable after %s: %+v", limit, tok.Status())
+		}
+	}
 }

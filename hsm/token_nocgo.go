@@ -23,16 +23,32 @@ func Open(ctx context.Context, cfg Config) (*Token, error) {
 	return nil, ErrNoCgo
 }
 
-func (*Token) Close() error                                   { return nil }
-func (*Token) CreateMasterKey(context.Context) error          { return ErrNoCgo }
-func (*Token) CreateMasterKeyForBackup(context.Context) error { return ErrNoCgo }
-func (*Token) FinishMasterKeyBackup(context.Context) error    { return ErrNoCgo }
+// rawCode has no module-level error value without cgo.
+func rawCode(uint) error { return nil }
+
+func (*Token) Close() error                                               { return nil }
+func (*Token) Status() TokenStatus                                        { return TokenStatus{Cause: ErrNoCgo, Final: true} }
+func (*Token) Available() (bool, <-chan struct{})                         { return false, nil }
+func (*Token) Check(context.Context) error                                { return ErrNoCgo }
+func (*Token) CreateMasterKey(context.Context, SealScheme) error          { return ErrNoCgo }
+func (*Token) CreateMasterKeyForBackup(context.Context, SealScheme) error { return ErrNoCgo }
+func (*Token) FinishMasterKeyBackup(context.Context) error                { return ErrNoCgo }
+func (*Token) Capabilities() Capabilities                                 { return Capabilities{} }
+func (*Token) ProbeWalletStorage(context.Context) (WalletStorage, error) {
+	return WalletStorage{}, ErrNoCgo
+}
+func (*Token) BackupTarget() BackupTarget            { return BackupTarget{} }
+func (*Token) WalletDir() string                     { return "" }
+func (*Token) ChangePIN(context.Context, *PIN) error { return ErrNoCgo }
 func (*Token) MasterKeyAttributes(context.Context) (MasterKeyInfo, error) {
 	return MasterKeyInfo{}, ErrNoCgo
 }
-func (*Token) CreateTransportKey(context.Context) ([]byte, error)    { return nil, ErrNoCgo }
-func (*Token) WrapMasterKey(context.Context, []byte) ([]byte, error) { return nil, ErrNoCgo }
-func (*Token) ImportMasterKey(context.Context, []byte) error         { return ErrNoCgo }
+func (*Token) MasterKeyScheme(context.Context) (SealScheme, error) { return 0, ErrNoCgo }
+func (*Token) CreateTransportKey(context.Context) ([]byte, error)  { return nil, ErrNoCgo }
+func (*Token) WrapMasterKey(context.Context, []byte, BackupTarget) ([]byte, error) {
+	return nil, ErrNoCgo
+}
+func (*Token) ImportMasterKey(context.Context, []byte) error { return ErrNoCgo }
 func (*Token) CreateWallet(context.Context, string) (WalletInfo, error) {
 	return WalletInfo{}, ErrNoCgo
 }

@@ -3,10 +3,14 @@ package hsm
 import (
 	"context"
 	"encoding/hex"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/nanokms/nanokms/hsm/p11uri"
 	"github.com/nanokms/nanokms/nano"
 )
 
@@ -36,9 +40,14 @@ const DefaultPoolSize = 4
 // MaxPoolSize bounds Config.PoolSize.
 const MaxPoolSize = 64
 
-// MasterKeyLabel is the CKA_LABEL of the master key. The "-v1" names the
-// sealing scheme (AES-256-GCM, the blob format below), not the key.
+// MasterKeyLabel is the CKA_LABEL of the AES-256 master key, whatever the
+// seal scheme (the "-v1" is historical).
 const MasterKeyLabel = "nanokms-master-v1"
+
+// MACKeyLabel is the CKA_LABEL of the HMAC-SHA-256 key of the seal scheme
+// aes-256-cbc-pad+hmac-sha-256. A token with this key beside its master
+// key uses that scheme; one without it uses aes-256-gcm.
+const MACKeyLabel = "nanokms-master-mac-v1"
 
 // TransportKeyLabel is the CKA_LABEL of the RSA key pair a backup token
 // generates to receive the master key (see CreateTransportKey).
@@ -50,31 +59,68 @@ const Application = "nanokms"
 // MaxLabelLen is the longest wallet label accepted, in bytes.
 const MaxLabelLen = 64
 
+// MaxModuleParamsLen bounds Config.ModuleParams.
+const MaxModuleParamsLen = 4096
+
 // Config says which token to open and how.
 type Config struct {
 	// Module is the path of the PKCS#11 library, for example
 	// /usr/lib/softhsm/libsofthsm2.so. Required.
 	Module string
+	// ModuleParams is the string the module wants in its initialisation
+	// arguments (CK_C_INITIALIZE_ARGS.pReserved), for modules that need
+	// one: NSS softokn wants
+	// "configdir='sql:DIR' certPrefix='' keyPrefix='' secmod='secmod.db' flags=".
+	// Empty for most modules. A process initialises each module once, with
+	// one set of parameters.
+	ModuleParams string
 	// TokenLabel selects the token by its label. At least one of
-	// TokenLabel and TokenSerial is required; when both are set, both must
-	// match.
+	// TokenLabel, TokenSerial and a URI naming the token is required;
+	// all that are set must match.
 	TokenLabel string
 	// TokenSerial selects the token by its serial number.
 	TokenSerial string
+	// URI selects the token by a PKCS#11 URI (RFC 7512): every token,
+	// slot and library attribute of its path must match. Its object
+	// attributes and its query are not used here.
+	URI *p11uri.URI
+	// WalletDir, when set, is the absolute path of a directory that keeps
+	// the sealed wallets as files beside the token, for tokens that keep
+	// no data objects (NSS softokn). Empty: wallets are private data
+	// objects on the token.
+	WalletDir string
 	// PIN is the user PIN (see ReadPIN). Required. Open copies it into its
 	// own locked memory: the caller may Wipe its PIN once Open returns.
 	PIN *PIN
 	// PoolSize is the number of PKCS#11 sessions, hence of concurrent token
 	// operations; 0 means DefaultPoolSize.
 	PoolSize int
+	// RecoverMin and RecoverMax bound the capped exponential backoff
+	// between attempts to reconnect to a token that went away; 0 means
+	// DefaultRecoverMin and DefaultRecoverMax.
+	RecoverMin, RecoverMax time.Duration
+	// NoModuleReload keeps recovery from loading a fresh instance of the
+	// module when the one in use no longer sees the token (see Token's
+	// recovery in the package doc): such a token then needs the process
+	// restarted.
+	NoModuleReload bool
 }
 
 func (c *Config) validate() error {
 	if c.Module == "" {
 		return &ConfigError{Field: "Module", Reason: "required: the path of the PKCS#11 library"}
 	}
-	if c.TokenLabel == "" && c.TokenSerial == "" {
-		return &ConfigError{Field: "TokenLabel", Reason: "required (or TokenSerial)"}
+	if c.TokenLabel == "" && c.TokenSerial == "" && (c.URI == nil || !c.URI.HasTokenAttrs()) {
+		return &ConfigError{Field: "TokenLabel", Reason: "required (or TokenSerial, or a URI naming the token)"}
+	}
+	if len(c.ModuleParams) > MaxModuleParamsLen {
+		return &ConfigError{Field: "ModuleParams", Reason: "longer than " + strconv.Itoa(MaxModuleParamsLen) + " bytes"}
+	}
+	if strings.IndexByte(c.ModuleParams, 0) >= 0 {
+		return &ConfigError{Field: "ModuleParams", Reason: "contains a NUL byte"}
+	}
+	if c.WalletDir != "" && !filepath.IsAbs(c.WalletDir) {
+		return &ConfigError{Field: "WalletDir", Reason: "must be an absolute path"}
 	}
 	if len(c.TokenLabel) > 32 {
 		return &ConfigError{Field: "TokenLabel", Reason: "longer than the 32 bytes a token label holds"}
@@ -84,6 +130,15 @@ func (c *Config) validate() error {
 	}
 	if c.PIN == nil || c.PIN.Len() == 0 {
 		return &ConfigError{Field: "PIN", Reason: "required"}
+	}
+	if c.RecoverMin < 0 {
+		return &ConfigError{Field: "RecoverMin", Reason: "negative"}
+	}
+	if c.RecoverMax < 0 {
+		return &ConfigError{Field: "RecoverMax", Reason: "negative"}
+	}
+	if c.RecoverMin > 0 && c.RecoverMax > 0 && c.RecoverMax < c.RecoverMin {
+		return &ConfigError{Field: "RecoverMax", Reason: "below RecoverMin"}
 	}
 	if c.PoolSize < 0 || c.PoolSize > MaxPoolSize {
 		return &ConfigError{Field: "PoolSize", Reason: "must be between 0 (default " + strconv.Itoa(DefaultPoolSize) + ") and " + strconv.Itoa(MaxPoolSize)}
@@ -146,13 +201,19 @@ func (id WalletID) String() string { return hex.EncodeToString(id[:]) }
 
 // WalletInfo describes a stored wallet. It holds nothing secret.
 type WalletInfo struct {
-	Label string
-	ID    WalletID
-	Kind  WalletKind
+	Label   string
+	ID      WalletID
+	Kind    WalletKind
+	Scheme  SealScheme // the scheme the wallet is sealed with
+	Version uint8      // the sealed blob's format version (1: made before seal schemes)
 }
 
-// MasterKeyInfo is what the token reports about its master key.
+// MasterKeyInfo is what the token reports about its master key (and, for
+// aes-256-cbc-pad+hmac-sha-256, its HMAC key: the flags are then those of
+// both keys together).
 type MasterKeyInfo struct {
+	Scheme           SealScheme
+	MACLabel         string // the HMAC key's label, for aes-256-cbc-pad+hmac-sha-256
 	Label            string
 	ID               []byte // CKA_ID, random
 	Sensitive        bool   // CKA_SENSITIVE
@@ -162,9 +223,10 @@ type MasterKeyInfo struct {
 	Modifiable       bool   // CKA_MODIFIABLE
 	Local            bool   // CKA_LOCAL: generated on this token (false on a backup token)
 	// Check is the key check value: 16 hex digits computed by the token
-	// from the key (AES-GCM of a fixed block). Two tokens hold the same
-	// master key exactly when their check values agree; operators compare
-	// it during the backup ceremony. It reveals nothing about the key.
+	// from the key(s) (see the scheme's definition in checkValue). Two
+	// tokens hold the same master keys exactly when their check values
+	// agree; operators compare it during the backup ceremony. It reveals
+	// nothing about the keys.
 	Check string
 }
 

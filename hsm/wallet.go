@@ -48,12 +48,21 @@ func walletFindAll() []*pkcs11.Attribute {
 	}
 }
 
-// findWallet returns the sealed blob stored under label.
+// findWallet returns the sealed blob stored under label: a data object on
+// the token, or a file of the wallet directory.
 func (s *session) findWallet(label string) (sealedBlob, error) {
+	notFound := func() error { return fmt.Errorf("%w: %q on token %q", ErrWalletNotFound, label, s.t.name) }
+	if d := s.t.dir; d != nil {
+		b, err := d.get(label)
+		if errors.Is(err, ErrWalletNotFound) {
+			return sealedBlob{}, notFound()
+		}
+		return b, err
+	}
 	h, err := s.findOne(walletFind(label), fmt.Sprintf("wallet %q", label), ErrWalletNotFound)
 	if err != nil {
 		if errors.Is(err, ErrWalletNotFound) {
-			return sealedBlob{}, fmt.Errorf("%w: %q on token %q", ErrWalletNotFound, label, s.t.name)
+			return sealedBlob{}, notFound()
 		}
 		return sealedBlob{}, err
 	}
@@ -66,6 +75,34 @@ func (s *session) findWallet(label string) (sealedBlob, error) {
 		return sealedBlob{}, fmt.Errorf("wallet %q: %w", label, err)
 	}
 	return b, nil
+}
+
+// allWallets returns every stored wallet.
+func (s *session) allWallets() ([]storedWallet, error) {
+	if d := s.t.dir; d != nil {
+		return d.list()
+	}
+	hs, err := s.findAll(walletFindAll(), "wallets")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]storedWallet, 0, len(hs))
+	for _, h := range hs {
+		a, err := s.p.GetAttributeValue(s.sh, h, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("hsm: reading a wallet: %w", err)
+		}
+		label := string(attrBytes(a, pkcs11.CKA_LABEL))
+		b, err := parseBlob(attrBytes(a, pkcs11.CKA_VALUE))
+		if err != nil {
+			return nil, fmt.Errorf("wallet %q: %w", label, err)
+		}
+		out = append(out, storedWallet{label: label, blob: b})
+	}
+	return out, nil
 }
 
 // cachedWallet returns the sealed blob of the wallet under label, reading it
@@ -114,61 +151,159 @@ func (t *Token) forgetWallets() {
 
 // labelFree returns ErrWalletExists if a wallet has label.
 func (s *session) labelFree(label string) error {
+	exists := func() error { return fmt.Errorf("%w: %q on token %q", ErrWalletExists, label, s.t.name) }
+	if d := s.t.dir; d != nil {
+		ok, err := d.exists(label)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return exists()
+		}
+		return nil
+	}
 	_, err := s.findOne(walletFind(label), fmt.Sprintf("wallet %q", label), ErrWalletNotFound)
 	switch {
 	case err == nil:
-		return fmt.Errorf("%w: %q on token %q", ErrWalletExists, label, s.t.name)
+		return exists()
 	case errors.Is(err, ErrWalletNotFound):
 		return nil
 	}
 	return err
 }
 
-// seal seals secret (of kind's length) under the master key with a fresh
-// wallet id and IV from the token RNG, and stores it under label.
+// seal seals secret (of kind's length) under the master keys, in the
+// token's scheme, with a fresh wallet id and IV from the token RNG (or the
+// IV the token makes), and stores it under label.
 func (s *session) seal(label string, kind WalletKind, secret []byte) (WalletInfo, error) {
 	if len(secret) != kind.secretLen() {
 		panic("hsm: seal: secret length does not match its kind")
 	}
-	mk, err := s.masterKey()
+	m, err := s.masterKey()
 	if err != nil {
 		return WalletInfo{}, err
 	}
 	if err := s.labelFree(label); err != nil {
 		return WalletInfo{}, err
 	}
-	b := sealedBlob{version: blobVersion, kind: kind}
-	rnd, err := s.random(len(b.id) + len(b.iv))
+	b := sealedBlob{version: blobVersion, scheme: m.scheme, kind: kind}
+	ivLen, bodyLen, _, _ := sealedLens(m.scheme, kind)
+	rnd, err := s.random(len(b.id) + ivLen)
 	if err != nil {
 		return WalletInfo{}, err
 	}
 	copy(b.id[:], rnd)
-	copy(b.iv[:], rnd[len(b.id):])
-	b.ct, err = s.encrypt(mk, b.iv[:], b.aad(), secret)
-	if err != nil {
-		return WalletInfo{}, err
+	iv := rnd[len(b.id):]
+	switch m.scheme {
+	case SchemeAESGCM:
+		g := s.gcm(m.h)
+		if g.ivSource == IVToken {
+			iv = make([]byte, gcmIVLen) // the token fills it
+		}
+		b.ct, b.iv, err = g.encrypt(iv, b.aad(), secret)
+		if err != nil {
+			return WalletInfo{}, err
+		}
+		if len(b.iv) != gcmIVLen || (g.ivSource == IVToken && isZero(b.iv)) {
+			return WalletInfo{}, fmt.Errorf("hsm: token %q returned no usable GCM IV", s.t.name)
+		}
+	case SchemeAESCBCHMAC:
+		c := s.cbc(m)
+		b.iv = iv
+		if b.ct, err = c.encrypt(b.iv, secret); err != nil {
+			return WalletInfo{}, err
+		}
+		if len(b.ct) == bodyLen {
+			b.mac, err = c.sign(b.macInput())
+			if err != nil {
+				return WalletInfo{}, err
+			}
+		}
 	}
-	if len(b.ct) != len(secret)+gcmTagLen {
-		return WalletInfo{}, fmt.Errorf("hsm: AES-GCM returned %d bytes, want %d", len(b.ct), len(secret)+gcmTagLen)
+	if len(b.ct) != bodyLen {
+		return WalletInfo{}, fmt.Errorf("hsm: %s returned %d bytes, want %d", m.scheme, len(b.ct), bodyLen)
 	}
-	return s.store(label, &b)
+	return s.store(label, &b, m)
 }
 
-// store writes an already sealed blob under label.
-func (s *session) store(label string, b *sealedBlob) (WalletInfo, error) {
-	if _, err := s.p.CreateObject(s.sh, walletTemplate(label, b.marshal())); err != nil {
-		return WalletInfo{}, fmt.Errorf("hsm: storing wallet %q: C_CreateObject: %w", label, err)
+func isZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// store writes an already sealed blob under label: a private data object
+// on the token, or a file of the wallet directory (which also records the
+// master key check value).
+func (s *session) store(label string, b *sealedBlob, m masterState) (WalletInfo, error) {
+	if d := s.t.dir; d != nil {
+		check, err := s.checkValue(m)
+		if err != nil {
+			return WalletInfo{}, err
+		}
+		doc, err := marshalExport(label, b, check)
+		if err != nil {
+			return WalletInfo{}, err
+		}
+		if err := d.create(label, append(doc, '\n')); err != nil {
+			return WalletInfo{}, err
+		}
+		return b.info(label), nil
+	}
+	if _, err := s.p.CreateObject(s.sh, s.t.template(walletTemplate(label, b.marshal()))); err != nil {
+		err = fmt.Errorf("hsm: storing wallet %q: %w", label, err)
+		if isCode(err, ckrAttributeValueInvalid) || isCode(err, ckrAttributeTypeInvalid) || isCode(err, ckrTemplateInconsistent) {
+			return WalletInfo{}, fmt.Errorf("%w: %w", ErrNoDataObjects, err)
+		}
+		return WalletInfo{}, err
 	}
 	return b.info(label), nil
 }
 
-// unseal opens b into dst (kind's length) with the master key.
+// unseal opens b into dst (kind's length) with the master keys: for
+// aes-256-cbc-pad+hmac-sha-256 the token checks the MAC first, and nothing
+// is decrypted unless it holds.
 func (s *session) unseal(dst []byte, b *sealedBlob) error {
-	mk, err := s.masterKey()
+	m, err := s.masterKey()
 	if err != nil {
 		return err
 	}
-	return s.decryptInto(dst, mk, b.iv[:], b.aad(), b.ct)
+	if b.scheme != m.scheme {
+		return fmt.Errorf("%w: the wallet is sealed with %s, the master keys of token %q are for %s", ErrSchemeMismatch, b.scheme, s.t.name, m.scheme)
+	}
+	out := s.secret[offUnseal : offUnseal+unsealLen]
+	defer clear(out)
+	var pt []byte
+	switch b.scheme {
+	case SchemeAESGCM:
+		pt, err = s.gcm(m.h).decrypt(out, b.iv, b.aad(), b.ct)
+	case SchemeAESCBCHMAC:
+		c := s.cbc(m)
+		msg := b.macInput()
+		if err := c.verify(msg, b.mac); err != nil {
+			if macMismatch(c, msg, b.mac, err) {
+				return fmt.Errorf("%w (%w)", ErrSealBroken, err)
+			}
+			return fmt.Errorf("hsm: checking the seal's MAC: %w", err)
+		}
+		pt, err = c.decrypt(out, b.iv, b.ct)
+	}
+	switch {
+	case err == nil:
+	case b.scheme == SchemeAESGCM && s.t.isGCMFailure(err),
+		b.scheme == SchemeAESCBCHMAC && (isCode(err, ckrEncryptedDataInvalid) || isCode(err, ckrEncryptedDataLenRange)):
+		return fmt.Errorf("%w (%w)", ErrSealBroken, err)
+	default:
+		return fmt.Errorf("hsm: unsealing (%s): %w", b.scheme, err)
+	}
+	if len(pt) != len(dst) {
+		return fmt.Errorf("%w: opened to %d bytes, want %d", ErrSealBroken, len(pt), len(dst))
+	}
+	copy(dst, pt)
+	return nil
 }
 
 // CreateWallet creates a wallet under label: a 32-byte Nano seed drawn from
@@ -247,25 +382,13 @@ func (t *Token) ImportMnemonic(ctx context.Context, label string, mnemonic, pass
 func (t *Token) ListWallets(ctx context.Context) ([]WalletInfo, error) {
 	var out []WalletInfo
 	err := t.do(ctx, func(s *session) error {
-		out = out[:0]
-		hs, err := s.findAll(walletFindAll(), "wallets")
+		ws, err := s.allWallets()
 		if err != nil {
 			return err
 		}
-		for _, h := range hs {
-			a, err := s.p.GetAttributeValue(s.sh, h, []*pkcs11.Attribute{
-				pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
-				pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil),
-			})
-			if err != nil {
-				return fmt.Errorf("hsm: reading a wallet: %w", err)
-			}
-			label := string(attrBytes(a, pkcs11.CKA_LABEL))
-			b, err := parseBlob(attrBytes(a, pkcs11.CKA_VALUE))
-			if err != nil {
-				return fmt.Errorf("wallet %q: %w", label, err)
-			}
-			out = append(out, b.info(label))
+		out = make([]WalletInfo, 0, len(ws))
+		for _, w := range ws {
+			out = append(out, w.blob.info(w.label))
 		}
 		return nil
 	})
@@ -394,6 +517,9 @@ func (t *Token) ExportWallet(ctx context.Context, label string) ([]byte, error) 
 		if err != nil {
 			return err
 		}
+		if b.scheme != mk.scheme {
+			return fmt.Errorf("%w: wallet %q is sealed with %s, the master keys of token %q are for %s", ErrSchemeMismatch, label, b.scheme, t.name, mk.scheme)
+		}
 		check, err := s.checkValue(mk)
 		if err != nil {
 			return err
@@ -444,7 +570,7 @@ func (t *Token) RestoreWallet(ctx context.Context, label string, export []byte) 
 		if err := s.idFree(b.id); err != nil {
 			return err
 		}
-		info, err = s.store(label, &b)
+		info, err = s.store(label, &b, mk)
 		return err
 	})
 	return info, err
@@ -452,20 +578,13 @@ func (t *Token) RestoreWallet(ctx context.Context, label string, export []byte) 
 
 // idFree returns ErrWalletExists if a stored wallet has id.
 func (s *session) idFree(id WalletID) error {
-	hs, err := s.findAll(walletFindAll(), "wallets")
+	ws, err := s.allWallets()
 	if err != nil {
 		return err
 	}
-	for _, h := range hs {
-		a, err := s.p.GetAttributeValue(s.sh, h, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
-			pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil),
-		})
-		if err != nil {
-			return fmt.Errorf("hsm: reading a wallet: %w", err)
-		}
-		if b, err := parseBlob(attrBytes(a, pkcs11.CKA_VALUE)); err == nil && b.id == id {
-			return fmt.Errorf("%w: wallet %s is stored as %q", ErrWalletExists, id, attrBytes(a, pkcs11.CKA_LABEL))
+	for _, w := range ws {
+		if w.blob.id == id {
+			return fmt.Errorf("%w: wallet %s is stored as %q", ErrWalletExists, id, w.label)
 		}
 	}
 	return nil

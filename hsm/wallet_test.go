@@ -22,10 +22,10 @@ import (
 func TestMasterKey(t *testing.T) {
 	tok, _, _ := mustToken(t, tokenOpts{})
 	ctx := context.Background()
-	if err := tok.CreateMasterKey(ctx); !errors.Is(err, ErrMasterKeyExists) {
+	if err := tok.CreateMasterKey(ctx, 0); !errors.Is(err, ErrMasterKeyExists) {
 		t.Fatalf("second CreateMasterKey = %v, want ErrMasterKeyExists", err)
 	}
-	if err := tok.CreateMasterKeyForBackup(ctx); !errors.Is(err, ErrMasterKeyExists) {
+	if err := tok.CreateMasterKeyForBackup(ctx, 0); !errors.Is(err, ErrMasterKeyExists) {
 		t.Fatalf("CreateMasterKeyForBackup = %v, want ErrMasterKeyExists", err)
 	}
 	info, err := tok.MasterKeyAttributes(ctx)
@@ -53,20 +53,22 @@ func TestMasterKey(t *testing.T) {
 
 	// The key's value cannot be read, nor the key wrapped out.
 	err = tok.do(ctx, func(s *session) error {
-		h, err := s.findMaster()
+		m, err := s.findMaster()
 		if err != nil {
 			return err
 		}
-		_, err = s.p.GetAttributeValue(s.sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
-		if !errors.Is(err, pkcs11.Error(pkcs11.CKR_ATTRIBUTE_SENSITIVE)) {
-			t.Errorf("reading CKA_VALUE = %v, want CKR_ATTRIBUTE_SENSITIVE", err)
+		for _, h := range m.handles() {
+			_, err = s.p.GetAttributeValue(s.sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+			if !errors.Is(err, pkcs11.Error(pkcs11.CKR_ATTRIBUTE_SENSITIVE)) {
+				t.Errorf("reading CKA_VALUE = %v, want CKR_ATTRIBUTE_SENSITIVE", err)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tok.WrapMasterKey(ctx, mustTransportKey(t)); !errors.Is(err, ErrNotExportable) {
+	if _, err := tok.WrapMasterKey(ctx, mustTransportKey(t), BackupTarget{Schemes: Schemes, Unwrap: []string{wrapMechanismName}}); !errors.Is(err, ErrNotExportable) {
 		t.Fatalf("WrapMasterKey = %v, want ErrNotExportable", err)
 	}
 }
@@ -360,7 +362,7 @@ func TestImportMnemonic(t *testing.T) {
 
 // editExport changes the sealed blob inside an export, keeping the
 // metadata consistent with it so that only the seal can catch the change.
-func editExport(t *testing.T, export []byte, edit func(blob []byte)) []byte {
+func editExport(t *testing.T, export []byte, edit func(blob []byte) []byte) []byte {
 	t.Helper()
 	var e walletExport
 	if err := json.Unmarshal(export, &e); err != nil {
@@ -370,7 +372,7 @@ func editExport(t *testing.T, export []byte, edit func(blob []byte)) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edit(blob)
+	blob = edit(blob)
 	b, err := parseBlob(blob)
 	if err != nil {
 		t.Fatal(err)
@@ -378,6 +380,10 @@ func editExport(t *testing.T, export []byte, edit func(blob []byte)) []byte {
 	e.Sealed = base64.StdEncoding.EncodeToString(blob)
 	e.WalletID = b.id.String()
 	e.Kind = b.kind.String()
+	e.Scheme = ""
+	if b.version != blobV1 {
+		e.Scheme = b.scheme.String()
+	}
 	out, err := json.Marshal(e)
 	if err != nil {
 		t.Fatal(err)
@@ -385,45 +391,79 @@ func editExport(t *testing.T, export []byte, edit func(blob []byte)) []byte {
 	return out
 }
 
+func flip(i int, bit byte) func([]byte) []byte {
+	return func(b []byte) []byte {
+		if i < 0 {
+			i += len(b)
+		}
+		b[i] ^= bit
+		return b
+	}
+}
+
+// A seal opens only as what it was made: every byte of the ciphertext,
+// tag or MAC, of the IV, and of the header (wallet id, format version) is
+// bound, for each scheme; a wallet moved under another id never opens as
+// that wallet.
 func TestTamperedSeal(t *testing.T) {
-	tok, _, _ := mustToken(t, tokenOpts{})
+	for _, scheme := range Schemes {
+		t.Run(scheme.String(), func(t *testing.T) { testTamperedSeal(t, scheme) })
+	}
+}
+
+func testTamperedSeal(t *testing.T, scheme SealScheme) {
+	tok, _, _ := mustToken(t, tokenOpts{scheme: scheme})
 	ctx := context.Background()
 	mustWallet(t, tok, "w")
 	export, err := tok.ExportWallet(ctx, "w")
 	if err != nil {
 		t.Fatal(err)
 	}
+	ivLen, _, _, _ := sealedLens(scheme, KindSeed)
 	tests := []struct {
 		name string
-		edit func([]byte)
-		want error
+		edit func([]byte) []byte
 	}{
-		{"ciphertext", func(b []byte) { b[blobHeaderLen] ^= 1 }, ErrSealBroken},
-		{"tag", func(b []byte) { b[len(b)-1] ^= 0x80 }, ErrSealBroken},
-		{"IV", func(b []byte) { b[18] ^= 1 }, ErrSealBroken},
-		{"wallet id (associated data)", func(b []byte) { b[2] ^= 1 }, ErrSealBroken},
-		{"version", func(b []byte) { b[0] = 2 }, ErrBadBlob},
+		{"ciphertext", flip(blobV2HeaderLen+ivLen, 1)},
+		{"last ciphertext byte", flip(blobV2HeaderLen+ivLen+cbcLen(32)-1, 1)},
+		{"tag or MAC", flip(-1, 0x80)},
+		{"IV", flip(blobV2HeaderLen, 1)},
+		{"wallet id", flip(3, 1)},
+		{"another wallet's id", func(b []byte) []byte { copy(b[3:19], "another-wallet!!"); return b }},
+	}
+	if scheme == SchemeAESGCM {
+		// The same IV and ciphertext under the version 1 header.
+		tests = append(tests, struct {
+			name string
+			edit func([]byte) []byte
+		}{"format version (as version 1)", func(b []byte) []byte {
+			v1 := append([]byte{blobV1, b[2]}, b[3:19]...)
+			return append(v1, b[blobV2HeaderLen:]...)
+		}})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var bad []byte
-			if tt.want == ErrBadBlob {
-				var e walletExport
-				_ = json.Unmarshal(export, &e)
-				blob, _ := base64.StdEncoding.DecodeString(e.Sealed)
-				tt.edit(blob)
-				e.Sealed = base64.StdEncoding.EncodeToString(blob)
-				bad, _ = json.Marshal(e)
-			} else {
-				bad = editExport(t, export, tt.edit)
-			}
-			if _, err := tok.RestoreWallet(ctx, "restored", bad); !errors.Is(err, tt.want) {
-				t.Fatalf("RestoreWallet = %v, want %v", err, tt.want)
+			bad := editExport(t, export, tt.edit)
+			if _, err := tok.RestoreWallet(ctx, "restored", bad); !errors.Is(err, ErrSealBroken) {
+				t.Fatalf("RestoreWallet = %v, want ErrSealBroken", err)
 			}
 			if _, err := tok.Wallet(ctx, "restored"); !errors.Is(err, ErrWalletNotFound) {
 				t.Fatal("a broken wallet was stored")
 			}
 		})
+	}
+	for name, edit := range map[string]func([]byte) []byte{
+		"version": func(b []byte) []byte { b[0] = 3; return b },
+		"scheme":  func(b []byte) []byte { b[1] = byte(3 - scheme); return b },
+	} {
+		var e walletExport
+		_ = json.Unmarshal(export, &e)
+		blob, _ := base64.StdEncoding.DecodeString(e.Sealed)
+		e.Sealed = base64.StdEncoding.EncodeToString(edit(blob))
+		bad, _ := json.Marshal(e)
+		if _, err := tok.RestoreWallet(ctx, "restored", bad); !errors.Is(err, ErrBadBlob) {
+			t.Fatalf("%s: RestoreWallet = %v, want ErrBadBlob", name, err)
+		}
 	}
 
 	// A broken blob stored on the token (written behind nanokms's back)
@@ -434,7 +474,11 @@ func TestTamperedSeal(t *testing.T) {
 			return err
 		}
 		b.id[0] ^= 1 // as if moved under another wallet id
-		_, err = s.store("moved", &b)
+		m, err := s.masterKey()
+		if err != nil {
+			return err
+		}
+		_, err = s.store("moved", &b, m)
 		return err
 	})
 	if err != nil {
@@ -449,7 +493,13 @@ func TestTamperedSeal(t *testing.T) {
 }
 
 func TestExportRestore(t *testing.T) {
-	tok, _, _ := mustToken(t, tokenOpts{})
+	for _, scheme := range Schemes {
+		t.Run(scheme.String(), func(t *testing.T) { testExportRestore(t, scheme) })
+	}
+}
+
+func testExportRestore(t *testing.T, scheme SealScheme) {
+	tok, _, _ := mustToken(t, tokenOpts{scheme: scheme})
 	ctx := context.Background()
 	info := mustWallet(t, tok, "w")
 	export, err := tok.ExportWallet(ctx, "w")
@@ -461,12 +511,15 @@ func TestExportRestore(t *testing.T) {
 	if err := json.Unmarshal(export, &e); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"format", "label", "wallet_id", "kind", "master_key_check", "sealed"} {
+	for _, k := range []string{"format", "label", "wallet_id", "kind", "scheme", "master_key_check", "sealed"} {
 		if _, ok := e[k]; !ok {
 			t.Errorf("export lacks %q", k)
 		}
 	}
-	if len(e) != 6 {
+	if e["scheme"] != scheme.String() {
+		t.Errorf("scheme %v, want %s", e["scheme"], scheme)
+	}
+	if len(e) != 7 {
 		t.Errorf("export has %d fields: %v", len(e), e)
 	}
 	if e["wallet_id"] != info.ID.String() {
@@ -474,7 +527,7 @@ func TestExportRestore(t *testing.T) {
 	}
 
 	// A token with another master key refuses it.
-	other, _, _ := mustToken(t, tokenOpts{})
+	other, _, _ := mustToken(t, tokenOpts{scheme: scheme})
 	if _, err := other.RestoreWallet(ctx, "w", export); !errors.Is(err, ErrWrongMasterKey) {
 		t.Fatalf("RestoreWallet on another master key = %v, want ErrWrongMasterKey", err)
 	}

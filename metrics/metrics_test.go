@@ -19,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/node"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
@@ -333,6 +334,25 @@ func TestClosedLabelSets(t *testing.T) {
 	r.Observe("made-up", time.Second)
 	if n := countSeries(r.Requests); n != 3 {
 		t.Errorf("relay requests have %d series after an unknown outcome", n)
+	}
+}
+
+func TestSignerTokenAvailable(t *testing.T) {
+	s := NewSigner()
+	if got := toFloat(s.TokenAvailable); got != 1 {
+		t.Fatalf("token available at start = %v, want 1", got)
+	}
+	s.ObserveToken(hsm.TokenStatus{Available: false, Cause: hsm.ErrTokenUnavailable})
+	if got := toFloat(s.TokenAvailable); got != 0 {
+		t.Fatalf("token available while it is gone = %v, want 0", got)
+	}
+	s.Observe(signer.DecisionFailed, signer.ReasonTokenUnavailable, time.Millisecond)
+	if got := toFloat(s.Decisions.WithLabelValues(signer.DecisionFailed, signer.ReasonTokenUnavailable)); got != 1 {
+		t.Fatalf("failed/token_unavailable = %v, want 1", got)
+	}
+	s.ObserveToken(hsm.TokenStatus{Available: true})
+	if got := toFloat(s.TokenAvailable); got != 1 {
+		t.Fatalf("token available once back = %v, want 1", got)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nanokms/nanokms/hsm"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
 )
@@ -15,9 +16,10 @@ import (
 type Signer struct {
 	Registry *prometheus.Registry
 
-	Decisions    *prometheus.CounterVec   // nanokms_signer_decisions_total{decision,reason}
-	DecisionTime *prometheus.HistogramVec // nanokms_signer_decision_seconds{decision}
-	StartTime    prometheus.Gauge         // nanokms_signer_start_time_seconds
+	Decisions      *prometheus.CounterVec   // nanokms_signer_decisions_total{decision,reason}
+	DecisionTime   *prometheus.HistogramVec // nanokms_signer_decision_seconds{decision}
+	StartTime      prometheus.Gauge         // nanokms_signer_start_time_seconds
+	TokenAvailable prometheus.Gauge         // nanokms_signer_token_available
 }
 
 // signerDecisions are the decision label values, signer.Decision*.
@@ -41,7 +43,7 @@ func NewSigner() *Signer {
 		Registry: prometheus.NewRegistry(),
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nanokms_signer_decisions_total",
-			Help: "Decisions of the signer, by decision (signed, refused, failed, adopted, adoption_failed, released, release_failed) and reason (the refusal reason; repeat for a recorded answer given again; store_full for a failure because the state store is full; internal for another failure).",
+			Help: "Decisions of the signer, by decision (signed, refused, failed, adopted, adoption_failed, released, release_failed) and reason (the refusal reason; repeat for a recorded answer given again; store_full for a failure because the state store is full; token_unavailable for one because the token is unavailable; internal for another failure).",
 		}, []string{"decision", "reason"}),
 		DecisionTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nanokms_signer_decision_seconds",
@@ -52,6 +54,10 @@ func NewSigner() *Signer {
 			Name: "nanokms_signer_start_time_seconds",
 			Help: "When the signer started, in seconds since the Unix epoch.",
 		}),
+		TokenAvailable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "nanokms_signer_token_available",
+			Help: "1 while the signer's token is available, 0 while it is not (gone, reconnecting, or its PIN refused): nothing is signed then.",
+		}),
 	}
 	for _, d := range signerDecisions {
 		s.DecisionTime.WithLabelValues(d)
@@ -60,14 +66,26 @@ func NewSigner() *Signer {
 	s.Decisions.WithLabelValues(signer.DecisionSigned, signer.ReasonRepeat)
 	s.Decisions.WithLabelValues(signer.DecisionFailed, signer.ReasonInternal)
 	s.Decisions.WithLabelValues(signer.DecisionFailed, signer.ReasonStoreFull)
+	s.Decisions.WithLabelValues(signer.DecisionFailed, signer.ReasonTokenUnavailable)
 	s.Decisions.WithLabelValues(signer.DecisionAdopted, "")
 	s.Decisions.WithLabelValues(signer.DecisionReleased, "")
 	for _, r := range refusalReasons() {
 		s.Decisions.WithLabelValues(signer.DecisionRefused, r)
 	}
 	s.StartTime.SetToCurrentTime()
-	s.Registry.MustRegister(s.Decisions, s.DecisionTime, s.StartTime)
+	s.TokenAvailable.Set(1)
+	s.Registry.MustRegister(s.Decisions, s.DecisionTime, s.StartTime, s.TokenAvailable)
 	return s
+}
+
+// ObserveToken records whether the token is available: it has the
+// signature of signer.ServeOptions.ObserveToken.
+func (s *Signer) ObserveToken(st hsm.TokenStatus) {
+	if st.Available {
+		s.TokenAvailable.Set(1)
+	} else {
+		s.TokenAvailable.Set(0)
+	}
 }
 
 // Observe counts one decision: it has the signature of
@@ -81,8 +99,12 @@ func (s *Signer) Observe(decision, reason string, took time.Duration) {
 	if !known {
 		decision = "other"
 	}
-	if reason != "" && reason != signer.ReasonRepeat && reason != signer.ReasonInternal && reason != signer.ReasonStoreFull && !isReasonName(reason) {
-		reason = "other"
+	switch reason {
+	case "", signer.ReasonRepeat, signer.ReasonInternal, signer.ReasonStoreFull, signer.ReasonTokenUnavailable:
+	default:
+		if !isReasonName(reason) {
+			reason = "other"
+		}
 	}
 	s.Decisions.WithLabelValues(decision, reason).Inc()
 	s.DecisionTime.WithLabelValues(decision).Observe(took.Seconds())

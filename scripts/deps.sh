@@ -8,6 +8,9 @@ set -euo pipefail
 
 need=()
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
+# The token suite's other two implementations (the tests install them too).
+command -v pkcsslotd >/dev/null 2>&1 || need+=(opencryptoki)
+command -v certutil >/dev/null 2>&1 || need+=(libnss3-tools)
 command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v socat >/dev/null 2>&1 || need+=(socat)

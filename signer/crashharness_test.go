@@ -60,7 +60,7 @@ func newCrashToken(t *testing.T) *crashToken {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tok.CreateMasterKey(ctx); err != nil {
+	if err := tok.CreateMasterKey(ctx, 0); err != nil {
 		tok.Close()
 		t.Fatal(err)
 	}

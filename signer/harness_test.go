@@ -178,7 +178,7 @@ func newWorldWith(t *testing.T, wo worldOptions) *world {
 	}
 	t.Cleanup(func() { tok.Close() })
 	w.tok = tok
-	if err := tok.CreateMasterKey(ctx); err != nil {
+	if err := tok.CreateMasterKey(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	seed, err := nano.ParseSeed(custodySeedHex)

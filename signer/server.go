@@ -2,6 +2,7 @@ package signer
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/nanokms/nanokms/grpcserve"
+	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/mtls"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -46,9 +48,11 @@ func codeFor(r pb.RefusalReason) codes.Code {
 // StatusOf converts err to a gRPC status: a *Refusal becomes its code with
 // an ErrorInfo (and, for a pending block, the block as a second detail);
 // ErrStoreFull becomes ResourceExhausted with an ErrorInfo whose reason is
-// ErrorInfoStoreFull (not a refusal: nothing was decided, the caller resends
-// later); anything else is Internal, with a generic message (internal
-// errors are logged, not sent).
+// ErrorInfoStoreFull, and a token that is unavailable (hsm.ErrTokenUnavailable,
+// or hsm.ErrSessionLost) Unavailable with an ErrorInfo whose reason is
+// ErrorInfoTokenUnavailable (neither is a refusal: nothing was decided, the
+// caller resends later); anything else is Internal, with a generic message
+// (internal errors are logged, not sent).
 func StatusOf(err error) *status.Status {
 	var r *Refusal
 	if !errors.As(err, &r) {
@@ -62,6 +66,8 @@ func StatusOf(err error) *status.Status {
 				return withDetails
 			}
 			return st
+		case errors.Is(err, hsm.ErrTokenUnavailable) || errors.Is(err, hsm.ErrSessionLost):
+			return tokenUnavailableStatus(err)
 		}
 		return status.New(codes.Internal, "signer: internal error (see the signer's log)")
 	}
@@ -90,6 +96,40 @@ func StatusOf(err error) *status.Status {
 // ErrorInfoStoreFull is the ErrorInfo reason of ErrStoreFull's status. It is
 // not a RefusalReason: RefusalFromStatus does not take it for a refusal.
 const ErrorInfoStoreFull = "STATE_STORE_FULL"
+
+// ErrorInfoTokenUnavailable is the ErrorInfo reason of the status of a
+// request that found the token unavailable. It is not a RefusalReason.
+const ErrorInfoTokenUnavailable = "TOKEN_UNAVAILABLE"
+
+// tokenUnavailableStatus is the status of err, a token that is
+// unavailable: Unavailable, and an ErrorInfo saying whether the signer is
+// reconnecting (metadata "final" "false") or the token refused its PIN and
+// an operator must act ("true"). The cause is logged, not sent.
+func tokenUnavailableStatus(err error) *status.Status {
+	final := errors.Is(err, hsm.ErrWrongPIN) || errors.Is(err, hsm.ErrPINLocked)
+	msg := "signer: the token is unavailable (the signer is reconnecting to it): nothing was signed or recorded; resend once it is back"
+	if final {
+		msg = "signer: the token is unavailable: it refused the PIN when the signer logged in again, which is not retried; an operator must act. Nothing was signed or recorded"
+	}
+	st := status.New(codes.Unavailable, msg)
+	info := &errdetails.ErrorInfo{Reason: ErrorInfoTokenUnavailable, Domain: ErrorDomain, Metadata: map[string]string{"final": fmt.Sprint(final)}}
+	if withDetails, derr := st.WithDetails(protoadapt.MessageV1Of(info)); derr == nil {
+		return withDetails
+	}
+	return st
+}
+
+// IsTokenUnavailable reports whether st is the status StatusOf makes of a
+// token that is unavailable: nothing was decided, and the same request may
+// be resent.
+func IsTokenUnavailable(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if v, ok := d.(*errdetails.ErrorInfo); ok && v.GetDomain() == ErrorDomain && v.GetReason() == ErrorInfoTokenUnavailable {
+			return st.Code() == codes.Unavailable
+		}
+	}
+	return false
+}
 
 // IsStoreFull reports whether st is the status StatusOf makes of
 // ErrStoreFull: nothing was decided, and the same request may be resent.
@@ -160,6 +200,8 @@ func (srv *Server) status(err error, requestID string) error {
 	case errors.As(err, &r):
 	case errors.Is(err, ErrStoreFull):
 		srv.log.Warn("not decided: the state store is full", "request_id", quoteInput(requestID), "error", err.Error())
+	case errors.Is(err, hsm.ErrTokenUnavailable) || errors.Is(err, hsm.ErrSessionLost):
+		srv.log.Warn("not decided: the token is unavailable", "request_id", quoteInput(requestID), "error", err.Error())
 	default:
 		srv.log.Error("internal error", "request_id", quoteInput(requestID), "error", err.Error())
 	}
@@ -250,12 +292,23 @@ type ServeOptions struct {
 	// common name) allowed in.
 	CertFile, KeyFile, ClientCAFile string
 	AllowedIdentities               []string
+	// Key, when set, is the private key of CertFile in place of KeyFile:
+	// a key on a token (package hsm/tlskey), which the handshake signs
+	// with through crypto.Signer.
+	Key crypto.Signer
 	// Grace bounds the graceful shutdown; in-flight requests finish
 	// within it, then the rest are cut.
 	Grace time.Duration
 	// SpaceProbe is how often the signer checks for space while its state
 	// store is full; 0 means 5 seconds.
 	SpaceProbe time.Duration
+	// TokenCheck is how often the signer looks at its token while it is
+	// available and no request did (TokenMonitor.Check); 0 means 10
+	// seconds.
+	TokenCheck time.Duration
+	// ObserveToken, when set, is told the token's status at start and at
+	// every change (for metrics). It must not block.
+	ObserveToken func(hsm.TokenStatus)
 }
 
 // Listen opens the listener ServeOptions describe: a Unix socket with mode
@@ -268,17 +321,34 @@ func Listen(opts ServeOptions) (net.Listener, error) {
 	return l, nil
 }
 
+// serverTLS is the mutual TLS configuration opts describe: the key file,
+// or opts.Key.
+func serverTLS(opts ServeOptions) (*tls.Config, error) {
+	if opts.Key == nil {
+		return mtls.Server(opts.CertFile, opts.KeyFile, opts.ClientCAFile, opts.AllowedIdentities)
+	}
+	cert, err := mtls.KeyPair(opts.CertFile, opts.Key)
+	if err != nil {
+		return nil, err
+	}
+	return mtls.ServerCert(cert, opts.ClientCAFile, opts.AllowedIdentities)
+}
+
 // Serve serves srv on l until ctx is done, then shuts down gracefully
 // within opts.Grace. The health service reports SERVING while the state
-// store is writable and NOT_SERVING while it is full (ErrStoreFull); while
-// full, the store is probed for space every opts.SpaceProbe, so that
-// health and signing resume without a restart once space is freed.
+// store is writable and the token available, and NOT_SERVING while the
+// store is full (ErrStoreFull) or the token unavailable
+// (hsm.ErrTokenUnavailable). While full, the store is probed for space
+// every opts.SpaceProbe; the token reconnects by itself (package hsm) and
+// is looked at every opts.TokenCheck while available (watchToken); so
+// health and signing resume without a restart once space is freed or the
+// token is back.
 // Strings that are not UTF-8 in a request reach the signer as U+FFFD
 // (lenientCodec), to be refused and recorded like any bad input.
 func Serve(ctx context.Context, l net.Listener, srv *Server, opts ServeOptions) error {
 	var creds *tls.Config
 	if grpcserve.IsTCP(opts.Listen) {
-		cfg, err := mtls.Server(opts.CertFile, opts.KeyFile, opts.ClientCAFile, opts.AllowedIdentities)
+		cfg, err := serverTLS(opts)
 		if err != nil {
 			l.Close()
 			return err
@@ -295,12 +365,23 @@ func Serve(ctx context.Context, l net.Listener, srv *Server, opts ServeOptions) 
 	}
 	store := srv.s.store
 	wctx, stopWatching := context.WithCancel(ctx)
-	watched := make(chan struct{})
+	watched, tokenWatched := make(chan struct{}), make(chan struct{})
 	go func() { defer close(watched); store.watchSpace(wctx, probe, srv.log) }()
-	// NOT_SERVING while the state store cannot be written (Writable).
+	tm, _ := srv.s.keys.(TokenMonitor)
+	if tm != nil {
+		check := opts.TokenCheck
+		if check <= 0 {
+			check = defaultTokenCheck
+		}
+		go func() { defer close(tokenWatched); watchToken(wctx, tm, check, srv.log, opts.ObserveToken) }()
+	} else {
+		close(tokenWatched)
+	}
+	// NOT_SERVING while the state store cannot be written (Writable) or
+	// the token is unavailable.
 	health := grpcserve.NewHealth(pb.Signer_ServiceDesc.ServiceName)
-	followed := health.Follow(wctx, store.Writable)
-	defer func() { stopWatching(); <-watched; <-followed }()
+	followed := health.Follow(wctx, serving(wctx, store, tm))
+	defer func() { stopWatching(); <-watched; <-tokenWatched; <-followed }()
 	return grpcserve.ServeWith(ctx, l, creds, grace, func(g *grpc.Server) { pb.RegisterSignerServer(g, srv) },
 		grpcserve.Options{Health: health, ServerOptions: []grpc.ServerOption{grpc.ForceServerCodecV2(newLenientCodec())}})
 }

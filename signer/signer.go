@@ -56,8 +56,10 @@ type Options struct {
 	// with how long it took (for metrics): decision is one of the
 	// Decision* values and reason is the refusal's ReasonName for a
 	// refusal, ReasonRepeat for a recorded answer given again, ReasonStoreFull
-	// for a failure because the state store is full, ReasonInternal for
-	// another failure, and "" otherwise. It must not block.
+	// for a failure because the state store is full,
+	// ReasonTokenUnavailable for one because the token is unavailable,
+	// ReasonInternal for another failure, and "" otherwise. It must not
+	// block.
 	Observe func(decision, reason string, took time.Duration)
 }
 
@@ -69,9 +71,10 @@ const (
 	DecisionFailed         = "failed"          // Sign: an internal failure, nothing released (reason ReasonInternal)
 	DecisionAdoptionFailed = "adoption_failed" // Adopt: refused (the ReasonName) or failed (ReasonInternal)
 
-	ReasonRepeat    = "repeat"     // the answer recorded for the same request id and intent
-	ReasonInternal  = "internal"   // the state file, the token or the context failed
-	ReasonStoreFull = "store_full" // the state store is full (ErrStoreFull): nothing was decided
+	ReasonRepeat           = "repeat"            // the answer recorded for the same request id and intent
+	ReasonInternal         = "internal"          // the state file, the token or the context failed
+	ReasonStoreFull        = "store_full"        // the state store is full (ErrStoreFull): nothing was decided
+	ReasonTokenUnavailable = "token_unavailable" // the token is unavailable (hsm.ErrTokenUnavailable): nothing was decided
 )
 
 // Signer verifies, decides, records and signs. It is safe for concurrent
@@ -223,8 +226,8 @@ func (s *Signer) turn(ctx context.Context) (func(), error) {
 }
 
 // outcome classifies err for Options.Observe: ok with reason "", a
-// refusal with its reason name, or a failure with ReasonStoreFull or
-// ReasonInternal.
+// refusal with its reason name, or a failure with ReasonStoreFull,
+// ReasonTokenUnavailable or ReasonInternal.
 func outcome(err error, ok, refused, failed string) (decision, reason string) {
 	var r *Refusal
 	switch {
@@ -234,6 +237,8 @@ func outcome(err error, ok, refused, failed string) (decision, reason string) {
 		return refused, ReasonName(r.Reason)
 	case errors.Is(err, ErrStoreFull):
 		return failed, ReasonStoreFull
+	case errors.Is(err, hsm.ErrTokenUnavailable) || errors.Is(err, hsm.ErrSessionLost):
+		return failed, ReasonTokenUnavailable
 	}
 	return failed, ReasonInternal
 }

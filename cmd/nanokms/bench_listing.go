@@ -237,7 +237,7 @@ func (w *benchListWorld) setup(ctx context.Context, opts benchListingOptions) er
 	if err != nil {
 		return hintTokenErr(err)
 	}
-	err = tok.CreateMasterKey(ctx)
+	err = tok.CreateMasterKey(ctx, 0)
 	if cerr := tok.Close(); err == nil {
 		err = cerr
 	}

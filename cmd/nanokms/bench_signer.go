@@ -515,7 +515,7 @@ func (w *benchWorld) setup(ctx context.Context, opts benchSignerOptions) error {
 	if err != nil {
 		return hintTokenErr(err)
 	}
-	if err := w.tok.CreateMasterKey(ctx); err != nil {
+	if err := w.tok.CreateMasterKey(ctx, 0); err != nil {
 		return err
 	}
 	if _, err := w.tok.CreateWallet(ctx, benchWallet); err != nil {

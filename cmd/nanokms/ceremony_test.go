@@ -494,7 +494,7 @@ func TestExportFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if keys := jsonKeys(t, string(data)); !slices.Equal(keys, []string{"format", "label", "wallet_id", "kind", "master_key_check", "sealed"}) {
+	if keys := jsonKeys(t, string(data)); !slices.Equal(keys, []string{"format", "label", "wallet_id", "kind", "scheme", "master_key_check", "sealed"}) {
 		t.Errorf("export keys %q", keys)
 	}
 	c.refused(exitFailed, tok, "", "wallet", "export", "det1", "--out", out)

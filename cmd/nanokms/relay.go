@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/hsm/tlskey"
 	"github.com/nanokms/nanokms/metrics"
 	"github.com/nanokms/nanokms/mtls"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -75,10 +78,11 @@ func runRelay(ctx context.Context, e *env, opts relayOptions) error {
 		return err
 	}
 	defer medium.Close()
-	conn, err := dialSigner(cfg.Signer, cfg.TLS)
+	conn, closeKey, err := dialSigner(ctx, cfg.Signer, cfg.TLS)
 	if err != nil {
 		return err
 	}
+	defer closeKey()
 	defer conn.Close()
 	r := &coldbridge.Relay{
 		In: medium.Reader, Out: medium.Writer, Signer: pb.NewSignerClient(conn), Log: log,
@@ -97,20 +101,54 @@ func runRelay(ctx context.Context, e *env, opts relayOptions) error {
 	return nil
 }
 
-// dialSigner connects to the signer: a Unix socket, or TCP with mutual TLS.
-func dialSigner(addr string, tlsCfg *coldbridge.TLSClientConfig) (*grpc.ClientConn, error) {
+// dialSigner connects to the signer: a Unix socket, or TCP with mutual TLS,
+// the relay's key a file or a key on a token ([relay.tls.token]). The
+// caller calls closeKey once the connection is closed.
+func dialSigner(ctx context.Context, addr string, tlsCfg *coldbridge.TLSClientConfig) (conn *grpc.ClientConn, closeKey func(), err error) {
+	closeKey = func() {}
 	switch {
 	case strings.HasPrefix(addr, "unix://"):
-		return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		return conn, closeKey, err
 	case strings.HasPrefix(addr, "tcp://"):
 		if tlsCfg == nil {
-			return nil, fmt.Errorf("relay.signer %s: tcp needs [relay.tls]", addr)
+			return nil, closeKey, fmt.Errorf("relay.signer %s: tcp needs [relay.tls]", addr)
 		}
-		c, err := mtls.Client(tlsCfg.Cert, tlsCfg.Key, tlsCfg.CA, tlsCfg.ServerName)
+		var c *tls.Config
+		if tlsCfg.KeyLabel == "" {
+			c, err = mtls.Client(tlsCfg.Cert, tlsCfg.Key, tlsCfg.CA, tlsCfg.ServerName)
+		} else {
+			var key *tlskey.Key
+			key, err = openRelayTLSKey(ctx, tlsCfg)
+			if err != nil {
+				return nil, closeKey, err
+			}
+			closeKey = func() { key.Close() }
+			var cert tls.Certificate
+			if cert, err = mtls.KeyPair(tlsCfg.Cert, key); err == nil {
+				c, err = mtls.ClientCert(cert, tlsCfg.CA, tlsCfg.ServerName)
+			}
+		}
 		if err != nil {
-			return nil, err
+			closeKey()
+			return nil, func() {}, err
 		}
-		return grpc.NewClient(strings.TrimPrefix(addr, "tcp://"), grpc.WithTransportCredentials(credentials.NewTLS(c)))
+		conn, err = grpc.NewClient(strings.TrimPrefix(addr, "tcp://"), grpc.WithTransportCredentials(credentials.NewTLS(c)))
+		if err != nil {
+			closeKey()
+			return nil, func() {}, err
+		}
+		return conn, closeKey, nil
 	}
-	return nil, fmt.Errorf("relay.signer %q is neither unix:// nor tcp://", addr)
+	return nil, closeKey, fmt.Errorf("relay.signer %q is neither unix:// nor tcp://", addr)
+}
+
+// openRelayTLSKey opens the relay's TLS key on [relay.tls.token].
+func openRelayTLSKey(ctx context.Context, t *coldbridge.TLSClientConfig) (*tlskey.Key, error) {
+	pin, err := hsm.ReadPIN(t.Token.PINFile, t.Token.PINEnv)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("reading the PIN of relay.tls.token: %w", err), "the PIN comes from relay.tls.token.pin_file (readable by this user only: chmod 600) or the variable relay.tls.token.pin_env names")
+	}
+	defer pin.Wipe()
+	return openTLSKey(ctx, t.Token.Module, t.Token.Label, t.KeyLabel, pin, "relay.tls.key_label")
 }

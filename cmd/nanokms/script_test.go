@@ -51,6 +51,12 @@ func TestMain(m *testing.M) {
 //	    flip a bit of the sealed blob in the wallet export FILE.
 //	perm FILE MODE
 //	    fail unless FILE's permission bits are MODE (octal).
+//	legacytoken
+//	    add the SoftHSM token of testdata/legacy-v1 (made by nanokms before
+//	    seal schemes; label legacy-v1) to the script's token directory, and
+//	    its wallet exports to $WORK/legacy.
+//	freeport NAME
+//	    set $NAME to a free TCP port on 127.0.0.1.
 //
 // and, for the services (scriptcmds_test.go): waitfor, expand,
 // verifyapproval, auditedit and noderpc; for large signers
@@ -68,11 +74,13 @@ func TestScripts(t *testing.T) {
 		RequireUniqueNames:  true,
 		Setup:               setupScript,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits":      cmdExits,
-			"capture":    cmdCapture,
-			"newtoken":   cmdNewToken,
-			"flipsealed": cmdFlipSealed,
-			"perm":       cmdPerm,
+			"exits":       cmdExits,
+			"capture":     cmdCapture,
+			"newtoken":    cmdNewToken,
+			"flipsealed":  cmdFlipSealed,
+			"perm":        cmdPerm,
+			"legacytoken": cmdLegacyToken,
+			"freeport":    cmdFreePort, // tlsscript_test.go
 			// scriptcmds_test.go
 			"waitfor":        cmdWaitfor,
 			"expand":         cmdExpand,

@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/hsm/p11uri"
+	"github.com/nanokms/nanokms/hsm/tlskey"
 	"github.com/nanokms/nanokms/metrics"
 	"github.com/nanokms/nanokms/signer"
 	"github.com/nanokms/nanokms/signer/policy"
@@ -65,12 +67,40 @@ func runSigner(ctx context.Context, e *env, opts signerOptions) error {
 	}
 	defer store.Close()
 
-	tok, err := openSignerToken(ctx, cfg.Token)
+	// The PIN is read once: the TLS key (when it is on the token) and the
+	// keystore share it, and hsm.ReadPIN removes an environment variable
+	// once read.
+	pin, err := readSignerPIN(cfg.Token)
+	if err != nil {
+		return err
+	}
+	defer pin.Wipe()
+	// The TLS key first: crypto11 must initialise the module before
+	// package hsm does (see package hsm/tlskey).
+	var tlsKey *tlskey.Key
+	if t := cfg.Signer.TLS; t != nil && t.KeyLabel != "" {
+		tlsKey, err = openTLSKey(ctx, cfg.Token.Module, cfg.Token.Label, t.KeyLabel, pin, "signer.tls.key_label")
+		if err != nil {
+			return noRestartOnPIN(err)
+		}
+		defer tlsKey.Close()
+	}
+	tok, err := openSignerToken(ctx, cfg.Token, pin)
 	if err != nil {
 		return noRestartOnPIN(err)
 	}
 	defer tok.Close()
+	pin.Wipe()
 
+	// What the token does not enforce is said at every start, never
+	// silently accepted (docs/HSM.md).
+	if ne := tok.Capabilities().NotEnforced(); len(ne) > 0 {
+		names := make([]string, len(ne))
+		for i, a := range ne {
+			names[i] = string(a.Attribute)
+		}
+		log.Warn("the token does not enforce these protective attributes", "token", tokenDisplay(cfg.Token), "not_enforced", names)
+	}
 	m := metrics.NewSigner()
 	s := signer.New(store, tok, cfg, signer.Options{MaxIntentTTL: cfg.Signer.MaxIntentTTL, Logger: log, Observe: m.Observe})
 	// The metrics file is written until the signer has stopped, then once more.
@@ -78,20 +108,31 @@ func runSigner(ctx context.Context, e *env, opts signerOptions) error {
 	metricsDone := metrics.StartTextfile(mctx, m.Registry, cfg.Signer.Metrics, 0,
 		func(err error) { log.Warn("writing metrics", "file", cfg.Signer.Metrics, "error", err.Error()) })
 	defer func() { stopMetrics(); metricsDone() }()
-	sopts := signer.ServeOptions{Listen: cfg.Signer.Listen.String(), Grace: cfg.Signer.ShutdownGrace}
+	sopts := signer.ServeOptions{Listen: cfg.Signer.Listen.String(), Grace: cfg.Signer.ShutdownGrace, ObserveToken: m.ObserveToken}
 	if t := cfg.Signer.TLS; t != nil {
 		sopts.CertFile, sopts.KeyFile, sopts.ClientCAFile, sopts.AllowedIdentities = t.Cert, t.Key, t.ClientCA, t.AllowedIdentities
+		if tlsKey != nil {
+			sopts.Key = tlsKey
+		}
 	}
 	l, err := signer.Listen(sopts)
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "listen", cfg.Signer.Listen.String(), "state", cfg.Signer.State, "token", cfg.Token.Label, "metrics", cfg.Signer.Metrics)
+	log.Info("serving", "listen", cfg.Signer.Listen.String(), "state", cfg.Signer.State, "token", tokenDisplay(cfg.Token), "metrics", cfg.Signer.Metrics)
 	if err := signer.Serve(ctx, l, signer.NewServer(s), sopts); err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// tokenDisplay names the configured token in logs: its label, or its URI.
+func tokenDisplay(tc policy.TokenConfig) string {
+	if tc.Label != "" {
+		return tc.Label
+	}
+	return tc.URI
 }
 
 // exitSignerPIN is the signer's exit status when the token refused its
@@ -114,14 +155,27 @@ func noRestartOnPIN(err error) error {
 	return &cliError{err: err, code: exitSignerPIN}
 }
 
-// openSignerToken logs in to the token the configuration names.
-func openSignerToken(ctx context.Context, tc policy.TokenConfig) (*hsm.Token, error) {
+// readSignerPIN reads the token PIN from where the configuration says.
+func readSignerPIN(tc policy.TokenConfig) (*hsm.PIN, error) {
 	pin, err := hsm.ReadPIN(tc.PINFile, tc.PINEnv)
 	if err != nil {
 		return nil, withHint(fmt.Errorf("reading the token PIN: %w", err), "the PIN comes from token.pin_file (readable by this user only: chmod 600) or the variable token.pin_env names")
 	}
-	defer pin.Wipe()
-	tok, err := hsm.Open(ctx, hsm.Config{Module: tc.Module, TokenLabel: tc.Label, PIN: pin, PoolSize: tc.PoolSize})
+	return pin, nil
+}
+
+// openSignerToken logs in to the token the configuration names.
+func openSignerToken(ctx context.Context, tc policy.TokenConfig, pin *hsm.PIN) (*hsm.Token, error) {
+	cfg := hsm.Config{Module: tc.Module, ModuleParams: tc.ModuleParams, TokenLabel: tc.Label, WalletDir: tc.WalletDir, PIN: pin, PoolSize: tc.PoolSize,
+		NoModuleReload: !tc.ReloadModule}
+	if tc.URI != "" {
+		u, err := p11uri.Parse(tc.URI)
+		if err != nil { // policy.Load checked it
+			return nil, fmt.Errorf("token.uri: %w", err)
+		}
+		cfg.URI = u
+	}
+	tok, err := hsm.Open(ctx, cfg)
 	if err != nil {
 		return nil, hintTokenErr(err)
 	}
@@ -137,6 +191,11 @@ func hintTokenErr(err error) error {
 		return withHint(err, "list tokens with 'softhsm2-util --show-slots' or 'pkcs11-tool -L'")
 	case errors.Is(err, hsm.ErrMasterKeyMissing):
 		return withHint(err, "create it with 'nanokms token init'")
+	case errors.Is(err, hsm.ErrWalletDir):
+		return withHint(err, "token.wallet_dir must exist, be a real directory, and be writable by this user only (chmod go-w)")
+	}
+	if h := hsm.TokenErrorHint(err); h != "" {
+		return withHint(err, h)
 	}
 	return err
 }

@@ -62,6 +62,10 @@ func rpcErr(err error) error {
 		return withHint(fmt.Errorf("signer: %s", st.Message()),
 			"free space on the file system of the signer's state file (signer.state); the signer resumes by itself, without a restart")
 	}
+	if signer.IsTokenUnavailable(st) {
+		return withHint(fmt.Errorf("signer: %s", st.Message()),
+			"the signer's token went away (removed, its store renamed, hidden or emptied, its connection lost): bring it back; the signer reconnects by itself unless its log says the PIN was refused")
+	}
 	what, hint := rpcFailureHint(st.Code())
 	if what != "" {
 		return withHint(fmt.Errorf("signer: %s: %s", what, st.Message()), hint)

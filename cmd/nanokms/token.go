@@ -25,13 +25,18 @@ backup token wrapped under a key that only that token holds:
 
 After 'token finish-backup' the master key can never leave the primary again:
 make every backup token before it. Operators compare the transport key
-fingerprints and the master key check values that the steps print.`
+fingerprints and the master key check values that the steps print.
+
+'token tls-key' makes the signer's or the relay's TLS key pair on the token.`
 	cmd.AddCommand(
+		newTokenProbeCmd(e),
 		newTokenInitCmd(e),
+		newTokenChangePINCmd(e),
 		newTokenTransportKeyCmd(e),
 		newTokenWrapMasterCmd(e),
 		newTokenImportMasterCmd(e),
 		newTokenFinishBackupCmd(e),
+		newTokenTLSKeyCmd(e),
 	)
 	return cmd
 }
@@ -40,7 +45,9 @@ fingerprints and the master key check values that the steps print.`
 // report the master key.
 type masterKeyResult struct {
 	Token            string `json:"token"`
+	Scheme           string `json:"scheme"`
 	Label            string `json:"label"`
+	MACLabel         string `json:"mac_label,omitempty"`
 	KeyID            string `json:"key_id"`
 	Check            string `json:"check"`
 	Sensitive        bool   `json:"sensitive"`
@@ -52,7 +59,9 @@ type masterKeyResult struct {
 func newMasterKeyResult(token string, info hsm.MasterKeyInfo) masterKeyResult {
 	return masterKeyResult{
 		Token:            token,
+		Scheme:           info.Scheme.String(),
 		Label:            info.Label,
+		MACLabel:         info.MACLabel,
 		KeyID:            hex.EncodeToString(info.ID),
 		Check:            info.Check,
 		Sensitive:        info.Sensitive,
@@ -65,7 +74,11 @@ func newMasterKeyResult(token string, info hsm.MasterKeyInfo) masterKeyResult {
 // printMasterKey prints the master key's description as text.
 func printMasterKey(e *env, r masterKeyResult) {
 	fmt.Fprintf(e.stdout, "token:       %s\n", r.Token)
+	fmt.Fprintf(e.stdout, "scheme:      %s\n", r.Scheme)
 	fmt.Fprintf(e.stdout, "master key:  %s\n", r.Label)
+	if r.MACLabel != "" {
+		fmt.Fprintf(e.stdout, "MAC key:     %s\n", r.MACLabel)
+	}
 	fmt.Fprintf(e.stdout, "key id:      %s\n", r.KeyID)
 	fmt.Fprintf(e.stdout, "check value: %s\n", r.Check)
 	fmt.Fprintf(e.stdout, "sensitive:   %s\n", yesNo(r.Sensitive))

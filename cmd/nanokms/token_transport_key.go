@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/spf13/cobra"
@@ -26,7 +27,12 @@ key): generates the RSA-3072 transport key pair on the token (its private
 half never leaves it and can only unwrap), writes the public half to --out
 as a PEM "PUBLIC KEY" block (not secret), and prints its SHA-256
 fingerprint. Write the fingerprint down: 'nanokms token wrap-master' prints
-it again on the primary. Run again, it writes the same public key.` + tokenFlagsHelp,
+it again on the primary. Run again, it writes the same public key.
+
+The block's headers say what this token offers the ceremony, so that the
+primary can refuse a backup token that could not use its master key:
+Nanokms-Seal-Schemes (the seal schemes it can run) and Nanokms-Unwrap
+(the wrapping methods it can unwrap). The fingerprint covers the key only.` + tokenFlagsHelp,
 		Args: noArgsQuiet,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runTokenTransportKey(cmd.Context(), e, opts)
@@ -40,9 +46,36 @@ it again on the primary. Run again, it writes the same public key.` + tokenFlags
 
 // transportKeyResult is the --json output of token transport-key.
 type transportKeyResult struct {
-	Token       string `json:"token"`
-	Out         string `json:"out"`
-	Fingerprint string `json:"fingerprint"`
+	Token       string   `json:"token"`
+	Out         string   `json:"out"`
+	Fingerprint string   `json:"fingerprint"`
+	Schemes     []string `json:"schemes"`
+	Unwrap      []string `json:"unwrap"`
+}
+
+// The PEM headers of a transport key file.
+const (
+	pemSchemes = "Nanokms-Seal-Schemes"
+	pemUnwrap  = "Nanokms-Unwrap"
+)
+
+func joinSchemes(ss []hsm.SealScheme) string {
+	names := make([]string, len(ss))
+	for i, s := range ss {
+		names[i] = s.String()
+	}
+	return strings.Join(names, ", ")
+}
+
+// splitList splits a header's comma-separated list.
+func splitList(s string) []string {
+	out := []string{}
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func runTokenTransportKey(ctx context.Context, e *env, opts tokenTransportKeyOptions) error {
@@ -69,16 +102,23 @@ func runTokenTransportKey(ctx context.Context, e *env, opts tokenTransportKeyOpt
 	if err != nil {
 		return tc.explain(err)
 	}
-	if err := writeNewFile(opts.out, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
+	target := tok.BackupTarget()
+	block := &pem.Block{Type: "PUBLIC KEY", Bytes: der, Headers: map[string]string{
+		pemSchemes: joinSchemes(target.Schemes),
+		pemUnwrap:  strings.Join(target.Unwrap, ", "),
+	}}
+	if err := writeNewFile(opts.out, pem.EncodeToMemory(block), 0o644); err != nil {
 		return err
 	}
-	res := transportKeyResult{Token: tc.label, Out: opts.out, Fingerprint: hsm.TransportKeyFingerprint(der)}
+	res := transportKeyResult{Token: tc.label, Out: opts.out, Fingerprint: hsm.TransportKeyFingerprint(der),
+		Schemes: splitList(block.Headers[pemSchemes]), Unwrap: append([]string{}, target.Unwrap...)}
 	if opts.json {
 		return printJSON(e.stdout, res)
 	}
 	fmt.Fprintf(e.stdout, "token:         %s\n", res.Token)
 	fmt.Fprintf(e.stdout, "transport key: %s\n", res.Out)
 	fmt.Fprintf(e.stdout, "fingerprint:   %s\n", res.Fingerprint)
+	fmt.Fprintf(e.stdout, "offers:        %s; unwraps %s\n", orNone(res.Schemes), orNone(res.Unwrap))
 	fmt.Fprintln(e.stdout, "next:          on the primary, 'nanokms token wrap-master --transport-key FILE --out PKG'; compare the fingerprint it prints with this one")
 	return nil
 }

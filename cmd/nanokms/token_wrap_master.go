@@ -29,7 +29,14 @@ with RSA-OAEP under the transport public key that 'nanokms token
 transport-key' wrote on a backup token (PEM or DER), and writes the package
 to --out (mode 0600, never overwritten). Only that backup token can open it.
 Prints the transport key's fingerprint, to compare with the one the backup
-token printed, and the master key's check value.` + tokenFlagsHelp,
+token printed, and the master key's check value.
+
+The backup token may be of another kind: the transport key file's headers
+say which seal schemes it can run and what it can unwrap, and wrap-master
+refuses (before wrapping anything) a backup token that cannot use the
+primary's scheme. A file without those headers (made by nanokms before
+seal schemes) is taken to offer aes-256-gcm and rsa-oaep-sha1, as every
+token nanokms supported then did.` + tokenFlagsHelp,
 		Args: noArgsQuiet,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runTokenWrapMaster(cmd.Context(), e, opts)
@@ -46,6 +53,7 @@ token printed, and the master key's check value.` + tokenFlagsHelp,
 type wrapMasterResult struct {
 	Token        string `json:"token"`
 	Out          string `json:"out"`
+	Scheme       string `json:"scheme"`
 	TransportKey string `json:"transport_key"`
 	KeyID        string `json:"key_id"`
 	Check        string `json:"check"`
@@ -67,11 +75,26 @@ func runTokenWrapMaster(ctx context.Context, e *env, opts tokenWrapMasterOptions
 		return err
 	}
 	der := data
+	// What nanokms's backup tokens offered before seal schemes.
+	target := hsm.BackupTarget{Schemes: []hsm.SealScheme{hsm.SchemeAESGCM}, Unwrap: []string{"rsa-oaep-sha1"}}
 	if block, _ := pem.Decode(data); block != nil {
 		if block.Type != "PUBLIC KEY" {
 			return withHint(fmt.Errorf("--transport-key: a PEM %q block, want \"PUBLIC KEY\"", block.Type), "give the file that 'nanokms token transport-key' wrote on the backup token")
 		}
 		der = block.Bytes
+		if v, ok := block.Headers[pemSchemes]; ok {
+			target.Schemes = nil
+			for _, name := range splitList(v) {
+				s, err := hsm.ParseSealScheme(name)
+				if err != nil {
+					return withHint(fmt.Errorf("--transport-key: %s: %s", pemSchemes, pinReason(err)), "give the file that 'nanokms token transport-key' wrote on the backup token")
+				}
+				target.Schemes = append(target.Schemes, s)
+			}
+		}
+		if v, ok := block.Headers[pemUnwrap]; ok {
+			target.Unwrap = splitList(v)
+		}
 	}
 	if err := refuseExisting(opts.out); err != nil {
 		return err
@@ -81,7 +104,7 @@ func runTokenWrapMaster(ctx context.Context, e *env, opts tokenWrapMasterOptions
 		return err
 	}
 	defer tok.Close()
-	pkg, err := tok.WrapMasterKey(ctx, der)
+	pkg, err := tok.WrapMasterKey(ctx, der, target)
 	if err != nil {
 		var ce *hsm.ConfigError
 		if errors.As(err, &ce) {
@@ -92,21 +115,32 @@ func runTokenWrapMaster(ctx context.Context, e *env, opts tokenWrapMasterOptions
 	// The package's metadata (docs/KEYS.md), for the operators.
 	var meta struct {
 		KeyID        string `json:"key_id"`
+		Scheme       string `json:"scheme"`
 		Check        string `json:"check"`
 		TransportKey string `json:"transport_key"`
+		Keys         []struct {
+			KeyID string `json:"key_id"`
+		} `json:"keys"`
 	}
 	if err := json.Unmarshal(pkg, &meta); err != nil {
 		return fmt.Errorf("reading the package back: %w", err)
 	}
+	if meta.KeyID == "" && len(meta.Keys) > 0 {
+		meta.KeyID = meta.Keys[0].KeyID
+	}
+	if meta.Scheme == "" {
+		meta.Scheme = hsm.SchemeAESGCM.String()
+	}
 	if err := writeNewFile(opts.out, append(pkg, '\n'), 0o600); err != nil {
 		return err
 	}
-	res := wrapMasterResult{Token: tc.label, Out: opts.out, TransportKey: meta.TransportKey, KeyID: meta.KeyID, Check: meta.Check}
+	res := wrapMasterResult{Token: tc.label, Out: opts.out, Scheme: meta.Scheme, TransportKey: meta.TransportKey, KeyID: meta.KeyID, Check: meta.Check}
 	if opts.json {
 		return printJSON(e.stdout, res)
 	}
 	fmt.Fprintf(e.stdout, "token:         %s\n", res.Token)
 	fmt.Fprintf(e.stdout, "package:       %s\n", res.Out)
+	fmt.Fprintf(e.stdout, "scheme:        %s\n", res.Scheme)
 	fmt.Fprintf(e.stdout, "transport key: %s\n", res.TransportKey)
 	fmt.Fprintf(e.stdout, "check value:   %s\n", res.Check)
 	fmt.Fprintln(e.stdout, "next:          compare the transport key with the fingerprint the backup token printed; there run 'nanokms token import-master PKG'; after the last backup token, 'nanokms token finish-backup' here")

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/hsm/p11uri"
 	"github.com/spf13/cobra"
 )
 
@@ -18,9 +20,11 @@ import (
 // from the process environment once read (Go's, and the environment block
 // /proc/PID/environ shows).
 const (
-	envModule = "NANOKMS_PKCS11_MODULE"
-	envToken  = "NANOKMS_TOKEN"
-	envPIN    = "NANOKMS_PIN"
+	envModule       = "NANOKMS_PKCS11_MODULE"
+	envModuleParams = "NANOKMS_PKCS11_MODULE_PARAMS"
+	envToken        = "NANOKMS_TOKEN"
+	envWalletDir    = "NANOKMS_WALLET_DIR"
+	envPIN          = "NANOKMS_PIN"
 )
 
 // tokenFlagsHelp is appended to the Long help of every command that opens
@@ -28,51 +32,105 @@ const (
 const tokenFlagsHelp = `
 
 The token is the PKCS#11 token labelled --token (or $NANOKMS_TOKEN) in the
-module --module (or $NANOKMS_PKCS11_MODULE). The user PIN is read from
---pin-file (a file only its owner may read or write: mode 0600 or 0400;
-one trailing newline is ignored) or, without it, from $NANOKMS_PIN
-(removed from the process's environment once read); it is never
-taken from the command line. A PIN the token refuses is never tried again.`
+module --module (or $NANOKMS_PKCS11_MODULE); --token may also be a PKCS#11
+URI (RFC 7512), such as pkcs11:token=signer;serial=8f3c1a, whose
+module-path names the module. A module that wants initialisation
+parameters (NSS softokn: configdir=...) gets them from --module-params (or
+$NANOKMS_PKCS11_MODULE_PARAMS). Wallets are data objects on the token, or
+files in --wallet-dir (or $NANOKMS_WALLET_DIR) for a token that keeps no
+data objects. The user PIN is read from --pin-file (a file only its owner
+may read or write: mode 0600 or 0400; one trailing newline is ignored) or,
+without it, from $NANOKMS_PIN (removed from the process's environment once
+read); it is never taken from the command line. A
+PIN the token refuses is never tried again.`
 
 // tokenFlags are the flags of every subcommand that opens the token.
 type tokenFlags struct {
-	module  string
-	token   string
-	pinFile string
+	module       string
+	moduleParams string
+	token        string
+	walletDir    string
+	pinFile      string
 }
 
 func (f *tokenFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.module, "module", "", "path of the PKCS#11 library (default $"+envModule+")")
-	cmd.Flags().StringVar(&f.token, "token", "", "label of the token (default $"+envToken+")")
+	cmd.Flags().StringVar(&f.moduleParams, "module-params", "", "initialisation parameters the module wants in C_Initialize, e.g. NSS's configdir=... (default $"+envModuleParams+")")
+	cmd.Flags().StringVar(&f.token, "token", "", "label of the token, or a pkcs11: URI naming it (default $"+envToken+")")
+	cmd.Flags().StringVar(&f.walletDir, "wallet-dir", "", "directory keeping the sealed wallets, for a token that keeps no data objects (default $"+envWalletDir+")")
 	cmd.Flags().StringVar(&f.pinFile, "pin-file", "", "file holding the user PIN, mode 0600 (default: the PIN itself in $"+envPIN+")")
 }
 
 // tokenConfig is where the token is and where its PIN comes from, resolved
 // from the flags and the environment.
 type tokenConfig struct {
-	module  string
-	label   string
-	pinFile string // "" to read $NANOKMS_PIN
+	module       string
+	moduleParams string
+	label        string      // how messages name the token: its label, or the URI
+	selLabel     string      // the label to select by ("" with a URI)
+	uri          *p11uri.URI // nil without one
+	walletDir    string      // "" for wallets on the token
+	pinFile      string      // "" to read $NANOKMS_PIN
 }
 
 // resolve checks the token flags, falling back to the environment. It reads
 // nothing: commands call it before reading their input, so that a command
 // line that cannot work fails first.
 func (f *tokenFlags) resolve() (*tokenConfig, error) {
-	c := &tokenConfig{module: f.module, label: f.token, pinFile: f.pinFile}
+	c := &tokenConfig{module: f.module, moduleParams: f.moduleParams, walletDir: f.walletDir, pinFile: f.pinFile}
+	token := f.token
 	if c.module == "" {
 		c.module = os.Getenv(envModule)
 	}
-	if c.label == "" {
-		c.label = os.Getenv(envToken)
+	if c.moduleParams == "" {
+		c.moduleParams = os.Getenv(envModuleParams)
+	}
+	if c.walletDir == "" {
+		c.walletDir = os.Getenv(envWalletDir)
+	}
+	if token == "" {
+		token = os.Getenv(envToken)
+	}
+	if p11uri.IsURI(token) {
+		u, err := p11uri.Parse(token)
+		if err != nil {
+			return nil, usageErr("--token: %s", strings.TrimPrefix(err.Error(), "p11uri: "))
+		}
+		if !u.HasTokenAttrs() {
+			return nil, usageErr("--token: the URI names no token (give token=, serial= or slot-id=)")
+		}
+		if _, ok := u.GetQuery(p11uri.PINSource); ok {
+			return nil, usageErr("--token: pin-source is not used: the PIN comes from --pin-file or %s", envPIN)
+		}
+		if mp, ok := u.GetQuery(p11uri.ModulePath); ok {
+			if f.module != "" && f.module != mp {
+				return nil, usageErr("--token: the URI's module-path disagrees with --module")
+			}
+			if f.module == "" {
+				c.module = mp
+			}
+		}
+		c.uri = u
+		c.label = u.String()
+		if l, ok := u.Get(p11uri.Token); ok && l != "" {
+			c.label = l
+		}
+	} else {
+		c.selLabel, c.label = token, token
 	}
 	switch {
 	case c.module == "":
 		return nil, usageErr("no PKCS#11 module: give --module or set %s", envModule)
-	case c.label == "":
+	case token == "":
 		return nil, usageErr("no token: give --token LABEL or set %s", envToken)
-	case len(c.label) > 32:
+	case len(c.selLabel) > 32:
 		return nil, usageErr("--token: a token label is at most 32 bytes")
+	case c.walletDir != "" && !filepath.IsAbs(c.walletDir):
+		abs, err := filepath.Abs(c.walletDir)
+		if err != nil {
+			return nil, usageErr("--wallet-dir: %v", err)
+		}
+		c.walletDir = abs
 	}
 	if c.pinFile == "" {
 		if _, ok := os.LookupEnv(envPIN); !ok {
@@ -85,10 +143,16 @@ func (f *tokenFlags) resolve() (*tokenConfig, error) {
 // readPIN reads the PIN from the PIN file or $NANOKMS_PIN. Errors never
 // name the file: a PIN typed where its path belongs must not be echoed.
 func (c *tokenConfig) readPIN() (*hsm.PIN, error) {
+	return c.readPINFrom("--pin-file", envPIN)
+}
+
+// readPINFrom reads a PIN from c.pinFile (given with flag) or, without
+// one, from the environment variable env.
+func (c *tokenConfig) readPINFrom(flag, env string) (*hsm.PIN, error) {
 	if c.pinFile == "" {
-		pin, err := hsm.ReadPIN("", envPIN)
+		pin, err := hsm.ReadPIN("", env)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", envPIN, pinReason(err))
+			return nil, fmt.Errorf("%s: %w", env, pinReason(err))
 		}
 		return pin, nil
 	}
@@ -100,21 +164,24 @@ func (c *tokenConfig) readPIN() (*hsm.PIN, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, fmt.Errorf("opening --pin-file: %w", err)
+		return nil, fmt.Errorf("opening %s: %w", flag, err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, errors.New("--pin-file: not a regular file")
+		return nil, fmt.Errorf("%s: not a regular file", flag)
 	}
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, withHint(fmt.Errorf("--pin-file is accessible to users other than its owner (mode %04o)", perm),
+		return nil, withHint(fmt.Errorf("%s is accessible to users other than its owner (mode %04o)", flag, perm),
 			"the PIN file must be readable and writable by its owner only: chmod 600 it")
 	}
 	pin, err := hsm.ReadPIN(c.pinFile, "")
 	if err != nil {
-		return nil, fmt.Errorf("--pin-file: %s", strings.ReplaceAll(pinReason(err).Error(), c.pinFile, "(the file)"))
+		return nil, fmt.Errorf("%s: %s", flag, strings.ReplaceAll(pinReason(err).Error(), c.pinFile, "(the file)"))
 	}
 	return pin, nil
 }
+
+// lookupEnv is os.LookupEnv.
+func lookupEnv(k string) (string, bool) { return os.LookupEnv(k) }
 
 // pinReason returns a ConfigError's reason alone, or err.
 func pinReason(err error) error {
@@ -133,11 +200,16 @@ func (c *tokenConfig) open(ctx context.Context) (*hsm.Token, error) {
 		return nil, err
 	}
 	defer pin.Wipe()
-	tok, err := hsm.Open(ctx, hsm.Config{Module: c.module, TokenLabel: c.label, PIN: pin, PoolSize: 1})
+	tok, err := hsm.Open(ctx, c.hsmConfig(pin, 1))
 	if err != nil {
 		return nil, c.explain(err)
 	}
 	return tok, nil
+}
+
+// hsmConfig is the package hsm configuration of the token.
+func (c *tokenConfig) hsmConfig(pin *hsm.PIN, pool int) hsm.Config {
+	return hsm.Config{Module: c.module, ModuleParams: c.moduleParams, TokenLabel: c.selLabel, URI: c.uri, WalletDir: c.walletDir, PIN: pin, PoolSize: pool}
 }
 
 // explain turns an error of package hsm into what an operator needs: a
@@ -164,11 +236,35 @@ func (c *tokenConfig) explain(err error) error {
 		return withHint(errors.New("this nanokms was built without cgo and cannot load a PKCS#11 module"), "rebuild it with CGO_ENABLED=1")
 	case errors.Is(err, hsm.ErrModule):
 		return withHint(err, "check --module (or "+envModule+"): the path of the token's PKCS#11 library, for SoftHSM usually /usr/lib/softhsm/libsofthsm2.so")
+	case errors.Is(err, hsm.ErrModuleInit):
+		h := hsm.TokenErrorHint(err)
+		if h == "" {
+			h = "the module loaded but refused to start: see its own documentation"
+		}
+		return withHint(errors.New(trimHSM(err)), h)
+	case errors.Is(err, hsm.ErrTokenNotFound) && c.uri != nil:
+		return withHint(fmt.Errorf("no initialised token matches %s", c.uri),
+			"list the tokens with 'pkcs11-tool --module "+c.module+" -L' (or 'p11tool --list-tokens'), and check the URI's attributes")
 	case errors.Is(err, hsm.ErrTokenNotFound):
 		return withHint(fmt.Errorf("no initialised token is labelled %q", c.label),
 			"list the tokens and their labels with 'softhsm2-util --show-slots' (SoftHSM) or 'pkcs11-tool --module "+c.module+" -L', and give the label with --token (or "+envToken+")")
 	case errors.Is(err, hsm.ErrTokenAmbiguous):
-		return withHint(fmt.Errorf("more than one token is labelled %q", c.label), "give every token a label of its own: nanokms finds its token by label")
+		return withHint(fmt.Errorf("more than one token matches %s", tok), "give every token a label of its own, or name it by a pkcs11: URI with its serial")
+	case errors.Is(err, hsm.ErrNoSealScheme):
+		return withHint(errors.New(trimHSM(err)), "nanokms needs AES-256-GCM, or AES-256-CBC-PAD with HMAC-SHA-256, on the token: 'nanokms token probe' shows what it offers")
+	case errors.Is(err, hsm.ErrSchemeUnsupported):
+		return withHint(errors.New(trimHSM(err)), "'nanokms token probe' shows the seal schemes each token can use; for a backup token of another kind, make the primary's master key with 'token init --for-backup --scheme S' for a scheme S both offer")
+	case errors.Is(err, hsm.ErrSchemeMismatch):
+		return withHint(errors.New(trimHSM(err)), "a wallet opens only on a token whose master keys are of its scheme: restore it on such a token")
+	case errors.Is(err, hsm.ErrNoWrapMethod):
+		return withHint(errors.New(trimHSM(err)), "'nanokms token probe' on both tokens lists what each can wrap and unwrap")
+	case errors.Is(err, hsm.ErrNoCheckValue):
+		return withHint(errors.New(trimHSM(err)), "see docs/HSM.md for tokens that make their own GCM IVs")
+	case errors.Is(err, hsm.ErrNoDataObjects):
+		return withHint(fmt.Errorf("%s keeps no data objects, so it cannot hold the wallet (%s)", tok, trimHSM(err)),
+			"keep the wallets beside the token: give --wallet-dir DIR (or "+envWalletDir+"; token.wallet_dir for the signer), a directory only this user can write")
+	case errors.Is(err, hsm.ErrWalletDir):
+		return withHint(errors.New(trimHSM(err)), "the wallet directory must exist, be a real directory, and be writable by this user only (chmod go-w)")
 	case errors.Is(err, hsm.ErrWrongPIN):
 		return withHint(errors.New("the token refused the PIN; it was tried once"),
 			"nanokms never retries a PIN, but the token counts failed logins and locks the PIN after a few: check the PIN file (or "+envPIN+") before running another command")
@@ -196,6 +292,11 @@ func (c *tokenConfig) explain(err error) error {
 		return withHint(fmt.Errorf("%s: %s", tok, trimHSM(err)), "the token was changed by another program: an operator must remove the duplicate")
 	case errors.Is(err, hsm.ErrSessionLost):
 		return withHint(err, "the token stopped answering: check that it is still connected")
+	case errors.Is(err, hsm.ErrTokenUnavailable):
+		return withHint(err, "the token went away (removed, its store renamed, hidden or emptied, its connection lost): bring it back and run the command again")
+	}
+	if h := hsm.TokenErrorHint(err); h != "" {
+		return withHint(err, h)
 	}
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,6 +115,47 @@ func cmdNewToken(ts *testscript.TestScript, neg bool, args []string) {
 	label := softhsmtest.UniqueLabel("script-" + strings.ToLower(args[0]))
 	ts.Check(initScriptToken(ts.Getenv("SOFTHSM2_CONF"), label))
 	ts.Setenv(args[0], label)
+}
+
+// legacyDir holds a SoftHSM token made by nanokms before seal schemes:
+// its master key, and the wallets det1 (seed_det1) and bip (the BIP39
+// test mnemonic "abandon … about", no passphrase), with their exports.
+const legacyDir = "testdata/legacy-v1"
+
+// cmdLegacyToken implements `legacytoken`: it copies the legacy token into
+// the script's SoftHSM token directory (label legacy-v1, the scripts' user
+// PIN) and its exports into $WORK/legacy.
+func cmdLegacyToken(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: legacytoken")
+	}
+	conf := ts.Getenv("SOFTHSM2_CONF")
+	tokens := filepath.Join(filepath.Dir(conf), "tokens")
+	src := filepath.Join(legacyDir, "tokens")
+	ts.Check(filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(tokens, rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o700)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, data, 0o600)
+	}))
+	ts.Check(os.MkdirAll(ts.MkAbs("legacy"), 0o700))
+	for _, f := range []string{"det1.export", "bip.export"} {
+		data, err := os.ReadFile(filepath.Join(legacyDir, f))
+		ts.Check(err)
+		ts.Check(os.WriteFile(ts.MkAbs(filepath.Join("legacy", f)), data, 0o600))
+	}
 }
 
 // cmdFlipSealed implements `flipsealed FILE`: it flips one bit of the last

@@ -35,6 +35,10 @@ type walletEntry struct {
 	Label    string `json:"label"`
 	WalletID string `json:"wallet_id"`
 	Kind     string `json:"kind"`
+	Scheme   string `json:"scheme"`
+	// FormatVersion is the sealed blob's: 1 for wallets sealed before
+	// seal schemes (read as ever), 2 since.
+	FormatVersion int `json:"format_version"`
 }
 
 // walletListResult is the --json output of wallet list.
@@ -59,7 +63,7 @@ func runWalletList(ctx context.Context, e *env, opts walletListOptions) error {
 	}
 	res := walletListResult{Token: tc.label, Wallets: []walletEntry{}}
 	for _, w := range infos {
-		res.Wallets = append(res.Wallets, walletEntry{Label: w.Label, WalletID: w.ID.String(), Kind: w.Kind.String()})
+		res.Wallets = append(res.Wallets, walletEntry{Label: w.Label, WalletID: w.ID.String(), Kind: w.Kind.String(), Scheme: w.Scheme.String(), FormatVersion: int(w.Version)})
 	}
 	if opts.json {
 		return printJSON(e.stdout, res)

@@ -70,10 +70,15 @@ type Endpoint struct {
 // ("unix:///run/nanokms/signer.sock", "tcp://10.0.0.1:7070").
 func (e Endpoint) String() string { return e.Network + "://" + e.Address }
 
-// TLSConfig is the [signer.tls] section. Files are absolute paths.
+// TLSConfig is the [signer.tls] section. Files are absolute paths. Exactly
+// one of Key and KeyLabel is set.
 type TLSConfig struct {
-	Cert     string // the signer's certificate chain, PEM
-	Key      string // the signer's private key, PEM
+	Cert string // the signer's certificate chain, PEM
+	Key  string // the signer's private key, PEM
+	// KeyLabel names the signer's private key on the [token] token
+	// instead: an ECDSA key pair made there by `nanokms token tls-key`
+	// (package hsm/tlskey), which never leaves the token.
+	KeyLabel string
 	ClientCA string // the CA certificates client certificates must chain to, PEM
 	// AllowedIdentities are the client identities accepted: a client
 	// certificate is accepted when one of its DNS SANs, or its subject
@@ -82,13 +87,21 @@ type TLSConfig struct {
 }
 
 // TokenConfig is the [token] section: the PKCS#11 token holding the master
-// key. Exactly one of PINFile and PINEnv is non-empty.
+// key. Exactly one of PINFile and PINEnv is non-empty, and exactly one of
+// Label and URI.
 type TokenConfig struct {
-	Module   string // absolute path of the PKCS#11 library
-	Label    string // the token's label, 1 to 32 bytes
-	PINFile  string // absolute path of a file holding the user PIN
-	PINEnv   string // name of an environment variable holding the user PIN
-	PoolSize int    // number of token sessions, 1 to MaxPoolSize
+	Module       string // absolute path of the PKCS#11 library
+	ModuleParams string // the module's initialisation parameters (NSS: configdir=…), or ""
+	Label        string // the token's label, 1 to 32 bytes
+	URI          string // a PKCS#11 URI (RFC 7512) naming the token, checked by p11uri.Parse
+	WalletDir    string // absolute path of the wallet directory, or "" (wallets on the token)
+	PINFile      string // absolute path of a file holding the user PIN
+	PINEnv       string // name of an environment variable holding the user PIN
+	PoolSize     int    // number of token sessions, 1 to MaxPoolSize
+	// ReloadModule lets the signer load a fresh instance of the module
+	// when the one in use no longer sees a token that went away and came
+	// back (hsm.Config.NoModuleReload, inverted). Default true.
+	ReloadModule bool
 }
 
 // EpochConfig is the [epoch] section.

@@ -182,7 +182,7 @@ func TestExample(t *testing.T) {
 		s.TLS.ClientCA != "/etc/nanokms/relay-ca.crt" || len(s.TLS.AllowedIdentities) != 1 || s.TLS.AllowedIdentities[0] != "relay.cold" {
 		t.Errorf("tls = %+v", s.TLS)
 	}
-	if cfg.Token != (TokenConfig{Module: "/usr/lib/softhsm/libsofthsm2.so", Label: "signer", PINFile: "/etc/nanokms/pin", PoolSize: 4}) {
+	if cfg.Token != (TokenConfig{Module: "/usr/lib/softhsm/libsofthsm2.so", Label: "signer", PINFile: "/etc/nanokms/pin", PoolSize: 4, ReloadModule: true}) {
 		t.Errorf("token = %+v", cfg.Token)
 	}
 	if !cfg.IsEpochSigner(MustAccount(t, genesis)) || !cfg.IsEpochSigner(MustAccount(t, epochV2)) || cfg.IsEpochSigner(MustAccount(t, acctCold)) {
@@ -284,6 +284,16 @@ func TestValid(t *testing.T) {
 				t.Errorf("signer = %+v", c.Signer)
 			}
 		}},
+		{"tls key on the token", append(append([]edit{}, withTLS...), replace(`key = "/etc/nanokms/signer.key"`, `key_label = "signer-tls"`)), func(t *testing.T, c *Config) {
+			if c.Signer.TLS == nil || c.Signer.TLS.KeyLabel != "signer-tls" || c.Signer.TLS.Key != "" {
+				t.Errorf("signer.tls = %+v", c.Signer.TLS)
+			}
+		}},
+		{"tls key file", withTLS, func(t *testing.T, c *Config) {
+			if c.Signer.TLS.Key != "/etc/nanokms/signer.key" || c.Signer.TLS.KeyLabel != "" {
+				t.Errorf("signer.tls = %+v", c.Signer.TLS)
+			}
+		}},
 		{"tcp ipv6", []edit{insertAfter(`state = "/var/lib/nanokms/signer.db"`, `listen = "tcp://[::1]:7070"`+"\n"+tlsSection)}, func(t *testing.T, c *Config) {
 			if c.Signer.Listen.Address != "[::1]:7070" {
 				t.Errorf("listen = %+v", c.Signer.Listen)
@@ -308,6 +318,17 @@ func TestValid(t *testing.T) {
 		{"metrics empty", []edit{insertAfter(`state = "/var/lib/nanokms/signer.db"`, `metrics = ""`)}, func(t *testing.T, c *Config) {
 			if c.Signer.Metrics != "" {
 				t.Errorf("metrics = %q", c.Signer.Metrics)
+			}
+		}},
+		{"uri, module_params, wallet_dir", []edit{replace(`label = "signer"`, "uri = \"pkcs11:token=NSS%20Certificate%20DB?module-path=/usr/lib/softhsm/libsofthsm2.so\"\nmodule_params = \"configdir='sql:/var/lib/nanokms/nss' certPrefix='' keyPrefix='' secmod='secmod.db' flags=\"\nwallet_dir = \"/var/lib/nanokms/wallets\"")}, func(t *testing.T, c *Config) {
+			if c.Token.Label != "" || c.Token.URI != "pkcs11:token=NSS%20Certificate%20DB?module-path=/usr/lib/softhsm/libsofthsm2.so" ||
+				c.Token.ModuleParams != "configdir='sql:/var/lib/nanokms/nss' certPrefix='' keyPrefix='' secmod='secmod.db' flags=" || c.Token.WalletDir != "/var/lib/nanokms/wallets" {
+				t.Errorf("token = %+v", c.Token)
+			}
+		}},
+		{"reload_module off", []edit{insertAfter(`pin_file = "/etc/nanokms/pin"`, `reload_module = false`)}, func(t *testing.T, c *Config) {
+			if c.Token.ReloadModule {
+				t.Error("reload_module = false was not read")
 			}
 		}},
 		{"pool size bounds", []edit{insertAfter(`pin_file = "/etc/nanokms/pin"`, `pool_size = 64`)}, func(t *testing.T, c *Config) {
@@ -386,6 +407,14 @@ func TestValidationErrors(t *testing.T) {
 		{"module relative", []edit{replace(`module = "/usr/lib/softhsm/libsofthsm2.so"`, `module = "libsofthsm2.so"`)}, "token.module", "absolute path"},
 		{"label missing", []edit{replace(`label = "signer"`, "")}, "token.label", "required"},
 		{"label too long", []edit{replace(`label = "signer"`, `label = "`+strings.Repeat("x", 33)+`"`)}, "token.label", "32 bytes"},
+		{"label and uri", []edit{insertAfter(`label = "signer"`, `uri = "pkcs11:token=signer"`)}, "token.uri", "not allowed together with token.label"},
+		{"uri invalid", []edit{replace(`label = "signer"`, `uri = "pkcs11:token=a b"`)}, "token.uri", "must be percent-encoded"},
+		{"uri with a PIN", []edit{replace(`label = "signer"`, `uri = "pkcs11:token=signer?pin-value=1234"`)}, "token.uri", "a PIN is never taken from a URI"},
+		{"uri with pin-source", []edit{replace(`label = "signer"`, `uri = "pkcs11:token=signer?pin-source=/etc/pin"`)}, "token.uri", "pin-source is not used"},
+		{"uri naming no token", []edit{replace(`label = "signer"`, `uri = "pkcs11:object=k"`)}, "token.uri", "names no token"},
+		{"uri module-path", []edit{replace(`label = "signer"`, `uri = "pkcs11:token=signer?module-path=/other.so"`)}, "token.uri", "disagrees with token.module"},
+		{"wallet_dir relative", []edit{insertAfter(`label = "signer"`, `wallet_dir = "wallets"`)}, "token.wallet_dir", "absolute path"},
+		{"module_params too long", []edit{insertAfter(`label = "signer"`, `module_params = "`+strings.Repeat("x", 4097)+`"`)}, "token.module_params", "4096"},
 
 		// Listen.
 		{"listen scheme", []edit{insertAfter(state, `listen = "http://10.0.0.1:80"`)}, "signer.listen", "must be unix:///absolute/path or tcp://host:port"},
@@ -405,7 +434,12 @@ func TestValidationErrors(t *testing.T) {
 		{"unix with tls", []edit{insertAfter(state, tlsSection)}, "signer.tls", "only allowed when signer.listen is tcp://"},
 		{"tls empty", []edit{insertAfter(state, tcpListen+"\n[signer.tls]")}, "signer.tls.cert", "required"},
 		{"tls cert missing", tcp(replace(`cert = "/etc/nanokms/signer.crt"`, "")), "signer.tls.cert", "required"},
-		{"tls key missing", tcp(replace(`key = "/etc/nanokms/signer.key"`, "")), "signer.tls.key", "required"},
+		{"tls key missing", tcp(replace(`key = "/etc/nanokms/signer.key"`, "")), "signer.tls.key", "required (or signer.tls.key_label"},
+		{"tls key and key_label", tcp(insertAfter(`key = "/etc/nanokms/signer.key"`, `key_label = "signer-tls"`)), "signer.tls.key_label", "not allowed together with signer.tls.key"},
+		{"tls key_label empty", tcp(replace(`key = "/etc/nanokms/signer.key"`, `key_label = ""`)), "signer.tls.key_label", "must not be empty"},
+		{"tls key_label too long", tcp(replace(`key = "/etc/nanokms/signer.key"`, `key_label = "`+strings.Repeat("k", 65)+`"`)), "signer.tls.key_label", "longer than 64 bytes"},
+		{"tls key_label spaces", tcp(replace(`key = "/etc/nanokms/signer.key"`, `key_label = " tls"`)), "signer.tls.key_label", "must not start or end with a space"},
+		{"tls key_label not a string", tcp(replace(`key = "/etc/nanokms/signer.key"`, `key_label = 7`)), "signer.tls.key_label", "must be a string"},
 		{"tls client_ca missing", tcp(replace(`client_ca = "/etc/nanokms/relay-ca.crt"`, "")), "signer.tls.client_ca", "required"},
 		{"tls cert relative", tcp(replace(`cert = "/etc/nanokms/signer.crt"`, `cert = "signer.crt"`)), "signer.tls.cert", "absolute path"},
 		{"tls identities missing", tcp(replace(`allowed_identities = ["relay.cold"]`, "")), "signer.tls.allowed_identities", "required"},

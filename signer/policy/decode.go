@@ -28,16 +28,21 @@ type signerFile struct {
 type tlsFile struct {
 	Cert              conffile.Value `toml:"cert"`
 	Key               conffile.Value `toml:"key"`
+	KeyLabel          conffile.Value `toml:"key_label"`
 	ClientCA          conffile.Value `toml:"client_ca"`
 	AllowedIdentities conffile.Value `toml:"allowed_identities"`
 }
 
 type tokenFile struct {
-	Module   conffile.Value `toml:"module"`
-	Label    conffile.Value `toml:"label"`
-	PINFile  conffile.Value `toml:"pin_file"`
-	PINEnv   conffile.Value `toml:"pin_env"`
-	PoolSize conffile.Value `toml:"pool_size"`
+	Module       conffile.Value `toml:"module"`
+	ModuleParams conffile.Value `toml:"module_params"`
+	Label        conffile.Value `toml:"label"`
+	URI          conffile.Value `toml:"uri"`
+	WalletDir    conffile.Value `toml:"wallet_dir"`
+	PINFile      conffile.Value `toml:"pin_file"`
+	PINEnv       conffile.Value `toml:"pin_env"`
+	PoolSize     conffile.Value `toml:"pool_size"`
+	ReloadModule conffile.Value `toml:"reload_module"`
 }
 
 type epochFile struct {

@@ -29,6 +29,7 @@ func FuzzParse(f *testing.F) {
 		"signer = 5",
 		"[[signer]]",
 		"[signer]\nState = 1\n[signer.tls]\nx = {a = [1, {b = 2}]}",
+		"[signer]\nlisten = \"tcp://h:1\"\n[signer.tls]\ncert = \"/c\"\nkey = \"/k\"\nkey_label = \" x\"\nclient_ca = \"/a\"\nallowed_identities = [\"r\"]",
 		"[[groups]]\nwallets = [{a = 1}]\ntiers = [1, {quorum = 1}]\n[[groups.tiers]]\nup_to = \"1 XNO\"",
 		"[token]\npool_size = 9223372036854775807\npin_env = \"\"\npin_file = 1.5",
 		"a.b.c = 1\n\"a\".\"b\" = 2",

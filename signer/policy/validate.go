@@ -13,6 +13,7 @@ import (
 	"filippo.io/edwards25519"
 
 	"github.com/nanokms/nanokms/conffile"
+	"github.com/nanokms/nanokms/hsm/p11uri"
 	"github.com/nanokms/nanokms/nano"
 )
 
@@ -210,12 +211,22 @@ func (f *signerFile) validate(c *conffile.Checker, key string) SignerConfig {
 	return s
 }
 
-// validate checks [signer.tls] at key: every file and at least one identity.
+// validate checks [signer.tls] at key: every file, the key (a file or a
+// label on the token) and at least one identity.
 func (f *tlsFile) validate(c *conffile.Checker, key string) *TLSConfig {
 	t := &TLSConfig{
 		Cert:     c.AbsPath(key+".cert", f.Cert),
-		Key:      c.AbsPath(key+".key", f.Key),
 		ClientCA: c.AbsPath(key+".client_ca", f.ClientCA),
+	}
+	switch {
+	case f.Key.IsSet() && f.KeyLabel.IsSet():
+		c.Fail(key+".key_label", "not allowed together with %s.key: the private key is either a file or a key on the token", key)
+	case f.KeyLabel.IsSet():
+		t.KeyLabel = c.StrCheck(key+".key_label", f.KeyLabel, conffile.CheckKeyLabel)
+	case f.Key.IsSet():
+		t.Key = c.AbsPath(key+".key", f.Key)
+	default:
+		c.Fail(key+".key", "required (or %s.key_label, the label of a key on the token made by 'nanokms token tls-key')", key)
 	}
 	if !f.AllowedIdentities.IsSet() {
 		c.Fail(key+".allowed_identities", "required: the client identities (certificate DNS SAN or CN) allowed to connect")
@@ -231,13 +242,35 @@ func (f *tlsFile) validate(c *conffile.Checker, key string) *TLSConfig {
 // validate checks [token] at key.
 func (f *tokenFile) validate(c *conffile.Checker, key string) TokenConfig {
 	t := TokenConfig{
-		Module:  c.AbsPath(key+".module", f.Module),
-		Label:   c.Str(key+".label", f.Label),
-		PINFile: c.OptAbsPath(key+".pin_file", f.PINFile),
-		PINEnv:  c.OptStr(key+".pin_env", f.PINEnv),
+		Module:       c.AbsPath(key+".module", f.Module),
+		ModuleParams: c.OptStr(key+".module_params", f.ModuleParams),
+		Label:        c.OptStr(key+".label", f.Label),
+		URI:          c.OptStr(key+".uri", f.URI),
+		WalletDir:    c.OptAbsPath(key+".wallet_dir", f.WalletDir),
+		PINFile:      c.OptAbsPath(key+".pin_file", f.PINFile),
+		PINEnv:       c.OptStr(key+".pin_env", f.PINEnv),
 	}
-	if len(t.Label) > maxTokenLabelLen {
+	switch {
+	case c.FailedAt(key+".label") || c.FailedAt(key+".uri"):
+	case t.Label != "" && t.URI != "":
+		c.Fail(key+".uri", "not allowed together with %s.label: name the token one way", key)
+	case t.Label == "" && t.URI == "":
+		c.Fail(key+".label", "required (or %s.uri)", key)
+	case len(t.Label) > maxTokenLabelLen:
 		c.Fail(key+".label", "%q is longer than the %d bytes of a token label", t.Label, maxTokenLabelLen)
+	case t.URI != "":
+		if u, err := p11uri.Parse(t.URI); err != nil {
+			c.Fail(key+".uri", "%s", strings.TrimPrefix(err.Error(), "p11uri: "))
+		} else if !u.HasTokenAttrs() {
+			c.Fail(key+".uri", "names no token (give token=, serial=, or slot-id=)")
+		} else if _, ok := u.GetQuery(p11uri.PINSource); ok {
+			c.Fail(key+".uri", "pin-source is not used: the PIN comes from %s.pin_file or %s.pin_env", key, key)
+		} else if mp, ok := u.GetQuery(p11uri.ModulePath); ok && mp != t.Module {
+			c.Fail(key+".uri", "module-path %q disagrees with %s.module", mp, key)
+		}
+	}
+	if len(t.ModuleParams) > 4096 {
+		c.Fail(key+".module_params", "longer than 4096 bytes")
 	}
 	switch {
 	case c.FailedAt(key+".pin_file") || c.FailedAt(key+".pin_env"):
@@ -250,6 +283,7 @@ func (f *tokenFile) validate(c *conffile.Checker, key string) TokenConfig {
 		c.Fail(key+".pin_file", "required (or %s.pin_env): give exactly one PIN source", key)
 	}
 	t.PoolSize = int(c.IntIn(key+".pool_size", f.PoolSize, DefaultPoolSize, 1, MaxPoolSize))
+	t.ReloadModule = c.Bool(key+".reload_module", f.ReloadModule, true)
 	return t
 }
 

@@ -140,7 +140,7 @@ func MustEnv(t testing.TB, accounts int) *Env {
 	}
 	t.Cleanup(func() { tok.Close() })
 	e.Token = tok
-	if err := tok.CreateMasterKey(ctx); err != nil {
+	if err := tok.CreateMasterKey(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	seed, err := nano.ParseSeed(CustodySeed)

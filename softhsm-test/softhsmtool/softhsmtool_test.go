@@ -24,7 +24,7 @@ func open(t *testing.T, tk *Token) *hsm.Token {
 	if err != nil {
 		t.Fatalf("hsm.Open(%q): %v", tk.Label, err)
 	}
-	if err := tok.CreateMasterKey(context.Background()); err != nil {
+	if err := tok.CreateMasterKey(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
 	return tok
