@@ -124,18 +124,21 @@ func macKeyAttrs(token bool, label string, id []byte, forBackup bool) []*pkcs11.
 	)
 }
 
-// masterKeyFind matches the AES master key.
+// masterKeyFind matches the AES master key: the token object, not its
+// session copy (sessioncopy.go).
 func masterKeyFind() []*pkcs11.Attribute {
 	return []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, MasterKeyLabel),
 	}
 }
 
-// macKeyFind matches the HMAC key.
+// macKeyFind matches the HMAC key (the token object).
 func macKeyFind() []*pkcs11.Attribute {
 	return []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, MACKeyLabel),
@@ -178,10 +181,22 @@ func (m masterState) handles() []pkcs11.ObjectHandle {
 	return []pkcs11.ObjectHandle{m.h}
 }
 
-// masterKey returns the master keys for sealing or unsealing. It refuses
-// keys that are extractable or not sensitive (ErrMasterKeyExportable), and
-// a scheme this token cannot run (ErrSchemeUnsupported).
+// masterKey returns the master keys (the token objects) for sealing or
+// unsealing. It refuses keys that are extractable or not sensitive
+// (ErrMasterKeyExportable), and a scheme this token cannot run
+// (ErrSchemeUnsupported). Keys it accepts get their session copy
+// (sessioncopy.go) if they have none yet.
 func (s *session) masterKey() (masterState, error) {
+	m, err := s.masterKeyObjects()
+	if err != nil {
+		return masterState{}, err
+	}
+	s.ensureCopy(m)
+	return m, nil
+}
+
+// masterKeyObjects is masterKey without the session copy.
+func (s *session) masterKeyObjects() (masterState, error) {
 	s.t.mu.Lock()
 	m := s.t.master
 	s.t.mu.Unlock()

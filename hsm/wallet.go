@@ -265,7 +265,11 @@ func (s *session) store(label string, b *sealedBlob, m masterState) (WalletInfo,
 
 // unseal opens b into dst (kind's length) with the master keys: for
 // aes-256-cbc-pad+hmac-sha-256 the token checks the MAC first, and nothing
-// is decrypted unless it holds.
+// is decrypted unless it holds. It unseals with the session copy of the
+// keys when there is one; an unseal that fails with the copy, except by
+// the loss of this session, is made again with the token objects, and the
+// copy is dropped if they open it or if its handle is no longer valid
+// (sessioncopy.go).
 func (s *session) unseal(dst []byte, b *sealedBlob) error {
 	m, err := s.masterKey()
 	if err != nil {
@@ -274,6 +278,26 @@ func (s *session) unseal(dst []byte, b *sealedBlob) error {
 	if b.scheme != m.scheme {
 		return fmt.Errorf("%w: the wallet is sealed with %s, the master keys of token %q are for %s", ErrSchemeMismatch, b.scheme, s.t.name, m.scheme)
 	}
+	c := s.t.copyFor(s.p)
+	if c == nil {
+		return s.unsealWith(dst, b, m)
+	}
+	err = s.unsealWith(dst, b, c.keys(m))
+	s.t.cpMu.RUnlock()
+	if err == nil || isSessionLost(err) {
+		return err
+	}
+	// The copy failed, or the blob is bad: the token objects decide.
+	err2 := s.unsealWith(dst, b, m)
+	if err2 == nil || isStaleHandle(err) {
+		s.t.dropCopy(c, err)
+	}
+	return err2
+}
+
+// unsealWith is unseal with the keys m.
+func (s *session) unsealWith(dst []byte, b *sealedBlob, m masterState) error {
+	var err error
 	out := s.secret[offUnseal : offUnseal+unsealLen]
 	defer clear(out)
 	var pt []byte
