@@ -70,7 +70,9 @@ func masterKeyTemplate(id []byte, forBackup bool) []*pkcs11.Attribute {
 		// Attributes frozen at creation. A backup-ceremony key must stay
 		// modifiable so that CKA_EXTRACTABLE can be turned off.
 		pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, forBackup),
-		// No C_CopyObject duplicates (a v2.40 attribute).
+		// No C_CopyObject duplicates (a v2.40 attribute), not even the
+		// session copy nanokms itself would make (sessioncopy.go): on a
+		// token that enforces it, the token object does every unseal.
 		pkcs11.NewAttribute(pkcs11.CKA_COPYABLE, false),
 		// No C_DestroyObject (a v2.40 attribute): every wallet depends on
 		// this key; only re-initialising the token removes it.
