@@ -50,6 +50,7 @@ type masterKeyResult struct {
 	MACLabel         string `json:"mac_label,omitempty"`
 	KeyID            string `json:"key_id"`
 	Check            string `json:"check"`
+	NoCheckReason    string `json:"no_check_reason,omitempty"`
 	Sensitive        bool   `json:"sensitive"`
 	Extractable      bool   `json:"extractable"`
 	NeverExtractable bool   `json:"never_extractable"`
@@ -64,6 +65,7 @@ func newMasterKeyResult(token string, info hsm.MasterKeyInfo) masterKeyResult {
 		MACLabel:         info.MACLabel,
 		KeyID:            hex.EncodeToString(info.ID),
 		Check:            info.Check,
+		NoCheckReason:    info.NoCheckReason,
 		Sensitive:        info.Sensitive,
 		Extractable:      info.Extractable,
 		NeverExtractable: info.NeverExtractable,
@@ -80,7 +82,11 @@ func printMasterKey(e *env, r masterKeyResult) {
 		fmt.Fprintf(e.stdout, "MAC key:     %s\n", r.MACLabel)
 	}
 	fmt.Fprintf(e.stdout, "key id:      %s\n", r.KeyID)
-	fmt.Fprintf(e.stdout, "check value: %s\n", r.Check)
+	if r.Check == "" {
+		fmt.Fprintf(e.stdout, "check value: none: %s\n", r.NoCheckReason)
+	} else {
+		fmt.Fprintf(e.stdout, "check value: %s\n", r.Check)
+	}
 	fmt.Fprintf(e.stdout, "sensitive:   %s\n", yesNo(r.Sensitive))
 	fmt.Fprintf(e.stdout, "extractable: %s\n", yesNo(r.Extractable))
 }

@@ -88,7 +88,13 @@ func runWalletExport(ctx context.Context, e *env, opts walletExportOptions) erro
 	fmt.Fprintf(e.stdout, "wallet:      %s\n", res.Label)
 	fmt.Fprintf(e.stdout, "wallet id:   %s\n", res.WalletID)
 	fmt.Fprintf(e.stdout, "kind:        %s\n", res.Kind)
-	fmt.Fprintf(e.stdout, "check value: %s\n", res.MasterKeyCheck)
-	fmt.Fprintf(e.stdout, "export:      %s (sealed: it restores only on a token whose master key has this check value)\n", res.Out)
+	if res.MasterKeyCheck == "" {
+		// A token that makes its own GCM IVs cannot compute one.
+		fmt.Fprintln(e.stdout, "check value: none (the token cannot compute one)")
+		fmt.Fprintf(e.stdout, "export:      %s (sealed: it restores only on a token holding the same master key)\n", res.Out)
+	} else {
+		fmt.Fprintf(e.stdout, "check value: %s\n", res.MasterKeyCheck)
+		fmt.Fprintf(e.stdout, "export:      %s (sealed: it restores only on a token whose master key has this check value)\n", res.Out)
+	}
 	return nil
 }
