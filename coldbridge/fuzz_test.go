@@ -8,7 +8,7 @@ package coldbridge
 // fuzzer kept are in testdata/fuzz/<target>. Without -fuzz, `go test`
 // runs every seed as a unit test.
 //
-//	go test ./coldbridge -run XXX -fuzz '^FuzzDecodeFrame$' -fuzztime 30s
+//	go test ./coldbridge -run XXX -fuzz '^FuzzDecodeFrame$' -fuzztime 100000x
 
 import (
 	"bytes"

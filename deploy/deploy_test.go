@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -103,6 +104,39 @@ var roles = []string{"signer", "relay", "gateway", "devnode"}
 // dev node nanokms-dev.
 var binaryOf = map[string]string{"signer": "nanokms-cold", "relay": "nanokms-cold", "gateway": "nanokms", "devnode": "nanokms-dev"}
 
+// hardening is what every unit here has in [Service], the Nano node's
+// included (deploy/README.md, "Hardening").
+var hardening = map[string]string{
+	"Restart": "on-failure", "NoNewPrivileges": "yes", "CapabilityBoundingSet": "", "AmbientCapabilities": "",
+	"ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes", "PrivateIPC": "yes",
+	"ProtectKernelTunables": "yes", "ProtectKernelModules": "yes", "ProtectKernelLogs": "yes",
+	"ProtectControlGroups": "yes", "ProtectClock": "yes", "ProtectHostname": "yes", "ProtectProc": "invisible",
+	"ProcSubset": "pid", "RestrictNamespaces": "yes", "RestrictRealtime": "yes", "RestrictSUIDSGID": "yes",
+	"LockPersonality": "yes", "MemoryDenyWriteExecute": "yes", "RemoveIPC": "yes", "PrivateDevices": "yes",
+	"SystemCallArchitectures": "native", "SystemCallErrorNumber": "EPERM",
+}
+
+// checkHardening checks that u has hardening and extra (which wins), a
+// system call filter of @system-service without @privileged, a restart
+// delay, address families and an [Install] target.
+func checkHardening(t *testing.T, name string, u unit, extra map[string]string) {
+	t.Helper()
+	want := maps.Clone(hardening)
+	maps.Copy(want, extra)
+	for key, w := range want {
+		vs, ok := u["Service"][key]
+		if !ok || vs[len(vs)-1] != w {
+			t.Errorf("%s: %s=%v, want %q", name, key, vs, w)
+		}
+	}
+	if f := u["Service"]["SystemCallFilter"]; !slices.Equal(f, []string{"@system-service", "~@privileged"}) {
+		t.Errorf("%s: SystemCallFilter=%v, want @system-service then ~@privileged", name, f)
+	}
+	if u.get("RestartSec") == "" || u.get("RestrictAddressFamilies") == "" || len(u["Install"]["WantedBy"]) == 0 {
+		t.Errorf("%s: RestartSec, RestrictAddressFamilies or WantedBy missing", name)
+	}
+}
+
 func units(t *testing.T) map[string]unit {
 	t.Helper()
 	out := map[string]unit{}
@@ -170,20 +204,7 @@ func TestUnitsMatchConfigs(t *testing.T) {
 		if strings.Contains(strings.ToLower(exec), "pin") {
 			t.Errorf("%s: the command line mentions a PIN: %s", r, exec)
 		}
-		for key, want := range map[string]string{
-			"User": "nanokms", "Group": "nanokms", "Restart": "on-failure", "NoNewPrivileges": "yes",
-			"ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes", "MemoryDenyWriteExecute": "yes",
-			"LockPersonality": "yes", "CapabilityBoundingSet": "", "RestrictNamespaces": "yes", "UMask": "0077",
-			"LimitNOFILE": "65536", "SystemCallArchitectures": "native",
-		} {
-			vs, ok := u["Service"][key]
-			if !ok || vs[len(vs)-1] != want {
-				t.Errorf("%s: %s=%v, want %q", r, key, vs, want)
-			}
-		}
-		if u.get("RestartSec") == "" || u.get("RestrictAddressFamilies") == "" || len(u["Install"]["WantedBy"]) == 0 {
-			t.Errorf("%s: RestartSec, RestrictAddressFamilies or WantedBy missing", r)
-		}
+		checkHardening(t, r, u, map[string]string{"User": "nanokms", "Group": "nanokms", "UMask": "0077", "LimitNOFILE": "65536"})
 		if r == "relay" || r == "gateway" {
 			continue
 		}
@@ -343,17 +364,27 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 		var paths []string
+		names := []string{nodeUnitName}
 		for _, r := range roles {
-			name := "nanokms-" + r + ".service"
+			names = append(names, "nanokms-"+r+".service")
+		}
+		for _, name := range names {
 			data, err := os.ReadFile(filepath.Join("systemd", name))
 			if err != nil {
 				t.Fatal(err)
 			}
-			exec := "ExecStart=/usr/bin/" + binaryOf[r] + " "
-			if !bytes.Contains(data, []byte(exec)) {
-				t.Fatalf("%s: no %s", name, exec)
+			// Each unit runs the binary of its role. The Nano node is not
+			// installed here: verify needs an executable, and never runs
+			// it, so its unit gets nanokms.
+			exe, built := "/usr/bin/nano_node", "nanokms"
+			if name != nodeUnitName {
+				r := strings.TrimSuffix(strings.TrimPrefix(name, "nanokms-"), ".service")
+				exe, built = "/usr/bin/"+binaryOf[r], binaryOf[r]
 			}
-			data = bytes.ReplaceAll(data, []byte(exec), []byte("ExecStart="+filepath.Join(binDir, binaryOf[r])+" "))
+			if !bytes.Contains(data, []byte("ExecStart="+exe+" ")) {
+				t.Fatalf("%s: no ExecStart=%s", name, exe)
+			}
+			data = bytes.ReplaceAll(data, []byte("ExecStart="+exe+" "), []byte("ExecStart="+filepath.Join(binDir, built)+" "))
 			p := filepath.Join(dir, name)
 			if err := os.WriteFile(p, data, 0o644); err != nil {
 				t.Fatal(err)
@@ -386,6 +417,22 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 	t.Run("units", func(t *testing.T) {
 		dir := filepath.Join(tmp, "plain")
 		verify(t, dir, copyUnits(t, dir))
+	})
+	t.Run("node IPC drop-in", func(t *testing.T) {
+		dir := filepath.Join(tmp, "node-ipc")
+		paths := copyUnits(t, dir)
+		dropIn, err := os.ReadFile(filepath.Join("systemd", "node-ipc.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := filepath.Join(dir, "nanokms-gateway.service.d")
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "node-ipc.conf"), dropIn, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		verify(t, dir, paths)
 	})
 	t.Run("serial drop-in", func(t *testing.T) {
 		dir := filepath.Join(tmp, "serial")

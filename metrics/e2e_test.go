@@ -135,7 +135,7 @@ func TestInProcessBridge(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(toCold, "junk.request.nkb"), []byte("not a frame"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // a hang bound
 	for toFloat(rm.FramesRejected.WithLabelValues("truncated"))+toFloat(rm.FramesRejected.WithLabelValues("bad_magic"))+
 		toFloat(rm.FramesRejected.WithLabelValues("file_name_does_not_match_the_frame")) == 0 {
 		if time.Now().After(deadline) {

@@ -1,5 +1,6 @@
 // Command nanokms-dev holds nanokms's development tools: a development
-// Nano node (devnode) and the whole-system benchmarks (bench signer).
+// Nano node (devnode) and the whole-system benchmarks (bench signer,
+// bench listing, which runs the signer from nanokms-cold).
 // No production binary links them. Run `nanokms-dev help` for the list.
 package main
 

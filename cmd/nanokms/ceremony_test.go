@@ -538,12 +538,17 @@ func TestPINFileRefusals(t *testing.T) {
 	if err := os.Chmod(open, 0o604); err != nil {
 		t.Fatal(err)
 	}
+	group := c.file("group-pin", softhsmtest.UserPIN+"\n")
+	if err := os.Chmod(group, 0o640); err != nil {
+		t.Fatal(err)
+	}
 	empty := c.file("empty-pin", "")
 	long := c.file("long-pin", strings.Repeat("7", 300))
 	for _, tt := range []struct {
 		file, msg string
 	}{
-		{open, "--pin-file is accessible to other users (mode 0604)"},
+		{open, "--pin-file is accessible to users other than its owner (mode 0604)"},
+		{group, "--pin-file is accessible to users other than its owner (mode 0640)"},
 		{empty, "--pin-file: empty"},
 		{long, "--pin-file: PIN file holds more than 256 bytes"},
 		{c.dir, "--pin-file: not a regular file"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/cmd/internal/cold"
 	"github.com/nanokms/nanokms/cmd/internal/dev"
 	"github.com/nanokms/nanokms/nano"
@@ -39,9 +42,7 @@ func TestDeployDevnodeFlags(t *testing.T) {
 	args := append([]string{"devnode"}, flags...)
 	args = append(args, "--listen", "127.0.0.1:0", "--ws", "127.0.0.1:0",
 		"--ipc", "unix://"+filepath.Join(dir, "node.ipc"), "--state", filepath.Join(dir, "ledger.db"))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	r := runBinary(t, ctx, dev.Binary, "", args...)
+	r := runCLIUntil(t, dev.Binary, `"msg":"devnode serving"`, args...)
 	if r.code != 0 || !strings.Contains(r.stderr, `"msg":"devnode serving"`) {
 		t.Fatalf("nanokms-dev %s:\n%s", strings.Join(args, " "), r)
 	}
@@ -51,6 +52,58 @@ func TestDeployDevnodeFlags(t *testing.T) {
 			t.Errorf("the dev node's log lacks %s:\n%s", want, r.stderr)
 		}
 	}
+}
+
+// runCLIUntil runs a long-running command of b until its stderr holds
+// want, then cancels it and returns its result. It returns early if the
+// command exits by itself, and cancels it after a minute (a hang bound:
+// the caller's check of the output then fails).
+func runCLIUntil(t *testing.T, b cli.Binary, want string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout bytes.Buffer
+	stderr := &watchedBuffer{want: want, seen: make(chan struct{})}
+	done := make(chan int, 1)
+	go func() { done <- cli.Run(ctx, b, args, strings.NewReader(""), &stdout, stderr) }()
+	var code int
+	select {
+	case <-stderr.seen:
+		cancel()
+		code = <-done
+	case code = <-done:
+	case <-time.After(time.Minute):
+		cancel()
+		code = <-done
+	}
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// watchedBuffer is a buffer that can be written while another goroutine
+// waits for seen, closed once the text written holds want.
+type watchedBuffer struct {
+	want string
+	seen chan struct{}
+
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	once sync.Once
+}
+
+func (w *watchedBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return n, err
+}
+
+func (w *watchedBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
 
 // TestGatewayMetricsListener runs the gateway command with
@@ -85,7 +138,7 @@ outbound = "%[1]s/to-cold"
 	done := make(chan result, 1)
 	go func() { done <- runCLIContext(t, ctx, "", "gateway", "--config", config) }()
 	var body []byte
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // a hang bound
 	for {
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err == nil {
@@ -136,7 +189,7 @@ outbound = "%[1]s/to-hot"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
 	go func() { done <- runBinary(t, ctx, cold.Binary, "", "relay", "--config", config) }()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // a hang bound
 	for {
 		if _, err := os.Stat(prom); err == nil {
 			break

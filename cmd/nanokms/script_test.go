@@ -58,9 +58,11 @@ func TestMain(m *testing.M) {
 //	    set $NAME to a free TCP port on 127.0.0.1.
 //
 // and, for the services (scriptcmds_test.go): waitfor, expand,
-// verifyapproval, auditedit and noderpc. A service started in the
-// background ('exec nanokms signer … &signer&') is stopped with
-// 'kill -INT signer', which it handles as main does SIGINT and SIGTERM.
+// verifyapproval, auditedit and noderpc; for large signers
+// (scriptfill_test.go): fillaccounts and jsonaccounts. A service
+// started in the background ('exec nanokms-cold signer … &signer&') is
+// stopped with 'kill -INT signer', which it handles as main does SIGINT
+// and SIGTERM.
 //
 // Each script also gets a SoftHSM token directory and a fresh token of its
 // own (setupToken).
@@ -85,6 +87,9 @@ func TestScripts(t *testing.T) {
 			"verifyapproval": cmdVerifyApproval,
 			"auditedit":      cmdAuditEdit,
 			"noderpc":        cmdNodeRPC,
+			// scriptfill_test.go
+			"fillaccounts": cmdFillAccounts,
+			"jsonaccounts": cmdJSONAccounts,
 		},
 	})
 }

@@ -112,7 +112,7 @@ func streamAudit(ctx context.Context, c connectFlags) (uint64, error) {
 	defer conn.Close()
 	stream, err := pb.NewSignerClient(conn).Audit(ctx, &pb.AuditRequest{FromSeq: 1})
 	if err != nil {
-		return 0, rpcErr(err)
+		return 0, RPCErr(err)
 	}
 	checker := signer.NewAuditChecker()
 	for {
@@ -121,7 +121,7 @@ func streamAudit(ctx context.Context, c connectFlags) (uint64, error) {
 			return checker.Count(), nil
 		}
 		if err != nil {
-			return checker.Count(), rpcErr(err)
+			return checker.Count(), RPCErr(err)
 		}
 		if err := checker.Check(rec); err != nil {
 			return checker.Count(), err

@@ -3,11 +3,13 @@ package cold
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -48,8 +50,11 @@ func (c *connectFlags) dial() (*grpc.ClientConn, error) {
 	return grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
 }
 
-// rpcErr turns a signer status into a CLI error, keeping its reason.
-func rpcErr(err error) error {
+// RPCErr turns a signer status into a CLI error, keeping its reason: a
+// refusal says so with its reason and detail; any other failure says what
+// failed, chosen by the status code (never by the message's text), with a
+// hint for that code.
+func RPCErr(err error) error {
 	st := status.Convert(err)
 	if r, ok := signer.RefusalFromStatus(st); ok {
 		return fmt.Errorf("the signer refused: %s: %s", signer.ReasonName(r.Reason), r.Detail)
@@ -62,7 +67,35 @@ func rpcErr(err error) error {
 		return cli.WithHint(fmt.Errorf("signer: %s", st.Message()),
 			"the signer's token went away (removed, its store renamed, hidden or emptied, its connection lost): bring it back; the signer reconnects by itself unless its log says the PIN was refused")
 	}
-	return cli.WithHint(fmt.Errorf("signer: %s", st.Message()), "is the signer running? check its log")
+	what, hint := rpcFailureHint(st.Code())
+	if what != "" {
+		return cli.WithHint(fmt.Errorf("signer: %s: %s", what, st.Message()), hint)
+	}
+	return cli.WithHint(fmt.Errorf("signer: %s", st.Message()), hint)
+}
+
+// rpcFailureHint says, for a failed call's status code, what failed (""
+// where the message says it) and what to do.
+func rpcFailureHint(c codes.Code) (what, hint string) {
+	switch c {
+	case codes.Unavailable:
+		return "", "is the signer running? check its log"
+	case codes.ResourceExhausted:
+		return "out of room", "an answer over gRPC's 4 MiB limit comes from a signer older than this command (upgrade it); a full state store is in the signer's log"
+	case codes.DeadlineExceeded:
+		return "no answer in time", "the signer is busy or stuck: check its log and its host's load"
+	case codes.Canceled:
+		return "cancelled", "the command was interrupted"
+	case codes.Unimplemented:
+		return "not offered by this signer", "the signer and this command are of different versions: run the same release on both"
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return "not allowed", "check that this user may use the signer's socket"
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
+		return "request refused", "this command and the signer disagree on the protocol: run the same release on both"
+	case codes.Internal, codes.DataLoss:
+		return "internal error", "the signer's log says what failed"
+	}
+	return "", "check the signer's log"
 }
 
 type signerAdoptOptions struct {
@@ -115,44 +148,14 @@ func runSignerAdopt(ctx context.Context, e *cli.Env, opts signerAdoptOptions) er
 	defer conn.Close()
 	st, err := pb.NewSignerClient(conn).AdoptAccount(ctx, req)
 	if err != nil {
-		return rpcErr(err)
+		return RPCErr(err)
 	}
 	return printAccountStates(e, []*pb.AccountState{st}, opts.json)
 }
 
-type signerAccountsOptions struct {
-	conn connectFlags
-	json bool
-}
-
-func newSignerAccountsCmd(e *cli.Env) *cobra.Command {
-	var opts signerAccountsOptions
-	cmd := &cobra.Command{
-		Use:   "accounts",
-		Short: "List the accounts a running signer tracks, with frontier and balance",
-		Args:  cli.NoArgsQuiet,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return runSignerAccounts(cmd.Context(), e, opts) },
-	}
-	opts.conn.register(cmd)
-	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON")
-	return cmd
-}
-
-func runSignerAccounts(ctx context.Context, e *cli.Env, opts signerAccountsOptions) error {
-	conn, err := opts.conn.dial()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	resp, err := pb.NewSignerClient(conn).ListAccounts(ctx, &pb.ListAccountsRequest{})
-	if err != nil {
-		return rpcErr(err)
-	}
-	return printAccountStates(e, resp.GetAccounts(), opts.json)
-}
-
-// accountStateJSON is the --json form of an account the signer tracks.
-type accountStateJSON struct {
+// AccountStateJSON is the --json form of an account the signer tracks
+// (signer adopt, signer accounts), as scripts and the dev tools read it.
+type AccountStateJSON struct {
 	Account    string `json:"account"`
 	PublicKey  string `json:"public_key"`
 	Wallet     string `json:"wallet"`
@@ -164,22 +167,63 @@ type accountStateJSON struct {
 }
 
 func printAccountStates(e *cli.Env, states []*pb.AccountState, asJSON bool) error {
-	out := make([]accountStateJSON, 0, len(states))
+	return printAccountRows(e, appendAccountRows(nil, states), asJSON)
+}
+
+// appendAccountRows appends the printed forms of states to rows.
+func appendAccountRows(rows []AccountStateJSON, states []*pb.AccountState) []AccountStateJSON {
 	for _, st := range states {
-		out = append(out, accountStateJSON{
-			Account: st.GetAddress(), PublicKey: fmt.Sprintf("%X", st.GetAccount()), Wallet: st.GetWallet(),
-			Index: st.GetIndex(), Frontier: fmt.Sprintf("%X", st.GetFrontier()), BalanceRaw: st.GetBalanceRaw(),
-			Height: st.GetHeight(), Sent24hRaw: st.GetSent_24HRaw(),
-		})
+		rows = append(rows, accountRow(st))
 	}
+	return rows
+}
+
+// accountRow is the printed form of st.
+func accountRow(st *pb.AccountState) AccountStateJSON {
+	return AccountStateJSON{
+		Account: st.GetAddress(), PublicKey: upperHex(st.GetAccount()), Wallet: st.GetWallet(),
+		Index: st.GetIndex(), Frontier: upperHex(st.GetFrontier()), BalanceRaw: st.GetBalanceRaw(),
+		Height: st.GetHeight(), Sent24hRaw: st.GetSent_24HRaw(),
+	}
+}
+
+// upperHex is fmt.Sprintf("%X", b), in one allocation.
+func upperHex(b []byte) string {
+	const digits = "0123456789ABCDEF"
+	var sb strings.Builder
+	sb.Grow(2 * len(b))
+	for _, c := range b {
+		sb.WriteByte(digits[c>>4])
+		sb.WriteByte(digits[c&15])
+	}
+	return sb.String()
+}
+
+// printAccountRows prints rows as one JSON array, or as a table aligned
+// over all of them.
+func printAccountRows(e *cli.Env, out []AccountStateJSON, asJSON bool) error {
 	if asJSON {
+		if out == nil {
+			out = []AccountStateJSON{} // [], not null
+		}
 		return cli.PrintJSON(e.Stdout, out)
 	}
-	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tWALLET\tINDEX\tBALANCE (XNO)\tHEIGHT\tFRONTIER")
+	tw := newAccountTable(e.Stdout)
 	for _, a := range out {
-		bal, _ := nano.ParseAmount(a.BalanceRaw)
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", a.Account, a.Wallet, a.Index, bal.XNO(), a.Height, a.Frontier)
+		writeAccountLine(tw, a)
 	}
 	return tw.Flush()
+}
+
+// newAccountTable returns the table of accounts with its header written.
+// Nothing reaches w before Flush: the rows have one block of columns.
+func newAccountTable(w io.Writer) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tWALLET\tINDEX\tBALANCE (XNO)\tHEIGHT\tFRONTIER")
+	return tw
+}
+
+func writeAccountLine(tw *tabwriter.Writer, a AccountStateJSON) {
+	bal, _ := nano.ParseAmount(a.BalanceRaw)
+	fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", a.Account, a.Wallet, a.Index, bal.XNO(), a.Height, a.Frontier)
 }

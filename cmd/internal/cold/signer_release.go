@@ -127,7 +127,7 @@ func runSignerRelease(ctx context.Context, e *cli.Env, opts signerReleaseOptions
 	defer conn.Close()
 	resp, err := pb.NewSignerClient(conn).Release(ctx, req)
 	if err != nil {
-		return rpcErr(err)
+		return RPCErr(err)
 	}
 	acct := resp.GetAccount()
 	if opts.json {
@@ -203,7 +203,7 @@ func runSignerReleasePrepare(ctx context.Context, e *cli.Env, opts signerRelease
 	defer conn.Close()
 	st, err := pb.NewSignerClient(conn).PrepareRelease(ctx, req)
 	if err != nil {
-		return rpcErr(err)
+		return RPCErr(err)
 	}
 	r, err := intent.ParseRelease(st)
 	if err != nil {

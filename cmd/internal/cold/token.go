@@ -51,6 +51,7 @@ type masterKeyResult struct {
 	MACLabel         string `json:"mac_label,omitempty"`
 	KeyID            string `json:"key_id"`
 	Check            string `json:"check"`
+	NoCheckReason    string `json:"no_check_reason,omitempty"`
 	Sensitive        bool   `json:"sensitive"`
 	Extractable      bool   `json:"extractable"`
 	NeverExtractable bool   `json:"never_extractable"`
@@ -65,6 +66,7 @@ func newMasterKeyResult(token string, info hsm.MasterKeyInfo) masterKeyResult {
 		MACLabel:         info.MACLabel,
 		KeyID:            hex.EncodeToString(info.ID),
 		Check:            info.Check,
+		NoCheckReason:    info.NoCheckReason,
 		Sensitive:        info.Sensitive,
 		Extractable:      info.Extractable,
 		NeverExtractable: info.NeverExtractable,
@@ -81,7 +83,11 @@ func printMasterKey(e *cli.Env, r masterKeyResult) {
 		fmt.Fprintf(e.Stdout, "MAC key:     %s\n", r.MACLabel)
 	}
 	fmt.Fprintf(e.Stdout, "key id:      %s\n", r.KeyID)
-	fmt.Fprintf(e.Stdout, "check value: %s\n", r.Check)
+	if r.Check == "" {
+		fmt.Fprintf(e.Stdout, "check value: none: %s\n", r.NoCheckReason)
+	} else {
+		fmt.Fprintf(e.Stdout, "check value: %s\n", r.Check)
+	}
 	fmt.Fprintf(e.Stdout, "sensitive:   %s\n", yesNo(r.Sensitive))
 	fmt.Fprintf(e.Stdout, "extractable: %s\n", yesNo(r.Extractable))
 }

@@ -57,8 +57,15 @@ type (
 		Attributes    []probeAttribute `json:"attributes"`
 		NotEnforced   []string         `json:"not_enforced"`
 		WalletStorage probeStorage     `json:"wallet_storage"`
+		SessionCopy   probeCopy        `json:"session_copy"`
 		Wrap          []string         `json:"wrap"`
 		Unwrap        []string         `json:"unwrap"`
+	}
+	// probeCopy says whether the Token unseals with a session-object
+	// copy of the master keys (hsm.SessionCopy).
+	probeCopy struct {
+		Used   bool   `json:"used"`
+		Reason string `json:"reason,omitempty"`
 	}
 	probeModule struct {
 		Path            string `json:"path"`
@@ -205,6 +212,8 @@ func runTokenProbe(ctx context.Context, e *cli.Env, opts tokenProbeOptions) erro
 		return tc.explain(err)
 	}
 	r := newProbeResult(tok.Capabilities(), tok.WalletDir(), master)
+	sc := tok.SessionCopy()
+	r.SessionCopy = probeCopy{Used: sc.Used, Reason: sc.Reason}
 	if opts.json {
 		return cli.PrintJSON(e.Stdout, r)
 	}
@@ -263,6 +272,11 @@ func runTokenProbe(ctx context.Context, e *cli.Env, opts tokenProbeOptions) erro
 	tw.Flush()
 	fmt.Fprintf(w, "not enforced: %s\n", r.notEnforcedLine())
 	fmt.Fprintf(w, "wallets:      %s\n", r.storageLine())
+	if r.SessionCopy.Used {
+		fmt.Fprintln(w, "session copy: used: wallets are unsealed with a session-object copy of the master key, held while nanokms runs")
+	} else {
+		fmt.Fprintf(w, "session copy: %s\n", r.SessionCopy.Reason)
+	}
 	fmt.Fprintf(w, "backup:       wraps with %s; unwraps %s\n", orNone(r.Wrap), orNone(r.Unwrap))
 	return nil
 }

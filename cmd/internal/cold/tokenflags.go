@@ -18,7 +18,8 @@ import (
 
 // The environment variables the token flags fall back to. The PIN itself
 // may come from the environment (never from argv); hsm.ReadPIN removes it
-// from the process environment once read.
+// from the process environment once read (Go's, and the environment block
+// /proc/PID/environ shows).
 const (
 	envModule       = "NANOKMS_PKCS11_MODULE"
 	envModuleParams = "NANOKMS_PKCS11_MODULE_PARAMS"
@@ -38,9 +39,10 @@ module-path names the module. A module that wants initialisation
 parameters (NSS softokn: configdir=...) gets them from --module-params (or
 $NANOKMS_PKCS11_MODULE_PARAMS). Wallets are data objects on the token, or
 files in --wallet-dir (or $NANOKMS_WALLET_DIR) for a token that keeps no
-data objects. The user PIN is read from --pin-file (a file other users
-cannot read or write, 0600 is best; one trailing newline is ignored) or,
-without it, from $NANOKMS_PIN; it is never taken from the command line. A
+data objects. The user PIN is read from --pin-file (a file only its owner
+may read or write: mode 0600 or 0400; one trailing newline is ignored) or,
+without it, from $NANOKMS_PIN (removed from the process's environment once
+read); it is never taken from the command line. A
 PIN the token refuses is never tried again.`
 
 // tokenFlags are the flags of every subcommand that opens the token.
@@ -168,9 +170,9 @@ func (c *tokenConfig) readPINFrom(flag, env string) (*hsm.PIN, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", flag)
 	}
-	if perm := st.Mode().Perm(); perm&0o007 != 0 {
-		return nil, cli.WithHint(fmt.Errorf("%s is accessible to other users (mode %04o)", flag, perm),
-			"the PIN file must not be readable or writable by other users: chmod o-rwx on it (0600 is best)")
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return nil, cli.WithHint(fmt.Errorf("%s is accessible to users other than its owner (mode %04o)", flag, perm),
+			"the PIN file must be readable and writable by its owner only: chmod 600 it")
 	}
 	pin, err := hsm.ReadPIN(c.pinFile, "")
 	if err != nil {

@@ -89,7 +89,13 @@ func runWalletExport(ctx context.Context, e *cli.Env, opts walletExportOptions) 
 	fmt.Fprintf(e.Stdout, "wallet:      %s\n", res.Label)
 	fmt.Fprintf(e.Stdout, "wallet id:   %s\n", res.WalletID)
 	fmt.Fprintf(e.Stdout, "kind:        %s\n", res.Kind)
-	fmt.Fprintf(e.Stdout, "check value: %s\n", res.MasterKeyCheck)
-	fmt.Fprintf(e.Stdout, "export:      %s (sealed: it restores only on a token whose master key has this check value)\n", res.Out)
+	if res.MasterKeyCheck == "" {
+		// A token that makes its own GCM IVs cannot compute one.
+		fmt.Fprintln(e.Stdout, "check value: none (the token cannot compute one)")
+		fmt.Fprintf(e.Stdout, "export:      %s (sealed: it restores only on a token holding the same master key)\n", res.Out)
+	} else {
+		fmt.Fprintf(e.Stdout, "check value: %s\n", res.MasterKeyCheck)
+		fmt.Fprintf(e.Stdout, "export:      %s (sealed: it restores only on a token whose master key has this check value)\n", res.Out)
+	}
 	return nil
 }

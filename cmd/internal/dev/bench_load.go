@@ -109,7 +109,7 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var deadline time.Time
-	cpu0 := processCPU()
+	cpu0, pages0 := processCPU(), w.store.PagesWritten()
 	start := time.Now()
 	if opts.duration > 0 {
 		deadline = start.Add(opts.duration)
@@ -120,7 +120,7 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := processCPU() - cpu0
+	cpu, pages := processCPU()-cpu0, w.store.PagesWritten()-pages0
 	bar.finish(ctx.Err())
 	if err := ctx.Err(); err != nil {
 		return lv, err
@@ -150,6 +150,9 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 		lv.MeanMs = ms(sum / time.Duration(len(lat)))
 		lv.P50Ms, lv.P90Ms, lv.P99Ms = ms(percentile(lat, 50)), ms(percentile(lat, 90)), ms(percentile(lat, 99))
 		lv.MaxMs = ms(lat[len(lat)-1])
+	}
+	if lv.Signed > 0 {
+		lv.PagesPerRequest = float64(pages) / float64(lv.Signed)
 	}
 	if cpu > 0 && lv.Signed > 0 {
 		lv.CPUPerRequestUs = float64(cpu.Microseconds()) / float64(lv.Signed)

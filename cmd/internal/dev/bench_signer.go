@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
+	"slices"
 	"syscall"
 	"time"
 
@@ -29,13 +29,20 @@ const (
 	benchSetupPar    = 8          // concurrent requests while opening accounts
 	benchExpiry      = time.Hour  // intents expire this far ahead
 	benchMaxLevel    = 4096       // largest concurrency accepted
+	benchMaxAccounts = 10_000_000 // largest --accounts accepted
 	benchSocketMax   = 107        // longest Unix socket path (sun_path)
 	benchTargetRate  = 3000.0     // issue target: signed requests/s at concurrency 64
 	benchTargetP99   = 10 * time.Millisecond
+	// benchTargetScaleRatio: throughput with many accounts tracked, over
+	// that with only the measured ones, at concurrency 64 (issue 12).
+	benchTargetScaleRatio = 0.8
 )
 
 type benchSignerOptions struct {
 	concurrency []int
+	accounts    []int
+	rounds      int
+	history     bool
 	requests    int
 	duration    time.Duration
 	cryptoIters int
@@ -91,6 +98,9 @@ Progress goes to standard error, results to standard output.`,
 	f := cmd.Flags()
 	f.IntSliceVar(&opts.concurrency, "concurrency", []int{1, 8, 64}, "concurrency levels to measure, in order")
 	f.IntVar(&opts.requests, "requests", 3000, "signed requests per level")
+	f.IntSliceVar(&opts.accounts, "accounts", []int{0}, "accounts a signer tracks in all: the measured ones and filler accounts written into its state file first (0: only the measured ones); several values make one signer each, measured in turn")
+	f.IntVar(&opts.rounds, "rounds", 1, "times to measure every level on every signer, interleaved")
+	f.BoolVar(&opts.history, "filler-history", false, "open each filler account with a recorded receive (request, signed block, audit), not only adopt it")
 	f.DurationVar(&opts.duration, "duration", 0, "run each level this long instead of a number of requests")
 	f.IntVar(&opts.cryptoIters, "crypto-iterations", 2000, "iterations of the pure CPU measurement")
 	f.IntVar(&opts.poolSize, "pool-size", policy.DefaultPoolSize, "token sessions (token.pool_size)")
@@ -128,6 +138,10 @@ func runBenchSigner(ctx context.Context, e *cli.Env, opts benchSignerOptions) (e
 		Accounts:      max(maxC, benchMinAccounts),
 		TokenPoolSize: opts.poolSize,
 	}
+	rep.Rounds, rep.FillerHistory = opts.rounds, opts.history
+	for _, n := range opts.accounts {
+		rep.TrackedAccounts = append(rep.TrackedAccounts, max(rep.Accounts, n))
+	}
 	if opts.requests > 0 {
 		rep.RequestsPerLevel = opts.requests
 	} else {
@@ -135,18 +149,38 @@ func runBenchSigner(ctx context.Context, e *cli.Env, opts benchSignerOptions) (e
 	}
 
 	w := &benchWorld{prog: prog}
+	worlds := []*benchWorld{w}
 	defer func() {
 		prog.say("cleaning up")
-		if cerr := w.close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("cleaning up: %w", cerr))
+		slices.Reverse(worlds) // the first, which owns the token, last
+		for _, w := range worlds {
+			if cerr := w.close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("cleaning up: %w", cerr))
+			}
 		}
 	}()
 	if err := w.setup(ctx, opts); err != nil {
 		return interrupted(ctx, err)
 	}
 	rep.Machine.StateFS = fsType(w.stateFile)
-	if err := w.openAccounts(ctx, rep.Accounts); err != nil {
-		return interrupted(ctx, err)
+	for i, tracked := range rep.TrackedAccounts {
+		if i > 0 {
+			s, err := w.newSibling(i)
+			if s != nil {
+				worlds = append(worlds, s)
+			}
+			if err != nil {
+				return interrupted(ctx, err)
+			}
+		}
+		wd := worlds[i]
+		wd.tracked = tracked
+		if err := wd.fillAccounts(ctx, tracked-rep.Accounts, opts.history); err != nil {
+			return interrupted(ctx, err)
+		}
+		if err := wd.openAccounts(ctx, rep.Accounts); err != nil {
+			return interrupted(ctx, err)
+		}
 	}
 
 	prog.say("measuring the pure CPU cost of one request (%d iterations)", opts.cryptoIters)
@@ -158,18 +192,13 @@ func runBenchSigner(ctx context.Context, e *cli.Env, opts benchSignerOptions) (e
 		return err
 	}
 	defer prof.stop()
-	for _, c := range opts.concurrency {
-		runtime.GC()
-		lv, err := w.runLevel(ctx, c, opts)
-		if err != nil {
-			return interrupted(ctx, err)
-		}
-		rep.Levels = append(rep.Levels, lv)
+	if err := runLevels(ctx, worlds, opts, &rep); err != nil {
+		return interrupted(ctx, err)
 	}
 	prof.stop()
 	rep.Machine.LoadAvgEnd = loadAvg()
 
-	rep.judge()
+	rep.judge(opts.concurrency)
 	if opts.json {
 		if err := cli.PrintJSON(e.Stdout, rep); err != nil {
 			return err
@@ -206,6 +235,15 @@ func (opts benchSignerOptions) validate() (maxC int, err error) {
 		return 0, cli.UsageErr("--crypto-iterations must be at least 1")
 	case opts.poolSize < 1 || opts.poolSize > policy.MaxPoolSize:
 		return 0, cli.UsageErr("--pool-size must be from 1 to %d", policy.MaxPoolSize)
+	case len(opts.accounts) == 0:
+		return 0, cli.UsageErr("--accounts: give at least one number")
+	case opts.rounds < 1:
+		return 0, cli.UsageErr("--rounds must be at least 1")
+	}
+	for _, n := range opts.accounts {
+		if n < 0 || n > benchMaxAccounts {
+			return 0, cli.UsageErr("--accounts must be from 0 to %d", benchMaxAccounts)
+		}
 	}
 	return maxC, nil
 }

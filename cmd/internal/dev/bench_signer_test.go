@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +79,7 @@ func TestBenchSigner(t *testing.T) {
 	if !rep.OK {
 		t.Errorf("ok is false")
 	}
-	if rep.Accounts != benchMinAccounts || rep.RequestsPerLevel != 50 || rep.Machine.CPUs < 1 || rep.Machine.GoVersion == "" {
+	if rep.Accounts != benchMinAccounts || len(rep.TrackedAccounts) != 1 || rep.TrackedAccounts[0] != benchMinAccounts || rep.RequestsPerLevel != 50 || rep.Machine.CPUs < 1 || rep.Machine.GoVersion == "" {
 		t.Errorf("report header: %+v", rep)
 	}
 	if len(rep.Levels) != 2 || rep.Levels[0].Concurrency != 1 || rep.Levels[1].Concurrency != 4 {
@@ -169,8 +170,58 @@ func TestBenchSignerInterrupt(t *testing.T) {
 	}
 }
 
+// TestBenchSignerAccounts: with --accounts 0,300 the bench measures two
+// signers on one token, one tracking only the measured accounts and one
+// with filler accounts too, round after round in turns, and compares
+// them.
+func TestBenchSignerAccounts(t *testing.T) {
+	dir := benchInProcess(t)
+	conf, hadConf := os.LookupEnv("SOFTHSM2_CONF")
+	var stdout, stderr bytes.Buffer
+	code := cli.Run(context.Background(), Binary, []string{"bench", "signer", "--concurrency", "4", "--requests", "24", "--accounts", "0,300",
+		"--rounds", "2", "--crypto-iterations", "5", "--json", "--dir", dir}, strings.NewReader(""), &stdout, &stderr)
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d\n--- stdout\n%s--- stderr\n%s", code, stdout.String(), stderr.String())
+	}
+	var rep benchSignerReport
+	dec := json.NewDecoder(&stdout)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rep); err != nil {
+		t.Fatalf("decoding the JSON: %v\n%s", err, stdout.String())
+	}
+	if !rep.OK || rep.Rounds != 2 || len(rep.TrackedAccounts) != 2 || rep.TrackedAccounts[0] != benchMinAccounts || rep.TrackedAccounts[1] != 300 {
+		t.Fatalf("report: ok %v, rounds %d, tracked %v", rep.OK, rep.Rounds, rep.TrackedAccounts)
+	}
+	var order []int
+	for _, lv := range rep.Levels {
+		order = append(order, lv.Round, lv.TrackedAccounts)
+		if lv.Signed != 24 || !lv.Verified || lv.Accounts != benchMinAccounts {
+			t.Errorf("level %+v", lv)
+		}
+	}
+	// The second round takes the signers in the other order.
+	if want := []int{1, 64, 1, 300, 2, 300, 2, 64}; !slices.Equal(order, want) {
+		t.Errorf("levels (round, tracked): %v, want %v", order, want)
+	}
+	if len(rep.Comparisons) != 1 {
+		t.Fatalf("comparisons: %+v", rep.Comparisons)
+	}
+	c := rep.Comparisons[0]
+	if c.Concurrency != 4 || c.TrackedAccounts != 300 || c.BaseAccounts != 64 || len(c.Ratios) != 2 || !(c.RatioMedian > 0) ||
+		c.RatioMedian != (c.Ratios[0]+c.Ratios[1])/2 || !(c.PerSecond > 0) || !(c.BasePerSecond > 0) {
+		t.Errorf("comparison: %+v", c)
+	}
+	if !strings.Contains(stderr.String(), "writing 236 filler accounts (adopted with a head) into the state file") {
+		t.Errorf("stderr:\n%s", stderr.String())
+	}
+	assertCleanedUp(t, dir, conf, hadConf)
+}
+
 func TestBenchSignerUsage(t *testing.T) {
 	for _, args := range [][]string{
+		{"--accounts", "-1"},
+		{"--accounts", "0,-5"},
+		{"--rounds", "0"},
 		{"--concurrency", "0"},
 		{"--requests", "10", "--duration", "1s"},
 		{"--requests", "0"},

@@ -41,6 +41,15 @@ type benchWorld struct {
 	conn      *grpc.ClientConn
 	client    pb.SignerClient
 
+	// For a second world on the same token (sibling): the token's
+	// module, label, PIN file and pool size, and whether this world owns
+	// the shared parts (the directory, the token, the approver's key).
+	module, label, pinFile string
+	poolSize               int
+	sibling                bool
+	// tracked is how many accounts the signer tracks (--accounts).
+	tracked int
+
 	approver   ed25519.PrivateKey
 	funder     benchExt
 	rep, dest  nano.PublicKey
@@ -97,8 +106,6 @@ func (w *benchWorld) setup(ctx context.Context, opts benchSignerOptions) error {
 	if len(sock) > benchSocketMax {
 		return cli.WithHint(fmt.Errorf("the socket path %s is longer than %d bytes", sock, benchSocketMax), "use a shorter --dir, such as /tmp")
 	}
-	w.stateFile = filepath.Join(dir, "signer.db")
-
 	suffix, err := softhsmtool.RandomSecret(4)
 	if err != nil {
 		return err
@@ -111,7 +118,8 @@ func (w *benchWorld) setup(ctx context.Context, opts benchSignerOptions) error {
 	if err := w.newKeys(); err != nil {
 		return err
 	}
-	return w.startSigner(opts, sock, label, pinFile)
+	w.pinFile, w.label, w.poolSize = pinFile, label, opts.poolSize
+	return w.startSigner(filepath.Join(dir, "signer.db"), sock)
 }
 
 // newToken makes the run's SoftHSM token, labelled label, with its PIN
@@ -119,6 +127,9 @@ func (w *benchWorld) setup(ctx context.Context, opts benchSignerOptions) error {
 func (w *benchWorld) newToken(ctx context.Context, opts benchSignerOptions, label, pinFile string) (err error) {
 	w.prog.say("creating SoftHSM token %s", label)
 	w.softhsm, err = softhsmtool.NewToken(ctx, "", label)
+	if err == nil {
+		w.module = w.softhsm.Module
+	}
 	if err != nil {
 		if errors.Is(err, softhsmtool.ErrNotInstalled) {
 			return cli.WithHint(err, "install it (apt-get install softhsm2, or softhsm-test/setup.sh as root) and run again")
@@ -170,10 +181,12 @@ func (w *benchWorld) newKeys() (err error) {
 	return err
 }
 
-// startSigner starts the signer in this process on the Unix socket sock,
-// as `nanokms-cold signer` would with the configuration below, and
-// connects the run's client to it.
-func (w *benchWorld) startSigner(opts benchSignerOptions, sock, label, pinFile string) (err error) {
+// startSigner starts this world's signer in this process, with its
+// policy and its state file stateFile, on the Unix socket sock, as
+// `nanokms-cold signer` would with the configuration below, and connects
+// the run's client to it.
+func (w *benchWorld) startSigner(stateFile, sock string) (err error) {
+	w.stateFile = stateFile
 	cfgText := fmt.Sprintf(`[signer]
 state = %q
 listen = %q
@@ -196,7 +209,7 @@ receive_automatic = true
 [[groups.tiers]]
 quorum = 1
 approvers = ["service"]
-`, w.stateFile, "unix://"+sock, w.softhsm.Module, label, pinFile, opts.poolSize,
+`, w.stateFile, "unix://"+sock, w.module, w.label, w.pinFile, w.poolSize,
 		[]byte(w.approver.Public().(ed25519.PublicKey)), benchWallet)
 	cfg, err := policy.Parse([]byte(cfgText))
 	if err != nil {
@@ -236,14 +249,17 @@ func (w *benchWorld) close() error {
 	if w.store != nil {
 		errs = append(errs, w.store.Close())
 	}
+	if w.funder.key != nil {
+		w.funder.key.Wipe()
+	}
+	if w.sibling {
+		return errors.Join(errs...)
+	}
 	if w.tok != nil {
 		errs = append(errs, w.tok.Close())
 	}
 	if w.softhsm != nil {
 		errs = append(errs, w.softhsm.Close())
-	}
-	if w.funder.key != nil {
-		w.funder.key.Wipe()
 	}
 	clear(w.approver)
 	if w.dir != "" {

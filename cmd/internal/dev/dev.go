@@ -1,8 +1,8 @@
 // Package dev holds the development tools, which no production binary
 // links: the development Nano node (devnode) and the whole-system
-// benchmarks (bench signer), with their throw-away SoftHSM tokens
-// (softhsm-test/softhsmtool, which may install SoftHSM with apt-get) and
-// progress bar. They make up nanokms-dev.
+// benchmarks (bench signer, bench listing), with their throw-away SoftHSM
+// tokens (softhsm-test/softhsmtool, which may install SoftHSM with
+// apt-get) and progress bar. They make up nanokms-dev.
 package dev
 
 import (

@@ -214,9 +214,22 @@ func runDevnode(ctx context.Context, e *cli.Env, opts devnodeOptions, receiveSet
 	}
 	for _, f := range funds {
 		h, err := n.Fund(ctx, f.dest, f.amount)
+		if err == nil {
+			// Confirmed before the node serves: what a client first sees
+			// of a fund does not depend on how soon it asked.
+			err = n.WaitConfirmed(ctx, h)
+		}
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("--fund %s: %w", f.dest.Address(), err)
+		}
+		if opts.confirmDelay == 0 {
+			// Confirmed at once: before the first request is answered,
+			// not whenever the confirmer next runs.
+			if err := n.WaitConfirmed(ctx, h); err != nil {
+				closeAll()
+				return fmt.Errorf("--fund %s: %w", f.dest.Address(), err)
+			}
 		}
 		log.Info("funded", "account", f.dest.Address(), "amount", f.amount.String(), "send", h.String())
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/nanokms/nanokms/cmd/internal/cli"
+	"github.com/nanokms/nanokms/cmd/internal/cold"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
 
@@ -20,11 +21,13 @@ type softhsmMain struct{ m *testing.M }
 func (s softhsmMain) Run() int { return softhsmtest.Run(s.m) }
 
 // TestMain lets the test binary double as nanokms-dev, for the tests that
-// run it in a process of their own. (The command-line suite of all three
-// binaries is in cmd/nanokms.)
+// run it in a process of their own, and as nanokms-cold, which bench
+// listing runs (testscript puts both names on PATH). (The command-line
+// suite of all three binaries is in cmd/nanokms.)
 func TestMain(m *testing.M) {
 	testscript.Main(softhsmMain{m}, map[string]func(){
-		"nanokms-dev": func() { cli.Main(Binary) },
+		"nanokms-dev":  func() { cli.Main(Binary) },
+		"nanokms-cold": func() { cli.Main(cold.Binary) },
 	})
 }
 
