@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,6 +100,44 @@ func (u unit) writable(path string) bool {
 
 var roles = []string{"signer", "relay", "gateway", "devnode"}
 
+// binaryOf is the binary each role's unit runs: the cold roles run the
+// isolated host's nanokms-cold, the gateway the operator's nanokms, the
+// dev node nanokms-dev.
+var binaryOf = map[string]string{"signer": "nanokms-cold", "relay": "nanokms-cold", "gateway": "nanokms", "devnode": "nanokms-dev"}
+
+// hardening is what every unit here has in [Service], the Nano node's
+// included (deploy/README.md, "Hardening").
+var hardening = map[string]string{
+	"Restart": "on-failure", "NoNewPrivileges": "yes", "CapabilityBoundingSet": "", "AmbientCapabilities": "",
+	"ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes", "PrivateIPC": "yes",
+	"ProtectKernelTunables": "yes", "ProtectKernelModules": "yes", "ProtectKernelLogs": "yes",
+	"ProtectControlGroups": "yes", "ProtectClock": "yes", "ProtectHostname": "yes", "ProtectProc": "invisible",
+	"ProcSubset": "pid", "RestrictNamespaces": "yes", "RestrictRealtime": "yes", "RestrictSUIDSGID": "yes",
+	"LockPersonality": "yes", "MemoryDenyWriteExecute": "yes", "RemoveIPC": "yes", "PrivateDevices": "yes",
+	"SystemCallArchitectures": "native", "SystemCallErrorNumber": "EPERM",
+}
+
+// checkHardening checks that u has hardening and extra (which wins), a
+// system call filter of @system-service without @privileged, a restart
+// delay, address families and an [Install] target.
+func checkHardening(t *testing.T, name string, u unit, extra map[string]string) {
+	t.Helper()
+	want := maps.Clone(hardening)
+	maps.Copy(want, extra)
+	for key, w := range want {
+		vs, ok := u["Service"][key]
+		if !ok || vs[len(vs)-1] != w {
+			t.Errorf("%s: %s=%v, want %q", name, key, vs, w)
+		}
+	}
+	if f := u["Service"]["SystemCallFilter"]; !slices.Equal(f, []string{"@system-service", "~@privileged"}) {
+		t.Errorf("%s: SystemCallFilter=%v, want @system-service then ~@privileged", name, f)
+	}
+	if u.get("RestartSec") == "" || u.get("RestrictAddressFamilies") == "" || len(u["Install"]["WantedBy"]) == 0 {
+		t.Errorf("%s: RestartSec, RestrictAddressFamilies or WantedBy missing", name)
+	}
+}
+
 func units(t *testing.T) map[string]unit {
 	t.Helper()
 	out := map[string]unit{}
@@ -156,9 +195,9 @@ func TestUnitsMatchConfigs(t *testing.T) {
 	for _, r := range roles {
 		u := us[r]
 		exec := u.get("ExecStart")
-		want := "/usr/bin/nanokms " + r + " --config /etc/nanokms/" + r + ".toml"
+		want := "/usr/bin/" + binaryOf[r] + " " + r + " --config /etc/nanokms/" + r + ".toml"
 		if r == "devnode" {
-			want = "/usr/bin/nanokms devnode $NANOKMS_DEVNODE_FLAGS"
+			want = "/usr/bin/nanokms-dev devnode $NANOKMS_DEVNODE_FLAGS"
 		}
 		if exec != want {
 			t.Errorf("%s: ExecStart=%s, want %s", r, exec, want)
@@ -166,20 +205,7 @@ func TestUnitsMatchConfigs(t *testing.T) {
 		if strings.Contains(strings.ToLower(exec), "pin") {
 			t.Errorf("%s: the command line mentions a PIN: %s", r, exec)
 		}
-		for key, want := range map[string]string{
-			"User": "nanokms", "Group": "nanokms", "Restart": "on-failure", "NoNewPrivileges": "yes",
-			"ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes", "MemoryDenyWriteExecute": "yes",
-			"LockPersonality": "yes", "CapabilityBoundingSet": "", "RestrictNamespaces": "yes", "UMask": "0077",
-			"LimitNOFILE": "65536", "SystemCallArchitectures": "native",
-		} {
-			vs, ok := u["Service"][key]
-			if !ok || vs[len(vs)-1] != want {
-				t.Errorf("%s: %s=%v, want %q", r, key, vs, want)
-			}
-		}
-		if u.get("RestartSec") == "" || u.get("RestrictAddressFamilies") == "" || len(u["Install"]["WantedBy"]) == 0 {
-			t.Errorf("%s: RestartSec, RestrictAddressFamilies or WantedBy missing", r)
-		}
+		checkHardening(t, r, u, map[string]string{"User": "nanokms", "Group": "nanokms", "UMask": "0077", "LimitNOFILE": "65536"})
 		if r == "relay" || r == "gateway" {
 			continue
 		}
@@ -305,32 +331,33 @@ func ensureSystemdAnalyze(t *testing.T) string {
 	return p
 }
 
-// buildNanokms builds the nanokms binary into dir: systemd-analyze verify
-// checks that ExecStart names an executable.
-func buildNanokms(t *testing.T, dir string) string {
+// buildBinaries builds the three binaries (nanokms, nanokms-cold,
+// nanokms-dev) into dir, in one go build: systemd-analyze verify checks
+// that ExecStart names an executable.
+func buildBinaries(t *testing.T, dir string) {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	bin := filepath.Join(dir, "nanokms")
-	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/nanokms/nanokms/cmd/nanokms")
+	cmd := exec.Command(goTool, "build", "-o", dir+string(filepath.Separator),
+		"github.com/nanokms/nanokms/cmd/nanokms", "github.com/nanokms/nanokms/cmd/nanokms-cold", "github.com/nanokms/nanokms/cmd/nanokms-dev")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return bin
 }
 
 // TestSystemdAnalyzeVerify runs systemd-analyze verify on every unit, and
 // again with the serial drop-in on the relay and the gateway. Units are
-// copied with ExecStart pointing at a freshly built nanokms. Any
+// copied with ExecStart pointing at the freshly built binaries. Any
 // diagnostic about them fails the test: verify reports unknown or invalid
 // settings as warnings ("ignoring") and still exits 0, so its output is
 // read at the warning level, not only its status.
 func TestSystemdAnalyzeVerify(t *testing.T) {
 	analyze := ensureSystemdAnalyze(t)
 	tmp := t.TempDir()
-	bin := buildNanokms(t, tmp)
+	binDir := filepath.Join(tmp, "bin")
+	buildBinaries(t, binDir)
 
 	copyUnits := func(t *testing.T, dir string) []string {
 		t.Helper()
@@ -338,16 +365,27 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 		var paths []string
+		names := []string{nodeUnitName}
 		for _, r := range roles {
-			name := "nanokms-" + r + ".service"
+			names = append(names, "nanokms-"+r+".service")
+		}
+		for _, name := range names {
 			data, err := os.ReadFile(filepath.Join("systemd", name))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Contains(data, []byte("ExecStart=/usr/bin/nanokms ")) {
-				t.Fatalf("%s: no ExecStart=/usr/bin/nanokms", name)
+			// Each unit runs the binary of its role. The Nano node is not
+			// installed here: verify needs an executable, and never runs
+			// it, so its unit gets nanokms.
+			exe, built := "/usr/bin/nano_node", "nanokms"
+			if name != nodeUnitName {
+				r := strings.TrimSuffix(strings.TrimPrefix(name, "nanokms-"), ".service")
+				exe, built = "/usr/bin/"+binaryOf[r], binaryOf[r]
 			}
-			data = bytes.ReplaceAll(data, []byte("ExecStart=/usr/bin/nanokms "), []byte("ExecStart="+bin+" "))
+			if !bytes.Contains(data, []byte("ExecStart="+exe+" ")) {
+				t.Fatalf("%s: no ExecStart=%s", name, exe)
+			}
+			data = bytes.ReplaceAll(data, []byte("ExecStart="+exe+" "), []byte("ExecStart="+filepath.Join(binDir, built)+" "))
 			p := filepath.Join(dir, name)
 			if err := os.WriteFile(p, data, 0o644); err != nil {
 				t.Fatal(err)
@@ -380,6 +418,22 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 	t.Run("units", func(t *testing.T) {
 		dir := filepath.Join(tmp, "plain")
 		verify(t, dir, copyUnits(t, dir))
+	})
+	t.Run("node IPC drop-in", func(t *testing.T) {
+		dir := filepath.Join(tmp, "node-ipc")
+		paths := copyUnits(t, dir)
+		dropIn, err := os.ReadFile(filepath.Join("systemd", "node-ipc.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := filepath.Join(dir, "nanokms-gateway.service.d")
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "node-ipc.conf"), dropIn, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		verify(t, dir, paths)
 	})
 	t.Run("serial drop-in", func(t *testing.T) {
 		dir := filepath.Join(tmp, "serial")

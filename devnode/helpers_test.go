@@ -159,7 +159,7 @@ func fixtureMap(t *testing.T, name string) map[string]any {
 
 func waitConfirmed(t *testing.T, n *Node, h nano.Hash) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a hang bound
 	defer cancel()
 	if err := n.WaitConfirmed(ctx, h); err != nil {
 		t.Fatalf("block %s not confirmed: %v", h, err)

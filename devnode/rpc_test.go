@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nanokms/nanokms/nano"
 )
@@ -281,8 +282,11 @@ func TestWorkCancel(t *testing.T) {
 	done := make(chan map[string]any, 1)
 	go func() {
 		var out map[string]any
-		// Unreachable in practice: the search runs until cancelled.
-		json.Unmarshal(n.HandleRPC(context.Background(), []byte(`{"action":"work_generate","hash":"`+root+`","difficulty":"fffffff800000000"}`)), &out)
+		// The highest difficulty work_generate takes (the network's send
+		// threshold here, about 2^29 hashes): the search runs until it is
+		// cancelled.
+		d := hex16(max(fromMultiplier(maxGenerateMultiplier, n.baseDifficulty()), nano.ThresholdSend))
+		json.Unmarshal(n.HandleRPC(context.Background(), []byte(`{"action":"work_generate","hash":"`+root+`","difficulty":"`+d+`"}`)), &out)
 		done <- out
 	}()
 	h, _ := nano.ParseHash(root)
@@ -295,8 +299,8 @@ func TestWorkCancel(t *testing.T) {
 		}
 		select {
 		case out := <-done:
-			t.Skipf("work found before it could be cancelled: %v", out)
-		default:
+			t.Fatalf("work_generate returned before it was cancelled: %v", out)
+		case <-time.After(time.Millisecond): // polling
 		}
 	}
 	rpc(t, n, map[string]any{"action": "work_cancel", "hash": root})

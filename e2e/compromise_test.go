@@ -42,7 +42,11 @@ func TestCompromiseAlert(t *testing.T) {
 				close(streamed)
 				return
 			}
-			streamed <- a
+			select {
+			case streamed <- a:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
 	probe := time.NewTicker(20 * time.Millisecond)

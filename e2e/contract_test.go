@@ -105,8 +105,8 @@ func TestDevnodeContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpC := node.NewClient(httpT, node.ClientOptions{Timeout: 5 * time.Second})
-	ipcC := node.NewClient(ipcT, node.ClientOptions{Timeout: 5 * time.Second})
+	httpC := node.NewClient(httpT, node.ClientOptions{Timeout: waitLimit})
+	ipcC := node.NewClient(ipcT, node.ClientOptions{Timeout: waitLimit})
 	defer httpC.Close()
 	defer ipcC.Close()
 

@@ -138,7 +138,7 @@ func TestHostileNode(t *testing.T) {
 	head := blockOf(t, recv)
 	headHash := head.Hash()
 	dest := signertest.NewExtAccount(40).Pub
-	liarClient := node.NewClient(node.NewHTTP(w.gwRPC, node.HTTPOptions{}), node.ClientOptions{Timeout: 5 * time.Second})
+	liarClient := node.NewClient(node.NewHTTP(w.gwRPC, node.HTTPOptions{}), node.ClientOptions{Timeout: waitLimit})
 	defer liarClient.Close()
 
 	// nothingNew checks that the custody account still ends at head and
@@ -386,7 +386,7 @@ func TestForgedCallback(t *testing.T) {
 	}))
 	cbURL := "http://" + cbL.Addr().String() + "/callback"
 	dev, rpcURL, _, _ := newDevnode(t, devnode.Options{CallbackURL: cbURL})
-	client := node.NewClient(node.NewHTTP(rpcURL, node.HTTPOptions{}), node.ClientOptions{Timeout: 5 * time.Second})
+	client := node.NewClient(node.NewHTTP(rpcURL, node.HTTPOptions{}), node.ClientOptions{Timeout: waitLimit})
 	defer client.Close()
 	h := node.NewCallbackHandler(client, node.CallbackOptions{})
 	handler.Store(h)

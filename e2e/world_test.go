@@ -209,7 +209,7 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 	}
 	w := &world{t: t, changed: make(chan struct{})}
 	w.dev, w.rpcURL, w.wsURL, w.ipcPath = newDevnode(t, dev)
-	w.direct = node.NewClient(node.NewHTTP(w.rpcURL, node.HTTPOptions{}), node.ClientOptions{Timeout: 5 * time.Second})
+	w.direct = node.NewClient(node.NewHTTP(w.rpcURL, node.HTTPOptions{}), node.ClientOptions{Timeout: waitLimit})
 	t.Cleanup(func() { w.direct.Close() })
 	w.gwRPC = w.rpcURL
 	if o.rpc != nil {

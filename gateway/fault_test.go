@@ -693,7 +693,7 @@ func TestFaultExpired(t *testing.T) {
 	const maxAge = time.Second
 	w := newFaultWorld(t, 2, faultOptions{maxAge: maxAge})
 	x := w.openReq(0, signertest.XNO(10))
-	exp := time.Now().Add(3 * time.Second)
+	exp := time.Now().Add(6 * time.Second) // time for the resend to be signed first on a loaded host
 	x.Intent.ExpiresAtUnix = exp.Unix()
 	id := x.GetIntent().GetRequestId()
 	var (

@@ -4,6 +4,7 @@ package hsm
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"sync"
 	"testing"
@@ -16,34 +17,55 @@ import (
 	"github.com/nanokms/nanokms/softhsm-test/tokentest"
 )
 
-// benchKind is one implementation BenchmarkTokenVsPure runs on, and the
-// scheme its master key uses.
+// benchKind is one implementation BenchmarkTokenVsPure runs on, the
+// scheme its master key uses, and whether it unseals with the session
+// copy of the master keys (sessioncopy.go) where the token allows one.
 type benchKind struct {
 	name   string
 	scheme SealScheme
-	open   func(tb testing.TB, dir string) Config
+	// copied: the token allows the session copy, and it is used;
+	// refuse: the copy is refused (C_CopyObject answers
+	// CKR_ACTION_PROHIBITED, through the fake), so the token object
+	// unseals, as before the copy existed: the same token measured both
+	// ways in one run.
+	copied, refuse bool
+	open           func(e *benchTokens, tb testing.TB) Config
 }
 
 var benchKinds = []benchKind{
-	{"softhsm", SchemeAESGCM, openSoftHSM},
+	{name: "softhsm", scheme: SchemeAESGCM, open: openSoftHSM},
 	// SoftHSM again with the other scheme: what aes-256-cbc-pad+hmac-sha-256
 	// costs on the same token, apart from opencryptoki's own speed.
-	{"softhsm-cbc", SchemeAESCBCHMAC, openSoftHSM},
-	{"opencryptoki", SchemeAESCBCHMAC, func(tb testing.TB, _ string) Config {
-		o := tokentest.StartOpenCryptoki(tb)
-		tk := o.Token(tb, "bench")
-		return Config{Module: tk.Module, TokenLabel: tk.Label, PIN: mustPIN(tb, tk.PIN)}
-	}},
-	{"nss", SchemeAESGCM, func(tb testing.TB, dir string) Config {
-		tk := tokentest.NewNSS(tb, dir)
-		return Config{Module: tk.Module, ModuleParams: tk.ModuleParams, TokenLabel: tk.Label, WalletDir: tk.WalletDir, PIN: mustPIN(tb, tk.PIN)}
-	}},
+	{name: "softhsm-cbc", scheme: SchemeAESCBCHMAC, open: openSoftHSM},
+	{name: "opencryptoki", scheme: SchemeAESCBCHMAC, copied: true, open: (*benchTokens).openCryptoki},
+	{name: "opencryptoki-token-object", scheme: SchemeAESCBCHMAC, refuse: true, open: (*benchTokens).openCryptoki},
+	{name: "nss", scheme: SchemeAESGCM, copied: true, open: (*benchTokens).nss},
+	{name: "nss-token-object", scheme: SchemeAESGCM, refuse: true, open: (*benchTokens).nss},
 }
 
-func openSoftHSM(tb testing.TB, _ string) Config {
+// benchTokens are the tokens kinds share: a process can set up NSS's
+// database and opencryptoki's daemon once only. Their cleanups run when
+// the benchmark b ends.
+type benchTokens struct {
+	b   *testing.B
+	ock *tokentest.Token
+}
+
+func openSoftHSM(_ *benchTokens, tb testing.TB) Config {
 	st := softhsmtest.MustToken(tb, softhsmtest.UniqueLabel("bench"))
 	return Config{Module: st.Module, TokenLabel: st.Label, PIN: mustPIN(tb, st.PIN)}
 }
+
+func (e *benchTokens) openCryptoki(tb testing.TB) Config {
+	if e.ock == nil {
+		o := tokentest.StartOpenCryptoki(cleanupOn{tb, e.b})
+		tk := o.Token(cleanupOn{tb, e.b}, "bench")
+		e.ock = &tk
+	}
+	return Config{Module: e.ock.Module, TokenLabel: e.ock.Label, PIN: mustPIN(tb, e.ock.PIN)}
+}
+
+func (e *benchTokens) nss(tb testing.TB) Config { return nssConfig(tb) }
 
 // cleanupOn is tb whose cleanups run when parent ends: a token set up in
 // the first run of a sub-benchmark serves all its runs (opencryptoki's
@@ -75,6 +97,7 @@ func (c cleanupOn) Cleanup(f func()) { c.parent.Cleanup(f) }
 // three give the same signature, checked on every iteration. Compare runs
 // with -count N and benchstat; docs/BENCHMARKS.md has the figures.
 func BenchmarkTokenVsPure(b *testing.B) {
+	e := &benchTokens{b: b}
 	for _, k := range benchKinds {
 		var tok kindToken
 		var setupFailed bool
@@ -84,7 +107,7 @@ func BenchmarkTokenVsPure(b *testing.B) {
 			}
 			if tok.tok == nil {
 				setupFailed = true
-				tok = benchKindToken(cleanupOn{sb, b}, b.TempDir(), k)
+				tok = benchKindToken(cleanupOn{sb, b}, e, k)
 				setupFailed = false
 			}
 			benchTokenVsPure(sb, tok)
@@ -103,26 +126,45 @@ type kindToken struct {
 	clock *callClock
 }
 
-func benchKindToken(tb testing.TB, dir string, k benchKind) kindToken {
+// benchKindToken opens a token of kind k with its master key and the
+// wallet "bench" (both may exist already: kinds share NSS's and
+// opencryptoki's tokens).
+func benchKindToken(tb testing.TB, e *benchTokens, k benchKind) kindToken {
 	tb.Helper()
 	ctx := context.Background()
-	cfg := k.open(tb, dir)
+	cfg := k.open(e, tb)
 	m, err := loadModule(cfg.Module, cfg.ModuleParams)
 	if err != nil {
 		tb.Fatalf("%s: %v", k.name, err)
 	}
 	clock := &callClock{}
-	tok, err := open(ctx, clock.fake(m), cfg)
+	f := clock.fake(m)
+	if k.refuse {
+		f.CopyObjectFunc = func(sh pkcs11.SessionHandle, o pkcs11.ObjectHandle, a []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
+			if isMasterKey(f, sh, o) {
+				return 0, pkcs11.Error(pkcs11.CKR_ACTION_PROHIBITED)
+			}
+			return m.CopyObject(sh, o, a)
+		}
+	}
+	tok, err := open(ctx, f, cfg)
 	if err != nil {
 		tb.Fatalf("%s: open: %v", k.name, err)
 	}
 	tb.Cleanup(func() { tok.Close() })
-	if err := tok.CreateMasterKey(ctx, k.scheme); err != nil {
+	if err := tok.CreateMasterKey(ctx, k.scheme); err != nil && !errors.Is(err, ErrMasterKeyExists) {
 		tb.Fatalf("%s: CreateMasterKey(%s): %v", k.name, k.scheme, err)
 	}
+	if s, err := tok.MasterKeyScheme(ctx); err != nil || s != k.scheme {
+		tb.Fatalf("%s: master key scheme %s (%v), want %s", k.name, s, err, k.scheme)
+	}
 	seed := benchSeed
-	if _, err := tok.ImportWallet(ctx, "bench", &seed); err != nil {
+	if _, err := tok.ImportWallet(ctx, "bench", &seed); err != nil && !errors.Is(err, ErrWalletExists) {
 		tb.Fatalf("%s: ImportWallet: %v", k.name, err)
+	}
+	// The measurement is of the path the kind names, or of nothing.
+	if sc := tok.SessionCopy(); sc.Used != k.copied {
+		tb.Fatalf("%s: session copy used: %v (%s), want %v", k.name, sc.Used, sc.Reason, k.copied)
 	}
 	return kindToken{tok, clock}
 }

@@ -197,15 +197,17 @@ const exportFormat = "nanokms-wallet-export/1"
 
 // walletExport is the document ExportWallet returns and RestoreWallet reads:
 // the sealed blob and metadata, nothing that opens it. MasterKeyCheck lets a
-// restore refuse a token with another master key before trying to unseal.
-// Scheme is absent in exports of version 1 blobs made before seal schemes.
+// restore refuse a token with another master key before trying to unseal;
+// it is absent when the exporting token could not compute it (aes-256-gcm
+// with IVs the token makes). Scheme is absent in exports of version 1
+// blobs made before seal schemes.
 type walletExport struct {
 	Format         string `json:"format"`
 	Label          string `json:"label"`
 	WalletID       string `json:"wallet_id"`
 	Kind           string `json:"kind"`
 	Scheme         string `json:"scheme,omitempty"`
-	MasterKeyCheck string `json:"master_key_check"`
+	MasterKeyCheck string `json:"master_key_check,omitempty"`
 	Sealed         string `json:"sealed"` // base64 (standard, padded) of the sealed blob
 }
 
@@ -259,7 +261,7 @@ func parseExport(data []byte) (walletExport, sealedBlob, error) {
 	if e.WalletID != b.id.String() {
 		return walletExport{}, sealedBlob{}, fmt.Errorf("%w: wallet export: wallet_id disagrees with the sealed blob", ErrBadBlob)
 	}
-	if _, err := hex.DecodeString(e.MasterKeyCheck); err != nil || len(e.MasterKeyCheck) != 2*checkLen {
+	if _, err := hex.DecodeString(e.MasterKeyCheck); e.MasterKeyCheck != "" && (err != nil || len(e.MasterKeyCheck) != 2*checkLen) {
 		return walletExport{}, sealedBlob{}, fmt.Errorf("%w: wallet export: master_key_check is not %d hex digits", ErrBadBlob, 2*checkLen)
 	}
 	return e, b, nil

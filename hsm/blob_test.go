@@ -172,6 +172,8 @@ func TestParseExport(t *testing.T) {
 		"kind disagrees": edit(func(m map[string]any) { m["kind"] = "bip39" }),
 		"id disagrees":   edit(func(m map[string]any) { m["wallet_id"] = "00000000000000000000000000000000" }),
 		"check":          edit(func(m map[string]any) { m["master_key_check"] = "xyz" }),
+		"check short":    edit(func(m map[string]any) { m["master_key_check"] = "00112233" }),
+		"check type":     edit(func(m map[string]any) { m["master_key_check"] = 7 }),
 		"scheme missing": edit(func(m map[string]any) { delete(m, "scheme") }),
 		"scheme wrong":   edit(func(m map[string]any) { m["scheme"] = SchemeAESGCM.String() }),
 	}

@@ -196,6 +196,28 @@ type WalletStorage struct {
 	Detail string
 }
 
+// SessionCopy says whether a Token unseals with a session-object copy of
+// its master keys (C_CopyObject with CKA_TOKEN false, held in a session
+// of its own for the life of the Token), which spares tokens that load a
+// token key from storage at every use (NSS softokn) that cost. It is used
+// only where the token allows the copy and the copy reads back as
+// protected as the key; docs/KEYS.md says what it changes.
+type SessionCopy struct {
+	// Used is true while the Token unseals with a copy.
+	Used bool
+	// Reason says why no copy is used: none made yet (no usable master
+	// key), the key is not copyable, the token refused the copy (the
+	// function and its return code), the copy was not as protected as
+	// the key or did not open a seal of the key, or copies kept being
+	// lost in use.
+	Reason string
+	// Lost counts the copies that stopped working in use (their session
+	// closed under them, …) since the Token opened or last recovered:
+	// each was dropped, its unseal made with the token object instead,
+	// and a new copy made.
+	Lost int
+}
+
 // Capabilities is what a token offers nanokms, read from the token and
 // tried on it when it is opened: never assumed. Token.Capabilities
 // returns it.

@@ -67,8 +67,10 @@
 //   - Open logs in with exactly one C_Login. A wrong PIN (CKR_PIN_INCORRECT)
 //     returns ErrWrongPIN and is never retried, by Open or later: the token
 //     locks after a few failures. CKR_USER_ALREADY_LOGGED_IN is success.
-//   - The PIN comes from a file or an environment variable (ReadPIN), never
-//     from the command line, and lives in locked memory.
+//   - The PIN comes from a file accessible to its owner only or an
+//     environment variable, which is then cleared from the process's
+//     environment block too (ReadPIN); never from the command line. It
+//     lives in locked memory.
 //   - A Token holds a bounded pool of sessions (Config.PoolSize, default 4).
 //     A session that fails with CKR_SESSION_HANDLE_INVALID,
 //     CKR_SESSION_CLOSED, CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT or
@@ -100,8 +102,18 @@
 //   - Lookups are exact: C_FindObjectsInit, C_FindObjects for two,
 //     C_FindObjectsFinal always; none is "not found", two is
 //     ErrDuplicateObject. Nothing is created under a label that exists.
-//   - Close waits for running operations, closes the sessions and never
-//     calls C_Logout; it is idempotent. Calls after it return ErrClosed.
+//   - Where the token allows it (the master key is not held
+//     non-copyable), a Token unseals with a session-object copy of the
+//     master keys (C_CopyObject, CKA_TOKEN false), made in a session of
+//     its own that stays open with it, read back as sensitive,
+//     non-extractable and private with the key's CKA_ID, and shown to
+//     open a seal made with the token object before use; an unseal that
+//     fails with it is made again with the token object, and the copy is
+//     dropped and made anew. Seals use the token object.
+//     Token.SessionCopy reports it; sessioncopy.go has the rules.
+//   - Close waits for running operations, destroys the session copy,
+//     closes the sessions and never calls C_Logout; it is idempotent.
+//     Calls after it return ErrClosed.
 //   - Return codes are compared with errors.Is(err, pkcs11.Error(code)),
 //     never by text.
 //

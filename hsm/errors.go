@@ -106,8 +106,12 @@ var (
 	// scheme than the token's master keys are for.
 	ErrSchemeMismatch = errors.New("hsm: the wallet is sealed with another scheme than the token's master keys")
 
-	// ErrNoCheckValue is returned when the master key check value cannot
-	// be computed on this token (one that makes its own GCM IVs).
+	// ErrNoCheckValue is returned by WrapMasterKey and ImportMasterKey
+	// when the master key check value, which the backup ceremony compares
+	// between the tokens, cannot be computed on this token (aes-256-gcm on
+	// a token that makes its own GCM IVs). MasterKeyAttributes,
+	// ExportWallet, RestoreWallet and the wallet directory go on without
+	// a check value instead.
 	ErrNoCheckValue = errors.New("hsm: the master key check value cannot be computed on this token")
 
 	// ErrNoDataObjects is returned when the token refuses the wallet's data

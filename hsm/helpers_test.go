@@ -4,14 +4,95 @@ package hsm
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
+	"github.com/nanokms/nanokms/softhsm-test/tokentest"
 )
 
-func TestMain(m *testing.M) { os.Exit(softhsmtest.Run(m)) }
+func TestMain(m *testing.M) {
+	code := softhsmtest.Run(m)
+	processNSS.cleanup()
+	os.Exit(code)
+}
+
+// processNSS is the NSS softokn token of this test binary: a process
+// initialises NSS once, with one database, so every test (and benchmark)
+// that uses NSS in-process shares it. It is removed when the binary ends.
+var processNSS nssFixture
+
+type nssFixture struct {
+	once sync.Once
+	dir  string
+	tk   tokentest.Token
+	ok   bool
+}
+
+func (n *nssFixture) cleanup() {
+	if n.dir != "" {
+		_ = os.RemoveAll(n.dir)
+	}
+}
+
+// sharedNSS returns the binary's NSS token, setting it up on first use.
+// Its master key and wallets are shared too: tests give their wallets
+// labels of their own, and mustMasterKey accepts a master key that exists.
+func sharedNSS(t testing.TB) tokentest.Token {
+	t.Helper()
+	processNSS.once.Do(func() {
+		dir, err := os.MkdirTemp("", "nanokms-hsm-nss-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		processNSS.dir = dir
+		processNSS.tk = tokentest.NewNSS(t, dir)
+		processNSS.ok = true
+	})
+	if !processNSS.ok {
+		t.Fatal("the NSS token of this test binary could not be set up (see the first test that used it)")
+	}
+	return processNSS.tk
+}
+
+// nssConfig is the Config of the binary's NSS token.
+func nssConfig(t testing.TB) Config {
+	t.Helper()
+	tk := sharedNSS(t)
+	return Config{Module: tk.Module, ModuleParams: tk.ModuleParams, TokenLabel: tk.Label, WalletDir: tk.WalletDir, PIN: mustPIN(t, tk.PIN)}
+}
+
+// mustMasterKey makes sure tok has a master key of scheme (0: the
+// token's choice), creating it unless the token has one already (a
+// shared token), and returns its scheme.
+func mustMasterKey(t testing.TB, tok *Token, scheme SealScheme) SealScheme {
+	t.Helper()
+	ctx := context.Background()
+	err := tok.CreateMasterKey(ctx, scheme)
+	if err != nil && !errors.Is(err, ErrMasterKeyExists) {
+		t.Fatalf("CreateMasterKey: %v", err)
+	}
+	got, err := tok.MasterKeyScheme(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scheme != 0 && got != scheme {
+		t.Fatalf("the master key is for %s, want %s", got, scheme)
+	}
+	return got
+}
+
+var walletSeq atomic.Uint64
+
+// uniqueWallet returns a wallet label unique in the process.
+func uniqueWallet(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, walletSeq.Add(1))
+}
 
 // mustPIN returns pin as a *PIN wiped at the end of the test.
 func mustPIN(t testing.TB, pin string) *PIN {

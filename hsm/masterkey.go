@@ -70,7 +70,9 @@ func masterKeyTemplate(id []byte, forBackup bool) []*pkcs11.Attribute {
 		// Attributes frozen at creation. A backup-ceremony key must stay
 		// modifiable so that CKA_EXTRACTABLE can be turned off.
 		pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, forBackup),
-		// No C_CopyObject duplicates (a v2.40 attribute).
+		// No C_CopyObject duplicates (a v2.40 attribute), not even the
+		// session copy nanokms itself would make (sessioncopy.go): on a
+		// token that enforces it, the token object does every unseal.
 		pkcs11.NewAttribute(pkcs11.CKA_COPYABLE, false),
 		// No C_DestroyObject (a v2.40 attribute): every wallet depends on
 		// this key; only re-initialising the token removes it.
@@ -124,18 +126,21 @@ func macKeyAttrs(token bool, label string, id []byte, forBackup bool) []*pkcs11.
 	)
 }
 
-// masterKeyFind matches the AES master key.
+// masterKeyFind matches the AES master key: the token object, not its
+// session copy (sessioncopy.go).
 func masterKeyFind() []*pkcs11.Attribute {
 	return []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, MasterKeyLabel),
 	}
 }
 
-// macKeyFind matches the HMAC key.
+// macKeyFind matches the HMAC key (the token object).
 func macKeyFind() []*pkcs11.Attribute {
 	return []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, MACKeyLabel),
@@ -178,10 +183,22 @@ func (m masterState) handles() []pkcs11.ObjectHandle {
 	return []pkcs11.ObjectHandle{m.h}
 }
 
-// masterKey returns the master keys for sealing or unsealing. It refuses
-// keys that are extractable or not sensitive (ErrMasterKeyExportable), and
-// a scheme this token cannot run (ErrSchemeUnsupported).
+// masterKey returns the master keys (the token objects) for sealing or
+// unsealing. It refuses keys that are extractable or not sensitive
+// (ErrMasterKeyExportable), and a scheme this token cannot run
+// (ErrSchemeUnsupported). Keys it accepts get their session copy
+// (sessioncopy.go) if they have none yet.
 func (s *session) masterKey() (masterState, error) {
+	m, err := s.masterKeyObjects()
+	if err != nil {
+		return masterState{}, err
+	}
+	s.ensureCopy(m)
+	return m, nil
+}
+
+// masterKeyObjects is masterKey without the session copy.
+func (s *session) masterKeyObjects() (masterState, error) {
 	s.t.mu.Lock()
 	m := s.t.master
 	s.t.mu.Unlock()
@@ -238,6 +255,9 @@ func (s *session) cbc(m masterState) cbcOp {
 	return cbcOp{p: s.p, sh: s.sh, enc: m.h, mac: m.mac}
 }
 
+// noCheckReason is why a token cannot compute the check value.
+const noCheckReason = "the token makes its own GCM IVs, so the aes-256-gcm key check value (a GCM tag under a fixed IV) cannot be computed"
+
 // checkValue computes the key check value of the master keys m, as 16 hex
 // digits. It identifies the keys and reveals nothing about them.
 //
@@ -245,7 +265,10 @@ func (s *session) cbc(m masterState) cbcOp {
 // zero IV and checkAAD (the value nanokms has always computed). The IV is
 // fixed so that the value is; the plaintext is too, so the repeated IV
 // reveals nothing, and a random 96-bit seal IV never equals it in
-// practice. A token that makes its own GCM IVs cannot compute it.
+// practice. A token that makes its own GCM IVs cannot compute it
+// (ErrNoCheckValue): the callers that only report or record the value go
+// on without it, and the identity of the master key is then established
+// by unsealing (see RestoreWallet).
 //
 // aes-256-cbc-pad+hmac-sha-256: the first 8 bytes of the HMAC (under the
 // MAC key) of checkMACPrefix ‖ AES-CBC-PAD (under the AES key, zero IV) of
@@ -256,7 +279,7 @@ func (s *session) checkValue(m masterState) (string, error) {
 	case SchemeAESGCM:
 		g := s.gcm(m.h)
 		if g.ivSource == IVToken {
-			return "", fmt.Errorf("%w: token %q makes its own GCM IVs, so the key check value (a GCM tag under a fixed IV) cannot be computed", ErrNoCheckValue, s.t.name)
+			return "", fmt.Errorf("%w: token %q: %s", ErrNoCheckValue, s.t.name, noCheckReason)
 		}
 		var iv [gcmIVLen]byte
 		ct, _, err := g.encrypt(iv[:], []byte(checkAAD), zero[:])
@@ -281,6 +304,16 @@ func (s *session) checkValue(m masterState) (string, error) {
 		return hex.EncodeToString(tag[:checkLen]), nil
 	}
 	return "", fmt.Errorf("%w: %s", ErrSchemeUnsupported, m.scheme)
+}
+
+// optionalCheckValue is checkValue for the callers that only record or
+// report it: "" when the token cannot compute it (ErrNoCheckValue).
+func (s *session) optionalCheckValue(m masterState) (string, error) {
+	check, err := s.checkValue(m)
+	if errors.Is(err, ErrNoCheckValue) {
+		return "", nil
+	}
+	return check, err
 }
 
 // CreateMasterKey generates the master key on the token: AES-256,
@@ -378,7 +411,10 @@ func (t *Token) template(a []*pkcs11.Attribute) []*pkcs11.Attribute {
 // MasterKeyAttributes reads back the master key's security attributes and
 // its check value. It never reads CKA_VALUE (the token would refuse).
 // For aes-256-cbc-pad+hmac-sha-256 the flags are those of both keys
-// together: Sensitive only when both are, Extractable when either is.
+// together: Sensitive only when both are, Extractable when either is. On
+// a token that cannot compute the check value (aes-256-gcm with IVs the
+// token makes) Check is empty and NoCheckReason says why; that is not an
+// error.
 func (t *Token) MasterKeyAttributes(ctx context.Context) (MasterKeyInfo, error) {
 	var info MasterKeyInfo
 	err := t.do(ctx, func(s *session) error {
@@ -415,10 +451,14 @@ func (t *Token) MasterKeyAttributes(ctx context.Context) (MasterKeyInfo, error) 
 			info.Local = info.Local && attrBool(a, pkcs11.CKA_LOCAL)
 		}
 		check, err := s.checkValue(m)
-		if err != nil {
+		switch {
+		case err == nil:
+			info.Check = check
+		case errors.Is(err, ErrNoCheckValue):
+			info.NoCheckReason = noCheckReason
+		default:
 			return err
 		}
-		info.Check = check
 		return nil
 	})
 	return info, err

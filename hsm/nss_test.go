@@ -18,11 +18,11 @@ import (
 // single-part AES-GCM output, which defeats pkcs11.Ctx.Encrypt's two-call
 // sizing (CKR_BUFFER_TOO_SMALL); nanokms's own data calls size the buffer
 // for the tag. The test shows both. (A process initialises NSS once, with
-// one database: the test runs once per test binary, as -count=1 does.)
+// one database: the binary's tests share it, sharedNSS.)
 func TestNSSInProcess(t *testing.T) {
-	nss := tokentest.NewNSS(t, t.TempDir())
+	nss := sharedNSS(t)
 	ctx := context.Background()
-	cfg := Config{Module: nss.Module, ModuleParams: nss.ModuleParams, TokenLabel: nss.Label, WalletDir: nss.WalletDir, PIN: mustPIN(t, nss.PIN)}
+	cfg := nssConfig(t)
 	tok, err := Open(ctx, cfg)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -70,14 +70,13 @@ func TestNSSInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tok.CreateMasterKey(ctx, 0); err != nil {
-		t.Fatal(err)
-	}
+	mustMasterKey(t, tok, 0)
 	seed := nano.Seed{9}
-	if _, err := tok.ImportWallet(ctx, "w", &seed); err != nil {
+	w := uniqueWallet("w")
+	if _, err := tok.ImportWallet(ctx, w, &seed); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := tok.PublicKey(ctx, "w", 2)
+	pub, err := tok.PublicKey(ctx, w, 2)
 	k := nano.DeriveKey(&seed, 2)
 	if err != nil || pub != k.PublicKey() {
 		t.Fatalf("PublicKey = %v", err)

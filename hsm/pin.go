@@ -38,10 +38,18 @@ func NewPIN(b []byte) (*PIN, error) {
 
 // ReadPIN reads the user PIN from exactly one source: the file at path file,
 // or the environment variable envVar. A PIN is never taken from the command
-// line (argv is readable by every user of the host). One trailing newline
-// (LF or CRLF) is removed from a file. The file must not be readable or
-// writable by "other" users. The environment variable is removed from the
-// process environment once read, so child processes do not inherit it.
+// line (argv is readable by every user of the host).
+//
+// The file must be a regular file accessible to its owner only (mode 0600
+// or 0400: no permission bit for its group or other users); one trailing
+// newline (LF or CRLF) is removed.
+//
+// The environment variable is removed once read: from Go's environment
+// (so child processes do not inherit it) and, on Linux, from the process's
+// environment block, which /proc/PID/environ shows for the process's whole
+// life: every entry of that name there is overwritten with zero bytes in
+// place (other variables are left as they were). If that cannot be done,
+// ReadPIN returns an error and no PIN.
 func ReadPIN(file, envVar string) (*PIN, error) {
 	switch {
 	case file != "" && envVar != "":
@@ -53,11 +61,14 @@ func ReadPIN(file, envVar string) (*PIN, error) {
 		if !ok {
 			return nil, &ConfigError{Field: "PIN", Reason: "environment variable " + envVar + " is not set"}
 		}
+		b := []byte(v)
+		defer clear(b)
 		if err := os.Unsetenv(envVar); err != nil {
 			return nil, fmt.Errorf("hsm: removing %s from the environment: %w", envVar, err)
 		}
-		b := []byte(v)
-		defer clear(b)
+		if err := clearEnvironEntries(envVar); err != nil {
+			return nil, fmt.Errorf("hsm: removing %s from the process's environment block: %w", envVar, err)
+		}
 		return NewPIN(b)
 	}
 	return nil, &ConfigError{Field: "PIN", Reason: "no source: give a PIN file or an environment variable"}
@@ -76,8 +87,8 @@ func readPINFile(path string) (*PIN, error) {
 	if !st.Mode().IsRegular() {
 		return nil, &ConfigError{Field: "PIN", Reason: "PIN file " + path + " is not a regular file"}
 	}
-	if st.Mode().Perm()&0o007 != 0 {
-		return nil, &ConfigError{Field: "PIN", Reason: fmt.Sprintf("PIN file %s is accessible to other users (mode %04o): chmod o-rwx", path, st.Mode().Perm())}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, &ConfigError{Field: "PIN", Reason: fmt.Sprintf("PIN file %s is accessible to users other than its owner (mode %04o): chmod 600 it", path, st.Mode().Perm())}
 	}
 	var buf [maxPINLen + 3]byte
 	defer clear(buf[:])

@@ -3,9 +3,7 @@
 package hsm
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"os"
 	"path/filepath"
@@ -264,49 +262,6 @@ func TestGCMMultiPart(t *testing.T) {
 	}
 	if f.Calls("DecryptFinalInto") == 0 {
 		t.Fatal("no multi-part decryption")
-	}
-}
-
-// A token that makes its own GCM IV (refusing one from the caller, as
-// Thales Luna and AWS CloudHSM do) gets none from nanokms: the IV it
-// returns is stored in the blob and opens it.
-func TestGCMTokenIV(t *testing.T) {
-	var made [][]byte
-	tokenMadeIV = func(iv []byte) []byte {
-		if !isZero(iv) {
-			return nil // a caller IV: refused (no IV at all)
-		}
-		x := make([]byte, gcmIVLen)
-		_, _ = rand.Read(x)
-		made = append(made, x)
-		return x
-	}
-	t.Cleanup(func() { tokenMadeIV = nil })
-	tok, _, _ := mustToken(t, tokenOpts{scheme: SchemeAESGCM})
-	caps := tok.Capabilities()
-	if g := caps.SchemeSupport(SchemeAESGCM); !g.Usable || g.IV != IVToken {
-		t.Fatalf("aes-256-gcm %+v", g)
-	}
-	ctx := context.Background()
-	mustWallet(t, tok, "w")
-	export, err := tok.ExportWallet(ctx, "w")
-	if !errors.Is(err, ErrNoCheckValue) {
-		t.Fatalf("ExportWallet = %v, want ErrNoCheckValue (%d bytes)", err, len(export))
-	}
-	var b sealedBlob
-	err = tok.do(ctx, func(s *session) error {
-		var err error
-		b, err = s.findWallet("w")
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(b.iv, made[len(made)-1]) {
-		t.Fatalf("blob IV %x, the token made %x", b.iv, made[len(made)-1])
-	}
-	if _, err := tok.Sign(ctx, "w", 0, nano.Hash{}); err != nil {
-		t.Fatal(err)
 	}
 }
 

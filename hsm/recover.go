@@ -229,8 +229,10 @@ func (t *Token) verify(s *poolSlot) error {
 			return fmt.Errorf("hsm: the token's session: %w", err)
 		}
 		if info.State == pkcs11.CKS_RO_PUBLIC_SESSION || info.State == pkcs11.CKS_RW_PUBLIC_SESSION {
-			// The login went (and s's session with it): s is of no use.
+			// The login went (and s's session, and the session copy's,
+			// with it): s is of no use.
 			t.discard(s)
+			t.endCopy("not made yet: the login was lost and made again")
 			if err := t.login(t.p, sh); err != nil {
 				return err
 			}
@@ -362,6 +364,7 @@ func (t *Token) attempt() error {
 	}
 	t.forgetMaster()
 	t.forgetWallets()
+	t.endCopy("not made yet: the token is being reconnected")
 	err = t.reconnect(t.p, all[0])
 	if err == nil || pinRefused(err) || !t.stale(err) {
 		return err

@@ -22,12 +22,6 @@ type gcmOp struct {
 	multi    bool
 }
 
-// tokenMadeIV, set by tests only, stands in for a token that makes its own
-// GCM IVs: given the IV nanokms passes to C_EncryptInit, it returns the
-// parameters' IV buffer as the token leaves it (or an empty one, which a
-// token refuses as a caller IV).
-var tokenMadeIV func(iv []byte) []byte
-
 func gcmMechanism(iv, aad []byte) ([]*pkcs11.Mechanism, *pkcs11.GCMParams) {
 	params := pkcs11.NewGCMParams(iv, aad, 8*gcmTagLen)
 	return []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, params
@@ -39,9 +33,6 @@ func gcmMechanism(iv, aad []byte) ([]*pkcs11.Mechanism, *pkcs11.GCMParams) {
 // that the token replaced is returned too, so the blob always records the
 // IV that was used.
 func (g gcmOp) encrypt(iv, aad, plain []byte) (ct, ivOut []byte, err error) {
-	if tokenMadeIV != nil {
-		iv = tokenMadeIV(iv)
-	}
 	mech, params := gcmMechanism(iv, aad)
 	defer params.Free()
 	if err := g.p.EncryptInit(g.sh, mech, g.key); err != nil {

@@ -71,6 +71,16 @@ type Token struct {
 	// createMu serialises, within the process, the operations that check
 	// a label (or the master key) is free and then create the object.
 	createMu sync.Mutex
+
+	// cp is the session-object copy of the master keys that unseals, or
+	// nil (sessioncopy.go). cpMu guards it: read-locked while an unseal
+	// uses its handles, write-locked to replace or drop it. cpMake lets
+	// one operation at a time make a copy; cps (under mu) is what is
+	// known about it besides.
+	cpMu   sync.RWMutex
+	cp     *sessionCopy
+	cpMake sync.Mutex
+	cps    copyState
 }
 
 // poolSlot is one place in the pool: a session (when open) and the locked
@@ -221,7 +231,24 @@ func open(ctx context.Context, raw p11, cfg Config) (*Token, error) {
 		s.secret = mem.b[off : off+slotSecretLen : off+slotSecretLen]
 		t.slots <- s
 	}
+	t.prepare(ctx)
 	return t, nil
+}
+
+// prepare looks at the master keys once the Token is open, so that their
+// session copy (sessioncopy.go) is made now when the token has usable
+// ones. Whatever it finds is left for the operations to report: a token
+// without a master key opens as well.
+func (t *Token) prepare(ctx context.Context) {
+	s, err := t.acquire(ctx)
+	if err != nil {
+		return
+	}
+	defer t.release(s)
+	if err := t.ensureSession(s); err != nil {
+		return
+	}
+	_, _ = (&session{t: t, p: t.p, sh: s.sh, secret: s.secret}).masterKey()
 }
 
 // omittedAttributes returns the attribute types left out of this token's
@@ -478,8 +505,10 @@ func (t *Token) ensureSession(s *poolSlot) error {
 			_ = t.p.CloseSession(sh)
 			return err
 		}
-		// Handles of private objects do not survive the end of a login.
+		// Handles of private objects do not survive the end of a login,
+		// and the session copy went with the holder session.
 		t.forgetMaster()
+		t.endCopy("not made yet: the login was lost and made again")
 	}
 	s.sh, s.open = sh, true
 	return nil
@@ -573,8 +602,9 @@ func isStaleHandle(err error) bool {
 	return isCode(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) || isCode(err, pkcs11.CKR_KEY_HANDLE_INVALID)
 }
 
-// Close waits for running operations to finish, closes every session and
-// wipes the Token's copy of the PIN. Callers waiting for a session, and
+// Close waits for running operations to finish, destroys the session copy
+// of the master keys, closes every session and wipes the Token's copy of
+// the PIN. Callers waiting for a session, and
 // every later call, get ErrClosed. Close never calls C_Logout (the login is
 // shared with the rest of the process and ends when its last session
 // closes). It is idempotent and always returns nil.
@@ -590,6 +620,7 @@ func (t *Token) Close() error {
 				s.open = false
 			}
 		}
+		t.endCopy("the token is closed")
 		t.mem.free()
 		t.loginMu.Lock()
 		t.pinMem.free()

@@ -34,6 +34,7 @@ func (*Token) CreateMasterKey(context.Context, SealScheme) error          { retu
 func (*Token) CreateMasterKeyForBackup(context.Context, SealScheme) error { return ErrNoCgo }
 func (*Token) FinishMasterKeyBackup(context.Context) error                { return ErrNoCgo }
 func (*Token) Capabilities() Capabilities                                 { return Capabilities{} }
+func (*Token) SessionCopy() SessionCopy                                   { return SessionCopy{Reason: ErrNoCgo.Error()} }
 func (*Token) ProbeWalletStorage(context.Context) (WalletStorage, error) {
 	return WalletStorage{}, ErrNoCgo
 }

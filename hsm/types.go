@@ -226,8 +226,15 @@ type MasterKeyInfo struct {
 	// from the key(s) (see the scheme's definition in checkValue). Two
 	// tokens hold the same master keys exactly when their check values
 	// agree; operators compare it during the backup ceremony. It reveals
-	// nothing about the keys.
+	// nothing about the keys. It is empty when the token cannot compute
+	// it (aes-256-gcm on a token that makes its own GCM IVs), and
+	// NoCheckReason says why.
 	Check string
+	// NoCheckReason, when Check is empty, says why the token cannot
+	// compute it. Such a master key is told apart from others by the
+	// authentication of the sealed wallets: a wallet opens only under the
+	// key it was sealed with (see RestoreWallet).
+	NoCheckReason string
 }
 
 // CheckLabel returns a *ConfigError (Field "label") if label is not a

@@ -237,10 +237,10 @@ func isZero(b []byte) bool {
 
 // store writes an already sealed blob under label: a private data object
 // on the token, or a file of the wallet directory (which also records the
-// master key check value).
+// master key check value, when the token can compute it).
 func (s *session) store(label string, b *sealedBlob, m masterState) (WalletInfo, error) {
 	if d := s.t.dir; d != nil {
-		check, err := s.checkValue(m)
+		check, err := s.optionalCheckValue(m)
 		if err != nil {
 			return WalletInfo{}, err
 		}
@@ -265,7 +265,11 @@ func (s *session) store(label string, b *sealedBlob, m masterState) (WalletInfo,
 
 // unseal opens b into dst (kind's length) with the master keys: for
 // aes-256-cbc-pad+hmac-sha-256 the token checks the MAC first, and nothing
-// is decrypted unless it holds.
+// is decrypted unless it holds. It unseals with the session copy of the
+// keys when there is one; an unseal that fails with the copy, except by
+// the loss of this session, is made again with the token objects, and the
+// copy is dropped if they open it or if its handle is no longer valid
+// (sessioncopy.go).
 func (s *session) unseal(dst []byte, b *sealedBlob) error {
 	m, err := s.masterKey()
 	if err != nil {
@@ -274,6 +278,26 @@ func (s *session) unseal(dst []byte, b *sealedBlob) error {
 	if b.scheme != m.scheme {
 		return fmt.Errorf("%w: the wallet is sealed with %s, the master keys of token %q are for %s", ErrSchemeMismatch, b.scheme, s.t.name, m.scheme)
 	}
+	c := s.t.copyFor(s.p)
+	if c == nil {
+		return s.unsealWith(dst, b, m)
+	}
+	err = s.unsealWith(dst, b, c.keys(m))
+	s.t.cpMu.RUnlock()
+	if err == nil || isSessionLost(err) {
+		return err
+	}
+	// The copy failed, or the blob is bad: the token objects decide.
+	err2 := s.unsealWith(dst, b, m)
+	if err2 == nil || isStaleHandle(err) {
+		s.t.dropCopy(c, err)
+	}
+	return err2
+}
+
+// unsealWith is unseal with the keys m.
+func (s *session) unsealWith(dst []byte, b *sealedBlob, m masterState) error {
+	var err error
 	out := s.secret[offUnseal : offUnseal+unsealLen]
 	defer clear(out)
 	var pt []byte
@@ -501,8 +525,9 @@ func (t *Token) sign(ctx context.Context, wallet string, index uint32, want *nan
 }
 
 // ExportWallet returns the wallet under label as a document holding its
-// sealed blob and metadata (label, id, kind, the master key's check value):
-// ciphertext only, for RestoreWallet on a token with the same master key.
+// sealed blob and metadata (label, id, kind, scheme, and the master key's
+// check value unless the token cannot compute it): ciphertext only, for
+// RestoreWallet on a token with the same master key.
 func (t *Token) ExportWallet(ctx context.Context, label string) ([]byte, error) {
 	if err := validLabel(label); err != nil {
 		return nil, err
@@ -520,7 +545,7 @@ func (t *Token) ExportWallet(ctx context.Context, label string) ([]byte, error) 
 		if b.scheme != mk.scheme {
 			return fmt.Errorf("%w: wallet %q is sealed with %s, the master keys of token %q are for %s", ErrSchemeMismatch, label, b.scheme, t.name, mk.scheme)
 		}
-		check, err := s.checkValue(mk)
+		check, err := s.optionalCheckValue(mk)
 		if err != nil {
 			return err
 		}
@@ -535,6 +560,15 @@ func (t *Token) ExportWallet(ctx context.Context, label string) ([]byte, error) 
 // that does not unseal here (ErrSealBroken: altered ciphertext, or altered
 // wallet id, version or kind), a taken label or a wallet id already stored
 // (ErrWalletExists). The blob is stored exactly as exported.
+//
+// What proves that the export belongs to this token's master key is the
+// unseal: the blob's GCM tag or MAC authenticates it under the key it was
+// sealed with, so it opens under no other (but with probability 2^-128).
+// The check values, when both the export and this token have one, only
+// tell a wrong master key (ErrWrongMasterKey) from an altered blob before
+// the unseal. When either lacks one (a token that makes its own GCM IVs
+// cannot compute it) an export under another master key is refused as
+// ErrSealBroken: the two cannot be told apart then.
 func (t *Token) RestoreWallet(ctx context.Context, label string, export []byte) (WalletInfo, error) {
 	if err := validLabel(label); err != nil {
 		return WalletInfo{}, err
@@ -551,17 +585,21 @@ func (t *Token) RestoreWallet(ctx context.Context, label string, export []byte) 
 		if err != nil {
 			return err
 		}
-		check, err := s.checkValue(mk)
+		check, err := s.optionalCheckValue(mk)
 		if err != nil {
 			return err
 		}
-		if check != e.MasterKeyCheck {
+		compared := check != "" && e.MasterKeyCheck != ""
+		if compared && check != e.MasterKeyCheck {
 			return fmt.Errorf("%w: export check value %s, token %q has %s", ErrWrongMasterKey, e.MasterKeyCheck, t.name, check)
 		}
 		secret := s.secret[offSecret : offSecret+b.kind.secretLen()]
 		err = s.unseal(secret, &b)
 		clear(secret)
 		if err != nil {
+			if !compared && errors.Is(err, ErrSealBroken) {
+				return fmt.Errorf("restoring wallet %s: %w (without check values to compare, a wallet sealed under another master key and an altered one look alike)", b.id, err)
+			}
 			return fmt.Errorf("restoring wallet %s: %w", b.id, err)
 		}
 		if err := s.labelFree(label); err != nil {

@@ -141,7 +141,7 @@ func TestInProcessBridge(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(toCold, "junk.request.nkb"), []byte("not a frame"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // a hang bound
 	for metricstest.ToFloat(rm.FramesRejected.WithLabelValues("truncated"))+metricstest.ToFloat(rm.FramesRejected.WithLabelValues("bad_magic"))+
 		metricstest.ToFloat(rm.FramesRejected.WithLabelValues("file_name_does_not_match_the_frame")) == 0 {
 		if time.Now().After(deadline) {

@@ -161,7 +161,7 @@ func TestRunTextfileWritesOnShutdown(t *testing.T) {
 	s := signermetrics.NewSigner()
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := metrics.StartTextfile(ctx, s.Registry, path, time.Hour, func(err error) { t.Errorf("write: %v", err) })
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second) // a hang bound
 	for {
 		if _, err := os.Stat(path); err == nil {
 			break
@@ -220,7 +220,7 @@ func TestServeStops(t *testing.T) {
 		if err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second): // a hang bound
 		t.Fatal("Serve did not stop")
 	}
 }

@@ -1,6 +1,8 @@
 package nano
 
 import (
+	"hash"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -30,8 +32,31 @@ var addressValues = func() (t [256]int8) {
 // of 4 zero bits ‖ k, then 8 characters of the BLAKE2b-40 checksum of k with
 // its bytes reversed.
 func (k PublicKey) Address() string {
-	var out [len(AddressPrefix) + addressBodyLen]byte
-	copy(out[:], AddressPrefix)
+	var out [AddressLen]byte
+	var e AddressEncoder
+	return string(e.Append(out[:0], k))
+}
+
+// AddressLen is the length of an address Address returns.
+const AddressLen = len(AddressPrefix) + addressBodyLen
+
+// An AddressEncoder appends addresses to byte slices, reusing one checksum
+// hash, so that encoding many addresses allocates nothing but the growth
+// of the slice they are appended to. The zero value is ready to use; it is
+// not safe for concurrent use.
+type AddressEncoder struct {
+	h   hash.Hash
+	key PublicKey // what is hashed: a slice of k itself would escape
+	sum [5]byte
+}
+
+// Append appends k's address (as Address returns it) to dst and returns
+// the extended slice.
+func (e *AddressEncoder) Append(dst []byte, k PublicKey) []byte {
+	n := len(dst)
+	dst = slices.Grow(dst, AddressLen)[:n+AddressLen]
+	out := dst[n:]
+	copy(out, AddressPrefix)
 	body := out[len(AddressPrefix):]
 
 	// 4 zero bits followed by the 256-bit key: 260 bits, 52 characters.
@@ -48,7 +73,7 @@ func (k PublicKey) Address() string {
 			pos++
 		}
 	}
-	sum := addressChecksum(k)
+	sum := e.checksum(k)
 	// 40 bits, 8 characters.
 	var c uint64
 	for i := 4; i >= 0; i-- {
@@ -57,7 +82,19 @@ func (k PublicKey) Address() string {
 	for i := 7; i >= 0; i-- {
 		body[52+(7-i)] = addressAlphabet[(c>>(5*uint(i)))&31]
 	}
-	return string(out[:])
+	return dst
+}
+
+func (e *AddressEncoder) checksum(k PublicKey) [5]byte {
+	if e.h == nil {
+		e.h, _ = blake2b.New(5, nil) // size 5 and no key: cannot fail
+	} else {
+		e.h.Reset()
+	}
+	e.key = k
+	e.h.Write(e.key[:])
+	e.h.Sum(e.sum[:0])
+	return e.sum
 }
 
 func addressChecksum(k PublicKey) [5]byte {

@@ -87,3 +87,27 @@ func TestParseAccount(t *testing.T) {
 		t.Errorf("bogus: %v", err)
 	}
 }
+
+// TestAddressEncoder: one encoder appends, address after address, exactly
+// what Address returns, and allocates nothing once its buffer is large
+// enough (the checksum hash is reused).
+func TestAddressEncoder(t *testing.T) {
+	var e AddressEncoder
+	buf := []byte("prefix:")
+	var k PublicKey
+	for i := 0; i < 512; i++ {
+		for j := range k {
+			k[j] = byte(i*13 + j*5 + i*j)
+		}
+		buf = e.Append(buf[:7], k)
+		if got, want := string(buf), "prefix:"+k.Address(); got != want {
+			t.Fatalf("key %d: Append gave %q, want %q", i, got, want)
+		}
+	}
+	if len(buf) != 7+AddressLen {
+		t.Fatalf("appended %d bytes, AddressLen is %d", len(buf)-7, AddressLen)
+	}
+	if n := testing.AllocsPerRun(100, func() { buf = e.Append(buf[:0], k) }); n != 0 {
+		t.Errorf("AddressEncoder.Append: %v allocations per call, want 0", n)
+	}
+}

@@ -167,6 +167,16 @@ func (a Amount) String() string {
 		return "0"
 	}
 	var buf [40]byte
+	return string(a.AppendRaw(buf[:0]))
+}
+
+// AppendRaw appends a in raw, as String returns it, to dst and returns the
+// extended slice; it allocates only to grow dst.
+func (a Amount) AppendRaw(dst []byte) []byte {
+	if a.IsZero() {
+		return append(dst, '0')
+	}
+	var buf [40]byte // 2^128 has 39 digits
 	i := len(buf)
 	for !a.IsZero() {
 		var r uint64
@@ -174,7 +184,7 @@ func (a Amount) String() string {
 		i--
 		buf[i] = byte('0' + r)
 	}
-	return string(buf[i:])
+	return append(dst, buf[i:]...)
 }
 
 // XNO returns a in XNO as an exact decimal: no trailing zeros after the

@@ -160,3 +160,22 @@ func TestAmountArithmetic(t *testing.T) {
 		t.Errorf("UnmarshalText of bad input: %v, %s", err, a)
 	}
 }
+
+// TestAmountAppendRaw: AppendRaw appends what String returns, without
+// allocating when dst has room.
+func TestAmountAppendRaw(t *testing.T) {
+	for _, a := range []Amount{{}, AmountFromUint64(1), AmountFromUint64(10), AmountFromUint64(1<<63 + 12345), {hi: 1}, MaxAmount} {
+		got := string(a.AppendRaw([]byte("x=")))
+		if want := "x=" + a.String(); got != want {
+			t.Errorf("AppendRaw = %q, want %q", got, want)
+		}
+	}
+	buf := make([]byte, 0, 64)
+	a := MaxAmount
+	if n := testing.AllocsPerRun(100, func() { buf = a.AppendRaw(buf[:0]) }); n != 0 {
+		t.Errorf("AppendRaw: %v allocations per call, want 0", n)
+	}
+	if string(buf) != "340282366920938463463374607431768211455" {
+		t.Errorf("AppendRaw(MaxAmount) = %s", buf)
+	}
+}

@@ -3,10 +3,10 @@ package nano_test
 // Fuzz targets for the nano package's parsers and signatures. Each target is
 // seeded from the conformance vectors (../testdata/vectors/public.json), the
 // real node documents (../testdata/node/*.json) and hand-picked edge cases;
-// inputs the fuzzer kept are in testdata/fuzz/<target>. Without -fuzz, `go
-// test` runs every seed as a unit test.
+// more inputs (edge cases, past failures) are in testdata/fuzz/<target>.
+// Without -fuzz, `go test` runs every seed as a unit test.
 //
-//	go test ./nano -run XXX -fuzz '^FuzzParseAddress$' -fuzztime 30s
+//	go test ./nano -run XXX -fuzz '^FuzzParseAddress$' -fuzztime 100000x
 
 import (
 	"bytes"

@@ -315,20 +315,25 @@ func newClients(t testing.TB, n *fakeNode) (httpc, ipcc *Client) {
 }
 
 func fastOpts() ClientOptions {
-	return ClientOptions{Timeout: 5 * time.Second, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond}
+	return ClientOptions{Timeout: hangLimit, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond}
 }
 
 func testCtx(t testing.TB) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangLimit)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-// eventually polls cond until it holds or a few seconds pass.
+// hangLimit bounds a test's wait for something that must happen: long
+// enough that only a hang reaches it on a loaded machine, never a timing
+// assertion.
+const hangLimit = 20 * time.Second
+
+// eventually polls cond until it holds, failing the test after hangLimit.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(hangLimit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -181,9 +180,7 @@ func TestLedgerPublish(t *testing.T) {
 	}
 	// A block_info that lies about the hash ends the wait at once.
 	n.handle("block_info", func(req map[string]any) []byte { return MustFixture(t, "rpc_block_info_response.json") })
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if err := l.AwaitConfirmed(cctx, published.Hash()); !errors.Is(err, ErrHashMismatch) || !errors.Is(err, errPermanent) {
+	if err := l.AwaitConfirmed(ctx, published.Hash()); !errors.Is(err, ErrHashMismatch) || !errors.Is(err, errPermanent) {
 		t.Errorf("lying node: %v", err)
 	}
 }
@@ -211,12 +208,10 @@ func TestLedgerFollowsConfirmationsOverWS(t *testing.T) {
 		if len(add) != 1 || add[0] != b.Account.Address() {
 			t.Errorf("update %v", u)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangLimit):
 		t.Fatal("the published block's account was not added")
 	}
-	ctx, cancel := context.WithTimeout(testCtx(t), 5*time.Second)
-	defer cancel()
-	if err := l.AwaitConfirmed(ctx, MustHash(t, hashWSConfirm)); err != nil {
+	if err := l.AwaitConfirmed(testCtx(t), MustHash(t, hashWSConfirm)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -9,9 +9,9 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/nanokms/nanokms/nano"
 )
@@ -171,15 +171,17 @@ func TestIPCReconnectsAfterADroppedConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
 	var conns atomic.Int32
-	go func() {
+	var server sync.WaitGroup // the server's goroutines end before the test does
+	defer server.Wait()
+	defer l.Close()
+	server.Go(func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
+			server.Go(func() {
 				defer c.Close()
 				first := conns.Add(1) == 1
 				for {
@@ -193,9 +195,9 @@ func TestIPCReconnectsAfterADroppedConnection(t *testing.T) {
 					answer := n.serve(body)
 					_, _ = c.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(answer))), answer...))
 				}
-			}()
+			})
 		}
-	}()
+	})
 	tr, err := NewIPC("tcp", l.Addr().String(), IPCLegacy)
 	if err != nil {
 		t.Fatal(err)
@@ -219,7 +221,13 @@ func TestAnswersAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	go func() {
+	// The server holds the connection open until the client has its
+	// answer (so the client sees the length, not an early EOF), and is
+	// done before the test returns.
+	clientDone := make(chan struct{})
+	var server sync.WaitGroup
+	defer server.Wait()
+	server.Go(func() {
 		c, err := l.Accept()
 		if err != nil {
 			return
@@ -228,15 +236,17 @@ func TestAnswersAreBounded(t *testing.T) {
 		if _, err := readIPCRequest(c); err == nil {
 			_, _ = c.Write([]byte{0xff, 0xff, 0xff, 0xff})
 		}
-		time.Sleep(100 * time.Millisecond)
-	}()
+		<-clientDone
+	})
 	tr, err := NewIPC("tcp", l.Addr().String(), IPCLegacy)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := NewClient(tr, fastOpts())
 	defer c.Close()
-	if _, err := c.BlockCount(testCtx(t)); !errors.Is(err, ErrResponseTooLarge) {
+	_, err = c.BlockCount(testCtx(t))
+	close(clientDone)
+	if !errors.Is(err, ErrResponseTooLarge) {
 		t.Errorf("ipc: %v", err)
 	}
 	// HTTP.

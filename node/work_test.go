@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -110,9 +111,12 @@ func TestServerWorkRaceCancelsTheLoser(t *testing.T) {
 		if h != root.String() {
 			t.Errorf("cancel for %s", h)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangLimit):
 		t.Fatal("the losing server got no work_cancel")
 	}
+	// A negative check with a short wait: on a slow host a wrong
+	// work_cancel may come later and the test pass without seeing it; it
+	// can never fail a correct client.
 	select {
 	case <-fast.cancels:
 		t.Error("the winner got a work_cancel")
@@ -121,8 +125,22 @@ func TestServerWorkRaceCancelsTheLoser(t *testing.T) {
 }
 
 func TestServerWorkRejectsInvalidAnswers(t *testing.T) {
-	liar := newWorkServer(t, 0, invalidWork)
-	honest := newWorkServer(t, 50*time.Millisecond, validWork)
+	// The honest server answers only once the liar has answered (and
+	// 50 ms later, so that the client has usually checked the lie first):
+	// however slow the host, the liar is asked before the race is won.
+	liarAnswered := make(chan struct{})
+	var once sync.Once
+	liar := newWorkServer(t, 0, func(root nano.Hash, d uint64) string {
+		defer once.Do(func() { close(liarAnswered) })
+		return invalidWork(root, d)
+	})
+	honest := newWorkServer(t, 50*time.Millisecond, func(root nano.Hash, d uint64) string {
+		select {
+		case <-liarAnswered:
+		case <-time.After(hangLimit):
+		}
+		return validWork(root, d)
+	})
 	root := nano.Hash{4}
 	p := &ServerWork{Servers: []*Client{serverClient(liar), serverClient(honest)}}
 	w, err := p.Generate(testCtx(t), root, low)
@@ -209,12 +227,21 @@ func TestPrecomputer(t *testing.T) {
 	if p.Len() != 2 {
 		t.Errorf("%d roots held", p.Len())
 	}
-	// Get waits for a generation in progress instead of starting another.
+	// Get waits for a generation in progress instead of starting another:
+	// while the generation is held, a Get whose context has ended returns
+	// the context's error without a second call to the provider; once it
+	// is released, Get returns its work.
 	held := &countingWork{hold: make(chan struct{})}
 	p2 := NewPrecomputer(held, PrecomputerOptions{})
 	defer p2.Close()
 	p2.Precompute(root, low)
-	go func() { time.Sleep(20 * time.Millisecond); close(held.hold) }()
+	eventually(t, "the held generation", func() bool { return held.calls.Load() == 1 })
+	ended, cancel := context.WithCancel(testCtx(t))
+	cancel()
+	if _, err := p2.Get(ended, root, low); !errors.Is(err, context.Canceled) || held.calls.Load() != 1 {
+		t.Errorf("get during the generation: %v, %d calls", err, held.calls.Load())
+	}
+	close(held.hold)
 	w, err := p2.Get(testCtx(t), root, low)
 	if err != nil || !nano.ValidateWork(root, w, low) || held.calls.Load() != 1 {
 		t.Errorf("get: %s %v, %d calls", w, err, held.calls.Load())

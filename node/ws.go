@@ -55,6 +55,10 @@ type WSOptions struct {
 	Dial *websocket.DialOptions
 	// Log receives connection events; nil discards.
 	Log *slog.Logger
+
+	// pingTicks, when set (by tests), replaces PingInterval's ticker: a
+	// ping goes out, and the previous one is checked, at each receive.
+	pingTicks <-chan time.Time
 }
 
 func (o *WSOptions) defaults() {
@@ -384,8 +388,12 @@ func (w *WS) supervise(conn *websocket.Conn, readerDone chan struct{}) {
 // previous ping went unanswered.
 func (w *WS) keepalive(conn *websocket.Conn, readerDone chan struct{}) {
 	w.pingSent.Store(0)
-	t := time.NewTicker(w.opts.PingInterval)
-	defer t.Stop()
+	ticks := w.opts.pingTicks
+	if ticks == nil {
+		t := time.NewTicker(w.opts.PingInterval)
+		defer t.Stop()
+		ticks = t.C
+	}
 	ping, _ := json.Marshal(wsRequest{Action: "ping"})
 	for {
 		select {
@@ -393,7 +401,7 @@ func (w *WS) keepalive(conn *websocket.Conn, readerDone chan struct{}) {
 			return
 		case <-w.ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		}
 		if sent := w.pingSent.Load(); sent != 0 && w.ponged.Load() < sent {
 			w.opts.Log.Warn("node: websocket ping unanswered; dropping the connection")

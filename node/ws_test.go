@@ -72,7 +72,7 @@ func newWSServer(t testing.TB, script func(s *wsSession)) *wsServer {
 // readJSON reads one message into v; it ends the script (Goexit) when
 // the connection is gone.
 func (s *wsSession) readJSON(v any) {
-	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(s.ctx, hangLimit)
 	defer cancel()
 	_, data, err := s.conn.Read(ctx)
 	if err != nil {
@@ -84,7 +84,7 @@ func (s *wsSession) readJSON(v any) {
 }
 
 func (s *wsSession) send(data []byte) {
-	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(s.ctx, hangLimit)
 	defer cancel()
 	_ = s.conn.Write(ctx, websocket.MessageText, data)
 }
@@ -134,7 +134,7 @@ func dialWS(t *testing.T, url string, opts WSOptions) *WS {
 		opts.ReconnectMin, opts.ReconnectMax = 10*time.Millisecond, 50*time.Millisecond
 	}
 	if opts.AckTimeout == 0 {
-		opts.AckTimeout = 3 * time.Second
+		opts.AckTimeout = hangLimit // a hang bound: no test here waits it out
 	}
 	w, err := DialWS(testCtx(t), url, opts)
 	if err != nil {
@@ -161,6 +161,10 @@ func TestWSSubscribeWaitsForItsAck(t *testing.T) {
 			t.Errorf("subscribe %v", req)
 		}
 		// An acknowledgement for another id must not satisfy the client.
+		// The pause gives a wrong client time to return on it; on a slow
+		// host it may not, and the test passes without catching it: the
+		// pause can never fail a correct client (acked is set before the
+		// real acknowledgement is sent).
 		s.send([]byte(`{"ack": "subscribe", "time": "1", "id": "someone-else"}`))
 		time.Sleep(50 * time.Millisecond)
 		acked.Store(true)
@@ -224,10 +228,13 @@ func TestWSDeliversOnceAndParsesEveryTopic(t *testing.T) {
 		if c.Hash.String() != hashWSConfirm {
 			t.Errorf("confirmation of %s", c.Hash)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangLimit):
 		t.Fatal("no confirmation")
 	}
 	eventually(t, "all messages", func() bool { return w.Stats().Messages >= 8 })
+	// Negative check: every message has been read; a repeat delivered
+	// late on a slow host would be missed (a false pass), never a false
+	// failure.
 	select {
 	case c := <-w.Confirmations():
 		t.Fatalf("repeat delivered: %s", c.Hash)
@@ -304,7 +311,9 @@ func TestWSUpdateMessages(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("update %v, want %v", got, want)
 	}
-	// Adding a known account sends nothing.
+	// Adding a known account sends nothing (a negative check: a late
+	// wrong request on a slow host is missed, a correct client never
+	// fails it).
 	if err := w.AddAccounts(ctx, MustAccount(t, acct2)); err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +354,7 @@ func TestWSReconnectsAndResubscribes(t *testing.T) {
 		if !reflect.DeepEqual(got, []any{acct1, acct2}) {
 			t.Errorf("resubscription %v", got)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangLimit):
 		t.Fatal("no resubscription")
 	}
 	select {
@@ -353,7 +362,7 @@ func TestWSReconnectsAndResubscribes(t *testing.T) {
 		if c.Hash.String() != hashWSConfirm {
 			t.Errorf("confirmation %s", c.Hash)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangLimit):
 		t.Fatal("no confirmation after reconnecting")
 	}
 	if w.Stats().Reconnects < 1 {
@@ -361,6 +370,9 @@ func TestWSReconnectsAndResubscribes(t *testing.T) {
 	}
 }
 
+// TestWSKeepalive: a connection that answers every ping is kept. The
+// test drives the keepalive's ticks itself and sends the next one only
+// once the client has the pong, so a slow host cannot make a pong late.
 func TestWSKeepalive(t *testing.T) {
 	var pings atomic.Int32
 	srv := newWSServer(t, func(s *wsSession) {
@@ -377,13 +389,23 @@ func TestWSKeepalive(t *testing.T) {
 		}
 		s.waitClosed()
 	})
-	w := dialWS(t, srv.url, WSOptions{PingInterval: 20 * time.Millisecond})
-	eventually(t, "pings", func() bool { return pings.Load() >= 4 })
-	if w.Stats().Reconnects != 0 {
-		t.Errorf("reconnected although pongs came: %+v", w.Stats())
+	ticks := make(chan time.Time)
+	w := dialWS(t, srv.url, WSOptions{pingTicks: ticks})
+	for i := range int32(4) {
+		tick(t, ticks)
+		eventually(t, "the pong", func() bool {
+			return pings.Load() == i+1 && w.ponged.Load() >= w.pingSent.Load()
+		})
+	}
+	tick(t, ticks) // the check of the fourth pong, and a fifth ping
+	eventually(t, "the fifth ping", func() bool { return pings.Load() == 5 })
+	if st := w.Stats(); st.Reconnects != 0 || !w.Connected() {
+		t.Errorf("reconnected although pongs came: %+v", st)
 	}
 }
 
+// TestWSDropsSilentConnection: a connection that leaves a ping
+// unanswered until the next tick is dropped, and the client reconnects.
 func TestWSDropsSilentConnection(t *testing.T) {
 	srv := newWSServer(t, func(s *wsSession) {
 		var req map[string]any
@@ -395,8 +417,22 @@ func TestWSDropsSilentConnection(t *testing.T) {
 		}
 		s.serveAcks(nil)
 	})
-	w := dialWS(t, srv.url, WSOptions{PingInterval: 20 * time.Millisecond})
+	ticks := make(chan time.Time)
+	w := dialWS(t, srv.url, WSOptions{pingTicks: ticks})
+	tick(t, ticks) // a ping
+	tick(t, ticks) // still unanswered: dropped
 	eventually(t, "a reconnection", func() bool { return w.Stats().Reconnects >= 1 && w.Connected() })
+}
+
+// tick hands one tick to a WebSocket's keepalive (it fails the test if
+// no keepalive takes it within the hang bound).
+func tick(t *testing.T, ticks chan<- time.Time) {
+	t.Helper()
+	select {
+	case ticks <- time.Now():
+	case <-time.After(hangLimit):
+		t.Fatal("no keepalive is running")
+	}
 }
 
 func TestAwaitConfirmationPolls(t *testing.T) {
@@ -440,10 +476,14 @@ func TestAwaitConfirmationOverWS(t *testing.T) {
 	})
 	w := dialWS(t, srv.url, WSOptions{})
 	cf := &Confirmer{Client: c, WS: w, PollInterval: time.Hour}
-	ctx, cancel := context.WithTimeout(testCtx(t), 5*time.Second)
-	defer cancel()
-	go func() { time.Sleep(20 * time.Millisecond); close(release) }()
-	if err := cf.AwaitConfirmation(ctx, MustHash(t, hashWSConfirm)); err != nil {
+	// The confirmation is sent once the wait is under way: its first poll
+	// (after it registered with the WebSocket) has reached the node.
+	ctx, h := testCtx(t), MustHash(t, hashWSConfirm)
+	awaited := make(chan error, 1)
+	go func() { awaited <- cf.AwaitConfirmation(ctx, h) }()
+	eventually(t, "the first poll", func() bool { return len(n.requestsFor("block_info")) > 0 })
+	close(release)
+	if err := <-awaited; err != nil {
 		t.Fatal(err)
 	}
 	// Without a confirmation the wait ends with the context.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what nanokms needs to build, test and run its demo on Debian 12,
 # when it is missing: Go (checked, see below), SoftHSM2, OpenSC's
-# pkcs11-tool, protoc and socat. Safe to run again: it installs nothing that
-# is already there.
+# pkcs11-tool, protoc, socat and PostgreSQL 15 (the tests start their own
+# servers with it; internal/pgtest also installs it when missing). Safe to
+# run again: it installs nothing that is already there.
 set -euo pipefail
 
 need=()
@@ -13,6 +14,7 @@ command -v certutil >/dev/null 2>&1 || need+=(libnss3-tools)
 command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v git >/dev/null 2>&1 || need+=(git)
 

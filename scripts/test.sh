@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of nanokms: gofmt, go vet, the whole test suite
-# under the race detector (SoftHSM tokens are created by the tests
-# themselves), and a short run of every fuzz target.
+# under the race detector (SoftHSM tokens and PostgreSQL servers are
+# created by the tests themselves), and a short run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -21,8 +21,19 @@ go vet ./...
 echo "== CGO_ENABLED=0 build of the packages that must not need cgo (only hsm/ may)"
 CGO_ENABLED=0 go build ./nano/... ./intent/... ./bridge/... ./relay/... ./gateway/... ./node/... ./devnode/... ./signer/ ./signer/policy/ ./internal/... ./metrics/
 
+echo "== test-support packages are imported by tests only"
+bad=$(go list -f '{{.ImportPath}}: {{join .Deps " "}}' ./... | grep -v '^[^:]*/internal/pgtest:' | grep -E ' [^ ]*/internal/pgtest( |$)' | cut -d: -f1 || true)
+if [ -n "$bad" ]; then
+	echo "nanokms: error: these packages import internal/pgtest outside their tests:" >&2
+	echo "$bad" >&2
+	exit 1
+fi
+
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
-echo "== fuzz (short)"
-bash scripts/fuzz.sh "${FUZZTIME:-4s}"
+echo "== CGO_ENABLED=0: the PIN tests of hsm (the environment block is cleared in both builds)"
+CGO_ENABLED=0 go test -count=1 -run 'PIN' ./hsm/
+
+echo "== fuzz (short: each target its execution count in scripts/fuzz.sh)"
+FUZZSCALE=1 bash scripts/fuzz.sh

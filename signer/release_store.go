@@ -106,7 +106,7 @@ func (s *Store) CommitRelease(plan *releasePlan, digest [32]byte, detail string,
 	err := s.write(func(tx *bolt.Tx) error {
 		seq = 0
 		var cur AccountRecord
-		ok, err := getRecord(tx.Bucket(bucketAccounts), a[:], &cur)
+		ok, _, err := getAccount(tx, a, &cur)
 		if err != nil {
 			return err
 		}

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -123,24 +121,6 @@ func (srv *Server) accountState(rec AccountRecord) (*pb.AccountState, error) {
 		st.Representative = rec.Frontier.Representative[:]
 	}
 	return st, nil
-}
-
-// ListAccounts implements nanokms.v1.Signer.
-func (srv *Server) ListAccounts(context.Context, *pb.ListAccountsRequest) (*pb.ListAccountsResponse, error) {
-	recs, err := srv.s.Accounts()
-	if err != nil {
-		return nil, srv.status(err, "")
-	}
-	out := &pb.ListAccountsResponse{}
-	for _, rec := range recs {
-		st, err := srv.accountState(rec)
-		if err != nil {
-			return nil, err
-		}
-		out.Accounts = append(out.Accounts, st)
-	}
-	slices.SortFunc(out.Accounts, func(a, b *pb.AccountState) int { return strings.Compare(a.GetAddress(), b.GetAddress()) })
-	return out, nil
 }
 
 // AdoptAccount implements nanokms.v1.Signer.

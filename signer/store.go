@@ -20,8 +20,8 @@ import (
 
 // Buckets of the state file. Keys: acct = 32-byte public key.
 var (
-	bucketAccounts = []byte("accounts") // acct → JSON AccountRecord
-	bucketSigned   = []byte("signed")   // acct ‖ previous → JSON SignedBlock: the one block signed on previous
+	bucketAccounts = []byte("accounts") // acct → AccountRecord, a checkpoint (frontier.go)
+	bucketSigned   = []byte("signed")   // acct ‖ previous → SignedBlock: the one block signed on previous
 	bucketRequests = []byte("requests") // request id → intent digest[32] ‖ SignResponse proto
 	bucketReceived = []byte("received") // acct ‖ source hash → request id
 	bucketVelocity = []byte("velocity") // acct ‖ u64 unix nano ‖ hash[8] → amount[16]
@@ -69,7 +69,8 @@ type SignedBlock struct {
 // transaction committed with fsync before the caller proceeds; concurrent
 // signing decisions are group-committed.
 type Store struct {
-	db *bolt.DB
+	db   *bolt.DB
+	path string // the state file's path (bolt's Path is cleared by Close)
 
 	mu       sync.Mutex
 	appended chan struct{} // closed and replaced when audit records are appended
@@ -194,13 +195,14 @@ func OpenStore(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("signer: state file %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
 	}
-	s := &Store{db: db, appended: make(chan struct{}), commits: make(chan *commitReq, maxGroup), stopped: make(chan struct{})}
+	s := &Store{db: db, path: path, appended: make(chan struct{}), commits: make(chan *commitReq, maxGroup), stopped: make(chan struct{})}
 	go s.committer()
 	return s, nil
 }
 
-// Close finishes the queued writes and closes the file. It is safe to call
-// more than once; writes after Close fail with ErrClosed.
+// Close finishes the queued writes, brings every account record up to its
+// frontier (settleRecords) and closes the file. It is safe to call more
+// than once; writes after Close fail with ErrClosed.
 func (s *Store) Close() error {
 	if s == nil || s.db == nil {
 		return nil
@@ -213,8 +215,9 @@ func (s *Store) Close() error {
 			close(s.commits)
 			s.cmu.Unlock()
 			<-s.stopped
+			err = s.db.Update(settleRecords)
 		}
-		err = s.db.Close()
+		err = errors.Join(err, s.db.Close())
 	})
 	return err
 }
@@ -252,25 +255,30 @@ func putRecord(b *bolt.Bucket, key []byte, v record) error {
 	return b.Put(key, data)
 }
 
-// Account returns the record of account a.
+// Account returns the record of account a, at its current frontier.
 func (s *Store) Account(a nano.PublicKey) (AccountRecord, bool, error) {
 	var rec AccountRecord
 	var ok bool
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		ok, err = getRecord(tx.Bucket(bucketAccounts), a[:], &rec)
+		ok, _, err = getAccount(tx, a, &rec)
 		return err
 	})
 	return rec, ok, err
 }
 
-// Accounts returns every tracked account, ordered by public key.
+// Accounts returns every tracked account at its current frontier,
+// ordered by public key.
 func (s *Store) Accounts() ([]AccountRecord, error) {
 	var out []AccountRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
+		signed := tx.Bucket(bucketSigned)
 		return tx.Bucket(bucketAccounts).ForEach(func(_, v []byte) error {
 			var rec AccountRecord
 			if err := rec.UnmarshalBinary(v); err != nil {
+				return err
+			}
+			if _, err := followChain(signed, &rec); err != nil {
 				return err
 			}
 			out = append(out, rec)
@@ -398,7 +406,7 @@ func (s *Store) snapshot(id string, a nano.PublicKey, now time.Time) (snapshot, 
 			}
 			return err
 		}
-		if out.tracked, err = getRecord(tx.Bucket(bucketAccounts), a[:], &out.rec); err != nil || !out.tracked {
+		if out.tracked, _, err = getAccount(tx, a, &out.rec); err != nil || !out.tracked {
 			return err
 		}
 		out.sent, err = sentIn(tx, a, now)
@@ -431,9 +439,9 @@ type Decision struct {
 var errStale = errors.New("signer: state changed under the decision")
 
 // CommitSigned records d durably: the request's response, the signed block
-// under its previous, the new account record, the velocity entry, the
-// received source and an audit record, in one transaction. It returns the
-// stored response.
+// under its previous, the new account record (when its checkpoint is due:
+// frontier.go), the velocity entry, the received source and an audit
+// record, in one transaction. It returns the stored response.
 func (s *Store) CommitSigned(d *Decision) (*pb.SignResponse, error) {
 	var resp *pb.SignResponse
 	err := s.write(func(tx *bolt.Tx) error {
@@ -442,7 +450,7 @@ func (s *Store) CommitSigned(d *Decision) (*pb.SignResponse, error) {
 			return errStale
 		}
 		var cur AccountRecord
-		ok, err := getRecord(tx.Bucket(bucketAccounts), d.Record.Account[:], &cur)
+		ok, lag, err := getAccount(tx, d.Record.Account, &cur)
 		if err != nil {
 			return err
 		}
@@ -484,8 +492,10 @@ func (s *Store) CommitSigned(d *Decision) (*pb.SignResponse, error) {
 		if err := putRecord(tx.Bucket(bucketSigned), signedKey, &SignedBlock{Block: d.Block, Hash: d.Hash, RequestID: d.RequestID}); err != nil {
 			return err
 		}
-		if err := putRecord(tx.Bucket(bucketAccounts), d.Record.Account[:], &d.Record); err != nil {
-			return err
+		if needsRecord(&cur, lag, d) {
+			if err := putRecord(tx.Bucket(bucketAccounts), d.Record.Account[:], &d.Record); err != nil {
+				return err
+			}
 		}
 		if !d.Source.IsZero() {
 			if err := tx.Bucket(bucketReceived).Put(acctKey(d.Record.Account, d.Source[:]), []byte(d.RequestID)); err != nil {

@@ -100,7 +100,7 @@ const probeBytes = 1 << 20
 // removes it. On success the store is writable again. It is what the
 // signer runs while the store is full, since no other write may come.
 func (s *Store) ProbeSpace() error {
-	path := s.db.Path() + ".space-probe"
+	path := s.path + ".space-probe"
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return s.space.note(fmt.Errorf("signer: probing for space: %w", err))
@@ -135,7 +135,7 @@ const defaultSpaceProbe = 5 * time.Second
 // again even when nothing is resent.
 func (s *Store) watchSpace(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	s.space.mu.Lock()
-	s.space.log, s.space.path = log, s.db.Path()
+	s.space.log, s.space.path = log, s.path
 	s.space.mu.Unlock()
 	defer func() {
 		s.space.mu.Lock()

@@ -125,7 +125,9 @@ func TestMutualTLS(t *testing.T) {
 			return err
 		}
 		defer conn.Close()
-		cctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		// A hang bound: a refused client fails at its handshake, and the
+		// allowed one must not fail a slow handshake on a loaded host.
+		cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		resp, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{})
 		if err == nil && resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {

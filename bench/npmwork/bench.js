@@ -3,7 +3,9 @@
 // package's computeWork, over the same 8 roots as nanokms's
 // BenchmarkWorkReceiveThreshold (e2e/work_bench_test.go; roots.json).
 //
-//   npm install && node bench.js [passes]
+//   npm install && node bench.js [passes] [threads,...]
+//
+// (threads: the thread counts to run, default 1,2)
 //
 // computeWork runs a WebAssembly search on the calling thread, from nonce
 // workerIndex * 2^64 / workerCount upwards. "threads=N" runs N worker
@@ -64,10 +66,14 @@ async function race(root, count) {
 
 async function main() {
   const passes = Number(process.argv[2] || 1);
+  const counts = (process.argv[3] || '1,2').split(',').map(Number);
+  if (!(passes >= 1) || counts.some((c) => !(c >= 1))) {
+    throw new Error('usage: node bench.js [passes] [threads,...]');
+  }
   const pkg = require('nanocurrency/package.json');
   console.log(`nanocurrency ${pkg.version}, node ${process.version}, ${os.cpus()[0].model}, ${os.cpus().length} CPUs, ${os.platform()} ${os.release()}`);
   console.log(`threshold ${threshold}, ${roots.length} roots, ${passes} pass(es)`);
-  for (const count of [1, 2]) {
+  for (const count of counts) {
     let ns = 0n;
     let hashes = 0n;
     let solutions = 0;

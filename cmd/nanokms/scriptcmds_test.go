@@ -48,7 +48,7 @@ import (
 //	    the command's stdout.
 
 // waitforLimit bounds waitfor and noderpc.
-const waitforLimit = 20 * time.Second
+const waitforLimit = 60 * time.Second
 
 // cmdWaitfor implements `waitfor [-stdout REGEXP] PROG [ARGS...]`.
 func cmdWaitfor(ts *testscript.TestScript, neg bool, args []string) {

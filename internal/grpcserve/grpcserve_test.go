@@ -62,7 +62,7 @@ func TestServeHealthAndGracefulStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a hang bound
 	defer cancel()
 	for _, svc := range []string{"", "test.Service"} {
 		resp, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{Service: svc}, grpc.WaitForReady(true))
@@ -76,7 +76,7 @@ func TestServeHealthAndGracefulStop(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Serve returned %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second): // a hang bound (the grace is 1 s)
 		t.Fatal("Serve did not stop")
 	}
 }

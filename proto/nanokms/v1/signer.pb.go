@@ -526,9 +526,24 @@ func (x *AccountState) GetSent_24HRaw() string {
 	return ""
 }
 
-// ListAccountsRequest has no fields.
+// ListAccountsRequest asks for one page of the tracked accounts.
+//
+// A request with neither field set (as clients written before paging sent)
+// gets the first page of at most 1000 accounts; such a client sees every
+// account only while the signer tracks no more than that.
 type ListAccountsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The most accounts wanted in this page: 0 means 1000, and more than
+	// 5000 is taken as 5000. The signer may return fewer (a page is also cut
+	// near 2 MiB of encoded accounts, to stay well under gRPC's 4 MiB
+	// default message limit); only an empty next_page_token means the end.
+	PageSize uint32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page.
+	// A token that this signer did not make (not valid base64url, the wrong
+	// length or version, a failed check) is refused with InvalidArgument,
+	// reason MALFORMED, naming "page_token". A token stays valid across
+	// restarts of the signer and changes to the accounts.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -563,11 +578,37 @@ func (*ListAccountsRequest) Descriptor() ([]byte, []int) {
 	return file_nanokms_v1_signer_proto_rawDescGZIP(), []int{4}
 }
 
-// ListAccountsResponse lists tracked accounts, ordered by address.
+func (x *ListAccountsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAccountsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListAccountsResponse is one page of tracked accounts.
+//
+// Each page is read in one read transaction, so it is a consistent view of
+// the accounts it holds; the pages of one listing are not one view: an
+// account adopted while a listing runs is listed if its key sorts after the
+// pages already read. No account is listed twice in one listing, and none
+// tracked throughout it is left out.
 type ListAccountsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The accounts.
-	Accounts      []*AccountState `protobuf:"bytes,1,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	// The accounts, ordered by public key (and so by address), all after the
+	// request's page_token.
+	Accounts []*AccountState `protobuf:"bytes,1,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	// Pass this as page_token to get the next page; empty on the last page.
+	// It is opaque to clients: it names the last account of this page, in a
+	// format only the signer reads. It is not a secret and not an
+	// authorisation: any page can be asked for.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -607,6 +648,13 @@ func (x *ListAccountsResponse) GetAccounts() []*AccountState {
 		return x.Accounts
 	}
 	return nil
+}
+
+func (x *ListAccountsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // AdoptAccountRequest starts tracking an account.
@@ -1201,10 +1249,14 @@ const file_nanokms_v1_signer_proto_rawDesc = "" +
 	"\x06height\x18\a \x01(\x04R\x06height\x12&\n" +
 	"\x0erepresentative\x18\b \x01(\fR\x0erepresentative\x12 \n" +
 	"\fsent_24h_raw\x18\t \x01(\tR\n" +
-	"sent24hRaw\"\x15\n" +
-	"\x13ListAccountsRequest\"L\n" +
+	"sent24hRaw\"Q\n" +
+	"\x13ListAccountsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"t\n" +
 	"\x14ListAccountsResponse\x124\n" +
-	"\baccounts\x18\x01 \x03(\v2\x18.nanokms.v1.AccountStateR\baccounts\"\x82\x01\n" +
+	"\baccounts\x18\x01 \x03(\v2\x18.nanokms.v1.AccountStateR\baccounts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x82\x01\n" +
 	"\x13AdoptAccountRequest\x12\x16\n" +
 	"\x06wallet\x18\x01 \x01(\tR\x06wallet\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12%\n" +

@@ -60,7 +60,9 @@ type SignerClient interface {
 	Sign(ctx context.Context, in *SignRequest, opts ...grpc.CallOption) (*SignResponse, error)
 	// GetAccount returns the signer's record of one account.
 	GetAccount(ctx context.Context, in *GetAccountRequest, opts ...grpc.CallOption) (*AccountState, error)
-	// ListAccounts returns every account the signer tracks.
+	// ListAccounts returns the accounts the signer tracks, one page at a time,
+	// ordered by public key (which is also the order of their addresses). A
+	// client follows next_page_token until it is empty.
 	ListAccounts(ctx context.Context, in *ListAccountsRequest, opts ...grpc.CallOption) (*ListAccountsResponse, error)
 	// AdoptAccount starts tracking an existing account from its head block,
 	// whose signature must verify under the account key, or starts tracking
@@ -195,7 +197,9 @@ type SignerServer interface {
 	Sign(context.Context, *SignRequest) (*SignResponse, error)
 	// GetAccount returns the signer's record of one account.
 	GetAccount(context.Context, *GetAccountRequest) (*AccountState, error)
-	// ListAccounts returns every account the signer tracks.
+	// ListAccounts returns the accounts the signer tracks, one page at a time,
+	// ordered by public key (which is also the order of their addresses). A
+	// client follows next_page_token until it is empty.
 	ListAccounts(context.Context, *ListAccountsRequest) (*ListAccountsResponse, error)
 	// AdoptAccount starts tracking an existing account from its head block,
 	// whose signature must verify under the account key, or starts tracking
