@@ -62,11 +62,7 @@ var hotCommands = []forbidden{
 	{module + "cmd/internal/hot", "the gateway's and the client's subcommands"},
 }
 
-// The hot side's packages. These wait for the coldbridge split (the relay
-// in a package of its own, apart from the gateway): while the cold binary
-// links coldbridge, which holds the gateway and imports node, they cannot
-// hold. The test enables them itself as soon as the closure no longer
-// holds coldbridge.
+// The hot side's packages, which the isolated host's binary never links.
 var hotPackages = []forbidden{
 	{module + "node/...", "the Nano node client"},
 	{module + "gateway/...", "the hot gateway"},
@@ -74,52 +70,37 @@ var hotPackages = []forbidden{
 }
 
 // The token and the signer's internals, which the hot subcommands never
-// link (only the signer's contract). These wait for the coldbridge split
-// too (coldbridge imports signer, which imports hsm).
+// link (only the signer's contract, signer/signerapi).
 var coldInternals = []forbidden{
 	{module + "hsm/...", "the PKCS#11 token"},
 	{module + "signer", "the signer itself"},
 	{module + "signer/policy", "the signer's policy"},
 }
 
-// coldbridge is the package that still holds both bridge ends.
-const coldbridge = module + "coldbridge"
-
 func TestBinaryDependencies(t *testing.T) {
 	for _, c := range []struct {
-		pkg     string
-		now     [][]forbidden // asserted now
-		pending [][]forbidden // asserted once coldbridge is gone from the closure
+		pkg    string
+		denied [][]forbidden
 	}{
-		{"./nanokms", [][]forbidden{devTools}, nil},
-		{"./nanokms-cold", [][]forbidden{devTools, hotCommands}, [][]forbidden{hotPackages}},
-		{"./internal/cold", [][]forbidden{devTools, hotCommands}, [][]forbidden{hotPackages}},
-		{"./internal/hot", [][]forbidden{devTools}, [][]forbidden{coldInternals}},
+		{"./nanokms", [][]forbidden{devTools}},
+		{"./nanokms-cold", [][]forbidden{devTools, hotCommands, hotPackages}},
+		{"./internal/cold", [][]forbidden{devTools, hotCommands, hotPackages}},
+		{"./internal/hot", [][]forbidden{devTools, coldInternals}},
 		{"./internal/cli", [][]forbidden{devTools, hotCommands, hotPackages, coldInternals,
-			{{module + "cmd/internal/cold", "the cold subcommands"}, {coldbridge, "the bridge"}}}, nil},
+			{{module + "cmd/internal/cold", "the cold subcommands"}, {module + "bridge/...", "the bridge"},
+				{module + "relay", "the relay"}}}},
 	} {
 		t.Run(strings.TrimPrefix(c.pkg, "./"), func(t *testing.T) {
 			closure := deps(t, c.pkg)
-			check := func(sets [][]forbidden) {
-				for _, set := range sets {
-					for _, f := range set {
-						for _, p := range closure {
-							if f.matches(p) {
-								t.Errorf("%s links %s (%s)", c.pkg, p, f.why)
-							}
+			for _, set := range c.denied {
+				for _, f := range set {
+					for _, p := range closure {
+						if f.matches(p) {
+							t.Errorf("%s links %s (%s)", c.pkg, p, f.why)
 						}
 					}
 				}
 			}
-			check(c.now)
-			if len(c.pending) == 0 {
-				return
-			}
-			if slices.Contains(closure, coldbridge) {
-				t.Logf("%s still links %s: the hot-side assertions wait for its split", c.pkg, coldbridge)
-				return
-			}
-			check(c.pending)
 		})
 	}
 }
