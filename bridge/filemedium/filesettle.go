@@ -286,6 +286,9 @@ func reasonFile(name, reason string, cause error, now time.Time) []byte {
 	if errors.As(cause, &fe) {
 		fmt.Fprintf(&b, "code: %d\n", uint8(fe.Code))
 		fmt.Fprintf(&b, "reason: %s\n", fe.Code)
+		if fe.Detail != "" {
+			fmt.Fprintf(&b, "detail: %s\n", oneLine(fe.Detail))
+		}
 		fmt.Fprintf(&b, "error: %s\n", oneLine(reason))
 	} else {
 		fmt.Fprintf(&b, "reason: %s\n", oneLine(reason))

@@ -17,7 +17,6 @@ import (
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/nano"
 	"golang.org/x/crypto/blake2b"
-
 )
 
 // The seed_det1_1 vector: a seed, and the secret derived from it at index 1.

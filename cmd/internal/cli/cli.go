@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -123,7 +122,34 @@ func (b Binary) Root(e *Env) *cobra.Command {
 		return &Error{Err: err, Code: ExitUsage}
 	})
 	root.AddCommand(b.Commands(e)...)
+	typedArgs(root)
 	return root
+}
+
+// typedArgs makes every argument check of root and its subcommands return
+// a usage *Error, so that Run tells usage errors by type: a command's own
+// check (cobra.ExactArgs, …) is wrapped, and a command without one gets
+// cobra's default (an unknown subcommand of the root is refused, any
+// other arguments are left to the command).
+func typedArgs(c *cobra.Command) {
+	check := c.Args
+	if check == nil {
+		check = func(cmd *cobra.Command, args []string) error {
+			if !cmd.HasParent() && cmd.HasSubCommands() && len(args) > 0 {
+				return fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
+			}
+			return nil
+		}
+	}
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return &Error{Err: err, Code: ExitUsage}
+		}
+		return nil
+	}
+	for _, sub := range c.Commands() {
+		typedArgs(sub)
+	}
 }
 
 // Run executes b's command line args and returns the process exit code.
@@ -142,9 +168,6 @@ func Run(ctx context.Context, b Binary, args []string, stdin io.Reader, stdout, 
 	var ce *Error
 	if errors.As(err, &ce) {
 		code = ce.Code
-	} else if strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "accepts ") {
-		// cobra's own usage errors carry no type to branch on.
-		code = ExitUsage
 	}
 	fmt.Fprintf(stderr, "%s: error: %v\n", b.Name, err)
 	if ce != nil && ce.Hint != "" {

@@ -7,7 +7,6 @@ import (
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/nano"
 	"github.com/spf13/cobra"
-
 )
 
 type accountDecodeOptions struct {

@@ -9,7 +9,6 @@ import (
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/spf13/cobra"
-
 )
 
 // maxAccountList bounds account list --count.

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/spf13/cobra"
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/nano"
+	"github.com/spf13/cobra"
 )
 
 type blockSignOptions struct {

@@ -257,6 +257,7 @@ func parseReasonFile(data []byte, readErr error) (reason, when string) {
 	if data == nil {
 		return "(no .reason file)", ""
 	}
+	var code, detail, errText string
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ": ")
@@ -264,17 +265,23 @@ func parseReasonFile(data []byte, readErr error) (reason, when string) {
 			continue
 		}
 		switch k {
-		case "error":
-			reason = v // the full error, when a check failed
 		case "reason":
-			if reason == "" {
-				reason = v
-			}
+			code = v // the refusal code, or the whole reason of another failure
+		case "detail":
+			detail = v // what the frame check found, when one failed
+		case "error":
+			errText = v
 		case "quarantined":
 			when = v
 		}
 	}
-	return strings.TrimPrefix(reason, "coldbridge: frame refused: "), when
+	switch {
+	case code != "" && detail != "":
+		return code + ": " + detail, when
+	case errText != "": // a frame refused without detail, or a file written before detail lines
+		return errText, when
+	}
+	return code, when
 }
 
 func summariseRequest(r *pb.BridgeRequest, now time.Time) *inspectedRequest {

@@ -4,7 +4,6 @@ import (
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/nano"
 	"github.com/spf13/cobra"
-
 )
 
 // thresholdFlags are --threshold HEX and --subtype S, of which at most one

@@ -7,7 +7,6 @@ import (
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/spf13/cobra"
-
 )
 
 // newTokenCmd groups the token set-up subcommands: the master key and its

@@ -10,7 +10,6 @@ import (
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/spf13/cobra"
-
 )
 
 type tokenWrapMasterOptions struct {

@@ -10,10 +10,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/spf13/cobra"
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/hsm/p11uri"
+	"github.com/spf13/cobra"
 )
 
 // The environment variables the token flags fall back to. The PIN itself
@@ -95,7 +95,11 @@ func (f *tokenFlags) resolve() (*tokenConfig, error) {
 	if p11uri.IsURI(token) {
 		u, err := p11uri.Parse(token)
 		if err != nil {
-			return nil, cli.UsageErr("--token: %s", strings.TrimPrefix(err.Error(), "p11uri: "))
+			var se *p11uri.SyntaxError
+			if errors.As(err, &se) {
+				return nil, cli.UsageErr("--token: %s", se.Describe())
+			}
+			return nil, cli.UsageErr("--token: %w", err)
 		}
 		if !u.HasTokenAttrs() {
 			return nil, cli.UsageErr("--token: the URI names no token (give token=, serial= or slot-id=)")

@@ -7,7 +7,6 @@ import (
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/spf13/cobra"
-
 )
 
 // newWalletCmd groups the wallet subcommands.

@@ -8,7 +8,6 @@ import (
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/spf13/cobra"
-
 )
 
 type walletRestoreOptions struct {

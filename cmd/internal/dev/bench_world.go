@@ -23,8 +23,8 @@ import (
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
-	"github.com/nanokms/nanokms/signer/signerapi"
 	"github.com/nanokms/nanokms/signer/policy"
+	"github.com/nanokms/nanokms/signer/signerapi"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtool"
 )
 

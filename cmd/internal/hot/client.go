@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/nanokms/nanokms/internal/mtls"
 	"github.com/nanokms/nanokms/cmd/internal/cli"
+	"github.com/nanokms/nanokms/internal/mtls"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )

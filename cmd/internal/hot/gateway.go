@@ -12,9 +12,9 @@ import (
 
 	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/bridge/filemedium"
+	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/internal/grpcserve"
-	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/metrics"
 	"github.com/nanokms/nanokms/metrics/gatewaymetrics"
 )
