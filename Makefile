@@ -3,7 +3,9 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 
 GO        ?= go
-BIN       := bin/nanokms
+# The binaries by role: the operator's (nanokms), the isolated host's
+# (nanokms-cold: no hot code linked) and the development tools' (nanokms-dev).
+BINARIES  := nanokms nanokms-cold nanokms-dev
 # make fuzz: every fuzz target FUZZSCALE times its short count (see
 # scripts/fuzz.sh), or FUZZTIME executions each if set (a count, e.g.
 # FUZZTIME=1000000x: Go 1.26 can fail a duration run at its end).
@@ -18,7 +20,7 @@ deps:
 	@bash scripts/deps.sh
 
 build: deps
-	$(GO) build -o $(BIN) ./cmd/nanokms
+	$(GO) build -o bin/ $(addprefix ./cmd/,$(BINARIES))
 
 ## test: gofmt, go vet, every test under the race detector, a short fuzz run
 test:

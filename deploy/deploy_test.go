@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/gateway"
+	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/policy"
 )
 
@@ -99,6 +100,11 @@ func (u unit) writable(path string) bool {
 
 var roles = []string{"signer", "relay", "gateway", "devnode"}
 
+// binaryOf is the binary each role's unit runs: the cold roles run the
+// isolated host's nanokms-cold, the gateway the operator's nanokms, the
+// dev node nanokms-dev.
+var binaryOf = map[string]string{"signer": "nanokms-cold", "relay": "nanokms-cold", "gateway": "nanokms", "devnode": "nanokms-dev"}
+
 // hardening is what every unit here has in [Service], the Nano node's
 // included (deploy/README.md, "Hardening").
 var hardening = map[string]string{
@@ -141,17 +147,17 @@ func units(t *testing.T) map[string]unit {
 	return out
 }
 
-func loadConfigs(t *testing.T) (*policy.Config, *coldbridge.RelayConfig, *coldbridge.GatewayConfig) {
+func loadConfigs(t *testing.T) (*policy.Config, *relay.Config, *gateway.Config) {
 	t.Helper()
 	sc, err := policy.Load(filepath.Join("config", "signer.toml"))
 	if err != nil {
 		t.Fatalf("config/signer.toml: %v", err)
 	}
-	rc, err := coldbridge.LoadRelayConfig(filepath.Join("config", "relay.toml"))
+	rc, err := relay.LoadConfig(filepath.Join("config", "relay.toml"))
 	if err != nil {
 		t.Fatalf("config/relay.toml: %v", err)
 	}
-	gc, err := coldbridge.LoadGatewayConfig(filepath.Join("config", "gateway.toml"))
+	gc, err := gateway.LoadConfig(filepath.Join("config", "gateway.toml"))
 	if err != nil {
 		t.Fatalf("config/gateway.toml: %v", err)
 	}
@@ -189,9 +195,9 @@ func TestUnitsMatchConfigs(t *testing.T) {
 	for _, r := range roles {
 		u := us[r]
 		exec := u.get("ExecStart")
-		want := "/usr/bin/nanokms " + r + " --config /etc/nanokms/" + r + ".toml"
+		want := "/usr/bin/" + binaryOf[r] + " " + r + " --config /etc/nanokms/" + r + ".toml"
 		if r == "devnode" {
-			want = "/usr/bin/nanokms devnode $NANOKMS_DEVNODE_FLAGS"
+			want = "/usr/bin/nanokms-dev devnode $NANOKMS_DEVNODE_FLAGS"
 		}
 		if exec != want {
 			t.Errorf("%s: ExecStart=%s, want %s", r, exec, want)
@@ -325,32 +331,33 @@ func ensureSystemdAnalyze(t *testing.T) string {
 	return p
 }
 
-// buildNanokms builds the nanokms binary into dir: systemd-analyze verify
-// checks that ExecStart names an executable.
-func buildNanokms(t *testing.T, dir string) string {
+// buildBinaries builds the three binaries (nanokms, nanokms-cold,
+// nanokms-dev) into dir, in one go build: systemd-analyze verify checks
+// that ExecStart names an executable.
+func buildBinaries(t *testing.T, dir string) {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	bin := filepath.Join(dir, "nanokms")
-	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/nanokms/nanokms/cmd/nanokms")
+	cmd := exec.Command(goTool, "build", "-o", dir+string(filepath.Separator),
+		"github.com/nanokms/nanokms/cmd/nanokms", "github.com/nanokms/nanokms/cmd/nanokms-cold", "github.com/nanokms/nanokms/cmd/nanokms-dev")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return bin
 }
 
 // TestSystemdAnalyzeVerify runs systemd-analyze verify on every unit, and
 // again with the serial drop-in on the relay and the gateway. Units are
-// copied with ExecStart pointing at a freshly built nanokms. Any
+// copied with ExecStart pointing at the freshly built binaries. Any
 // diagnostic about them fails the test: verify reports unknown or invalid
 // settings as warnings ("ignoring") and still exits 0, so its output is
 // read at the warning level, not only its status.
 func TestSystemdAnalyzeVerify(t *testing.T) {
 	analyze := ensureSystemdAnalyze(t)
 	tmp := t.TempDir()
-	bin := buildNanokms(t, tmp)
+	binDir := filepath.Join(tmp, "bin")
+	buildBinaries(t, binDir)
 
 	copyUnits := func(t *testing.T, dir string) []string {
 		t.Helper()
@@ -367,16 +374,18 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The Nano node is not installed here: verify needs an
-			// executable, and never runs it.
-			exe := "/usr/bin/nanokms"
-			if name == nodeUnitName {
-				exe = "/usr/bin/nano_node"
+			// Each unit runs the binary of its role. The Nano node is not
+			// installed here: verify needs an executable, and never runs
+			// it, so its unit gets nanokms.
+			exe, built := "/usr/bin/nano_node", "nanokms"
+			if name != nodeUnitName {
+				r := strings.TrimSuffix(strings.TrimPrefix(name, "nanokms-"), ".service")
+				exe, built = "/usr/bin/"+binaryOf[r], binaryOf[r]
 			}
 			if !bytes.Contains(data, []byte("ExecStart="+exe+" ")) {
 				t.Fatalf("%s: no ExecStart=%s", name, exe)
 			}
-			data = bytes.ReplaceAll(data, []byte("ExecStart="+exe+" "), []byte("ExecStart="+bin+" "))
+			data = bytes.ReplaceAll(data, []byte("ExecStart="+exe+" "), []byte("ExecStart="+filepath.Join(binDir, built)+" "))
 			p := filepath.Join(dir, name)
 			if err := os.WriteFile(p, data, 0o644); err != nil {
 				t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/gateway"
 )
 
 const nodeUnitName = "nano-node.service"
@@ -172,7 +172,7 @@ func TestNodeConfigsMatchGateway(t *testing.T) {
 	if !strings.Contains(string(mustRead(t, filepath.Join("systemd", "node-ipc.conf"))), `rpc = "`+ipc+`"`) {
 		t.Errorf("node-ipc.conf does not give node.rpc = %q", ipc)
 	}
-	withIPC, err := coldbridge.ParseGatewayConfig([]byte(strings.Replace(string(data), old, `rpc = "`+ipc+`"`, 1)))
+	withIPC, err := gateway.ParseConfig([]byte(strings.Replace(string(data), old, `rpc = "`+ipc+`"`, 1)))
 	if err != nil {
 		t.Fatalf("the gateway's configuration with node.rpc = %q: %v", ipc, err)
 	}

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/devnode"
+	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer/signertest"
@@ -89,9 +89,9 @@ func TestCompromiseAlert(t *testing.T) {
 
 	check := func(where string, a *pb.Alert) {
 		t.Helper()
-		if a.GetKind() != coldbridge.AlertUnknownBlock || !bytes.Equal(a.GetAccount(), acct[:]) || !bytes.Equal(a.GetBlockHash(), h[:]) {
+		if a.GetKind() != gateway.AlertUnknownBlock || !bytes.Equal(a.GetAccount(), acct[:]) || !bytes.Equal(a.GetBlockHash(), h[:]) {
 			t.Fatalf("%s: alert %s account %X block %X; want %s on %s block %s", where, a.GetKind(), a.GetAccount(), a.GetBlockHash(),
-				coldbridge.AlertUnknownBlock, acct.Address(), h)
+				gateway.AlertUnknownBlock, acct.Address(), h)
 		}
 		t.Logf("%s: %s", where, a.GetDetail())
 	}

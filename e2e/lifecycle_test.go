@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/devnode"
+	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer/signertest"
@@ -127,7 +127,7 @@ func runLifecycle(t *testing.T, mode notifications) {
 	// Each block was acted on once: one receive intent, queued once, and
 	// one block per intent; a repeated confirmation changes nothing.
 	if mode == duplicated {
-		w.gw.ObserveConfirmed(ctx, coldbridge.Confirmed{Hash: src, Block: fund, Subtype: nano.SubtypeSend})
+		w.gw.ObserveConfirmed(ctx, gateway.Confirmed{Hash: src, Block: fund, Subtype: nano.SubtypeSend})
 		if err := w.gw.AutoReceive(ctx, acct, src); err != nil {
 			t.Errorf("AutoReceive of a received source: %v", err)
 		}

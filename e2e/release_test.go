@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nanokms/nanokms/coldbridge"
 	"github.com/nanokms/nanokms/devnode"
+	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	"github.com/nanokms/nanokms/node"
@@ -89,10 +89,10 @@ func TestRejectedBlockReleased(t *testing.T) {
 		t.Fatalf("the refused receive: previous %s link %s rejection %q error %q", badBlock.Previous, badBlock.Link, bad.GetRejection(), bad.GetError())
 	}
 	a := nextAlert("the refused receive")
-	if a.GetKind() != coldbridge.AlertBlockRejected || !bytes.Equal(a.GetAccount(), acct[:]) || !bytes.Equal(a.GetBlockHash(), badHash[:]) ||
+	if a.GetKind() != gateway.AlertBlockRejected || !bytes.Equal(a.GetAccount(), acct[:]) || !bytes.Equal(a.GetBlockHash(), badHash[:]) ||
 		!strings.Contains(a.GetDetail(), "gap source") || !strings.Contains(a.GetDetail(), `"Gap source block"`) {
 		t.Fatalf("alert %s account %X block %X (%s); want %s on %s block %s", a.GetKind(), a.GetAccount(), a.GetBlockHash(), a.GetDetail(),
-			coldbridge.AlertBlockRejected, acct.Address(), badHash)
+			gateway.AlertBlockRejected, acct.Address(), badHash)
 	}
 	t.Logf("alert: %s", a.GetDetail())
 	if _, err := w.direct.BlockInfo(w.ctx, badHash); !errors.Is(err, node.ErrBlockNotFound) {
@@ -110,14 +110,14 @@ func TestRejectedBlockReleased(t *testing.T) {
 	if jammed.GetRejection() != "gap source" || !strings.Contains(jammed.GetError(), badHash.String()) {
 		t.Fatalf("the jammed withdrawal: rejection %q error %q", jammed.GetRejection(), jammed.GetError())
 	}
-	if a := nextAlert("the jammed withdrawal"); a.GetKind() != coldbridge.AlertBlockRejected || !bytes.Equal(a.GetBlockHash(), badHash[:]) {
+	if a := nextAlert("the jammed withdrawal"); a.GetKind() != gateway.AlertBlockRejected || !bytes.Equal(a.GetBlockHash(), badHash[:]) {
 		t.Fatalf("alert %s for %X after the jammed withdrawal", a.GetKind(), a.GetBlockHash())
 	}
 	// The refused source is not auto-received again.
 	if err := w.gw.AutoReceive(w.ctx, acct, ghostSend.Hash()); err != nil {
 		t.Fatalf("AutoReceive again: %v", err)
 	}
-	if _, err := w.gw.Get(autoReceiveID(ghostSend.Hash(), 2)); !errors.Is(err, coldbridge.ErrNoRequest) {
+	if _, err := w.gw.Get(autoReceiveID(ghostSend.Hash(), 2)); !errors.Is(err, gateway.ErrNoRequest) {
 		t.Fatalf("the refused source was queued again: %v", err)
 	}
 	if c := w.chain(acct); len(c) != 1 || c[0].Hash() != open.Hash() {
@@ -242,7 +242,7 @@ func TestRejectedBlockConfirmedLater(t *testing.T) {
 	badHash := badBlock.Hash()
 	select {
 	case a := <-alerts:
-		if a.GetKind() != coldbridge.AlertBlockRejected || bad.GetRejection() != "gap source" {
+		if a.GetKind() != gateway.AlertBlockRejected || bad.GetRejection() != "gap source" {
 			t.Fatalf("alert %s, rejection %q", a.GetKind(), bad.GetRejection())
 		}
 	default:
@@ -274,7 +274,7 @@ func TestRejectedBlockConfirmedLater(t *testing.T) {
 	for {
 		select {
 		case a := <-alerts:
-			if a.GetKind() != coldbridge.AlertRejectedConfirmed {
+			if a.GetKind() != gateway.AlertRejectedConfirmed {
 				continue
 			}
 			if !bytes.Equal(a.GetBlockHash(), badHash[:]) || !bytes.Equal(a.GetAccount(), acct[:]) || !strings.Contains(a.GetDetail(), bad.GetRequestId()) {
@@ -282,7 +282,7 @@ func TestRejectedBlockConfirmedLater(t *testing.T) {
 			}
 			return
 		case <-deadline.C:
-			t.Fatalf("no %s alert within %v", coldbridge.AlertRejectedConfirmed, waitLimit)
+			t.Fatalf("no %s alert within %v", gateway.AlertRejectedConfirmed, waitLimit)
 		}
 	}
 }

@@ -15,11 +15,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/bridge/filemedium"
+	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/devnode"
+	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/nano"
 	"github.com/nanokms/nanokms/node"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/signertest"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
@@ -57,8 +60,8 @@ type world struct {
 	direct  *node.Client // an honest client of the devnode, for the test's own reads
 
 	env     *signertest.Env
-	gw      *coldbridge.Gateway
-	side    *coldbridge.NodeSide
+	gw      *gateway.Gateway
+	side    *gateway.NodeSide
 	custody pb.CustodyClient
 
 	mu       sync.Mutex
@@ -161,7 +164,7 @@ func newDevnode(t *testing.T, opts devnode.Options) (dev *devnode.Node, rpcURL, 
 
 // fileMedium is the file bridge: two directories, each with a writer on
 // one side and a reader on the other.
-func fileMedium(t *testing.T) (gwOut coldbridge.FrameWriter, gwIn coldbridge.FrameReader, relayIn coldbridge.FrameReader, relayOut coldbridge.FrameWriter) {
+func fileMedium(t *testing.T) (gwOut frame.FrameWriter, gwIn frame.FrameReader, relayIn frame.FrameReader, relayOut frame.FrameWriter) {
 	t.Helper()
 	dir := t.TempDir()
 	toCold, toHot := filepath.Join(dir, "to-cold"), filepath.Join(dir, "to-hot")
@@ -170,15 +173,15 @@ func fileMedium(t *testing.T) (gwOut coldbridge.FrameWriter, gwIn coldbridge.Fra
 			t.Fatal(err)
 		}
 	}
-	mustW := func(d string) *coldbridge.FileWriter {
-		w, err := coldbridge.NewFileWriter(d)
+	mustW := func(d string) *filemedium.FileWriter {
+		w, err := filemedium.NewFileWriter(d)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return w
 	}
-	mustR := func(d string, types ...coldbridge.FrameType) *coldbridge.FileReader {
-		r, err := coldbridge.NewFileReader(d, coldbridge.FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: types,
+	mustR := func(d string, types ...frame.FrameType) *filemedium.FileReader {
+		r, err := filemedium.NewFileReader(d, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: types,
 			OnReject: func(name string, err error) { t.Logf("quarantined %s: %v", name, err) }})
 		if err != nil {
 			t.Fatal(err)
@@ -186,8 +189,8 @@ func fileMedium(t *testing.T) (gwOut coldbridge.FrameWriter, gwIn coldbridge.Fra
 		t.Cleanup(func() { r.Close() })
 		return r
 	}
-	return mustW(toCold), mustR(toHot, coldbridge.TypeResponse, coldbridge.TypeRefusal, coldbridge.TypeHeartbeat),
-		mustR(toCold, coldbridge.TypeRequest, coldbridge.TypeHeartbeat), mustW(toHot)
+	return mustW(toCold), mustR(toHot, frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat),
+		mustR(toCold, frame.TypeRequest, frame.TypeHeartbeat), mustW(toHot)
 }
 
 func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
@@ -230,10 +233,10 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 	t.Cleanup(cancel)
 	w.ctx = ctx
 	send, receive := w.dev.Thresholds()
-	side, err := coldbridge.OpenNodeSide(ctx, coldbridge.NodeConfig{
+	side, err := gateway.OpenNodeSide(ctx, gateway.NodeConfig{
 		RPC: w.gwRPC, WebSocket: w.wsURL, Timeout: 5 * time.Second, Work: "cpu",
 		AutoReceive: true, Representative: w.env.Rep,
-	}, coldbridge.NodeSideOptions{
+	}, gateway.NodeSideOptions{
 		PollInterval: o.pollInterval, ReceivableScan: o.scan,
 		Thresholds: node.WorkThresholds{Send: send, Receive: receive},
 		// Subscribed from the dial on, so that a block the test processes
@@ -247,8 +250,8 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 	w.side = side
 
 	gwOut, gwIn, relayIn, relayOut := fileMedium(t)
-	gw, err := coldbridge.OpenGateway(filepath.Join(t.TempDir(), "gateway.db"), coldbridge.GatewayOptions{
-		Out: gwOut, Reader: gwIn, Manifest: coldbridge.NewManifest(custody...), Ledger: side.Ledger(),
+	gw, err := gateway.Open(filepath.Join(t.TempDir(), "gateway.db"), gateway.Options{
+		Out: gwOut, Reader: gwIn, Manifest: gateway.NewManifest(custody...), Ledger: side.Ledger(),
 		ResendInterval: o.resend, AutoReceive: true, Representative: w.env.Rep,
 		Observe: func(s pb.RequestStatus, r *pb.Request) {
 			w.mu.Lock()
@@ -275,13 +278,13 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 	}
 	w.custody = pb.NewCustodyClient(conn)
 
-	relay := &coldbridge.Relay{In: relayIn, Out: relayOut, Signer: w.env.Client, RetryMin: 10 * time.Millisecond}
+	relay := &relay.Relay{In: relayIn, Out: relayOut, Signer: w.env.Client, RetryMin: 10 * time.Millisecond}
 	const loops = 4
 	done := make(chan error, loops)
 	go func() { done <- relay.Run(ctx) }()
 	go func() { done <- gw.Run(ctx) }()
 	go func() { done <- side.Run(ctx, gw) }()
-	go func() { done <- coldbridge.ServeCustody(ctx, cl, coldbridge.NewCustodyServer(gw), nil, time.Second) }()
+	go func() { done <- gateway.ServeCustody(ctx, cl, gateway.NewCustodyServer(gw), nil, time.Second) }()
 	t.Cleanup(func() {
 		conn.Close()
 		cancel()

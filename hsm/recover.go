@@ -11,7 +11,7 @@ import (
 
 	"github.com/miekg/pkcs11"
 
-	"github.com/nanokms/nanokms/backoff"
+	"github.com/nanokms/nanokms/internal/backoff"
 )
 
 // Token loss and recovery.

@@ -6,20 +6,21 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/bridge/filemedium"
+	"github.com/nanokms/nanokms/bridge/frame"
 )
 
 // Buckets of the histograms, in seconds.
 var (
-	// bridgeBuckets span a serial line (under a second) to a USB stick
+	// BridgeBuckets span a serial line (under a second) to a USB stick
 	// carried between hosts (hours).
-	bridgeBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400}
-	// nodeBuckets are for publication (work included) and confirmation.
-	nodeBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
-	// workBuckets are for proof-of-work generation.
-	workBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
-	// callBuckets are for a signer decision and the relay's call to it.
-	callBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+	BridgeBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400}
+	// NodeBuckets are for publication (work included) and confirmation.
+	NodeBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
+	// WorkBuckets are for proof-of-work generation.
+	WorkBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+	// CallBuckets are for a signer decision and the relay's call to it.
+	CallBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 )
 
 // Frame refusal reasons (nanokms_bridge_frames_rejected_total{reason}),
@@ -34,16 +35,16 @@ const (
 )
 
 // wireErrors are the frame checks' codes, for the reason label.
-var wireErrors = []coldbridge.WireError{
-	coldbridge.ErrCodeTruncated, coldbridge.ErrCodeMagic, coldbridge.ErrCodeVersion, coldbridge.ErrCodeType,
-	coldbridge.ErrCodeRequestID, coldbridge.ErrCodeLength, coldbridge.ErrCodeChecksum, coldbridge.ErrCodeTrailing,
-	coldbridge.ErrCodePayload, coldbridge.ErrCodeExpired, coldbridge.ErrCodeFuture, coldbridge.ErrCodeMismatch,
-	coldbridge.ErrCodeFileName, coldbridge.ErrCodeCOBS,
+var wireErrors = []frame.WireError{
+	frame.ErrCodeTruncated, frame.ErrCodeMagic, frame.ErrCodeVersion, frame.ErrCodeType,
+	frame.ErrCodeRequestID, frame.ErrCodeLength, frame.ErrCodeChecksum, frame.ErrCodeTrailing,
+	frame.ErrCodePayload, frame.ErrCodeExpired, frame.ErrCodeFuture, frame.ErrCodeMismatch,
+	frame.ErrCodeFileName, frame.ErrCodeCOBS,
 }
 
 // wireReason is a wire error's label value: its name in snake case
 // ("checksum_mismatch").
-func wireReason(c coldbridge.WireError) string {
+func wireReason(c frame.WireError) string {
 	return strings.ToLower(strings.ReplaceAll(c.String(), " ", "_"))
 }
 
@@ -51,7 +52,7 @@ func wireReason(c coldbridge.WireError) string {
 // coldbridge.RejectFunc: the wire error's name, RejectReasonConsumer or
 // RejectReasonOther. It never returns anything taken from the frame.
 func RejectReason(err error) string {
-	var fe *coldbridge.FrameError
+	var fe *frame.FrameError
 	if errors.As(err, &fe) {
 		for _, c := range wireErrors {
 			if fe.Code == c {
@@ -60,16 +61,16 @@ func RejectReason(err error) string {
 		}
 		return RejectReasonOther
 	}
-	var re *coldbridge.RejectedError
+	var re *filemedium.RejectedError
 	if errors.As(err, &re) {
 		return RejectReasonConsumer
 	}
 	return RejectReasonOther
 }
 
-// newFramesRejected returns nanokms_bridge_frames_rejected_total with
+// NewFramesRejected returns nanokms_bridge_frames_rejected_total with
 // every reason at zero.
-func newFramesRejected(side string) *prometheus.CounterVec {
+func NewFramesRejected(side string) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "nanokms_bridge_frames_rejected_total",
 		Help: "Frames this " + side + " refused from the bridge (quarantined or dropped), by reason.",
@@ -102,17 +103,17 @@ const (
 // write): MediumBadEntry, MediumFull or MediumIO.
 func MediumKind(err error) string {
 	switch {
-	case errors.Is(err, coldbridge.ErrBadEntry):
+	case errors.Is(err, filemedium.ErrBadEntry):
 		return MediumBadEntry
-	case errors.Is(err, coldbridge.ErrMediumFull):
+	case errors.Is(err, filemedium.ErrMediumFull):
 		return MediumFull
 	}
 	return MediumIO
 }
 
-// newMediumErrors returns nanokms_bridge_medium_errors_total with every
+// NewMediumErrors returns nanokms_bridge_medium_errors_total with every
 // kind at zero.
-func newMediumErrors(side string) *prometheus.CounterVec {
+func NewMediumErrors(side string) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "nanokms_bridge_medium_errors_total",
 		Help: "Problems this " + side + "'s file medium rode out, by kind: bad_entry (an entry that does not belong, never followed), full, io.",

@@ -1,11 +1,15 @@
-// Package metrics holds the Prometheus metrics of the nanokms roles, one
-// set per role: the hot gateway (NewGateway), the cold relay (NewRelay)
-// and the cold signer (NewSigner). docs/METRICS.md lists every metric.
+// Package metrics holds what the Prometheus metrics of the nanokms roles
+// share: the histogram buckets, the closed label sets of the bridge's
+// refused frames and medium errors (RejectReason, MediumKind), the
+// textfile writer of the cold hosts and the gateway's HTTP listener. Each
+// role's metrics are in a package of their own, so that a cold binary
+// links no hot code: gatewaymetrics (hot), relaymetrics and signermetrics
+// (cold). docs/METRICS.md lists every metric.
 //
-// Each constructor returns typed collectors registered on a registry of
+// Each role's constructor returns typed collectors registered on a registry of
 // their own (never prometheus.DefaultRegisterer), and methods whose
-// signatures match the hooks the roles offer (coldbridge.GatewayOptions,
-// coldbridge.Relay, signer.Options, node.WorkProvider), so that a command
+// signatures match the hooks the roles offer (gateway.Options,
+// relay.Relay, signer.Options, node.WorkProvider), so that a command
 // wires them in without glue.
 //
 // The gateway serves its registry on a listener of its own (Handler,

@@ -1,4 +1,4 @@
-package metrics
+package metrics_test
 
 import (
 	"context"
@@ -19,7 +19,14 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/bridge/filemedium"
+	"github.com/nanokms/nanokms/bridge/frame"
+	"github.com/nanokms/nanokms/gateway"
+	"github.com/nanokms/nanokms/metrics"
+	"github.com/nanokms/nanokms/metrics/gatewaymetrics"
+	"github.com/nanokms/nanokms/metrics/metricstest"
+	"github.com/nanokms/nanokms/metrics/relaymetrics"
+	"github.com/nanokms/nanokms/metrics/signermetrics"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
@@ -132,13 +139,8 @@ func checkDocumented(t *testing.T, role string, docs []documented, fams map[stri
 	}
 }
 
-// fakeWork is a work provider that answers at once, or fails.
-type fakeWork struct{ err error }
-
-func (f fakeWork) Generate(context.Context, nano.Hash, uint64) (nano.Work, error) { return 1, f.err }
-
 // driveGateway takes requests through every status the gateway reports.
-func driveGateway(t *testing.T, g *Gateway) {
+func driveGateway(t *testing.T, g *gatewaymetrics.Gateway) {
 	t.Helper()
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano()
 	step := func(id string, s pb.RequestStatus, at time.Duration, attempts uint32) {
@@ -156,15 +158,15 @@ func driveGateway(t *testing.T, g *Gateway) {
 	step("no", pb.RequestStatus_REQUEST_STATUS_REFUSED, 3*time.Second, 1)
 	step("bad", pb.RequestStatus_REQUEST_STATUS_QUEUED, 0, 0)
 	step("bad", pb.RequestStatus_REQUEST_STATUS_FAILED, time.Second, 0)
-	g.ObserveAlert(&pb.Alert{Kind: coldbridge.AlertUnknownBlock})
-	g.FrameRejected("x.frame", &coldbridge.FrameError{Code: coldbridge.ErrCodeChecksum})
-	g.FrameRejected("y.frame", &coldbridge.RejectedError{Reason: "no such request"})
-	g.MediumError(&coldbridge.EntryError{Path: "p", Found: "symbolic link", Want: "a directory"})
-	w := g.WorkProvider(fakeWork{})
+	g.ObserveAlert(&pb.Alert{Kind: gateway.AlertUnknownBlock})
+	g.FrameRejected("x.frame", &frame.FrameError{Code: frame.ErrCodeChecksum})
+	g.FrameRejected("y.frame", &filemedium.RejectedError{Reason: "no such request"})
+	g.MediumError(&filemedium.EntryError{Path: "p", Found: "symbolic link", Want: "a directory"})
+	w := g.WorkProvider(metricstest.Work{})
 	if _, err := w.Generate(context.Background(), nano.Hash{}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.WorkProvider(fakeWork{errors.New("no work")}).Generate(context.Background(), nano.Hash{}, 0); err == nil {
+	if _, err := g.WorkProvider(metricstest.Work{Err: errors.New("no work")}).Generate(context.Background(), nano.Hash{}, 0); err == nil {
 		t.Fatal("the failing provider's error was lost")
 	}
 }
@@ -178,9 +180,9 @@ func TestDocumentedMetricsExist(t *testing.T) {
 	}
 
 	t.Run("gateway scraped over HTTP", func(t *testing.T) {
-		g := NewGateway(GatewayOptions{})
+		g := gatewaymetrics.NewGateway(gatewaymetrics.GatewayOptions{})
 		driveGateway(t, g)
-		srv := httptest.NewServer(Handler(g.Registry, nil))
+		srv := httptest.NewServer(metrics.Handler(g.Registry, nil))
 		defer srv.Close()
 		resp, err := http.Get(srv.URL + "/metrics")
 		if err != nil {
@@ -200,14 +202,14 @@ func TestDocumentedMetricsExist(t *testing.T) {
 	})
 
 	t.Run("relay textfile", func(t *testing.T) {
-		r := NewRelay()
-		r.Observe(RelaySigned, 30*time.Millisecond)
-		r.Observe(RelayRefused, 20*time.Millisecond)
-		r.Observe(RelayMalformed, 0)
-		r.FrameRejected("z.frame", &coldbridge.FrameError{Code: coldbridge.ErrCodeExpired})
-		r.MediumError(fmt.Errorf("%w: %w", coldbridge.ErrMediumFull, syscall.ENOSPC))
+		r := relaymetrics.NewRelay()
+		r.Observe(relaymetrics.RelaySigned, 30*time.Millisecond)
+		r.Observe(relaymetrics.RelayRefused, 20*time.Millisecond)
+		r.Observe(relaymetrics.RelayMalformed, 0)
+		r.FrameRejected("z.frame", &frame.FrameError{Code: frame.ErrCodeExpired})
+		r.MediumError(fmt.Errorf("%w: %w", filemedium.ErrMediumFull, syscall.ENOSPC))
 		path := filepath.Join(t.TempDir(), "nanokms_relay.prom")
-		if err := WriteTextfile(r.Registry, path); err != nil {
+		if err := metrics.WriteTextfile(r.Registry, path); err != nil {
 			t.Fatal(err)
 		}
 		f, err := os.Open(path)
@@ -219,7 +221,7 @@ func TestDocumentedMetricsExist(t *testing.T) {
 	})
 
 	t.Run("signer textfile", func(t *testing.T) {
-		s := NewSigner()
+		s := signermetrics.NewSigner()
 		s.Observe(signer.DecisionSigned, "", 5*time.Millisecond)
 		s.Observe(signer.DecisionSigned, signer.ReasonRepeat, time.Millisecond)
 		s.Observe(signer.DecisionRefused, "APPROVALS_MISSING", 2*time.Millisecond)
@@ -228,7 +230,7 @@ func TestDocumentedMetricsExist(t *testing.T) {
 		s.Observe(signer.DecisionFailed, signer.ReasonTokenUnavailable, time.Millisecond)
 		s.Observe(signer.DecisionAdopted, "", time.Millisecond)
 		path := filepath.Join(t.TempDir(), "nanokms_signer.prom")
-		if err := WriteTextfile(s.Registry, path); err != nil {
+		if err := metrics.WriteTextfile(s.Registry, path); err != nil {
 			t.Fatal(err)
 		}
 		f, err := os.Open(path)
@@ -243,11 +245,11 @@ func TestDocumentedMetricsExist(t *testing.T) {
 // TestColdTextfilesDoNotCollide checks that the signer's and the relay's
 // files, read together by one node_exporter, share no metric family.
 func TestColdTextfilesDoNotCollide(t *testing.T) {
-	rf, err := NewRelay().Registry.Gather()
+	rf, err := relaymetrics.NewRelay().Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sf, err := NewSigner().Registry.Gather()
+	sf, err := signermetrics.NewSigner().Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

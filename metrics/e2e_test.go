@@ -1,4 +1,4 @@
-package metrics
+package metrics_test
 
 import (
 	"context"
@@ -11,8 +11,14 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/nanokms/nanokms/coldbridge"
+	"github.com/nanokms/nanokms/bridge"
+	"github.com/nanokms/nanokms/gateway"
+	"github.com/nanokms/nanokms/metrics"
+	"github.com/nanokms/nanokms/metrics/gatewaymetrics"
+	"github.com/nanokms/nanokms/metrics/metricstest"
+	"github.com/nanokms/nanokms/metrics/relaymetrics"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/signertest"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
@@ -55,33 +61,33 @@ func TestInProcessBridge(t *testing.T) {
 	env := signertest.MustEnv(t, 1)
 	dir := t.TempDir()
 	toCold, toHot := filepath.Join(dir, "to-cold"), filepath.Join(dir, "to-hot")
-	bridge := func(in, out string) coldbridge.BridgeConfig {
-		return coldbridge.BridgeConfig{Kind: "file", Inbound: in, Outbound: out, MaxFutureSkew: 5 * time.Minute,
+	bridgeCfg := func(in, out string) bridge.Config {
+		return bridge.Config{Kind: "file", Inbound: in, Outbound: out, MaxFutureSkew: 5 * time.Minute,
 			PollInterval: 5 * time.Millisecond}
 	}
-	gm, rm := NewGateway(GatewayOptions{NoNode: true}), NewRelay()
-	hot, err := coldbridge.OpenMedium(bridge(toHot, toCold), coldbridge.Hot, gm.FrameRejected, nil)
+	gm, rm := gatewaymetrics.NewGateway(gatewaymetrics.GatewayOptions{NoNode: true}), relaymetrics.NewRelay()
+	hot, err := bridge.Open(bridgeCfg(toHot, toCold), bridge.Hot, gm.FrameRejected, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer hot.Close()
-	cold, err := coldbridge.OpenMedium(bridge(toCold, toHot), coldbridge.Cold, rm.FrameRejected, nil)
+	cold, err := bridge.Open(bridgeCfg(toCold, toHot), bridge.Cold, rm.FrameRejected, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cold.Close()
 
 	acct := env.Account(0)
-	gw, err := coldbridge.OpenGateway(filepath.Join(dir, "gateway.db"), coldbridge.GatewayOptions{
+	gw, err := gateway.Open(filepath.Join(dir, "gateway.db"), gateway.Options{
 		Out: hot.Writer, Reader: hot.Reader, ResendInterval: time.Minute,
-		Manifest: coldbridge.NewManifest(&pb.CustodyAccount{Wallet: signertest.Wallet, PublicKey: acct[:], Address: acct.Address()}),
+		Manifest: gateway.NewManifest(&pb.CustodyAccount{Wallet: signertest.Wallet, PublicKey: acct[:], Address: acct.Address()}),
 		Observe:  gm.ObserveRequest, ObserveAlert: gm.ObserveAlert,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer gw.Close()
-	relay := &coldbridge.Relay{In: cold.Reader, Out: cold.Writer, Signer: env.Client, RetryMin: 10 * time.Millisecond, Observe: rm.Observe}
+	relay := &relay.Relay{In: cold.Reader, Out: cold.Writer, Signer: env.Client, RetryMin: 10 * time.Millisecond, Observe: rm.Observe}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
@@ -136,15 +142,15 @@ func TestInProcessBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second) // a hang bound
-	for toFloat(rm.FramesRejected.WithLabelValues("truncated"))+toFloat(rm.FramesRejected.WithLabelValues("bad_magic"))+
-		toFloat(rm.FramesRejected.WithLabelValues("file_name_does_not_match_the_frame")) == 0 {
+	for metricstest.ToFloat(rm.FramesRejected.WithLabelValues("truncated"))+metricstest.ToFloat(rm.FramesRejected.WithLabelValues("bad_magic"))+
+		metricstest.ToFloat(rm.FramesRejected.WithLabelValues("file_name_does_not_match_the_frame")) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the damaged frame was not counted")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	srv := httptest.NewServer(Handler(gm.Registry, nil))
+	srv := httptest.NewServer(metrics.Handler(gm.Registry, nil))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/metrics")
 	if err != nil {
@@ -173,7 +179,7 @@ func TestInProcessBridge(t *testing.T) {
 	}
 
 	path := filepath.Join(dir, "nanokms_relay.prom")
-	if err := WriteTextfile(rm.Registry, path); err != nil {
+	if err := metrics.WriteTextfile(rm.Registry, path); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(path)

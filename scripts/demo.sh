@@ -9,8 +9,16 @@
 # it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each role runs from the binary it ships in: the operator's nanokms (the
+# gateway, its client, the approver), nanokms-cold (the isolated host: the
+# token ceremony, the signer, the relay, audit and bridge inspection) and
+# nanokms-dev (the dev node).
 bin=$PWD/bin/nanokms
-[ -x "$bin" ] || { echo "nanokms: error: $bin is missing" >&2; echo "hint: run 'make demo', which builds it" >&2; exit 1; }
+cold=$PWD/bin/nanokms-cold
+dev=$PWD/bin/nanokms-dev
+for b in "$bin" "$cold" "$dev"; do
+	[ -x "$b" ] || { echo "nanokms: error: $b is missing" >&2; echo "hint: run 'make demo', which builds it" >&2; exit 1; }
+done
 module=""
 for m in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so /usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so; do
 	[ -f "$m" ] && module=$m && break
@@ -41,6 +49,7 @@ elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'
 step() { printf '\n%s== %s%s %s(%ss)%s\n' "$bold" "$*" "$off" "$dim" "$(elapsed "$t0")" "$off"; }
 fail() { echo "demo: FAILED: $*" >&2; exit 1; }
 nk() { "$bin" "$@"; }
+nkc() { "$cold" "$@"; }
 # field FILE KEY prints the first "KEY": "value" of a JSON file.
 field() { sed -n "s/^ *\"$2\": \"\\([^\"]*\\)\".*/\\1/p" "$1" | head -n 1; }
 # wait_for DESC CMD...: retry CMD (quietly) until it succeeds, for up to 60 s.
@@ -53,7 +62,7 @@ wait_for() {
 	fail "timed out waiting for $desc"
 }
 
-step "1. SoftHSM token, master key, wallet, approver key"
+step "1. SoftHSM token, master key, wallet (nanokms-cold), approver key (nanokms)"
 export SOFTHSM2_CONF=$work/softhsm2.conf
 mkdir -p "$work/tokens" "$work/usb"
 printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$work/tokens" >"$SOFTHSM2_CONF"
@@ -65,9 +74,9 @@ so_pin=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 softhsm2-util --init-token --free --label nanokms-demo --so-pin "$so_pin" --pin "$pin" >/dev/null
 unset pin so_pin
 export NANOKMS_PKCS11_MODULE=$module NANOKMS_TOKEN=nanokms-demo
-nk token init --pin-file "$work/pin"
-nk wallet create treasury --pin-file "$work/pin"
-nk account list --wallet treasury --count 1 --json --pin-file "$work/pin" >"$work/manifest.json"
+nkc token init --pin-file "$work/pin"
+nkc wallet create treasury --pin-file "$work/pin"
+nkc account list --wallet treasury --count 1 --json --pin-file "$work/pin" >"$work/manifest.json"
 custody=$(field "$work/manifest.json" account)
 echo "custody account: $custody"
 service_pub=$(nk approver keygen --out "$work/service.pem")
@@ -116,8 +125,8 @@ poll_interval = "50ms"
 EOF
 echo "signer.toml, relay.toml written; the 'USB stick' is $work/usb"
 
-step "3. dev node, funding the custody account with 25 XNO from the dev genesis"
-"$bin" devnode --listen "" --ipc "unix://$work/node.sock" --ws 127.0.0.1:0 --fund "$custody=25XNO" --confirm-delay 100ms 2>"$work/devnode.log" &
+step "3. dev node (nanokms-dev), funding the custody account with 25 XNO from the dev genesis"
+"$dev" devnode --listen "" --ipc "unix://$work/node.sock" --ws 127.0.0.1:0 --fund "$custody=25XNO" --confirm-delay 100ms 2>"$work/devnode.log" &
 pids+=($!)
 wait_for "the dev node" grep -q '"devnode serving"' "$work/devnode.log"
 ws=$(sed -n 's/.*"ws":"\(ws:[^"]*\)".*/\1/p' "$work/devnode.log" | head -n 1)
@@ -146,15 +155,15 @@ auto_receive = true
 representative = "$rep"
 EOF
 
-step "4. cold side: signer (on the token) and relay; the signer adopts the custody account"
-"$bin" signer --config "$work/signer.toml" 2>"$work/signer.log" &
+step "4. cold side (nanokms-cold): signer (on the token) and relay; the signer adopts the custody account"
+"$cold" signer --config "$work/signer.toml" 2>"$work/signer.log" &
 pids+=($!)
-wait_for "the signer" nk signer accounts --connect "unix://$work/signer.sock"
-nk signer adopt --connect "unix://$work/signer.sock" --wallet treasury --index 0
-"$bin" relay --config "$work/relay.toml" 2>"$work/relay.log" &
+wait_for "the signer" nkc signer accounts --connect "unix://$work/signer.sock"
+nkc signer adopt --connect "unix://$work/signer.sock" --wallet treasury --index 0
+"$cold" relay --config "$work/relay.toml" 2>"$work/relay.log" &
 pids+=($!)
 
-step "5. hot side: gateway (Custody gRPC API, bridge, node)"
+step "5. hot side (nanokms): gateway (Custody gRPC API, bridge, node)"
 "$bin" gateway --config "$work/gateway.toml" 2>"$work/gateway.log" &
 pids+=($!)
 export NANOKMS_GATEWAY=unix://$work/gateway.sock
@@ -180,8 +189,8 @@ send_time=$(elapsed "$t_send")
 send_hash=$(field "$work/send.json" hash)
 
 step "8. what crossed the bridge (as the operator carrying the stick sees it)"
-nk bridge inspect "$work/usb/to-cold"
-nk bridge inspect "$work/usb/to-hot"
+nkc bridge inspect "$work/usb/to-cold"
+nkc bridge inspect "$work/usb/to-hot"
 
 step "9. attack: the hot side lies about the head's balance (claims 1000 XNO)"
 sed 's/"balance": "[0-9]*"/"balance": "1000000000000000000000000000000000"/' "$work/head.json" >"$work/tampered_head.json"
@@ -195,8 +204,8 @@ attack_reason=$(field "$work/attack.json" refusal_reason)
 echo "refused by the cold signer: $attack_reason"
 
 step "10. the signer's audit chain"
-nk audit verify --connect "unix://$work/signer.sock"
-nk signer accounts --connect "unix://$work/signer.sock"
+nkc audit verify --connect "unix://$work/signer.sock"
+nkc signer accounts --connect "unix://$work/signer.sock"
 
 printf '\n%sSummary%s\n' "$bold" "$off"
 printf '%-22s %-10s %-66s %s\n' STEP AMOUNT "BLOCK HASH" SECONDS

@@ -19,7 +19,7 @@ echo "== go vet"
 go vet ./...
 
 echo "== CGO_ENABLED=0 build of the packages that must not need cgo (only hsm/ may)"
-CGO_ENABLED=0 go build ./nano/... ./intent/... ./coldbridge/... ./node/... ./devnode/... ./signer/ ./signer/policy/ ./conffile/ ./mtls/ ./metrics/ ./grpcserve/
+CGO_ENABLED=0 go build ./nano/... ./intent/... ./bridge/... ./relay/... ./gateway/... ./node/... ./devnode/... ./signer/ ./signer/policy/ ./internal/... ./metrics/
 
 echo "== test-support packages are imported by tests only"
 bad=$(go list -f '{{.ImportPath}}: {{join .Deps " "}}' ./... | grep -v '^[^:]*/internal/pgtest:' | grep -E ' [^ ]*/internal/pgtest( |$)' | cut -d: -f1 || true)

@@ -14,6 +14,7 @@ import (
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // TestAttackTable drives the signer over gRPC through an honest history
@@ -281,7 +282,7 @@ func TestAttackTable(t *testing.T) {
 				t.Errorf("the refusal %q does not name request_id", status.Convert(err).Message())
 			}
 			if tt.reason == "PENDING_BLOCK" {
-				r, ok := RefusalFromStatus(status.Convert(err))
+				r, ok := signerapi.RefusalFromStatus(status.Convert(err))
 				if !ok || r.Pending == nil || r.Pending.Hash() != s1.Hash() || r.Pending.Signature != s1.Signature {
 					t.Errorf("the pending block in the details is not the send signed on that head")
 				}

@@ -23,6 +23,7 @@ import (
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // TestCrash runs the real signer binary as a subprocess against SoftHSM,
@@ -464,7 +465,7 @@ func (c *crashRun) call(ctx context.Context, r *crashReq) error {
 			return c.checkSigned(r, resp)
 		}
 		st := status.Convert(err)
-		if ref, ok := RefusalFromStatus(st); ok {
+		if ref, ok := signerapi.RefusalFromStatus(st); ok {
 			r.refusal, r.code = ref, st.Code()
 			stored := r.storedAtKill
 			l.mu.Unlock()
@@ -712,7 +713,7 @@ func (c *crashRun) resendEverything(ctx context.Context) {
 						report("request %s: answered differently after restarts:\n before %v\n now    %v", r.id, r.resp, resp)
 					}
 				case r.refusal != nil:
-					ref, ok := RefusalFromStatus(status.Convert(err))
+					ref, ok := signerapi.RefusalFromStatus(status.Convert(err))
 					switch {
 					case err == nil:
 						report("request %s: refused (%v) before, now signed %X", r.id, r.refusal, resp.GetHash())
@@ -728,7 +729,7 @@ func (c *crashRun) resendEverything(ctx context.Context) {
 						if cerr := c.checkSigned(r, resp); cerr != nil {
 							report("%v", cerr)
 						}
-					} else if ref, ok := RefusalFromStatus(status.Convert(err)); ok && ref.Pending != nil {
+					} else if ref, ok := signerapi.RefusalFromStatus(status.Convert(err)); ok && ref.Pending != nil {
 						if oerr := c.ledger.observe(r.acct, r.prev, ref.Pending.Hash(), "the pending block in the refusal of "+r.id); oerr != nil {
 							report("%v", oerr)
 						}

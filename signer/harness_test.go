@@ -24,6 +24,7 @@ import (
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer/policy"
+	"github.com/nanokms/nanokms/signer/signerapi"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
 
@@ -379,7 +380,7 @@ func reasonOf(err error) string {
 		return ""
 	}
 	for _, d := range st.Details() {
-		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetDomain() == ErrorDomain {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetDomain() == signerapi.ErrorDomain {
 			return ei.GetReason()
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // rawCodec sends a request as the wire bytes given ([]byte), so a test can
@@ -76,7 +77,7 @@ func (w *world) adoptRaw(wallet string, index uint32) error {
 func errorInfo(err error) *errdetails.ErrorInfo {
 	st, _ := status.FromError(err)
 	for _, d := range st.Details() {
-		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetDomain() == ErrorDomain {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetDomain() == signerapi.ErrorDomain {
 			return ei
 		}
 	}

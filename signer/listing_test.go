@@ -17,6 +17,7 @@ import (
 
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // filledAccount is an account mustFillAccounts wrote, with what a listing
@@ -408,7 +409,7 @@ func FuzzPageToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		got, err := parsePageToken(s)
 		if err != nil {
-			if ReasonOf(err) != rMalformed || !strings.Contains(err.Error(), "page_token: ") {
+			if signerapi.ReasonOf(err) != rMalformed || !strings.Contains(err.Error(), "page_token: ") {
 				t.Fatalf("parsePageToken(%q) = %v, want a MALFORMED refusal naming page_token", s, err)
 			}
 			return

@@ -7,6 +7,7 @@ import (
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // TestBuildFromHead runs the manual workflow's verification: no state,
@@ -64,7 +65,7 @@ func TestBuildFromHead(t *testing.T) {
 	} {
 		var r *Refusal
 		if !errors.As(tc.err, &r) || r.Reason != tc.reason {
-			t.Errorf("%s: %v, want %s", name, tc.err, ReasonName(tc.reason))
+			t.Errorf("%s: %v, want %s", name, tc.err, signerapi.ReasonName(tc.reason))
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // TestObserve checks that Options.Observe is told every Sign and Adopt
@@ -31,7 +32,7 @@ func TestObserve(t *testing.T) {
 	if _, err := s.Adopt(ctx, "custody", 0, nil, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Adopt(ctx, "custody", 0, nil, 0); ReasonOf(err) != pb.RefusalReason_REFUSAL_REASON_ALREADY_TRACKED {
+	if _, err := s.Adopt(ctx, "custody", 0, nil, 0); signerapi.ReasonOf(err) != pb.RefusalReason_REFUSAL_REASON_ALREADY_TRACKED {
 		t.Fatalf("second adoption: %v", err)
 	}
 	src, prev := w.fund(w.custody, xno(5))
@@ -44,10 +45,10 @@ func TestObserve(t *testing.T) {
 		t.Fatal(err)
 	}
 	send := &pb.SignRequest{Intent: w.sendIntent(xno(1), w.dest), Head: resp.GetBlock()}
-	if _, err := s.Sign(ctx, send); ReasonOf(err) != pb.RefusalReason_REFUSAL_REASON_APPROVALS_MISSING {
+	if _, err := s.Sign(ctx, send); signerapi.ReasonOf(err) != pb.RefusalReason_REFUSAL_REASON_APPROVALS_MISSING {
 		t.Fatalf("unapproved send: %v", err)
 	}
-	if _, err := s.Sign(ctx, &pb.SignRequest{Intent: &pb.Intent{RequestId: "bad"}}); ReasonOf(err) != pb.RefusalReason_REFUSAL_REASON_MALFORMED {
+	if _, err := s.Sign(ctx, &pb.SignRequest{Intent: &pb.Intent{RequestId: "bad"}}); signerapi.ReasonOf(err) != pb.RefusalReason_REFUSAL_REASON_MALFORMED {
 		t.Fatalf("malformed: %v", err)
 	}
 

@@ -11,6 +11,7 @@ import (
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer/policy"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // Short names for the refusal reasons of releases.
@@ -21,7 +22,7 @@ const (
 
 // DecisionReleased is the audit decision of a release, and the decision
 // reported to Options.Observe for it; DecisionReleaseFailed is reported
-// for a release refused (reason: the refusal's ReasonName) or failed
+// for a release refused (reason: the refusal's signerapi.ReasonName) or failed
 // (ReasonInternal). A refused release is recorded in the audit chain as
 // DecisionRefused.
 const (
@@ -302,6 +303,6 @@ func (s *Signer) releaseRefused(account, digest []byte, r *Refusal, now time.Tim
 	if err := s.store.RecordRefusal("", account, digest, r, now); err != nil {
 		return fmt.Errorf("signer: recording a refusal (%v): %w", r, err)
 	}
-	s.log.Warn("release refused", "reason", ReasonName(r.Reason), "detail", r.Detail)
+	s.log.Warn("release refused", "reason", signerapi.ReasonName(r.Reason), "detail", r.Detail)
 	return r
 }

@@ -10,47 +10,24 @@ import (
 	"net"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/protoadapt"
 
-	"github.com/nanokms/nanokms/grpcserve"
 	"github.com/nanokms/nanokms/hsm"
-	"github.com/nanokms/nanokms/mtls"
+	"github.com/nanokms/nanokms/internal/grpcserve"
+	"github.com/nanokms/nanokms/internal/mtls"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
-
-// ErrorDomain is the google.rpc.ErrorInfo domain of the signer's errors.
-const ErrorDomain = "nanokms"
-
-// codeFor maps a refusal reason to its gRPC status code.
-func codeFor(r pb.RefusalReason) codes.Code {
-	switch r {
-	case rNotFrontier, rPending, rExpired, rReleaseMismatch, rReleased:
-		return codes.FailedPrecondition
-	case rApprovalsMissing, rApproverUnknown, rApprovalDup, rApprovalInvalid, rPolicy,
-		pb.RefusalReason_REFUSAL_REASON_DESTINATION_NOT_ALLOWED,
-		pb.RefusalReason_REFUSAL_REASON_REPRESENTATIVE_NOT_ALLOWED:
-		return codes.PermissionDenied
-	case pb.RefusalReason_REFUSAL_REASON_LIMIT_EXCEEDED, pb.RefusalReason_REFUSAL_REASON_VELOCITY_EXCEEDED:
-		return codes.ResourceExhausted
-	case rReused, pb.RefusalReason_REFUSAL_REASON_ALREADY_TRACKED:
-		return codes.AlreadyExists
-	case rUnknownAccount:
-		return codes.NotFound
-	}
-	return codes.InvalidArgument
-}
 
 // StatusOf converts err to a gRPC status: a *Refusal becomes its code with
 // an ErrorInfo (and, for a pending block, the block as a second detail);
 // ErrStoreFull becomes ResourceExhausted with an ErrorInfo whose reason is
-// ErrorInfoStoreFull, and a token that is unavailable (hsm.ErrTokenUnavailable,
+// signerapi.ErrorInfoStoreFull, and a token that is unavailable (hsm.ErrTokenUnavailable,
 // or hsm.ErrSessionLost) Unavailable with an ErrorInfo whose reason is
-// ErrorInfoTokenUnavailable (neither is a refusal: nothing was decided, the
+// signerapi.ErrorInfoTokenUnavailable (neither is a refusal: nothing was decided, the
 // caller resends later); anything else is Internal, with a generic message
 // (internal errors are logged, not sent).
 func StatusOf(err error) *status.Status {
@@ -60,117 +37,19 @@ func StatusOf(err error) *status.Status {
 		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 			return status.FromContextError(err)
 		case errors.Is(err, ErrStoreFull):
-			st := status.New(codes.ResourceExhausted, "signer: the state store is full: nothing was signed or recorded; "+
-				"resend once space is freed on the file system of the signer's state file")
-			if withDetails, derr := st.WithDetails(protoadapt.MessageV1Of(&errdetails.ErrorInfo{Reason: ErrorInfoStoreFull, Domain: ErrorDomain})); derr == nil {
-				return withDetails
-			}
-			return st
+			return signerapi.StoreFullStatus()
 		case errors.Is(err, hsm.ErrTokenUnavailable) || errors.Is(err, hsm.ErrSessionLost):
-			return tokenUnavailableStatus(err)
+			// The cause is logged, not sent.
+			return signerapi.TokenUnavailableStatus(errors.Is(err, hsm.ErrWrongPIN) || errors.Is(err, hsm.ErrPINLocked))
 		}
 		return status.New(codes.Internal, "signer: internal error (see the signer's log)")
 	}
-	detail := boundedText(r.Detail, maxDetailLen)
 	rr := *r
-	rr.Detail = detail
-	st := status.New(codeFor(r.Reason), rr.Error())
-	md := map[string]string{"detail": detail}
-	if r.Field != "" {
-		md["field"] = boundedText(r.Field, maxQuoted)
+	rr.Detail = boundedText(r.Detail, maxDetailLen)
+	if rr.Field != "" {
+		rr.Field = boundedText(r.Field, maxQuoted)
 	}
-	details := []protoadapt.MessageV1{protoadapt.MessageV1Of(&errdetails.ErrorInfo{
-		Reason:   ReasonName(r.Reason),
-		Domain:   ErrorDomain,
-		Metadata: md,
-	})}
-	if r.Pending != nil {
-		details = append(details, protoadapt.MessageV1Of(pb.BlockFromNano(r.Pending)))
-	}
-	if withDetails, derr := st.WithDetails(details...); derr == nil {
-		return withDetails
-	}
-	return st
-}
-
-// ErrorInfoStoreFull is the ErrorInfo reason of ErrStoreFull's status. It is
-// not a RefusalReason: RefusalFromStatus does not take it for a refusal.
-const ErrorInfoStoreFull = "STATE_STORE_FULL"
-
-// ErrorInfoTokenUnavailable is the ErrorInfo reason of the status of a
-// request that found the token unavailable. It is not a RefusalReason.
-const ErrorInfoTokenUnavailable = "TOKEN_UNAVAILABLE"
-
-// tokenUnavailableStatus is the status of err, a token that is
-// unavailable: Unavailable, and an ErrorInfo saying whether the signer is
-// reconnecting (metadata "final" "false") or the token refused its PIN and
-// an operator must act ("true"). The cause is logged, not sent.
-func tokenUnavailableStatus(err error) *status.Status {
-	final := errors.Is(err, hsm.ErrWrongPIN) || errors.Is(err, hsm.ErrPINLocked)
-	msg := "signer: the token is unavailable (the signer is reconnecting to it): nothing was signed or recorded; resend once it is back"
-	if final {
-		msg = "signer: the token is unavailable: it refused the PIN when the signer logged in again, which is not retried; an operator must act. Nothing was signed or recorded"
-	}
-	st := status.New(codes.Unavailable, msg)
-	info := &errdetails.ErrorInfo{Reason: ErrorInfoTokenUnavailable, Domain: ErrorDomain, Metadata: map[string]string{"final": fmt.Sprint(final)}}
-	if withDetails, derr := st.WithDetails(protoadapt.MessageV1Of(info)); derr == nil {
-		return withDetails
-	}
-	return st
-}
-
-// IsTokenUnavailable reports whether st is the status StatusOf makes of a
-// token that is unavailable: nothing was decided, and the same request may
-// be resent.
-func IsTokenUnavailable(st *status.Status) bool {
-	for _, d := range st.Details() {
-		if v, ok := d.(*errdetails.ErrorInfo); ok && v.GetDomain() == ErrorDomain && v.GetReason() == ErrorInfoTokenUnavailable {
-			return st.Code() == codes.Unavailable
-		}
-	}
-	return false
-}
-
-// IsStoreFull reports whether st is the status StatusOf makes of
-// ErrStoreFull: nothing was decided, and the same request may be resent.
-func IsStoreFull(st *status.Status) bool {
-	for _, d := range st.Details() {
-		if v, ok := d.(*errdetails.ErrorInfo); ok && v.GetDomain() == ErrorDomain && v.GetReason() == ErrorInfoStoreFull {
-			return st.Code() == codes.ResourceExhausted
-		}
-	}
-	return false
-}
-
-// RefusalFromStatus recovers a refusal from a status made by StatusOf:
-// the reason, the detail, the field and the pending block, if any. ok is
-// false for a status that is not a refusal.
-func RefusalFromStatus(st *status.Status) (r *Refusal, ok bool) {
-	for _, d := range st.Details() {
-		switch v := d.(type) {
-		case *errdetails.ErrorInfo:
-			if v.GetDomain() != ErrorDomain {
-				continue
-			}
-			reason, known := pb.RefusalReason_value["REFUSAL_REASON_"+v.GetReason()]
-			if !known {
-				continue
-			}
-			if r == nil {
-				r = &Refusal{}
-			}
-			r.Reason, r.Detail, r.Field, ok = pb.RefusalReason(reason), v.GetMetadata()["detail"], v.GetMetadata()["field"], true
-		case *pb.Block:
-			b, err := v.ToNano("pending")
-			if err == nil {
-				if r == nil {
-					r = &Refusal{}
-				}
-				r.Pending = &b
-			}
-		}
-	}
-	return r, ok
+	return signerapi.RefusalStatus(&rr)
 }
 
 // Server is the Signer gRPC service.

@@ -15,6 +15,7 @@ import (
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer/policy"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // KeyStore is the token-backed key store the signer signs through.
@@ -54,7 +55,7 @@ type Options struct {
 	MaxDeciding int
 	// Observe, when set, is told every decision of Sign and Adopt once,
 	// with how long it took (for metrics): decision is one of the
-	// Decision* values and reason is the refusal's ReasonName for a
+	// Decision* values and reason is the refusal's signerapi.ReasonName for a
 	// refusal, ReasonRepeat for a recorded answer given again, ReasonStoreFull
 	// for a failure because the state store is full,
 	// ReasonTokenUnavailable for one because the token is unavailable,
@@ -65,11 +66,11 @@ type Options struct {
 
 // Decisions and reasons reported to Options.Observe, besides the audit
 // decisions: DecisionSigned (a signature released; reason "" or
-// ReasonRepeat), DecisionRefused (reason: the refusal's ReasonName) and
+// ReasonRepeat), DecisionRefused (reason: the refusal's signerapi.ReasonName) and
 // DecisionAdopted (reason "").
 const (
 	DecisionFailed         = "failed"          // Sign: an internal failure, nothing released (reason ReasonInternal)
-	DecisionAdoptionFailed = "adoption_failed" // Adopt: refused (the ReasonName) or failed (ReasonInternal)
+	DecisionAdoptionFailed = "adoption_failed" // Adopt: refused (the signerapi.ReasonName) or failed (ReasonInternal)
 
 	ReasonRepeat           = "repeat"            // the answer recorded for the same request id and intent
 	ReasonInternal         = "internal"          // the state file, the token or the context failed
@@ -234,7 +235,7 @@ func outcome(err error, ok, refused, failed string) (decision, reason string) {
 	case err == nil:
 		return ok, ""
 	case errors.As(err, &r):
-		return refused, ReasonName(r.Reason)
+		return refused, signerapi.ReasonName(r.Reason)
 	case errors.Is(err, ErrStoreFull):
 		return failed, ReasonStoreFull
 	case errors.Is(err, hsm.ErrTokenUnavailable) || errors.Is(err, hsm.ErrSessionLost):
@@ -401,7 +402,7 @@ func (s *Signer) refused(req *pb.SignRequest, in *intent.Parsed, digest []byte, 
 	if in == nil {
 		logged = quoteInput(req.GetIntent().GetRequestId())
 	}
-	s.log.Warn("refused", "request_id", logged, "reason", ReasonName(r.Reason), "detail", r.Detail)
+	s.log.Warn("refused", "request_id", logged, "reason", signerapi.ReasonName(r.Reason), "detail", r.Detail)
 	return r
 }
 
@@ -419,7 +420,7 @@ func (s *Signer) Adopt(ctx context.Context, wallet string, index uint32, head *n
 	defer func() {
 		var r *Refusal
 		if errors.As(err, &r) {
-			s.log.Warn("adoption refused", "wallet", quoteInput(wallet), "index", index, "reason", ReasonName(r.Reason), "detail", r.Detail)
+			s.log.Warn("adoption refused", "wallet", quoteInput(wallet), "index", index, "reason", signerapi.ReasonName(r.Reason), "detail", r.Detail)
 		}
 	}()
 	if r := checkWallet(wallet); r != nil {

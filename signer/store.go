@@ -15,6 +15,7 @@ import (
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // Buckets of the state file. Keys: acct = 32-byte public key.
@@ -563,7 +564,7 @@ func (s *Store) RecordRefusal(requestID string, account []byte, intentDigest []b
 			Decision:     DecisionRefused,
 			RequestId:    requestID,
 			Account:      account,
-			Reason:       ReasonName(r.Reason),
+			Reason:       signerapi.ReasonName(r.Reason),
 			Detail:       r.Detail,
 			IntentHash:   intentDigest,
 		})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // TestAdoptBatch: AdoptBatch writes the records and audit records Adopt
@@ -64,7 +65,7 @@ func TestAdoptBatch(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := batch.AdoptBatch(tt.recs, at)
-			if ReasonOf(err) != pb.RefusalReason_REFUSAL_REASON_ALREADY_TRACKED {
+			if signerapi.ReasonOf(err) != pb.RefusalReason_REFUSAL_REASON_ALREADY_TRACKED {
 				t.Fatalf("AdoptBatch = %v, want ALREADY_TRACKED", err)
 			}
 			if _, ok, _ := batch.Account(tt.recs[0].Account); ok {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // mustStore opens a fresh store with n refusal records in its audit chain.
@@ -181,7 +182,7 @@ func TestGroupCommitIsolatesRefusals(t *testing.T) {
 		switch {
 		case err == nil:
 			ok++
-		case ReasonOf(err) == pb.RefusalReason_REFUSAL_REASON_ALREADY_TRACKED:
+		case signerapi.ReasonOf(err) == pb.RefusalReason_REFUSAL_REASON_ALREADY_TRACKED:
 			refused++
 		default:
 			t.Fatalf("unexpected error: %v", err)

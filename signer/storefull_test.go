@@ -19,6 +19,7 @@ import (
 
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // mustTmpfs mounts a tmpfs of size bytes on a new directory and returns
@@ -141,10 +142,10 @@ func TestStoreFull(t *testing.T) {
 		if !strings.Contains(st.Message(), "state store is full") {
 			t.Errorf("the message does not say the state store is full: %q", st.Message())
 		}
-		if ei := errorInfo(err); ei.GetReason() != "STATE_STORE_FULL" || !IsStoreFull(st) {
+		if ei := errorInfo(err); ei.GetReason() != "STATE_STORE_FULL" || !signerapi.IsStoreFull(st) {
 			t.Errorf("ErrorInfo reason %q, want STATE_STORE_FULL", ei.GetReason())
 		}
-		if _, ok := RefusalFromStatus(st); ok {
+		if _, ok := signerapi.RefusalFromStatus(st); ok {
 			t.Errorf("the full store reads as a refusal: the relay would answer it instead of resending")
 		}
 		// Nothing signed, nothing half-recorded.

@@ -10,6 +10,7 @@ import (
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // templateCases change one field of a block each: every field of a state
@@ -55,8 +56,8 @@ func TestTemplateEveryField(t *testing.T) {
 			}
 			_, err := w.client.Sign(w.ctx, send(tmpl))
 			ei := errorInfo(err)
-			if status.Code(err) != tc.code || ei.GetReason() != ReasonName(tc.reason) {
-				t.Fatalf("Sign: %v; want %v %s", err, tc.code, ReasonName(tc.reason))
+			if status.Code(err) != tc.code || ei.GetReason() != signerapi.ReasonName(tc.reason) {
+				t.Fatalf("Sign: %v; want %v %s", err, tc.code, signerapi.ReasonName(tc.reason))
 			}
 			if got := ei.GetMetadata()["field"]; got != tc.field {
 				t.Errorf("the refusal names field %q, want %q (detail %q)", got, tc.field, ei.GetMetadata()["detail"])
@@ -65,7 +66,7 @@ func TestTemplateEveryField(t *testing.T) {
 				t.Fatalf("a block was signed on the head after the refusal (%v)", err)
 			}
 			_, last := w.auditTail()
-			if last.GetDecision() != DecisionRefused || last.GetReason() != ReasonName(tc.reason) {
+			if last.GetDecision() != DecisionRefused || last.GetReason() != signerapi.ReasonName(tc.reason) {
 				t.Errorf("the last audit record is %s %s", last.GetDecision(), last.GetReason())
 			}
 		})
@@ -101,7 +102,7 @@ func TestTemplateEveryFieldManual(t *testing.T) {
 			_, _, err := BuildFromHead(&in, &open, nil, nil, &tmpl, nil)
 			var r *Refusal
 			if !errors.As(err, &r) || r.Reason != tc.reason || r.Field != tc.field {
-				t.Fatalf("BuildFromHead: %v; want %s naming %s", err, ReasonName(tc.reason), tc.field)
+				t.Fatalf("BuildFromHead: %v; want %s naming %s", err, signerapi.ReasonName(tc.reason), tc.field)
 			}
 		})
 	}

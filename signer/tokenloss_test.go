@@ -23,6 +23,7 @@ import (
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // tokenLossCase takes a running signer's SoftHSM token away (lose) and
@@ -181,8 +182,8 @@ func runTokenLoss(t *testing.T, bin string, tok *crashToken, tc tokenLossCase) {
 		resp, err := cs.client.Sign(cctx, send)
 		ccancel()
 		st := status.Convert(err)
-		if err == nil || st.Code() != codes.Unavailable || !IsTokenUnavailable(st) || !strings.Contains(st.Message(), "token is unavailable") {
-			t.Fatalf("Sign during the outage (attempt %d) = %v, %v; want UNAVAILABLE with the reason %s", attempt, resp, err, ErrorInfoTokenUnavailable)
+		if err == nil || st.Code() != codes.Unavailable || !signerapi.IsTokenUnavailable(st) || !strings.Contains(st.Message(), "token is unavailable") {
+			t.Fatalf("Sign during the outage (attempt %d) = %v, %v; want UNAVAILABLE with the reason %s", attempt, resp, err, signerapi.ErrorInfoTokenUnavailable)
 		}
 	}
 	if !tc.watchdog {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/nano"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
@@ -29,6 +30,30 @@ const (
 	docsPrivate0   = "3be4fc2ef3f3b7374e6fc4fb6e7bb153f8a2998b3b3dab50853eabe128024143"
 	docsAddress0   = "nano_1pu7p5n3ghq1i1p4rhmek41f5add1uh34xpb94nkbxe8g4a6x1p69emk8y1d"
 )
+
+// The token flags' environment variables, as an operator sets them
+// (docs/CONFIG.md).
+const (
+	envModule = "NANOKMS_PKCS11_MODULE"
+	envToken  = "NANOKMS_TOKEN"
+	envPIN    = "NANOKMS_PIN"
+)
+
+// masterKeyResult is the JSON that token init, finish-backup and
+// import-master print with --json (decoded strictly: a field added or
+// renamed fails the test).
+type masterKeyResult struct {
+	Token            string `json:"token"`
+	Scheme           string `json:"scheme"`
+	Label            string `json:"label"`
+	MACLabel         string `json:"mac_label,omitempty"`
+	KeyID            string `json:"key_id"`
+	Check            string `json:"check"`
+	Sensitive        bool   `json:"sensitive"`
+	Extractable      bool   `json:"extractable"`
+	NeverExtractable bool   `json:"never_extractable"`
+	Local            bool   `json:"local"`
+}
 
 // wrongPIN is a PIN no token has; it must not be printed either.
 const wrongPIN = "wrong-pin-2468-secret"
@@ -167,7 +192,7 @@ func TestCeremonyNothingSecretPrinted(t *testing.T) {
 	// (One RSA-3072 key generation, slow and of varying length, is enough
 	// for the test binary: this ceremony also serves the JSON checks.)
 	c.ok(primary, "", "token", "init", "--for-backup", "--json")
-	c.refused(exitFailed, primary, "", "wallet", "create", "early")
+	c.refused(cli.ExitFailed, primary, "", "wallet", "create", "early")
 	c.ok(backup, "", "token", "transport-key", "--out", c.path("backup.pub"), "--json")
 	c.ok(backup, "", "token", "transport-key", "--out", c.path("backup-again.pub"))
 	c.ok(primary, "", "token", "wrap-master", "--transport-key", c.path("backup.pub"), "--out", c.path("backup.pkg"), "--json")
@@ -212,34 +237,34 @@ func TestCeremonyNothingSecretPrinted(t *testing.T) {
 	}
 
 	// Refusals, some with a secret in the wrong place.
-	c.refused(exitFailed, other, "", "wallet", "list", "--pin-file", badPIN)
-	c.refused(exitFailed, other, "", "wallet", "list", "--pin-file", softhsmtest.UserPIN)
-	c.refused(exitUsage, other, "", "wallet", "list", "--pin", softhsmtest.UserPIN)
-	c.refused(exitUsage, other, "", "wallet", "list", softhsmtest.UserPIN)
-	c.refused(exitFailed, primary, "", "wallet", "import", "x", "--seed-file", testSeed)
-	c.refused(exitFailed, primary, "", "wallet", "import", "x", "--seed-file", "--"+testSeed)
-	c.refused(exitFailed, primary, testSeed[:63], "wallet", "import", "x", "--seed-file", "-")
-	c.refused(exitFailed, primary, testSeed[:62]+"zz", "wallet", "import", "x", "--seed-file", "-")
-	c.refused(exitUsage, primary, "", "wallet", "import", testSeed, "--seed-file", seedFile)
-	c.refused(exitUsage, primary, "", "wallet", "import", strings.ToLower(testSeed), "--seed-file", seedFile)
-	c.refused(exitUsage, primary, "", "wallet", "create", testSeed)
-	c.refused(exitUsage, primary, "", "wallet", "import", docsMnemonic, "--seed-file", seedFile)
-	c.refused(exitUsage, primary, "", append([]string{"wallet", "import", "x", "--mnemonic-file", mnemonicFile}, strings.Fields(docsMnemonic)...)...)
-	c.refused(exitFailed, primary, "", "wallet", "import", "x", "--mnemonic-file", docsMnemonic)
-	c.refused(exitFailed, primary, "", "wallet", "import", "x", "--mnemonic-file", mnemonicFile, "--passphrase-file", docsPassphrase)
-	c.refused(exitFailed, primary, strings.Replace(docsMnemonic, "luggage", "luggages", 1), "wallet", "import", "x", "--mnemonic-file", "-")
-	c.refused(exitFailed, primary, strings.Replace(docsMnemonic, "truly occur", "occur truly", 1), "wallet", "import", "x", "--mnemonic-file", "-")
-	c.refused(exitFailed, primary, "", "wallet", "import", "det1", "--seed-file", seedFile)
-	c.refused(exitFailed, primary, "", "wallet", "import", "docs", "--mnemonic-file", mnemonicFile, "--passphrase-file", passFile)
-	c.refused(exitFailed, primary, "", "wallet", "export", "det1", "--out", seedFile)
-	c.refused(exitFailed, primary, "", "wallet", "restore", "x", seedFile)
-	c.refused(exitFailed, primary, "", "wallet", "restore", "x", mnemonicFile)
-	c.refused(exitFailed, other, "", "wallet", "restore", "x", c.path("det1.export"))
-	c.refused(exitFailed, primary, "", "token", "wrap-master", "--transport-key", seedFile, "--out", c.path("x.pkg"))
-	c.refused(exitFailed, backup, "", "token", "import-master", seedFile)
-	c.refused(exitFailed, primary, "", "block", "sign", "--wallet", "det1", "--index", "2", "--unverified", template)
-	c.refused(exitUsage, primary, "", "block", "sign", "--wallet", "det1", "--index", testSeed, "--unverified", template)
-	c.refused(exitUsage, primary, "", "account", "list", "--wallet", "det1", "--from", testSeed)
+	c.refused(cli.ExitFailed, other, "", "wallet", "list", "--pin-file", badPIN)
+	c.refused(cli.ExitFailed, other, "", "wallet", "list", "--pin-file", softhsmtest.UserPIN)
+	c.refused(cli.ExitUsage, other, "", "wallet", "list", "--pin", softhsmtest.UserPIN)
+	c.refused(cli.ExitUsage, other, "", "wallet", "list", softhsmtest.UserPIN)
+	c.refused(cli.ExitFailed, primary, "", "wallet", "import", "x", "--seed-file", testSeed)
+	c.refused(cli.ExitFailed, primary, "", "wallet", "import", "x", "--seed-file", "--"+testSeed)
+	c.refused(cli.ExitFailed, primary, testSeed[:63], "wallet", "import", "x", "--seed-file", "-")
+	c.refused(cli.ExitFailed, primary, testSeed[:62]+"zz", "wallet", "import", "x", "--seed-file", "-")
+	c.refused(cli.ExitUsage, primary, "", "wallet", "import", testSeed, "--seed-file", seedFile)
+	c.refused(cli.ExitUsage, primary, "", "wallet", "import", strings.ToLower(testSeed), "--seed-file", seedFile)
+	c.refused(cli.ExitUsage, primary, "", "wallet", "create", testSeed)
+	c.refused(cli.ExitUsage, primary, "", "wallet", "import", docsMnemonic, "--seed-file", seedFile)
+	c.refused(cli.ExitUsage, primary, "", append([]string{"wallet", "import", "x", "--mnemonic-file", mnemonicFile}, strings.Fields(docsMnemonic)...)...)
+	c.refused(cli.ExitFailed, primary, "", "wallet", "import", "x", "--mnemonic-file", docsMnemonic)
+	c.refused(cli.ExitFailed, primary, "", "wallet", "import", "x", "--mnemonic-file", mnemonicFile, "--passphrase-file", docsPassphrase)
+	c.refused(cli.ExitFailed, primary, strings.Replace(docsMnemonic, "luggage", "luggages", 1), "wallet", "import", "x", "--mnemonic-file", "-")
+	c.refused(cli.ExitFailed, primary, strings.Replace(docsMnemonic, "truly occur", "occur truly", 1), "wallet", "import", "x", "--mnemonic-file", "-")
+	c.refused(cli.ExitFailed, primary, "", "wallet", "import", "det1", "--seed-file", seedFile)
+	c.refused(cli.ExitFailed, primary, "", "wallet", "import", "docs", "--mnemonic-file", mnemonicFile, "--passphrase-file", passFile)
+	c.refused(cli.ExitFailed, primary, "", "wallet", "export", "det1", "--out", seedFile)
+	c.refused(cli.ExitFailed, primary, "", "wallet", "restore", "x", seedFile)
+	c.refused(cli.ExitFailed, primary, "", "wallet", "restore", "x", mnemonicFile)
+	c.refused(cli.ExitFailed, other, "", "wallet", "restore", "x", c.path("det1.export"))
+	c.refused(cli.ExitFailed, primary, "", "token", "wrap-master", "--transport-key", seedFile, "--out", c.path("x.pkg"))
+	c.refused(cli.ExitFailed, backup, "", "token", "import-master", seedFile)
+	c.refused(cli.ExitFailed, primary, "", "block", "sign", "--wallet", "det1", "--index", "2", "--unverified", template)
+	c.refused(cli.ExitUsage, primary, "", "block", "sign", "--wallet", "det1", "--index", testSeed, "--unverified", template)
+	c.refused(cli.ExitUsage, primary, "", "account", "list", "--wallet", "det1", "--from", testSeed)
 
 	// Nothing secret in any output, nor in any file written.
 	s := secrets(t)
@@ -462,7 +487,7 @@ func TestTokenFromEnvironment(t *testing.T) {
 	}
 	// A wrong PIN from the environment is refused and not printed.
 	r = runCLI(t, "", "wallet", "list")
-	if r.code != exitFailed || !strings.HasPrefix(r.stderr, "nanokms: error: the token refused the PIN; it was tried once\n") {
+	if r.code != cli.ExitFailed || !strings.HasPrefix(r.stderr, "nanokms: error: the token refused the PIN; it was tried once\n") {
 		t.Errorf("wrong %s:\n%s", envPIN, r)
 	}
 	checkNoSecrets(t, "output", r.stdout+r.stderr, secrets(t))
@@ -497,7 +522,7 @@ func TestExportFile(t *testing.T) {
 	if keys := jsonKeys(t, string(data)); !slices.Equal(keys, []string{"format", "label", "wallet_id", "kind", "scheme", "master_key_check", "sealed"}) {
 		t.Errorf("export keys %q", keys)
 	}
-	c.refused(exitFailed, tok, "", "wallet", "export", "det1", "--out", out)
+	c.refused(cli.ExitFailed, tok, "", "wallet", "export", "det1", "--out", out)
 	if again, _ := os.ReadFile(out); !bytes.Equal(again, data) {
 		t.Error("a refused export changed the existing file")
 	}
@@ -529,7 +554,7 @@ func TestPINFileRefusals(t *testing.T) {
 		{c.dir, "--pin-file: not a regular file"},
 		{filepath.Join(c.dir, "none"), "opening --pin-file: no such file or directory"},
 	} {
-		r := c.refused(exitFailed, tok, "", "wallet", "list", "--pin-file", tt.file)
+		r := c.refused(cli.ExitFailed, tok, "", "wallet", "list", "--pin-file", tt.file)
 		if first, _, _ := strings.Cut(r.stderr, "\n"); first != "nanokms: error: "+tt.msg {
 			t.Errorf("--pin-file %s: got %q, want %q", filepath.Base(tt.file), first, "nanokms: error: "+tt.msg)
 		}

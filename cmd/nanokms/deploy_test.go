@@ -3,20 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/cmd/internal/cli"
+	"github.com/nanokms/nanokms/cmd/internal/cold"
+	"github.com/nanokms/nanokms/cmd/internal/dev"
 	"github.com/nanokms/nanokms/nano"
 )
 
@@ -42,9 +42,9 @@ func TestDeployDevnodeFlags(t *testing.T) {
 	args := append([]string{"devnode"}, flags...)
 	args = append(args, "--listen", "127.0.0.1:0", "--ws", "127.0.0.1:0",
 		"--ipc", "unix://"+filepath.Join(dir, "node.ipc"), "--state", filepath.Join(dir, "ledger.db"))
-	r := runCLIUntil(t, `"msg":"devnode serving"`, args...)
+	r := runCLIUntil(t, dev.Binary, `"msg":"devnode serving"`, args...)
 	if r.code != 0 || !strings.Contains(r.stderr, `"msg":"devnode serving"`) {
-		t.Fatalf("nanokms %s:\n%s", strings.Join(args, " "), r)
+		t.Fatalf("nanokms-dev %s:\n%s", strings.Join(args, " "), r)
 	}
 	// The file's own settings took effect.
 	for _, want := range []string{`"confirm_delay":"1s"`, `"work_threshold":"0000000000000000"`} {
@@ -54,18 +54,18 @@ func TestDeployDevnodeFlags(t *testing.T) {
 	}
 }
 
-// runCLIUntil runs a long-running command until its stderr holds want,
-// then cancels it and returns its result. It returns early if the
+// runCLIUntil runs a long-running command of b until its stderr holds
+// want, then cancels it and returns its result. It returns early if the
 // command exits by itself, and cancels it after a minute (a hang bound:
 // the caller's check of the output then fails).
-func runCLIUntil(t *testing.T, want string, args ...string) result {
+func runCLIUntil(t *testing.T, b cli.Binary, want string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout bytes.Buffer
 	stderr := &watchedBuffer{want: want, seen: make(chan struct{})}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, strings.NewReader(""), &stdout, stderr) }()
+	go func() { done <- cli.Run(ctx, b, args, strings.NewReader(""), &stdout, stderr) }()
 	var code int
 	select {
 	case <-stderr.seen:
@@ -104,39 +104,6 @@ func (w *watchedBuffer) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
-}
-
-// TestDeploySignerPINExit checks that a refused or locked PIN makes the
-// signer exit with the status its unit does not restart on.
-func TestDeploySignerPINExit(t *testing.T) {
-	unit, err := os.ReadFile(filepath.Join("..", "..", "deploy", "systemd", "nanokms-signer.service"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(unit), "\nRestartPreventExitStatus="+strconv.Itoa(exitSignerPIN)+"\n") {
-		t.Errorf("nanokms-signer.service does not prevent restarts on exit status %d", exitSignerPIN)
-	}
-	codeOf := func(err error) int {
-		var ce *cliError
-		if errors.As(err, &ce) {
-			return ce.code
-		}
-		return exitFailed
-	}
-	for _, c := range []struct {
-		err  error
-		want int
-	}{
-		{hintTokenErr(fmt.Errorf("login: %w", hsm.ErrWrongPIN)), exitSignerPIN},
-		{hintTokenErr(fmt.Errorf("login: %w", hsm.ErrPINLocked)), exitSignerPIN},
-		{hintTokenErr(fmt.Errorf("open: %w", hsm.ErrTokenNotFound)), exitFailed},
-		{errors.New("other"), exitFailed},
-	} {
-		got := noRestartOnPIN(c.err)
-		if codeOf(got) != c.want || got.Error() != c.err.Error() {
-			t.Errorf("noRestartOnPIN(%v): %v, exit %d; want exit %d", c.err, got, codeOf(got), c.want)
-		}
-	}
 }
 
 // TestGatewayMetricsListener runs the gateway command with
@@ -221,7 +188,7 @@ outbound = "%[1]s/to-hot"
 `, dir, prom))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
-	go func() { done <- runCLIContext(t, ctx, "", "relay", "--config", config) }()
+	go func() { done <- runBinary(t, ctx, cold.Binary, "", "relay", "--config", config) }()
 	deadline := time.Now().Add(30 * time.Second) // a hang bound
 	for {
 		if _, err := os.Stat(prom); err == nil {

@@ -1,18 +1,20 @@
-// Command nanokms is the one binary of the nanokms signing service: the
-// signer, the bridge ends, the gateway, the key ceremony and the offline
-// block tools are its subcommands. Run `nanokms help` for the list.
+// Command nanokms is the operator's binary of the nanokms signing service:
+// the gateway and its client, and everything the isolated host runs (the
+// signer, the relay, the key ceremony, the offline block tools). Run
+// `nanokms help` for the list. The isolated host runs nanokms-cold; the
+// development tools are in nanokms-dev.
 package main
 
 import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
+	"github.com/nanokms/nanokms/cmd/internal/cli"
+	"github.com/nanokms/nanokms/cmd/internal/cold"
+	"github.com/nanokms/nanokms/cmd/internal/hot"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+var operator = cli.Binary{
+	Name:     "nanokms",
+	Short:    "Hardware-backed signing service for Nano custody",
+	Commands: cli.Join(cold.Commands, hot.Commands),
 }
+
+func main() { cli.Main(operator) }

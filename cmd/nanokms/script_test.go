@@ -1,36 +1,35 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"syscall"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/nanokms/nanokms/cmd/internal/cli"
+	"github.com/nanokms/nanokms/cmd/internal/cold"
+	"github.com/nanokms/nanokms/cmd/internal/dev"
 )
 
 // nodeFixtures is the repository's directory of real node documents,
 // relative to this package.
 const nodeFixtures = "../../testdata/node"
 
-// TestMain lets the test binary double as the nanokms command, so that the
-// scripts run the real CLI in a separate process.
+// TestMain lets the test binary double as the three commands, nanokms,
+// nanokms-cold and nanokms-dev, so that the scripts run the real CLIs in
+// separate processes.
 func TestMain(m *testing.M) {
 	testscript.Main(softhsmMain{m}, map[string]func(){
-		"nanokms": func() {
-			// As main does: an interrupt (the scripts' 'kill -INT') or
-			// SIGTERM stops a service cleanly.
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-			stop()
-			os.Exit(code)
-		},
+		// As their mains do: an interrupt (the scripts' 'kill -INT') or
+		// SIGTERM stops a service cleanly.
+		"nanokms":      func() { cli.Main(operator) },
+		"nanokms-cold": func() { cli.Main(cold.Binary) },
+		"nanokms-dev":  func() { cli.Main(dev.Binary) },
 	})
 }
 
@@ -60,9 +59,10 @@ func TestMain(m *testing.M) {
 //
 // and, for the services (scriptcmds_test.go): waitfor, expand,
 // verifyapproval, auditedit and noderpc; for large signers
-// (scriptfill_test.go): fillaccounts and jsonaccounts. A service started
-// in the background ('exec nanokms signer … &signer&') is stopped with
-// 'kill -INT signer', which it handles as main does SIGINT and SIGTERM.
+// (scriptfill_test.go): fillaccounts and jsonaccounts. A service
+// started in the background ('exec nanokms-cold signer … &signer&') is
+// stopped with 'kill -INT signer', which it handles as main does SIGINT
+// and SIGTERM.
 //
 // Each script also gets a SoftHSM token directory and a fresh token of its
 // own (setupToken).

@@ -7,6 +7,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/nanokms/nanokms/cmd/internal/cold"
+	"github.com/nanokms/nanokms/cmd/internal/dev"
 	"github.com/nanokms/nanokms/nano"
 	"github.com/nanokms/nanokms/signer"
 )
@@ -15,11 +17,11 @@ import (
 //
 //	fillaccounts STATE N
 //	    write N filler accounts into a (stopped) signer's state file, as
-//	    `nanokms bench signer --accounts` does (random keys, each adopted
+//	    `nanokms-dev bench signer --accounts` does (random keys, each adopted
 //	    with an open block as its head).
 //	jsonaccounts N
 //	    fail unless the last stdout is one JSON array of N accounts (the
-//	    --json form of `nanokms signer accounts`), each address once, in
+//	    --json form of `nanokms-cold signer accounts`), each address once, in
 //	    increasing order.
 
 // cmdFillAccounts implements `fillaccounts STATE N`.
@@ -32,7 +34,7 @@ func cmdFillAccounts(ts *testscript.TestScript, neg bool, args []string) {
 	store, err := signer.OpenStore(ts.MkAbs(args[0]))
 	ts.Check(err)
 	defer store.Close()
-	ts.Check(fillStore(context.Background(), store, n, nano.PublicKey{1}, false, func(int) {}))
+	ts.Check(dev.FillStore(context.Background(), store, n, nano.PublicKey{1}, false, func(int) {}))
 	ts.Check(store.Close())
 }
 
@@ -43,7 +45,7 @@ func cmdJSONAccounts(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	want, err := strconv.Atoi(args[0])
 	ts.Check(err)
-	var rows []accountStateJSON
+	var rows []cold.AccountStateJSON
 	if err := json.Unmarshal([]byte(ts.ReadFile("stdout")), &rows); err != nil {
 		ts.Fatalf("stdout is not one JSON array of accounts: %v", err)
 	}

@@ -12,8 +12,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
 
 // softhsmMain runs the tests through softhsmtest.Run, which removes the

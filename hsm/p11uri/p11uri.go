@@ -30,8 +30,29 @@ const Scheme = "pkcs11:"
 // MaxLen bounds the length of a URI Parse accepts.
 const MaxLen = 4096
 
-// ErrSyntax is wrapped by every error of Parse.
+// ErrSyntax is matched (errors.Is) by every error of Parse, a
+// *SyntaxError.
 var ErrSyntax = errors.New("p11uri: invalid PKCS#11 URI")
+
+// SyntaxError is an error of Parse: what is wrong with the URI, naming
+// the attribute (never repeating a value that could be a secret).
+type SyntaxError struct {
+	Problem string // e.g. `unknown path attribute "foo" (vendor attributes start with "x-")`
+}
+
+// Error implements error.
+func (e *SyntaxError) Error() string { return ErrSyntax.Error() + ": " + e.Problem }
+
+// Is makes a *SyntaxError match ErrSyntax.
+func (e *SyntaxError) Is(target error) bool { return target == ErrSyntax }
+
+// Describe is the error without the package's prefix, for a caller that
+// names the field itself: "invalid PKCS#11 URI: " and the problem.
+func (e *SyntaxError) Describe() string { return "invalid PKCS#11 URI: " + e.Problem }
+
+func syntaxErr(format string, a ...any) error {
+	return &SyntaxError{Problem: fmt.Sprintf(format, a...)}
+}
 
 // Attr is one attribute of a URI, its value percent-decoded.
 type Attr struct {
@@ -94,15 +115,15 @@ func IsURI(s string) bool {
 // pin-value.
 func Parse(s string) (*URI, error) {
 	if len(s) > MaxLen {
-		return nil, fmt.Errorf("%w: longer than %d bytes", ErrSyntax, MaxLen)
+		return nil, syntaxErr("longer than %d bytes", MaxLen)
 	}
 	if !IsURI(s) {
-		return nil, fmt.Errorf("%w: does not start with %q", ErrSyntax, Scheme)
+		return nil, syntaxErr("does not start with %q", Scheme)
 	}
 	rest := s[len(Scheme):]
 	path, query, hasQuery := strings.Cut(rest, "?")
 	if strings.ContainsRune(query, '#') || strings.ContainsRune(path, '#') {
-		return nil, fmt.Errorf("%w: a fragment (#) is not allowed", ErrSyntax)
+		return nil, syntaxErr("a fragment (#) is not allowed")
 	}
 	u := &URI{}
 	seen := map[string]bool{}
@@ -113,7 +134,7 @@ func Parse(s string) (*URI, error) {
 				return nil, err
 			}
 			if seen["p:"+a.Name] {
-				return nil, fmt.Errorf("%w: path attribute %q given twice", ErrSyntax, a.Name)
+				return nil, syntaxErr("path attribute %q given twice", a.Name)
 			}
 			seen["p:"+a.Name] = true
 			u.Path = append(u.Path, a)
@@ -126,7 +147,7 @@ func Parse(s string) (*URI, error) {
 				return nil, err
 			}
 			if seen["q:"+a.Name] {
-				return nil, fmt.Errorf("%w: query attribute %q given twice", ErrSyntax, a.Name)
+				return nil, syntaxErr("query attribute %q given twice", a.Name)
 			}
 			seen["q:"+a.Name] = true
 			u.Query = append(u.Query, a)
@@ -142,41 +163,41 @@ func parseAttr(part string, query bool) (Attr, error) {
 	}
 	name, raw, ok := strings.Cut(part, "=")
 	if !ok {
-		return Attr{}, fmt.Errorf("%w: %s attribute without '=' (%q)", ErrSyntax, where, clip(name))
+		return Attr{}, syntaxErr("%s attribute without '=' (%q)", where, clip(name))
 	}
 	if !validName(name) {
-		return Attr{}, fmt.Errorf("%w: %s attribute name %q", ErrSyntax, where, clip(name))
+		return Attr{}, syntaxErr("%s attribute name %q", where, clip(name))
 	}
 	known := pathNames
 	if query {
 		known = queryNames
 	}
 	if !known[name] && !strings.HasPrefix(name, "x-") {
-		return Attr{}, fmt.Errorf("%w: unknown %s attribute %q (vendor attributes start with \"x-\")", ErrSyntax, where, clip(name))
+		return Attr{}, syntaxErr("unknown %s attribute %q (vendor attributes start with \"x-\")", where, clip(name))
 	}
 	if name == PINValue {
-		return Attr{}, fmt.Errorf("%w: pin-value: a PIN is never taken from a URI (give a PIN file)", ErrSyntax)
+		return Attr{}, syntaxErr("pin-value: a PIN is never taken from a URI (give a PIN file)")
 	}
 	v, err := unescape(raw, query)
 	if err != nil {
-		return Attr{}, fmt.Errorf("%w: attribute %q: %v", ErrSyntax, name, err)
+		return Attr{}, syntaxErr("attribute %q: %v", name, err)
 	}
 	switch name {
 	case SlotID:
 		if !allDigits(v) {
-			return Attr{}, fmt.Errorf("%w: slot-id must be decimal digits", ErrSyntax)
+			return Attr{}, syntaxErr("slot-id must be decimal digits")
 		}
 		if _, err := strconv.ParseUint(v, 10, 64); err != nil {
-			return Attr{}, fmt.Errorf("%w: slot-id out of range", ErrSyntax)
+			return Attr{}, syntaxErr("slot-id out of range")
 		}
 	case LibraryVersion:
 		maj, min, hasMin := strings.Cut(v, ".")
 		if !allDigits(maj) || (hasMin && !allDigits(min)) || len(maj) > 3 || len(min) > 3 {
-			return Attr{}, fmt.Errorf("%w: library-version must be M or M.N (decimal)", ErrSyntax)
+			return Attr{}, syntaxErr("library-version must be M or M.N (decimal)")
 		}
 	case Type:
 		if !objectTypes[v] {
-			return Attr{}, fmt.Errorf("%w: type must be public, private, cert, secret-key or data", ErrSyntax)
+			return Attr{}, syntaxErr("type must be public, private, cert, secret-key or data")
 		}
 	}
 	return Attr{Name: name, Value: v}, nil

@@ -31,7 +31,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/nanokms/nanokms/mtls"
+	"github.com/nanokms/nanokms/internal/mtls"
 )
 
 // testCA signs the certificate requests of the mTLS tests.

@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nanokms/nanokms/conffile"
 	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/internal/conffile"
 )
 
 // The package's errors. Besides these, Open and Generate return package

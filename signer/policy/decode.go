@@ -1,6 +1,6 @@
 package policy
 
-import "github.com/nanokms/nanokms/conffile"
+import "github.com/nanokms/nanokms/internal/conffile"
 
 // The file's shape. Every leaf is a value, captured as the TOML decoder
 // found it and typed by validate, so that a type error names its full key

@@ -3,6 +3,7 @@ package policy
 import (
 	"crypto/ed25519"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -12,8 +13,8 @@ import (
 
 	"filippo.io/edwards25519"
 
-	"github.com/nanokms/nanokms/conffile"
 	"github.com/nanokms/nanokms/hsm/p11uri"
+	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
 )
 
@@ -260,7 +261,12 @@ func (f *tokenFile) validate(c *conffile.Checker, key string) TokenConfig {
 		c.Fail(key+".label", "%q is longer than the %d bytes of a token label", t.Label, maxTokenLabelLen)
 	case t.URI != "":
 		if u, err := p11uri.Parse(t.URI); err != nil {
-			c.Fail(key+".uri", "%s", strings.TrimPrefix(err.Error(), "p11uri: "))
+			var se *p11uri.SyntaxError
+			if errors.As(err, &se) {
+				c.Fail(key+".uri", "%s", se.Describe())
+			} else {
+				c.Fail(key+".uri", "%v", err)
+			}
 		} else if !u.HasTokenAttrs() {
 			c.Fail(key+".uri", "names no token (give token=, serial=, or slot-id=)")
 		} else if _, ok := u.GetQuery(p11uri.PINSource); ok {

@@ -1,0 +1,148 @@
+package cold
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nanokms/nanokms/cmd/internal/cli"
+	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/nano"
+	"github.com/spf13/cobra"
+)
+
+type blockSignOptions struct {
+	token      tokenFlags
+	wallet     string
+	index      string
+	unverified bool
+	file       string // the template (optional with --head/--intent)
+	head       string
+	intent     string
+	source     string
+	sourcePrev string
+	yes        bool
+}
+
+// errSignNeedsVerification is the refusal of block sign without the
+// verification inputs.
+const errSignNeedsVerification = "block sign needs --head and --intent to verify what it signs (or --unverified to sign a template as it is)"
+
+func newBlockSignCmd(e *cli.Env) *cobra.Command {
+	var opts blockSignOptions
+	cmd := &cobra.Command{
+		Use:   "sign --wallet W --index I --head FILE --intent FILE [--source F --source-previous F] [TEMPLATE] [--yes]",
+		Short: "Sign a verified block with a token wallet's account (the manual cold-wallet workflow)",
+		Long: `The cold operator's manual workflow. Reads the account's head block (--head: a
+block_info response or any JSON form 'nanokms block hash' reads; omit it only
+to open an account) and the intent (--intent: the JSON form of
+nanokms.v1.Intent); for a receive also the source send block and the block
+before it (--source, --source-previous). It runs the signer's verification:
+the head's hash and signature, the source blocks' hashes and signatures and the
+amount they sent, and builds the new block from the head and the intent (a
+TEMPLATE, when given, must match it field by field, and be unsigned and
+without work). It shows what it will sign
+(kind, amount in XNO and raw, destination, representative, new balance) and
+asks for confirmation on standard input unless --yes. Then the token signs and
+the body of a node's "process" RPC is printed (work 0: add it before
+publishing).
+
+There is no durable record here: the operator vouches that the head is the
+account's current frontier, and policy and approvals are not applied. The
+signer service ('nanokms signer') is the path that enforces both.
+
+--unverified signs a TEMPLATE as it is, checking only that its account is
+the wallet's key at --index, and says so loudly.` + tokenFlagsHelp,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.file = args[0]
+			}
+			return runBlockSign(cmd.Context(), e, opts)
+		},
+	}
+	opts.token.register(cmd)
+	cmd.Flags().StringVar(&opts.wallet, "wallet", "", "label of the wallet on the token")
+	cmd.Flags().StringVar(&opts.index, "index", "", "account index, 0 to 4294967295")
+	cmd.Flags().BoolVar(&opts.unverified, "unverified", false, "sign the template as it is, without checking it against the head block")
+	cmd.Flags().StringVar(&opts.head, "head", "", "the account's head block (a block_info response or any block JSON)")
+	cmd.Flags().StringVar(&opts.intent, "intent", "", "the intent (JSON form of nanokms.v1.Intent)")
+	cmd.Flags().StringVar(&opts.source, "source", "", "receive: the source send block")
+	cmd.Flags().StringVar(&opts.sourcePrev, "source-previous", "", "receive: the block before the source")
+	cmd.Flags().BoolVar(&opts.yes, "yes", false, "sign without asking for confirmation")
+	return cmd
+}
+
+func runBlockSign(ctx context.Context, e *cli.Env, opts blockSignOptions) error {
+	if !opts.unverified {
+		if opts.intent == "" {
+			return cli.UsageErr("%s", errSignNeedsVerification)
+		}
+		return runBlockSignVerified(ctx, e, opts)
+	}
+	if opts.intent != "" || opts.head != "" {
+		return cli.UsageErr("--unverified signs a template as it is: it takes no --head or --intent")
+	}
+	if opts.wallet == "" {
+		return cli.UsageErr("--wallet is required")
+	}
+	index, err := parseIndexFlag("--index", opts.index)
+	if err != nil {
+		return err
+	}
+	tc, err := opts.token.resolve()
+	if err != nil {
+		return err
+	}
+	pb, err := cli.ReadBlock(e, opts.file)
+	if err != nil {
+		return err
+	}
+	block := pb.Block
+	hash := block.Hash()
+	if err := checkClaimedHash(pb, hash); err != nil {
+		return err
+	}
+	tok, err := tc.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+	pub, err := tok.PublicKey(ctx, opts.wallet, index)
+	if err != nil {
+		return tc.explainWallet(err, opts.wallet)
+	}
+	if pub != block.Account {
+		return cli.WithHint(fmt.Errorf("the template is for %s, but account %d of wallet %q is %s: not signed", block.Account.Address(), index, opts.wallet, pub.Address()),
+			"a template is signed only by the account it names: check --wallet and --index")
+	}
+	fmt.Fprintf(e.Stderr, "WARNING: signing WITHOUT verification: block %s was not checked against the head block of %s (previous, balance, representative, link)\n", hash, block.Account.Address())
+	return signAndPrint(ctx, e, tc, tok, opts.wallet, index, block, nano.SubtypeUnknown)
+}
+
+// signAndPrint has the token sign block (as account index of wallet),
+// checks the signature, and prints the body of a node's "process" RPC.
+func signAndPrint(ctx context.Context, e *cli.Env, tc *tokenConfig, tok *hsm.Token, wallet string, index uint32, block nano.StateBlock, subtype nano.Subtype) error {
+	hash := block.Hash()
+	sig, err := tok.Sign(ctx, wallet, index, hash)
+	if err != nil {
+		return tc.explainWallet(err, wallet)
+	}
+	if !nano.Verify(block.Account, hash[:], sig) {
+		return errors.New("the token's signature does not verify: not printed")
+	}
+	block.Signature = sig
+	body, err := nano.ProcessRequest(&block, subtype, true)
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, body, "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = e.Stdout.Write(out.Bytes())
+	return err
+}

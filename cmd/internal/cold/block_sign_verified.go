@@ -1,0 +1,129 @@
+package cold
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/nanokms/nanokms/cmd/internal/cli"
+	"github.com/nanokms/nanokms/intent"
+	"github.com/nanokms/nanokms/nano"
+	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer"
+	"github.com/nanokms/nanokms/signer/signerapi"
+)
+
+// runBlockSignVerified is block sign's verified path: build the block from
+// the head and the intent, show it, confirm, sign.
+func runBlockSignVerified(ctx context.Context, e *cli.Env, opts blockSignOptions) error {
+	if opts.wallet == "" {
+		return cli.UsageErr("--wallet is required")
+	}
+	index, err := parseIndexFlag("--index", opts.index)
+	if err != nil {
+		return err
+	}
+	fromStdin := 0
+	for _, f := range []string{opts.intent, opts.head, opts.source, opts.sourcePrev} {
+		if f == "-" {
+			fromStdin++
+		}
+	}
+	if opts.file == "-" {
+		fromStdin++
+	}
+	if fromStdin > 1 || (fromStdin == 1 && !opts.yes) {
+		return cli.UsageErr("standard input can carry one file, and only with --yes (the confirmation is read from it)")
+	}
+	tc, err := opts.token.resolve()
+	if err != nil {
+		return err
+	}
+	data, err := cli.ReadInput(e, opts.intent)
+	if err != nil {
+		return err
+	}
+	var in pb.Intent
+	if err := protojson.Unmarshal(data, &in); err != nil {
+		return cli.WithHint(fmt.Errorf("--intent: %w", err), "the intent is the JSON form of nanokms.v1.Intent")
+	}
+	parsed, err := intent.Parse(&in)
+	if err != nil {
+		return fmt.Errorf("--intent: %w", err)
+	}
+	optBlock := func(flag, file string) (*nano.StateBlock, error) {
+		if file == "" {
+			return nil, nil
+		}
+		b, err := cli.ReadBlock(e, file)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		if err := checkClaimedHash(b, b.Block.Hash()); err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		return &b.Block, nil
+	}
+	head, err := optBlock("--head", opts.head)
+	if err != nil {
+		return err
+	}
+	source, err := optBlock("--source", opts.source)
+	if err != nil {
+		return err
+	}
+	sourcePrev, err := optBlock("--source-previous", opts.sourcePrev)
+	if err != nil {
+		return err
+	}
+	template, err := optBlock("template", opts.file)
+	if err != nil {
+		return err
+	}
+	block, subtype, err := signer.BuildFromHead(&parsed, head, source, sourcePrev, template, nil)
+	if err != nil {
+		var r *signerapi.Refusal
+		if errors.As(err, &r) {
+			return fmt.Errorf("refused: %s: %s", signerapi.ReasonName(r.Reason), r.Detail)
+		}
+		return err
+	}
+	hash := block.Hash()
+
+	tok, err := tc.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+	pub, err := tok.PublicKey(ctx, opts.wallet, index)
+	if err != nil {
+		return tc.explainWallet(err, opts.wallet)
+	}
+	if pub != block.Account {
+		return cli.WithHint(fmt.Errorf("the intent is for %s, but account %d of wallet %q is %s: not signed", block.Account.Address(), index, opts.wallet, pub.Address()),
+			"check --wallet and --index")
+	}
+
+	w := e.Stderr
+	fmt.Fprintf(w, "About to sign a %s block for %s (wallet %q, index %d):\n", strings.ToUpper(subtype.String()), block.Account.Address(), opts.wallet, index)
+	switch subtype {
+	case nano.SubtypeSend:
+		fmt.Fprintf(w, "  amount:         %s XNO (%s raw)\n  destination:    %s\n", parsed.Amount.XNO(), parsed.Amount, nano.PublicKey(block.Link).Address())
+	case nano.SubtypeReceive, nano.SubtypeOpen:
+		fmt.Fprintf(w, "  amount:         %s XNO (%s raw)\n  source:         %s\n", parsed.Amount.XNO(), parsed.Amount, block.Link)
+	}
+	fmt.Fprintf(w, "  representative: %s\n  previous:       %s\n  new balance:    %s XNO (%s raw)\n  block hash:     %s\n",
+		block.Representative.Address(), block.Previous, block.Balance.XNO(), block.Balance, hash)
+	if !opts.yes {
+		fmt.Fprint(w, "Type yes to sign: ")
+		line, _ := bufio.NewReader(e.Stdin).ReadString('\n')
+		if strings.TrimSpace(line) != "yes" {
+			return errors.New("not confirmed: nothing was signed")
+		}
+	}
+	return signAndPrint(ctx, e, tc, tok, opts.wallet, index, block, subtype)
+}

@@ -1,0 +1,137 @@
+package hot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nanokms/nanokms/bridge"
+	"github.com/nanokms/nanokms/bridge/filemedium"
+	"github.com/nanokms/nanokms/cmd/internal/cli"
+	"github.com/nanokms/nanokms/gateway"
+	"github.com/nanokms/nanokms/internal/grpcserve"
+	"github.com/nanokms/nanokms/metrics"
+	"github.com/nanokms/nanokms/metrics/gatewaymetrics"
+)
+
+type gatewayOptions struct {
+	config string
+}
+
+func newGatewayCmd(e *cli.Env) *cobra.Command {
+	var opts gatewayOptions
+	cmd := &cobra.Command{
+		Use:   "gateway --config F",
+		Short: "Run the hot gateway: the Custody gRPC service, the bridge's hot end and the node side",
+		Long: `Runs the hot gateway with the configuration file F (docs/CONFIG.md, "Gateway").
+It serves the Custody gRPC API to withdrawal services (mutual TLS on TCP, or a
+Unix socket), keeps its queue in a bbolt file, writes request frames to the
+bridge and resends them until answered, verifies every signed block against its
+intent, and (with a [node] section) publishes and follows confirmation. Logs
+are JSON lines on standard error.`,
+		Args: cli.NoArgsQuiet,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runGateway(cmd.Context(), e, opts) },
+	}
+	cmd.Flags().StringVar(&opts.config, "config", "", "the gateway's configuration file")
+	return cmd
+}
+
+func runGateway(ctx context.Context, e *cli.Env, opts gatewayOptions) error {
+	if opts.config == "" {
+		return cli.UsageErr("--config is required")
+	}
+	cfg, err := gateway.LoadConfig(opts.config)
+	if err != nil {
+		return cli.WithHint(err, "docs/CONFIG.md documents every key")
+	}
+	log := slog.New(slog.NewJSONHandler(e.Stderr, &slog.HandlerOptions{Level: cli.LogLevel(cfg.LogLevel)}))
+	m := gatewaymetrics.NewGateway(gatewaymetrics.GatewayOptions{NoNode: cfg.Node.RPC == ""})
+	manifest, err := gateway.LoadManifests(cfg.Manifests...)
+	if err != nil {
+		return cli.WithHint(err, "write a manifest on the cold host with 'nanokms account list --wallet W --json'")
+	}
+	medium, err := bridge.Open(cfg.Bridge, bridge.Hot,
+		func(name string, err error) {
+			log.Warn("frame refused", "file", name, "error", err.Error())
+			m.FrameRejected(name, err)
+		},
+		func(err error) {
+			if errors.Is(err, filemedium.ErrBadEntry) {
+				log.Error("bridge medium: an entry that does not belong", "error", err.Error())
+			} else {
+				log.Warn("bridge medium", "error", err.Error())
+			}
+			m.MediumError(err)
+		})
+	if err != nil {
+		return err
+	}
+	defer medium.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	nodeSide, err := openNodeSide(ctx, cfg.Node, log, m.WorkProvider)
+	if err != nil {
+		return err
+	}
+	defer nodeSide.Close()
+
+	gw, err := gateway.Open(cfg.State, gateway.Options{
+		Out: medium.Writer, Reader: medium.Reader, Manifest: manifest, Ledger: nodeSide.Ledger(),
+		ResendInterval: cfg.ResendInterval, Log: log,
+		Observe: m.ObserveRequest, ObserveAlert: m.ObserveAlert, ObserveWriteFault: m.WriteFault,
+		AutoReceive: cfg.Node.AutoReceive, Representative: cfg.Node.Representative,
+	})
+	if err != nil {
+		return err
+	}
+	defer gw.Close()
+	stored, err := gw.List(nil)
+	if err != nil {
+		return err
+	}
+	for _, r := range stored {
+		m.Seed(r)
+	}
+	l, err := grpcserve.Listen(cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("gateway.listen: %w", err)
+	}
+	var metricsL net.Listener
+	if cfg.MetricsListen != "" {
+		if metricsL, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			l.Close()
+			return cli.WithHint(fmt.Errorf("gateway.metrics_listen: %w", err), "is another process using the port?")
+		}
+	}
+	errc := make(chan error, 4)
+	running := 3
+	go func() { errc <- gw.Run(ctx) }()
+	go func() {
+		errc <- gateway.ServeCustody(ctx, l, gateway.NewCustodyServer(gw), cfg.TLS, 5*time.Second)
+	}()
+	go func() { errc <- nodeSide.Run(ctx, gw) }()
+	if metricsL != nil {
+		running++
+		go func() { errc <- metrics.Serve(ctx, metricsL, metrics.Handler(m.Registry, log)) }()
+	}
+	log.Info("serving", "listen", cfg.Listen, "metrics", cfg.MetricsListen, "bridge", cfg.Bridge.Kind,
+		"accounts", len(manifest.Accounts()), "node", cfg.Node.RPC)
+	first := <-errc
+	cancel()
+	for i := 1; i < running; i++ {
+		if err := <-errc; first == nil {
+			first = err
+		}
+	}
+	if first != nil && !errors.Is(first, context.Canceled) {
+		return first
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,12 @@
+// Package relay is the cold end of the bridge: it reads request frames
+// off the inbound medium, asks the signer over gRPC, and writes the answer
+// (a signed block, or a typed refusal with a frame.RefusalCode) to the
+// outbound medium. Config and LoadConfig read its configuration file.
+//
+// It settles a request frame only after its answer is on the medium, so a
+// crash at any point leaves the request to be read again (the signer
+// answers a repeat identically). It never holds key material, never
+// decides anything the signer decides, and never imports hot-side code
+// (gateway, node): the layout test checks its dependency closure. It
+// builds with CGO_ENABLED=0.
+package relay

@@ -1,0 +1,300 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/nanokms/nanokms/bridge/filemedium"
+	"github.com/nanokms/nanokms/bridge/frame"
+	"github.com/nanokms/nanokms/internal/backoff"
+	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/signerapi"
+)
+
+// SignerClient is the part of the signer's gRPC API the relay uses.
+type SignerClient interface {
+	Sign(ctx context.Context, in *pb.SignRequest, opts ...grpc.CallOption) (*pb.SignResponse, error)
+}
+
+// Relay is the cold side of the bridge: it reads request frames, asks the
+// signer, and writes the answer frames. It settles a request frame only
+// after its answer is on the outbound medium, so a crash at any point
+// leaves the request to be read again (and the signer answers a repeat
+// identically).
+type Relay struct {
+	In     frame.FrameReader
+	Out    frame.FrameWriter
+	Signer SignerClient
+	// Log receives one line per request; nil discards.
+	Log *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// RetryMin and RetryMax bound the backoff while the signer is
+	// unreachable or the outbound medium will not take an answer (defaults
+	// 200ms and 10s). The relay never gives up on a request it has read: it
+	// retries until the signer answers and the answer is written, or ctx
+	// ends.
+	RetryMin, RetryMax time.Duration
+	// CallTimeout bounds one Sign call (default 30s).
+	CallTimeout time.Duration
+	// Observe, when set, is told the outcome of every request ("signed",
+	// "refused", "malformed") and how long the signer took.
+	Observe func(outcome string, took time.Duration)
+	// Heartbeat, when positive, is how often the relay writes a heartbeat
+	// frame (sender "relay") to the outbound medium, so that the hot side
+	// can tell the cold side is alive.
+	Heartbeat time.Duration
+
+	wmu sync.Mutex // serialises writes to Out
+}
+
+// internalRetries is how many times an internal signer error is retried
+// before the relay answers with frame.RefusalSignerInternal.
+const internalRetries = 3
+
+func (r *Relay) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Relay) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Run relays until ctx is done (then it returns nil). An answer the
+// outbound medium will not take (it is full, pulled, or holds an entry
+// that cannot be set aside) is written again with the backoff of RetryMin
+// and RetryMax until it goes (each failure logged), and only then is the
+// request settled: the relay resumes by itself when the medium is back.
+// Run returns an error only when the inbound reader fails for good (it was
+// closed) or settling a frame fails (a FileReader rides out what the
+// medium does, so that is never the medium's doing).
+func (r *Relay) Run(ctx context.Context) error {
+	if r.Heartbeat > 0 {
+		// The heartbeat writer ends before Run returns: nothing is written
+		// to the medium after that.
+		hbCtx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { r.heartbeats(hbCtx) })
+		defer wg.Wait()
+		defer stop()
+	}
+	for {
+		rec, err := r.In.ReadFrame(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("coldbridge: relay: reading: %w", err)
+		}
+		if err := r.handle(ctx, rec); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func (r *Relay) handle(ctx context.Context, rec *frame.Received) error {
+	f := rec.Frame
+	switch f.Type {
+	case frame.TypeHeartbeat:
+		return rec.Done()
+	case frame.TypeRequest:
+	default:
+		return rec.Reject(fmt.Sprintf("a %s frame does not belong on the cold side's inbound medium", f.Type))
+	}
+	var breq pb.BridgeRequest
+	if err := proto.Unmarshal(f.Payload, &breq); err != nil || breq.GetSign().GetIntent().GetRequestId() != f.RequestID {
+		reason := "the payload is not a BridgeRequest for this request id"
+		if err == nil {
+			reason = fmt.Sprintf("the payload's request id %q is not the frame's", breq.GetSign().GetIntent().GetRequestId())
+		}
+		r.log().Warn("malformed request frame", "request_id", f.RequestID, "file", rec.Name, "reason", reason)
+		if r.Observe != nil {
+			r.Observe("malformed", 0)
+		}
+		refusal := &pb.BridgeRefusal{Code: string(frame.RefusalRelayMalformed), Detail: reason}
+		if err := r.write(ctx, frame.TypeRefusal, f.RequestID, refusal); err != nil {
+			return r.unwritable(rec, err)
+		}
+		return rec.Reject(reason)
+	}
+	start := time.Now()
+	typ, answer, err := r.ask(ctx, breq.GetSign())
+	if err != nil {
+		return err // ctx ended: the frame stays for the next run
+	}
+	if r.Observe != nil {
+		outcome := "signed"
+		if typ == frame.TypeRefusal {
+			outcome = "refused"
+		}
+		r.Observe(outcome, time.Since(start))
+	}
+	if err := r.write(ctx, typ, f.RequestID, answer); err != nil {
+		return r.unwritable(rec, err)
+	}
+	return rec.Done()
+}
+
+// unwritable handles an answer write that failed for good: ctx ended
+// (the request stays for the next run), or the answer cannot be framed at
+// all (then the request is rejected into quarantine, not retried forever).
+func (r *Relay) unwritable(rec *frame.Received, err error) error {
+	var fe *frame.FrameError
+	if errors.As(err, &fe) {
+		r.log().Error("the answer cannot be framed; rejecting the request", "request_id", rec.Frame.RequestID, "error", err.Error())
+		return rec.Reject("the answer cannot be framed: " + err.Error())
+	}
+	return err
+}
+
+// ask calls the signer until it answers, and returns the answer frame's
+// type and payload.
+func (r *Relay) ask(ctx context.Context, req *pb.SignRequest) (frame.FrameType, proto.Message, error) {
+	b := r.backoff()
+	callTimeout := r.CallTimeout
+	if callTimeout <= 0 {
+		callTimeout = 30 * time.Second
+	}
+	id := req.GetIntent().GetRequestId()
+	internal := 0
+	for {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		resp, err := r.Signer.Sign(cctx, req)
+		cancel()
+		if err == nil {
+			r.log().Info("signed", "request_id", id, "hash", fmt.Sprintf("%X", resp.GetHash()), "subtype", resp.GetSubtype())
+			return frame.TypeResponse, &pb.BridgeResponse{Sign: resp}, nil
+		}
+		if ctx.Err() != nil {
+			return 0, nil, ctx.Err()
+		}
+		st := status.Convert(err)
+		if ref, ok := signerapi.RefusalFromStatus(st); ok {
+			r.log().Info("refused", "request_id", id, "reason", signerapi.ReasonName(ref.Reason), "detail", ref.Detail)
+			out := &pb.BridgeRefusal{Reason: ref.Reason, Detail: ref.Detail, Code: string(frame.RefusalCodeOf(st.Code()))}
+			if ref.Pending != nil {
+				out.Pending = pb.BlockFromNano(ref.Pending)
+			}
+			return frame.TypeRefusal, out, nil
+		}
+		switch st.Code() {
+		case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.ResourceExhausted, codes.Aborted:
+			// The signer is restarting or busy: wait and ask again.
+		case codes.Internal, codes.Unknown:
+			internal++
+			if internal > internalRetries {
+				r.log().Error("signer failed", "request_id", id, "error", st.Message())
+				return frame.TypeRefusal, &pb.BridgeRefusal{Code: string(frame.RefusalSignerInternal), Detail: st.Message()}, nil
+			}
+		default:
+			r.log().Warn("signer rejected the call", "request_id", id, "code", st.Code().String(), "error", st.Message())
+			return frame.TypeRefusal, &pb.BridgeRefusal{Code: string(frame.RefusalCodeOf(st.Code())), Detail: st.Message()}, nil
+		}
+		wait := b.Next()
+		r.log().Warn("signer unreachable, retrying", "request_id", id, "code", st.Code().String(), "wait", wait.String())
+		if !backoff.Sleep(ctx, wait) {
+			return 0, nil, ctx.Err()
+		}
+	}
+}
+
+// heartbeats writes a heartbeat frame every r.Heartbeat until ctx ends.
+// A failed write is logged: the next one may succeed (the stick is back).
+func (r *Relay) heartbeats(ctx context.Context) {
+	t := time.NewTicker(r.Heartbeat)
+	defer t.Stop()
+	var seq uint64
+	for {
+		seq++
+		f, err := frame.NewHeartbeatFrame(&pb.Heartbeat{Sender: "relay", Seq: seq}, r.now())
+		if err == nil {
+			r.wmu.Lock()
+			err = r.Out.WriteFrame(ctx, f)
+			r.wmu.Unlock()
+		}
+		if err != nil && ctx.Err() == nil {
+			r.log().Warn("writing a heartbeat", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// write writes an answer frame. While the medium will not take it, it
+// tries again with backoff (RetryMin to RetryMax), the frame built anew
+// by its constructor (frame.NewResponseFrame or frame.NewRefusalFrame)
+// and stamped with the time each time, until it goes or ctx ends. A frame
+// that cannot be built or encoded is returned at once (a *FrameError).
+func (r *Relay) write(ctx context.Context, typ frame.FrameType, id string, m proto.Message) error {
+	build := func(now time.Time) (*frame.Frame, error) {
+		switch m := m.(type) {
+		case *pb.BridgeResponse:
+			if got := m.GetSign().GetRequestId(); got != id {
+				return nil, frame.Errorf(frame.ErrCodeMismatch, "the signer answered request %q for %q", got, id)
+			}
+			return frame.NewResponseFrame(m, now)
+		case *pb.BridgeRefusal:
+			return frame.NewRefusalFrame(id, m, now)
+		}
+		return nil, frame.Errorf(frame.ErrCodeType, "no %s frame carries a %T", typ, m)
+	}
+	b := r.backoff()
+	for {
+		f, err := build(r.now())
+		if err == nil {
+			r.wmu.Lock()
+			err = r.Out.WriteFrame(ctx, f)
+			r.wmu.Unlock()
+		}
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var fe *frame.FrameError
+		if errors.As(err, &fe) {
+			return fmt.Errorf("coldbridge: relay: the %s for %s: %w", typ, id, err)
+		}
+		wait := b.Next()
+		r.log().Warn("the outbound medium did not take the answer; retrying", "request_id", id, "type", typ.String(),
+			"medium_full", errors.Is(err, filemedium.ErrMediumFull), "error", err.Error(), "wait", wait.String())
+		if !backoff.Sleep(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+}
+
+// backoff returns the pacing of retries: RetryMin (default 200ms),
+// doubling up to RetryMax (default 10s).
+func (r *Relay) backoff() *backoff.Capped {
+	b := &backoff.Capped{Min: r.RetryMin, Max: r.RetryMax}
+	if b.Min <= 0 {
+		b.Min = 200 * time.Millisecond
+	}
+	if b.Max <= 0 {
+		b.Max = 10 * time.Second
+	}
+	return b
+}
