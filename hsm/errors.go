@@ -1,12 +1,24 @@
 package hsm
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/nanokms/nanokms/signer/keystore"
+)
 
 // The package's errors. Every error returned by this package either is one of
 // these sentinels or wraps one (branch with errors.Is), wraps a PKCS#11 return
 // code (compare with errors.Is(err, pkcs11.Error(pkcs11.CKR_…))), or reports
 // invalid input (a *ConfigError). No error ever holds a PIN, a seed, a
 // mnemonic or a key.
+//
+// The errors the signer branches on also match the key store contract's
+// (package keystore), so that the signer decides without knowing this
+// package: ErrWalletNotFound matches keystore.ErrWalletNotFound,
+// ErrTokenUnavailable and ErrSessionLost keystore.ErrTokenUnavailable,
+// ErrWrongPIN and ErrPINLocked keystore.ErrPINRefused (errors.Is), and a
+// *ConfigError for a wallet label (Field "label") a *keystore.LabelError
+// (errors.As).
 var (
 	// ErrNoCgo is returned by Open in a binary built with CGO_ENABLED=0:
 	// PKCS#11 modules are C libraries and cannot be loaded without cgo.
@@ -34,12 +46,12 @@ var (
 	// (CKR_PIN_INCORRECT). The login is never retried: each failed attempt
 	// brings the token closer to locking itself. After it, the Token makes
 	// no further login attempt for its lifetime.
-	ErrWrongPIN = errors.New("hsm: wrong PIN (not retried)")
+	ErrWrongPIN = seam("hsm: wrong PIN (not retried)", keystore.ErrPINRefused)
 
 	// ErrPINLocked is returned when the token reports that the user PIN is
 	// locked (CKR_PIN_LOCKED) or expired; only the security officer can
 	// reset it.
-	ErrPINLocked = errors.New("hsm: user PIN is locked")
+	ErrPINLocked = seam("hsm: user PIN is locked", keystore.ErrPINRefused)
 
 	// ErrMasterKeyMissing is returned by every wallet operation and by the
 	// backup ceremony steps when the token holds no master key.
@@ -74,7 +86,7 @@ var (
 	ErrTransportKey = errors.New("hsm: transport key missing, duplicated or not the one the package was wrapped for")
 
 	// ErrWalletNotFound is returned when no wallet has the given label.
-	ErrWalletNotFound = errors.New("hsm: wallet not found")
+	ErrWalletNotFound = seam("hsm: wallet not found", keystore.ErrWalletNotFound)
 
 	// ErrWalletExists is returned by CreateWallet, ImportWallet,
 	// ImportMnemonic and RestoreWallet when a wallet with the label exists,
@@ -149,7 +161,7 @@ var (
 	// session was lost (handle invalid or closed, device removed, token not
 	// present, user not logged in): once on a pooled session and once more
 	// on a freshly opened one.
-	ErrSessionLost = errors.New("hsm: token session lost")
+	ErrSessionLost = seam("hsm: token session lost", keystore.ErrTokenUnavailable)
 
 	// ErrTokenUnavailable is returned by every method of a Token while
 	// its token is unavailable: it went away (removed, its connection or
@@ -159,7 +171,7 @@ var (
 	// ErrPINLocked, and nothing more is tried: see Token.Status). It
 	// wraps the cause. Nothing was done on the token; the same call may
 	// succeed once Token.Available reports the token back.
-	ErrTokenUnavailable = errors.New("hsm: the token is unavailable")
+	ErrTokenUnavailable = seam("hsm: the token is unavailable", keystore.ErrTokenUnavailable)
 
 	// ErrClosed is returned by every method of a Token after Close has
 	// started, including to callers that were waiting for a session.
@@ -175,3 +187,29 @@ type ConfigError struct {
 
 // Error implements error.
 func (e *ConfigError) Error() string { return "hsm: " + e.Field + ": " + e.Reason }
+
+// As implements errors.As for the key store contract: a ConfigError for a
+// wallet label (Field "label") is a *keystore.LabelError.
+func (e *ConfigError) As(target any) bool {
+	if t, ok := target.(**keystore.LabelError); ok && e.Field == "label" {
+		*t = &keystore.LabelError{Reason: e.Reason}
+		return true
+	}
+	return false
+}
+
+// seamError is a sentinel of this package that also matches a sentinel
+// of the key store contract (errors.Is).
+type seamError struct {
+	msg  string
+	also error
+}
+
+// seam returns a sentinel with text msg that also matches also.
+func seam(msg string, also error) error { return &seamError{msg: msg, also: also} }
+
+// Error implements error.
+func (e *seamError) Error() string { return e.msg }
+
+// Is reports whether target is the contract's sentinel e matches.
+func (e *seamError) Is(target error) bool { return target == e.also }

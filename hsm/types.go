@@ -3,15 +3,15 @@ package hsm
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/nanokms/nanokms/hsm/p11uri"
 	"github.com/nanokms/nanokms/nano"
+	"github.com/nanokms/nanokms/signer/keystore"
 )
 
 // KeyStore is the contract a signer needs from a key store: the public key
@@ -56,8 +56,9 @@ const TransportKeyLabel = "nanokms-transport-v1"
 // Application is the CKA_APPLICATION of every wallet data object.
 const Application = "nanokms"
 
-// MaxLabelLen is the longest wallet label accepted, in bytes.
-const MaxLabelLen = 64
+// MaxLabelLen is the longest wallet label accepted, in bytes (the key
+// store contract's, keystore.MaxLabelLen).
+const MaxLabelLen = keystore.MaxLabelLen
 
 // MaxModuleParamsLen bounds Config.ModuleParams.
 const MaxModuleParamsLen = 4096
@@ -239,25 +240,17 @@ type MasterKeyInfo struct {
 
 // CheckLabel returns a *ConfigError (Field "label") if label is not a
 // valid wallet label: 1 to MaxLabelLen bytes of UTF-8 with no control
-// characters. Every method taking a label applies this rule; callers use
-// it to refuse a label before it reaches the token.
+// characters (keystore.CheckLabel's rule; the error also matches
+// *keystore.LabelError under errors.As). Every method taking a label
+// applies this rule; callers use it to refuse a label before it reaches
+// the token.
 func CheckLabel(label string) error { return validLabel(label) }
 
-// validLabel checks a wallet label: 1 to MaxLabelLen bytes of UTF-8 with no
-// control characters.
+// validLabel checks a wallet label by keystore.CheckLabel's rule.
 func validLabel(label string) error {
-	switch {
-	case label == "":
-		return &ConfigError{Field: "label", Reason: "empty"}
-	case len(label) > MaxLabelLen:
-		return &ConfigError{Field: "label", Reason: "longer than " + strconv.Itoa(MaxLabelLen) + " bytes"}
-	case !utf8.ValidString(label):
-		return &ConfigError{Field: "label", Reason: "not UTF-8"}
-	}
-	for _, r := range label {
-		if unicode.IsControl(r) {
-			return &ConfigError{Field: "label", Reason: "contains a control character"}
-		}
+	// keystore.CheckLabel's only error is a *keystore.LabelError.
+	if le := (*keystore.LabelError)(nil); errors.As(keystore.CheckLabel(label), &le) {
+		return &ConfigError{Field: "label", Reason: le.Reason}
 	}
 	return nil
 }

@@ -3,6 +3,12 @@
 // records the decision, signs through the token-backed key store, and
 // serves all of that over gRPC.
 //
+// It never imports the token's code (package hsm): it decides by the key
+// store contract (package keystore: an unknown wallet, an unavailable
+// token, a refused PIN, the wallet label rule, the token's status), whose
+// names hsm's errors match; the binary wires an *hsm.Token in as the
+// KeyStore.
+//
 // # What it derives itself
 //
 // The hot side is assumed compromised. The signer recomputes the head

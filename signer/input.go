@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/signer/keystore"
 )
 
 // Caller input is bounded and made valid UTF-8 before it is logged,
@@ -61,17 +61,17 @@ func boundedText(s string, max int) string {
 }
 
 // checkWallet refuses a wallet label the token would never hold (the
-// token's rule: 1 to hsm.MaxLabelLen bytes of UTF-8 without control
+// key store's rule, keystore.CheckLabel: 1 to keystore.MaxLabelLen bytes of UTF-8 without control
 // characters), and one holding U+FFFD, which is what the gRPC server
 // makes of bytes that are not UTF-8 (see lenientCodec).
 func checkWallet(label string) *Refusal {
 	if label == "" {
 		return refuseField(rMalformed, "wallet", "required")
 	}
-	if err := hsm.CheckLabel(label); err != nil {
+	if err := keystore.CheckLabel(label); err != nil {
 		reason := err.Error()
-		if ce := (*hsm.ConfigError)(nil); errors.As(err, &ce) {
-			reason = ce.Reason
+		if le := (*keystore.LabelError)(nil); errors.As(err, &le) {
+			reason = le.Reason
 		}
 		return refuseField(rMalformed, "wallet", "%s (got %s)", reason, quoteInput(label))
 	}

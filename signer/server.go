@@ -14,20 +14,21 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/internal/grpcserve"
 	"github.com/nanokms/nanokms/internal/mtls"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/keystore"
 	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // StatusOf converts err to a gRPC status: a *Refusal becomes its code with
 // an ErrorInfo (and, for a pending block, the block as a second detail);
 // ErrStoreFull becomes ResourceExhausted with an ErrorInfo whose reason is
-// signerapi.ErrorInfoStoreFull, and a token that is unavailable (hsm.ErrTokenUnavailable,
-// or hsm.ErrSessionLost) Unavailable with an ErrorInfo whose reason is
-// signerapi.ErrorInfoTokenUnavailable (neither is a refusal: nothing was decided, the
+// signerapi.ErrorInfoStoreFull, and a token that is unavailable
+// (keystore.ErrTokenUnavailable) Unavailable with an ErrorInfo whose reason is
+// signerapi.ErrorInfoTokenUnavailable, final when the token refused the PIN
+// (keystore.ErrPINRefused) (neither is a refusal: nothing was decided, the
 // caller resends later); anything else is Internal, with a generic message
 // (internal errors are logged, not sent).
 func StatusOf(err error) *status.Status {
@@ -38,9 +39,9 @@ func StatusOf(err error) *status.Status {
 			return status.FromContextError(err)
 		case errors.Is(err, ErrStoreFull):
 			return signerapi.StoreFullStatus()
-		case errors.Is(err, hsm.ErrTokenUnavailable) || errors.Is(err, hsm.ErrSessionLost):
+		case errors.Is(err, keystore.ErrTokenUnavailable):
 			// The cause is logged, not sent.
-			return signerapi.TokenUnavailableStatus(errors.Is(err, hsm.ErrWrongPIN) || errors.Is(err, hsm.ErrPINLocked))
+			return signerapi.TokenUnavailableStatus(errors.Is(err, keystore.ErrPINRefused))
 		}
 		return status.New(codes.Internal, "signer: internal error (see the signer's log)")
 	}
@@ -79,7 +80,7 @@ func (srv *Server) status(err error, requestID string) error {
 	case errors.As(err, &r):
 	case errors.Is(err, ErrStoreFull):
 		srv.log.Warn("not decided: the state store is full", "request_id", quoteInput(requestID), "error", err.Error())
-	case errors.Is(err, hsm.ErrTokenUnavailable) || errors.Is(err, hsm.ErrSessionLost):
+	case errors.Is(err, keystore.ErrTokenUnavailable):
 		srv.log.Warn("not decided: the token is unavailable", "request_id", quoteInput(requestID), "error", err.Error())
 	default:
 		srv.log.Error("internal error", "request_id", quoteInput(requestID), "error", err.Error())
@@ -187,7 +188,7 @@ type ServeOptions struct {
 	TokenCheck time.Duration
 	// ObserveToken, when set, is told the token's status at start and at
 	// every change (for metrics). It must not block.
-	ObserveToken func(hsm.TokenStatus)
+	ObserveToken func(keystore.TokenStatus)
 }
 
 // Listen opens the listener ServeOptions describe: a Unix socket with mode
@@ -217,7 +218,7 @@ func serverTLS(opts ServeOptions) (*tls.Config, error) {
 // within opts.Grace. The health service reports SERVING while the state
 // store is writable and the token available, and NOT_SERVING while the
 // store is full (ErrStoreFull) or the token unavailable
-// (hsm.ErrTokenUnavailable). While full, the store is probed for space
+// (keystore.ErrTokenUnavailable). While full, the store is probed for space
 // every opts.SpaceProbe; the token reconnects by itself (package hsm) and
 // is looked at every opts.TokenCheck while available (watchToken); so
 // health and signing resume without a restart once space is freed or the

@@ -10,17 +10,21 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/keystore"
 	"github.com/nanokms/nanokms/signer/policy"
 	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
-// KeyStore is the token-backed key store the signer signs through.
-// PublicKey and SignFor return an error wrapping hsm.ErrWalletNotFound
-// for an unknown wallet. SignFor signs only with a key whose public key is
+// KeyStore is the token-backed key store the signer signs through (the
+// binary wires in an *hsm.Token). Its errors follow the key store
+// contract (package keystore): PublicKey and SignFor return an error
+// matching keystore.ErrWalletNotFound for an unknown wallet,
+// keystore.ErrTokenUnavailable while the token is unavailable (and also
+// keystore.ErrPINRefused once that is final), and one matching
+// *keystore.LabelError for a label breaking keystore.CheckLabel. SignFor signs only with a key whose public key is
 // account, and any error from it means no signature was made.
 type KeyStore interface {
 	PublicKey(ctx context.Context, wallet string, index uint32) (nano.PublicKey, error)
@@ -75,7 +79,7 @@ const (
 	ReasonRepeat           = "repeat"            // the answer recorded for the same request id and intent
 	ReasonInternal         = "internal"          // the state file, the token or the context failed
 	ReasonStoreFull        = "store_full"        // the state store is full (ErrStoreFull): nothing was decided
-	ReasonTokenUnavailable = "token_unavailable" // the token is unavailable (hsm.ErrTokenUnavailable): nothing was decided
+	ReasonTokenUnavailable = "token_unavailable" // the token is unavailable (keystore.ErrTokenUnavailable): nothing was decided
 )
 
 // Signer verifies, decides, records and signs. It is safe for concurrent
@@ -238,7 +242,7 @@ func outcome(err error, ok, refused, failed string) (decision, reason string) {
 		return refused, signerapi.ReasonName(r.Reason)
 	case errors.Is(err, ErrStoreFull):
 		return failed, ReasonStoreFull
-	case errors.Is(err, hsm.ErrTokenUnavailable) || errors.Is(err, hsm.ErrSessionLost):
+	case errors.Is(err, keystore.ErrTokenUnavailable):
 		return failed, ReasonTokenUnavailable
 	}
 	return failed, ReasonInternal
@@ -428,14 +432,14 @@ func (s *Signer) Adopt(ctx context.Context, wallet string, index uint32, head *n
 	}
 	pub, err := s.keys.PublicKey(ctx, wallet, index)
 	if err != nil {
-		var ce *hsm.ConfigError
+		var le *keystore.LabelError
 		switch {
-		case errors.Is(err, hsm.ErrWalletNotFound):
+		case errors.Is(err, keystore.ErrWalletNotFound):
 			r := refuse(rUnknownAccount, "wallet %q is not on the token", wallet)
 			r.Field = "wallet"
 			return AccountRecord{}, r
-		case errors.As(err, &ce) && ce.Field == "label":
-			return AccountRecord{}, refuseField(rMalformed, "wallet", "%s", ce.Reason)
+		case errors.As(err, &le):
+			return AccountRecord{}, refuseField(rMalformed, "wallet", "%s", le.Reason)
 		}
 		return AccountRecord{}, fmt.Errorf("signer: deriving wallet %q index %d: %w", wallet, index, err)
 	}

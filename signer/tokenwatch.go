@@ -5,17 +5,18 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/signer/keystore"
 )
 
 // TokenMonitor is what the server follows of a key store whose token can
-// go away and come back (*hsm.Token): whether it is available now and
-// a channel closed when its status changes, the status, and a look at the
-// token now (Check: nil if usable; otherwise the token turns unavailable).
-// Serve uses it when the Signer's KeyStore implements it.
+// go away and come back (the binary wires in an *hsm.Token): whether it
+// is available now and a channel closed when its status changes, the
+// status (the key store contract's), and a look at the token now (Check:
+// nil if usable; otherwise the token turns unavailable). Serve uses it
+// when the Signer's KeyStore implements it.
 type TokenMonitor interface {
 	Available() (ok bool, changed <-chan struct{})
-	Status() hsm.TokenStatus
+	Status() keystore.TokenStatus
 	Check(ctx context.Context) error
 }
 
@@ -56,8 +57,8 @@ func either(ctx context.Context, a, b <-chan struct{}) <-chan struct{} {
 // token is available looks at it every interval, so that a token that
 // went away is noticed (and the health service says so) even when no
 // request comes.
-func watchToken(ctx context.Context, tm TokenMonitor, interval time.Duration, log *slog.Logger, observe func(hsm.TokenStatus)) {
-	prev := hsm.TokenStatus{Available: true}
+func watchToken(ctx context.Context, tm TokenMonitor, interval time.Duration, log *slog.Logger, observe func(keystore.TokenStatus)) {
+	prev := keystore.TokenStatus{Available: true}
 	cause := ""
 	for {
 		ok, changed := tm.Available()

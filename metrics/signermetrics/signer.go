@@ -6,10 +6,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/metrics"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
+	"github.com/nanokms/nanokms/signer/keystore"
 	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
@@ -82,7 +82,7 @@ func NewSigner() *Signer {
 
 // ObserveToken records whether the token is available: it has the
 // signature of signer.ServeOptions.ObserveToken.
-func (s *Signer) ObserveToken(st hsm.TokenStatus) {
+func (s *Signer) ObserveToken(st keystore.TokenStatus) {
 	if st.Available {
 		s.TokenAvailable.Set(1)
 	} else {

@@ -18,6 +18,14 @@ import (
 	"github.com/nanokms/nanokms/signer/policy"
 )
 
+// The token is the signer's key store, and the token monitor its server
+// follows (found at run time, so a token that stopped being one would
+// silently go unwatched: checked here at build time).
+var (
+	_ signer.KeyStore     = (*hsm.Token)(nil)
+	_ signer.TokenMonitor = (*hsm.Token)(nil)
+)
+
 type signerOptions struct {
 	config string
 }
