@@ -22,12 +22,15 @@ echo "== CGO_ENABLED=0 build of the packages that must not need cgo (only hsm/ m
 CGO_ENABLED=0 go build ./nano/... ./intent/... ./bridge/... ./relay/... ./gateway/... ./node/... ./devnode/... ./signer/ ./signer/policy/ ./internal/... ./metrics/
 
 echo "== test-support packages are imported by tests only"
-bad=$(go list -f '{{.ImportPath}}: {{join .Deps " "}}' ./... | grep -v '^[^:]*/internal/pgtest:' | grep -E ' [^ ]*/internal/pgtest( |$)' | cut -d: -f1 || true)
-if [ -n "$bad" ]; then
-	echo "nanokms: error: these packages import internal/pgtest outside their tests:" >&2
-	echo "$bad" >&2
-	exit 1
-fi
+deps=$(go list -f '{{.ImportPath}}: {{join .Deps " "}}' ./...)
+for support in internal/pgtest internal/killtest; do
+	bad=$(echo "$deps" | grep -v "^[^:]*/$support:" | grep -E " [^ ]*/$support( |\$)" | cut -d: -f1 || true)
+	if [ -n "$bad" ]; then
+		echo "nanokms: error: these packages import $support outside their tests:" >&2
+		echo "$bad" >&2
+		exit 1
+	fi
+done
 
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
