@@ -560,6 +560,8 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{"tcp without tls", []confEdit{confReplace(listen, `listen = "tcp://0.0.0.0:7443"`)}, "gateway.tls", "required when gateway.listen is tcp://"},
 		{"unix with tls", []confEdit{confReplace("\n[bridge]", confGatewayTLS+"\n[bridge]")}, "gateway.tls", "only allowed when gateway.listen is tcp://"},
 		{"tls client_ca missing", tls(confReplace(`client_ca = "/etc/nanokms/clients-ca.crt"`, "")), "gateway.tls.client_ca", "required"},
+		{"tls key missing", tls(confReplace(`key = "/etc/nanokms/gateway.key"`, "")), "gateway.tls.key", "required"},
+		{"tls key_label", tls(confAfter(`key = "/etc/nanokms/gateway.key"`, `key_label = "gateway-tls"`)), "gateway.tls.key_label", "not supported here: this role has no token"},
 		{"tls identities missing", tls(confReplace(`allowed_identities = ["withdrawals.hot"]`, "")), "gateway.tls.allowed_identities", "required"},
 		{"tls identities empty", tls(confReplace(`allowed_identities = ["withdrawals.hot"]`, "allowed_identities = []")), "gateway.tls.allowed_identities", "at least one"},
 		{"tls identity twice", tls(confReplace(`allowed_identities = ["withdrawals.hot"]`, `allowed_identities = ["a", "a"]`)), "gateway.tls.allowed_identities[1]", "listed twice"},

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
 )
 
@@ -45,7 +46,7 @@ type SignerConfig struct {
 	// State is the absolute path of the bbolt state file.
 	State string
 	// Listen is where the gRPC API is served.
-	Listen Endpoint
+	Listen conffile.Endpoint
 	// MaxIntentTTL: intents expiring further in the future are refused.
 	MaxIntentTTL time.Duration
 	// ShutdownGrace is how long in-flight requests get on shutdown.
@@ -56,34 +57,9 @@ type SignerConfig struct {
 	Metrics string
 	// LogLevel is one of slog.LevelDebug, LevelInfo, LevelWarn, LevelError.
 	LogLevel slog.Level
-	// TLS is the mutual TLS 1.3 setup; non-nil exactly when Listen is TCP.
-	TLS *TLSConfig
-}
-
-// Endpoint is a listening address.
-type Endpoint struct {
-	Network string // "unix" or "tcp"
-	Address string // the absolute socket path, or host:port
-}
-
-// String returns the endpoint as it is written in the file
-// ("unix:///run/nanokms/signer.sock", "tcp://10.0.0.1:7070").
-func (e Endpoint) String() string { return e.Network + "://" + e.Address }
-
-// TLSConfig is the [signer.tls] section. Files are absolute paths. Exactly
-// one of Key and KeyLabel is set.
-type TLSConfig struct {
-	Cert string // the signer's certificate chain, PEM
-	Key  string // the signer's private key, PEM
-	// KeyLabel names the signer's private key on the [token] token
-	// instead: an ECDSA key pair made there by `nanokms token tls-key`
-	// (package hsm/tlskey), which never leaves the token.
-	KeyLabel string
-	ClientCA string // the CA certificates client certificates must chain to, PEM
-	// AllowedIdentities are the client identities accepted: a client
-	// certificate is accepted when one of its DNS SANs, or its subject
-	// common name, is in this list. At least one.
-	AllowedIdentities []string
+	// TLS is the mutual TLS 1.3 setup ([signer.tls]); non-nil exactly
+	// when Listen is TCP. Its KeyLabel names a key on the [token] token.
+	TLS *conffile.TLSServer
 }
 
 // TokenConfig is the [token] section: the PKCS#11 token holding the master

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
 )
 
@@ -170,7 +171,7 @@ func TestExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := cfg.Signer
-	if s.State != "/var/lib/nanokms/signer.db" || s.Listen != (Endpoint{"tcp", "10.0.7.2:7070"}) ||
+	if s.State != "/var/lib/nanokms/signer.db" || s.Listen != (conffile.Endpoint{Network: "tcp", Address: "10.0.7.2:7070"}) ||
 		s.MaxIntentTTL != 24*time.Hour || s.ShutdownGrace != 10*time.Second || s.LogLevel != slog.LevelInfo ||
 		s.Metrics != "/var/lib/node_exporter/textfile/nanokms_signer.prom" {
 		t.Errorf("signer = %+v", s)
@@ -248,7 +249,7 @@ func TestExampleInDocs(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	cfg := MustParse(t, MustReadFile(t, "minimal.toml"))
 	s := cfg.Signer
-	if s.Listen != (Endpoint{"unix", "/run/nanokms/signer.sock"}) || s.Listen.String() != DefaultListen {
+	if s.Listen != (conffile.Endpoint{Network: "unix", Address: "/run/nanokms/signer.sock"}) || s.Listen.String() != DefaultListen {
 		t.Errorf("listen = %+v", s.Listen)
 	}
 	if s.MaxIntentTTL != DefaultMaxIntentTTL || s.ShutdownGrace != DefaultShutdownGrace || s.LogLevel != slog.LevelInfo || s.TLS != nil || s.Metrics != "" {
@@ -301,7 +302,7 @@ func TestValid(t *testing.T) {
 		}},
 		{"tcp host name", []edit{insertAfter(`state = "/var/lib/nanokms/signer.db"`, `listen = "tcp://signer.cold:7070"`+"\n"+tlsSection)}, nil},
 		{"unix path", []edit{insertAfter(`state = "/var/lib/nanokms/signer.db"`, `listen = "unix:///tmp/s.sock"`)}, func(t *testing.T, c *Config) {
-			if c.Signer.Listen != (Endpoint{"unix", "/tmp/s.sock"}) {
+			if c.Signer.Listen != (conffile.Endpoint{Network: "unix", Address: "/tmp/s.sock"}) {
 				t.Errorf("listen = %+v", c.Signer.Listen)
 			}
 		}},

@@ -16,21 +16,13 @@ type fileConfig struct {
 }
 
 type signerFile struct {
-	State         conffile.Value `toml:"state"`
-	Listen        conffile.Value `toml:"listen"`
-	MaxIntentTTL  conffile.Value `toml:"max_intent_ttl"`
-	ShutdownGrace conffile.Value `toml:"shutdown_grace"`
-	Metrics       conffile.Value `toml:"metrics"`
-	LogLevel      conffile.Value `toml:"log_level"`
-	TLS           *tlsFile       `toml:"tls"` // nil when [signer.tls] is absent
-}
-
-type tlsFile struct {
-	Cert              conffile.Value `toml:"cert"`
-	Key               conffile.Value `toml:"key"`
-	KeyLabel          conffile.Value `toml:"key_label"`
-	ClientCA          conffile.Value `toml:"client_ca"`
-	AllowedIdentities conffile.Value `toml:"allowed_identities"`
+	State         conffile.Value             `toml:"state"`
+	Listen        conffile.Value             `toml:"listen"`
+	MaxIntentTTL  conffile.Value             `toml:"max_intent_ttl"`
+	ShutdownGrace conffile.Value             `toml:"shutdown_grace"`
+	Metrics       conffile.Value             `toml:"metrics"`
+	LogLevel      conffile.Value             `toml:"log_level"`
+	TLS           *conffile.TLSServerSection `toml:"tls"` // nil when [signer.tls] is absent
 }
 
 type tokenFile struct {

@@ -182,15 +182,14 @@ func (f *signerFile) validate(c *conffile.Checker, key string) SignerConfig {
 		ShutdownGrace: c.Duration(key+".shutdown_grace", f.ShutdownGrace, DefaultShutdownGrace),
 	}
 
-	// Endpoint has the fields of conffile.Endpoint.
 	if f.Listen.IsSet() {
-		s.Listen = Endpoint(c.Endpoint(key+".listen", f.Listen, conffile.Listen))
+		s.Listen = c.Endpoint(key+".listen", f.Listen, conffile.Listen)
 	} else {
 		ep, err := conffile.ParseEndpoint(DefaultListen, conffile.Listen)
 		if err != nil {
 			panic("policy: DefaultListen: " + err.Error())
 		}
-		s.Listen = Endpoint(ep)
+		s.Listen = ep
 	}
 
 	s.Metrics = c.OptAbsPath(key+".metrics", f.Metrics)
@@ -201,43 +200,10 @@ func (f *signerFile) validate(c *conffile.Checker, key string) SignerConfig {
 	levels := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
 	s.LogLevel = levels[c.OneOf(key+".log_level", f.LogLevel, "info", "debug", "info", "warn", "error")]
 
-	switch {
-	case s.Listen.Network == "tcp" && f.TLS == nil:
-		c.Fail(key+".tls", "required when %s.listen is tcp://: the signer serves TCP only with mutual TLS 1.3", key)
-	case s.Listen.Network == "unix" && f.TLS != nil:
-		c.Fail(key+".tls", "only allowed when %s.listen is tcp:// (a Unix socket is protected by its file permissions)", key)
-	case f.TLS != nil:
-		s.TLS = f.TLS.validate(c, key+".tls")
+	if c.NeedsTLS(key+".tls", key+".listen", s.Listen, f.TLS != nil, "the signer serves TCP") {
+		s.TLS = f.TLS.Validate(c, key+".tls", "token")
 	}
 	return s
-}
-
-// validate checks [signer.tls] at key: every file, the key (a file or a
-// label on the token) and at least one identity.
-func (f *tlsFile) validate(c *conffile.Checker, key string) *TLSConfig {
-	t := &TLSConfig{
-		Cert:     c.AbsPath(key+".cert", f.Cert),
-		ClientCA: c.AbsPath(key+".client_ca", f.ClientCA),
-	}
-	switch {
-	case f.Key.IsSet() && f.KeyLabel.IsSet():
-		c.Fail(key+".key_label", "not allowed together with %s.key: the private key is either a file or a key on the token", key)
-	case f.KeyLabel.IsSet():
-		t.KeyLabel = c.StrCheck(key+".key_label", f.KeyLabel, conffile.CheckKeyLabel)
-	case f.Key.IsSet():
-		t.Key = c.AbsPath(key+".key", f.Key)
-	default:
-		c.Fail(key+".key", "required (or %s.key_label, the label of a key on the token made by 'nanokms token tls-key')", key)
-	}
-	if !f.AllowedIdentities.IsSet() {
-		c.Fail(key+".allowed_identities", "required: the client identities (certificate DNS SAN or CN) allowed to connect")
-		return t
-	}
-	t.AllowedIdentities = c.UniqueStrings(key+".allowed_identities", f.AllowedIdentities, conffile.CheckPrintable)
-	if list, isArray := f.AllowedIdentities.Raw().([]any); isArray && len(list) == 0 {
-		c.Fail(key+".allowed_identities", "must list at least one identity")
-	}
-	return t
 }
 
 // validate checks [token] at key.
