@@ -708,8 +708,15 @@ func TestLoadConfigErrors(t *testing.T) {
 			t.Fatalf("want several errors, got %v", err)
 		}
 		for _, e := range errs {
-			if e.File != path || !strings.HasPrefix(e.Error(), path+": ") {
+			if e.File != path || !strings.HasPrefix(e.Error(), path+":") {
 				t.Errorf("error %q does not name %s", e.Error(), path)
+			}
+		}
+		// Each key in the file is placed: its line, and its value's column.
+		for _, e := range errs {
+			want := map[string]string{"relay.signer": ":2:11: ", "bridge.kind": ":4:9: ", "relay": ":1:1: "}[e.Key]
+			if !strings.HasPrefix(e.Error(), path+want) {
+				t.Errorf("error %q is not placed at %s", e.Error(), want)
 			}
 		}
 	}

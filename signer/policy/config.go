@@ -135,22 +135,22 @@ type Tier struct {
 // full key path of the offending value, with array indices, such as
 // "groups[1].tiers[0].quorum"; it is empty for a TOML syntax error, whose
 // Msg then gives the line and column. File is the file's path when the
-// error comes from Load. It has the fields of conffile.Error, which reports
-// the problems while the file is parsed.
+// error comes from Load. Line and Col place Key in the file, where the TOML
+// decoder gives them (see conffile.Error); 0 otherwise. It has the fields
+// of conffile.Error, which reports the problems while the file is parsed.
 type ConfigError struct {
-	File string
-	Key  string
-	Msg  string
+	File      string
+	Line, Col int
+	Key       string
+	Msg       string
 }
 
-// Error returns "policy: [file: ][key: ]msg".
+// Error returns "policy: [file[:line:col]: ][key: ]msg" (see
+// conffile.Error).
 func (e *ConfigError) Error() string {
 	var b strings.Builder
 	b.WriteString("policy: ")
-	if e.File != "" {
-		b.WriteString(e.File)
-		b.WriteString(": ")
-	}
+	conffile.WritePlace(&b, e.File, e.Line, e.Col)
 	if e.Key != "" {
 		b.WriteString(e.Key)
 		b.WriteString(": ")

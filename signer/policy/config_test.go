@@ -675,11 +675,30 @@ func TestLoad(t *testing.T) {
 			t.Fatalf("want 2 errors, got %v", err)
 		}
 		for _, e := range errs {
-			if e.File != path || !strings.HasPrefix(e.Error(), "policy: "+path+": ") {
+			if e.File != path || !strings.HasPrefix(e.Error(), "policy: "+path+":") {
 				t.Errorf("error %q does not name %s", e.Error(), path)
 			}
 		}
 	})
+}
+
+// TestConfigErrorPlaces checks that the errors of keys in the file carry
+// the line and the column of the value the decoder gives, and the errors it
+// cannot place (an absent key; a key of several [[groups]]) none.
+func TestConfigErrorPlaces(t *testing.T) {
+	src := replace(`pin_file = "/etc/nanokms/pin"`, `pin_file = "/etc/nanokms/pin"`+"\npool_size = \"4\"\ncolour = 1")(t, MustReadFile(t, "minimal.toml"))
+	src = replace(`state = "/var/lib/nanokms/signer.db"`, "")(t, src)
+	_, err := Parse([]byte(src))
+	want := map[string][2]int{"signer.state": {0, 0}, "token.pool_size": {9, 14}, "token.colour": {10, 10}}
+	errs := configErrors(t, err)
+	if len(errs) != len(want) {
+		t.Fatalf("errors: %v", err)
+	}
+	for _, e := range errs {
+		if w, ok := want[e.Key]; !ok || e.Line != w[0] || e.Col != w[1] {
+			t.Errorf("%s at %d:%d, want %v", e.Key, e.Line, e.Col, w)
+		}
+	}
 }
 
 func TestConfigErrorString(t *testing.T) {
@@ -690,6 +709,8 @@ func TestConfigErrorString(t *testing.T) {
 		{ConfigError{Key: "groups[1].tiers[0].quorum", Msg: "must be at least 1"}, "policy: groups[1].tiers[0].quorum: must be at least 1"},
 		{ConfigError{File: "/etc/s.toml", Key: "token.label", Msg: "required"}, "policy: /etc/s.toml: token.label: required"},
 		{ConfigError{Msg: "TOML syntax error at line 1, column 2: x"}, "policy: TOML syntax error at line 1, column 2: x"},
+		{ConfigError{File: "/etc/s.toml", Line: 7, Col: 9, Key: "token.pool_size", Msg: "must be an integer, not a string"}, "policy: /etc/s.toml:7:9: token.pool_size: must be an integer, not a string"},
+		{ConfigError{Line: 7, Col: 9, Key: "token.pool_size", Msg: "must be an integer, not a string"}, "policy: line 7, column 9: token.pool_size: must be an integer, not a string"},
 	} {
 		if got := tt.e.Error(); got != tt.want {
 			t.Errorf("Error() = %q, want %q", got, tt.want)
