@@ -158,6 +158,7 @@ func TestMatches(t *testing.T) {
 		{module + "/hsm/p11uri", hotForbidden, true},
 		{module + "/signer", hotForbidden, true},
 		{module + "/signer/policy", hotForbidden, true},
+		{module + "/signer/signerconf", hotForbidden, true},
 		{module + "/signer/signerapi", hotForbidden, false},
 		{module + "/nano", sharedForbidden, false},
 	} {

@@ -4,28 +4,13 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
-)
-
-// Defaults and bounds of the configuration file.
-const (
-	// DefaultListen is where the signer serves when signer.listen is absent.
-	DefaultListen = "unix:///run/nanokms/signer.sock"
-	// DefaultMaxIntentTTL is signer.max_intent_ttl when absent.
-	DefaultMaxIntentTTL = 24 * time.Hour
-	// DefaultShutdownGrace is signer.shutdown_grace when absent.
-	DefaultShutdownGrace = 10 * time.Second
-	// DefaultPoolSize is token.pool_size when absent.
-	DefaultPoolSize = 4
-	// MaxPoolSize is the largest token.pool_size accepted.
-	MaxPoolSize = 64
+	"github.com/nanokms/nanokms/signer/signerconf"
 )
 
 // Config is a validated signer configuration, as Parse or Load returns it.
@@ -33,51 +18,11 @@ const (
 // its methods, which are safe for concurrent use; the caller must not
 // modify it either once it is in use.
 type Config struct {
-	Signer    SignerConfig
-	Token     TokenConfig
+	Signer    signerconf.Service // [signer]: how the signer serves (package signerconf)
+	Token     signerconf.Token   // [token]: the token holding the master key (package signerconf)
 	Epoch     EpochConfig
 	Approvers []Approver // in file order; names and keys unique
 	Groups    []Group    // in file order; names unique, no wallet or account in two groups
-}
-
-// SignerConfig is the [signer] section: how the signer serves and where it
-// keeps its state.
-type SignerConfig struct {
-	// State is the absolute path of the bbolt state file.
-	State string
-	// Listen is where the gRPC API is served.
-	Listen conffile.Endpoint
-	// MaxIntentTTL: intents expiring further in the future are refused.
-	MaxIntentTTL time.Duration
-	// ShutdownGrace is how long in-flight requests get on shutdown.
-	ShutdownGrace time.Duration
-	// Metrics is the absolute path of the file the signer writes its
-	// metrics to, for the node_exporter textfile collector (it ends in
-	// .prom); "" for none.
-	Metrics string
-	// LogLevel is one of slog.LevelDebug, LevelInfo, LevelWarn, LevelError.
-	LogLevel slog.Level
-	// TLS is the mutual TLS 1.3 setup ([signer.tls]); non-nil exactly
-	// when Listen is TCP. Its KeyLabel names a key on the [token] token.
-	TLS *conffile.TLSServer
-}
-
-// TokenConfig is the [token] section: the PKCS#11 token holding the master
-// key. Exactly one of PINFile and PINEnv is non-empty, and exactly one of
-// Label and URI.
-type TokenConfig struct {
-	Module       string // absolute path of the PKCS#11 library
-	ModuleParams string // the module's initialisation parameters (NSS: configdir=…), or ""
-	Label        string // the token's label, 1 to 32 bytes
-	URI          string // a PKCS#11 URI (RFC 7512) naming the token, checked by p11uri.Parse
-	WalletDir    string // absolute path of the wallet directory, or "" (wallets on the token)
-	PINFile      string // absolute path of a file holding the user PIN
-	PINEnv       string // name of an environment variable holding the user PIN
-	PoolSize     int    // number of token sessions, 1 to MaxPoolSize
-	// ReloadModule lets the signer load a fresh instance of the module
-	// when the one in use no longer sees a token that went away and came
-	// back (hsm.Config.NoModuleReload, inverted). Default true.
-	ReloadModule bool
 }
 
 // EpochConfig is the [epoch] section.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
+	"github.com/nanokms/nanokms/signer/signerconf"
 )
 
 // Keys and addresses used in the test files.
@@ -183,7 +184,7 @@ func TestExample(t *testing.T) {
 		s.TLS.ClientCA != "/etc/nanokms/relay-ca.crt" || len(s.TLS.AllowedIdentities) != 1 || s.TLS.AllowedIdentities[0] != "relay.cold" {
 		t.Errorf("tls = %+v", s.TLS)
 	}
-	if cfg.Token != (TokenConfig{Module: "/usr/lib/softhsm/libsofthsm2.so", Label: "signer", PINFile: "/etc/nanokms/pin", PoolSize: 4, ReloadModule: true}) {
+	if cfg.Token != (signerconf.Token{Module: "/usr/lib/softhsm/libsofthsm2.so", Label: "signer", PINFile: "/etc/nanokms/pin", PoolSize: 4, ReloadModule: true}) {
 		t.Errorf("token = %+v", cfg.Token)
 	}
 	if !cfg.IsEpochSigner(MustAccount(t, genesis)) || !cfg.IsEpochSigner(MustAccount(t, epochV2)) || cfg.IsEpochSigner(MustAccount(t, acctCold)) {
@@ -249,13 +250,13 @@ func TestExampleInDocs(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	cfg := MustParse(t, MustReadFile(t, "minimal.toml"))
 	s := cfg.Signer
-	if s.Listen != (conffile.Endpoint{Network: "unix", Address: "/run/nanokms/signer.sock"}) || s.Listen.String() != DefaultListen {
+	if s.Listen != (conffile.Endpoint{Network: "unix", Address: "/run/nanokms/signer.sock"}) || s.Listen.String() != signerconf.DefaultListen {
 		t.Errorf("listen = %+v", s.Listen)
 	}
-	if s.MaxIntentTTL != DefaultMaxIntentTTL || s.ShutdownGrace != DefaultShutdownGrace || s.LogLevel != slog.LevelInfo || s.TLS != nil || s.Metrics != "" {
+	if s.MaxIntentTTL != signerconf.DefaultMaxIntentTTL || s.ShutdownGrace != signerconf.DefaultShutdownGrace || s.LogLevel != slog.LevelInfo || s.TLS != nil || s.Metrics != "" {
 		t.Errorf("signer = %+v", s)
 	}
-	if cfg.Token.PoolSize != DefaultPoolSize || cfg.Token.PINEnv != "" {
+	if cfg.Token.PoolSize != signerconf.DefaultPoolSize || cfg.Token.PINEnv != "" {
 		t.Errorf("token = %+v", cfg.Token)
 	}
 	if len(cfg.Epoch.Signers) != 0 {
