@@ -78,16 +78,7 @@ func ParseConfig(data []byte) (*Config, error) {
 }
 
 func parseConfig(data []byte) (*Config, []*conffile.Error) {
-	var f configFile
-	c, ok := conffile.Parse(data, &f)
-	if !ok {
-		return nil, c.Errors()
-	}
-	cfg := f.validate(c)
-	if errs := c.Errors(); len(errs) > 0 {
-		return nil, errs
-	}
-	return cfg, nil
+	return conffile.Build(data, (*configFile).validate)
 }
 
 // Defaults of the relay's file.

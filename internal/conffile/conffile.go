@@ -223,6 +223,24 @@ func indexedPaths(m map[string]any, prefix string, k toml.Key) []string {
 	return out
 }
 
+// Build parses data into a new shape S (see Parse) and, when that
+// succeeded, makes the configuration with validate, which records its
+// problems in the Checker. It returns the configuration when no problem was
+// recorded, else nil and every problem, placed (see Checker.Errors). It is
+// every role's ParseConfig.
+func Build[S, C any](data []byte, validate func(f *S, c *Checker) *C) (*C, []*Error) {
+	var f S
+	c, ok := Parse(data, &f)
+	if !ok {
+		return nil, c.Errors()
+	}
+	cfg := validate(&f, c)
+	if errs := c.Errors(); len(errs) > 0 {
+		return nil, errs
+	}
+	return cfg, nil
+}
+
 func syntaxError(err error) *Error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {

@@ -51,13 +51,8 @@ type tierFile struct {
 // known, with exact names; every table a table) and decodes it; validate
 // then types every value and checks the rules across sections.
 func parse(data []byte) (*Config, []*ConfigError) {
-	var f fileConfig
-	c, ok := conffile.Parse(data, &f)
-	if !ok {
-		return nil, asConfigErrors(c.Errors())
-	}
-	cfg := f.validate(c)
-	if errs := c.Errors(); len(errs) > 0 {
+	cfg, errs := conffile.Build(data, (*fileConfig).validate)
+	if len(errs) > 0 {
 		return nil, asConfigErrors(errs)
 	}
 	return cfg, nil
