@@ -75,6 +75,7 @@ var coldInternals = []forbidden{
 	{module + "hsm/...", "the PKCS#11 token"},
 	{module + "signer", "the signer itself"},
 	{module + "signer/policy", "the signer's policy"},
+	{module + "signer/signerconf", "the signer's service settings"},
 }
 
 func TestBinaryDependencies(t *testing.T) {

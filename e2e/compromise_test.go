@@ -10,7 +10,7 @@ import (
 	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
-	"github.com/nanokms/nanokms/signer/signertest"
+	"github.com/nanokms/nanokms/signer/custodytest"
 )
 
 // TestCompromiseAlert signs a block for a custody account outside
@@ -21,7 +21,7 @@ import (
 func TestCompromiseAlert(t *testing.T) {
 	w := newWorld(t, devnode.Options{}, worldOptions{})
 	acct := w.env.Account(0)
-	fund := w.genesisSend(acct, signertest.XNO(30))
+	fund := w.genesisSend(acct, custodytest.XNO(30))
 	recv := w.awaitFinal(autoReceiveID(fund.Hash(), 1))
 	mustStatus(t, recv, pb.RequestStatus_REQUEST_STATUS_CONFIRMED, "")
 	head := blockOf(t, recv)
@@ -68,7 +68,7 @@ func TestCompromiseAlert(t *testing.T) {
 	defer stop()
 
 	// The thief holds the custody seed.
-	seed, err := nano.ParseSeed(signertest.CustodySeed)
+	seed, err := nano.ParseSeed(custodytest.CustodySeed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +79,8 @@ func TestCompromiseAlert(t *testing.T) {
 	if sk.Public() != acct {
 		t.Fatalf("the custody seed's account 0 is %s, not %s", sk.Public().Address(), acct.Address())
 	}
-	thief := signertest.NewExtAccount(66).Pub
-	bal, _ := head.Balance.Sub(signertest.XNO(12))
+	thief := custodytest.NewExtAccount(66).Pub
+	bal, _ := head.Balance.Sub(custodytest.XNO(12))
 	rogue := w.signWith(sk, nano.StateBlock{Account: acct, Previous: head.Hash(), Representative: head.Representative, Balance: bal, Link: nano.Hash(thief)}, nano.SubtypeSend)
 	if _, err := w.dev.Process(rogue, nano.SubtypeSend); err != nil {
 		t.Fatalf("processing the rogue block: %v", err)
@@ -119,7 +119,7 @@ func TestCompromiseAlert(t *testing.T) {
 
 	// The signer's frontier is the open block it signed; the node's is the
 	// rogue send. A withdrawal is refused, and nothing is published.
-	out := w.withdraw(acct, signertest.XNO(1), signertest.NewExtAccount(40).Pub)
+	out := w.withdraw(acct, custodytest.XNO(1), custodytest.NewExtAccount(40).Pub)
 	mustStatus(t, out, pb.RequestStatus_REQUEST_STATUS_REFUSED, "HEAD_NOT_FRONTIER")
 	if c := w.chain(acct); len(c) != 2 || c[1].Hash() != h {
 		t.Fatalf("custody chain after the refusal: %d blocks", len(c))

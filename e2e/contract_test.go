@@ -16,7 +16,7 @@ import (
 	"github.com/nanokms/nanokms/devnode"
 	"github.com/nanokms/nanokms/nano"
 	"github.com/nanokms/nanokms/node"
-	"github.com/nanokms/nanokms/signer/signertest"
+	"github.com/nanokms/nanokms/signer/custodytest"
 )
 
 // fixture reads a real node payload from testdata/node.
@@ -113,16 +113,16 @@ func TestDevnodeContract(t *testing.T) {
 	// A ledger with something in it: genesis sends to ext, ext opens with
 	// it, and genesis sends to ext again (receivable).
 	w := &world{t: t, dev: dev, direct: httpC, changed: make(chan struct{})}
-	ext := signertest.NewExtAccount(60)
-	send1, err := dev.Fund(ctx, ext.Pub, signertest.XNO(10))
+	ext := custodytest.NewExtAccount(60)
+	send1, err := dev.Fund(ctx, ext.Pub, custodytest.XNO(10))
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := w.signWith(ext.Key, nano.StateBlock{Account: ext.Pub, Representative: ext.Pub, Balance: signertest.XNO(10), Link: send1}, nano.SubtypeOpen)
+	open := w.signWith(ext.Key, nano.StateBlock{Account: ext.Pub, Representative: ext.Pub, Balance: custodytest.XNO(10), Link: send1}, nano.SubtypeOpen)
 	if _, err := dev.Process(open, nano.SubtypeOpen); err != nil {
 		t.Fatal(err)
 	}
-	send2, err := dev.Fund(ctx, ext.Pub, signertest.XNO(2))
+	send2, err := dev.Fund(ctx, ext.Pub, custodytest.XNO(2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestDevnodeContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	openHash := open.Hash()
-	unopened := signertest.NewExtAccount(61).Pub
+	unopened := custodytest.NewExtAccount(61).Pub
 	missing := nano.Hash{0xAB}
 	sendT, receiveT := dev.Thresholds()
 
@@ -167,7 +167,7 @@ func TestDevnodeContract(t *testing.T) {
 		t.Errorf("block_count %+v", bc)
 	}
 	ai := agree("account_info", func(c *node.Client) (any, error) { return c.AccountInfo(ctx, ext.Pub) }, nil).(node.AccountInfo)
-	if ai.Frontier != openHash || ai.OpenBlock != openHash || ai.Balance != signertest.XNO(10) || ai.BlockCount != 1 || ai.Representative != ext.Pub {
+	if ai.Frontier != openHash || ai.OpenBlock != openHash || ai.Balance != custodytest.XNO(10) || ai.BlockCount != 1 || ai.Representative != ext.Pub {
 		t.Errorf("account_info %+v", ai)
 	}
 	agree("account_info genesis", func(c *node.Client) (any, error) { return c.AccountInfo(ctx, dev.Genesis()) }, nil)
@@ -179,7 +179,7 @@ func TestDevnodeContract(t *testing.T) {
 		}
 	}
 	bi := agree("block_info open", func(c *node.Client) (any, error) { return c.BlockInfo(ctx, openHash) }, nil).(node.BlockInfo)
-	if bi.Subtype != nano.SubtypeReceive || bi.Amount != signertest.XNO(10) || bi.Height != 1 || bi.Block != open {
+	if bi.Subtype != nano.SubtypeReceive || bi.Amount != custodytest.XNO(10) || bi.Height != 1 || bi.Block != open {
 		t.Errorf("block_info of the open block %+v", bi)
 	}
 	agree("block_info missing", func(c *node.Client) (any, error) { return c.BlockInfo(ctx, missing) }, node.ErrBlockNotFound)
@@ -190,7 +190,7 @@ func TestDevnodeContract(t *testing.T) {
 		t.Errorf("blocks_info %+v", bis)
 	}
 	rs := agree("receivable", func(c *node.Client) (any, error) { return c.Receivable(ctx, ext.Pub, 10, nano.Amount{}) }, nil).([]node.Receivable)
-	if len(rs) != 1 || rs[0].Hash != send2 || rs[0].Amount != signertest.XNO(2) || rs[0].Source != dev.Genesis() {
+	if len(rs) != 1 || rs[0].Hash != send2 || rs[0].Amount != custodytest.XNO(2) || rs[0].Source != dev.Genesis() {
 		t.Errorf("receivable %+v", rs)
 	}
 	ad := agree("active_difficulty", func(c *node.Client) (any, error) { return c.ActiveDifficulty(ctx) }, nil).(node.ActiveDifficulty)
@@ -213,7 +213,7 @@ func TestDevnodeContract(t *testing.T) {
 	if got := agree("process again", func(c *node.Client) (any, error) { return c.Process(ctx, open, nano.SubtypeOpen) }, nil).(nano.Hash); got != openHash {
 		t.Errorf("process again: %s", got)
 	}
-	fork := w.signWith(ext.Key, nano.StateBlock{Account: ext.Pub, Representative: unopened, Balance: signertest.XNO(10), Link: send1}, nano.SubtypeOpen)
+	fork := w.signWith(ext.Key, nano.StateBlock{Account: ext.Pub, Representative: unopened, Balance: custodytest.XNO(10), Link: send1}, nano.SubtypeOpen)
 	agree("process fork", func(c *node.Client) (any, error) { return c.Process(ctx, fork, nano.SubtypeUnknown) }, node.ErrFork)
 	bad := fork
 	bad.Signature[3] ^= 1
@@ -287,7 +287,7 @@ func TestDevnodeContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nws.Close()
-	send3, err := dev.Fund(ctx, ext.Pub, signertest.XNO(1))
+	send3, err := dev.Fund(ctx, ext.Pub, custodytest.XNO(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func TestDevnodeContract(t *testing.T) {
 	}
 	select {
 	case c := <-nws.Confirmations():
-		if c.Hash != send3 || c.Block.Hash() != send3 || c.Account != dev.Genesis() || c.Amount != signertest.XNO(1) {
+		if c.Hash != send3 || c.Block.Hash() != send3 || c.Account != dev.Genesis() || c.Amount != custodytest.XNO(1) {
 			t.Errorf("node.WS confirmation %+v", c)
 		}
 	case <-ctx.Done():

@@ -18,7 +18,7 @@ import (
 	"github.com/nanokms/nanokms/nano"
 	"github.com/nanokms/nanokms/node"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
-	"github.com/nanokms/nanokms/signer/signertest"
+	"github.com/nanokms/nanokms/signer/custodytest"
 )
 
 // lie rewrites one RPC answer of the devnode: it gets the action, the
@@ -132,12 +132,12 @@ func TestHostileNode(t *testing.T) {
 	ctx := context.Background()
 	acct := w.env.Account(0)
 	addr := acct.Address()
-	fund := w.genesisSend(acct, signertest.XNO(100))
+	fund := w.genesisSend(acct, custodytest.XNO(100))
 	recv := w.awaitFinal(autoReceiveID(fund.Hash(), 1))
 	mustStatus(t, recv, pb.RequestStatus_REQUEST_STATUS_CONFIRMED, "")
 	head := blockOf(t, recv)
 	headHash := head.Hash()
-	dest := signertest.NewExtAccount(40).Pub
+	dest := custodytest.NewExtAccount(40).Pub
 	liarClient := node.NewClient(node.NewHTTP(w.gwRPC, node.HTTPOptions{}), node.ClientOptions{Timeout: waitLimit})
 	defer liarClient.Close()
 
@@ -155,7 +155,7 @@ func TestHostileNode(t *testing.T) {
 	// altered is the head with a higher balance: a hash of its own, and
 	// no valid signature.
 	altered := head
-	altered.Balance, _ = head.Balance.Add(signertest.XNO(1000))
+	altered.Balance, _ = head.Balance.Add(custodytest.XNO(1000))
 	alteredHash := altered.Hash()
 	// claimHead makes account_info name h (with balance bal) as the
 	// frontier and block_info answer b for h.
@@ -167,7 +167,7 @@ func TestHostileNode(t *testing.T) {
 				out["frontier"], out["representative_block"], out["balance"] = h.String(), h.String(), b.Balance.String()
 				return out
 			case action == "block_info" && req["hash"] == h.String():
-				return blockInfoOf(t, b, signertest.XNO(100), "receive")
+				return blockInfoOf(t, b, custodytest.XNO(100), "receive")
 			}
 			return nil
 		}
@@ -184,7 +184,7 @@ func TestHostileNode(t *testing.T) {
 			lie: func(action string, req, honest map[string]any) map[string]any {
 				if action == "account_info" && req["account"] == addr {
 					out := clone(honest)
-					out["balance"] = signertest.XNO(1).String()
+					out["balance"] = custodytest.XNO(1).String()
 					return out
 				}
 				return nil
@@ -231,7 +231,7 @@ func TestHostileNode(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			l.set(c.lie)
 			defer l.set(nil)
-			r := w.withdraw(acct, signertest.XNO(5), dest)
+			r := w.withdraw(acct, custodytest.XNO(5), dest)
 			if c.status == pb.RequestStatus_REQUEST_STATUS_REFUSED {
 				mustStatus(t, r, c.status, c.reason)
 			} else {
@@ -256,8 +256,8 @@ func TestHostileNode(t *testing.T) {
 	t.Run("fake receivables", func(t *testing.T) {
 		// A send to another account, a block that is not a send, and a
 		// hash the node does not have: the gateway does not act on any.
-		other := signertest.NewExtAccount(50).Pub
-		elsewhere, err := w.dev.Fund(ctx, other, signertest.XNO(3))
+		other := custodytest.NewExtAccount(50).Pub
+		elsewhere, err := w.dev.Fund(ctx, other, custodytest.XNO(3))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -274,7 +274,7 @@ func TestHostileNode(t *testing.T) {
 			if action == "receivable" && req["account"] == addr {
 				blocks := map[string]any{}
 				for _, h := range fakes {
-					blocks[h.String()] = map[string]any{"amount": signertest.XNO(3).String(), "source": w.dev.Genesis().Address()}
+					blocks[h.String()] = map[string]any{"amount": custodytest.XNO(3).String(), "source": w.dev.Genesis().Address()}
 				}
 				return map[string]any{"blocks": blocks}
 			}
@@ -303,7 +303,7 @@ func TestHostileNode(t *testing.T) {
 
 		// Asked explicitly, the cold side refuses a source that is not a
 		// send to the account.
-		in := w.env.ReceiveIntent(acct, signertest.XNO(3), elsewhere, nil)
+		in := w.env.ReceiveIntent(acct, custodytest.XNO(3), elsewhere, nil)
 		mustStatus(t, w.submit(in), pb.RequestStatus_REQUEST_STATUS_REFUSED, "SOURCE_INVALID")
 		nothingNew(t)
 	})
@@ -315,16 +315,16 @@ func TestHostileNode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		bal, _ := ai.Balance.Sub(signertest.XNO(500))
+		bal, _ := ai.Balance.Sub(custodytest.XNO(500))
 		forged := nano.StateBlock{Account: w.dev.Genesis(), Previous: ai.Frontier, Representative: w.dev.Genesis(), Balance: bal, Link: nano.Hash(acct)}
 		forged.Signature[7] = 1
 		fh := forged.Hash()
 		l.set(func(action string, req, honest map[string]any) map[string]any {
 			switch {
 			case action == "receivable" && req["account"] == addr:
-				return map[string]any{"blocks": map[string]any{fh.String(): map[string]any{"amount": signertest.XNO(500).String(), "source": w.dev.Genesis().Address()}}}
+				return map[string]any{"blocks": map[string]any{fh.String(): map[string]any{"amount": custodytest.XNO(500).String(), "source": w.dev.Genesis().Address()}}}
 			case action == "block_info" && req["hash"] == fh.String():
-				out := blockInfoOf(t, forged, signertest.XNO(500), "send")
+				out := blockInfoOf(t, forged, custodytest.XNO(500), "send")
 				out["height"] = "99"
 				return out
 			}
@@ -341,7 +341,7 @@ func TestHostileNode(t *testing.T) {
 	// Honest again, the gateway works, and everything on the devnode for
 	// the custody account was signed by the signer.
 	l.set(nil)
-	mustStatus(t, w.withdraw(acct, signertest.XNO(5), dest), pb.RequestStatus_REQUEST_STATUS_CONFIRMED, "")
+	mustStatus(t, w.withdraw(acct, custodytest.XNO(5), dest), pb.RequestStatus_REQUEST_STATUS_CONFIRMED, "")
 	chains := w.assertOnlySignerBlocks(acct)
 	if len(chains[acct]) != 2 {
 		t.Fatalf("custody chain: %d blocks", len(chains[acct]))
@@ -393,15 +393,15 @@ func TestForgedCallback(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	dest := signertest.NewExtAccount(50).Pub
-	sent, err := dev.Fund(ctx, dest, signertest.XNO(5))
+	dest := custodytest.NewExtAccount(50).Pub
+	sent, err := dev.Fund(ctx, dest, custodytest.XNO(5))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var body []byte
 	select {
 	case ev := <-h.Events():
-		if ev.Hash != sent || ev.Subtype != nano.SubtypeSend || ev.Amount != signertest.XNO(5) || !ev.Confirmed || ev.Account != dev.Genesis() {
+		if ev.Hash != sent || ev.Subtype != nano.SubtypeSend || ev.Amount != custodytest.XNO(5) || !ev.Confirmed || ev.Account != dev.Genesis() {
 			t.Fatalf("event %+v", ev)
 		}
 		body = <-real
@@ -420,9 +420,9 @@ func TestForgedCallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	richer := pb.Block
-	richer.Balance, _ = richer.Balance.Add(signertest.XNO(1))
+	richer.Balance, _ = richer.Balance.Add(custodytest.XNO(1))
 	forgeries := map[string]func(m map[string]any){
-		"amount":                    func(m map[string]any) { m["amount"] = signertest.XNO(500).String() },
+		"amount":                    func(m map[string]any) { m["amount"] = custodytest.XNO(500).String() },
 		"block not hashing to hash": func(m map[string]any) { m["block"] = contents(t, richer) },
 		"block the node lacks": func(m map[string]any) {
 			m["block"], m["hash"] = contents(t, richer), richer.Hash().String()

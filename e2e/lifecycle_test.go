@@ -9,7 +9,7 @@ import (
 	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
-	"github.com/nanokms/nanokms/signer/signertest"
+	"github.com/nanokms/nanokms/signer/custodytest"
 )
 
 // notifications is how the devnode treats confirmation notifications in
@@ -54,12 +54,12 @@ func runLifecycle(t *testing.T, mode notifications) {
 	ws := w.side.WS()
 
 	// Genesis funds the custody account; the gateway receives it.
-	fund := w.genesisSend(acct, signertest.XNO(50))
+	fund := w.genesisSend(acct, custodytest.XNO(50))
 	src := fund.Hash()
 	recv := w.awaitFinal(autoReceiveID(src, 1))
 	mustStatus(t, recv, pb.RequestStatus_REQUEST_STATUS_CONFIRMED, "")
 	open := blockOf(t, recv)
-	if recv.GetSubtype() != "open" || open.Link != src || open.Balance != signertest.XNO(50) ||
+	if recv.GetSubtype() != "open" || open.Link != src || open.Balance != custodytest.XNO(50) ||
 		open.Representative != w.env.Rep || !open.Previous.IsZero() || open.Account != acct {
 		t.Fatalf("auto-receive: %s %+v", recv.GetSubtype(), open)
 	}
@@ -68,11 +68,11 @@ func runLifecycle(t *testing.T, mode notifications) {
 	}
 
 	// A withdrawal with the service approval, through the Custody API.
-	dest := signertest.NewExtAccount(40).Pub
-	out := w.withdraw(acct, signertest.XNO(7), dest)
+	dest := custodytest.NewExtAccount(40).Pub
+	out := w.withdraw(acct, custodytest.XNO(7), dest)
 	mustStatus(t, out, pb.RequestStatus_REQUEST_STATUS_CONFIRMED, "")
 	sent := blockOf(t, out)
-	if out.GetSubtype() != "send" || sent.Previous != open.Hash() || sent.Link != nano.Hash(dest) || sent.Balance != signertest.XNO(43) {
+	if out.GetSubtype() != "send" || sent.Previous != open.Hash() || sent.Link != nano.Hash(dest) || sent.Balance != custodytest.XNO(43) {
 		t.Fatalf("withdrawal: %s %+v", out.GetSubtype(), sent)
 	}
 
@@ -82,14 +82,14 @@ func runLifecycle(t *testing.T, mode notifications) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ai.Balance != signertest.XNO(43) || ai.BlockCount != 2 || ai.Frontier != sent.Hash() || ai.Representative != w.env.Rep {
+	if ai.Balance != custodytest.XNO(43) || ai.BlockCount != 2 || ai.Frontier != sent.Hash() || ai.Representative != w.env.Rep {
 		t.Fatalf("account_info %+v", ai)
 	}
 	pending, err := w.direct.Receivable(ctx, dest, 10, nano.Amount{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pending) != 1 || pending[0].Hash != sent.Hash() || pending[0].Amount != signertest.XNO(7) {
+	if len(pending) != 1 || pending[0].Hash != sent.Hash() || pending[0].Amount != custodytest.XNO(7) {
 		t.Fatalf("receivable at the destination: %+v", pending)
 	}
 	if r, err := w.direct.Receivable(ctx, acct, 10, nano.Amount{}); err != nil || len(r) != 0 {
@@ -187,13 +187,13 @@ func seenOnWS(ws interface {
 func TestQueuedRequestsFollowPromptly(t *testing.T) {
 	w := newWorld(t, devnode.Options{}, worldOptions{resend: time.Hour})
 	acct := w.env.Account(0)
-	fund := w.genesisSend(acct, signertest.XNO(20))
+	fund := w.genesisSend(acct, custodytest.XNO(20))
 	mustStatus(t, w.awaitFinal(autoReceiveID(fund.Hash(), 1)), pb.RequestStatus_REQUEST_STATUS_CONFIRMED, "")
 
-	dest := signertest.NewExtAccount(41).Pub
+	dest := custodytest.NewExtAccount(41).Pub
 	var ids []string
 	for _, amount := range []uint64{2, 3} {
-		in := w.env.SendIntent(acct, signertest.XNO(amount), dest)
+		in := w.env.SendIntent(acct, custodytest.XNO(amount), dest)
 		if _, err := w.gw.Submit(w.ctx, &pb.SubmitIntentRequest{Intent: in, Approvals: w.env.Approve(in, "service")}); err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +201,7 @@ func TestQueuedRequestsFollowPromptly(t *testing.T) {
 	}
 	first, second := blockOf(t, w.awaitFinal(ids[0])), w.awaitFinal(ids[1])
 	mustStatus(t, second, pb.RequestStatus_REQUEST_STATUS_CONFIRMED, "")
-	if b := blockOf(t, second); b.Previous != first.Hash() || b.Balance != signertest.XNO(15) {
+	if b := blockOf(t, second); b.Previous != first.Hash() || b.Balance != custodytest.XNO(15) {
 		t.Fatalf("second withdrawal %+v", b)
 	}
 	w.assertOnlySignerBlocks(acct)

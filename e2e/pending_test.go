@@ -6,7 +6,7 @@ import (
 
 	"github.com/nanokms/nanokms/devnode"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
-	"github.com/nanokms/nanokms/signer/signertest"
+	"github.com/nanokms/nanokms/signer/custodytest"
 )
 
 // TestPendingBlockRecovered: the signer signed a block that never reached
@@ -17,13 +17,13 @@ import (
 func TestPendingBlockRecovered(t *testing.T) {
 	w := newWorld(t, devnode.Options{}, worldOptions{resend: time.Hour})
 	acct := w.env.Account(0)
-	fund := w.genesisSend(acct, signertest.XNO(20))
+	fund := w.genesisSend(acct, custodytest.XNO(20))
 	open := blockOf(t, w.awaitFinal(autoReceiveID(fund.Hash(), 1)))
 
 	// A withdrawal signed by the cold side whose answer was lost: signed,
 	// recorded as the signer's frontier, never published.
-	dest := signertest.NewExtAccount(42).Pub
-	lost := w.env.SendIntent(acct, signertest.XNO(4), dest)
+	dest := custodytest.NewExtAccount(42).Pub
+	lost := w.env.SendIntent(acct, custodytest.XNO(4), dest)
 	resp, err := w.env.Client.Sign(w.ctx, &pb.SignRequest{Intent: lost, Head: pb.BlockFromNano(&open), Approvals: w.env.Approve(lost, "service")})
 	if err != nil {
 		t.Fatal(err)
@@ -34,11 +34,11 @@ func TestPendingBlockRecovered(t *testing.T) {
 	}
 
 	// The next withdrawal reads the node's head (still the open block).
-	in := w.env.SendIntent(acct, signertest.XNO(3), dest)
+	in := w.env.SendIntent(acct, custodytest.XNO(3), dest)
 	r := w.submit(in, w.env.Approve(in, "service")...)
 	mustStatus(t, r, pb.RequestStatus_REQUEST_STATUS_CONFIRMED, "")
 	next := blockOf(t, r)
-	if next.Previous != pending.Hash() || next.Balance != signertest.XNO(13) {
+	if next.Previous != pending.Hash() || next.Balance != custodytest.XNO(13) {
 		t.Fatalf("the request was not resent on the pending block: previous %s balance %s", next.Previous, next.Balance)
 	}
 	info, err := w.direct.BlockInfo(w.ctx, pending.Hash())

@@ -14,7 +14,7 @@ import (
 	"github.com/nanokms/nanokms/nano"
 	"github.com/nanokms/nanokms/node"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
-	"github.com/nanokms/nanokms/signer/signertest"
+	"github.com/nanokms/nanokms/signer/custodytest"
 )
 
 // TestRejectedBlockReleased is the drill of docs/OPERATIONS.md ("A block
@@ -40,7 +40,7 @@ func TestRejectedBlockReleased(t *testing.T) {
 		},
 	})
 	acct := w.env.Account(0)
-	fund := w.genesisSend(acct, signertest.XNO(20))
+	fund := w.genesisSend(acct, custodytest.XNO(20))
 	recv := w.awaitFinal(autoReceiveID(fund.Hash(), 1))
 	mustStatus(t, recv, pb.RequestStatus_REQUEST_STATUS_CONFIRMED, "")
 	open := blockOf(t, recv)
@@ -48,18 +48,18 @@ func TestRejectedBlockReleased(t *testing.T) {
 	// A well-formed, correctly signed send of 7 XNO to the custody account
 	// from an account the devnode has never heard of; the gateway's node
 	// answers block_info for it and the block before it.
-	ghost := signertest.NewExtAccount(90)
-	ghostOpen := ghost.Add(signertest.XNO(1000), nano.Hash{0xBB}, w.env.Rep)
-	ghostSend := ghost.Add(signertest.XNO(993), nano.Hash(acct), w.env.Rep)
+	ghost := custodytest.NewExtAccount(90)
+	ghostOpen := ghost.Add(custodytest.XNO(1000), nano.Hash{0xBB}, w.env.Rep)
+	ghostSend := ghost.Add(custodytest.XNO(993), nano.Hash(acct), w.env.Rep)
 	l.set(func(action string, req, honest map[string]any) map[string]any {
 		if action != "block_info" {
 			return nil
 		}
 		switch req["hash"] {
 		case ghostSend.Hash().String():
-			return blockInfoOf(t, ghostSend, signertest.XNO(7), "send")
+			return blockInfoOf(t, ghostSend, custodytest.XNO(7), "send")
 		case ghostOpen.Hash().String():
-			return blockInfoOf(t, ghostOpen, signertest.XNO(1000), "receive")
+			return blockInfoOf(t, ghostOpen, custodytest.XNO(1000), "receive")
 		}
 		return nil
 	})
@@ -104,8 +104,8 @@ func TestRejectedBlockReleased(t *testing.T) {
 
 	// The account is jammed: a withdrawal meets the refused block, which
 	// the node refuses again.
-	dest := signertest.NewExtAccount(42).Pub
-	jammed := w.withdraw(acct, signertest.XNO(2), dest)
+	dest := custodytest.NewExtAccount(42).Pub
+	jammed := w.withdraw(acct, custodytest.XNO(2), dest)
 	mustStatus(t, jammed, pb.RequestStatus_REQUEST_STATUS_FAILED, "")
 	if jammed.GetRejection() != "gap source" || !strings.Contains(jammed.GetError(), badHash.String()) {
 		t.Fatalf("the jammed withdrawal: rejection %q error %q", jammed.GetRejection(), jammed.GetError())
@@ -132,7 +132,7 @@ func TestRejectedBlockReleased(t *testing.T) {
 		t.Fatalf("PrepareRelease: %v", err)
 	}
 	openHash := open.Hash()
-	if !bytes.Equal(st.GetFrontier(), openHash[:]) || st.GetBalanceRaw() != signertest.XNO(20).String() {
+	if !bytes.Equal(st.GetFrontier(), openHash[:]) || st.GetBalanceRaw() != custodytest.XNO(20).String() {
 		t.Fatalf("the release statement returns to %X with %s raw; want the open block with 20 XNO", st.GetFrontier(), st.GetBalanceRaw())
 	}
 	var approvals []*pb.Approval
@@ -156,10 +156,10 @@ func TestRejectedBlockReleased(t *testing.T) {
 
 	// The account signs again: the next withdrawal is built on the old
 	// frontier and confirms.
-	out := w.withdraw(acct, signertest.XNO(3), dest)
+	out := w.withdraw(acct, custodytest.XNO(3), dest)
 	mustStatus(t, out, pb.RequestStatus_REQUEST_STATUS_CONFIRMED, "")
 	sent := blockOf(t, out)
-	if sent.Previous != openHash || sent.Balance != signertest.XNO(17) {
+	if sent.Previous != openHash || sent.Balance != custodytest.XNO(17) {
 		t.Fatalf("the withdrawal after the release: previous %s balance %s", sent.Previous, sent.Balance)
 	}
 	chain := w.assertOnlySignerBlocks(acct)[acct]
@@ -204,7 +204,7 @@ func TestRejectedBlockConfirmedLater(t *testing.T) {
 		},
 	})
 	acct := w.env.Account(0)
-	fund := w.genesisSend(acct, signertest.XNO(20))
+	fund := w.genesisSend(acct, custodytest.XNO(20))
 	open := blockOf(t, w.awaitFinal(autoReceiveID(fund.Hash(), 1)))
 
 	// A real chain the devnode does not have yet: genesis pays the sender,
@@ -214,18 +214,18 @@ func TestRejectedBlockConfirmedLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sender := signertest.NewExtAccount(91)
-	genBal, _ := ai.Balance.Sub(signertest.XNO(50))
+	sender := custodytest.NewExtAccount(91)
+	genBal, _ := ai.Balance.Sub(custodytest.XNO(50))
 	toSender := w.signWith(w.genesisKey(), nano.StateBlock{Account: gen, Previous: ai.Frontier, Representative: gen, Balance: genBal, Link: nano.Hash(sender.Pub)}, nano.SubtypeSend)
-	senderOpen := w.signWith(sender.Key, nano.StateBlock{Account: sender.Pub, Representative: w.env.Rep, Balance: signertest.XNO(50), Link: toSender.Hash()}, nano.SubtypeOpen)
-	senderSend := w.signWith(sender.Key, nano.StateBlock{Account: sender.Pub, Previous: senderOpen.Hash(), Representative: w.env.Rep, Balance: signertest.XNO(43), Link: nano.Hash(acct)}, nano.SubtypeSend)
+	senderOpen := w.signWith(sender.Key, nano.StateBlock{Account: sender.Pub, Representative: w.env.Rep, Balance: custodytest.XNO(50), Link: toSender.Hash()}, nano.SubtypeOpen)
+	senderSend := w.signWith(sender.Key, nano.StateBlock{Account: sender.Pub, Previous: senderOpen.Hash(), Representative: w.env.Rep, Balance: custodytest.XNO(43), Link: nano.Hash(acct)}, nano.SubtypeSend)
 	l.set(func(action string, req, honest map[string]any) map[string]any {
 		if action == "block_info" && honest["error"] != nil {
 			switch req["hash"] {
 			case senderSend.Hash().String():
-				return blockInfoOf(t, senderSend, signertest.XNO(7), "send")
+				return blockInfoOf(t, senderSend, custodytest.XNO(7), "send")
 			case senderOpen.Hash().String():
-				return blockInfoOf(t, senderOpen, signertest.XNO(50), "receive")
+				return blockInfoOf(t, senderOpen, custodytest.XNO(50), "receive")
 			}
 		}
 		return nil
@@ -260,9 +260,9 @@ func TestRejectedBlockConfirmedLater(t *testing.T) {
 	}
 
 	// The next withdrawal publishes the refused block, then is signed on it.
-	out := w.withdraw(acct, signertest.XNO(3), signertest.NewExtAccount(42).Pub)
+	out := w.withdraw(acct, custodytest.XNO(3), custodytest.NewExtAccount(42).Pub)
 	mustStatus(t, out, pb.RequestStatus_REQUEST_STATUS_CONFIRMED, "")
-	if sent := blockOf(t, out); sent.Previous != badHash || sent.Balance != signertest.XNO(24) {
+	if sent := blockOf(t, out); sent.Previous != badHash || sent.Balance != custodytest.XNO(24) {
 		t.Fatalf("the withdrawal: previous %s balance %s; want on the late receive %s with 24 XNO", sent.Previous, sent.Balance, badHash)
 	}
 	chain := w.assertOnlySignerBlocks(acct)[acct]

@@ -23,6 +23,7 @@ import (
 	"github.com/nanokms/nanokms/node"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/relay"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signertest"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
@@ -225,7 +226,7 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 	)
 	for i := 0; i < o.accounts; i++ {
 		pub := w.env.Account(uint32(i))
-		custody = append(custody, &pb.CustodyAccount{Wallet: signertest.Wallet, Index: uint32(i), PublicKey: pub[:], Address: pub.Address()})
+		custody = append(custody, &pb.CustodyAccount{Wallet: custodytest.Wallet, Index: uint32(i), PublicKey: pub[:], Address: pub.Address()})
 		pubs = append(pubs, pub)
 	}
 

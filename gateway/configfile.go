@@ -82,16 +82,7 @@ func ParseConfig(data []byte) (*Config, error) {
 }
 
 func parseConfig(data []byte) (*Config, []*conffile.Error) {
-	var f configFile
-	c, ok := conffile.Parse(data, &f)
-	if !ok {
-		return nil, c.Errors()
-	}
-	cfg := f.validate(c)
-	if errs := c.Errors(); len(errs) > 0 {
-		return nil, errs
-	}
-	return cfg, nil
+	return conffile.Build(data, (*configFile).validate)
 }
 
 // validate checks the gateway's file and builds its Config;
@@ -119,13 +110,8 @@ func (f *configFile) validate(c *conffile.Checker) *Config {
 	}
 	cfg.LogLevel = c.LogLevel(key+".log_level", g.LogLevel)
 
-	switch {
-	case listen.Network == "tcp" && g.TLS == nil:
-		c.Fail(key+".tls", "required when %s.listen is tcp://: the gateway serves TCP only with mutual TLS 1.3", key)
-	case listen.Network == "unix" && g.TLS != nil:
-		c.Fail(key+".tls", "only allowed when %s.listen is tcp:// (a Unix socket is protected by its file permissions)", key)
-	case g.TLS != nil:
-		cfg.TLS = g.TLS.Validate(c, key+".tls")
+	if c.NeedsTLS(key+".tls", key+".listen", listen, g.TLS != nil, "the gateway serves TCP") {
+		cfg.TLS = g.TLS.Validate(c, key+".tls", "")
 	}
 
 	cfg.Bridge = f.Bridge.Validate(c, "bridge")

@@ -560,6 +560,8 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{"tcp without tls", []confEdit{confReplace(listen, `listen = "tcp://0.0.0.0:7443"`)}, "gateway.tls", "required when gateway.listen is tcp://"},
 		{"unix with tls", []confEdit{confReplace("\n[bridge]", confGatewayTLS+"\n[bridge]")}, "gateway.tls", "only allowed when gateway.listen is tcp://"},
 		{"tls client_ca missing", tls(confReplace(`client_ca = "/etc/nanokms/clients-ca.crt"`, "")), "gateway.tls.client_ca", "required"},
+		{"tls key missing", tls(confReplace(`key = "/etc/nanokms/gateway.key"`, "")), "gateway.tls.key", "required"},
+		{"tls key_label", tls(confAfter(`key = "/etc/nanokms/gateway.key"`, `key_label = "gateway-tls"`)), "gateway.tls.key_label", "not supported here: this role has no token"},
 		{"tls identities missing", tls(confReplace(`allowed_identities = ["withdrawals.hot"]`, "")), "gateway.tls.allowed_identities", "required"},
 		{"tls identities empty", tls(confReplace(`allowed_identities = ["withdrawals.hot"]`, "allowed_identities = []")), "gateway.tls.allowed_identities", "at least one"},
 		{"tls identity twice", tls(confReplace(`allowed_identities = ["withdrawals.hot"]`, `allowed_identities = ["a", "a"]`)), "gateway.tls.allowed_identities[1]", "listed twice"},
@@ -706,8 +708,15 @@ func TestLoadConfigErrors(t *testing.T) {
 			t.Fatalf("want several errors, got %v", err)
 		}
 		for _, e := range errs {
-			if e.File != path || !strings.HasPrefix(e.Error(), path+": ") {
+			if e.File != path || !strings.HasPrefix(e.Error(), path+":") {
 				t.Errorf("error %q does not name %s", e.Error(), path)
+			}
+		}
+		// Each key in the file is placed: its line, and its value's column.
+		for _, e := range errs {
+			want := map[string]string{"relay.signer": ":2:11: ", "bridge.kind": ":4:9: ", "relay": ":1:1: "}[e.Key]
+			if !strings.HasPrefix(e.Error(), path+want) {
+				t.Errorf("error %q is not placed at %s", e.Error(), want)
 			}
 		}
 	}

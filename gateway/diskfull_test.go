@@ -23,6 +23,7 @@ import (
 	"github.com/nanokms/nanokms/bridge/frame"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/relay"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
 
@@ -93,7 +94,7 @@ func newFullWorld(t *testing.T, state, toCold, toHot string) *fullWorld {
 	}
 	t.Cleanup(func() { in.Close() })
 	w.g, err = Open(state, Options{Out: out, Reader: in, ResendInterval: time.Hour,
-		Manifest: NewManifest(&pb.CustodyAccount{Wallet: signertest.Wallet, Index: 0, PublicKey: pub[:], Address: pub.Address()})})
+		Manifest: NewManifest(&pb.CustodyAccount{Wallet: custodytest.Wallet, Index: 0, PublicKey: pub[:], Address: pub.Address()})})
 	if err != nil {
 		t.Fatal(err)
 	}

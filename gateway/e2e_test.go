@@ -9,14 +9,20 @@ import (
 
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
+	"github.com/nanokms/nanokms/internal/killtest"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/relay"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signertest"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(softhsmtest.Run(m)) }
+func TestMain(m *testing.M) {
+	code := softhsmtest.Run(m)
+	killtest.Cleanup() // the binaries the kill tests built
+	os.Exit(code)
+}
 
 // bridgeWorld is a signer, a relay and a gateway joined by some medium.
 type bridgeWorld struct {
@@ -66,7 +72,7 @@ func newBridgeWorld(t *testing.T, medium mediumFunc, accounts int) *bridgeWorld 
 	var custody []*pb.CustodyAccount
 	for i := 0; i < accounts; i++ {
 		pub := env.Account(uint32(i))
-		custody = append(custody, &pb.CustodyAccount{Wallet: signertest.Wallet, Index: uint32(i), PublicKey: pub[:], Address: pub.Address()})
+		custody = append(custody, &pb.CustodyAccount{Wallet: custodytest.Wallet, Index: uint32(i), PublicKey: pub[:], Address: pub.Address()})
 	}
 	gw, err := Open(filepath.Join(t.TempDir(), "gateway.db"), Options{
 		Out: gwOut, Reader: gwIn, Manifest: NewManifest(custody...), ResendInterval: 3 * time.Second,
@@ -148,37 +154,37 @@ func mustSigned(t *testing.T, r *pb.Request, subtype string) nano.StateBlock {
 func runLifecycle(t *testing.T, w *bridgeWorld) {
 	env := w.env
 	acct := env.Account(0)
-	src, prev := env.Fund(acct, signertest.XNO(50))
-	in := env.ReceiveIntent(acct, signertest.XNO(50), src.Hash(), &env.Rep)
+	src, prev := env.Fund(acct, custodytest.XNO(50))
+	in := env.ReceiveIntent(acct, custodytest.XNO(50), src.Hash(), &env.Rep)
 	open := mustSigned(t, w.submit(&pb.SubmitIntentRequest{Intent: in, Source: pb.BlockFromNano(&src), SourcePrevious: pb.BlockFromNano(&prev)}), "open")
-	if open.Balance != signertest.XNO(50) || open.Link != src.Hash() {
+	if open.Balance != custodytest.XNO(50) || open.Link != src.Hash() {
 		t.Fatalf("open: %+v", open)
 	}
 
-	dest := signertest.NewExtAccount(40).Pub
-	send := env.SendIntent(acct, signertest.XNO(7), dest)
+	dest := custodytest.NewExtAccount(40).Pub
+	send := env.SendIntent(acct, custodytest.XNO(7), dest)
 	sent := mustSigned(t, w.submit(&pb.SubmitIntentRequest{Intent: send, Approvals: env.Approve(send, "service"), Head: pb.BlockFromNano(&open)}), "send")
-	if sent.Previous != open.Hash() || sent.Balance != signertest.XNO(43) || sent.Link != nano.Hash(dest) {
+	if sent.Previous != open.Hash() || sent.Balance != custodytest.XNO(43) || sent.Link != nano.Hash(dest) {
 		t.Fatalf("send: %+v", sent)
 	}
 
-	newRep := signertest.NewExtAccount(90).Pub
+	newRep := custodytest.NewExtAccount(90).Pub
 	ch := env.ChangeIntent(acct, newRep)
 	changed := mustSigned(t, w.submit(&pb.SubmitIntentRequest{Intent: ch, Approvals: env.Approve(ch, "service"), Head: pb.BlockFromNano(&sent)}), "change")
 	if changed.Representative != newRep || changed.Balance != sent.Balance {
 		t.Fatalf("change: %+v", changed)
 	}
 
-	src2, prev2 := env.Fund(acct, signertest.XNO(5))
-	rin := env.ReceiveIntent(acct, signertest.XNO(5), src2.Hash(), nil)
+	src2, prev2 := env.Fund(acct, custodytest.XNO(5))
+	rin := env.ReceiveIntent(acct, custodytest.XNO(5), src2.Hash(), nil)
 	recv := mustSigned(t, w.submit(&pb.SubmitIntentRequest{Intent: rin, Head: pb.BlockFromNano(&changed),
 		Source: pb.BlockFromNano(&src2), SourcePrevious: pb.BlockFromNano(&prev2)}), "receive")
-	if recv.Balance != signertest.XNO(48) || recv.Representative != newRep {
+	if recv.Balance != custodytest.XNO(48) || recv.Representative != newRep {
 		t.Fatalf("receive: %+v", recv)
 	}
 
 	// A refusal travels back too: a send without its approval.
-	bad := env.SendIntent(acct, signertest.XNO(1), dest)
+	bad := env.SendIntent(acct, custodytest.XNO(1), dest)
 	r := w.submit(&pb.SubmitIntentRequest{Intent: bad, Head: pb.BlockFromNano(&recv)})
 	if r.GetStatus() != pb.RequestStatus_REQUEST_STATUS_REFUSED || r.GetRefusalReason() != "APPROVALS_MISSING" {
 		t.Fatalf("unapproved send: %s %s", r.GetStatus(), r.GetRefusalReason())

@@ -24,6 +24,7 @@ import (
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
 
@@ -262,7 +263,7 @@ func newFaultWorld(t *testing.T, accounts int, o faultOptions) *faultWorld {
 	var custody []*pb.CustodyAccount
 	for i := range accounts {
 		pub := env.Account(uint32(i))
-		custody = append(custody, &pb.CustodyAccount{Wallet: signertest.Wallet, Index: uint32(i), PublicKey: pub[:], Address: pub.Address()})
+		custody = append(custody, &pb.CustodyAccount{Wallet: custodytest.Wallet, Index: uint32(i), PublicKey: pub[:], Address: pub.Address()})
 	}
 	gw, err := Open(filepath.Join(t.TempDir(), "gateway.db"), Options{
 		Out: newW(w.gwOut), Reader: newR(w.gwIn, 0, frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat),
@@ -302,7 +303,7 @@ func (w *faultWorld) openReq(i uint32, amount nano.Amount) *pb.SubmitIntentReque
 
 // sendReq is an approved send of amount from custody account i whose head is head.
 func (w *faultWorld) sendReq(i uint32, amount nano.Amount, head *nano.StateBlock) *pb.SubmitIntentRequest {
-	in := w.env.SendIntent(w.env.Account(i), amount, signertest.NewExtAccount(40).Pub)
+	in := w.env.SendIntent(w.env.Account(i), amount, custodytest.NewExtAccount(40).Pub)
 	return &pb.SubmitIntentRequest{Intent: in, Approvals: w.env.Approve(in, "service"), Head: pb.BlockFromNano(head)}
 }
 
@@ -508,7 +509,7 @@ func respName(id string) string { return id + ".response" + filemedium.FileSuffi
 func TestFaultTruncated(t *testing.T) {
 	t.Parallel()
 	w := newFaultWorld(t, 1, faultOptions{})
-	req := w.openReq(0, signertest.XNO(10))
+	req := w.openReq(0, custodytest.XNO(10))
 	id := req.GetIntent().GetRequestId()
 	w.c.setRoute(func(p *parcel) {
 		if p.copy == 1 && (p.name == reqName(id) || p.name == respName(id)) {
@@ -532,7 +533,7 @@ func TestFaultTruncated(t *testing.T) {
 func TestFaultBitFlip(t *testing.T) {
 	t.Parallel()
 	w := newFaultWorld(t, 1, faultOptions{})
-	req := w.openReq(0, signertest.XNO(10))
+	req := w.openReq(0, custodytest.XNO(10))
 	id := req.GetIntent().GetRequestId()
 	w.c.setRoute(func(p *parcel) {
 		if p.copy != 1 || (p.name != reqName(id) && p.name != respName(id)) {
@@ -564,7 +565,7 @@ func TestFaultBitFlip(t *testing.T) {
 func TestFaultDuplicated(t *testing.T) {
 	t.Parallel()
 	w := newFaultWorld(t, 1, faultOptions{})
-	req := w.openReq(0, signertest.XNO(10))
+	req := w.openReq(0, custodytest.XNO(10))
 	id := req.GetIntent().GetRequestId()
 	w.c.setRoute(func(p *parcel) {
 		w.c.pass(p)
@@ -608,7 +609,7 @@ func TestFaultDuplicated(t *testing.T) {
 func TestFaultReordered(t *testing.T) {
 	t.Parallel()
 	w := newFaultWorld(t, 2, faultOptions{})
-	x, y := w.openReq(0, signertest.XNO(10)), w.openReq(1, signertest.XNO(10))
+	x, y := w.openReq(0, custodytest.XNO(10)), w.openReq(1, custodytest.XNO(10))
 	idX, idY := x.GetIntent().GetRequestId(), y.GetIntent().GetRequestId()
 
 	var (
@@ -660,7 +661,7 @@ func TestFaultReordered(t *testing.T) {
 	mu.Unlock()
 
 	// X's account moves on; then the stale copy of X's request arrives.
-	z := w.sendReq(0, signertest.XNO(1), &bx)
+	z := w.sendReq(0, custodytest.XNO(1), &bx)
 	idZ := z.GetIntent().GetRequestId()
 	w.c.setRoute(nil)
 	w.checkSignedOnce(w.submit(z), "send")
@@ -692,7 +693,7 @@ func TestFaultExpired(t *testing.T) {
 	t.Parallel()
 	const maxAge = time.Second
 	w := newFaultWorld(t, 2, faultOptions{maxAge: maxAge})
-	x := w.openReq(0, signertest.XNO(10))
+	x := w.openReq(0, custodytest.XNO(10))
 	exp := time.Now().Add(6 * time.Second) // time for the resend to be signed first on a loaded host
 	x.Intent.ExpiresAtUnix = exp.Unix()
 	id := x.GetIntent().GetRequestId()
@@ -741,7 +742,7 @@ func TestFaultExpired(t *testing.T) {
 	}
 
 	// An intent that has expired.
-	e := w.openReq(1, signertest.XNO(10))
+	e := w.openReq(1, custodytest.XNO(10))
 	e.Intent.ExpiresAtUnix = time.Now().Add(-time.Minute).Unix()
 	idE := e.GetIntent().GetRequestId()
 	r := w.submit(e)
@@ -772,7 +773,7 @@ func TestFaultExpired(t *testing.T) {
 func TestFaultMidWrite(t *testing.T) {
 	t.Parallel()
 	w := newFaultWorld(t, 1, faultOptions{})
-	req := w.openReq(0, signertest.XNO(10))
+	req := w.openReq(0, custodytest.XNO(10))
 	id := req.GetIntent().GetRequestId()
 	halfThenRemove := func(p *parcel) {
 		w.c.later(func() {
@@ -840,17 +841,17 @@ func TestFaultMidWrite(t *testing.T) {
 func TestFaultAlteredResponse(t *testing.T) {
 	t.Parallel()
 	w := newFaultWorld(t, 2, faultOptions{})
-	a := w.openReq(0, signertest.XNO(10))
+	a := w.openReq(0, custodytest.XNO(10))
 	idA := a.GetIntent().GetRequestId()
 	w.checkSignedOnce(w.submit(a), "open")
 	storedA, _, err := w.env.Store.Request(idA)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := w.openReq(1, signertest.XNO(20))
+	b := w.openReq(1, custodytest.XNO(20))
 	idB := b.GetIntent().GetRequestId()
 
-	seed, err := nano.ParseSeed(signertest.CustodySeed)
+	seed, err := nano.ParseSeed(custodytest.CustodySeed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -893,7 +894,7 @@ func TestFaultAlteredResponse(t *testing.T) {
 			return frameOf(s, created)
 		case 3: // validly signed by B's key, but another representative than the intent's
 			blk, _ := genuine.GetBlock().ToNano("block")
-			blk.Representative = signertest.NewExtAccount(91).Pub
+			blk.Representative = custodytest.NewExtAccount(91).Pub
 			h := blk.Hash()
 			blk.Signature = keyB.Sign(h[:])
 			s := proto.Clone(genuine).(*pb.SignResponse)
@@ -931,7 +932,7 @@ func TestFaultAlteredResponse(t *testing.T) {
 		waitQuarantined(t, w.gwIn, respName(idB), wants[n])
 	}
 	waitQuarantined(t, w.gwIn, "never-sent.response.nkb", "no request with this id")
-	if rb.Balance != signertest.XNO(20) || rb.Representative != w.env.Rep {
+	if rb.Balance != custodytest.XNO(20) || rb.Representative != w.env.Rep {
 		t.Fatalf("B ended with %+v", rb)
 	}
 	if got := len(w.c.carried(legToHot, respName(idB))); got <= len(wants) {

@@ -7,29 +7,24 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/nanokms/nanokms/internal/killtest"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
 
-// The kill test runs the real `nanokms relay --config F` and `nanokms
-// gateway --config F` as subprocesses, joined by a file bridge in a
+// The kill test runs the real `nanokms-cold relay --config F` and
+// `nanokms gateway --config F` as subprocesses (internal/killtest), joined by a file bridge in a
 // temporary directory; the signer (signertest, on SoftHSM) runs in the
 // test process and the relay reaches it over its Unix socket. The test
 // queues chains of intents through the gateway's Custody API, SIGKILLs
@@ -38,166 +33,6 @@ import (
 // every request ends signed with the block its intent and head describe,
 // that the signer signed each exactly once, and that the gateway's queue
 // survives every restart.
-
-// ktProc is one subprocess that the test kills and restarts.
-type ktProc struct {
-	t    *testing.T
-	name string
-	bin  string
-	args []string
-	logf string
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error // the exit status, once exited is closed
-	starts int
-	kills  int
-}
-
-func newKtProc(t *testing.T, bin, name, logf string, args ...string) *ktProc {
-	p := &ktProc{t: t, name: name, bin: bin, args: args, logf: logf}
-	t.Cleanup(func() {
-		p.mu.Lock()
-		cmd, exited := p.cmd, p.exited
-		p.mu.Unlock()
-		if cmd != nil {
-			select {
-			case <-exited:
-			default:
-				_ = cmd.Process.Kill()
-				<-exited
-			}
-		}
-		if t.Failed() {
-			t.Logf("%s log (tail):\n%s", name, ktTail(logf, 30))
-		}
-	})
-	return p
-}
-
-// start starts a new process; the previous one must have exited.
-func (p *ktProc) start() {
-	p.t.Helper()
-	logf, err := os.OpenFile(p.logf, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer logf.Close()
-	p.mu.Lock()
-	p.starts++
-	fmt.Fprintf(logf, "--- start %d\n", p.starts)
-	p.mu.Unlock()
-	cmd := exec.Command(p.bin, p.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// If the test binary dies, the child goes too (Pdeathsig, where the
-	// platform has it: set by name so that the file builds everywhere).
-	attr := &syscall.SysProcAttr{}
-	if f := reflect.ValueOf(attr).Elem().FieldByName("Pdeathsig"); f.IsValid() && f.CanSet() {
-		f.Set(reflect.ValueOf(syscall.SIGKILL))
-	}
-	cmd.SysProcAttr = attr
-	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("starting %s: %v", p.name, err)
-	}
-	exited := make(chan struct{})
-	p.mu.Lock()
-	p.cmd, p.exited = cmd, exited
-	p.mu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		p.mu.Lock()
-		p.err = err
-		p.mu.Unlock()
-		close(exited)
-	}()
-}
-
-// hasExited reports whether the current process has exited, and how.
-func (p *ktProc) hasExited() (bool, error) {
-	p.mu.Lock()
-	exited := p.exited
-	p.mu.Unlock()
-	select {
-	case <-exited:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return true, p.err
-	default:
-		return false, nil
-	}
-}
-
-// kill SIGKILLs the process and waits until it is gone. A process that
-// exited by itself fails the test.
-func (p *ktProc) kill() {
-	p.t.Helper()
-	if gone, err := p.hasExited(); gone {
-		p.t.Fatalf("%s exited by itself (%v) before it was killed", p.name, err)
-	}
-	p.mu.Lock()
-	cmd, exited := p.cmd, p.exited
-	p.kills++
-	p.mu.Unlock()
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		p.t.Fatal(err)
-	}
-	<-exited
-}
-
-// terminate stops the process with SIGTERM and returns its exit status.
-func (p *ktProc) terminate() error {
-	p.mu.Lock()
-	cmd, exited := p.cmd, p.exited
-	p.mu.Unlock()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return err
-	}
-	select {
-	case <-exited:
-		_, err := p.hasExited()
-		return err
-	case <-time.After(15 * time.Second):
-		return fmt.Errorf("%s did not stop within 15s of SIGTERM", p.name)
-	}
-}
-
-// logCount counts the lines of the process's log that contain s.
-func (p *ktProc) logCount(s string) int {
-	data, _ := os.ReadFile(p.logf)
-	return bytes.Count(data, []byte(s))
-}
-
-func ktTail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// ktBuild builds cmd/nanokms (without -race or other test flags) into
-// dir, unless NANOKMS_KILL_BIN names a binary already built.
-func ktBuild(t *testing.T, dir string) string {
-	t.Helper()
-	if bin := os.Getenv("NANOKMS_KILL_BIN"); bin != "" {
-		return bin
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the kill test builds cmd/nanokms and needs the go command: %v", err)
-	}
-	bin := filepath.Join(dir, "nanokms")
-	start := time.Now()
-	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/nanokms/nanokms/cmd/nanokms")
-	cmd.Env = append(os.Environ(), "GOFLAGS=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build cmd/nanokms: %v\n%s", err, out)
-	}
-	t.Logf("built %s in %s", bin, time.Since(start).Round(time.Millisecond))
-	return bin
-}
 
 const ktRelayConfig = `[relay]
 signer = "unix://%s"
@@ -240,7 +75,7 @@ type ktStep struct {
 // deterministic, so the signer must produce exactly these blocks.
 func ktChain(t *testing.T, env *signertest.Env, i uint32, n int) []ktStep {
 	t.Helper()
-	seed, err := nano.ParseSeed(signertest.CustodySeed)
+	seed, err := nano.ParseSeed(custodytest.CustodySeed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,23 +91,23 @@ func ktChain(t *testing.T, env *signertest.Env, i uint32, n int) []ktStep {
 		return b
 	}
 	var steps []ktStep
-	src, prev := env.Fund(acct, signertest.XNO(50))
-	in := env.ReceiveIntent(acct, signertest.XNO(50), src.Hash(), &env.Rep)
-	head := sign(nano.StateBlock{Account: acct, Representative: env.Rep, Balance: signertest.XNO(50), Link: src.Hash()})
+	src, prev := env.Fund(acct, custodytest.XNO(50))
+	in := env.ReceiveIntent(acct, custodytest.XNO(50), src.Hash(), &env.Rep)
+	head := sign(nano.StateBlock{Account: acct, Representative: env.Rep, Balance: custodytest.XNO(50), Link: src.Hash()})
 	steps = append(steps, ktStep{
 		req:  &pb.SubmitIntentRequest{Intent: in, Source: pb.BlockFromNano(&src), SourcePrevious: pb.BlockFromNano(&prev)},
 		want: head, subtype: "open",
 	})
-	dest := signertest.NewExtAccount(40).Pub
-	reps := []nano.PublicKey{signertest.NewExtAccount(90).Pub, env.Rep}
+	dest := custodytest.NewExtAccount(40).Pub
+	reps := []nano.PublicKey{custodytest.NewExtAccount(90).Pub, env.Rep}
 	for j := 1; j < n; j++ {
 		hb := head
 		next := nano.StateBlock{Account: acct, Previous: head.Hash(), Representative: head.Representative, Balance: head.Balance}
 		var st ktStep
 		switch j % 3 {
 		case 1:
-			in := env.SendIntent(acct, signertest.XNO(1), dest)
-			next.Balance, _ = head.Balance.Sub(signertest.XNO(1))
+			in := env.SendIntent(acct, custodytest.XNO(1), dest)
+			next.Balance, _ = head.Balance.Sub(custodytest.XNO(1))
 			next.Link = nano.Hash(dest)
 			st = ktStep{req: &pb.SubmitIntentRequest{Intent: in, Approvals: env.Approve(in, "service"), Head: pb.BlockFromNano(&hb)}, subtype: "send"}
 		case 2:
@@ -281,9 +116,9 @@ func ktChain(t *testing.T, env *signertest.Env, i uint32, n int) []ktStep {
 			next.Representative = rep
 			st = ktStep{req: &pb.SubmitIntentRequest{Intent: in, Approvals: env.Approve(in, "service"), Head: pb.BlockFromNano(&hb)}, subtype: "change"}
 		case 0:
-			src, prev := env.Fund(acct, signertest.XNO(2))
-			in := env.ReceiveIntent(acct, signertest.XNO(2), src.Hash(), nil)
-			next.Balance, _ = head.Balance.Add(signertest.XNO(2))
+			src, prev := env.Fund(acct, custodytest.XNO(2))
+			in := env.ReceiveIntent(acct, custodytest.XNO(2), src.Hash(), nil)
+			next.Balance, _ = head.Balance.Add(custodytest.XNO(2))
 			next.Link = src.Hash()
 			st = ktStep{req: &pb.SubmitIntentRequest{Intent: in, Head: pb.BlockFromNano(&hb),
 				Source: pb.BlockFromNano(&src), SourcePrevious: pb.BlockFromNano(&prev)}, subtype: "receive"}
@@ -319,7 +154,7 @@ func TestKillRelayAndGateway(t *testing.T) {
 	started := time.Now()
 
 	dir := t.TempDir()
-	bin := ktBuild(t, dir)
+	coldBin, hotBin := killtest.Build(t, "cmd/nanokms-cold"), killtest.Build(t, "cmd/nanokms")
 	env := signertest.MustEnv(t, accounts)
 
 	// The manifest, as 'nanokms account list --json' writes it.
@@ -331,7 +166,7 @@ func TestKillRelayAndGateway(t *testing.T) {
 	man := struct {
 		Wallet   string     `json:"wallet"`
 		Accounts []mAccount `json:"accounts"`
-	}{Wallet: signertest.Wallet}
+	}{Wallet: custodytest.Wallet}
 	for i := range uint32(accounts) {
 		pub := env.Account(i)
 		man.Accounts = append(man.Accounts, mAccount{Index: i, PublicKey: pub.String(), Account: pub.Address()})
@@ -350,48 +185,28 @@ func TestKillRelayAndGateway(t *testing.T) {
 	if err := os.WriteFile(gwCfg, fmt.Appendf(nil, ktGatewayConfig, filepath.Join(dir, "gateway.db"), sock, manifest, toHot, toCold), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	relay := newKtProc(t, bin, "relay", filepath.Join(dir, "relay.log"), "relay", "--config", relayCfg)
-	gateway := newKtProc(t, bin, "gateway", filepath.Join(dir, "gateway.log"), "gateway", "--config", gwCfg)
+	relay := killtest.New(t, "relay", filepath.Join(dir, "relay.log"), coldBin, "relay", "--config", relayCfg)
+	gateway := killtest.New(t, "gateway", filepath.Join(dir, "gateway.log"), hotBin, "gateway", "--config", gwCfg)
 
-	conn, err := grpc.NewClient("unix://"+sock,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 2 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 50 * time.Millisecond},
-			MinConnectTimeout: time.Second,
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := killtest.Dial(t, sock)
 	custody, health := pb.NewCustodyClient(conn), healthpb.NewHealthClient(conn)
 
-	// Readiness, by polling with a bounded backoff: the relay has logged
-	// that it is relaying (once per start); the gateway answers its
-	// health check.
+	// Readiness: the relay has logged that it is relaying (once per
+	// start); the gateway answers its health check.
 	relayReady := func() {
 		t.Helper()
-		starts := relay.starts
-		poll(t, 20*time.Second, "the relay starts", func() bool {
-			if gone, err := relay.hasExited(); gone {
-				t.Fatalf("the relay exited (%v):\n%s", err, ktTail(relay.logf, 20))
-			}
-			return relay.logCount(`"msg":"relaying"`) >= starts
-		})
+		if err := relay.WaitLogged(20*time.Second, `"msg":"relaying"`, relay.Starts()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	gatewayReady := func() {
 		t.Helper()
-		poll(t, 20*time.Second, "the gateway is healthy", func() bool {
-			if gone, err := gateway.hasExited(); gone {
-				t.Fatalf("the gateway exited (%v):\n%s", err, ktTail(gateway.logf, 20))
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-			defer cancel()
-			resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
-			return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
-		})
+		if err := gateway.WaitServing(20*time.Second, health); err != nil {
+			t.Fatal(err)
+		}
 	}
-	relay.start()
-	gateway.start()
+	relay.MustStart()
+	gateway.MustStart()
 	relayReady()
 	gatewayReady()
 
@@ -476,19 +291,19 @@ func TestKillRelayAndGateway(t *testing.T) {
 		}
 		killRelay, killGateway := target != "gateway", target != "relay"
 		if killRelay {
-			relay.kill()
+			relay.MustKill()
 		}
 		if killGateway {
-			gateway.kill()
+			gateway.MustKill()
 		}
 		// Down for a random while (the other side carries on), then back.
 		down := time.Duration(rng.IntN(100)) * time.Millisecond
 		time.Sleep(down)
 		if killRelay {
-			relay.start()
+			relay.MustStart()
 		}
 		if killGateway {
-			gateway.start()
+			gateway.MustStart()
 		}
 		if killRelay {
 			relayReady()
@@ -538,17 +353,17 @@ func TestKillRelayAndGateway(t *testing.T) {
 		}
 	}
 	// After all that, both stop cleanly on SIGTERM.
-	if err := gateway.terminate(); err != nil {
+	if err := gateway.Terminate(15 * time.Second); err != nil {
 		t.Errorf("the gateway's exit on SIGTERM: %v", err)
 	}
-	if err := relay.terminate(); err != nil {
+	if err := relay.Terminate(15 * time.Second); err != nil {
 		t.Errorf("the relay's exit on SIGTERM: %v", err)
 	}
 	t.Logf("%d requests on %d accounts signed through %d relay and %d gateway kills (%d mid-flow) in %s",
-		len(ids), accounts, relay.kills, gateway.kills, midFlow, time.Since(started).Round(time.Millisecond))
+		len(ids), accounts, relay.Kills(), gateway.Kills(), midFlow, time.Since(started).Round(time.Millisecond))
 	t.Logf("the relay answered %d times (repeats get the signer's recorded answer); the gateway wrote %d request frames",
-		relay.logCount(`"msg":"signed"`), gateway.logCount(`"msg":"sent to cold"`))
-	if relay.logCount(`"msg":"frame refused"`)+gateway.logCount(`"msg":"frame refused"`) != 0 {
-		t.Errorf("frames were refused during the kills:\n%s\n%s", ktTail(relay.logf, 20), ktTail(gateway.logf, 20))
+		relay.LogCount(`"msg":"signed"`), gateway.LogCount(`"msg":"sent to cold"`))
+	if relay.LogCount(`"msg":"frame refused"`)+gateway.LogCount(`"msg":"frame refused"`) != 0 {
+		t.Errorf("frames were refused during the kills:\n%s\n%s", relay.LogTail(20), gateway.LogTail(20))
 	}
 }

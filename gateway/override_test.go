@@ -12,6 +12,7 @@ import (
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
 
@@ -39,7 +40,7 @@ func TestSignedBlockOverridesForgedRefusal(t *testing.T) {
 	defer in.Close()
 	acct := env.Account(0)
 	gw, err := Open(filepath.Join(dir, "gw.db"), Options{Out: out, Reader: in, ResendInterval: time.Hour,
-		Manifest: NewManifest(&pb.CustodyAccount{Wallet: signertest.Wallet, PublicKey: acct[:], Address: acct.Address()})})
+		Manifest: NewManifest(&pb.CustodyAccount{Wallet: custodytest.Wallet, PublicKey: acct[:], Address: acct.Address()})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +52,8 @@ func TestSignedBlockOverridesForgedRefusal(t *testing.T) {
 	alerts, stopAlerts := gw.Alerts()
 	defer stopAlerts()
 
-	src, prev := env.Fund(acct, signertest.XNO(9))
-	intent := env.ReceiveIntent(acct, signertest.XNO(9), src.Hash(), &env.Rep)
+	src, prev := env.Fund(acct, custodytest.XNO(9))
+	intent := env.ReceiveIntent(acct, custodytest.XNO(9), src.Hash(), &env.Rep)
 	sub := &pb.SubmitIntentRequest{Intent: intent, Source: pb.BlockFromNano(&src), SourcePrevious: pb.BlockFromNano(&prev)}
 	if _, err := gw.Submit(ctx, sub); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/nanokms/nanokms/node"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/relay"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
 
@@ -251,7 +252,7 @@ func TestPublishCrashPoints(t *testing.T) {
 	var accts []nano.PublicKey
 	for i := range points {
 		pub := env.Account(uint32(i))
-		custody = append(custody, &pb.CustodyAccount{Wallet: signertest.Wallet, Index: uint32(i), PublicKey: pub[:], Address: pub.Address()})
+		custody = append(custody, &pb.CustodyAccount{Wallet: custodytest.Wallet, Index: uint32(i), PublicKey: pub[:], Address: pub.Address()})
 		accts = append(accts, pub)
 	}
 	manifest := NewManifest(custody...)
@@ -291,11 +292,11 @@ func TestPublishCrashPoints(t *testing.T) {
 			crash := newCrashLedger(side.Ledger(), point)
 			life1 := startPubGateway(t, path, crash, toCold, toHot, manifest)
 
-			fund, err := n.dev.Fund(t.Context(), acct, signertest.XNO(20))
+			fund, err := n.dev.Fund(t.Context(), acct, custodytest.XNO(20))
 			if err != nil {
 				t.Fatal(err)
 			}
-			open := env.ReceiveIntent(acct, signertest.XNO(20), fund, &env.Rep)
+			open := env.ReceiveIntent(acct, custodytest.XNO(20), fund, &env.Rep)
 			if _, err := life1.g.Submit(t.Context(), &pb.SubmitIntentRequest{Intent: open}); err != nil {
 				t.Fatal(err)
 			}
@@ -308,7 +309,7 @@ func TestPublishCrashPoints(t *testing.T) {
 			if point == crashAfterPublished || point == crashAfterConfirmed {
 				// The account's next request goes once the first is
 				// published: the send loop has seen it PUBLISHED.
-				send := env.SendIntent(acct, signertest.XNO(3), signertest.NewExtAccount(40).Pub)
+				send := env.SendIntent(acct, custodytest.XNO(3), custodytest.NewExtAccount(40).Pub)
 				if _, err := life1.g.Submit(t.Context(), &pb.SubmitIntentRequest{Intent: send, Approvals: env.Approve(send, "service")}); err != nil {
 					t.Fatal(err)
 				}

@@ -11,46 +11,27 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
+	"github.com/nanokms/nanokms/internal/killtest"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/relay"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
-
-// sigkill kills the process with SIGKILL and waits until it is gone. It
-// does not touch the test (it runs on the node proxy's goroutines).
-func (p *ktProc) sigkill() error {
-	p.mu.Lock()
-	cmd, exited := p.cmd, p.exited
-	p.kills++
-	p.mu.Unlock()
-	select {
-	case <-exited:
-		return fmt.Errorf("%s had exited by itself (%v) before it was killed", p.name, p.err)
-	default:
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		return err
-	}
-	<-exited
-	return nil
-}
 
 // killProxy is the node RPC as the gateway sees it: the dev node's, with
 // the gateway process SIGKILLed around one process call when armed.
 type killProxy struct {
 	next http.Handler
-	gw   *ktProc
+	gw   *killtest.Proc
 
 	mu     sync.Mutex
 	armed  string     // crashBeforeProcess or crashAfterProcess; "" passes
@@ -86,7 +67,7 @@ func (p *killProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case crashBeforeProcess:
 		// The gateway dies waiting for the answer; the node never sees
 		// the block.
-		killed <- p.gw.sigkill()
+		killed <- p.gw.Kill()
 		http.Error(w, "the gateway is gone", http.StatusServiceUnavailable)
 	case crashAfterProcess:
 		// The node takes the block; the gateway dies before the answer
@@ -97,7 +78,7 @@ func (p *killProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			killed <- fmt.Errorf("the node refused the block: %s", rec.Body.Bytes())
 			return
 		}
-		killed <- p.gw.sigkill()
+		killed <- p.gw.Kill()
 		w.WriteHeader(rec.Code)
 		w.Write(rec.Body.Bytes())
 	default:
@@ -136,14 +117,14 @@ work_threshold = "%016x"
 // signed.
 func TestKillGatewayAroundPublish(t *testing.T) {
 	dir := t.TempDir()
-	bin := ktBuild(t, dir)
+	bin := killtest.Build(t, "cmd/nanokms")
 	env := signertest.MustEnv(t, 1)
 	acct := env.Account(0)
 	proxy := &killProxy{}
 	n := startPubNode(t, func(h http.Handler) http.Handler { proxy.next = h; return proxy })
 
 	manifest := filepath.Join(dir, "custody.json")
-	data, _ := json.Marshal(map[string]any{"wallet": signertest.Wallet, "accounts": []map[string]any{
+	data, _ := json.Marshal(map[string]any{"wallet": custodytest.Wallet, "accounts": []map[string]any{
 		{"index": 0, "public_key": acct.String(), "account": acct.Address()}}})
 	if err := os.WriteFile(manifest, data, 0o600); err != nil {
 		t.Fatal(err)
@@ -160,7 +141,7 @@ func TestKillGatewayAroundPublish(t *testing.T) {
 	if err := os.WriteFile(gwCfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	gateway := newKtProc(t, bin, "gateway", filepath.Join(dir, "gateway.log"), "gateway", "--config", gwCfg)
+	gateway := killtest.New(t, "gateway", filepath.Join(dir, "gateway.log"), bin, "gateway", "--config", gwCfg)
 	proxy.gw = gateway
 
 	relayOut, err := filemedium.NewFileWriter(toHot)
@@ -184,24 +165,14 @@ func TestKillGatewayAroundPublish(t *testing.T) {
 		relayIn.Close()
 	})
 
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := killtest.Dial(t, sock)
 	custody, health := pb.NewCustodyClient(conn), healthpb.NewHealthClient(conn)
 	start := func() {
 		t.Helper()
-		gateway.start()
-		poll(t, 20*time.Second, "the gateway is healthy", func() bool {
-			if gone, err := gateway.hasExited(); gone {
-				t.Fatalf("the gateway exited (%v):\n%s", err, ktTail(gateway.logf, 20))
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-			defer cancel()
-			resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
-			return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
-		})
+		gateway.MustStart()
+		if err := gateway.WaitServing(20*time.Second, health); err != nil {
+			t.Fatal(err)
+		}
 	}
 	submit := func(req *pb.SubmitIntentRequest) string {
 		t.Helper()
@@ -245,19 +216,19 @@ func TestKillGatewayAroundPublish(t *testing.T) {
 		}
 	}
 	send := func(amount uint64) *pb.SubmitIntentRequest {
-		in := env.SendIntent(acct, signertest.XNO(amount), signertest.NewExtAccount(40).Pub)
+		in := env.SendIntent(acct, custodytest.XNO(amount), custodytest.NewExtAccount(40).Pub)
 		return &pb.SubmitIntentRequest{Intent: in, Approvals: env.Approve(in, "service")}
 	}
 	start()
 	var ids []string
 
 	// 1. Killed when its process call reaches the node.
-	fund, err := n.dev.Fund(t.Context(), acct, signertest.XNO(50))
+	fund, err := n.dev.Fund(t.Context(), acct, custodytest.XNO(50))
 	if err != nil {
 		t.Fatal(err)
 	}
 	killed := proxy.arm(crashBeforeProcess)
-	ids = append(ids, submit(&pb.SubmitIntentRequest{Intent: env.ReceiveIntent(acct, signertest.XNO(50), fund, &env.Rep)}))
+	ids = append(ids, submit(&pb.SubmitIntentRequest{Intent: env.ReceiveIntent(acct, custodytest.XNO(50), fund, &env.Rep)}))
 	awaitKill(killed, crashBeforeProcess)
 	start()
 	awaitConfirmed(ids...)
@@ -283,7 +254,7 @@ func TestKillGatewayAroundPublish(t *testing.T) {
 	if s := get(first).GetStatus(); s != pb.RequestStatus_REQUEST_STATUS_PUBLISHED {
 		t.Fatalf("request %s is %s before the kill, want PUBLISHED", first, s)
 	}
-	gateway.kill()
+	gateway.MustKill()
 	ids = append(ids, first, next)
 	start()
 	n.dev.HoldConfirmations(false)
@@ -302,10 +273,10 @@ func TestKillGatewayAroundPublish(t *testing.T) {
 			t.Fatalf("block %d on the node is %s, request %s signed %X", i, chain[i], id, r.GetBlockHash())
 		}
 	}
-	if err := gateway.terminate(); err != nil {
+	if err := gateway.Terminate(15 * time.Second); err != nil {
 		t.Errorf("the gateway's exit on SIGTERM: %v", err)
 	}
-	t.Logf("%d requests confirmed through %d SIGKILLs of the gateway", len(ids), gateway.kills)
+	t.Logf("%d requests confirmed through %d SIGKILLs of the gateway", len(ids), gateway.Kills())
 }
 
 // nodeChain returns the hashes of the account's blocks on the node, oldest first.

@@ -19,6 +19,7 @@ import (
 	"github.com/nanokms/nanokms/metrics/relaymetrics"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/relay"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signertest"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
@@ -80,7 +81,7 @@ func TestInProcessBridge(t *testing.T) {
 	acct := env.Account(0)
 	gw, err := gateway.Open(filepath.Join(dir, "gateway.db"), gateway.Options{
 		Out: hot.Writer, Reader: hot.Reader, ResendInterval: time.Minute,
-		Manifest: gateway.NewManifest(&pb.CustodyAccount{Wallet: signertest.Wallet, PublicKey: acct[:], Address: acct.Address()}),
+		Manifest: gateway.NewManifest(&pb.CustodyAccount{Wallet: custodytest.Wallet, PublicKey: acct[:], Address: acct.Address()}),
 		Observe:  gm.ObserveRequest, ObserveAlert: gm.ObserveAlert,
 	})
 	if err != nil {
@@ -127,13 +128,13 @@ func TestInProcessBridge(t *testing.T) {
 		return await(req.GetIntent().GetRequestId())
 	}
 
-	src, prev := env.Fund(acct, signertest.XNO(10))
-	open := submit(&pb.SubmitIntentRequest{Intent: env.ReceiveIntent(acct, signertest.XNO(10), src.Hash(), &env.Rep),
+	src, prev := env.Fund(acct, custodytest.XNO(10))
+	open := submit(&pb.SubmitIntentRequest{Intent: env.ReceiveIntent(acct, custodytest.XNO(10), src.Hash(), &env.Rep),
 		Source: pb.BlockFromNano(&src), SourcePrevious: pb.BlockFromNano(&prev)})
 	if open.GetStatus() != pb.RequestStatus_REQUEST_STATUS_SIGNED {
 		t.Fatalf("open: %s %s", open.GetStatus(), open.GetError())
 	}
-	bad := submit(&pb.SubmitIntentRequest{Intent: env.SendIntent(acct, signertest.XNO(1), signertest.NewExtAccount(40).Pub), Head: open.GetBlock()})
+	bad := submit(&pb.SubmitIntentRequest{Intent: env.SendIntent(acct, custodytest.XNO(1), custodytest.NewExtAccount(40).Pub), Head: open.GetBlock()})
 	if bad.GetStatus() != pb.RequestStatus_REQUEST_STATUS_REFUSED {
 		t.Fatalf("unapproved send: %s", bad.GetStatus())
 	}

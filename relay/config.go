@@ -78,16 +78,7 @@ func ParseConfig(data []byte) (*Config, error) {
 }
 
 func parseConfig(data []byte) (*Config, []*conffile.Error) {
-	var f configFile
-	c, ok := conffile.Parse(data, &f)
-	if !ok {
-		return nil, c.Errors()
-	}
-	cfg := f.validate(c)
-	if errs := c.Errors(); len(errs) > 0 {
-		return nil, errs
-	}
-	return cfg, nil
+	return conffile.Build(data, (*configFile).validate)
 }
 
 // Defaults of the relay's file.
@@ -118,12 +109,7 @@ func (f *configFile) validate(c *conffile.Checker) *Config {
 	}
 	cfg.LogLevel = c.LogLevel(key+".log_level", r.LogLevel)
 
-	switch {
-	case signer.Network == "tcp" && r.TLS == nil:
-		c.Fail(key+".tls", "required when %s.signer is tcp://: the relay reaches the signer over TCP only with mutual TLS 1.3", key)
-	case signer.Network == "unix" && r.TLS != nil:
-		c.Fail(key+".tls", "only allowed when %s.signer is tcp:// (a Unix socket is protected by its file permissions)", key)
-	case r.TLS != nil:
+	if c.NeedsTLS(key+".tls", key+".signer", signer, r.TLS != nil, "the relay reaches the signer over TCP") {
 		cfg.TLS = r.TLS.Validate(c, key+".tls")
 	}
 

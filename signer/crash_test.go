@@ -21,8 +21,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/nanokms/nanokms/intent"
+	"github.com/nanokms/nanokms/internal/killtest"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
@@ -39,8 +41,9 @@ import (
 // steps race two request ids on one head) come from a seed that the test
 // logs; NANOKMS_CRASH_SEED=n replays them (the interleaving with the
 // processes still varies), NANOKMS_CRASH_ROUNDS=n changes the number of
-// kill rounds of the steady run. The test builds cmd/nanokms (without
-// -race) once; NANOKMS_CRASH_BIN=path uses a binary built beforehand.
+// kill rounds of the steady run. The test builds cmd/nanokms-cold (without
+// -race) once per test binary; NANOKMS_TEST_BINDIR=dir uses the binaries
+// built beforehand in dir (see internal/killtest).
 //
 // Each run gives the signer a private copy of the SoftHSM token. SoftHSM's
 // file store rewrites token.object in place at every C_Login, so a kill
@@ -70,7 +73,7 @@ func TestCrash(t *testing.T) {
 	}
 
 	tok := newCrashToken(t)
-	bin := buildNanokms(t, t.TempDir())
+	bin := killtest.Build(t, "cmd/nanokms-cold")
 
 	// Eight accounts adopted and opened while the signer runs undisturbed,
 	// then sending until the kill rounds are over.
@@ -174,7 +177,7 @@ type crashRun struct {
 	tok    *crashToken
 	ledger crashLedger
 
-	funder *extAccount
+	funder *custodytest.ExtAccount
 	funds  []struct{ src, prev nano.StateBlock }
 	dest   nano.PublicKey
 	rep    nano.PublicKey
@@ -200,23 +203,23 @@ func runCrash(t *testing.T, bin string, tok *crashToken, plan crashPlan) {
 	defer cancel()
 	c := &crashRun{
 		t: t, plan: plan, tok: tok, cs: newCrashSigner(t, bin, tok),
-		funder:     newExt(t, 1),
-		dest:       newExt(t, 50).pub,
-		rep:        newExt(t, 70).pub,
+		funder:     custodytest.NewExtAccount(1),
+		dest:       custodytest.NewExtAccount(50).Pub,
+		rep:        custodytest.NewExtAccount(70).Pub,
 		expiry:     time.Now().Add(time.Hour).Unix(),
 		killerDone: make(chan struct{}),
 		heads:      make([]nano.StateBlock, plan.accounts),
 		verified:   &crashCheckCache{},
 	}
 	// The funder's chain: its open block, then one send to each account.
-	c.funder.add(xno(1_000_000), nano.Hash{0xAA}, c.rep)
+	c.funder.Add(custodytest.XNO(1_000_000), nano.Hash{0xAA}, c.rep)
 	for i := range plan.accounts {
-		prev := c.funder.blocks[len(c.funder.blocks)-1]
+		prev := c.funder.Blocks[len(c.funder.Blocks)-1]
 		bal, err := prev.Balance.Sub(nano.AmountFromUint64(crashFunding))
 		if err != nil {
 			t.Fatal(err)
 		}
-		src := c.funder.add(bal, nano.Hash(tok.account(uint32(i))), c.rep)
+		src := c.funder.Add(bal, nano.Hash(tok.account(uint32(i))), c.rep)
 		c.funds = append(c.funds, struct{ src, prev nano.StateBlock }{src, prev})
 	}
 
@@ -307,7 +310,7 @@ func runCrash(t *testing.T, bin string, tok *crashToken, plan crashPlan) {
 	}
 	t.Logf("%d SIGKILLs (%d of a healthy signer, %d during start-up, %d of which tore the SoftHSM token), %d starts; %d requests (%d racing a second id on one head), %d attempts, %d blocks signed; "+
 		"%d requests resent after a failure, %d of them signed before the kill but unanswered; run %s, total %s",
-		c.kills+c.startupKills, c.kills, c.startupKills, c.tornToken, c.cs.starts, len(c.ledger.reqs), alts, attempts, signed,
+		c.kills+c.startupKills, c.kills, c.startupKills, c.tornToken, c.cs.Starts(), len(c.ledger.reqs), alts, attempts, signed,
 		inDoubt, committedUnanswered, ran.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 	t.Logf("restart to healthy: %s in total, %s at most; checking the state after each kill: %s in total",
 		c.restartTime.Round(time.Millisecond), c.maxRestart.Round(time.Millisecond), c.checkTime.Round(time.Millisecond))
@@ -834,7 +837,7 @@ func (c *crashRun) finalCheck() {
 			signedHashes[sb.Hash.String()] = true
 		}
 	}
-	data, err := os.ReadFile(c.cs.logf)
+	data, err := os.ReadFile(c.cs.LogPath())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,7 @@
 package signer
 
-// The crash harness: it builds the real nanokms binary, runs `nanokms
-// signer --config F` as a subprocess against a SoftHSM token, kills it with
+// The crash harness: it builds the real nanokms-cold binary, runs
+// `nanokms-cold signer --config F` as a subprocess (internal/killtest) against a SoftHSM token, kills it with
 // SIGKILL and restarts it, and checks the state file it leaves behind.
 
 import (
@@ -11,31 +11,28 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/nanokms/nanokms/hsm"
+	"github.com/nanokms/nanokms/internal/killtest"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
 
 // crashToken is a SoftHSM token holding a master key and the "custody"
-// wallet (custodySeedHex), closed again in the test process, with its PIN
+// wallet (custodytest.CustodySeed), closed again in the test process, with its PIN
 // in a 0600 file. dir is its directory in the test binary's token
 // directory; each run gives its signer a private copy (see newCrashSigner).
 type crashToken struct {
@@ -64,7 +61,7 @@ func newCrashToken(t *testing.T) *crashToken {
 		tok.Close()
 		t.Fatal(err)
 	}
-	seed, err := nano.ParseSeed(custodySeedHex)
+	seed, err := nano.ParseSeed(custodytest.CustodySeed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,29 +133,6 @@ func (ct *crashToken) account(i uint32) nano.PublicKey {
 	return nano.NewSigningKey(&k).Public()
 }
 
-// buildNanokms builds cmd/nanokms (without -race) into dir, unless
-// NANOKMS_CRASH_BIN names a binary already built.
-func buildNanokms(t *testing.T, dir string) string {
-	t.Helper()
-	if bin := os.Getenv("NANOKMS_CRASH_BIN"); bin != "" {
-		t.Logf("using the signer binary %s (NANOKMS_CRASH_BIN)", bin)
-		return bin
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the crash test builds cmd/nanokms and needs the go command: %v", err)
-	}
-	bin := filepath.Join(dir, "nanokms")
-	start := time.Now()
-	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/nanokms/nanokms/cmd/nanokms")
-	cmd.Env = append(os.Environ(), "GOFLAGS=") // no -race or other test flags for the child
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build cmd/nanokms: %v\n%s", err, out)
-	}
-	t.Logf("built %s in %s", bin, time.Since(start).Round(time.Millisecond))
-	return bin
-}
-
 const crashConfig = `# the crash test's signer
 [signer]
 state = %q
@@ -185,28 +159,26 @@ quorum = 1
 approvers = ["service"]
 `
 
-// crashSigner runs the signer binary as a subprocess, kills it and
-// restarts it. Its gRPC connection survives restarts.
+// crashSigner runs the signer binary as a subprocess (internal/killtest),
+// kills it and restarts it. Its gRPC connection survives restarts.
 type crashSigner struct {
-	t                                *testing.T
-	bin, dir, cfg, state, sock, logf string
+	*killtest.Proc
+	t                     *testing.T
+	dir, cfg, state, sock string
 	// The signer's private copy of the token (tokenDir, under its own
 	// SOFTHSM2_CONF) and the copy it started from (pristine).
 	tokenDir, pristine string
-	env                []string
 	conn               *grpc.ClientConn
 	client             pb.SignerClient
 	health             healthpb.HealthClient
 	service            ed25519.PrivateKey
 
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when the current process has exited
-	waitErr error         // its exit status, once exited is closed
-	up      chan struct{} // closed while the current process is known healthy
-	starts  int
+	mu sync.Mutex
+	up chan struct{} // closed while the current process is known healthy
 }
 
+// newCrashSigner prepares a signer of the nanokms-cold binary bin on a
+// private copy of tok; start starts it.
 func newCrashSigner(t *testing.T, bin string, tok *crashToken) *crashSigner {
 	t.Helper()
 	dir := t.TempDir()
@@ -215,11 +187,10 @@ func newCrashSigner(t *testing.T, bin string, tok *crashToken) *crashSigner {
 		t.Fatal(err)
 	}
 	cs := &crashSigner{
-		t: t, bin: bin, dir: dir, service: service,
+		t: t, dir: dir, service: service,
 		cfg:   filepath.Join(dir, "signer.toml"),
 		state: filepath.Join(dir, "signer.db"),
 		sock:  filepath.Join(dir, "s.sock"),
-		logf:  filepath.Join(dir, "signer.log"),
 		up:    make(chan struct{}),
 	}
 	// The signer gets a private copy of the token: a SIGKILL at the wrong
@@ -238,85 +209,30 @@ func newCrashSigner(t *testing.T, bin string, tok *crashToken) *crashSigner {
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
-			cs.env = append(cs.env, kv)
+			env = append(env, kv)
 		}
 	}
-	cs.env = append(cs.env, "SOFTHSM2_CONF="+conf)
+	env = append(env, "SOFTHSM2_CONF="+conf)
 
 	text := fmt.Sprintf(crashConfig, cs.state, cs.sock, tok.module, tok.label, tok.pinFile, []byte(service.Public().(ed25519.PublicKey)))
 	if err := os.WriteFile(cs.cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient("unix://"+cs.sock,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 2 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 40 * time.Millisecond},
-			MinConnectTimeout: time.Second,
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs.conn, cs.client, cs.health = conn, pb.NewSignerClient(conn), healthpb.NewHealthClient(conn)
+	cs.conn = killtest.Dial(t, cs.sock)
+	cs.client, cs.health = pb.NewSignerClient(cs.conn), healthpb.NewHealthClient(cs.conn)
+	// Registered after Dial's cleanup, so it runs before it: the process
+	// is killed (and its log shown) with the connection still open.
+	cs.Proc = killtest.New(t, "signer", filepath.Join(dir, "signer.log"), bin, "signer", "--config", cs.cfg)
+	cs.SetEnv(env)
 	t.Cleanup(func() {
-		cs.conn.Close()
-		cs.mu.Lock()
-		cmd, exited := cs.cmd, cs.exited
-		cs.mu.Unlock()
-		if cmd != nil {
-			select {
-			case <-exited:
-			default:
-				_ = cmd.Process.Kill()
-				<-exited
-			}
-		}
 		if t.Failed() {
-			t.Logf("signer log (tail):\n%s", cs.logTail(40))
 			t.Logf("token files of the signer (pristine copy in %s):\n%s", cs.pristine, crashListFiles(cs.tokenDir))
 		}
 	})
 	return cs
-}
-
-// start starts a new signer process; the previous one must have exited.
-func (cs *crashSigner) start() error {
-	logf, err := os.OpenFile(cs.logf, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cs.mu.Lock()
-	cs.starts++
-	fmt.Fprintf(logf, "--- start %d\n", cs.starts)
-	cs.mu.Unlock()
-	cmd := exec.Command(cs.bin, "signer", "--config", cs.cfg)
-	cmd.Env = cs.env
-	// If the test binary dies (a panic, a timeout), the signer goes too:
-	// Pdeathsig where the platform has it (Linux), set by name so that
-	// the file compiles everywhere.
-	attr := &syscall.SysProcAttr{}
-	if f := reflect.ValueOf(attr).Elem().FieldByName("Pdeathsig"); f.IsValid() && f.CanSet() {
-		f.Set(reflect.ValueOf(syscall.SIGKILL))
-	}
-	cmd.SysProcAttr = attr
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting the signer: %w", err)
-	}
-	exited := make(chan struct{})
-	cs.mu.Lock()
-	cs.cmd, cs.exited = cmd, exited
-	cs.mu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		cs.mu.Lock()
-		cs.waitErr = err
-		cs.mu.Unlock()
-		close(exited)
-	}()
-	return nil
 }
 
 // ready returns a channel closed while the signer is known to be up.
@@ -346,92 +262,30 @@ func (cs *crashSigner) markDown() {
 	}
 }
 
+// start starts a new signer process; the previous one must have exited.
+func (cs *crashSigner) start() error { return cs.Start() }
+
 // kill marks the signer down, SIGKILLs it and waits until it is gone.
 func (cs *crashSigner) kill() error {
 	cs.markDown()
-	cs.mu.Lock()
-	cmd, exited := cs.cmd, cs.exited
-	cs.mu.Unlock()
-	select {
-	case <-exited:
-		return fmt.Errorf("the signer exited by itself (%v) before it was killed", cs.exitErr())
-	default:
-	}
-	if err := cmd.Process.Kill(); err != nil {
-		return err
-	}
-	<-exited
-	return nil
+	return cs.Kill()
 }
 
-// terminate stops the signer with SIGTERM and returns its exit status.
+// terminate marks the signer down, stops it with SIGTERM and returns its
+// exit status.
 func (cs *crashSigner) terminate(timeout time.Duration) error {
 	cs.markDown()
-	cs.mu.Lock()
-	cmd, exited := cs.cmd, cs.exited
-	cs.mu.Unlock()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	return cs.Terminate(timeout)
+}
+
+// waitHealthy waits until the signer's health service reports SERVING
+// through the shared connection, then marks the signer up.
+func (cs *crashSigner) waitHealthy(limit time.Duration) error {
+	if err := cs.WaitServing(limit, cs.health); err != nil {
 		return err
 	}
-	select {
-	case <-exited:
-		return cs.exitErr()
-	case <-time.After(timeout):
-		_ = cmd.Process.Kill()
-		<-exited
-		return fmt.Errorf("the signer did not stop within %s of SIGTERM", timeout)
-	}
-}
-
-func (cs *crashSigner) exitErr() error {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	return cs.waitErr
-}
-
-// waitHealthy polls the gRPC health service through the shared connection
-// until it reports SERVING, the process exits, or limit passes; then it
-// marks the signer up.
-func (cs *crashSigner) waitHealthy(limit time.Duration) error {
-	cs.mu.Lock()
-	exited := cs.exited
-	cs.mu.Unlock()
-	deadline := time.Now().Add(limit)
-	pause := time.Millisecond
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
-		resp, err := cs.health.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			cs.markUp()
-			return nil
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("the signer exited (%v) before it was healthy", cs.exitErr())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the signer was not healthy within %s (last: %v)", limit, err)
-		}
-		select {
-		case <-exited:
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, 50*time.Millisecond)
-	}
-}
-
-func (cs *crashSigner) logTail(n int) string {
-	data, err := os.ReadFile(cs.logf)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	cs.markUp()
+	return nil
 }
 
 // crashState is what checkCrashState found in a state file.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/custodytest"
 )
 
 // TestEpochHead: an epoch block the network put on top of the recorded
@@ -13,11 +14,11 @@ import (
 func TestEpochHead(t *testing.T) {
 	w := newWorld(t)
 	w.adopt("custody", 0, nil)
-	src, srcPrev := w.fund(w.custody, xno(50))
-	open := w.mustSign(&pb.SignRequest{Intent: w.receiveIntent(w.custody, xno(50), src.Hash(), &w.rep),
+	src, srcPrev := w.Fund(w.custody, custodytest.XNO(50))
+	open := w.mustSign(&pb.SignRequest{Intent: w.ReceiveIntent(w.custody, custodytest.XNO(50), src.Hash(), &w.Rep),
 		Source: pbBlock(src), SourcePrevious: pbBlock(srcPrev)}, "open")
 
-	intruder := newExt(t, 120)
+	intruder := custodytest.NewExtAccount(120)
 	refusals := []struct {
 		name   string
 		head   nano.StateBlock
@@ -31,23 +32,23 @@ func TestEpochHead(t *testing.T) {
 		}(), "HEAD_SIGNATURE_INVALID"},
 		{"changes the balance", func() nano.StateBlock {
 			b := epochOn(open, w.epoch)
-			b.Balance = xno(60)
+			b.Balance = custodytest.XNO(60)
 			h := b.Hash()
-			b.Signature = w.epoch.key.Sign(h[:])
+			b.Signature = w.epoch.Key.Sign(h[:])
 			return b
 		}(), "HEAD_NOT_FRONTIER"},
 		{"changes the representative", func() nano.StateBlock {
 			b := epochOn(open, w.epoch)
 			b.Representative = w.rep2
 			h := b.Hash()
-			b.Signature = w.epoch.key.Sign(h[:])
+			b.Signature = w.epoch.Key.Sign(h[:])
 			return b
 		}(), "HEAD_NOT_FRONTIER"},
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {
-			in := w.sendIntent(xno(1), w.dest)
-			_, err := w.client.Sign(w.ctx, &pb.SignRequest{Intent: in, Head: pbBlock(tt.head), Approvals: w.approve(in, "service")})
+			in := w.SendIntent(w.custody, custodytest.XNO(1), w.dest)
+			_, err := w.client.Sign(w.ctx, &pb.SignRequest{Intent: in, Head: pbBlock(tt.head), Approvals: w.Approve(in, "service")})
 			if got := reasonOf(err); got != tt.reason {
 				t.Fatalf("reason %q (%v), want %s", got, err, tt.reason)
 			}
@@ -55,9 +56,9 @@ func TestEpochHead(t *testing.T) {
 	}
 
 	epoch := epochOn(open, w.epoch)
-	in := w.sendIntent(xno(1), w.dest)
-	send := w.mustSign(&pb.SignRequest{Intent: in, Head: pbBlock(epoch), Approvals: w.approve(in, "service")}, "send")
-	if send.Previous != epoch.Hash() || send.Balance != xno(49) {
+	in := w.SendIntent(w.custody, custodytest.XNO(1), w.dest)
+	send := w.mustSign(&pb.SignRequest{Intent: in, Head: pbBlock(epoch), Approvals: w.Approve(in, "service")}, "send")
+	if send.Previous != epoch.Hash() || send.Balance != custodytest.XNO(49) {
 		t.Fatalf("send on the epoch head built wrong: previous %s balance %s", send.Previous, send.Balance)
 	}
 	st, err := w.client.GetAccount(w.ctx, &pb.GetAccountRequest{Account: w.custody[:]})
@@ -69,23 +70,23 @@ func TestEpochHead(t *testing.T) {
 	}
 
 	// A receive whose source's previous block is an epoch block.
-	fEpoch := epochOn(w.funder.blocks[len(w.funder.blocks)-1], w.epoch)
-	w.funder.blocks = append(w.funder.blocks, fEpoch)
-	src2, src2Prev := w.fund(w.custody, xno(3))
+	fEpoch := epochOn(w.Funder.Blocks[len(w.Funder.Blocks)-1], w.epoch)
+	w.Funder.Blocks = append(w.Funder.Blocks, fEpoch)
+	src2, src2Prev := w.Fund(w.custody, custodytest.XNO(3))
 	if src2Prev.Hash() != fEpoch.Hash() {
 		t.Fatal("test set-up: the source's previous is not the epoch block")
 	}
-	w.mustSign(&pb.SignRequest{Intent: w.receiveIntent(w.custody, xno(3), src2.Hash(), nil), Head: pbBlock(send),
+	w.mustSign(&pb.SignRequest{Intent: w.ReceiveIntent(w.custody, custodytest.XNO(3), src2.Hash(), nil), Head: pbBlock(send),
 		Source: pbBlock(src2), SourcePrevious: pbBlock(src2Prev)}, "receive")
 }
 
 func TestAdoptRefusals(t *testing.T) {
 	w := newWorld(t)
-	seed, _ := nano.ParseSeed(custodySeedHex)
+	seed, _ := nano.ParseSeed(custodytest.CustodySeed)
 	k1 := nano.DeriveKey(&seed, 1)
-	acct1 := &extAccount{key: nano.NewSigningKey(&k1), pub: w.custody1}
-	src, _ := w.fund(w.custody1, xno(3))
-	head := acct1.add(xno(3), src.Hash(), w.rep)
+	acct1 := &custodytest.ExtAccount{Key: nano.NewSigningKey(&k1), Pub: w.custody1}
+	src, _ := w.Fund(w.custody1, custodytest.XNO(3))
+	head := acct1.Add(custodytest.XNO(3), src.Hash(), w.Rep)
 
 	forged := head
 	forged.Signature[0] ^= 1
@@ -114,7 +115,7 @@ func TestAdoptRefusals(t *testing.T) {
 		t.Fatal("adopting from an unknown wallet succeeded")
 	}
 	list, err := w.client.ListAccounts(w.ctx, &pb.ListAccountsRequest{})
-	if err != nil || len(list.GetAccounts()) != 1 || list.GetAccounts()[0].GetBalanceRaw() != xno(3).String() {
+	if err != nil || len(list.GetAccounts()) != 1 || list.GetAccounts()[0].GetBalanceRaw() != custodytest.XNO(3).String() {
 		t.Fatalf("ListAccounts = %v, %v", list, err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/custodytest"
 )
 
 // rawRecord reads a's record as it lies in the accounts bucket, without
@@ -40,8 +41,8 @@ func rawRecord(t *testing.T, s *Store, a nano.PublicKey) AccountRecord {
 func TestFrontierCheckpoint(t *testing.T) {
 	w := newWorld(t)
 	w.adopt("custody", 0, nil)
-	src, srcPrev := w.fund(w.custody, xno(50))
-	head := w.mustSign(&pb.SignRequest{Intent: w.receiveIntent(w.custody, xno(50), src.Hash(), &w.rep),
+	src, srcPrev := w.Fund(w.custody, custodytest.XNO(50))
+	head := w.mustSign(&pb.SignRequest{Intent: w.ReceiveIntent(w.custody, custodytest.XNO(50), src.Hash(), &w.Rep),
 		Source: pbBlock(src), SourcePrevious: pbBlock(srcPrev)}, "open")
 	height := uint64(1)
 
@@ -76,8 +77,8 @@ func TestFrontierCheckpoint(t *testing.T) {
 	}
 	check(1)
 	send := func() {
-		in := w.sendIntent(xno(1), w.dest)
-		head = w.mustSign(&pb.SignRequest{Intent: in, Head: pbBlock(head), Approvals: w.approve(in, "service")}, "send")
+		in := w.SendIntent(w.custody, custodytest.XNO(1), w.dest)
+		head = w.mustSign(&pb.SignRequest{Intent: in, Head: pbBlock(head), Approvals: w.Approve(in, "service")}, "send")
 		height++
 	}
 	signed := 1
@@ -89,8 +90,8 @@ func TestFrontierCheckpoint(t *testing.T) {
 	// An epoch block as the new head is not in the signed bucket: the
 	// record is rewritten at once, two blocks on.
 	epoch := epochOn(head, w.epoch)
-	in := w.sendIntent(xno(1), w.dest)
-	head = w.mustSign(&pb.SignRequest{Intent: in, Head: pbBlock(epoch), Approvals: w.approve(in, "service")}, "send")
+	in := w.SendIntent(w.custody, custodytest.XNO(1), w.dest)
+	head = w.mustSign(&pb.SignRequest{Intent: in, Head: pbBlock(epoch), Approvals: w.Approve(in, "service")}, "send")
 	height += 2
 	if raw := rawRecord(t, w.store, w.custody); raw.FrontierHash != head.Hash() || raw.Height != height {
 		t.Fatalf("after an epoch head the record is at %s height %d, want the new block %s at %d", raw.FrontierHash, raw.Height, head.Hash(), height)
@@ -103,8 +104,8 @@ func TestFrontierCheckpoint(t *testing.T) {
 
 	// A send on the head before, which the record still names, is refused
 	// with the block already signed on it.
-	in = w.sendIntent(xno(1), w.dest)
-	if _, err := w.client.Sign(w.ctx, &pb.SignRequest{Intent: in, Head: pbBlock(old), Approvals: w.approve(in, "service")}); reasonOf(err) != "PENDING_BLOCK" {
+	in = w.SendIntent(w.custody, custodytest.XNO(1), w.dest)
+	if _, err := w.client.Sign(w.ctx, &pb.SignRequest{Intent: in, Head: pbBlock(old), Approvals: w.Approve(in, "service")}); reasonOf(err) != "PENDING_BLOCK" {
 		t.Fatalf("a send on the head the record names: %v, want PENDING_BLOCK", err)
 	}
 

@@ -3,7 +3,6 @@ package signer
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,80 +19,45 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nanokms/nanokms/hsm"
-	"github.com/nanokms/nanokms/intent"
+	"github.com/nanokms/nanokms/internal/killtest"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/policy"
 	"github.com/nanokms/nanokms/signer/signerapi"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(softhsmtest.Run(m)) }
-
-// The custody wallet's seed (vector seed_det1) and its first account.
-const custodySeedHex = "7E11F00A97785E691E6C9DD966138EB97B87EA13258CA484E55856BCAFBB9EAD"
-
-// xno returns n XNO.
-func xno(n uint64) nano.Amount {
-	a, err := nano.ParseAmountUnit(fmt.Sprintf("%d XNO", n))
-	if err != nil {
-		panic(err)
-	}
-	return a
-}
-
-// extAccount is an account outside custody whose key the test holds.
-type extAccount struct {
-	key    *nano.SigningKey
-	pub    nano.PublicKey
-	blocks []nano.StateBlock
-}
-
-func newExt(t *testing.T, seedByte byte) *extAccount {
-	t.Helper()
-	var k nano.PrivateKey
-	for i := range k {
-		k[i] = seedByte + byte(i)
-	}
-	sk := nano.NewSigningKey(&k)
-	return &extAccount{key: sk, pub: sk.Public()}
-}
-
-// add appends a block with the given balance and link, signed.
-func (e *extAccount) add(balance nano.Amount, link nano.Hash, rep nano.PublicKey) nano.StateBlock {
-	b := nano.StateBlock{Account: e.pub, Representative: rep, Balance: balance, Link: link}
-	if n := len(e.blocks); n > 0 {
-		b.Previous = e.blocks[n-1].Hash()
-	}
-	h := b.Hash()
-	b.Signature = e.key.Sign(h[:])
-	e.blocks = append(e.blocks, b)
-	return b
+func TestMain(m *testing.M) {
+	code := softhsmtest.Run(m)
+	killtest.Cleanup() // the binaries the kill tests built
+	os.Exit(code)
 }
 
 // world is a running signer on a real SoftHSM token, over gRPC on a real
-// Unix socket, with test approvers and external accounts.
+// Unix socket. Its embedded Parties (signer/custodytest) hold the test
+// approvers (service, alice, bob, carol, mallory), the funder and the
+// representative Rep, and build intents and approvals that expire by the
+// signer's clock.
 type world struct {
-	t         *testing.T
-	ctx       context.Context
-	tok       *hsm.Token
-	store     *Store
-	signer    *Signer
-	client    pb.SignerClient
-	conn      *grpc.ClientConn
-	logs      *logBuffer // the signer's log (JSON lines)
-	omu       sync.Mutex
-	observed  []string // what Options.Observe was told: "decision/reason"
-	approvers map[string]ed25519.PrivateKey
-	now       atomic.Int64 // Unix nanoseconds of the signer's clock
-	seq       atomic.Int64
+	*custodytest.Parties
+	t        *testing.T
+	ctx      context.Context
+	tok      *hsm.Token
+	store    *Store
+	signer   *Signer
+	client   pb.SignerClient
+	conn     *grpc.ClientConn
+	logs     *logBuffer // the signer's log (JSON lines)
+	omu      sync.Mutex
+	observed []string     // what Options.Observe was told: "decision/reason"
+	now      atomic.Int64 // Unix nanoseconds of the signer's clock
 
 	custody     nano.PublicKey // custody wallet index 0
 	custody1    nano.PublicKey // custody wallet index 1
-	funder      *extAccount
 	dest, dest2 nano.PublicKey
-	rep, rep2   nano.PublicKey
-	epoch       *extAccount // the epoch signer
+	rep2        nano.PublicKey          // a second allowed representative
+	epoch       *custodytest.ExtAccount // the epoch signer
 	stateFile   string
 }
 
@@ -165,52 +129,21 @@ func newWorldWith(t *testing.T, wo worldOptions) *world {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	w := &world{t: t, ctx: ctx, approvers: map[string]ed25519.PrivateKey{}}
+	w := &world{t: t, ctx: ctx, Parties: custodytest.NewParties(t, "service", "alice", "bob", "carol", "mallory")}
 	w.now.Store(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).UnixNano())
-
-	tk := softhsmtest.MustToken(t, softhsmtest.UniqueLabel("signer"))
-	pin, err := hsm.NewPIN([]byte(tk.PIN))
-	if err != nil {
+	w.IDPrefix, w.Now = "req-", func() time.Time { return time.Unix(0, w.now.Load()) }
+	w.tok = custodytest.MustToken(t, "signer", custodytest.TokenOptions{PoolSize: 4,
+		Wallets: map[string]string{"manual": "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"}})
+	var err error
+	if w.custody, err = w.tok.PublicKey(ctx, custodytest.Wallet, 0); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := hsm.Open(ctx, hsm.Config{Module: tk.Module, TokenLabel: tk.Label, PIN: pin, PoolSize: 4})
-	if err != nil {
+	if w.custody1, err = w.tok.PublicKey(ctx, custodytest.Wallet, 1); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tok.Close() })
-	w.tok = tok
-	if err := tok.CreateMasterKey(ctx, 0); err != nil {
-		t.Fatal(err)
-	}
-	seed, err := nano.ParseSeed(custodySeedHex)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tok.ImportWallet(ctx, "custody", &seed); err != nil {
-		t.Fatal(err)
-	}
-	manualSeed, _ := nano.ParseSeed("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF")
-	if _, err := tok.ImportWallet(ctx, "manual", &manualSeed); err != nil {
-		t.Fatal(err)
-	}
-	if w.custody, err = tok.PublicKey(ctx, "custody", 0); err != nil {
-		t.Fatal(err)
-	}
-	if w.custody1, err = tok.PublicKey(ctx, "custody", 1); err != nil {
-		t.Fatal(err)
-	}
-
-	for _, name := range []string{"service", "alice", "bob", "carol", "mallory"} {
-		_, priv, err := ed25519.GenerateKey(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.approvers[name] = priv
-	}
-	w.funder = newExt(t, 1)
-	w.dest, w.dest2 = newExt(t, 50).pub, newExt(t, 60).pub
-	w.rep, w.rep2 = newExt(t, 70).pub, newExt(t, 80).pub
-	w.epoch = newExt(t, 100)
+	w.dest, w.dest2 = custodytest.NewExtAccount(50).Pub, custodytest.NewExtAccount(60).Pub
+	w.rep2 = custodytest.NewExtAccount(80).Pub
+	w.epoch = custodytest.NewExtAccount(100)
 
 	dir := t.TempDir()
 	stateDir := wo.stateDir
@@ -219,9 +152,8 @@ func newWorldWith(t *testing.T, wo worldOptions) *world {
 	}
 	w.stateFile = filepath.Join(stateDir, "signer.db")
 	sock := filepath.Join(dir, "signer.sock")
-	pubOf := func(n string) []byte { return w.approvers[n].Public().(ed25519.PublicKey) }
-	cfgText := fmt.Sprintf(testPolicy, w.stateFile, sock, pubOf("service"), pubOf("alice"), pubOf("bob"), pubOf("carol"),
-		w.dest.Address(), w.dest2.Address(), w.rep.Address(), w.rep2.Address(), w.epoch.pub.Address())
+	cfgText := fmt.Sprintf(testPolicy, w.stateFile, sock, w.PublicKey("service"), w.PublicKey("alice"), w.PublicKey("bob"), w.PublicKey("carol"),
+		w.dest.Address(), w.dest2.Address(), w.Rep.Address(), w.rep2.Address(), w.epoch.Pub.Address())
 	cfg, err := policy.Parse([]byte(cfgText))
 	if err != nil {
 		t.Fatalf("test policy: %v", err)
@@ -238,7 +170,7 @@ func newWorldWith(t *testing.T, wo worldOptions) *world {
 		w.observed = append(w.observed, decision+"/"+reason)
 		w.omu.Unlock()
 	}
-	w.signer = New(store, tok, cfg, Options{Now: func() time.Time { return time.Unix(0, w.now.Load()) }, Logger: log, Observe: observe})
+	w.signer = New(store, w.tok, cfg, Options{Now: func() time.Time { return time.Unix(0, w.now.Load()) }, Logger: log, Observe: observe})
 
 	opts := wo.serve
 	opts.Listen, opts.Grace = "unix://"+sock, 5*time.Second
@@ -285,64 +217,12 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-// nextID returns a fresh request id.
-func (w *world) nextID() string { return fmt.Sprintf("req-%04d", w.seq.Add(1)) }
-
-func (w *world) expiry() int64 { return time.Unix(0, w.now.Load()).Add(time.Hour).Unix() }
-
-func (w *world) sendIntent(amount nano.Amount, dest nano.PublicKey) *pb.Intent {
-	return &pb.Intent{RequestId: w.nextID(), Kind: pb.IntentKind_INTENT_KIND_SEND, Account: w.custody[:],
-		AmountRaw: amount.String(), Destination: dest[:], ExpiresAtUnix: w.expiry()}
-}
-
-func (w *world) receiveIntent(account nano.PublicKey, amount nano.Amount, source nano.Hash, rep *nano.PublicKey) *pb.Intent {
-	in := &pb.Intent{RequestId: w.nextID(), Kind: pb.IntentKind_INTENT_KIND_RECEIVE, Account: account[:],
-		AmountRaw: amount.String(), SourceHash: source[:], ExpiresAtUnix: w.expiry()}
-	if rep != nil {
-		in.Representative = rep[:]
-	}
-	return in
-}
-
-func (w *world) changeIntent(rep nano.PublicKey) *pb.Intent {
-	return &pb.Intent{RequestId: w.nextID(), Kind: pb.IntentKind_INTENT_KIND_CHANGE, Account: w.custody[:],
-		Representative: rep[:], ExpiresAtUnix: w.expiry()}
-}
-
-func (w *world) approve(in *pb.Intent, names ...string) []*pb.Approval {
-	w.t.Helper()
-	var out []*pb.Approval
-	for _, n := range names {
-		a, err := intent.Approve(w.approvers[n], in)
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		out = append(out, a)
-	}
-	return out
-}
-
-// fund makes the funder send amount to to and returns (source, its previous).
-func (w *world) fund(to nano.PublicKey, amount nano.Amount) (nano.StateBlock, nano.StateBlock) {
-	w.t.Helper()
-	if len(w.funder.blocks) == 0 {
-		w.funder.add(xno(1_000_000), nano.Hash{0xAA}, w.rep) // the funder's open block
-	}
-	prev := w.funder.blocks[len(w.funder.blocks)-1]
-	bal, err := prev.Balance.Sub(amount)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	src := w.funder.add(bal, nano.Hash(to), w.rep)
-	return src, prev
-}
-
 // epochOn returns an epoch-v2 block on top of head, signed by signer.
-func epochOn(head nano.StateBlock, signer *extAccount) nano.StateBlock {
+func epochOn(head nano.StateBlock, signer *custodytest.ExtAccount) nano.StateBlock {
 	b := nano.StateBlock{Account: head.Account, Previous: head.Hash(), Representative: head.Representative,
 		Balance: head.Balance, Link: nano.EpochV2Link}
 	h := b.Hash()
-	b.Signature = signer.key.Sign(h[:])
+	b.Signature = signer.Key.Sign(h[:])
 	return b
 }
 

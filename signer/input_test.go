@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
@@ -184,7 +185,7 @@ func TestRequestIDBoundaries(t *testing.T) {
 		for _, tc := range requestIDCases() {
 			t.Run(via+"/"+tc.name, func(t *testing.T) {
 				before, _ := w.auditTail()
-				in := w.sendIntent(xno(1), w.dest)
+				in := w.SendIntent(w.custody, custodytest.XNO(1), w.dest)
 				in.RequestId = tc.id
 				req := &pb.SignRequest{Intent: in}
 				var err error

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/custodytest"
 )
 
 // TestReplacedWalletSignsNothing: an account on record whose wallet label
@@ -16,12 +17,12 @@ import (
 // recorded, so the same request fails again rather than being answered.
 func TestReplacedWalletSignsNothing(t *testing.T) {
 	w := newWorld(t)
-	stranger := newExt(t, 90) // not derived from the custody wallet
-	if err := w.store.Adopt(AccountRecord{Account: stranger.pub, Wallet: "custody", Index: 7}, time.Unix(0, w.now.Load())); err != nil {
+	stranger := custodytest.NewExtAccount(90) // not derived from the custody wallet
+	if err := w.store.Adopt(AccountRecord{Account: stranger.Pub, Wallet: "custody", Index: 7}, time.Unix(0, w.now.Load())); err != nil {
 		t.Fatal(err)
 	}
-	src, prev := w.fund(stranger.pub, xno(2))
-	in := w.receiveIntent(stranger.pub, xno(2), src.Hash(), &w.rep)
+	src, prev := w.Fund(stranger.Pub, custodytest.XNO(2))
+	in := w.ReceiveIntent(stranger.Pub, custodytest.XNO(2), src.Hash(), &w.Rep)
 	req := &pb.SignRequest{Intent: in, Source: pbBlock(src), SourcePrevious: pbBlock(prev)}
 	auditBefore, err := w.store.VerifyAudit()
 	if err != nil {
@@ -33,7 +34,7 @@ func TestReplacedWalletSignsNothing(t *testing.T) {
 			t.Fatalf("attempt %d: Sign = %v, %v; want codes.Internal and no block", attempt, resp, err)
 		}
 	}
-	rec, ok, err := w.store.Account(stranger.pub)
+	rec, ok, err := w.store.Account(stranger.Pub)
 	if err != nil || !ok || rec.Frontier != nil {
 		t.Fatalf("account record after the failure: %+v, %v, %v; want it still unopened", rec, ok, err)
 	}

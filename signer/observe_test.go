@@ -7,6 +7,7 @@ import (
 	"time"
 
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
@@ -35,8 +36,8 @@ func TestObserve(t *testing.T) {
 	if _, err := s.Adopt(ctx, "custody", 0, nil, 0); signerapi.ReasonOf(err) != pb.RefusalReason_REFUSAL_REASON_ALREADY_TRACKED {
 		t.Fatalf("second adoption: %v", err)
 	}
-	src, prev := w.fund(w.custody, xno(5))
-	open := &pb.SignRequest{Intent: w.receiveIntent(w.custody, xno(5), src.Hash(), &w.rep), Source: pbBlock(src), SourcePrevious: pbBlock(prev)}
+	src, prev := w.Fund(w.custody, custodytest.XNO(5))
+	open := &pb.SignRequest{Intent: w.ReceiveIntent(w.custody, custodytest.XNO(5), src.Hash(), &w.Rep), Source: pbBlock(src), SourcePrevious: pbBlock(prev)}
 	resp, err := s.Sign(ctx, open)
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +45,7 @@ func TestObserve(t *testing.T) {
 	if _, err := s.Sign(ctx, open); err != nil {
 		t.Fatal(err)
 	}
-	send := &pb.SignRequest{Intent: w.sendIntent(xno(1), w.dest), Head: resp.GetBlock()}
+	send := &pb.SignRequest{Intent: w.SendIntent(w.custody, custodytest.XNO(1), w.dest), Head: resp.GetBlock()}
 	if _, err := s.Sign(ctx, send); signerapi.ReasonOf(err) != pb.RefusalReason_REFUSAL_REASON_APPROVALS_MISSING {
 		t.Fatalf("unapproved send: %v", err)
 	}

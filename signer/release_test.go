@@ -15,6 +15,7 @@ import (
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/custodytest"
 )
 
 // jammed is a custody account whose recorded frontier is a block the
@@ -30,11 +31,11 @@ type jammed struct {
 func (w *world) jam() *jammed {
 	w.t.Helper()
 	w.adopt("custody", 0, nil)
-	src1, src1Prev := w.fund(w.custody, xno(200))
-	open := w.mustSign(&pb.SignRequest{Intent: w.receiveIntent(w.custody, xno(200), src1.Hash(), &w.rep),
+	src1, src1Prev := w.Fund(w.custody, custodytest.XNO(200))
+	open := w.mustSign(&pb.SignRequest{Intent: w.ReceiveIntent(w.custody, custodytest.XNO(200), src1.Hash(), &w.Rep),
 		Source: pbBlock(src1), SourcePrevious: pbBlock(src1Prev)}, "open")
-	src, prev := w.fund(w.custody, xno(30))
-	req := &pb.SignRequest{Intent: w.receiveIntent(w.custody, xno(30), src.Hash(), nil), Head: pbBlock(open),
+	src, prev := w.Fund(w.custody, custodytest.XNO(30))
+	req := &pb.SignRequest{Intent: w.ReceiveIntent(w.custody, custodytest.XNO(30), src.Hash(), nil), Head: pbBlock(open),
 		Source: pbBlock(src), SourcePrevious: pbBlock(prev)}
 	bad := w.mustSign(req, "receive")
 	return &jammed{open: open, bad: bad, badReq: req, src: src, prev: prev}
@@ -45,7 +46,7 @@ func (w *world) jam() *jammed {
 func (w *world) statement(account nano.PublicKey, block nano.Hash, previous *pb.Block) *pb.ReleaseStatement {
 	w.t.Helper()
 	st, err := w.client.PrepareRelease(w.ctx, &pb.PrepareReleaseRequest{Account: account[:], BlockHash: block[:],
-		ExpiresAtUnix: w.expiry(), Previous: previous})
+		ExpiresAtUnix: w.Expiry(), Previous: previous})
 	if err != nil {
 		w.t.Fatalf("PrepareRelease: %v", err)
 	}
@@ -57,7 +58,7 @@ func (w *world) approveRelease(st *pb.ReleaseStatement, names ...string) []*pb.A
 	w.t.Helper()
 	var out []*pb.Approval
 	for _, n := range names {
-		a, err := intent.ApproveRelease(w.approvers[n], st)
+		a, err := intent.ApproveRelease(w.Approvers[n], st)
 		if err != nil {
 			w.t.Fatal(err)
 		}
@@ -84,23 +85,23 @@ func TestReleaseRefusals(t *testing.T) {
 	w := newWorld(t)
 	j := w.jam()
 	good := w.statement(w.custody, j.bad.Hash(), nil)
-	if !bytes.Equal(good.GetFrontier(), hashBytes(j.open.Hash())) || good.GetBalanceRaw() != xno(200).String() {
+	if !bytes.Equal(good.GetFrontier(), hashBytes(j.open.Hash())) || good.GetBalanceRaw() != custodytest.XNO(200).String() {
 		t.Fatalf("PrepareRelease returned %v, want the open block %s with 200 XNO", good, j.open.Hash())
 	}
 	// The account is jammed: a send on the node's frontier (the open block)
 	// is refused with the block that will never confirm.
-	send := w.sendIntent(xno(1), w.dest)
-	_, err := w.client.Sign(w.ctx, &pb.SignRequest{Intent: send, Head: pbBlock(j.open), Approvals: w.approve(send, "service")})
+	send := w.SendIntent(w.custody, custodytest.XNO(1), w.dest)
+	_, err := w.client.Sign(w.ctx, &pb.SignRequest{Intent: send, Head: pbBlock(j.open), Approvals: w.Approve(send, "service")})
 	if reasonOf(err) != "PENDING_BLOCK" {
 		t.Fatalf("a send on the open block: %v, want PENDING_BLOCK", err)
 	}
 
 	// custody1: tracked, adopted on a head signed outside nanokms.
-	seed, _ := nano.ParseSeed(custodySeedHex)
+	seed, _ := nano.ParseSeed(custodytest.CustodySeed)
 	k1 := nano.DeriveKey(&seed, 1)
-	outside := &extAccount{key: nano.NewSigningKey(&k1), pub: w.custody1}
-	srcX, _ := w.fund(w.custody1, xno(3))
-	h1 := outside.add(xno(3), srcX.Hash(), w.rep)
+	outside := &custodytest.ExtAccount{Key: nano.NewSigningKey(&k1), Pub: w.custody1}
+	srcX, _ := w.Fund(w.custody1, custodytest.XNO(3))
+	h1 := outside.Add(custodytest.XNO(3), srcX.Hash(), w.Rep)
 	w.adopt("custody", 1, &h1)
 
 	with := func(f func(*pb.ReleaseStatement)) *pb.ReleaseStatement {
@@ -110,7 +111,7 @@ func TestReleaseRefusals(t *testing.T) {
 	}
 	other := with(func(s *pb.ReleaseStatement) { s.ExpiresAtUnix-- })
 	wrongFrontier := with(func(s *pb.ReleaseStatement) { s.Frontier = hashBytes(j.src.Hash()) })
-	wrongBalance := with(func(s *pb.ReleaseStatement) { s.BalanceRaw = xno(230).String() })
+	wrongBalance := with(func(s *pb.ReleaseStatement) { s.BalanceRaw = custodytest.XNO(230).String() })
 	lowerBlock := with(func(s *pb.ReleaseStatement) {
 		s.BlockHash, s.Frontier, s.BalanceRaw = hashBytes(j.open.Hash()), make([]byte, 32), "0"
 	})
@@ -136,7 +137,7 @@ func TestReleaseRefusals(t *testing.T) {
 		{"too few approvals", good, w.approveRelease(good, "alice"), "APPROVALS_MISSING", codes.PermissionDenied, "1 given"},
 		{"the first tier's approver does not count", good, w.approveRelease(good, "service", "bob"), "APPROVALS_MISSING", codes.PermissionDenied, "approvals by {service} do not count"},
 		{"approvals over another statement", good, w.approveRelease(other, "alice", "bob"), "APPROVAL_INVALID", codes.PermissionDenied, "is not over this release statement"},
-		{"approvals over the intent", good, w.approve(j.badReq.GetIntent(), "alice", "bob"), "APPROVAL_INVALID", codes.PermissionDenied, ""},
+		{"approvals over the intent", good, w.Approve(j.badReq.GetIntent(), "alice", "bob"), "APPROVAL_INVALID", codes.PermissionDenied, ""},
 		{"an unknown approver", good, w.approveRelease(good, "alice", "mallory"), "APPROVER_UNKNOWN", codes.PermissionDenied, "is not a configured approver"},
 		{"an approver twice", good, w.approveRelease(good, "alice", "alice"), "APPROVAL_DUPLICATED", codes.PermissionDenied, `"alice" appears twice`},
 		{"another frontier to return to", wrongFrontier, w.approveRelease(wrongFrontier, "alice", "bob"), "RELEASE_MISMATCH", codes.FailedPrecondition, "the frontier before"},
@@ -193,7 +194,7 @@ func TestReleaseGood(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Release: %v", err)
 	}
-	if !bytes.Equal(resp.GetAccount().GetFrontier(), hashBytes(j.open.Hash())) || resp.GetAccount().GetBalanceRaw() != xno(200).String() ||
+	if !bytes.Equal(resp.GetAccount().GetFrontier(), hashBytes(j.open.Hash())) || resp.GetAccount().GetBalanceRaw() != custodytest.XNO(200).String() ||
 		resp.GetAccount().GetHeight() != 1 || resp.GetRequestId() != j.badReq.GetIntent().GetRequestId() {
 		t.Fatalf("Release answered %v", resp)
 	}
@@ -240,18 +241,18 @@ func TestReleaseGood(t *testing.T) {
 	}
 
 	// A new request on the old frontier signs; the frontier moves on.
-	send := w.sendIntent(xno(5), w.dest)
-	s1 := w.mustSign(&pb.SignRequest{Intent: send, Head: pbBlock(j.open), Approvals: w.approve(send, "service")}, "send")
-	if s1.Previous != j.open.Hash() || s1.Balance != xno(195) {
+	send := w.SendIntent(w.custody, custodytest.XNO(5), w.dest)
+	s1 := w.mustSign(&pb.SignRequest{Intent: send, Head: pbBlock(j.open), Approvals: w.Approve(send, "service")}, "send")
+	if s1.Previous != j.open.Hash() || s1.Balance != custodytest.XNO(195) {
 		t.Fatalf("the send after the release: previous %s balance %s", s1.Previous, s1.Balance)
 	}
 	if rec := w.mustRecord(); rec.FrontierHash != s1.Hash() || rec.Height != 2 || rec.Prior == nil || rec.Prior.Hash != j.open.Hash() {
 		t.Fatalf("record after the next send: %+v", rec)
 	}
 	// The source, should it ever exist, can be received under a new id.
-	again := w.mustSign(&pb.SignRequest{Intent: w.receiveIntent(w.custody, xno(30), j.src.Hash(), nil), Head: pbBlock(s1),
+	again := w.mustSign(&pb.SignRequest{Intent: w.ReceiveIntent(w.custody, custodytest.XNO(30), j.src.Hash(), nil), Head: pbBlock(s1),
 		Source: pbBlock(j.src), SourcePrevious: pbBlock(j.prev)}, "receive")
-	if again.Previous != s1.Hash() || again.Balance != xno(225) {
+	if again.Previous != s1.Hash() || again.Balance != custodytest.XNO(225) {
 		t.Fatalf("receiving the source again: %+v", again)
 	}
 	// A replay of the applied statement is still refused, before anything
@@ -270,18 +271,18 @@ func TestReleaseOnTop(t *testing.T) {
 	w := newWorld(t)
 	j := w.jam()
 	st := w.statement(w.custody, j.bad.Hash(), nil)
-	send := w.sendIntent(xno(1), w.dest)
-	top := w.mustSign(&pb.SignRequest{Intent: send, Head: pbBlock(j.bad), Approvals: w.approve(send, "service")}, "send")
+	send := w.SendIntent(w.custody, custodytest.XNO(1), w.dest)
+	top := w.mustSign(&pb.SignRequest{Intent: send, Head: pbBlock(j.bad), Approvals: w.Approve(send, "service")}, "send")
 	_, err := w.client.Release(w.ctx, &pb.ReleaseRequest{Statement: st, Approvals: w.approveRelease(st, "alice", "bob")})
 	if reasonOf(err) != "HEAD_NOT_FRONTIER" || !strings.Contains(status.Convert(err).Message(), top.Hash().String()+" was signed on top of") {
 		t.Fatalf("releasing a block with a block on top: %v", err)
 	}
-	if _, err := w.client.PrepareRelease(w.ctx, &pb.PrepareReleaseRequest{Account: w.custody[:], BlockHash: hashBytes(j.bad.Hash()), ExpiresAtUnix: w.expiry()}); reasonOf(err) != "HEAD_NOT_FRONTIER" {
+	if _, err := w.client.PrepareRelease(w.ctx, &pb.PrepareReleaseRequest{Account: w.custody[:], BlockHash: hashBytes(j.bad.Hash()), ExpiresAtUnix: w.Expiry()}); reasonOf(err) != "HEAD_NOT_FRONTIER" {
 		t.Fatalf("PrepareRelease of a block with a block on top: %v", err)
 	}
 	// The send on top is the frontier: it can be released, back to the receive.
 	st2 := w.statement(w.custody, top.Hash(), nil)
-	if !bytes.Equal(st2.GetFrontier(), hashBytes(j.bad.Hash())) || st2.GetBalanceRaw() != xno(230).String() {
+	if !bytes.Equal(st2.GetFrontier(), hashBytes(j.bad.Hash())) || st2.GetBalanceRaw() != custodytest.XNO(230).String() {
 		t.Fatalf("statement for the send: %v", st2)
 	}
 	if _, err := w.client.Release(w.ctx, &pb.ReleaseRequest{Statement: st2, Approvals: w.approveRelease(st2, "alice", "bob")}); err != nil {
@@ -293,19 +294,19 @@ func TestReleaseOnTop(t *testing.T) {
 	}
 	// The restored frontier has no record of its own prior: releasing it
 	// too needs that block, given and verified.
-	_, err = w.client.PrepareRelease(w.ctx, &pb.PrepareReleaseRequest{Account: w.custody[:], BlockHash: hashBytes(j.bad.Hash()), ExpiresAtUnix: w.expiry()})
+	_, err = w.client.PrepareRelease(w.ctx, &pb.PrepareReleaseRequest{Account: w.custody[:], BlockHash: hashBytes(j.bad.Hash()), ExpiresAtUnix: w.Expiry()})
 	if reasonOf(err) != "RELEASE_MISMATCH" || !strings.Contains(status.Convert(err).Message(), "no record of the frontier before") {
 		t.Fatalf("PrepareRelease without the previous block: %v", err)
 	}
 	wrong := j.src
 	if _, err := w.client.PrepareRelease(w.ctx, &pb.PrepareReleaseRequest{Account: w.custody[:], BlockHash: hashBytes(j.bad.Hash()),
-		ExpiresAtUnix: w.expiry(), Previous: pbBlock(wrong)}); reasonOf(err) != "RELEASE_MISMATCH" {
+		ExpiresAtUnix: w.Expiry(), Previous: pbBlock(wrong)}); reasonOf(err) != "RELEASE_MISMATCH" {
 		t.Fatalf("PrepareRelease with another block as previous: %v", err)
 	}
 	forged := j.open
 	forged.Signature[3] ^= 1
 	if _, err := w.client.PrepareRelease(w.ctx, &pb.PrepareReleaseRequest{Account: w.custody[:], BlockHash: hashBytes(j.bad.Hash()),
-		ExpiresAtUnix: w.expiry(), Previous: pbBlock(forged)}); reasonOf(err) != "HEAD_SIGNATURE_INVALID" {
+		ExpiresAtUnix: w.Expiry(), Previous: pbBlock(forged)}); reasonOf(err) != "HEAD_SIGNATURE_INVALID" {
 		t.Fatalf("PrepareRelease with a forged previous: %v", err)
 	}
 	st3 := w.statement(w.custody, j.bad.Hash(), pbBlock(j.open))
@@ -315,7 +316,7 @@ func TestReleaseOnTop(t *testing.T) {
 	if _, err := w.client.Release(w.ctx, &pb.ReleaseRequest{Statement: st3, Approvals: w.approveRelease(st3, "alice", "bob"), Previous: pbBlock(j.open)}); err != nil {
 		t.Fatalf("Release with the previous block: %v", err)
 	}
-	if rec := w.mustRecord(); rec.FrontierHash != j.open.Hash() || rec.Balance() != xno(200) {
+	if rec := w.mustRecord(); rec.FrontierHash != j.open.Hash() || rec.Balance() != custodytest.XNO(200) {
 		t.Fatalf("record after two releases: %+v", rec)
 	}
 	if _, err := w.store.VerifyAudit(); err != nil {
@@ -328,8 +329,8 @@ func TestReleaseOnTop(t *testing.T) {
 func TestReleaseOpen(t *testing.T) {
 	w := newWorld(t)
 	w.adopt("custody", 0, nil)
-	src, prev := w.fund(w.custody, xno(9))
-	open := w.mustSign(&pb.SignRequest{Intent: w.receiveIntent(w.custody, xno(9), src.Hash(), &w.rep),
+	src, prev := w.Fund(w.custody, custodytest.XNO(9))
+	open := w.mustSign(&pb.SignRequest{Intent: w.ReceiveIntent(w.custody, custodytest.XNO(9), src.Hash(), &w.Rep),
 		Source: pbBlock(src), SourcePrevious: pbBlock(prev)}, "open")
 	st := w.statement(w.custody, open.Hash(), nil)
 	if !bytes.Equal(st.GetFrontier(), make([]byte, 32)) || st.GetBalanceRaw() != "0" {
@@ -341,10 +342,10 @@ func TestReleaseOpen(t *testing.T) {
 	if rec := w.mustRecord(); rec.Frontier != nil || !rec.FrontierHash.IsZero() || rec.Height != 0 {
 		t.Fatalf("record after releasing the open block: %+v", rec)
 	}
-	src2, prev2 := w.fund(w.custody, xno(4))
-	again := w.mustSign(&pb.SignRequest{Intent: w.receiveIntent(w.custody, xno(4), src2.Hash(), &w.rep),
+	src2, prev2 := w.Fund(w.custody, custodytest.XNO(4))
+	again := w.mustSign(&pb.SignRequest{Intent: w.ReceiveIntent(w.custody, custodytest.XNO(4), src2.Hash(), &w.Rep),
 		Source: pbBlock(src2), SourcePrevious: pbBlock(prev2)}, "open")
-	if !again.Previous.IsZero() || again.Balance != xno(4) {
+	if !again.Previous.IsZero() || again.Balance != custodytest.XNO(4) {
 		t.Fatalf("the new open block: %+v", again)
 	}
 }
@@ -360,7 +361,7 @@ func TestReleaseOldRecord(t *testing.T) {
 	if err := w.store.write(func(tx *bolt.Tx) error { return putRecord(tx.Bucket(bucketAccounts), rec.Account[:], &rec) }); err != nil {
 		t.Fatal(err)
 	}
-	_, err := w.client.PrepareRelease(w.ctx, &pb.PrepareReleaseRequest{Account: w.custody[:], BlockHash: hashBytes(j.bad.Hash()), ExpiresAtUnix: w.expiry()})
+	_, err := w.client.PrepareRelease(w.ctx, &pb.PrepareReleaseRequest{Account: w.custody[:], BlockHash: hashBytes(j.bad.Hash()), ExpiresAtUnix: w.Expiry()})
 	if reasonOf(err) != "RELEASE_MISMATCH" {
 		t.Fatalf("PrepareRelease of an old record without the previous block: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/keystore"
 	"github.com/nanokms/nanokms/signer/signerapi"
 )
@@ -90,8 +91,8 @@ func TestSeamTokenUnavailable(t *testing.T) {
 				t.Fatal(err)
 			}
 			w.adopt("custody", uint32(40+i), nil)
-			src, prev := w.fund(acct, xno(1))
-			req := &pb.SignRequest{Intent: w.receiveIntent(acct, xno(1), src.Hash(), &w.rep), Source: pbBlock(src), SourcePrevious: pbBlock(prev)}
+			src, prev := w.Fund(acct, custodytest.XNO(1))
+			req := &pb.SignRequest{Intent: w.ReceiveIntent(acct, custodytest.XNO(1), src.Hash(), &w.Rep), Source: pbBlock(src), SourcePrevious: pbBlock(prev)}
 			var observed []string
 			s := New(w.store, &contractKeys{KeyStore: w.tok, signErr: c.err}, w.signer.policy, Options{Now: w.signer.opts.Now,
 				Observe: func(decision, reason string, _ time.Duration) { observed = append(observed, decision+"/"+reason) }})

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
@@ -117,16 +118,16 @@ func TestStoreFull(t *testing.T) {
 	health.until(healthpb.HealthCheckResponse_SERVING)
 
 	w.adopt("custody", 0, nil)
-	src, srcPrev := w.fund(w.custody, xno(100))
-	head := w.mustSign(&pb.SignRequest{Intent: w.receiveIntent(w.custody, xno(100), src.Hash(), &w.rep),
+	src, srcPrev := w.Fund(w.custody, custodytest.XNO(100))
+	head := w.mustSign(&pb.SignRequest{Intent: w.ReceiveIntent(w.custody, custodytest.XNO(100), src.Hash(), &w.Rep),
 		Source: pbBlock(src), SourcePrevious: pbBlock(srcPrev)}, "open")
 
 	filler := filepath.Join(mnt, "filler")
 	fill(t, filler)
 	var failed *pb.SignRequest
 	for i := 0; i < 5000 && failed == nil; i++ {
-		in := w.sendIntent(nano.AmountFromUint64(1), w.dest)
-		req := &pb.SignRequest{Intent: in, Head: pbBlock(head), Approvals: w.approve(in, "service")}
+		in := w.SendIntent(w.custody, nano.AmountFromUint64(1), w.dest)
+		req := &pb.SignRequest{Intent: in, Head: pbBlock(head), Approvals: w.Approve(in, "service")}
 		before, _ := w.auditTail()
 		resp, err := w.client.Sign(w.ctx, req)
 		if err == nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
@@ -39,13 +40,13 @@ var templateCases = []struct {
 func TestTemplateEveryField(t *testing.T) {
 	w := newWorld(t)
 	w.adopt("custody", 0, nil)
-	src, srcPrev := w.fund(w.custody, xno(200))
-	open := w.mustSign(&pb.SignRequest{Intent: w.receiveIntent(w.custody, xno(200), src.Hash(), &w.rep),
+	src, srcPrev := w.Fund(w.custody, custodytest.XNO(200))
+	open := w.mustSign(&pb.SignRequest{Intent: w.ReceiveIntent(w.custody, custodytest.XNO(200), src.Hash(), &w.Rep),
 		Source: pbBlock(src), SourcePrevious: pbBlock(srcPrev)}, "open")
-	want := nano.StateBlock{Account: w.custody, Previous: open.Hash(), Representative: w.rep, Balance: xno(199), Link: nano.Hash(w.dest)}
+	want := nano.StateBlock{Account: w.custody, Previous: open.Hash(), Representative: w.Rep, Balance: custodytest.XNO(199), Link: nano.Hash(w.dest)}
 	send := func(tmpl nano.StateBlock) *pb.SignRequest {
-		in := w.sendIntent(xno(1), w.dest)
-		return &pb.SignRequest{Intent: in, Head: pbBlock(open), Template: pbBlock(tmpl), Approvals: w.approve(in, "service")}
+		in := w.SendIntent(w.custody, custodytest.XNO(1), w.dest)
+		return &pb.SignRequest{Intent: in, Head: pbBlock(open), Template: pbBlock(tmpl), Approvals: w.Approve(in, "service")}
 	}
 	for _, tc := range templateCases {
 		t.Run(tc.field, func(t *testing.T) {
@@ -81,20 +82,20 @@ func TestTemplateEveryField(t *testing.T) {
 // TestTemplateEveryFieldManual runs the same table through BuildFromHead,
 // the manual workflow's verification (nanokms block sign --head --intent).
 func TestTemplateEveryFieldManual(t *testing.T) {
-	seed, _ := nano.ParseSeed(custodySeedHex)
+	seed, _ := nano.ParseSeed(custodytest.CustodySeed)
 	k := nano.DeriveKey(&seed, 5)
-	acct := &extAccount{key: nano.NewSigningKey(&k)}
-	acct.pub = acct.key.Public()
-	funder, rep, dest := newExt(t, 1), newExt(t, 2).pub, newExt(t, 3).pub
-	fOpen := funder.add(nano.AmountFromUint64(1000), nano.Hash{9}, rep)
-	fSend := funder.add(nano.AmountFromUint64(600), nano.Hash(acct.pub), rep)
-	open := acct.add(nano.AmountFromUint64(400), fSend.Hash(), rep)
-	in, err := intent.Parse(&pb.Intent{RequestId: "m2", Kind: pb.IntentKind_INTENT_KIND_SEND, Account: acct.pub[:],
+	acct := &custodytest.ExtAccount{Key: nano.NewSigningKey(&k)}
+	acct.Pub = acct.Key.Public()
+	funder, rep, dest := custodytest.NewExtAccount(1), custodytest.NewExtAccount(2).Pub, custodytest.NewExtAccount(3).Pub
+	fOpen := funder.Add(nano.AmountFromUint64(1000), nano.Hash{9}, rep)
+	fSend := funder.Add(nano.AmountFromUint64(600), nano.Hash(acct.Pub), rep)
+	open := acct.Add(nano.AmountFromUint64(400), fSend.Hash(), rep)
+	in, err := intent.Parse(&pb.Intent{RequestId: "m2", Kind: pb.IntentKind_INTENT_KIND_SEND, Account: acct.Pub[:],
 		AmountRaw: "150", Destination: dest[:], ExpiresAtUnix: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := nano.StateBlock{Account: acct.pub, Previous: open.Hash(), Representative: rep, Balance: nano.AmountFromUint64(250), Link: nano.Hash(dest)}
+	want := nano.StateBlock{Account: acct.Pub, Previous: open.Hash(), Representative: rep, Balance: nano.AmountFromUint64(250), Link: nano.Hash(dest)}
 	for _, tc := range templateCases {
 		t.Run(tc.field, func(t *testing.T) {
 			tmpl := want
@@ -107,12 +108,12 @@ func TestTemplateEveryFieldManual(t *testing.T) {
 		})
 	}
 	// An open (no head): its previous must be zero.
-	openIn, err := intent.Parse(&pb.Intent{RequestId: "m1", Kind: pb.IntentKind_INTENT_KIND_RECEIVE, Account: acct.pub[:],
+	openIn, err := intent.Parse(&pb.Intent{RequestId: "m1", Kind: pb.IntentKind_INTENT_KIND_RECEIVE, Account: acct.Pub[:],
 		AmountRaw: "400", SourceHash: func() []byte { h := fSend.Hash(); return h[:] }(), Representative: rep[:], ExpiresAtUnix: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	openTmpl := nano.StateBlock{Account: acct.pub, Previous: nano.Hash{1}, Representative: rep, Balance: nano.AmountFromUint64(400), Link: fSend.Hash()}
+	openTmpl := nano.StateBlock{Account: acct.Pub, Previous: nano.Hash{1}, Representative: rep, Balance: nano.AmountFromUint64(400), Link: fSend.Hash()}
 	var r *Refusal
 	if _, _, err := BuildFromHead(&openIn, nil, &fSend, &fOpen, &openTmpl, nil); !errors.As(err, &r) || r.Field != "template.previous" {
 		t.Fatalf("an open's template with a previous: %v; want a refusal naming template.previous", err)

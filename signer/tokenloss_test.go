@@ -21,8 +21,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/nanokms/nanokms/intent"
+	"github.com/nanokms/nanokms/internal/killtest"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
@@ -126,7 +128,7 @@ var tokenLossCases = []tokenLossCase{
 // chain verifies and holds each signed block once.
 func TestTokenLoss(t *testing.T) {
 	tok := newCrashToken(t)
-	bin := buildNanokms(t, t.TempDir())
+	bin := killtest.Build(t, "cmd/nanokms-cold")
 	for _, tc := range tokenLossCases {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) { runTokenLoss(t, bin, tok, tc) })
 	}
@@ -136,11 +138,11 @@ func runTokenLoss(t *testing.T, bin string, tok *crashToken, tc tokenLossCase) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cs := newCrashSigner(t, bin, tok)
-	funder, rep, dest := newExt(t, 1), newExt(t, 70).pub, newExt(t, 50).pub
+	funder, rep, dest := custodytest.NewExtAccount(1), custodytest.NewExtAccount(70).Pub, custodytest.NewExtAccount(50).Pub
 	acct := tok.account(0)
-	funder.add(xno(1_000_000), nano.Hash{0xAA}, rep)
-	prev := funder.blocks[0]
-	src := funder.add(xno(999_000), nano.Hash(acct), rep)
+	funder.Add(custodytest.XNO(1_000_000), nano.Hash{0xAA}, rep)
+	prev := funder.Blocks[0]
+	src := funder.Add(custodytest.XNO(999_000), nano.Hash(acct), rep)
 	expiry := time.Now().Add(time.Hour).Unix()
 
 	if err := cs.start(); err != nil {
@@ -154,7 +156,7 @@ func runTokenLoss(t *testing.T, bin string, tok *crashToken, tc tokenLossCase) {
 	}
 	srcHash := src.Hash()
 	openIn := &pb.Intent{RequestId: "loss-open", Kind: pb.IntentKind_INTENT_KIND_RECEIVE, Account: acct[:],
-		AmountRaw: xno(1000).String(), SourceHash: srcHash[:], Representative: rep[:], ExpiresAtUnix: expiry}
+		AmountRaw: custodytest.XNO(1000).String(), SourceHash: srcHash[:], Representative: rep[:], ExpiresAtUnix: expiry}
 	opened, err := cs.client.Sign(ctx, &pb.SignRequest{Intent: openIn, Source: pbBlock(src), SourcePrevious: pbBlock(prev),
 		Approvals: []*pb.Approval{mustApprove(t, cs, openIn)}})
 	if err != nil {
@@ -208,10 +210,10 @@ func runTokenLoss(t *testing.T, bin string, tok *crashToken, tc tokenLossCase) {
 		t.Fatalf("the request resent: %v, %v; want the recorded answer", again, err)
 	}
 	// The signer was never restarted, and says what happened.
-	if cs.starts != 1 {
-		t.Fatalf("%d starts", cs.starts)
+	if cs.Starts() != 1 {
+		t.Fatalf("%d starts", cs.Starts())
 	}
-	logText, _ := os.ReadFile(cs.logf)
+	logText, _ := os.ReadFile(cs.LogPath())
 	for _, want := range []string{"token unavailable", "token available again"} {
 		if !bytes.Contains(logText, []byte(want)) {
 			t.Errorf("the signer's log does not say %q", want)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/custodytest"
 )
 
 // gatedKeys holds every signature until the test lets it through.
@@ -43,8 +44,8 @@ func TestMaxDeciding(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.adopt("custody", uint32(10+i), nil)
-		src, prev := w.fund(acct, xno(1))
-		reqs[i] = &pb.SignRequest{Intent: w.receiveIntent(acct, xno(1), src.Hash(), &w.rep), Source: pbBlock(src), SourcePrevious: pbBlock(prev)}
+		src, prev := w.Fund(acct, custodytest.XNO(1))
+		reqs[i] = &pb.SignRequest{Intent: w.ReceiveIntent(acct, custodytest.XNO(1), src.Hash(), &w.Rep), Source: pbBlock(src), SourcePrevious: pbBlock(prev)}
 	}
 	type result struct {
 		resp *pb.SignResponse

@@ -9,6 +9,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/nanokms/nanokms/nano"
 )
 
@@ -23,6 +25,11 @@ import (
 // for an array, it records one per bad element, at key[i].
 type Checker struct {
 	errs []*Error
+	// doc and md are the document and the decoder's MetaData, set by Parse
+	// when it decoded the document: locate places errors with them.
+	doc     string
+	md      *toml.MetaData
+	located int // errs[:located] are placed
 }
 
 // Fail records a problem at key (a full key path; "" for the whole file).
@@ -40,12 +47,16 @@ func (c *Checker) FailedAt(key string) bool {
 	return false
 }
 
-// Errors returns the problems recorded, in order.
-func (c *Checker) Errors() []*Error { return c.errs }
+// Errors returns the problems recorded, in order, each placed at the line
+// and column of its key where the decoder gives them (see Error).
+func (c *Checker) Errors() []*Error {
+	c.locate()
+	return c.errs
+}
 
 // Err returns the problems recorded as one error (see Join); nil when there
 // is none.
-func (c *Checker) Err() error { return Join(c.errs) }
+func (c *Checker) Err() error { return Join(c.Errors()) }
 
 // OptStr returns v as a string: "" when absent, empty or not a string.
 func (c *Checker) OptStr(key string, v Value) string {

@@ -20,6 +20,14 @@ type Value struct {
 	set bool
 }
 
+// UnmarshalTOML keeps the value as the decoder produced it: it makes Value
+// a toml.Unmarshaler, so that the decoder counts a Value's key (and the
+// keys of a table under it) as decoded.
+func (x *Value) UnmarshalTOML(v any) error {
+	x.v, x.set = v, true
+	return nil
+}
+
 // IsSet reports whether the key was present in the file.
 func (x Value) IsSet() bool { return x.set }
 
@@ -39,26 +47,43 @@ var valueType = reflect.TypeFor[Value]()
 // path of the offending value, with array indices, such as
 // "groups[1].tiers[0].quorum"; it is empty for a TOML syntax error, whose
 // Msg then gives the line and column. File is the file's path, when the
-// caller knows it.
+// caller knows it. Line and Col (from 1) are where the TOML decoder places
+// Key in the file (the column is that of the key's value, or of the text
+// of a string); 0 when it does not place it (an absent key, a section
+// given by a dotted key, or a key defined in several entries of an array
+// of tables, of which the decoder keeps only the last place).
 type Error struct {
-	File string
-	Key  string
-	Msg  string
+	File      string
+	Line, Col int
+	Key       string
+	Msg       string
 }
 
-// Error returns "[file: ][key: ]msg".
+// Error returns "[file[:line:col]: ][key: ]msg", or "line L, column C:
+// key: msg" when the file is unknown.
 func (e *Error) Error() string {
 	var b strings.Builder
-	if e.File != "" {
-		b.WriteString(e.File)
-		b.WriteString(": ")
-	}
+	WritePlace(&b, e.File, e.Line, e.Col)
 	if e.Key != "" {
 		b.WriteString(e.Key)
 		b.WriteString(": ")
 	}
 	b.WriteString(e.Msg)
 	return b.String()
+}
+
+// WritePlace writes where a problem is: "file: ", "file:line:col: ",
+// "line L, column C: " or nothing.
+func WritePlace(b *strings.Builder, file string, line, col int) {
+	switch {
+	case file != "" && line > 0:
+		fmt.Fprintf(b, "%s:%d:%d: ", file, line, col)
+	case file != "":
+		b.WriteString(file)
+		b.WriteString(": ")
+	case line > 0:
+		fmt.Fprintf(b, "line %d, column %d: ", line, col)
+	}
 }
 
 // Join returns errs as one error: nil when there is none, the *Error itself
@@ -108,12 +133,15 @@ func Parse(data []byte, shape any) (c *Checker, ok bool) {
 	t := rv.Elem().Type()
 	checkShape(t, map[reflect.Type]bool{})
 
-	// The document is decoded into a generic tree, which gives TOML syntax
-	// errors and lets walk check, with exact key names and array indices,
-	// that every key is known and every table is a table; fill then copies
-	// the values of the known keys into shape. (The TOML decoder would match
-	// key names case-insensitively, taking a misspelt "Name" for "name", and
-	// when both are present one at random.)
+	// The document is decoded twice. First into a generic tree, which gives
+	// TOML syntax errors and lets walk check that every table is a table and
+	// every key has the case the shape gives it (the TOML decoder matches key
+	// names case-insensitively, taking a misspelt "Name" for "name", and when
+	// both are present one at random); fill copies the values of the keys
+	// spelt exactly into shape. Then into the shape's type, every Value
+	// being a toml.Unmarshaler: the decoder's MetaData.Undecoded is the list
+	// of unknown keys, and the decoder places every error (see
+	// Checker.Errors).
 	c = &Checker{}
 	var tree map[string]any
 	if _, err := toml.Decode(string(data), &tree); err != nil {
@@ -124,7 +152,93 @@ func Parse(data []byte, shape any) (c *Checker, ok bool) {
 		return c, false
 	}
 	fill(rv.Elem(), tree)
+
+	// The second decoding, into a fresh shape, is for its MetaData only: the
+	// decoder fills fields from keys of another case too, which fill does
+	// not.
+	md, err := toml.Decode(string(data), reflect.New(t).Interface())
+	if err != nil {
+		// Only a key walk found in the wrong case (already recorded) can
+		// make the decoder refuse what walk accepted.
+		if len(c.errs) == 0 {
+			c.Fail("", "TOML: %v", err)
+		}
+		return c, true
+	}
+	c.doc, c.md = string(data), &md
+	reported := make(map[string]bool)
+	for _, k := range md.Undecoded() {
+		k = unknownPart(t, k)
+		if k == nil || reported[k.String()] {
+			continue
+		}
+		reported[k.String()] = true
+		for _, p := range indexedPaths(tree, "", k) {
+			c.Fail(p, "unknown key")
+		}
+	}
 	return c, true
+}
+
+// unknownPart returns key k up to its first piece that shape t does not
+// know (a dotted key such as extra.deep = 1 is unknown at extra); nil when
+// k is inside a Value (a key of an inline table in an array, which the
+// decoder leaves undecoded and the Value's reader types) or known.
+func unknownPart(t reflect.Type, k toml.Key) toml.Key {
+	for i, piece := range k {
+		ft, ok := tomlFields(t)[piece]
+		switch {
+		case !ok:
+			return k[:i+1]
+		case ft == valueType:
+			return nil
+		case ft.Kind() == reflect.Slice:
+			ft = ft.Elem()
+		}
+		t = ft
+	}
+	return nil
+}
+
+// indexedPaths returns the key paths, array indices included, of key k in
+// table m, whose own path is prefix: one per entry of an array of tables
+// that holds it.
+func indexedPaths(m map[string]any, prefix string, k toml.Key) []string {
+	v, ok := m[k[0]]
+	if !ok {
+		return nil
+	}
+	p := JoinKey(prefix, k[0])
+	if len(k) == 1 {
+		return []string{p}
+	}
+	if sub, isTable := v.(map[string]any); isTable {
+		return indexedPaths(sub, p, k[1:])
+	}
+	elems, _ := tableArray(v)
+	var out []string
+	for i, e := range elems {
+		out = append(out, indexedPaths(e, fmt.Sprintf("%s[%d]", p, i), k[1:])...)
+	}
+	return out
+}
+
+// Build parses data into a new shape S (see Parse) and, when that
+// succeeded, makes the configuration with validate, which records its
+// problems in the Checker. It returns the configuration when no problem was
+// recorded, else nil and every problem, placed (see Checker.Errors). It is
+// every role's ParseConfig.
+func Build[S, C any](data []byte, validate func(f *S, c *Checker) *C) (*C, []*Error) {
+	var f S
+	c, ok := Parse(data, &f)
+	if !ok {
+		return nil, c.Errors()
+	}
+	cfg := validate(&f, c)
+	if errs := c.Errors(); len(errs) > 0 {
+		return nil, errs
+	}
+	return cfg, nil
 }
 
 func syntaxError(err error) *Error {
@@ -169,8 +283,9 @@ func checkShape(t reflect.Type, seen map[reflect.Type]bool) {
 }
 
 // walk checks the keys of table m, at key path path, against struct type
-// t: it records an error for every unknown key, and returns false (after
-// recording an error) if a table or array of tables has another type.
+// t: it records an error for every key that differs from a known one only
+// in case, and returns false (after recording an error) if a table or
+// array of tables has another type.
 func walk(c *Checker, path string, t reflect.Type, m map[string]any) bool {
 	fields := tomlFields(t)
 	ok := true
@@ -178,13 +293,14 @@ func walk(c *Checker, path string, t reflect.Type, m map[string]any) bool {
 		p := JoinKey(path, k)
 		ft, known := fields[k]
 		if !known {
-			msg := "unknown key"
+			// An unknown key is reported from the decoder's
+			// MetaData.Undecoded, unless the decoder took it for a
+			// known key of another case.
 			for name := range fields {
 				if strings.EqualFold(name, k) {
-					msg = fmt.Sprintf("unknown key (keys are case-sensitive: did you mean %q?)", name)
+					c.Fail(p, "unknown key (keys are case-sensitive: did you mean %q?)", name)
 				}
 			}
-			c.Fail(p, "%s", msg)
 			continue
 		}
 		switch {
@@ -230,7 +346,7 @@ func tomlFields(t reflect.Type) map[string]reflect.Type {
 }
 
 // fill sets the fields of struct dst, of a type walk accepted table m
-// against, from the values of m's known keys.
+// against, from the values of m's keys spelt exactly as the shape's.
 func fill(dst reflect.Value, m map[string]any) {
 	t := dst.Type()
 	for i := range t.NumField() {

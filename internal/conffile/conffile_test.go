@@ -126,7 +126,7 @@ func TestParseKeys(t *testing.T) {
 				t.Errorf("no error at %q containing %q; got:%s", tt.key, tt.msg, dump(errs))
 			}
 			for _, e := range errs {
-				if e.Key == "" || !strings.HasPrefix(e.Error(), e.Key+": ") {
+				if e.Key == "" || !strings.HasPrefix(e.Error(), place(e)+e.Key+": ") {
 					t.Errorf("error %q does not start with its key", e.Error())
 				}
 			}
@@ -135,7 +135,8 @@ func TestParseKeys(t *testing.T) {
 }
 
 // TestParseUnknownKeysOnce checks that each unknown key is reported once,
-// in a stable order (the shape's order, then unknown keys sorted), and
+// in a stable order (the file's, as the decoder's MetaData.Undecoded gives
+// them), that keys inside a value are left to its reader, and
 // that a table given where a value is expected is not also reported as
 // unknown keys.
 func TestParseUnknownKeysOnce(t *testing.T) {
@@ -148,7 +149,7 @@ func TestParseUnknownKeysOnce(t *testing.T) {
 	for _, e := range errs {
 		keys = append(keys, e.Key)
 	}
-	want := []string{"server.a", "server.b", "items[0].q", "alpha", "zeta"}
+	want := []string{"zeta", "alpha", "server.b", "server.a", "items[0].q"}
 	if !reflect.DeepEqual(keys, want) {
 		t.Errorf("keys = %q, want %q", keys, want)
 	}
@@ -514,5 +515,52 @@ func TestParseEndpoint(t *testing.T) {
 	}
 	if _, err := conffile.ParseEndpoint("tcp://h", conffile.Dial); err == nil || !strings.Contains(err.Error(), "no host:port") {
 		t.Errorf("no port: %v", err)
+	}
+}
+
+// place is what Error writes before the key of an error with no file.
+func place(e *conffile.Error) string {
+	if e.Line == 0 {
+		return ""
+	}
+	return fmt.Sprintf("line %d, column %d: ", e.Line, e.Col)
+}
+
+// TestErrorPlaces checks that errors carry the line and column where the
+// decoder places their key (the column of its value), and none where it
+// cannot: an absent key, or a
+// key defined in several entries of an array of tables.
+func TestErrorPlaces(t *testing.T) {
+	src := "[server]\nname = \"a\"\n  port = \"80\"\ncolour = 1\n[[items]]\nname = 1\n[[items]]\nname = 2\nnaem = 3\n[outer.inner]\nDepth = 1\n"
+	var f testFile
+	c, ok := conffile.Parse([]byte(src), &f)
+	if !ok {
+		t.Fatalf("not ok:%s", dump(c.Errors()))
+	}
+	c.Int("server.port", f.Server.Port, 0)
+	c.Str("server.timeout", f.Server.Timeout)
+	c.Str("items[1].name", f.Items[1].Name)
+	type place struct{ line, col int }
+	want := map[string]place{
+		"outer.inner.Depth": {11, 9},
+		"server.colour":     {4, 10},
+		"items[1].naem":     {9, 8},
+		"server.port":       {3, 11}, // where the string's text starts
+		"server.timeout":    {},
+		"items[1].name":     {}, // items.name is defined twice
+	}
+	errs := c.Errors()
+	if len(errs) != len(want) {
+		t.Fatalf("errors:%s", dump(errs))
+	}
+	for _, e := range errs {
+		w, ok := want[e.Key]
+		if !ok || e.Line != w.line || e.Col != w.col {
+			t.Errorf("%s: at %d:%d, want %d:%d", e.Key, e.Line, e.Col, w.line, w.col)
+		}
+	}
+	conffile.SetFile(errs, "x.toml")
+	if got := errs[len(errs)-3].Error(); got != "x.toml:3:11: server.port: must be an integer, not a string" {
+		t.Errorf("Error() = %q", got)
 	}
 }

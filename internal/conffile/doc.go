@@ -1,5 +1,5 @@
 // Package conffile reads strict TOML configuration files: unknown keys and
-// wrong types are errors naming their key path; never logs.
+// wrong types are errors naming their key path and place; never logs.
 //
 // # How a file is read
 //
@@ -12,16 +12,24 @@
 //   - a slice of structs: an array of tables ([[name]], or an inline array
 //     of inline tables).
 //
-// Parse decodes a document into such a shape. It first walks the document
-// against the shape, with exact (case-sensitive) key names, reporting every
-// unknown key at any depth with its full key path, array indices included
-// ("groups[1].tiers[0].quorom"), and refusing a table or array of tables of
-// another type. Values are left untyped: the caller then reads each with a
-// Checker method (Str, Duration, Amount, Accounts...), which records an
-// *Error naming the key when the value is absent, of the wrong type or
-// malformed. Cross-field rules are recorded with Checker.Fail, naming the
-// key at fault. All problems are collected, in a stable order, and returned
-// together (Join).
+// Parse decodes a document into such a shape. The TOML decoder's own
+// report of undecoded keys (MetaData.Undecoded) gives the unknown keys, at
+// any depth, each reported with its full key path, array indices included
+// ("groups[1].tiers[0].quorom"); because the decoder matches names
+// case-insensitively, Parse also refuses a key that differs from a known
+// one only in case ("did you mean"), and refuses a table or array of
+// tables of another type. Values are left untyped: the caller then reads
+// each with a Checker method (Str, Duration, Amount, Accounts...), which
+// records an *Error naming the key when the value is absent, of the wrong
+// type or malformed. Cross-field rules are recorded with Checker.Fail,
+// naming the key at fault. All problems are collected, in a stable order,
+// and returned together (Join); each is placed at the line and column
+// where the decoder records its key, when it records one (see Error).
+//
+// The TLS sections are declared once here, for every role:
+// TLSServerSection (the signer's and the gateway's [*.tls]) and
+// TLSClientSection (the relay's), with Checker.NeedsTLS for the rule that
+// a TCP endpoint needs TLS and a Unix socket takes none.
 //
 // # What this package must never do
 //

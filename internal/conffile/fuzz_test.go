@@ -84,7 +84,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("empty message at %q", e.Key)
 			case e.Key == "" && !strings.HasPrefix(e.Msg, "TOML"):
 				t.Fatalf("no key: %q", e.Msg)
-			case !strings.HasPrefix(e.Error(), e.Key):
+			case !strings.HasPrefix(e.Error(), place(e)+e.Key):
 				t.Fatalf("%q does not start with its key", e.Error())
 			}
 		}

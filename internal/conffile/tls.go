@@ -4,7 +4,7 @@ import (
 	"regexp"
 )
 
-// TLSClientConfig is a client's mutual TLS 1.3 set-up. Exactly one of Key
+// TLSClient is a client's mutual TLS 1.3 set-up. Exactly one of Key
 // and KeyLabel is set; Token is set exactly when KeyLabel is.
 type TLSClient struct {
 	Cert, Key, CA string // PEM files: this side's certificate and key, the server's CA
@@ -25,12 +25,21 @@ type TLSToken struct {
 	PINEnv  string // name of an environment variable holding the user PIN
 }
 
-// TLSServerConfig is a server's mutual TLS 1.3 set-up.
+// TLSServer is a server's mutual TLS 1.3 set-up, the [*.tls] section of
+// every role that serves (the signer's and the gateway's). Exactly one of
+// Key and KeyLabel is set.
 type TLSServer struct {
-	Cert, Key, ClientCA string   // PEM files
-	AllowedIdentities   []string // client certificate DNS SANs or common names allowed in
+	Cert, Key, ClientCA string // PEM files: the server's certificate chain and key, the clients' CA
+	// KeyLabel names the server's private key on the role's token instead
+	// of Key (the signer's [token]): an ECDSA key pair made there by
+	// `nanokms token tls-key`, which never leaves the token. Only roles that
+	// have a token accept it (see TLSServerSection.Validate).
+	KeyLabel          string
+	AllowedIdentities []string // client certificate DNS SANs or common names allowed in
 }
 
+// TLSClientSection is the shape of a client's [*.tls] (the relay's); its
+// Validate makes the TLSClient.
 type TLSClientSection struct {
 	Cert       Value            `toml:"cert"`
 	Key        Value            `toml:"key"`
@@ -40,6 +49,7 @@ type TLSClientSection struct {
 	Token      *TLSTokenSection `toml:"token"` // nil when [relay.tls.token] is absent
 }
 
+// TLSTokenSection is the shape of a client's [*.tls.token].
 type TLSTokenSection struct {
 	Module  Value `toml:"module"`
 	Label   Value `toml:"label"`
@@ -47,9 +57,12 @@ type TLSTokenSection struct {
 	PINEnv  Value `toml:"pin_env"`
 }
 
+// TLSServerSection is the shape of a server's [*.tls]; its Validate
+// makes the TLSServer.
 type TLSServerSection struct {
 	Cert              Value `toml:"cert"`
 	Key               Value `toml:"key"`
+	KeyLabel          Value `toml:"key_label"`
 	ClientCA          Value `toml:"client_ca"`
 	AllowedIdentities Value `toml:"allowed_identities"`
 }
@@ -112,13 +125,28 @@ func (f *TLSTokenSection) Validate(c *Checker, key string) *TLSToken {
 	return t
 }
 
-// Validate checks a server's [*.tls] at key: every file and at least one
-// identity.
-func (f *TLSServerSection) Validate(c *Checker, key string) *TLSServer {
+// Validate checks a server's [*.tls] at key: every file, the key and at
+// least one identity. token names the section of the token that holds a
+// key given by key_label ("token" for the signer's [token]); "" for a role
+// with no token, which refuses key_label.
+func (f *TLSServerSection) Validate(c *Checker, key, token string) *TLSServer {
 	t := &TLSServer{
 		Cert:     c.AbsPath(key+".cert", f.Cert),
-		Key:      c.AbsPath(key+".key", f.Key),
 		ClientCA: c.AbsPath(key+".client_ca", f.ClientCA),
+	}
+	switch {
+	case f.KeyLabel.IsSet() && token == "":
+		c.Fail(key+".key_label", "not supported here: this role has no token to hold its TLS key (give %s.key, a PEM file)", key)
+	case f.Key.IsSet() && f.KeyLabel.IsSet():
+		c.Fail(key+".key_label", "not allowed together with %s.key: the private key is either a file or a key on the token", key)
+	case f.KeyLabel.IsSet():
+		t.KeyLabel = c.StrCheck(key+".key_label", f.KeyLabel, CheckKeyLabel)
+	case f.Key.IsSet():
+		t.Key = c.AbsPath(key+".key", f.Key)
+	case token == "":
+		c.Fail(key+".key", "required")
+	default:
+		c.Fail(key+".key", "required (or %s.key_label, the label of a key on the [%s] token made by 'nanokms token tls-key')", key, token)
 	}
 	if !f.AllowedIdentities.IsSet() {
 		c.Fail(key+".allowed_identities", "required: the client identities (certificate DNS SAN or CN) allowed to connect")
@@ -129,4 +157,21 @@ func (f *TLSServerSection) Validate(c *Checker, key string) *TLSServer {
 		c.Fail(key+".allowed_identities", "must list at least one identity")
 	}
 	return t
+}
+
+// NeedsTLS records the rule every role applies to its [*.tls] section
+// (present reports whether it is): required when the endpoint ep, read at
+// epKey, is TCP, refused when it is a Unix socket. what says what TLS
+// protects, for the message ("the signer serves TCP"). It returns whether
+// the section is to be validated.
+func (c *Checker) NeedsTLS(key, epKey string, ep Endpoint, present bool, what string) bool {
+	switch {
+	case ep.Network == "tcp" && !present:
+		c.Fail(key, "required when %s is tcp://: %s only with mutual TLS 1.3", epKey, what)
+	case ep.Network == "unix" && present:
+		c.Fail(key, "only allowed when %s is tcp:// (a Unix socket is protected by its file permissions)", epKey)
+	default:
+		return present
+	}
+	return false
 }

@@ -128,7 +128,7 @@ func check(t *testing.T, side string, patterns, forbidden, skip []string, also .
 // a throw-away token or a WebSocket client. (signer/signertest, a test
 // helper that makes tokens, is the one cold package allowed the tokens.)
 func TestColdLinksNothingHot(t *testing.T) {
-	skip := []string{module + "/signer/signertest"}
+	skip := []string{module + "/signer/signertest", module + "/signer/custodytest"}
 	check(t, "cold", cold, coldForbidden, skip)
 	// signertest still must not link the hot side.
 	check(t, "cold (test helper)", []string{"signer/signertest"}, []string{module + "/node", module + "/gateway", module + "/devnode", "github.com/coder/websocket"}, nil)
@@ -156,7 +156,7 @@ var signerAllowed = []string{module + "/hsm/p11uri"}
 // aside, which itself links nothing of hsm). signer/signertest, a test
 // helper that opens tokens, is the exception.
 func TestSignerLinksNoToken(t *testing.T) {
-	skip := []string{module + "/signer/signertest"}
+	skip := []string{module + "/signer/signertest", module + "/signer/custodytest"}
 	check(t, "signer", []string{"signer/...", "metrics/signermetrics"}, signerForbidden, skip, signerAllowed...)
 	check(t, "token URI parser", []string{"hsm/p11uri"}, signerForbidden, nil)
 	// The contract is there to be checked (a pattern matching nothing fails in list).
@@ -185,6 +185,7 @@ func TestMatches(t *testing.T) {
 		{module + "/hsm/p11uri", hotForbidden, true},
 		{module + "/signer", hotForbidden, true},
 		{module + "/signer/policy", hotForbidden, true},
+		{module + "/signer/signerconf", hotForbidden, true},
 		{module + "/signer/signerapi", hotForbidden, false},
 		{module + "/nano", sharedForbidden, false},
 	} {

@@ -4,27 +4,13 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"slices"
 	"strings"
-	"time"
 
+	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
-)
-
-// Defaults and bounds of the configuration file.
-const (
-	// DefaultListen is where the signer serves when signer.listen is absent.
-	DefaultListen = "unix:///run/nanokms/signer.sock"
-	// DefaultMaxIntentTTL is signer.max_intent_ttl when absent.
-	DefaultMaxIntentTTL = 24 * time.Hour
-	// DefaultShutdownGrace is signer.shutdown_grace when absent.
-	DefaultShutdownGrace = 10 * time.Second
-	// DefaultPoolSize is token.pool_size when absent.
-	DefaultPoolSize = 4
-	// MaxPoolSize is the largest token.pool_size accepted.
-	MaxPoolSize = 64
+	"github.com/nanokms/nanokms/signer/signerconf"
 )
 
 // Config is a validated signer configuration, as Parse or Load returns it.
@@ -32,76 +18,11 @@ const (
 // its methods, which are safe for concurrent use; the caller must not
 // modify it either once it is in use.
 type Config struct {
-	Signer    SignerConfig
-	Token     TokenConfig
+	Signer    signerconf.Service // [signer]: how the signer serves (package signerconf)
+	Token     signerconf.Token   // [token]: the token holding the master key (package signerconf)
 	Epoch     EpochConfig
 	Approvers []Approver // in file order; names and keys unique
 	Groups    []Group    // in file order; names unique, no wallet or account in two groups
-}
-
-// SignerConfig is the [signer] section: how the signer serves and where it
-// keeps its state.
-type SignerConfig struct {
-	// State is the absolute path of the bbolt state file.
-	State string
-	// Listen is where the gRPC API is served.
-	Listen Endpoint
-	// MaxIntentTTL: intents expiring further in the future are refused.
-	MaxIntentTTL time.Duration
-	// ShutdownGrace is how long in-flight requests get on shutdown.
-	ShutdownGrace time.Duration
-	// Metrics is the absolute path of the file the signer writes its
-	// metrics to, for the node_exporter textfile collector (it ends in
-	// .prom); "" for none.
-	Metrics string
-	// LogLevel is one of slog.LevelDebug, LevelInfo, LevelWarn, LevelError.
-	LogLevel slog.Level
-	// TLS is the mutual TLS 1.3 setup; non-nil exactly when Listen is TCP.
-	TLS *TLSConfig
-}
-
-// Endpoint is a listening address.
-type Endpoint struct {
-	Network string // "unix" or "tcp"
-	Address string // the absolute socket path, or host:port
-}
-
-// String returns the endpoint as it is written in the file
-// ("unix:///run/nanokms/signer.sock", "tcp://10.0.0.1:7070").
-func (e Endpoint) String() string { return e.Network + "://" + e.Address }
-
-// TLSConfig is the [signer.tls] section. Files are absolute paths. Exactly
-// one of Key and KeyLabel is set.
-type TLSConfig struct {
-	Cert string // the signer's certificate chain, PEM
-	Key  string // the signer's private key, PEM
-	// KeyLabel names the signer's private key on the [token] token
-	// instead: an ECDSA key pair made there by `nanokms token tls-key`
-	// (package hsm/tlskey), which never leaves the token.
-	KeyLabel string
-	ClientCA string // the CA certificates client certificates must chain to, PEM
-	// AllowedIdentities are the client identities accepted: a client
-	// certificate is accepted when one of its DNS SANs, or its subject
-	// common name, is in this list. At least one.
-	AllowedIdentities []string
-}
-
-// TokenConfig is the [token] section: the PKCS#11 token holding the master
-// key. Exactly one of PINFile and PINEnv is non-empty, and exactly one of
-// Label and URI.
-type TokenConfig struct {
-	Module       string // absolute path of the PKCS#11 library
-	ModuleParams string // the module's initialisation parameters (NSS: configdir=…), or ""
-	Label        string // the token's label, 1 to 32 bytes
-	URI          string // a PKCS#11 URI (RFC 7512) naming the token, checked by p11uri.Parse
-	WalletDir    string // absolute path of the wallet directory, or "" (wallets on the token)
-	PINFile      string // absolute path of a file holding the user PIN
-	PINEnv       string // name of an environment variable holding the user PIN
-	PoolSize     int    // number of token sessions, 1 to MaxPoolSize
-	// ReloadModule lets the signer load a fresh instance of the module
-	// when the one in use no longer sees a token that went away and came
-	// back (hsm.Config.NoModuleReload, inverted). Default true.
-	ReloadModule bool
 }
 
 // EpochConfig is the [epoch] section.
@@ -159,22 +80,22 @@ type Tier struct {
 // full key path of the offending value, with array indices, such as
 // "groups[1].tiers[0].quorum"; it is empty for a TOML syntax error, whose
 // Msg then gives the line and column. File is the file's path when the
-// error comes from Load. It has the fields of conffile.Error, which reports
-// the problems while the file is parsed.
+// error comes from Load. Line and Col place Key in the file, where the TOML
+// decoder gives them (see conffile.Error); 0 otherwise. It has the fields
+// of conffile.Error, which reports the problems while the file is parsed.
 type ConfigError struct {
-	File string
-	Key  string
-	Msg  string
+	File      string
+	Line, Col int
+	Key       string
+	Msg       string
 }
 
-// Error returns "policy: [file: ][key: ]msg".
+// Error returns "policy: [file[:line:col]: ][key: ]msg" (see
+// conffile.Error).
 func (e *ConfigError) Error() string {
 	var b strings.Builder
 	b.WriteString("policy: ")
-	if e.File != "" {
-		b.WriteString(e.File)
-		b.WriteString(": ")
-	}
+	conffile.WritePlace(&b, e.File, e.Line, e.Col)
 	if e.Key != "" {
 		b.WriteString(e.Key)
 		b.WriteString(": ")

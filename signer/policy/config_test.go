@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
+	"github.com/nanokms/nanokms/signer/signerconf"
 )
 
 // Keys and addresses used in the test files.
@@ -170,7 +172,7 @@ func TestExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := cfg.Signer
-	if s.State != "/var/lib/nanokms/signer.db" || s.Listen != (Endpoint{"tcp", "10.0.7.2:7070"}) ||
+	if s.State != "/var/lib/nanokms/signer.db" || s.Listen != (conffile.Endpoint{Network: "tcp", Address: "10.0.7.2:7070"}) ||
 		s.MaxIntentTTL != 24*time.Hour || s.ShutdownGrace != 10*time.Second || s.LogLevel != slog.LevelInfo ||
 		s.Metrics != "/var/lib/node_exporter/textfile/nanokms_signer.prom" {
 		t.Errorf("signer = %+v", s)
@@ -182,7 +184,7 @@ func TestExample(t *testing.T) {
 		s.TLS.ClientCA != "/etc/nanokms/relay-ca.crt" || len(s.TLS.AllowedIdentities) != 1 || s.TLS.AllowedIdentities[0] != "relay.cold" {
 		t.Errorf("tls = %+v", s.TLS)
 	}
-	if cfg.Token != (TokenConfig{Module: "/usr/lib/softhsm/libsofthsm2.so", Label: "signer", PINFile: "/etc/nanokms/pin", PoolSize: 4, ReloadModule: true}) {
+	if cfg.Token != (signerconf.Token{Module: "/usr/lib/softhsm/libsofthsm2.so", Label: "signer", PINFile: "/etc/nanokms/pin", PoolSize: 4, ReloadModule: true}) {
 		t.Errorf("token = %+v", cfg.Token)
 	}
 	if !cfg.IsEpochSigner(MustAccount(t, genesis)) || !cfg.IsEpochSigner(MustAccount(t, epochV2)) || cfg.IsEpochSigner(MustAccount(t, acctCold)) {
@@ -248,13 +250,13 @@ func TestExampleInDocs(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	cfg := MustParse(t, MustReadFile(t, "minimal.toml"))
 	s := cfg.Signer
-	if s.Listen != (Endpoint{"unix", "/run/nanokms/signer.sock"}) || s.Listen.String() != DefaultListen {
+	if s.Listen != (conffile.Endpoint{Network: "unix", Address: "/run/nanokms/signer.sock"}) || s.Listen.String() != signerconf.DefaultListen {
 		t.Errorf("listen = %+v", s.Listen)
 	}
-	if s.MaxIntentTTL != DefaultMaxIntentTTL || s.ShutdownGrace != DefaultShutdownGrace || s.LogLevel != slog.LevelInfo || s.TLS != nil || s.Metrics != "" {
+	if s.MaxIntentTTL != signerconf.DefaultMaxIntentTTL || s.ShutdownGrace != signerconf.DefaultShutdownGrace || s.LogLevel != slog.LevelInfo || s.TLS != nil || s.Metrics != "" {
 		t.Errorf("signer = %+v", s)
 	}
-	if cfg.Token.PoolSize != DefaultPoolSize || cfg.Token.PINEnv != "" {
+	if cfg.Token.PoolSize != signerconf.DefaultPoolSize || cfg.Token.PINEnv != "" {
 		t.Errorf("token = %+v", cfg.Token)
 	}
 	if len(cfg.Epoch.Signers) != 0 {
@@ -301,7 +303,7 @@ func TestValid(t *testing.T) {
 		}},
 		{"tcp host name", []edit{insertAfter(`state = "/var/lib/nanokms/signer.db"`, `listen = "tcp://signer.cold:7070"`+"\n"+tlsSection)}, nil},
 		{"unix path", []edit{insertAfter(`state = "/var/lib/nanokms/signer.db"`, `listen = "unix:///tmp/s.sock"`)}, func(t *testing.T, c *Config) {
-			if c.Signer.Listen != (Endpoint{"unix", "/tmp/s.sock"}) {
+			if c.Signer.Listen != (conffile.Endpoint{Network: "unix", Address: "/tmp/s.sock"}) {
 				t.Errorf("listen = %+v", c.Signer.Listen)
 			}
 		}},
@@ -674,11 +676,30 @@ func TestLoad(t *testing.T) {
 			t.Fatalf("want 2 errors, got %v", err)
 		}
 		for _, e := range errs {
-			if e.File != path || !strings.HasPrefix(e.Error(), "policy: "+path+": ") {
+			if e.File != path || !strings.HasPrefix(e.Error(), "policy: "+path+":") {
 				t.Errorf("error %q does not name %s", e.Error(), path)
 			}
 		}
 	})
+}
+
+// TestConfigErrorPlaces checks that the errors of keys in the file carry
+// the line and the column of the value the decoder gives, and the errors it
+// cannot place (an absent key; a key of several [[groups]]) none.
+func TestConfigErrorPlaces(t *testing.T) {
+	src := replace(`pin_file = "/etc/nanokms/pin"`, `pin_file = "/etc/nanokms/pin"`+"\npool_size = \"4\"\ncolour = 1")(t, MustReadFile(t, "minimal.toml"))
+	src = replace(`state = "/var/lib/nanokms/signer.db"`, "")(t, src)
+	_, err := Parse([]byte(src))
+	want := map[string][2]int{"signer.state": {0, 0}, "token.pool_size": {9, 14}, "token.colour": {10, 10}}
+	errs := configErrors(t, err)
+	if len(errs) != len(want) {
+		t.Fatalf("errors: %v", err)
+	}
+	for _, e := range errs {
+		if w, ok := want[e.Key]; !ok || e.Line != w[0] || e.Col != w[1] {
+			t.Errorf("%s at %d:%d, want %v", e.Key, e.Line, e.Col, w)
+		}
+	}
 }
 
 func TestConfigErrorString(t *testing.T) {
@@ -689,6 +710,8 @@ func TestConfigErrorString(t *testing.T) {
 		{ConfigError{Key: "groups[1].tiers[0].quorum", Msg: "must be at least 1"}, "policy: groups[1].tiers[0].quorum: must be at least 1"},
 		{ConfigError{File: "/etc/s.toml", Key: "token.label", Msg: "required"}, "policy: /etc/s.toml: token.label: required"},
 		{ConfigError{Msg: "TOML syntax error at line 1, column 2: x"}, "policy: TOML syntax error at line 1, column 2: x"},
+		{ConfigError{File: "/etc/s.toml", Line: 7, Col: 9, Key: "token.pool_size", Msg: "must be an integer, not a string"}, "policy: /etc/s.toml:7:9: token.pool_size: must be an integer, not a string"},
+		{ConfigError{Line: 7, Col: 9, Key: "token.pool_size", Msg: "must be an integer, not a string"}, "policy: line 7, column 9: token.pool_size: must be an integer, not a string"},
 	} {
 		if got := tt.e.Error(); got != tt.want {
 			t.Errorf("Error() = %q, want %q", got, tt.want)

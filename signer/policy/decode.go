@@ -1,6 +1,9 @@
 package policy
 
-import "github.com/nanokms/nanokms/internal/conffile"
+import (
+	"github.com/nanokms/nanokms/internal/conffile"
+	"github.com/nanokms/nanokms/signer/signerconf"
+)
 
 // The file's shape. Every leaf is a value, captured as the TOML decoder
 // found it and typed by validate, so that a type error names its full key
@@ -8,41 +11,11 @@ import "github.com/nanokms/nanokms/internal/conffile"
 // only place key names are spelled; conffile.Parse reads them.
 
 type fileConfig struct {
-	Signer    signerFile     `toml:"signer"`
-	Token     tokenFile      `toml:"token"`
-	Epoch     epochFile      `toml:"epoch"`
-	Approvers []approverFile `toml:"approvers"`
-	Groups    []groupFile    `toml:"groups"`
-}
-
-type signerFile struct {
-	State         conffile.Value `toml:"state"`
-	Listen        conffile.Value `toml:"listen"`
-	MaxIntentTTL  conffile.Value `toml:"max_intent_ttl"`
-	ShutdownGrace conffile.Value `toml:"shutdown_grace"`
-	Metrics       conffile.Value `toml:"metrics"`
-	LogLevel      conffile.Value `toml:"log_level"`
-	TLS           *tlsFile       `toml:"tls"` // nil when [signer.tls] is absent
-}
-
-type tlsFile struct {
-	Cert              conffile.Value `toml:"cert"`
-	Key               conffile.Value `toml:"key"`
-	KeyLabel          conffile.Value `toml:"key_label"`
-	ClientCA          conffile.Value `toml:"client_ca"`
-	AllowedIdentities conffile.Value `toml:"allowed_identities"`
-}
-
-type tokenFile struct {
-	Module       conffile.Value `toml:"module"`
-	ModuleParams conffile.Value `toml:"module_params"`
-	Label        conffile.Value `toml:"label"`
-	URI          conffile.Value `toml:"uri"`
-	WalletDir    conffile.Value `toml:"wallet_dir"`
-	PINFile      conffile.Value `toml:"pin_file"`
-	PINEnv       conffile.Value `toml:"pin_env"`
-	PoolSize     conffile.Value `toml:"pool_size"`
-	ReloadModule conffile.Value `toml:"reload_module"`
+	Signer    signerconf.ServiceSection `toml:"signer"`
+	Token     signerconf.TokenSection   `toml:"token"`
+	Epoch     epochFile                 `toml:"epoch"`
+	Approvers []approverFile            `toml:"approvers"`
+	Groups    []groupFile               `toml:"groups"`
 }
 
 type epochFile struct {
@@ -78,13 +51,8 @@ type tierFile struct {
 // known, with exact names; every table a table) and decodes it; validate
 // then types every value and checks the rules across sections.
 func parse(data []byte) (*Config, []*ConfigError) {
-	var f fileConfig
-	c, ok := conffile.Parse(data, &f)
-	if !ok {
-		return nil, asConfigErrors(c.Errors())
-	}
-	cfg := f.validate(c)
-	if errs := c.Errors(); len(errs) > 0 {
+	cfg, errs := conffile.Build(data, (*fileConfig).validate)
+	if len(errs) > 0 {
 		return nil, asConfigErrors(errs)
 	}
 	return cfg, nil

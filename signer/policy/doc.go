@@ -13,7 +13,9 @@
 //
 //	groups[1].tiers[0].quorum: must be at least 1
 //
-// and all problems found are returned together (see Parse).
+// and all problems found are returned together (see Parse). The [signer]
+// and [token] sections, the signer's service settings, are declared and
+// validated by package signerconf; Config holds them beside the policy.
 //
 // # Policy
 //

@@ -3,9 +3,7 @@ package policy
 import (
 	"crypto/ed25519"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"log/slog"
 	"regexp"
 	"strings"
 	"unicode"
@@ -13,7 +11,6 @@ import (
 
 	"filippo.io/edwards25519"
 
-	"github.com/nanokms/nanokms/hsm/p11uri"
 	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
 )
@@ -24,14 +21,9 @@ const (
 	// maxWalletLen is the longest wallet label the token layer accepts
 	// (hsm.MaxLabelLen).
 	maxWalletLen = 64
-	// maxTokenLabelLen is the size of a PKCS#11 token label.
-	maxTokenLabelLen = 32
 )
 
-var (
-	nameRE   = regexp.MustCompile(`^[a-z0-9_-]+$`)
-	envVarRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-)
+var nameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
 // checkPoint returns "" if b encodes an Ed25519 point that is not of small
 // order, or else what is wrong. A small-order key (the identity, for one)
@@ -83,8 +75,8 @@ func pointKey(pub nano.PublicKey) string { return checkPoint(pub[:]) }
 // recorded in c.
 func (f *fileConfig) validate(c *conffile.Checker) *Config {
 	cfg := &Config{
-		Signer: f.Signer.validate(c, "signer"),
-		Token:  f.Token.validate(c, "token"),
+		Signer: f.Signer.Validate(c, "signer"),
+		Token:  f.Token.Validate(c, "token"),
 		Epoch:  f.Epoch.validate(c, "epoch"),
 	}
 
@@ -172,125 +164,6 @@ func (f *fileConfig) checkMembership(c *conffile.Checker) {
 			accounts[a] = owner{i, k}
 		}
 	}
-}
-
-// validate checks [signer] at key.
-func (f *signerFile) validate(c *conffile.Checker, key string) SignerConfig {
-	s := SignerConfig{
-		State:         c.AbsPath(key+".state", f.State),
-		MaxIntentTTL:  c.Duration(key+".max_intent_ttl", f.MaxIntentTTL, DefaultMaxIntentTTL),
-		ShutdownGrace: c.Duration(key+".shutdown_grace", f.ShutdownGrace, DefaultShutdownGrace),
-	}
-
-	// Endpoint has the fields of conffile.Endpoint.
-	if f.Listen.IsSet() {
-		s.Listen = Endpoint(c.Endpoint(key+".listen", f.Listen, conffile.Listen))
-	} else {
-		ep, err := conffile.ParseEndpoint(DefaultListen, conffile.Listen)
-		if err != nil {
-			panic("policy: DefaultListen: " + err.Error())
-		}
-		s.Listen = Endpoint(ep)
-	}
-
-	s.Metrics = c.OptAbsPath(key+".metrics", f.Metrics)
-	if s.Metrics != "" && !strings.HasSuffix(s.Metrics, ".prom") {
-		c.Fail(key+".metrics", "%q must end in .prom (the node_exporter textfile collector reads only *.prom files)", s.Metrics)
-	}
-
-	levels := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
-	s.LogLevel = levels[c.OneOf(key+".log_level", f.LogLevel, "info", "debug", "info", "warn", "error")]
-
-	switch {
-	case s.Listen.Network == "tcp" && f.TLS == nil:
-		c.Fail(key+".tls", "required when %s.listen is tcp://: the signer serves TCP only with mutual TLS 1.3", key)
-	case s.Listen.Network == "unix" && f.TLS != nil:
-		c.Fail(key+".tls", "only allowed when %s.listen is tcp:// (a Unix socket is protected by its file permissions)", key)
-	case f.TLS != nil:
-		s.TLS = f.TLS.validate(c, key+".tls")
-	}
-	return s
-}
-
-// validate checks [signer.tls] at key: every file, the key (a file or a
-// label on the token) and at least one identity.
-func (f *tlsFile) validate(c *conffile.Checker, key string) *TLSConfig {
-	t := &TLSConfig{
-		Cert:     c.AbsPath(key+".cert", f.Cert),
-		ClientCA: c.AbsPath(key+".client_ca", f.ClientCA),
-	}
-	switch {
-	case f.Key.IsSet() && f.KeyLabel.IsSet():
-		c.Fail(key+".key_label", "not allowed together with %s.key: the private key is either a file or a key on the token", key)
-	case f.KeyLabel.IsSet():
-		t.KeyLabel = c.StrCheck(key+".key_label", f.KeyLabel, conffile.CheckKeyLabel)
-	case f.Key.IsSet():
-		t.Key = c.AbsPath(key+".key", f.Key)
-	default:
-		c.Fail(key+".key", "required (or %s.key_label, the label of a key on the token made by 'nanokms token tls-key')", key)
-	}
-	if !f.AllowedIdentities.IsSet() {
-		c.Fail(key+".allowed_identities", "required: the client identities (certificate DNS SAN or CN) allowed to connect")
-		return t
-	}
-	t.AllowedIdentities = c.UniqueStrings(key+".allowed_identities", f.AllowedIdentities, conffile.CheckPrintable)
-	if list, isArray := f.AllowedIdentities.Raw().([]any); isArray && len(list) == 0 {
-		c.Fail(key+".allowed_identities", "must list at least one identity")
-	}
-	return t
-}
-
-// validate checks [token] at key.
-func (f *tokenFile) validate(c *conffile.Checker, key string) TokenConfig {
-	t := TokenConfig{
-		Module:       c.AbsPath(key+".module", f.Module),
-		ModuleParams: c.OptStr(key+".module_params", f.ModuleParams),
-		Label:        c.OptStr(key+".label", f.Label),
-		URI:          c.OptStr(key+".uri", f.URI),
-		WalletDir:    c.OptAbsPath(key+".wallet_dir", f.WalletDir),
-		PINFile:      c.OptAbsPath(key+".pin_file", f.PINFile),
-		PINEnv:       c.OptStr(key+".pin_env", f.PINEnv),
-	}
-	switch {
-	case c.FailedAt(key+".label") || c.FailedAt(key+".uri"):
-	case t.Label != "" && t.URI != "":
-		c.Fail(key+".uri", "not allowed together with %s.label: name the token one way", key)
-	case t.Label == "" && t.URI == "":
-		c.Fail(key+".label", "required (or %s.uri)", key)
-	case len(t.Label) > maxTokenLabelLen:
-		c.Fail(key+".label", "%q is longer than the %d bytes of a token label", t.Label, maxTokenLabelLen)
-	case t.URI != "":
-		if u, err := p11uri.Parse(t.URI); err != nil {
-			var se *p11uri.SyntaxError
-			if errors.As(err, &se) {
-				c.Fail(key+".uri", "%s", se.Describe())
-			} else {
-				c.Fail(key+".uri", "%v", err)
-			}
-		} else if !u.HasTokenAttrs() {
-			c.Fail(key+".uri", "names no token (give token=, serial=, or slot-id=)")
-		} else if _, ok := u.GetQuery(p11uri.PINSource); ok {
-			c.Fail(key+".uri", "pin-source is not used: the PIN comes from %s.pin_file or %s.pin_env", key, key)
-		} else if mp, ok := u.GetQuery(p11uri.ModulePath); ok && mp != t.Module {
-			c.Fail(key+".uri", "module-path %q disagrees with %s.module", mp, key)
-		}
-	}
-	if len(t.ModuleParams) > 4096 {
-		c.Fail(key+".module_params", "longer than 4096 bytes")
-	}
-	switch {
-	case c.FailedAt(key+".pin_file") || c.FailedAt(key+".pin_env"):
-		// Already reported.
-	case t.PINEnv != "" && !envVarRE.MatchString(t.PINEnv):
-		c.Fail(key+".pin_env", "%q is not an environment variable name", t.PINEnv)
-	case t.PINFile != "" && t.PINEnv != "":
-		c.Fail(key+".pin_env", "not allowed together with %s.pin_file: give exactly one PIN source", key)
-	case t.PINFile == "" && t.PINEnv == "":
-		c.Fail(key+".pin_file", "required (or %s.pin_env): give exactly one PIN source", key)
-	}
-	t.PoolSize = int(c.IntIn(key+".pool_size", f.PoolSize, DefaultPoolSize, 1, MaxPoolSize))
-	t.ReloadModule = c.Bool(key+".reload_module", f.ReloadModule, true)
-	return t
 }
 
 // validate checks [epoch] at key.

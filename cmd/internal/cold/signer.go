@@ -16,6 +16,7 @@ import (
 	"github.com/nanokms/nanokms/metrics/signermetrics"
 	"github.com/nanokms/nanokms/signer"
 	"github.com/nanokms/nanokms/signer/policy"
+	"github.com/nanokms/nanokms/signer/signerconf"
 )
 
 // The token is the signer's key store, and the token monitor its server
@@ -138,7 +139,7 @@ func runSigner(ctx context.Context, e *cli.Env, opts signerOptions) error {
 }
 
 // tokenDisplay names the configured token in logs: its label, or its URI.
-func tokenDisplay(tc policy.TokenConfig) string {
+func tokenDisplay(tc signerconf.Token) string {
 	if tc.Label != "" {
 		return tc.Label
 	}
@@ -166,7 +167,7 @@ func noRestartOnPIN(err error) error {
 }
 
 // readSignerPIN reads the token PIN from where the configuration says.
-func readSignerPIN(tc policy.TokenConfig) (*hsm.PIN, error) {
+func readSignerPIN(tc signerconf.Token) (*hsm.PIN, error) {
 	pin, err := hsm.ReadPIN(tc.PINFile, tc.PINEnv)
 	if err != nil {
 		return nil, cli.WithHint(fmt.Errorf("reading the token PIN: %w", err), "the PIN comes from token.pin_file (readable by this user only: chmod 600) or the variable token.pin_env names")
@@ -175,7 +176,7 @@ func readSignerPIN(tc policy.TokenConfig) (*hsm.PIN, error) {
 }
 
 // openSignerToken logs in to the token the configuration names.
-func openSignerToken(ctx context.Context, tc policy.TokenConfig, pin *hsm.PIN) (*hsm.Token, error) {
+func openSignerToken(ctx context.Context, tc signerconf.Token, pin *hsm.PIN) (*hsm.Token, error) {
 	cfg := hsm.Config{Module: tc.Module, ModuleParams: tc.ModuleParams, TokenLabel: tc.Label, WalletDir: tc.WalletDir, PIN: pin, PoolSize: tc.PoolSize,
 		NoModuleReload: !tc.ReloadModule}
 	if tc.URI != "" {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/cmd/internal/cold"
-	"github.com/nanokms/nanokms/signer/policy"
+	"github.com/nanokms/nanokms/signer/signerconf"
 )
 
 // The workload's constants.
@@ -103,7 +103,7 @@ Progress goes to standard error, results to standard output.`,
 	f.BoolVar(&opts.history, "filler-history", false, "open each filler account with a recorded receive (request, signed block, audit), not only adopt it")
 	f.DurationVar(&opts.duration, "duration", 0, "run each level this long instead of a number of requests")
 	f.IntVar(&opts.cryptoIters, "crypto-iterations", 2000, "iterations of the pure CPU measurement")
-	f.IntVar(&opts.poolSize, "pool-size", policy.DefaultPoolSize, "token sessions (token.pool_size)")
+	f.IntVar(&opts.poolSize, "pool-size", signerconf.DefaultPoolSize, "token sessions (token.pool_size)")
 	f.StringVar(&opts.dir, "dir", "", "where to make the temporary directory (default: the system's)")
 	f.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured levels to this file")
 	f.StringVar(&opts.trace, "trace", "", "write a Go execution trace of the measured levels to this file (go tool trace)")
@@ -233,8 +233,8 @@ func (opts benchSignerOptions) validate() (maxC int, err error) {
 		return 0, cli.UsageErr("--requests must be at least 1 (or give --duration)")
 	case opts.cryptoIters < 1:
 		return 0, cli.UsageErr("--crypto-iterations must be at least 1")
-	case opts.poolSize < 1 || opts.poolSize > policy.MaxPoolSize:
-		return 0, cli.UsageErr("--pool-size must be from 1 to %d", policy.MaxPoolSize)
+	case opts.poolSize < 1 || opts.poolSize > signerconf.MaxPoolSize:
+		return 0, cli.UsageErr("--pool-size must be from 1 to %d", signerconf.MaxPoolSize)
 	case len(opts.accounts) == 0:
 		return 0, cli.UsageErr("--accounts: give at least one number")
 	case opts.rounds < 1:

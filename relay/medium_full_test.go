@@ -1,4 +1,4 @@
-package gateway
+package relay_test
 
 import (
 	"context"
