@@ -73,7 +73,7 @@ func Open(cfg Config, side Side, onReject frame.RejectFunc, onError func(error))
 		}
 		return &Medium{Writer: s, Reader: &typeFilter{r: s, types: types, onReject: onReject}, close: s.Close}, nil
 	}
-	return nil, errors.New("coldbridge: bridge.kind must be file or serial")
+	return nil, errors.New("bridge: bridge.kind must be file or serial")
 }
 
 // sideTypes returns the frame types side reads.

@@ -53,7 +53,7 @@ func BenchmarkFileBridge(b *testing.B) {
 					b.Fatalf("%s: %v", m.dir, err)
 				}
 			}
-			dir, err := os.MkdirTemp(m.dir, "coldbridge-bench-")
+			dir, err := os.MkdirTemp(m.dir, "gateway-bench-")
 			if err != nil {
 				b.Fatal(err)
 			}

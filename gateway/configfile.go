@@ -61,7 +61,7 @@ type confNode struct {
 func LoadConfig(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("coldbridge: reading the gateway configuration: %w", err)
+		return nil, fmt.Errorf("gateway: reading the gateway configuration: %w", err)
 	}
 	cfg, errs := parseConfig(data)
 	if len(errs) > 0 {

@@ -113,7 +113,7 @@ type Gateway struct {
 // Open opens the gateway's state file at path.
 func Open(path string, opts Options) (*Gateway, error) {
 	if opts.Out == nil || opts.Reader == nil || opts.Manifest == nil {
-		return nil, errors.New("coldbridge: a gateway needs an outbound writer, an inbound reader and a manifest")
+		return nil, errors.New("gateway: a gateway needs an outbound writer, an inbound reader and a manifest")
 	}
 	st, err := openGatewayStore(path, opts.Ledger != nil)
 	if err != nil {
@@ -219,7 +219,7 @@ func (g *Gateway) gather(ctx context.Context, p *intent.Parsed, sign *pb.SignReq
 	if sign.Head == nil {
 		head, err := g.ledger.Head(ctx, p.Account)
 		if err != nil {
-			return fmt.Errorf("coldbridge: reading the head of %s: %w", p.Account.Address(), err)
+			return fmt.Errorf("gateway: reading the head of %s: %w", p.Account.Address(), err)
 		}
 		if head != nil {
 			sign.Head = pb.BlockFromNano(head)
@@ -228,7 +228,7 @@ func (g *Gateway) gather(ctx context.Context, p *intent.Parsed, sign *pb.SignReq
 	if p.Kind == pb.IntentKind_INTENT_KIND_RECEIVE && (sign.Source == nil || sign.SourcePrevious == nil) {
 		src, prev, err := g.ledger.Source(ctx, p.Source)
 		if err != nil {
-			return fmt.Errorf("coldbridge: reading source %s: %w", p.Source, err)
+			return fmt.Errorf("gateway: reading source %s: %w", p.Source, err)
 		}
 		sign.Source, sign.SourcePrevious = pb.BlockFromNano(&src), pb.BlockFromNano(&prev)
 	}
@@ -438,15 +438,15 @@ func (g *Gateway) sendOne(ctx context.Context, id string) error {
 	now := g.now()
 	f, err := frame.NewRequestFrame(wire, now)
 	if err != nil {
-		return fmt.Errorf("coldbridge: gateway: framing request %s: %w", id, err)
+		return fmt.Errorf("gateway: gateway: framing request %s: %w", id, err)
 	}
 	if err := g.out.WriteFrame(ctx, f); err != nil {
 		if isNoSpace(err) {
-			err = fmt.Errorf("coldbridge: %w: writing request %s: %w", filemedium.ErrMediumFull, id, err)
+			err = fmt.Errorf("gateway: %w: writing request %s: %w", filemedium.ErrMediumFull, id, err)
 			g.setFault(WriteTargetOutbound, err)
 			return err
 		}
-		return fmt.Errorf("coldbridge: gateway: writing request %s: %w", id, err)
+		return fmt.Errorf("gateway: gateway: writing request %s: %w", id, err)
 	}
 	g.setFault(WriteTargetOutbound, nil)
 	updated, err := g.store.update(id, func(e *entry, _ *bolt.Tx) error {
@@ -552,7 +552,7 @@ func (g *Gateway) receiveLoop(ctx context.Context) error {
 			switch {
 			case errors.Is(err, ErrStoreFull):
 			case isNoSpace(err):
-				err = fmt.Errorf("coldbridge: %w: settling %s: %w", filemedium.ErrMediumFull, rec.Name, err)
+				err = fmt.Errorf("gateway: %w: settling %s: %w", filemedium.ErrMediumFull, rec.Name, err)
 				g.setFault(WriteTargetInbound, err)
 			default:
 				return err

@@ -176,7 +176,7 @@ func (g *Gateway) setStatus(id string, s pb.RequestStatus, f func(*entry)) error
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("coldbridge: recording %s for %s: %w", s, id, err)
+		return fmt.Errorf("gateway: recording %s for %s: %w", s, id, err)
 	}
 	g.log.Info(s.String(), "request_id", id)
 	g.changed(updated.view)

@@ -125,7 +125,7 @@ func ServeCustody(ctx context.Context, l net.Listener, srv *CustodyServer, tlsCf
 	if _, isUnix := l.Addr().(*net.UnixAddr); !isUnix {
 		if tlsCfg == nil {
 			l.Close()
-			return errors.New("coldbridge: the gateway serves TCP only with mutual TLS")
+			return errors.New("gateway: the gateway serves TCP only with mutual TLS")
 		}
 		cfg, err := mtls.Server(tlsCfg.Cert, tlsCfg.Key, tlsCfg.ClientCA, tlsCfg.AllowedIdentities)
 		if err != nil {

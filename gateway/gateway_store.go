@@ -63,9 +63,9 @@ func openGatewayStore(path string, publishing bool) (*gatewayStore, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("coldbridge: gateway state file %s is in use by another process", path)
+			return nil, fmt.Errorf("gateway: gateway state file %s is in use by another process", path)
 		}
-		return nil, fmt.Errorf("coldbridge: opening gateway state %s: %w", path, err)
+		return nil, fmt.Errorf("gateway: opening gateway state %s: %w", path, err)
 	}
 	s := &gatewayStore{db: db, publishing: publishing}
 	if err := db.Update(s.migrate); err != nil {
@@ -74,7 +74,7 @@ func openGatewayStore(path string, publishing bool) (*gatewayStore, error) {
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		db.Close()
-		return nil, fmt.Errorf("coldbridge: gateway state file %s is readable by others (mode %v)", path, fi.Mode().Perm())
+		return nil, fmt.Errorf("gateway: gateway state file %s is readable by others (mode %v)", path, fi.Mode().Perm())
 	}
 	return s, nil
 }
@@ -129,9 +129,9 @@ func (s *gatewayStore) write(f func(tx *bolt.Tx) error) error {
 		return ferr
 	}
 	if isNoSpace(err) {
-		err = fmt.Errorf("coldbridge: %w: %w", ErrStoreFull, err)
+		err = fmt.Errorf("gateway: %w: %w", ErrStoreFull, err)
 	} else if err != nil {
-		err = fmt.Errorf("coldbridge: writing the gateway's state file: %w", err)
+		err = fmt.Errorf("gateway: writing the gateway's state file: %w", err)
 	}
 	if s.onCommit != nil {
 		s.onCommit(err)
@@ -156,7 +156,7 @@ func (s *gatewayStore) probe(full bool) error {
 			return err
 		}
 		if free := uint64(st.Bavail) * uint64(st.Bsize); free < probeRoom {
-			return fmt.Errorf("coldbridge: %w: %d bytes free", ErrStoreFull, free)
+			return fmt.Errorf("gateway: %w: %d bytes free", ErrStoreFull, free)
 		}
 	}
 	return s.write(func(tx *bolt.Tx) error {
@@ -177,14 +177,14 @@ type entry struct {
 func decodeRecord(data []byte) (*entry, error) {
 	var r gwRecord
 	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("coldbridge: corrupt gateway record: %w", err)
+		return nil, fmt.Errorf("gateway: corrupt gateway record: %w", err)
 	}
 	e := &entry{view: new(pb.Request), wire: new(pb.BridgeRequest), digest: r.Digest, gathered: r.Gathered, recoveries: r.Recoveries}
 	if err := proto.Unmarshal(r.View, e.view); err != nil {
-		return nil, fmt.Errorf("coldbridge: corrupt gateway record: %w", err)
+		return nil, fmt.Errorf("gateway: corrupt gateway record: %w", err)
 	}
 	if err := proto.Unmarshal(r.Wire, e.wire); err != nil {
-		return nil, fmt.Errorf("coldbridge: corrupt gateway record: %w", err)
+		return nil, fmt.Errorf("gateway: corrupt gateway record: %w", err)
 	}
 	if r.LastSent != 0 {
 		e.lastSent = time.Unix(0, r.LastSent)
@@ -251,7 +251,7 @@ func (s *gatewayStore) update(id string, f func(e *entry, tx *bolt.Tx) error) (*
 		b := tx.Bucket(gwBucketRequests)
 		data := b.Get([]byte(id))
 		if data == nil {
-			return fmt.Errorf("coldbridge: no request %q", id)
+			return fmt.Errorf("gateway: no request %q", id)
 		}
 		e, err := decodeRecord(data)
 		if err != nil {

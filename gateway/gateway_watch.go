@@ -68,7 +68,7 @@ func (g *Gateway) ObserveConfirmed(ctx context.Context, c Confirmed) {
 // refused the signed receive (Request.rejection).
 func (g *Gateway) AutoReceive(ctx context.Context, account nano.PublicKey, source nano.Hash) error {
 	if g.ledger == nil {
-		return fmt.Errorf("coldbridge: auto-receive needs a node")
+		return fmt.Errorf("gateway: auto-receive needs a node")
 	}
 	base := "ar-" + source.String()[:56]
 	attempt := 1
@@ -95,14 +95,14 @@ func (g *Gateway) AutoReceive(ctx context.Context, account nano.PublicKey, sourc
 		return nil // queued, in flight or done
 	}
 	if attempt > 9 {
-		return fmt.Errorf("coldbridge: receive of %s refused 9 times; not trying again", source)
+		return fmt.Errorf("gateway: receive of %s refused 9 times; not trying again", source)
 	}
 	src, prev, err := g.ledger.Source(ctx, source)
 	if err != nil {
 		return err
 	}
 	if nano.PublicKey(src.Link) != account || src.Balance.Cmp(prev.Balance) >= 0 {
-		return fmt.Errorf("coldbridge: %s is not a send to %s", source, account.Address())
+		return fmt.Errorf("gateway: %s is not a send to %s", source, account.Address())
 	}
 	amount, _ := prev.Balance.Sub(src.Balance)
 	in := &pb.Intent{

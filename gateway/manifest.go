@@ -33,17 +33,17 @@ func LoadManifests(paths ...string) (*Manifest, error) {
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("coldbridge: manifest: %w", err)
+			return nil, fmt.Errorf("gateway: manifest: %w", err)
 		}
 		var f manifestFile
 		if err := json.Unmarshal(data, &f); err != nil {
-			return nil, fmt.Errorf("coldbridge: manifest %s: %w", p, err)
+			return nil, fmt.Errorf("gateway: manifest %s: %w", p, err)
 		}
 		if f.Wallet == "" {
-			return nil, fmt.Errorf("coldbridge: manifest %s: wallet: missing", p)
+			return nil, fmt.Errorf("gateway: manifest %s: wallet: missing", p)
 		}
 		for i, a := range f.Accounts {
-			field := fmt.Sprintf("coldbridge: manifest %s: accounts[%d]", p, i)
+			field := fmt.Sprintf("gateway: manifest %s: accounts[%d]", p, i)
 			if a.Index == nil {
 				return nil, fmt.Errorf("%s.index: missing", field)
 			}

@@ -49,7 +49,7 @@ func wireReason(c frame.WireError) string {
 }
 
 // RejectReason returns the reason label of a frame refusal reported to a
-// coldbridge.RejectFunc: the wire error's name, RejectReasonConsumer or
+// frame.RejectFunc: the wire error's name, RejectReasonConsumer or
 // RejectReasonOther. It never returns anything taken from the frame.
 func RejectReason(err error) string {
 	var fe *frame.FrameError

@@ -69,7 +69,7 @@ func TestMediumKind(t *testing.T) {
 		want string
 	}{
 		{&filemedium.EntryError{Path: "/m/to-cold/done", Found: "symbolic link", Want: "a directory"}, metrics.MediumBadEntry},
-		{fmt.Errorf("coldbridge: writing x: %w: %w", filemedium.ErrMediumFull, syscall.ENOSPC), metrics.MediumFull},
+		{fmt.Errorf("gateway: writing x: %w: %w", filemedium.ErrMediumFull, syscall.ENOSPC), metrics.MediumFull},
 		{fmt.Errorf("settling: %w", fs.ErrNotExist), metrics.MediumIO},
 	} {
 		if got := metrics.MediumKind(c.err); got != c.want {

@@ -34,18 +34,18 @@ type LedgerOptions struct {
 	HeadAttempts int
 	// Permanent, if set, is wrapped around every error that retrying
 	// cannot fix (see IsPermanent), so that a caller can branch on its
-	// own sentinel (the gateway passes coldbridge.ErrPermanent).
+	// own sentinel (the gateway passes gateway.ErrPermanent).
 	Permanent error
 	// Rejected, if set, is wrapped around every error by which the node
 	// refused a block given to Publish (see Rejection), the gaps included
-	// (the gateway passes coldbridge.ErrBlockRejected).
+	// (the gateway passes gateway.ErrBlockRejected).
 	Rejected error
 	// Log receives publication events; nil discards.
 	Log *slog.Logger
 }
 
 // Ledger is the gateway's view of the Nano network through one node: it
-// has the method set of coldbridge.Ledger (Head, Source, Publish,
+// has the method set of gateway.Ledger (Head, Source, Publish,
 // AwaitConfirmed). Every block it returns was re-hashed and cross-checked
 // against what the node said about it; the cold side verifies them again.
 type Ledger struct {

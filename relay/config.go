@@ -51,7 +51,7 @@ type relaySection struct {
 func LoadConfig(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("coldbridge: reading the relay configuration: %w", err)
+		return nil, fmt.Errorf("relay: reading the relay configuration: %w", err)
 	}
 	cfg, errs := parseConfig(data)
 	if len(errs) > 0 {

@@ -99,7 +99,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("coldbridge: relay: reading: %w", err)
+			return fmt.Errorf("relay: relay: reading: %w", err)
 		}
 		if err := r.handle(ctx, rec); err != nil {
 			if ctx.Err() != nil {
@@ -275,7 +275,7 @@ func (r *Relay) write(ctx context.Context, typ frame.FrameType, id string, m pro
 		}
 		var fe *frame.FrameError
 		if errors.As(err, &fe) {
-			return fmt.Errorf("coldbridge: relay: the %s for %s: %w", typ, id, err)
+			return fmt.Errorf("relay: relay: the %s for %s: %w", typ, id, err)
 		}
 		wait := b.Next()
 		r.log().Warn("the outbound medium did not take the answer; retrying", "request_id", id, "type", typ.String(),

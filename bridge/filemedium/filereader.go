@@ -100,7 +100,7 @@ func NewFileReader(dir string, opts FileReaderOptions) (*FileReader, error) {
 	}
 	d, err := md.open(dirMode, false, nil)
 	if err != nil {
-		return nil, fmt.Errorf("coldbridge: file reader: %w", err)
+		return nil, fmt.Errorf("filemedium: file reader: %w", err)
 	}
 	d.close()
 	if opts.Now == nil {
@@ -192,7 +192,7 @@ func (r *FileReader) next() *frame.Received {
 	r.retryHeld()
 	d, err := r.openDir()
 	if err != nil {
-		r.ioError(fmt.Errorf("coldbridge: listing %s: %w", r.dir, err))
+		r.ioError(fmt.Errorf("filemedium: listing %s: %w", r.dir, err))
 		return nil
 	}
 	defer d.close()
@@ -222,7 +222,7 @@ const maxPending = 1024
 func (r *FileReader) scan(d *mdir) {
 	names, err := d.names()
 	if err != nil {
-		r.ioError(fmt.Errorf("coldbridge: listing %s: %w", r.dir, err))
+		r.ioError(fmt.Errorf("filemedium: listing %s: %w", r.dir, err))
 		return
 	}
 	for _, name := range names {
@@ -313,7 +313,7 @@ func readFrameFile(d *mdir, name string, lst entryStat) (data []byte, info entry
 	}
 	data, err = io.ReadAll(io.LimitReader(fh, frame.MaxFrameLength+1))
 	if err != nil {
-		return nil, info, fmt.Errorf("coldbridge: reading %s: %w", d.join(name), err)
+		return nil, info, fmt.Errorf("filemedium: reading %s: %w", d.join(name), err)
 	}
 	if len(data) > frame.MaxFrameLength {
 		return nil, info, frame.Errorf(frame.ErrCodeLength, "file grew past %d bytes", frame.MaxFrameLength)

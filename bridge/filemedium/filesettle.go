@@ -53,7 +53,7 @@ func (r *FileReader) hold(h *heldFile, err error) {
 	if !h.handed {
 		what = "quarantining"
 	}
-	r.ioError(fmt.Errorf("coldbridge: %s %s failed; the file stays in place, is not handed out again, and is tried again in %s: %w",
+	r.ioError(fmt.Errorf("filemedium: %s %s failed; the file stays in place, is not handed out again, and is tried again in %s: %w",
 		what, h.ff.name, heldPause(h.tries), err))
 }
 
@@ -174,11 +174,11 @@ type RejectedError struct {
 }
 
 // Error implements error.
-func (e *RejectedError) Error() string { return "coldbridge: frame rejected: " + e.Reason }
+func (e *RejectedError) Error() string { return "filemedium: frame rejected: " + e.Reason }
 
 var (
-	errReplaced = errors.New("coldbridge: the file was replaced")
-	errGone     = fmt.Errorf("coldbridge: the file is gone: %w", fs.ErrNotExist)
+	errReplaced = errors.New("filemedium: the file was replaced")
+	errGone     = fmt.Errorf("filemedium: the file is gone: %w", fs.ErrNotExist)
 )
 
 // move renames name in d into target in to if it is still the file info
@@ -238,7 +238,7 @@ func (r *FileReader) quarantine(d *mdir, name string, info entryStat, f *frame.F
 	if err := writeFileAtomic(qd, target+".reason", "", reasonFile(name, reason, cause, r.opts.Now()), "reason:", r.ioError); err != nil {
 		// The file is in quarantine (never read again) without its
 		// reason; nothing half-written is left. Report, do not hold.
-		r.ioError(fmt.Errorf("coldbridge: writing the .reason of %s: %w", target, err))
+		r.ioError(fmt.Errorf("filemedium: writing the .reason of %s: %w", target, err))
 	}
 	return nil
 }

@@ -192,11 +192,11 @@ func OpenFileWriter(dir string, opts FileWriterOptions) (*FileWriter, error) {
 	}
 	w := &FileWriter{dir: md.dir, md: md, onError: opts.OnError}
 	if err := os.MkdirAll(md.root, dirMode); err != nil {
-		return nil, fmt.Errorf("coldbridge: file writer: %w", err)
+		return nil, fmt.Errorf("filemedium: file writer: %w", err)
 	}
 	d, err := md.open(dirMode, true, w.report)
 	if err != nil {
-		return nil, fmt.Errorf("coldbridge: file writer: %w", err)
+		return nil, fmt.Errorf("filemedium: file writer: %w", err)
 	}
 	defer d.close()
 	w.removeTemps(d)
@@ -216,7 +216,7 @@ func (w *FileWriter) report(err error) {
 func (w *FileWriter) removeTemps(d *mdir) {
 	names, err := d.names()
 	if err != nil {
-		w.report(fmt.Errorf("coldbridge: file writer: listing %s: %w", d.path, err))
+		w.report(fmt.Errorf("filemedium: file writer: listing %s: %w", d.path, err))
 		return
 	}
 	euid := os.Geteuid()
@@ -242,7 +242,7 @@ func (w *FileWriter) removeTemps(d *mdir) {
 			continue
 		}
 		if err := d.unlink(name); err != nil && !errors.Is(err, syscall.ENOENT) {
-			w.report(fmt.Errorf("coldbridge: file writer: removing a temporary file: %w", err))
+			w.report(fmt.Errorf("filemedium: file writer: removing a temporary file: %w", err))
 		}
 	}
 }
@@ -270,7 +270,7 @@ func (w *FileWriter) WriteFrame(ctx context.Context, f *frame.Frame) error {
 		d.close()
 	}
 	if err != nil {
-		err = fmt.Errorf("coldbridge: writing %s: %w", name, err)
+		err = fmt.Errorf("filemedium: writing %s: %w", name, err)
 		if !isCrash(err) {
 			w.report(err)
 		}

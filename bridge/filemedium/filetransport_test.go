@@ -666,7 +666,7 @@ func TestLoadFrameFile(t *testing.T) {
 func fastTempDir(t *testing.T) string {
 	t.Helper()
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		dir, err := os.MkdirTemp("/dev/shm", "coldbridge-test-")
+		dir, err := os.MkdirTemp("/dev/shm", "filemedium-test-")
 		if err == nil {
 			t.Cleanup(func() { os.RemoveAll(dir) })
 			return dir

@@ -33,10 +33,10 @@ import (
 // that errors.Is(err, syscall.ENOSPC) also holds) when the medium has no
 // space or no inodes left for a frame or a .reason file. Nothing is left
 // half-written: the temporary file is removed.
-var ErrMediumFull = errors.New("coldbridge: the bridge medium is full")
+var ErrMediumFull = errors.New("filemedium: the bridge medium is full")
 
 // ErrBadEntry is wrapped by every *EntryError.
-var ErrBadEntry = errors.New("coldbridge: an entry on the bridge medium is not what belongs there")
+var ErrBadEntry = errors.New("filemedium: an entry on the bridge medium is not what belongs there")
 
 // EntryError reports an entry beneath the medium root that is not what
 // the file transport needs there: a symbolic link, a file or a FIFO where
@@ -62,7 +62,7 @@ func IsBadEntryAt(err error, path string) bool {
 
 // Error implements error.
 func (e *EntryError) Error() string {
-	msg := fmt.Sprintf("coldbridge: %s is a %s, not %s", e.Path, e.Found, e.Want)
+	msg := fmt.Sprintf("filemedium: %s is a %s, not %s", e.Path, e.Found, e.Want)
 	switch {
 	case e.Err != nil:
 		msg += fmt.Sprintf("; it could not be set aside: %v", e.Err)
@@ -126,11 +126,11 @@ func PrepareDir(root, dir string, report func(error)) error {
 		return err
 	}
 	if err := os.MkdirAll(md.root, 0o700); err != nil {
-		return fmt.Errorf("coldbridge: %w", err)
+		return fmt.Errorf("filemedium: %w", err)
 	}
 	d, err := md.open(0o700, true, report)
 	if err != nil {
-		return fmt.Errorf("coldbridge: %w", err)
+		return fmt.Errorf("filemedium: %w", err)
 	}
 	d.close()
 	return nil
@@ -461,7 +461,7 @@ func newMediumDir(root, dir string) (mediumDir, error) {
 	root = filepath.Clean(root)
 	rel, err := filepath.Rel(root, dir)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(rel) {
-		return mediumDir{}, fmt.Errorf("coldbridge: %s is not beneath the medium root %s", dir, root)
+		return mediumDir{}, fmt.Errorf("filemedium: %s is not beneath the medium root %s", dir, root)
 	}
 	m := mediumDir{root: root, dir: dir}
 	if rel != "." {

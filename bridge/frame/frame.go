@@ -116,9 +116,9 @@ type FrameError struct {
 // Error implements error.
 func (e *FrameError) Error() string {
 	if e.Detail == "" {
-		return "coldbridge: frame refused: " + e.Code.String()
+		return "frame: frame refused: " + e.Code.String()
 	}
-	return "coldbridge: frame refused: " + e.Code.String() + ": " + e.Detail
+	return "frame: frame refused: " + e.Code.String() + ": " + e.Detail
 }
 
 // Is matches another *FrameError with the same code.

@@ -60,4 +60,4 @@ func (r *Received) Reject(reason string) error {
 type RejectFunc func(name string, err error)
 
 // ErrClosed is returned by a transport after Close.
-var ErrClosed = errors.New("coldbridge: transport closed")
+var ErrClosed = errors.New("frame: transport closed")

@@ -99,7 +99,7 @@ func OpenSerial(device string, opts SerialOptions) (*Serial, error) {
 		baud = DefaultBaud
 	}
 	if baud < 0 {
-		return nil, fmt.Errorf("coldbridge: serial %s: baud %d", device, baud)
+		return nil, fmt.Errorf("serial: serial %s: baud %d", device, baud)
 	}
 	timeout := opts.ReadTimeout
 	if timeout <= 0 {
@@ -107,11 +107,11 @@ func OpenSerial(device string, opts SerialOptions) (*Serial, error) {
 	}
 	port, err := serial.Open(device, &serial.Mode{BaudRate: baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
 	if err != nil {
-		return nil, fmt.Errorf("coldbridge: opening serial %s: %w", device, err)
+		return nil, fmt.Errorf("serial: opening serial %s: %w", device, err)
 	}
 	if err := port.SetReadTimeout(timeout); err != nil {
 		port.Close()
-		return nil, fmt.Errorf("coldbridge: serial %s: %w", device, err)
+		return nil, fmt.Errorf("serial: serial %s: %w", device, err)
 	}
 	s := &Serial{
 		port:     port,
@@ -206,10 +206,10 @@ func (s *Serial) write(p []byte) error {
 			return frame.ErrClosed
 		}
 		if err != nil {
-			return fmt.Errorf("coldbridge: writing to %s: %w", s.device, err)
+			return fmt.Errorf("serial: writing to %s: %w", s.device, err)
 		}
 		if n == 0 {
-			return fmt.Errorf("coldbridge: writing to %s: %w", s.device, io.ErrShortWrite)
+			return fmt.Errorf("serial: writing to %s: %w", s.device, io.ErrShortWrite)
 		}
 		p = p[n:]
 	}
@@ -271,7 +271,7 @@ func (s *Serial) ReadFrame(ctx context.Context) (*frame.Received, error) {
 			if errors.As(err, &pe) && pe.Code() == serial.PortClosed {
 				return nil, frame.ErrClosed
 			}
-			return nil, fmt.Errorf("coldbridge: reading from %s: %w", s.device, err)
+			return nil, fmt.Errorf("serial: reading from %s: %w", s.device, err)
 		}
 		s.rbuf = s.buf[:n] // n == 0: the read timed out
 	}

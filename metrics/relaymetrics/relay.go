@@ -8,7 +8,7 @@ import (
 	"github.com/nanokms/nanokms/metrics"
 )
 
-// Relay outcome label values (coldbridge.Relay.Observe's outcomes).
+// Relay outcome label values (relay.Relay.Observe's outcomes).
 const (
 	RelaySigned    = "signed"
 	RelayRefused   = "refused"
@@ -16,8 +16,8 @@ const (
 )
 
 // Relay is the cold relay's metrics. Feed it with Observe
-// (coldbridge.Relay.Observe), FrameRejected (the medium's
-// coldbridge.RejectFunc) and MediumError (the medium's OnError); write Registry to a textfile (RunTextfile).
+// (relay.Relay.Observe), FrameRejected (the medium's
+// frame.RejectFunc) and MediumError (the medium's OnError); write Registry to a textfile (RunTextfile).
 type Relay struct {
 	Registry *prometheus.Registry
 
@@ -60,7 +60,7 @@ func NewRelay() *Relay {
 }
 
 // Observe counts one answered request: it has the signature of
-// coldbridge.Relay.Observe.
+// relay.Relay.Observe.
 func (r *Relay) Observe(outcome string, took time.Duration) {
 	switch outcome {
 	case RelaySigned, RelayRefused:
@@ -73,13 +73,13 @@ func (r *Relay) Observe(outcome string, took time.Duration) {
 }
 
 // FrameRejected counts a frame the relay's medium refused: it has the
-// signature of coldbridge.RejectFunc.
+// signature of frame.RejectFunc.
 func (r *Relay) FrameRejected(_ string, err error) {
 	r.FramesRejected.WithLabelValues(metrics.RejectReason(err)).Inc()
 }
 
 // MediumError counts a problem the relay's file medium rode out: it has
-// the signature of coldbridge.FileReaderOptions.OnError.
+// the signature of filemedium.FileReaderOptions.OnError.
 func (r *Relay) MediumError(err error) {
 	r.MediumErrors.WithLabelValues(metrics.MediumKind(err)).Inc()
 }

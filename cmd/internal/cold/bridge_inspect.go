@@ -180,9 +180,9 @@ func runBridgeInspect(_ context.Context, e *cli.Env, opts bridgeInspectOptions) 
 }
 
 // inspectEntry applies a reader's checks (frame, payload, name) to what
-// coldbridge found at one entry and summarises what it holds. An entry
+// filemedium found at one entry and summarises what it holds. An entry
 // that is not a frame file (a link where done/ belongs, an entry set
-// aside) is BAD with coldbridge's reason.
+// aside) is BAD with the medium's reason.
 func inspectEntry(en filemedium.InspectedEntry, now time.Time) *inspectedFrame {
 	where := en.Where
 	if where == "" {

@@ -1,4 +1,4 @@
-// Payloads of the one-way bridge's frames (coldbridge/FRAMES.md). The frame
+// Payloads of the one-way bridge's frames (bridge/frame/FRAMES.md). The frame
 // header carries the type and the request id; these messages are the
 // protobuf payloads.
 
