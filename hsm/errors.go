@@ -3,7 +3,7 @@ package hsm
 import (
 	"errors"
 
-	"github.com/nanokms/nanokms/signer/keystore"
+	"github.com/nanokms/nanokms/internal/keystore"
 )
 
 // The package's errors. Every error returned by this package either is one of

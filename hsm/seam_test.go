@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nanokms/nanokms/signer/keystore"
+	"github.com/nanokms/nanokms/internal/keystore"
 )
 
 // TestSeamSentinels: the errors the signer branches on match the key

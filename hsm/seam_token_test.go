@@ -7,8 +7,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/nanokms/nanokms/internal/keystore"
 	"github.com/nanokms/nanokms/nano"
-	"github.com/nanokms/nanokms/signer/keystore"
 )
 
 // TestSeamToken: a real token's errors and status reach the signer as

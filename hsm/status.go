@@ -3,7 +3,7 @@ package hsm
 import (
 	"time"
 
-	"github.com/nanokms/nanokms/signer/keystore"
+	"github.com/nanokms/nanokms/internal/keystore"
 )
 
 // Defaults of Config.RecoverMin and Config.RecoverMax.

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/nanokms/nanokms/hsm/p11uri"
+	"github.com/nanokms/nanokms/internal/keystore"
 	"github.com/nanokms/nanokms/nano"
-	"github.com/nanokms/nanokms/signer/keystore"
 )
 
 // KeyStore is the contract a signer needs from a key store: the public key

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/nanokms/nanokms/signer/keystore"
+	"github.com/nanokms/nanokms/internal/keystore"
 )
 
 // Caller input is bounded and made valid UTF-8 before it is logged,

@@ -10,10 +10,10 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 
+	"github.com/nanokms/nanokms/internal/keystore"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer/custodytest"
-	"github.com/nanokms/nanokms/signer/keystore"
 	"github.com/nanokms/nanokms/signer/signerapi"
 )
 

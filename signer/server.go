@@ -15,10 +15,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nanokms/nanokms/internal/grpcserve"
+	"github.com/nanokms/nanokms/internal/keystore"
 	"github.com/nanokms/nanokms/internal/mtls"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
-	"github.com/nanokms/nanokms/signer/keystore"
 	"github.com/nanokms/nanokms/signer/signerapi"
 )
 

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/nanokms/nanokms/intent"
+	"github.com/nanokms/nanokms/internal/keystore"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
-	"github.com/nanokms/nanokms/signer/keystore"
 	"github.com/nanokms/nanokms/signer/policy"
 	"github.com/nanokms/nanokms/signer/signerapi"
 )

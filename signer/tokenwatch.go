@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nanokms/nanokms/signer/keystore"
+	"github.com/nanokms/nanokms/internal/keystore"
 )
 
 // TokenMonitor is what the server follows of a key store whose token can

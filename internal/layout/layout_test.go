@@ -142,7 +142,7 @@ func TestHotLinksNothingCold(t *testing.T) {
 
 // signerForbidden may not be in the closure of the signer package: the
 // token's code. The signer decides through its key store contract
-// (signer/keystore), whose errors and status package hsm matches; only
+// (internal/keystore), whose errors and status package hsm matches; only
 // the binary wires an *hsm.Token in. hsm/p11uri, a parser of PKCS#11
 // URIs that links no token code, is allowed while the signer's token
 // settings (signer/policy) check the URI with it.
@@ -160,7 +160,7 @@ func TestSignerLinksNoToken(t *testing.T) {
 	check(t, "signer", []string{"signer/...", "metrics/signermetrics"}, signerForbidden, skip, signerAllowed...)
 	check(t, "token URI parser", []string{"hsm/p11uri"}, signerForbidden, nil)
 	// The contract is there to be checked (a pattern matching nothing fails in list).
-	list(t, []string{"signer/keystore"})
+	list(t, []string{"internal/keystore"})
 }
 
 // TestSharedLinksNeitherSide: what both sides link links neither.

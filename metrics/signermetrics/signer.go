@@ -6,10 +6,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nanokms/nanokms/internal/keystore"
 	"github.com/nanokms/nanokms/metrics"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
-	"github.com/nanokms/nanokms/signer/keystore"
 	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
