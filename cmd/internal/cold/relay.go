@@ -3,7 +3,6 @@ package cold
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/nanokms/nanokms/bridge"
-	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/hsm/tlskey"
@@ -57,19 +55,7 @@ func runRelay(ctx context.Context, e *cli.Env, opts relayOptions) error {
 	}
 	log := slog.New(slog.NewJSONHandler(e.Stderr, &slog.HandlerOptions{Level: cli.LogLevel(cfg.LogLevel)}))
 	m := relaymetrics.NewRelay()
-	medium, err := bridge.Open(cfg.Bridge, bridge.Cold,
-		func(name string, err error) {
-			log.Warn("frame refused", "file", name, "error", err.Error())
-			m.FrameRejected(name, err)
-		},
-		func(err error) {
-			if errors.Is(err, filemedium.ErrBadEntry) {
-				log.Error("bridge medium: an entry that does not belong", "error", err.Error())
-			} else {
-				log.Warn("bridge medium", "error", err.Error())
-			}
-			m.MediumError(err)
-		})
+	medium, err := bridge.OpenReported(cfg.Bridge, bridge.Cold, log, m)
 	if err != nil {
 		return err
 	}

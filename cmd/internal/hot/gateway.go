@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nanokms/nanokms/bridge"
-	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/internal/grpcserve"
@@ -55,19 +54,7 @@ func runGateway(ctx context.Context, e *cli.Env, opts gatewayOptions) error {
 	if err != nil {
 		return cli.WithHint(err, "write a manifest on the cold host with 'nanokms account list --wallet W --json'")
 	}
-	medium, err := bridge.Open(cfg.Bridge, bridge.Hot,
-		func(name string, err error) {
-			log.Warn("frame refused", "file", name, "error", err.Error())
-			m.FrameRejected(name, err)
-		},
-		func(err error) {
-			if errors.Is(err, filemedium.ErrBadEntry) {
-				log.Error("bridge medium: an entry that does not belong", "error", err.Error())
-			} else {
-				log.Warn("bridge medium", "error", err.Error())
-			}
-			m.MediumError(err)
-		})
+	medium, err := bridge.OpenReported(cfg.Bridge, bridge.Hot, log, m)
 	if err != nil {
 		return err
 	}
