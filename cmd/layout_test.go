@@ -73,6 +73,7 @@ var hotPackages = []forbidden{
 // link (only the signer's contract, signer/signerapi).
 var coldInternals = []forbidden{
 	{module + "hsm/...", "the PKCS#11 token"},
+	{module + "internal/p11uri", "the token's URIs"},
 	{module + "signer", "the signer itself"},
 	{module + "signer/policy", "the signer's policy"},
 	{module + "signer/signerconf", "the signer's service settings"},

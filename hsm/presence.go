@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nanokms/nanokms/hsm/p11uri"
+	"github.com/nanokms/nanokms/internal/p11uri"
 )
 
 // A presence probe asks a fresh process whether the module sees the

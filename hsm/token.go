@@ -12,7 +12,7 @@ import (
 
 	"github.com/miekg/pkcs11"
 
-	"github.com/nanokms/nanokms/hsm/p11uri"
+	"github.com/nanokms/nanokms/internal/p11uri"
 )
 
 var _ KeyStore = (*Token)(nil)

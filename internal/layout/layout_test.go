@@ -33,10 +33,10 @@ var shared = []string{"bridge/...", "nano/...", "intent/...", "proto/...", "inte
 var coldForbidden = []string{module + "/node", module + "/gateway", module + "/devnode", module + "/softhsm-test/",
 	"github.com/coder/websocket", "github.com/schollz/progressbar"}
 
-// hotForbidden may not be in the closure of a hot package: the token and
-// the signer's internals (the signer, its store and its policy). The
+// hotForbidden may not be in the closure of a hot package: the token (and
+// its URIs) and the signer's internals (the signer, its store and its policy). The
 // signer's contract, signer/signerapi, is allowed.
-var hotForbidden = []string{module + "/hsm", module + "/signer", module + "/signer/policy", module + "/signer/signertest",
+var hotForbidden = []string{module + "/hsm", module + "/internal/p11uri", module + "/signer", module + "/signer/policy", module + "/signer/signertest",
 	module + "/devnode", module + "/softhsm-test/", "github.com/schollz/progressbar"}
 
 // sharedForbidden is both.
@@ -109,15 +109,15 @@ func matches(path string, forbidden []string) bool {
 }
 
 // check fails for every package of patterns (but those in skip) whose
-// closure holds a forbidden package (but those in also).
-func check(t *testing.T, side string, patterns, forbidden, skip []string, also ...string) {
+// closure holds a forbidden package.
+func check(t *testing.T, side string, patterns, forbidden, skip []string) {
 	t.Helper()
 	for _, p := range list(t, patterns) {
 		if matches(p.ImportPath, skip) {
 			continue
 		}
 		for _, d := range p.Deps {
-			if matches(d, forbidden) && !slices.Contains(also, d) {
+			if matches(d, forbidden) {
 				t.Errorf("%s package %s links %s", side, p.ImportPath, d)
 			}
 		}
@@ -143,22 +143,17 @@ func TestHotLinksNothingCold(t *testing.T) {
 // signerForbidden may not be in the closure of the signer package: the
 // token's code. The signer decides through its key store contract
 // (internal/keystore), whose errors and status package hsm matches; only
-// the binary wires an *hsm.Token in. hsm/p11uri, a parser of PKCS#11
-// URIs that links no token code, is allowed while the signer's token
-// settings (signer/policy) check the URI with it.
+// the binary wires an *hsm.Token in. The signer's token settings check a
+// token's URI with internal/p11uri, which links no token code.
 var signerForbidden = []string{module + "/hsm"}
 
-// signerAllowed are the exceptions to signerForbidden.
-var signerAllowed = []string{module + "/hsm/p11uri"}
-
 // TestSignerLinksNoToken: the signer's packages (its key store contract
-// among them) and its metrics link no hsm (the parser of token URIs
-// aside, which itself links nothing of hsm). signer/signertest, a test
-// helper that opens tokens, is the exception.
+// and its settings among them) and its metrics link nothing of hsm.
+// signer/signertest, a test helper that opens tokens, is the exception.
 func TestSignerLinksNoToken(t *testing.T) {
 	skip := []string{module + "/signer/signertest", module + "/signer/custodytest"}
-	check(t, "signer", []string{"signer/...", "metrics/signermetrics"}, signerForbidden, skip, signerAllowed...)
-	check(t, "token URI parser", []string{"hsm/p11uri"}, signerForbidden, nil)
+	check(t, "signer", []string{"signer/...", "metrics/signermetrics"}, signerForbidden, skip)
+	check(t, "token URI parser", []string{"internal/p11uri"}, signerForbidden, nil)
 	// The contract is there to be checked (a pattern matching nothing fails in list).
 	list(t, []string{"internal/keystore"})
 }
@@ -182,7 +177,7 @@ func TestMatches(t *testing.T) {
 		{"github.com/coder/websocket/internal/util", coldForbidden, true},
 		{module + "/nodeish", coldForbidden, false},
 		{module + "/hsm", hotForbidden, true},
-		{module + "/hsm/p11uri", hotForbidden, true},
+		{module + "/internal/p11uri", hotForbidden, true},
 		{module + "/signer", hotForbidden, true},
 		{module + "/signer/policy", hotForbidden, true},
 		{module + "/signer/signerconf", hotForbidden, true},

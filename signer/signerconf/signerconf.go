@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nanokms/nanokms/hsm/p11uri"
+	"github.com/nanokms/nanokms/internal/p11uri"
 	"github.com/nanokms/nanokms/internal/conffile"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/hsm"
-	"github.com/nanokms/nanokms/hsm/p11uri"
+	"github.com/nanokms/nanokms/internal/p11uri"
 	"github.com/spf13/cobra"
 )
 
