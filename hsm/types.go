@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nanokms/nanokms/internal/p11uri"
 	"github.com/nanokms/nanokms/internal/keystore"
+	"github.com/nanokms/nanokms/internal/p11uri"
 	"github.com/nanokms/nanokms/nano"
 )
 

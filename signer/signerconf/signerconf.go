@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nanokms/nanokms/internal/p11uri"
 	"github.com/nanokms/nanokms/internal/conffile"
+	"github.com/nanokms/nanokms/internal/p11uri"
 )
 
 // Defaults and bounds of the [signer] and [token] sections.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/hsm"
-	"github.com/nanokms/nanokms/internal/p11uri"
 	"github.com/nanokms/nanokms/hsm/tlskey"
+	"github.com/nanokms/nanokms/internal/p11uri"
 	"github.com/nanokms/nanokms/metrics"
 	"github.com/nanokms/nanokms/metrics/signermetrics"
 	"github.com/nanokms/nanokms/signer"
