@@ -233,6 +233,28 @@ func TestConfigShapeAndSyntaxErrors(t *testing.T) {
 	}
 }
 
+// TestConfigAllErrorsReported checks that problems in every section are
+// all returned, each once, in a stable order: unknown keys first, then
+// section by section.
+func TestConfigAllErrorsReported(t *testing.T) {
+	src := conftest.Apply(t, confMinimal,
+		replace(confSigner, `signer = "tcp://10.0.7.2:7070"`+"\nretry_max = \"1ms\"\nbogus = 1\nmetrics = \"/m.txt\""),
+		replace(`outbound = "/media/nanokms/to-hot"`, `outbound = "/media/nanokms/to-cold"`),
+		conftest.Add("pace = true"))
+	_, err := relay.ParseConfig([]byte(src))
+	var keys []string
+	for _, e := range conftest.Errors(t, err) {
+		keys = append(keys, e.Key)
+	}
+	want := []string{"relay.bogus", "relay.retry_max", "relay.metrics", "relay.tls", "bridge.pace", "bridge.outbound"}
+	if !reflect.DeepEqual(keys, want) {
+		t.Errorf("keys = %q, want %q; errors:\n%v", keys, want, err)
+	}
+	if _, err2 := relay.ParseConfig([]byte(src)); err.Error() != err2.Error() {
+		t.Errorf("errors differ between runs:\n%v\n--\n%v", err, err2)
+	}
+}
+
 func TestLoadConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := relay.LoadConfig(filepath.Join(dir, "absent.toml")); !errors.Is(err, fs.ErrNotExist) ||
