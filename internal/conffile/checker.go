@@ -27,7 +27,9 @@ type Checker struct {
 	md      *toml.MetaData
 	located int // errs[:located] are placed
 	// fields are the fields Decode filled, by address and type (a struct
-	// and its first field share an address, not a type).
+	// and its first field share an address, not a type). The addresses
+	// stay valid: the configuration is on the heap, which Go does not
+	// move, and alive while its Checker is in use.
 	fields map[fieldID]fieldInfo
 }
 
@@ -97,9 +99,9 @@ func (c *Checker) failedAt(key string) bool {
 	return false
 }
 
-// Errors returns the problems recorded, in order, each placed at the line
+// placed returns the problems recorded, in order, each placed at the line
 // and column of its key where the decoder gives them (see Error).
-func (c *Checker) Errors() []*Error {
+func (c *Checker) placed() []*Error {
 	c.locate()
 	return c.errs
 }

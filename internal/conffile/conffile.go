@@ -115,7 +115,7 @@ func parse(data []byte, shape any) (c *Checker, ok bool) {
 	// spelt exactly into shape. Then into the shape's type, every value
 	// being a toml.Unmarshaler: the decoder's MetaData.Undecoded is the list
 	// of unknown keys, and the decoder places every error (see
-	// Checker.Errors).
+	// Checker.placed).
 	c = &Checker{}
 	var tree map[string]any
 	if _, err := toml.Decode(string(data), &tree); err != nil {

@@ -57,11 +57,11 @@ func decode(data []byte, t reflect.Type) (reflect.Value, []*Error) {
 	c, ok := parse(data, shape.Interface())
 	cfg := reflect.New(t)
 	if !ok {
-		return cfg, c.Errors()
+		return cfg, c.placed()
 	}
 	c.record(cfg, "", true)
 	c.fill(p, "", cfg.Elem(), shape.Elem())
-	return cfg, c.Errors()
+	return cfg, c.placed()
 }
 
 // A plan says how a configuration struct type is read: its shape, the
