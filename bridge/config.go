@@ -1,58 +1,49 @@
 package bridge
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/nanokms/nanokms/bridge/filemedium"
-	"github.com/nanokms/nanokms/bridge/serial"
 	"github.com/nanokms/nanokms/internal/conffile"
 )
 
-// BridgeConfig is the [bridge] section shared by the relay and the
-// gateway: which medium, and where.
+// Config is the [bridge] section shared by the relay and the gateway:
+// which medium, and where. Its toml tags declare the section's keys (see
+// package conffile); CheckConf checks what depends on the kind.
 type Config struct {
 	// Kind is "file" or "serial".
-	Kind string
+	Kind string `toml:"kind" conf:"required,oneof=file|serial"`
 	// File transport: Inbound is the directory this side reads frames
 	// from, Outbound the one it writes to (on a USB stick: "to-cold" and
 	// "to-hot"). Root is the trusted medium root both lie beneath (the
 	// stick's mount point); "" means the directory holding each. Nothing
 	// beneath the root is followed if it is a symbolic link.
-	Inbound, Outbound string
-	Root              string
-	// Serial transport: the device and its baud rate; Pace paces writes to
-	// the baud rate (for pseudo-terminals, which do not).
-	Device string
-	Baud   int
-	Pace   bool
+	Inbound  string `toml:"inbound" conf:"abspath"`
+	Outbound string `toml:"outbound" conf:"abspath"`
+	Root     string `toml:"root" conf:"abspath"`
+	// Serial transport: the device and its baud rate (serial.DefaultBaud
+	// when absent); Pace paces writes to the baud rate (for
+	// pseudo-terminals, which do not).
+	Device string `toml:"device" conf:"abspath"`
+	Baud   int    `toml:"baud" conf:"default=115200"`
+	Pace   bool   `toml:"pace"`
 	// MaxAge refuses frames created longer ago than this (0: no limit);
-	// MaxFutureSkew refuses frames created further ahead (default 5m).
-	MaxAge        time.Duration
-	MaxFutureSkew time.Duration
-	// PollInterval is how often a file reader looks for new files.
-	PollInterval time.Duration
+	// MaxFutureSkew refuses frames created further ahead
+	// (filemedium.DefaultMaxFutureSkew when absent).
+	MaxAge        time.Duration `toml:"max_age" conf:"zero,default=24h"`
+	MaxFutureSkew time.Duration `toml:"max_future_skew" conf:"default=5m"`
+	// PollInterval is how often a file reader looks for new files
+	// (filemedium.DefaultPollInterval when absent).
+	PollInterval time.Duration `toml:"poll_interval" conf:"default=200ms"`
 }
 
 // confBauds are the line speeds bridge.baud accepts: the standard termios
 // rates from 9600 up.
-var confBauds = []int64{9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000, 921600,
+var confBauds = []int{9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000, 921600,
 	1000000, 1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000}
-
-type Section struct {
-	Kind          conffile.Value `toml:"kind"`
-	Inbound       conffile.Value `toml:"inbound"`
-	Outbound      conffile.Value `toml:"outbound"`
-	Root          conffile.Value `toml:"root"`
-	Device        conffile.Value `toml:"device"`
-	Baud          conffile.Value `toml:"baud"`
-	Pace          conffile.Value `toml:"pace"`
-	MaxAge        conffile.Value `toml:"max_age"`
-	MaxFutureSkew conffile.Value `toml:"max_future_skew"`
-	PollInterval  conffile.Value `toml:"poll_interval"`
-}
 
 // confPathWithin reports whether path p is inside directory dir (both clean).
 func confPathWithin(p, dir string) bool {
@@ -60,68 +51,43 @@ func confPathWithin(p, dir string) bool {
 	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
-// confDefaultMaxAge is bridge.max_age's default.
-const confDefaultMaxAge = 24 * time.Hour
-
-// Validate checks [bridge] at key. Keys of the other kind are refused.
-func (f *Section) Validate(c *conffile.Checker, key string) Config {
-	b := Config{Kind: c.OneOf(key+".kind", f.Kind, "", "file", "serial")}
-	// allowed reports whether the key name, of the bridges of kind, is to
-	// be read; it refuses the key if it is set for another kind. Nothing is
-	// said when bridge.kind is itself wrong.
-	allowed := func(name string, v conffile.Value, kind string) bool {
-		if v.IsSet() && b.Kind != kind && b.Kind != "" {
-			c.Fail(key+"."+name, "only allowed when %s.kind = %q", key, kind)
+// CheckConf checks the keys of the kind of bridge: those of the other
+// kind are refused (and their defaults dropped), those it needs required,
+// the directories apart and beneath the root, the baud rate standard.
+// Nothing is said of them when bridge.kind is itself wrong.
+func (b *Config) CheckConf(c *conffile.Checker) {
+	if c.Failed(&b.Kind) {
+		return
+	}
+	file, serial := b.Kind == "file", b.Kind == "serial"
+	c.OnlyWhen(file, fmt.Sprintf("when %s = %q", c.Key(&b.Kind), "file"), &b.Inbound, &b.Outbound, &b.Root, &b.PollInterval)
+	c.OnlyWhen(serial, fmt.Sprintf("when %s = %q", c.Key(&b.Kind), "serial"), &b.Device, &b.Baud, &b.Pace)
+	if serial {
+		c.Require(&b.Device)
+		if !c.Failed(&b.Baud) && !slices.Contains(confBauds, b.Baud) {
+			c.FailAt(&b.Baud, "must be a standard rate from 9600 to 4000000 (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600...), not %d", b.Baud)
 		}
-		return b.Kind == kind
+		return
 	}
-
-	if allowed("inbound", f.Inbound, "file") {
-		b.Inbound = c.AbsPath(key+".inbound", f.Inbound)
+	c.Require(&b.Inbound, &b.Outbound)
+	dirs := []*string{&b.Inbound, &b.Outbound}
+	ok := func(d *string) bool { return *d != "" && !c.Failed(d) }
+	if ok(&b.Inbound) && ok(&b.Outbound) {
+		in, out := filepath.Clean(b.Inbound), filepath.Clean(b.Outbound)
+		switch {
+		case in == out:
+			c.FailAt(&b.Outbound, "must differ from %s (both are %q)", c.Key(&b.Inbound), in)
+		case confPathWithin(out, in):
+			c.FailAt(&b.Outbound, "must not be inside %s (%q)", c.Key(&b.Inbound), in)
+		case confPathWithin(in, out):
+			c.FailAt(&b.Outbound, "must not contain %s (%q)", c.Key(&b.Inbound), in)
+		}
 	}
-	if allowed("outbound", f.Outbound, "file") {
-		b.Outbound = c.AbsPath(key+".outbound", f.Outbound)
-		if b.Inbound != "" && b.Outbound != "" {
-			in, out := filepath.Clean(b.Inbound), filepath.Clean(b.Outbound)
-			switch {
-			case in == out:
-				c.Fail(key+".outbound", "must differ from %s.inbound (both are %q)", key, in)
-			case confPathWithin(out, in):
-				c.Fail(key+".outbound", "must not be inside %s.inbound (%q)", key, in)
-			case confPathWithin(in, out):
-				c.Fail(key+".outbound", "must not contain %s.inbound (%q)", key, in)
+	if ok(&b.Root) {
+		for _, d := range dirs {
+			if ok(d) && !confPathWithin(filepath.Clean(*d), filepath.Clean(b.Root)) {
+				c.FailAt(&b.Root, "must contain %s (%q)", c.Key(d), *d)
 			}
 		}
 	}
-	if allowed("root", f.Root, "file") {
-		if b.Root = c.OptAbsPath(key+".root", f.Root); b.Root != "" {
-			root := filepath.Clean(b.Root)
-			for _, d := range []struct{ name, path string }{{"inbound", b.Inbound}, {"outbound", b.Outbound}} {
-				if d.path != "" && !confPathWithin(filepath.Clean(d.path), root) {
-					c.Fail(key+".root", "must contain %s.%s (%q)", key, d.name, d.path)
-				}
-			}
-		}
-	}
-	if allowed("device", f.Device, "serial") {
-		b.Device = c.AbsPath(key+".device", f.Device)
-	}
-	if allowed("baud", f.Baud, "serial") {
-		b.Baud = serial.DefaultBaud
-		n := c.Int(key+".baud", f.Baud, serial.DefaultBaud)
-		if slices.Contains(confBauds, n) {
-			b.Baud = int(n)
-		} else {
-			c.Fail(key+".baud", "must be a standard rate from 9600 to 4000000 (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600...), not %d", n)
-		}
-	}
-	if allowed("pace", f.Pace, "serial") {
-		b.Pace = c.Bool(key+".pace", f.Pace, false)
-	}
-	b.MaxAge = c.DurationOrZero(key+".max_age", f.MaxAge, confDefaultMaxAge)
-	b.MaxFutureSkew = c.Duration(key+".max_future_skew", f.MaxFutureSkew, filemedium.DefaultMaxFutureSkew)
-	if allowed("poll_interval", f.PollInterval, "file") {
-		b.PollInterval = c.Duration(key+".poll_interval", f.PollInterval, filemedium.DefaultPollInterval)
-	}
-	return b
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/relay"
-	"github.com/nanokms/nanokms/signer/policy"
+	"github.com/nanokms/nanokms/signer/signerconf"
 )
 
 // unit is a parsed unit file: section → key → values, in order (a key
@@ -147,9 +147,9 @@ func units(t *testing.T) map[string]unit {
 	return out
 }
 
-func loadConfigs(t *testing.T) (*policy.Config, *relay.Config, *gateway.Config) {
+func loadConfigs(t *testing.T) (*signerconf.Config, *relay.Config, *gateway.Config) {
 	t.Helper()
-	sc, err := policy.Load(filepath.Join("config", "signer.toml"))
+	sc, err := signerconf.Load(filepath.Join("config", "signer.toml"))
 	if err != nil {
 		t.Fatalf("config/signer.toml: %v", err)
 	}
@@ -168,7 +168,7 @@ func loadConfigs(t *testing.T) (*policy.Config, *relay.Config, *gateway.Config) 
 // process uses.
 func TestConfigsParse(t *testing.T) {
 	sc, rc, gc := loadConfigs(t)
-	if sc.Signer.Listen.String() != rc.Signer {
+	if sc.Signer.Listen != rc.Signer {
 		t.Errorf("the relay dials %s, the signer listens on %s", rc.Signer, sc.Signer.Listen)
 	}
 	if sc.Signer.Metrics == "" || rc.Metrics == "" || gc.MetricsListen == "" {
@@ -181,7 +181,7 @@ func TestConfigsParse(t *testing.T) {
 		t.Errorf("the bridge directories do not pair up: relay %s → %s, gateway %s → %s",
 			rc.Bridge.Inbound, rc.Bridge.Outbound, gc.Bridge.Outbound, gc.Bridge.Inbound)
 	}
-	if len(sc.Groups) == 0 || len(sc.Approvers) == 0 {
+	if len(sc.Policy.Groups) == 0 || len(sc.Policy.Approvers) == 0 {
 		t.Error("the signer's example has no group or no approver")
 	}
 }
@@ -235,7 +235,7 @@ func TestUnitsMatchConfigs(t *testing.T) {
 	if src != "/etc/nanokms/pin" || sc.Token.PINFile != "/run/credentials/nanokms-signer.service/"+name || sc.Token.PINEnv != "" {
 		t.Errorf("LoadCredential=%s but token.pin_file = %q, pin_env = %q", cred, sc.Token.PINFile, sc.Token.PINEnv)
 	}
-	if sc.Signer.Listen.Network != "unix" || !s.writable(sc.Signer.Listen.Address) || !strings.HasPrefix(sc.Signer.Listen.Address, "/run/") {
+	if sock, ok := strings.CutPrefix(sc.Signer.Listen, "unix://"); !ok || !s.writable(sock) || !strings.HasPrefix(sock, "/run/") {
 		t.Errorf("signer.listen %s is not in the unit's RuntimeDirectory", sc.Signer.Listen)
 	}
 	if !s.writable(sc.Signer.State) || !s.writable(sc.Signer.Metrics) {

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nanokms/nanokms/bridge"
@@ -8,40 +10,141 @@ import (
 	"github.com/nanokms/nanokms/nano"
 )
 
+// Config is the hot gateway's configuration file, in TOML, documented key
+// by key in docs/CONFIG.md: [gateway] (Settings, whose fields are
+// promoted), [bridge] and [node]. Its toml tags declare the file's keys;
+// it is read strictly (see package conffile): an unknown key is an error
+// at any depth, every value has one type, and every problem is reported,
+// all at once, as a *conffile.Error naming its key path.
+type Config struct {
+	Settings `toml:"gateway"`
+	Bridge   bridge.Config `toml:"bridge"`
+	Node     NodeConfig    `toml:"node"`
+}
+
+// Settings is the [gateway] section.
+type Settings struct {
+	// State is the gateway's bbolt file.
+	State string `toml:"state" conf:"required,abspath"`
+	// Listen is "unix:///path" or "tcp://host:port" (which needs TLS).
+	Listen string `toml:"listen" conf:"required"`
+	// Manifests are account manifests written by 'nanokms account list --json'.
+	Manifests []string `toml:"manifests" conf:"unique,abspath"`
+	// ResendInterval is how long the gateway waits for an answer before
+	// writing a request to the bridge again.
+	ResendInterval time.Duration `toml:"resend_interval" conf:"default=30s"`
+	// MetricsListen is the address of the Prometheus /metrics listener ("" for none).
+	MetricsListen string              `toml:"metrics_listen"`
+	LogLevel      string              `toml:"log_level" conf:"default=info,oneof=debug|info|warn|error"`
+	TLS           *conffile.TLSServer `toml:"tls"` // [gateway.tls]; nil when absent
+}
+
 // NodeConfig is the gateway's [node] section (the Nano node it reads from
 // and publishes to). Empty RPC means no node: heads come with submissions.
 type NodeConfig struct {
-	RPC       string        // "http://[::1]:7076", "ipc+tcp://host:port" or "ipc+unix:///path"
-	WebSocket string        // "ws://[::1]:7078" ("" for polling only)
-	Timeout   time.Duration // per RPC call
+	RPC       string        `toml:"rpc"`                        // "http://[::1]:7076", "ipc+tcp://host:port" or "ipc+unix:///path"
+	WebSocket string        `toml:"websocket"`                  // "ws://[::1]:7078" ("" for polling only)
+	Timeout   time.Duration `toml:"timeout" conf:"default=10s"` // per RPC call
 	// Work is "cpu", "node" or "server"; WorkServers are the work servers'
 	// URLs for "server".
-	Work        string
-	WorkServers []string
+	Work        string   `toml:"work" conf:"default=cpu,oneof=cpu|node|server"`
+	WorkServers []string `toml:"work_servers" conf:"unique"`
 	// AutoReceive makes receive intents from confirmed sends to custody accounts.
-	AutoReceive bool
+	AutoReceive bool `toml:"auto_receive"`
 	// Representative is the representative given to accounts opened by auto-receive.
-	Representative nano.PublicKey
+	Representative nano.PublicKey `toml:"representative"`
 	// WorkThreshold, when set (hex), replaces the network's thresholds for
 	// every block kind: for development networks (the dev node) only.
-	WorkThreshold string
+	WorkThreshold string `toml:"work_threshold"`
 }
 
-// Config is the hot gateway's configuration file.
-type Config struct {
-	// State is the gateway's bbolt file.
-	State string
-	// Listen is "unix:///path" or "tcp://host:port" (which needs TLS).
-	Listen string
-	TLS    *conffile.TLSServer
-	// Manifests are account manifests written by 'nanokms account list --json'.
-	Manifests []string
-	// ResendInterval is how long the gateway waits for an answer before
-	// writing a request to the bridge again.
-	ResendInterval time.Duration
-	// MetricsListen is the address of the Prometheus /metrics listener ("" for none).
-	MetricsListen string
-	LogLevel      string
-	Bridge        bridge.Config
-	Node          NodeConfig
+// LoadConfig reads the gateway's configuration file at path and parses it
+// with ParseConfig. Errors are as relay.LoadConfig's.
+func LoadConfig(path string) (*Config, error) {
+	return conffile.Load[Config](path, "gateway", "gateway")
+}
+
+// ParseConfig parses and validates the contents of a gateway
+// configuration file. Results and errors are as relay.ParseConfig's.
+func ParseConfig(data []byte) (*Config, error) {
+	cfg, errs := conffile.Decode[Config](data)
+	if len(errs) > 0 {
+		return nil, conffile.Join(errs)
+	}
+	return cfg, nil
+}
+
+// CheckConf checks [gateway]: where it serves (with TLS exactly when over
+// TCP), at least one manifest, the metrics listener.
+func (s *Settings) CheckConf(c *conffile.Checker) {
+	c.Endpoint(&s.Listen, conffile.Listen)
+	switch {
+	case !c.IsSet(&s.Manifests):
+		c.FailAt(&s.Manifests, "required: the account manifests (written by 'nanokms account list --json') of the accounts the gateway serves")
+	case len(s.Manifests) == 0 && !c.Failed(&s.Manifests):
+		c.FailAt(&s.Manifests, "must list at least one manifest")
+	}
+	c.HostPort(&s.MetricsListen, conffile.Listen)
+	if c.NeedsTLS(&s.TLS, &s.Listen, "the gateway serves TCP") {
+		s.TLS.Check(c, "")
+	}
+}
+
+// CheckConf checks [node]. The section is optional: without rpc the
+// gateway has no node (heads come with submissions), but work still says
+// how proof of work is made.
+func (n *NodeConfig) CheckConf(c *conffile.Checker) {
+	rpc := c.IsSet(&n.RPC)
+	c.Check(&n.RPC, checkRPC)
+	c.URL(&n.WebSocket, "ws", "wss")
+	if c.IsSet(&n.WebSocket) && !rpc {
+		c.FailAt(&n.WebSocket, "only allowed with %s (the websocket only tells of confirmations)", c.Key(&n.RPC))
+	}
+
+	switch {
+	case c.Failed(&n.Work):
+		// Already reported; whether work_servers belong is unknown.
+	case n.Work == "node" && !rpc:
+		c.FailAt(&n.Work, "\"node\" requires %s: the node generates the work", c.Key(&n.RPC))
+	case n.Work == "server":
+		c.CheckEach(&n.WorkServers, func(s string) string { return conffile.CheckURL(s, "http", "https") })
+		if len(n.WorkServers) == 0 && !c.Failed(&n.WorkServers) {
+			c.FailAt(&n.WorkServers, "required when %s = \"server\": list at least one work server URL", c.Key(&n.Work))
+		}
+	default:
+		c.OnlyWhen(false, fmt.Sprintf("when %s = \"server\"", c.Key(&n.Work)), &n.WorkServers)
+	}
+
+	c.Check(&n.WorkThreshold, func(s string) string {
+		if _, err := nano.ParseThreshold(s); err != nil {
+			return "must be 1 to 16 hex digits (a work threshold such as fff0000000000000)"
+		}
+		return ""
+	})
+
+	if n.AutoReceive && !rpc {
+		c.FailAt(&n.AutoReceive, "requires %s: receivable sends are found through the node", c.Key(&n.RPC))
+	}
+	if n.AutoReceive && !c.IsSet(&n.Representative) {
+		c.FailAt(&n.Representative, "required when %s = true: the representative of the accounts auto-receive opens", c.Key(&n.AutoReceive))
+	}
+}
+
+// checkRPC checks a node RPC address: an http:// or https:// URL, or
+// ipc+tcp://host:port, or ipc+unix:///absolute/path.
+func checkRPC(s string) string {
+	const form = "must be http://host:port, https://host:port, ipc+tcp://host:port or ipc+unix:///absolute/path"
+	if ipc, ok := strings.CutPrefix(s, "ipc+"); ok {
+		if !strings.HasPrefix(ipc, "tcp://") && !strings.HasPrefix(ipc, "unix://") {
+			return fmt.Sprintf("%s, not %q", form, s)
+		}
+		if _, err := conffile.ParseEndpoint(ipc, conffile.Dial); err != nil {
+			return fmt.Sprintf("%q: %v", s, err)
+		}
+		return ""
+	}
+	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+		return conffile.CheckURL(s, "http", "https")
+	}
+	return fmt.Sprintf("%s, not %q", form, s)
 }

@@ -23,8 +23,8 @@ import (
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer/custodytest"
-	"github.com/nanokms/nanokms/signer/policy"
 	"github.com/nanokms/nanokms/signer/signerapi"
+	"github.com/nanokms/nanokms/signer/signerconf"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
 
@@ -154,7 +154,7 @@ func newWorldWith(t *testing.T, wo worldOptions) *world {
 	sock := filepath.Join(dir, "signer.sock")
 	cfgText := fmt.Sprintf(testPolicy, w.stateFile, sock, w.PublicKey("service"), w.PublicKey("alice"), w.PublicKey("bob"), w.PublicKey("carol"),
 		w.dest.Address(), w.dest2.Address(), w.Rep.Address(), w.rep2.Address(), w.epoch.Pub.Address())
-	cfg, err := policy.Parse([]byte(cfgText))
+	cfg, err := signerconf.Parse([]byte(cfgText))
 	if err != nil {
 		t.Fatalf("test policy: %v", err)
 	}
@@ -170,7 +170,7 @@ func newWorldWith(t *testing.T, wo worldOptions) *world {
 		w.observed = append(w.observed, decision+"/"+reason)
 		w.omu.Unlock()
 	}
-	w.signer = New(store, w.tok, cfg, Options{Now: func() time.Time { return time.Unix(0, w.now.Load()) }, Logger: log, Observe: observe})
+	w.signer = New(store, w.tok, &cfg.Policy, Options{Now: func() time.Time { return time.Unix(0, w.now.Load()) }, Logger: log, Observe: observe})
 
 	opts := wo.serve
 	opts.Listen, opts.Grace = "unix://"+sock, 5*time.Second

@@ -1,132 +1,202 @@
 package conffile
 
 import (
-	"errors"
 	"fmt"
-	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
-	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
-
-	"github.com/nanokms/nanokms/nano"
 )
 
-// Checker collects the problems found in a file, in order. Parse returns
-// one; the zero Checker is ready to use too.
+// Checker collects the problems found in a file, in order, and knows the
+// key path of every field Decode filled: the CheckConf methods it calls
+// name a key by its field's address (c.Key(&cfg.State) is
+// "gateway.state"), so that key names are spelled only in toml tags.
 //
-// Its typed readers each take a key path and a Value, record an error
-// naming the key when the value is unusable, and return the zero value (or
-// the default) in that case. Readers documented as required record
-// "required" when the key is absent; the others return their zero value or
-// default. A reader never records more than one error for a scalar value;
-// for an array, it records one per bad element, at key[i].
+// Its helpers each take a pointer to such a field, record an *Error naming
+// its key when the value is unusable, and skip a field that is absent or
+// already failed (Failed), so that one mistake is reported once. A helper
+// given a pointer to anything but a field Decode filled panics: that is a
+// bug in the CheckConf method, not in the file.
 type Checker struct {
 	errs []*Error
-	// doc and md are the document and the decoder's MetaData, set by Parse
+	// doc and md are the document and the decoder's MetaData, set by parse
 	// when it decoded the document: locate places errors with them.
 	doc     string
 	md      *toml.MetaData
 	located int // errs[:located] are placed
+	// fields are the fields Decode filled, by address and type (a struct
+	// and its first field share an address, not a type). The addresses
+	// stay valid: the configuration is on the heap, which Go does not
+	// move, and alive while its Checker is in use.
+	fields map[fieldID]fieldInfo
 }
 
-// Fail records a problem at key (a full key path; "" for the whole file).
-func (c *Checker) Fail(key, format string, args ...any) {
+type fieldID struct {
+	p uintptr
+	t reflect.Type
+}
+
+type fieldInfo struct {
+	key string // the key path, array indices included
+	set bool   // given in the file
+}
+
+// record notes that the field p points to is read from key.
+func (c *Checker) record(p reflect.Value, key string, set bool) {
+	if c.fields == nil {
+		c.fields = make(map[fieldID]fieldInfo)
+	}
+	c.fields[fieldID{p.Pointer(), p.Type().Elem()}] = fieldInfo{key, set}
+}
+
+// info returns what is recorded of field, a pointer to a field Decode
+// filled; it panics for anything else.
+func (c *Checker) info(field any) fieldInfo {
+	rv := reflect.ValueOf(field)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		panic(fmt.Sprintf("conffile: a field is named by a non-nil pointer to it, not %T", field))
+	}
+	fi, ok := c.fields[fieldID{rv.Pointer(), rv.Type().Elem()}]
+	if !ok {
+		panic(fmt.Sprintf("conffile: %T does not point to a field read from the file", field))
+	}
+	return fi
+}
+
+// Key returns the key path of field, a pointer to a field of the
+// configuration (or to an element of one of its lists, or to one of its
+// tables): "gateway.state", "groups[1].tiers[0]"; "" for the whole file.
+func (c *Checker) Key(field any) string { return c.info(field).key }
+
+// IsSet reports whether field's key is in the file. For a table given by a
+// pointer (nil when absent) or a list of tables, whether it is there; for
+// a table given by a struct, whether any key in it is.
+func (c *Checker) IsSet(field any) bool { return c.info(field).set }
+
+// Failed reports whether a problem was recorded at field's key or inside
+// it (at an element of a list, a key of a table).
+func (c *Checker) Failed(field any) bool { return c.failedAt(c.Key(field)) }
+
+// FailAt records a problem at field's key.
+func (c *Checker) FailAt(field any, format string, args ...any) {
+	c.fail(c.Key(field), format, args...)
+}
+
+// fail records a problem at key (a full key path; "" for the whole file).
+func (c *Checker) fail(key, format string, args ...any) {
 	c.errs = append(c.errs, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
-// FailedAt reports whether a problem was recorded at key.
-func (c *Checker) FailedAt(key string) bool {
+// failedAt reports whether a problem was recorded at key or inside it.
+func (c *Checker) failedAt(key string) bool {
 	for _, e := range c.errs {
-		if e.Key == key {
+		if k, ok := strings.CutPrefix(e.Key, key); ok && (k == "" || key == "" || k[0] == '.' || k[0] == '[') {
 			return true
 		}
 	}
 	return false
 }
 
-// Errors returns the problems recorded, in order, each placed at the line
+// placed returns the problems recorded, in order, each placed at the line
 // and column of its key where the decoder gives them (see Error).
-func (c *Checker) Errors() []*Error {
+func (c *Checker) placed() []*Error {
 	c.locate()
 	return c.errs
 }
 
-// Err returns the problems recorded as one error (see Join); nil when there
-// is none.
-func (c *Checker) Err() error { return Join(c.Errors()) }
-
-// OptStr returns v as a string: "" when absent, empty or not a string.
-func (c *Checker) OptStr(key string, v Value) string {
-	if !v.set {
-		return ""
-	}
-	s, ok := v.v.(string)
-	if !ok {
-		c.Fail(key, "must be a string, not %s", TypeName(v.v))
-		return ""
-	}
-	return s
+// skip reports whether a helper has nothing to check at field: it is
+// absent, or it already failed.
+func (c *Checker) skip(field any) bool {
+	fi := c.info(field)
+	return !fi.set || c.failedAt(fi.key)
 }
 
-// Str returns v as a non-empty string. Required.
-func (c *Checker) Str(key string, v Value) string {
-	if !v.set {
-		c.Fail(key, "required")
-		return ""
-	}
-	s := c.OptStr(key, v)
-	if s == "" {
-		if _, isString := v.v.(string); isString {
-			c.Fail(key, "must not be empty")
+// Require records "required" at each field that is absent, and "must not
+// be empty" at each string field given as "": for keys required only in
+// some cases (the tag conf:"required" says it of the others).
+func (c *Checker) Require(fields ...any) {
+	for _, f := range fields {
+		fi := c.info(f)
+		switch {
+		case c.failedAt(fi.key):
+		case !fi.set:
+			c.fail(fi.key, "required")
+		case reflect.ValueOf(f).Elem().Kind() == reflect.String && reflect.ValueOf(f).Elem().Len() == 0:
+			c.fail(fi.key, "must not be empty")
 		}
 	}
-	return s
 }
 
-// StrCheck is Str with the string checked by check, which returns "" when
-// it is fine or else what is wrong (recorded at key; StrCheck then returns
-// ""). Required.
-func (c *Checker) StrCheck(key string, v Value, check func(string) string) string {
-	s := c.Str(key, v)
-	if s == "" {
-		return ""
+// Check checks a string field that is set: "must not be empty" when it is
+// "", else check says what is wrong with it ("" when nothing is).
+func (c *Checker) Check(field *string, check func(string) string) {
+	if c.skip(field) {
+		return
 	}
-	if msg := check(s); msg != "" {
-		c.Fail(key, "%s", msg)
-		return ""
+	msg := "must not be empty"
+	if *field != "" {
+		msg = check(*field)
 	}
-	return s
+	if msg != "" {
+		c.FailAt(field, "%s", msg)
+	}
 }
 
-// OneOf returns v, a string that must be one of choices; def when absent,
-// or, when def is "", it records that the key is required.
-func (c *Checker) OneOf(key string, v Value, def string, choices ...string) string {
-	if !v.set {
-		if def == "" {
-			c.Fail(key, "required: %s", orList(choices))
-		}
-		return def
-	}
-	s := c.OptStr(key, v)
-	if _, isString := v.v.(string); !isString {
-		return def
-	}
-	for _, ch := range choices {
-		if s == ch {
-			return s
+// CheckEach checks every element of a list of strings with check, which
+// says what is wrong with one ("" when nothing is), recording the problem
+// at the element (key[i], i its place in the file). The list holds only
+// the elements its reader accepted.
+func (c *Checker) CheckEach(list *[]string, check func(string) string) {
+	for i := range *list {
+		if msg := check((*list)[i]); msg != "" {
+			c.FailAt(&(*list)[i], "%s", msg)
 		}
 	}
-	c.Fail(key, "must be %s, not %q", orList(choices), s)
-	return def
 }
 
-// LogLevel returns v, a log_level key: "debug", "info", "warn" or
-// "error"; "info" when absent.
-func (c *Checker) LogLevel(key string, v Value) string {
-	return c.OneOf(key, v, "info", "debug", "info", "warn", "error")
+// OnlyWhen refuses each of fields that is set when ok is false ("only
+// allowed " + when, such as `when bridge.kind = "file"`), and then zeroes
+// it, so that a default of a key that does not apply is not kept.
+func (c *Checker) OnlyWhen(ok bool, when string, fields ...any) {
+	if ok {
+		return
+	}
+	for _, f := range fields {
+		if fi := c.info(f); fi.set && !c.failedAt(fi.key) {
+			c.fail(fi.key, "only allowed %s", when)
+		}
+		v := reflect.ValueOf(f).Elem()
+		v.SetZero()
+	}
+}
+
+// IntRange records a problem when the integer field is set and not from
+// lo to hi.
+func (c *Checker) IntRange(field *int, lo, hi int) {
+	if !c.skip(field) && (*field < lo || *field > hi) {
+		c.FailAt(field, "must be from %d to %d, not %d", lo, hi, *field)
+	}
+}
+
+// envVarRE matches an environment variable name.
+var envVarRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// PINSource checks a token's PIN source: exactly one of a PIN file (file)
+// and an environment variable (env, a valid name); an empty string counts
+// as not given.
+func (c *Checker) PINSource(file, env *string) {
+	switch {
+	case c.Failed(file) || c.Failed(env):
+		// Already reported.
+	case *env != "" && !envVarRE.MatchString(*env):
+		c.FailAt(env, "%q is not an environment variable name", *env)
+	case *file != "" && *env != "":
+		c.FailAt(env, "not allowed together with %s: give exactly one PIN source", c.Key(file))
+	case *file == "" && *env == "":
+		c.FailAt(file, "required (or %s): give exactly one PIN source", c.Key(env))
+	}
 }
 
 // orList quotes choices and joins them: `"a", "b" or "c"`.
@@ -141,244 +211,11 @@ func orList(choices []string) string {
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }
 
-// AbsPath returns v as an absolute file path. Required.
-func (c *Checker) AbsPath(key string, v Value) string {
-	return c.absPath(key, c.Str(key, v))
-}
-
-// OptAbsPath returns v as an absolute file path; "" when absent or empty.
-func (c *Checker) OptAbsPath(key string, v Value) string {
-	return c.absPath(key, c.OptStr(key, v))
-}
-
-func (c *Checker) absPath(key, p string) string {
-	if msg := CheckAbsPath(p); p != "" && msg != "" {
-		c.Fail(key, "%s", msg)
-		return ""
+// MetricsFile checks field, when it is not empty, as the file a role
+// writes its metrics to for the node_exporter textfile collector, which
+// reads only *.prom files.
+func (c *Checker) MetricsFile(field *string) {
+	if *field != "" && !c.Failed(field) && !strings.HasSuffix(*field, ".prom") {
+		c.FailAt(field, "%q must end in .prom (the node_exporter textfile collector reads only *.prom files)", *field)
 	}
-	return p
-}
-
-// CheckAbsPath returns "" if p is an absolute file path, or else what is
-// wrong. It suits UniqueStrings.
-func CheckAbsPath(p string) string {
-	switch {
-	case p == "":
-		return "must not be empty"
-	case !filepath.IsAbs(p):
-		return fmt.Sprintf("must be an absolute path, not %q", p)
-	}
-	return ""
-}
-
-// CheckPrintable returns "" if s is non-empty printable UTF-8 (no control
-// character), or else what is wrong. It suits UniqueStrings, for names such
-// as certificate identities.
-func CheckPrintable(s string) string {
-	switch {
-	case s == "":
-		return "must not be empty"
-	case !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl):
-		return fmt.Sprintf("%q must be printable UTF-8", s)
-	}
-	return ""
-}
-
-// Int returns v as an integer, or def when absent.
-func (c *Checker) Int(key string, v Value, def int64) int64 {
-	if !v.set {
-		return def
-	}
-	n, ok := v.v.(int64)
-	if !ok {
-		c.Fail(key, "must be an integer, not %s", TypeName(v.v))
-		return def
-	}
-	return n
-}
-
-// IntIn is Int for an integer from lo to hi; def (which should be in
-// range) when absent or out of range.
-func (c *Checker) IntIn(key string, v Value, def, lo, hi int64) int64 {
-	n := c.Int(key, v, def)
-	if n < lo || n > hi {
-		c.Fail(key, "must be from %d to %d, not %d", lo, hi, n)
-		return def
-	}
-	return n
-}
-
-// Bool returns v as a boolean, or def when absent.
-func (c *Checker) Bool(key string, v Value, def bool) bool {
-	if !v.set {
-		return def
-	}
-	b, ok := v.v.(bool)
-	if !ok {
-		c.Fail(key, "must be true or false, not %s", TypeName(v.v))
-		return def
-	}
-	return b
-}
-
-// Duration returns v, a positive Go duration string such as "24h" or
-// "1h30m", or def when absent.
-func (c *Checker) Duration(key string, v Value, def time.Duration) time.Duration {
-	return c.duration(key, v, def, false)
-}
-
-// DurationOrZero is Duration accepting zero too ("0s"), for settings where
-// zero means none or no limit.
-func (c *Checker) DurationOrZero(key string, v Value, def time.Duration) time.Duration {
-	return c.duration(key, v, def, true)
-}
-
-func (c *Checker) duration(key string, v Value, def time.Duration, zero bool) time.Duration {
-	if !v.set {
-		return def
-	}
-	s := c.OptStr(key, v)
-	if _, isString := v.v.(string); !isString {
-		return def
-	}
-	d, err := time.ParseDuration(s)
-	switch {
-	case err != nil:
-		c.Fail(key, "must be a duration such as \"24h\", \"90s\" or \"1h30m\", not %q", s)
-		return def
-	case d < 0 && zero:
-		c.Fail(key, "must not be negative, not %q", s)
-		return def
-	case d <= 0 && !zero:
-		c.Fail(key, "must be positive, not %q", s)
-		return def
-	}
-	return d
-}
-
-// Amount returns v as an amount of Nano, a string in raw ("1000", "1000
-// raw") or XNO ("1.5 XNO"); nil when absent or invalid.
-func (c *Checker) Amount(key string, v Value) *nano.Amount {
-	if !v.set {
-		return nil
-	}
-	s, isString := v.v.(string)
-	if !isString {
-		c.Fail(key, "must be a string such as \"100 XNO\" or \"1000 raw\", not %s", TypeName(v.v))
-		return nil
-	}
-	a, err := nano.ParseAmountUnit(s)
-	if err != nil {
-		why := "not a number of raw or XNO"
-		switch {
-		case errors.Is(err, nano.ErrRange):
-			why = "2^128 raw or more"
-		case errors.Is(err, nano.ErrPrecision):
-			why = "more than 30 decimal places of XNO"
-		}
-		c.Fail(key, "%q is not an amount (%s): write raw as \"1000\" or \"1000 raw\", XNO as \"1.5 XNO\"", s, why)
-		return nil
-	}
-	return &a
-}
-
-// Strings returns v as a list of strings; nil when absent. Invalid elements
-// are reported (key[i]) and left out.
-func (c *Checker) Strings(key string, v Value) []string {
-	if !v.set {
-		return nil
-	}
-	list, ok := v.v.([]any)
-	if !ok {
-		c.Fail(key, "must be an array of strings, not %s", TypeName(v.v))
-		return nil
-	}
-	out := make([]string, 0, len(list))
-	for i, e := range list {
-		s, ok := e.(string)
-		if !ok {
-			c.Fail(fmt.Sprintf("%s[%d]", key, i), "must be a string, not %s", TypeName(e))
-			continue
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// UniqueStrings is Strings, with each element checked by check (which
-// returns a message, or "" when the element is fine; nil accepts any) and
-// duplicates refused. It returns the good elements.
-func (c *Checker) UniqueStrings(key string, v Value, check func(string) string) []string {
-	var out []string
-	seen := make(map[string]int)
-	for i, s := range c.Strings(key, v) {
-		k := fmt.Sprintf("%s[%d]", key, i)
-		if check != nil {
-			if msg := check(s); msg != "" {
-				c.Fail(k, "%s", msg)
-				continue
-			}
-		}
-		if j, dup := seen[s]; dup {
-			c.Fail(k, "%q is listed twice (also %s[%d])", s, key, j)
-			continue
-		}
-		seen[s] = i
-		out = append(out, s)
-	}
-	return out
-}
-
-// Account returns v, a nano_ (or xrb_) address or 64 hex digits of public
-// key; ok is false when it is invalid. Required.
-func (c *Checker) Account(key string, v Value) (pub nano.PublicKey, ok bool) {
-	s := c.Str(key, v)
-	if s == "" {
-		return nano.PublicKey{}, false
-	}
-	pub, err := nano.ParseAccount(s)
-	if err != nil {
-		c.Fail(key, "%q is not a nano_ address or 64 hex digits of public key (%s)", s, nanoReason(err))
-		return nano.PublicKey{}, false
-	}
-	return pub, true
-}
-
-// Accounts returns v as a list of distinct accounts (as Account reads
-// them); nil when absent. When check is not nil, each account must also
-// pass it: check returns what is wrong with the key, or "".
-func (c *Checker) Accounts(key string, v Value, check func(nano.PublicKey) string) []nano.PublicKey {
-	var out []nano.PublicKey
-	seen := make(map[nano.PublicKey]int)
-	list := c.Strings(key, v)
-	for i, s := range list {
-		k := fmt.Sprintf("%s[%d]", key, i)
-		pub, err := nano.ParseAccount(s)
-		if err != nil {
-			c.Fail(k, "%q is not a nano_ address or 64 hex digits of public key (%s)", s, nanoReason(err))
-			continue
-		}
-		if check != nil {
-			if msg := check(pub); msg != "" {
-				c.Fail(k, "%s: %s", pub.Address(), msg)
-				continue
-			}
-		}
-		if j, dup := seen[pub]; dup {
-			c.Fail(k, "%s is listed twice (also %s[%d])", pub.Address(), key, j)
-			continue
-		}
-		seen[pub] = i
-		out = append(out, pub)
-	}
-	return out
-}
-
-// nanoReason is the fault a nano parse error describes, without the input.
-func nanoReason(err error) string {
-	var pe *nano.ParseError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
 }

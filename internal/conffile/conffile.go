@@ -11,37 +11,25 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// Value is one TOML value as the decoder produced it (string, int64,
+// value is one TOML value as the decoder produced it (string, int64,
 // float64, bool, a date/time, []any, []map[string]any or map[string]any),
-// kept untyped so that a Checker method can type it and name its key path
-// in any error. The zero Value is an absent key.
-type Value struct {
+// kept untyped so that a leaf's reader can type it and name its key path
+// in any error. The zero value is an absent key. It is every leaf of a
+// shape.
+type value struct {
 	v   any
 	set bool
 }
 
-// UnmarshalTOML keeps the value as the decoder produced it: it makes Value
-// a toml.Unmarshaler, so that the decoder counts a Value's key (and the
+// UnmarshalTOML keeps the value as the decoder produced it: it makes value
+// a toml.Unmarshaler, so that the decoder counts a value's key (and the
 // keys of a table under it) as decoded.
-func (x *Value) UnmarshalTOML(v any) error {
+func (x *value) UnmarshalTOML(v any) error {
 	x.v, x.set = v, true
 	return nil
 }
 
-// IsSet reports whether the key was present in the file.
-func (x Value) IsSet() bool { return x.set }
-
-// Raw returns the value as the TOML decoder produced it; nil when absent.
-func (x Value) Raw() any { return x.v }
-
-// List returns the value as an array, or nil when it is absent or not an
-// array.
-func (x Value) List() []any {
-	list, _ := x.v.([]any)
-	return list
-}
-
-var valueType = reflect.TypeFor[Value]()
+var valueType = reflect.TypeFor[value]()
 
 // Error reports one problem in a configuration file. Key is the full key
 // path of the offending value, with array indices, such as
@@ -63,7 +51,7 @@ type Error struct {
 // key: msg" when the file is unknown.
 func (e *Error) Error() string {
 	var b strings.Builder
-	WritePlace(&b, e.File, e.Line, e.Col)
+	writePlace(&b, e.File, e.Line, e.Col)
 	if e.Key != "" {
 		b.WriteString(e.Key)
 		b.WriteString(": ")
@@ -72,9 +60,9 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// WritePlace writes where a problem is: "file: ", "file:line:col: ",
+// writePlace writes where a problem is: "file: ", "file:line:col: ",
 // "line L, column C: " or nothing.
-func WritePlace(b *strings.Builder, file string, line, col int) {
+func writePlace(b *strings.Builder, file string, line, col int) {
 	switch {
 	case file != "" && line > 0:
 		fmt.Fprintf(b, "%s:%d:%d: ", file, line, col)
@@ -103,45 +91,31 @@ func Join(errs []*Error) error {
 	return errors.Join(list...)
 }
 
-// SetFile sets File to file in every error of errs.
-func SetFile(errs []*Error, file string) {
-	for _, e := range errs {
-		e.File = file
-	}
-}
-
-// Parse decodes the TOML document data into shape, a pointer to a zero
-// struct declaring the file's shape (see the package documentation), and
-// returns a Checker holding the problems found so far.
+// parse decodes the TOML document data into shape, a pointer to a zero
+// shape (a struct whose fields, each with a toml tag, are values, structs,
+// pointers to structs or slices of structs), and returns a Checker holding
+// the problems found so far.
 //
 // ok reports whether shape was filled. When it is false the document could
 // not be decoded into shape (a TOML syntax error, reported with its line and
 // column; or a value where a table or an array of tables is expected, or the
 // reverse) and the Checker's errors are final. When it is true, unknown keys
-// may already be recorded; the caller goes on to read the Values with the
-// Checker, which collects every further problem.
-//
-// Parse panics if shape is not a non-nil pointer to a struct whose fields
-// are all Values, structs, pointers to structs or slices of structs with a
-// toml tag: that is a bug in the caller, not in the file. It never panics
-// on any data.
-func Parse(data []byte, shape any) (c *Checker, ok bool) {
+// may already be recorded; the caller goes on to type the values with the
+// Checker, which collects every further problem. It never panics on any
+// data.
+func parse(data []byte, shape any) (c *Checker, ok bool) {
 	rv := reflect.ValueOf(shape)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
-		panic(fmt.Sprintf("conffile: Parse needs a non-nil pointer to a struct, not %T", shape))
-	}
 	t := rv.Elem().Type()
-	checkShape(t, map[reflect.Type]bool{})
 
 	// The document is decoded twice. First into a generic tree, which gives
 	// TOML syntax errors and lets walk check that every table is a table and
 	// every key has the case the shape gives it (the TOML decoder matches key
 	// names case-insensitively, taking a misspelt "Name" for "name", and when
-	// both are present one at random); fill copies the values of the keys
-	// spelt exactly into shape. Then into the shape's type, every Value
+	// both are present one at random); fillShape copies the values of the keys
+	// spelt exactly into shape. Then into the shape's type, every value
 	// being a toml.Unmarshaler: the decoder's MetaData.Undecoded is the list
 	// of unknown keys, and the decoder places every error (see
-	// Checker.Errors).
+	// Checker.placed).
 	c = &Checker{}
 	var tree map[string]any
 	if _, err := toml.Decode(string(data), &tree); err != nil {
@@ -151,17 +125,17 @@ func Parse(data []byte, shape any) (c *Checker, ok bool) {
 	if !walk(c, "", t, tree) {
 		return c, false
 	}
-	fill(rv.Elem(), tree)
+	fillShape(rv.Elem(), tree)
 
 	// The second decoding, into a fresh shape, is for its MetaData only: the
-	// decoder fills fields from keys of another case too, which fill does
+	// decoder fills fields from keys of another case too, which fillShape does
 	// not.
 	md, err := toml.Decode(string(data), reflect.New(t).Interface())
 	if err != nil {
 		// Only a key walk found in the wrong case (already recorded) can
 		// make the decoder refuse what walk accepted.
 		if len(c.errs) == 0 {
-			c.Fail("", "TOML: %v", err)
+			c.fail("", "TOML: %v", err)
 		}
 		return c, true
 	}
@@ -174,7 +148,7 @@ func Parse(data []byte, shape any) (c *Checker, ok bool) {
 		}
 		reported[k.String()] = true
 		for _, p := range indexedPaths(tree, "", k) {
-			c.Fail(p, "unknown key")
+			c.fail(p, "unknown key")
 		}
 	}
 	return c, true
@@ -182,8 +156,8 @@ func Parse(data []byte, shape any) (c *Checker, ok bool) {
 
 // unknownPart returns key k up to its first piece that shape t does not
 // know (a dotted key such as extra.deep = 1 is unknown at extra); nil when
-// k is inside a Value (a key of an inline table in an array, which the
-// decoder leaves undecoded and the Value's reader types) or known.
+// k is inside a value (a key of an inline table in an array, which the
+// decoder leaves undecoded and the leaf's reader types) or known.
 func unknownPart(t reflect.Type, k toml.Key) toml.Key {
 	for i, piece := range k {
 		ft, ok := tomlFields(t)[piece]
@@ -208,7 +182,7 @@ func indexedPaths(m map[string]any, prefix string, k toml.Key) []string {
 	if !ok {
 		return nil
 	}
-	p := JoinKey(prefix, k[0])
+	p := joinKey(prefix, k[0])
 	if len(k) == 1 {
 		return []string{p}
 	}
@@ -223,63 +197,12 @@ func indexedPaths(m map[string]any, prefix string, k toml.Key) []string {
 	return out
 }
 
-// Build parses data into a new shape S (see Parse) and, when that
-// succeeded, makes the configuration with validate, which records its
-// problems in the Checker. It returns the configuration when no problem was
-// recorded, else nil and every problem, placed (see Checker.Errors). It is
-// every role's ParseConfig.
-func Build[S, C any](data []byte, validate func(f *S, c *Checker) *C) (*C, []*Error) {
-	var f S
-	c, ok := Parse(data, &f)
-	if !ok {
-		return nil, c.Errors()
-	}
-	cfg := validate(&f, c)
-	if errs := c.Errors(); len(errs) > 0 {
-		return nil, errs
-	}
-	return cfg, nil
-}
-
 func syntaxError(err error) *Error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		return &Error{Msg: fmt.Sprintf("TOML syntax error at line %d, column %d: %s", pe.Position.Line, pe.Position.Col, pe.Message)}
 	}
 	return &Error{Msg: "TOML: " + err.Error()}
-}
-
-// checkShape panics unless struct type t is a valid shape. seen holds the
-// struct types already checked.
-func checkShape(t reflect.Type, seen map[reflect.Type]bool) {
-	if seen[t] {
-		return
-	}
-	seen[t] = true
-	names := make(map[string]bool, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
-		if !f.IsExported() || name == "" || name == "-" {
-			panic(fmt.Sprintf("conffile: %s.%s: a shape's fields must be exported and have a toml tag", t, f.Name))
-		}
-		if names[name] {
-			panic(fmt.Sprintf("conffile: %s: two fields are tagged %q", t, name))
-		}
-		names[name] = true
-		ft := f.Type
-		switch {
-		case ft == valueType:
-		case ft.Kind() == reflect.Struct:
-			checkShape(ft, seen)
-		case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct && ft.Elem() != valueType:
-			checkShape(ft.Elem(), seen)
-		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && ft.Elem() != valueType:
-			checkShape(ft.Elem(), seen)
-		default:
-			panic(fmt.Sprintf("conffile: %s.%s: a shape's field must be a Value, a struct, a pointer to a struct or a slice of structs, not %s", t, f.Name, ft))
-		}
-	}
 }
 
 // walk checks the keys of table m, at key path path, against struct type
@@ -290,7 +213,7 @@ func walk(c *Checker, path string, t reflect.Type, m map[string]any) bool {
 	fields := tomlFields(t)
 	ok := true
 	for _, k := range orderedKeys(t, m) {
-		p := JoinKey(path, k)
+		p := joinKey(path, k)
 		ft, known := fields[k]
 		if !known {
 			// An unknown key is reported from the decoder's
@@ -298,7 +221,7 @@ func walk(c *Checker, path string, t reflect.Type, m map[string]any) bool {
 			// known key of another case.
 			for name := range fields {
 				if strings.EqualFold(name, k) {
-					c.Fail(p, "unknown key (keys are case-sensitive: did you mean %q?)", name)
+					c.fail(p, "unknown key (keys are case-sensitive: did you mean %q?)", name)
 				}
 			}
 			continue
@@ -309,7 +232,7 @@ func walk(c *Checker, path string, t reflect.Type, m map[string]any) bool {
 		case ft.Kind() == reflect.Struct:
 			sub, isTable := m[k].(map[string]any)
 			if !isTable {
-				c.Fail(p, "must be a table ([%s]), not %s", p, TypeName(m[k]))
+				c.fail(p, "must be a table ([%s]), not %s", p, typeName(m[k]))
 				ok = false
 				continue
 			}
@@ -317,7 +240,7 @@ func walk(c *Checker, path string, t reflect.Type, m map[string]any) bool {
 		case ft.Kind() == reflect.Slice:
 			elems, isArray := tableArray(m[k])
 			if !isArray {
-				c.Fail(p, "must be an array of tables ([[%s]]), not %s", p, TypeName(m[k]))
+				c.fail(p, "must be an array of tables ([[%s]]), not %s", p, typeName(m[k]))
 				ok = false
 				continue
 			}
@@ -345,9 +268,9 @@ func tomlFields(t reflect.Type) map[string]reflect.Type {
 	return fields
 }
 
-// fill sets the fields of struct dst, of a type walk accepted table m
+// fillShape sets the fields of struct dst, of a type walk accepted table m
 // against, from the values of m's keys spelt exactly as the shape's.
-func fill(dst reflect.Value, m map[string]any) {
+func fillShape(dst reflect.Value, m map[string]any) {
 	t := dst.Type()
 	for i := range t.NumField() {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
@@ -358,18 +281,18 @@ func fill(dst reflect.Value, m map[string]any) {
 		f := dst.Field(i)
 		switch ft := f.Type(); {
 		case ft == valueType:
-			f.Set(reflect.ValueOf(Value{v: raw, set: true}))
+			f.Set(reflect.ValueOf(value{v: raw, set: true}))
 		case ft.Kind() == reflect.Struct:
-			fill(f, raw.(map[string]any))
+			fillShape(f, raw.(map[string]any))
 		case ft.Kind() == reflect.Pointer:
 			p := reflect.New(ft.Elem())
-			fill(p.Elem(), raw.(map[string]any))
+			fillShape(p.Elem(), raw.(map[string]any))
 			f.Set(p)
 		case ft.Kind() == reflect.Slice:
 			elems, _ := tableArray(raw)
 			s := reflect.MakeSlice(ft, len(elems), len(elems))
 			for j, e := range elems {
-				fill(s.Index(j), e)
+				fillShape(s.Index(j), e)
 			}
 			f.Set(s)
 		}
@@ -417,9 +340,9 @@ func orderedKeys(t reflect.Type, m map[string]any) []string {
 	return append(keys, unknown...)
 }
 
-// JoinKey appends key k to the key path path, quoting k as TOML would if it
-// needs it: JoinKey("signer", "a.b") is `signer."a.b"`.
-func JoinKey(path, k string) string {
+// joinKey appends key k to the key path path, quoting k as TOML would if it
+// needs it: joinKey("signer", "a.b") is `signer."a.b"`.
+func joinKey(path, k string) string {
 	k = toml.Key{k}.String()
 	if path == "" {
 		return k
@@ -427,9 +350,9 @@ func JoinKey(path, k string) string {
 	return path + "." + k
 }
 
-// TypeName names a decoded TOML value's type for error messages ("a
+// typeName names a decoded TOML value's type for error messages ("a
 // string", "an integer", "a table"...).
-func TypeName(v any) string {
+func typeName(v any) string {
 	switch v.(type) {
 	case string:
 		return "a string"

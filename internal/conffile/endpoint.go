@@ -104,36 +104,27 @@ func CheckHost(host string) string {
 	return ""
 }
 
-// Endpoint returns v as an endpoint (see ParseEndpoint); the zero Endpoint
-// when it is invalid. Required.
-func (c *Checker) Endpoint(key string, v Value, use Use) Endpoint {
-	s := c.Str(key, v)
-	if s == "" {
-		return Endpoint{}
-	}
-	ep, msg := parseEndpoint(s, use)
-	if msg != "" {
-		c.Fail(key, "%s", msg)
-	}
+// Endpoint checks the endpoint field (see ParseEndpoint) when it is set,
+// and returns it; the zero Endpoint when it is absent or invalid.
+func (c *Checker) Endpoint(field *string, use Use) Endpoint {
+	var ep Endpoint
+	c.Check(field, func(s string) string {
+		var msg string
+		ep, msg = parseEndpoint(s, use)
+		return msg
+	})
 	return ep
 }
 
-// HostPort returns v, a "host:port" as in a tcp:// endpoint; "" when it is
-// invalid. Required.
-func (c *Checker) HostPort(key string, v Value, use Use) string {
-	s := c.Str(key, v)
-	if s == "" {
-		return ""
-	}
-	if _, _, err := net.SplitHostPort(s); err != nil {
-		c.Fail(key, "must be host:port, not %q", s)
-		return ""
-	}
-	if msg := checkHostPort(s, s, use); msg != "" {
-		c.Fail(key, "%s", msg)
-		return ""
-	}
-	return s
+// HostPort checks field, a "host:port" as in a tcp:// endpoint, when it
+// is set.
+func (c *Checker) HostPort(field *string, use Use) {
+	c.Check(field, func(s string) string {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return fmt.Sprintf("must be host:port, not %q", s)
+		}
+		return checkHostPort(s, s, use)
+	})
 }
 
 // CheckURL returns "" if s is an absolute URL with one of schemes (such as
@@ -174,8 +165,8 @@ func CheckURL(s string, schemes ...string) string {
 	return ""
 }
 
-// URL returns v, a URL with one of schemes (see CheckURL); "" when it is
-// invalid. Required.
-func (c *Checker) URL(key string, v Value, schemes ...string) string {
-	return c.StrCheck(key, v, func(s string) string { return CheckURL(s, schemes...) })
+// URL checks field, a URL with one of schemes (see CheckURL), when it is
+// set.
+func (c *Checker) URL(field *string, schemes ...string) {
+	c.Check(field, func(s string) string { return CheckURL(s, schemes...) })
 }

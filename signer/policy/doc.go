@@ -1,21 +1,19 @@
-// Package policy reads the cold signer's configuration file and decides, for
-// each signing request, whether policy allows it.
+// Package policy declares the signing policy, the [epoch], [[approvers]]
+// and [[groups]] sections of the cold signer's configuration file, and
+// decides, for each signing request, whether it allows it.
 //
-// # The configuration file
+// # The configuration
 //
 // The signer has exactly one configuration file, in TOML, documented key by
-// key in docs/CONFIG.md. It is parsed strictly: a key the signer does not
-// know is an error (keys are case-sensitive), every value has one type, file
-// paths are absolute, durations are strings such as "24h", and amounts are
-// strings in raw ("1000", "1000 raw") or XNO ("0.5 XNO"). Every section is
-// validated on its own and against the others; each problem is reported as a
-// *ConfigError naming its key path, such as
+// key in docs/CONFIG.md, which package signerconf reads (its Config.Policy
+// is a Config). Config and the types below it declare the policy sections'
+// keys with their toml and conf tags, and check what the tags cannot with
+// their CheckConf methods (package conffile calls them), each problem
+// reported as a *conffile.Error naming its key path, such as
 //
 //	groups[1].tiers[0].quorum: must be at least 1
 //
-// and all problems found are returned together (see Parse). The [signer]
-// and [token] sections, the signer's service settings, are declared and
-// validated by package signerconf; Config holds them beside the policy.
+// and all problems found are returned together.
 //
 // # Policy
 //
@@ -31,8 +29,8 @@
 //
 // # What this package must never do
 //
-// It performs no I/O except Load reading the configuration file, holds no
-// global mutable state, and never logs. The configuration holds no secret
-// (the token PIN is named by a file or an environment variable, never
-// written in the file), so errors may quote any value from it.
+// It performs no I/O, holds no global mutable state, and never logs. The
+// configuration holds no secret (the token PIN is named by a file or an
+// environment variable, never written in the file), so errors may quote
+// any value from it.
 package policy

@@ -77,7 +77,8 @@ func violation(reason nanokmsv1.RefusalReason, format string, args ...any) *Viol
 //     reads like `2 of {alice, bob, carol} required, 1 given`); approvers
 //     not in the list do not count, and a name counts once.
 //
-// Evaluate does not modify c or r. A Config not made by Parse fails closed:
+// Evaluate does not modify c or r. A Config not read from a file (by
+// package signerconf, which checks it) fails closed:
 // a group with no tier for the amount is POLICY_DENIED.
 func (c *Config) Evaluate(r Request) error {
 	switch r.Kind {
@@ -148,7 +149,7 @@ func (c *Config) Evaluate(r Request) error {
 }
 
 // tierFor returns the index of the tier that applies to an intent of kind
-// with amount, or -1 if there is none (never for a Group from Parse, whose
+// with amount, or -1 if there is none (never for a Group read from a file, whose
 // last tier is unbounded).
 func (g *Group) tierFor(kind nanokmsv1.IntentKind, amount nano.Amount) int {
 	if len(g.Tiers) == 0 {

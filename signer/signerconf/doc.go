@@ -1,9 +1,11 @@
-// Package signerconf is the signer's service settings: the [signer]
-// section of its configuration file (where it serves, its state file, TLS,
+// Package signerconf reads the signer's configuration file: its service
+// settings, the [signer] section (where it serves, its state file, TLS,
 // metrics, logging) and the [token] section (the PKCS#11 token holding the
-// master key). Package policy reads the rest of the file, the signing
-// policy, and composes the two (policy.Config.Signer and .Token).
+// master key), declared and checked here, and the signing policy
+// ([epoch], [[approvers]], [[groups]]), declared and checked by package
+// policy, whose evaluator the signer runs (Config.Policy).
 //
-// It performs no I/O and never logs; errors quote values from the file,
-// which holds no secret (the PIN comes from a file or the environment).
+// Its only I/O is Load reading the file; it never logs. Errors quote
+// values from the file, which holds no secret (the PIN comes from a file
+// or the environment).
 package signerconf

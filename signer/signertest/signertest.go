@@ -24,7 +24,7 @@ import (
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
 	"github.com/nanokms/nanokms/signer/custodytest"
-	"github.com/nanokms/nanokms/signer/policy"
+	"github.com/nanokms/nanokms/signer/signerconf"
 )
 
 // Env is a running signer and what tests need around it: its embedded
@@ -38,7 +38,7 @@ type Env struct {
 	Store  *signer.Store
 	Socket string // the signer's Unix socket path
 	Client pb.SignerClient
-	Config *policy.Config
+	Config *signerconf.Config
 }
 
 const policyTOML = `
@@ -85,7 +85,7 @@ func MustEnv(t testing.TB, accounts int) *Env {
 	dir := t.TempDir()
 	e.Socket = filepath.Join(dir, "signer.sock")
 	state := filepath.Join(dir, "signer.db")
-	cfg, err := policy.Parse([]byte(fmt.Sprintf(policyTOML, state, e.Socket, e.PublicKey("service"), e.PublicKey("alice"), e.PublicKey("bob"))))
+	cfg, err := signerconf.Parse([]byte(fmt.Sprintf(policyTOML, state, e.Socket, e.PublicKey("service"), e.PublicKey("alice"), e.PublicKey("bob"))))
 	if err != nil {
 		t.Fatalf("signertest policy: %v", err)
 	}
@@ -95,7 +95,7 @@ func MustEnv(t testing.TB, accounts int) *Env {
 		t.Fatal(err)
 	}
 	e.Store = store
-	e.Signer = signer.New(store, tok, cfg, signer.Options{})
+	e.Signer = signer.New(store, tok, &cfg.Policy, signer.Options{})
 	opts := signer.ServeOptions{Listen: "unix://" + e.Socket, Grace: 5 * time.Second}
 	l, err := signer.Listen(opts)
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/nanokms/nanokms/metrics"
 	"github.com/nanokms/nanokms/metrics/signermetrics"
 	"github.com/nanokms/nanokms/signer"
-	"github.com/nanokms/nanokms/signer/policy"
 	"github.com/nanokms/nanokms/signer/signerconf"
 )
 
@@ -53,11 +52,11 @@ error.`,
 }
 
 // loadSignerConfig loads --config, with a hint on failure.
-func loadSignerConfig(path string) (*policy.Config, error) {
+func loadSignerConfig(path string) (*signerconf.Config, error) {
 	if path == "" {
 		return nil, cli.UsageErr("--config is required")
 	}
-	cfg, err := policy.Load(path)
+	cfg, err := signerconf.Load(path)
 	if err != nil {
 		return nil, cli.WithHint(err, "docs/CONFIG.md documents every key")
 	}
@@ -70,7 +69,7 @@ func runSigner(ctx context.Context, e *cli.Env, opts signerOptions) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(e.Stderr, &slog.HandlerOptions{Level: cfg.Signer.LogLevel}))
+	log := slog.New(slog.NewJSONHandler(e.Stderr, &slog.HandlerOptions{Level: cli.LogLevel(cfg.Signer.LogLevel)}))
 
 	store, err := signer.OpenStore(cfg.Signer.State)
 	if err != nil {
@@ -113,13 +112,13 @@ func runSigner(ctx context.Context, e *cli.Env, opts signerOptions) error {
 		log.Warn("the token does not enforce these protective attributes", "token", tokenDisplay(cfg.Token), "not_enforced", names)
 	}
 	m := signermetrics.NewSigner()
-	s := signer.New(store, tok, cfg, signer.Options{MaxIntentTTL: cfg.Signer.MaxIntentTTL, Logger: log, Observe: m.Observe})
+	s := signer.New(store, tok, &cfg.Policy, signer.Options{MaxIntentTTL: cfg.Signer.MaxIntentTTL, Logger: log, Observe: m.Observe})
 	// The metrics file is written until the signer has stopped, then once more.
 	mctx, stopMetrics := context.WithCancel(context.Background())
 	metricsDone := metrics.StartTextfile(mctx, m.Registry, cfg.Signer.Metrics, 0,
 		func(err error) { log.Warn("writing metrics", "file", cfg.Signer.Metrics, "error", err.Error()) })
 	defer func() { stopMetrics(); metricsDone() }()
-	sopts := signer.ServeOptions{Listen: cfg.Signer.Listen.String(), Grace: cfg.Signer.ShutdownGrace, ObserveToken: m.ObserveToken}
+	sopts := signer.ServeOptions{Listen: cfg.Signer.Listen, Grace: cfg.Signer.ShutdownGrace, ObserveToken: m.ObserveToken}
 	if t := cfg.Signer.TLS; t != nil {
 		sopts.CertFile, sopts.KeyFile, sopts.ClientCAFile, sopts.AllowedIdentities = t.Cert, t.Key, t.ClientCA, t.AllowedIdentities
 		if tlsKey != nil {
@@ -130,7 +129,7 @@ func runSigner(ctx context.Context, e *cli.Env, opts signerOptions) error {
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "listen", cfg.Signer.Listen.String(), "state", cfg.Signer.State, "token", tokenDisplay(cfg.Token), "metrics", cfg.Signer.Metrics)
+	log.Info("serving", "listen", cfg.Signer.Listen, "state", cfg.Signer.State, "token", tokenDisplay(cfg.Token), "metrics", cfg.Signer.Metrics)
 	if err := signer.Serve(ctx, l, signer.NewServer(s), sopts); err != nil {
 		return err
 	}
@@ -181,7 +180,7 @@ func openSignerToken(ctx context.Context, tc signerconf.Token, pin *hsm.PIN) (*h
 		NoModuleReload: !tc.ReloadModule}
 	if tc.URI != "" {
 		u, err := p11uri.Parse(tc.URI)
-		if err != nil { // policy.Load checked it
+		if err != nil { // signerconf.Load checked it
 			return nil, fmt.Errorf("token.uri: %w", err)
 		}
 		cfg.URI = u

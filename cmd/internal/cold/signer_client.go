@@ -39,7 +39,7 @@ func (c *connectFlags) dial() (*grpc.ClientConn, error) {
 		if err != nil {
 			return nil, err
 		}
-		target = cfg.Signer.Listen.String()
+		target = cfg.Signer.Listen
 	}
 	if target == "" {
 		return nil, cli.UsageErr("one of --connect or --config is required")

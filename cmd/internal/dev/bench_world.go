@@ -23,8 +23,8 @@ import (
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
-	"github.com/nanokms/nanokms/signer/policy"
 	"github.com/nanokms/nanokms/signer/signerapi"
+	"github.com/nanokms/nanokms/signer/signerconf"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtool"
 )
 
@@ -212,15 +212,15 @@ quorum = 1
 approvers = ["service"]
 `, w.stateFile, "unix://"+sock, w.module, w.label, w.pinFile, w.poolSize,
 		[]byte(w.approver.Public().(ed25519.PublicKey)), benchWallet)
-	cfg, err := policy.Parse([]byte(cfgText))
+	cfg, err := signerconf.Parse([]byte(cfgText))
 	if err != nil {
 		return fmt.Errorf("the benchmark's policy: %w", err)
 	}
 	if w.store, err = signer.OpenStore(cfg.Signer.State); err != nil {
 		return err
 	}
-	s := signer.New(w.store, w.tok, cfg, signer.Options{MaxIntentTTL: cfg.Signer.MaxIntentTTL})
-	sopts := signer.ServeOptions{Listen: cfg.Signer.Listen.String(), Grace: cfg.Signer.ShutdownGrace}
+	s := signer.New(w.store, w.tok, &cfg.Policy, signer.Options{MaxIntentTTL: cfg.Signer.MaxIntentTTL})
+	sopts := signer.ServeOptions{Listen: cfg.Signer.Listen, Grace: cfg.Signer.ShutdownGrace}
 	l, err := signer.Listen(sopts)
 	if err != nil {
 		return err
