@@ -143,7 +143,7 @@ var jsonKeys = func() map[string]int {
 // only when short and printable).
 func UnmarshalJSON(data []byte) (*pb.Intent, error) {
 	if len(data) > MaxJSONLen {
-		return nil, malformed("intent", fmt.Sprintf("JSON over %d bytes", MaxJSONLen))
+		return nil, malformed("json", fmt.Sprintf("over %d bytes", MaxJSONLen))
 	}
 	raw, err := jsonMembers(data)
 	if err != nil {
@@ -189,18 +189,18 @@ func jsonMembers(data []byte) ([jFields]json.RawMessage, error) {
 		var se *json.SyntaxError
 		switch {
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-			return malformed("intent", "truncated JSON")
+			return malformed("json", "truncated")
 		case errors.As(err, &se):
-			return malformed("intent", "malformed JSON at offset "+strconv.FormatInt(se.Offset, 10))
+			return malformed("json", "malformed at offset "+strconv.FormatInt(se.Offset, 10))
 		}
-		return malformed("intent", "malformed JSON")
+		return malformed("json", "malformed")
 	}
 	tok, err := dec.Token()
 	if err != nil {
 		return raw, syntax(err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return raw, malformed("intent", "not a JSON object")
+		return raw, malformed("json", "not a JSON object")
 	}
 	for dec.More() {
 		tok, err := dec.Token()
@@ -229,7 +229,7 @@ func jsonMembers(data []byte) ([jFields]json.RawMessage, error) {
 		return raw, syntax(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return raw, malformed("intent", "data after the JSON object")
+		return raw, malformed("json", "data after the JSON object")
 	}
 	return raw, nil
 }

@@ -187,11 +187,11 @@ func TestUnmarshalJSONErrors(t *testing.T) {
 		{"unknown field, long", `{"` + strings.Repeat("k", 40) + `": 1}`, `"(a key not shown)"`, ErrMalformed},
 		{"a field twice, in both spellings", `{"amount_raw": "1", "amountRaw": "2"}`, "amount_raw", ErrMalformed},
 		{"a field twice", `{"kind": "send", "kind": "change"}`, "kind", ErrMalformed},
-		{"not an object", `["send"]`, "intent", ErrMalformed},
-		{"truncated", `{"kind": "send",`, "intent", ErrMalformed},
-		{"trailing data", `{"kind": "send"} {}`, "intent", ErrMalformed},
-		{"empty", ``, "intent", ErrMalformed},
-		{"too long", `{"request_id": "` + strings.Repeat("a", MaxJSONLen) + `"}`, "intent", ErrMalformed},
+		{"not an object", `["send"]`, "json", ErrMalformed},
+		{"truncated", `{"kind": "send",`, "json", ErrMalformed},
+		{"trailing data", `{"kind": "send"} {}`, "json", ErrMalformed},
+		{"empty", ``, "json", ErrMalformed},
+		{"too long", `{"request_id": "` + strings.Repeat("a", MaxJSONLen) + `"}`, "json", ErrMalformed},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			in, err := UnmarshalJSON([]byte(c.doc))

@@ -37,8 +37,8 @@ func newBlockSignCmd(e *cli.Env) *cobra.Command {
 		Short: "Sign a verified block with a token wallet's account (the manual cold-wallet workflow)",
 		Long: `The cold operator's manual workflow. Reads the account's head block (--head: a
 block_info response or any JSON form 'nanokms block hash' reads; omit it only
-to open an account) and the intent (--intent: the JSON form of
-nanokms.v1.Intent); for a receive also the source send block and the block
+to open an account) and the intent (--intent: its JSON form, as 'nanokms
+client intent' writes it; the protobuf JSON form is read too); for a receive also the source send block and the block
 before it (--source, --source-previous). It runs the signer's verification:
 the head's hash and signature, the source blocks' hashes and signatures and the
 amount they sent, and builds the new block from the head and the intent (a
@@ -68,7 +68,7 @@ the wallet's key at --index, and says so loudly.` + tokenFlagsHelp,
 	cmd.Flags().StringVar(&opts.index, "index", "", "account index, 0 to 4294967295")
 	cmd.Flags().BoolVar(&opts.unverified, "unverified", false, "sign the template as it is, without checking it against the head block")
 	cmd.Flags().StringVar(&opts.head, "head", "", "the account's head block (a block_info response or any block JSON)")
-	cmd.Flags().StringVar(&opts.intent, "intent", "", "the intent (JSON form of nanokms.v1.Intent)")
+	cmd.Flags().StringVar(&opts.intent, "intent", "", "the intent (its JSON form, as 'nanokms client intent' writes it)")
 	cmd.Flags().StringVar(&opts.source, "source", "", "receive: the source send block")
 	cmd.Flags().StringVar(&opts.sourcePrev, "source-previous", "", "receive: the block before the source")
 	cmd.Flags().BoolVar(&opts.yes, "yes", false, "sign without asking for confirmation")

@@ -7,12 +7,9 @@ import (
 	"fmt"
 	"strings"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
-	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
 	"github.com/nanokms/nanokms/signer/signerapi"
 )
@@ -47,11 +44,11 @@ func runBlockSignVerified(ctx context.Context, e *cli.Env, opts blockSignOptions
 	if err != nil {
 		return err
 	}
-	var in pb.Intent
-	if err := protojson.Unmarshal(data, &in); err != nil {
-		return cli.WithHint(fmt.Errorf("--intent: %w", err), "the intent is the JSON form of nanokms.v1.Intent")
+	in, err := intent.UnmarshalJSON(data)
+	if err != nil {
+		return cli.WithHint(fmt.Errorf("--intent: %w", err), intentHint)
 	}
-	parsed, err := intent.Parse(&in)
+	parsed, err := intent.Parse(in)
 	if err != nil {
 		return fmt.Errorf("--intent: %w", err)
 	}
