@@ -25,7 +25,7 @@ func runBlockSignVerified(ctx context.Context, e *cli.Env, opts blockSignOptions
 		return err
 	}
 	fromStdin := 0
-	for _, f := range []string{opts.intent, opts.head, opts.source, opts.sourcePrev} {
+	for _, f := range []string{opts.intent, opts.head, opts.source, opts.sourcePrev, opts.work, opts.workFile} {
 		if f == "-" {
 			fromStdin++
 		}
@@ -37,6 +37,10 @@ func runBlockSignVerified(ctx context.Context, e *cli.Env, opts blockSignOptions
 		return cli.UsageErr("standard input can carry one file, and only with --yes (the confirmation is read from it)")
 	}
 	tc, err := opts.token.resolve()
+	if err != nil {
+		return err
+	}
+	work, haveWork, err := readWorkFlags(e, opts)
 	if err != nil {
 		return err
 	}
@@ -89,6 +93,11 @@ func runBlockSignVerified(ctx context.Context, e *cli.Env, opts blockSignOptions
 		}
 		return err
 	}
+	if haveWork {
+		if block.Work, err = checkWork(workFlagName(opts), work, &block, subtype.WorkThreshold(), "a "+subtype.String()+" block"); err != nil {
+			return err
+		}
+	}
 	hash := block.Hash()
 
 	tok, err := tc.open(ctx)
@@ -115,6 +124,11 @@ func runBlockSignVerified(ctx context.Context, e *cli.Env, opts blockSignOptions
 	}
 	fmt.Fprintf(w, "  representative: %s\n  previous:       %s\n  new balance:    %s XNO (%s raw)\n  block hash:     %s\n",
 		block.Representative.Address(), block.Previous, block.Balance.XNO(), block.Balance, hash)
+	if haveWork {
+		fmt.Fprintf(w, "  work:           %s (value %016X, threshold %016X)\n", block.Work, block.WorkValue(), subtype.WorkThreshold())
+	} else {
+		fmt.Fprintf(w, "  work:           none (0000000000000000: add it before publishing, or sign with --work)\n")
+	}
 	if !opts.yes {
 		fmt.Fprint(w, "Type yes to sign: ")
 		line, _ := bufio.NewReader(e.Stdin).ReadString('\n')
