@@ -40,8 +40,9 @@ func newBlockSignCmd(e *cli.Env) *cobra.Command {
 		Long: `The cold operator's manual workflow. Reads the account's head block (--head: a
 block_info response or any JSON form 'nanokms block hash' reads; omit it only
 to open an account) and the intent (--intent: its JSON form, as 'nanokms
-client intent' writes it; the protobuf JSON form is read too); for a receive also the source send block and the block
-before it (--source, --source-previous). It runs the signer's verification:
+client intent' writes it; the protobuf JSON form is read too); for a receive
+also the source send block and the block before it (--source,
+--source-previous). It runs the signer's verification:
 the head's hash and signature, the source blocks' hashes and signatures and the
 amount they sent, and builds the new block from the head and the intent (a
 TEMPLATE, when given, must match it field by field, and be unsigned and

@@ -94,7 +94,11 @@ func runBlockSignVerified(ctx context.Context, e *cli.Env, opts blockSignOptions
 		return err
 	}
 	if haveWork {
-		if block.Work, err = checkWork(workFlagName(opts), work, &block, subtype.WorkThreshold(), "a "+subtype.String()+" block"); err != nil {
+		what := "a " + subtype.String() + " block"
+		if subtype == nano.SubtypeOpen {
+			what = "an open block"
+		}
+		if block.Work, err = checkWork(workFlagName(opts), work, &block, subtype.WorkThreshold(), what); err != nil {
 			return err
 		}
 	}
