@@ -17,6 +17,12 @@ import (
 
 var _ KeyStore = (*Token)(nil)
 
+// PKCS11 reports whether this build can open PKCS#11 tokens: true with cgo
+// (this file); false without, where Open returns ErrNoCgo. Package
+// internal/buildinfo states the same for the hot side, which does not
+// link hsm (TestPKCS11Constant checks that the two agree).
+const PKCS11 = true
+
 // Token is an open PKCS#11 token: a bounded pool of logged-in sessions and
 // the operations nanokms performs with them. It is safe for concurrent use;
 // at most PoolSize operations run on the token at once, the others wait for

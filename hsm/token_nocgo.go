@@ -10,6 +10,10 @@ import (
 
 var _ KeyStore = (*Token)(nil)
 
+// PKCS11 reports whether this build can open PKCS#11 tokens: false
+// without cgo (Open returns ErrNoCgo); true in the cgo build.
+const PKCS11 = false
+
 // Token is unavailable without cgo; Open returns ErrNoCgo. The methods
 // exist so that code using the package builds with CGO_ENABLED=0; each
 // returns ErrNoCgo (Close returns nil). See the cgo build for their docs.

@@ -1,6 +1,7 @@
 package intent
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -86,6 +87,54 @@ func FuzzParseRelease(f *testing.F) {
 		}
 		if string(r2.Canonical()) != string(c) {
 			t.Fatal("canonical bytes differ after a round trip")
+		}
+	})
+}
+
+// FuzzUnmarshalJSON reads arbitrary bytes as an intent's JSON form: never
+// a panic; a failure is an *Error naming a field, with no intent; an
+// intent that also parses writes a JSON form (MarshalJSON) that reads back
+// as an intent with the same canonical bytes, and writes the same form
+// again.
+func FuzzUnmarshalJSON(f *testing.F) {
+	f.Add([]byte(legacyIntent))
+	f.Add([]byte(readableIntent))
+	f.Add([]byte(`{"request_id": "r", "kind": "change", "account": "azNtp4qbIXdIRo4rHPzJe6Wx5DkxzMij7LmcGTMVUpc", "representative": "nano_3hbt14ip8ymgikw5qk5g7f83tpbs78yhtr9f33qusxe8sefdwe7bzssykyqe", "expires_at_unix": "1"}`))
+	f.Add([]byte(`{"amount_raw": "1", "amount_xno": "1"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		in, err := UnmarshalJSON(data)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Field == "" {
+				t.Fatalf("error %v is not an *Error with a field", err)
+			}
+			if in != nil {
+				t.Fatal("an intent came back with an error")
+			}
+			return
+		}
+		p, err := Parse(in)
+		if err != nil {
+			return
+		}
+		form, err := MarshalJSON(in)
+		if err != nil {
+			t.Fatalf("a parsed intent has no JSON form: %v", err)
+		}
+		back, err := UnmarshalJSON(form)
+		if err != nil {
+			t.Fatalf("its own JSON form does not read: %v\n%s", err, form)
+		}
+		p2, err := Parse(back)
+		if err != nil {
+			t.Fatalf("its own JSON form does not parse: %v\n%s", err, form)
+		}
+		if !bytes.Equal(p.Canonical(), p2.Canonical()) {
+			t.Fatalf("canonical bytes differ after a round trip through\n%s", form)
+		}
+		again, err := MarshalJSON(back)
+		if err != nil || !bytes.Equal(again, form) {
+			t.Fatalf("the JSON form is not stable:\n%s\n%s", form, again)
 		}
 	})
 }

@@ -5,6 +5,11 @@
 // exactly one encoding and an approval can never be replayed onto another
 // intent, request id or expiry.
 //
+// The intent's JSON form (json.go: MarshalJSON, UnmarshalJSON) is what the
+// people who approve and sign read: accounts as nano_ addresses, the amount
+// in raw and in XNO. It is a view: approvals sign the canonical bytes, which
+// an intent has whatever form it was read from.
+//
 // It also defines the release statement (release.go): what approvers sign
 // to let the signer withdraw an account's recorded frontier, a block the
 // network refused. Its domain differs from the intent's, so an approval of

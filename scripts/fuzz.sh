@@ -34,6 +34,7 @@ short_count() {
 	"devnode FuzzHandleRPC") echo 8000 ;;
 	"devnode FuzzIPCFraming") echo 20000 ;;
 	"intent FuzzParse") echo 12000 ;;
+	"intent FuzzUnmarshalJSON") echo 12000 ;;
 	"nano FuzzParseAddress") echo 20000 ;;
 	"nano FuzzParseAmount") echo 20000 ;;
 	"nano FuzzParseXNO") echo 20000 ;;

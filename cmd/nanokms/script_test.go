@@ -65,7 +65,8 @@ func TestMain(m *testing.M) {
 // and SIGTERM.
 //
 // Each script also gets a SoftHSM token directory and a fresh token of its
-// own (setupToken).
+// own (setupToken), and $GOVERSION, the Go version of the test binary
+// (runtime.Version), which the commands are.
 func TestScripts(t *testing.T) {
 	prepareScriptTokens(t)
 	testscript.Run(t, testscript.Params{

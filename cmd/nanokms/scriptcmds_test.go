@@ -100,11 +100,10 @@ func cmdVerifyApproval(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 && len(args) != 3 {
 		ts.Fatalf("usage: verifyapproval INTENT APPROVAL [PUBLIC-KEY-HEX]")
 	}
-	var in pb.Intent
-	ts.Check(protojson.Unmarshal([]byte(ts.ReadFile(args[0])), &in))
+	in := readIntentForCheck(ts, args[0])
 	var a pb.Approval
 	ts.Check(protojson.Unmarshal([]byte(ts.ReadFile(args[1])), &a))
-	msg, err := intent.Canonical(&in)
+	msg, err := intent.Canonical(in)
 	ts.Check(err)
 	ok := intent.VerifyApproval(msg, &a)
 	if ok && len(args) == 3 {
@@ -118,6 +117,21 @@ func cmdVerifyApproval(ts *testscript.TestScript, neg bool, args []string) {
 	case !ok && !neg:
 		ts.Fatalf("the approval in %s does not verify (key %X)", args[1], a.GetPublicKey())
 	}
+}
+
+// readIntentForCheck reads an intent file for verifyapproval without
+// trusting the reader under test alone: the readable form (nano_
+// addresses, amount_xno) is decoded by intent.UnmarshalJSON, and a file in
+// the protobuf JSON form by protojson too, which must agree with it.
+func readIntentForCheck(ts *testscript.TestScript, file string) *pb.Intent {
+	data := []byte(ts.ReadFile(file))
+	in, err := intent.UnmarshalJSON(data)
+	ts.Check(err)
+	var legacy pb.Intent
+	if protojson.Unmarshal(data, &legacy) == nil && !proto.Equal(&legacy, in) {
+		ts.Fatalf("verifyapproval: %s reads as %v, but protojson reads %v", file, in, &legacy)
+	}
+	return in
 }
 
 // cmdAuditEdit implements `auditedit STATE SEQ alter|delete`. The signer's

@@ -286,14 +286,15 @@ func cmdSignRPC(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 4 {
 		ts.Fatalf("usage: signrpc SOCKET INTENT APPROVAL HEAD")
 	}
-	var in pb.Intent
-	ts.Check(protojson.Unmarshal([]byte(ts.ReadFile(args[1])), &in))
+	// The intent's JSON form as the commands write and read it.
+	in, err := intent.UnmarshalJSON([]byte(ts.ReadFile(args[1])))
+	ts.Check(err)
 	var appr pb.Approval
 	ts.Check(protojson.Unmarshal([]byte(ts.ReadFile(args[2])), &appr))
 	parsed, err := nano.ParseBlockJSON([]byte(ts.ReadFile(args[3])))
 	ts.Check(err)
 	head := pb.BlockFromNano(&parsed.Block)
-	if _, err := intent.Parse(&in); err != nil {
+	if _, err := intent.Parse(in); err != nil {
 		ts.Fatalf("signrpc: the intent: %v", err)
 	}
 	conn, err := grpc.NewClient("unix://"+ts.MkAbs(args[0]), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -301,7 +302,7 @@ func cmdSignRPC(ts *testscript.TestScript, neg bool, args []string) {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resp, err := pb.NewSignerClient(conn).Sign(ctx, &pb.SignRequest{Intent: &in, Approvals: []*pb.Approval{&appr}, Head: head})
+	resp, err := pb.NewSignerClient(conn).Sign(ctx, &pb.SignRequest{Intent: in, Approvals: []*pb.Approval{&appr}, Head: head})
 	if err != nil {
 		ts.Fatalf("signrpc: Sign: %v", err)
 	}

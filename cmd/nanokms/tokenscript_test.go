@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,11 +24,13 @@ type softhsmMain struct{ m *testing.M }
 
 func (s softhsmMain) Run() int { return softhsmtest.Run(s.m) }
 
-// setupScript is the scripts' Setup: the node fixtures, and a fresh token.
+// setupScript is the scripts' Setup: the node fixtures, a fresh token,
+// and $GOVERSION, the Go version that built the commands.
 func setupScript(env *testscript.Env) error {
 	if err := copyNodeFixtures(env); err != nil {
 		return err
 	}
+	env.Setenv("GOVERSION", runtime.Version())
 	return setupToken(env)
 }
 

@@ -46,6 +46,7 @@ type Gateway struct {
 	FramesRejected  *prometheus.CounterVec   // nanokms_bridge_frames_rejected_total{reason}
 	WriteFailing    *prometheus.GaugeVec     // nanokms_gateway_write_failing{target}
 	MediumErrors    *prometheus.CounterVec   // nanokms_bridge_medium_errors_total{kind}
+	BuildInfo       *prometheus.GaugeVec     // nanokms_build_info{version,revision,goversion,pkcs11,role}
 
 	noNode bool
 
@@ -149,6 +150,7 @@ func NewGateway(opts GatewayOptions) *Gateway {
 		open:         map[string]*tracked{},
 		done:         map[string]*tracked{},
 		doneRing:     make([]*tracked, doneMemory),
+		BuildInfo:    metrics.NewBuildInfo(metrics.RoleGateway),
 	}
 	for _, s := range gatewayStatuses {
 		g.Requests.WithLabelValues(StatusLabel(s))
@@ -168,7 +170,7 @@ func NewGateway(opts GatewayOptions) *Gateway {
 	g.Alerts.WithLabelValues(gateway.AlertBlockRejected)
 	g.Alerts.WithLabelValues(gateway.AlertRejectedConfirmed)
 	g.Registry.MustRegister(g.Requests, g.InStatus, g.RequestDuration, g.Resends, g.RoundTrip, g.Publish,
-		g.Confirmation, g.Work, g.Alerts, g.FramesRejected, g.WriteFailing, g.MediumErrors,
+		g.Confirmation, g.Work, g.Alerts, g.FramesRejected, g.WriteFailing, g.MediumErrors, g.BuildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return g
 }

@@ -26,6 +26,7 @@ type Relay struct {
 	FramesRejected *prometheus.CounterVec   // nanokms_bridge_frames_rejected_total{reason}
 	MediumErrors   *prometheus.CounterVec   // nanokms_bridge_medium_errors_total{kind}
 	StartTime      prometheus.Gauge         // nanokms_relay_start_time_seconds
+	BuildInfo      *prometheus.GaugeVec     // nanokms_build_info{version,revision,goversion,pkcs11,role}
 }
 
 // NewRelay returns the relay's metrics on a new registry.
@@ -47,6 +48,7 @@ func NewRelay() *Relay {
 			Name: "nanokms_relay_start_time_seconds",
 			Help: "When the relay started, in seconds since the Unix epoch.",
 		}),
+		BuildInfo: metrics.NewBuildInfo(metrics.RoleRelay),
 	}
 	for _, o := range []string{RelaySigned, RelayRefused, RelayMalformed} {
 		r.Requests.WithLabelValues(o)
@@ -55,7 +57,7 @@ func NewRelay() *Relay {
 		r.SignerTime.WithLabelValues(o)
 	}
 	r.StartTime.SetToCurrentTime()
-	r.Registry.MustRegister(r.Requests, r.SignerTime, r.FramesRejected, r.MediumErrors, r.StartTime)
+	r.Registry.MustRegister(r.Requests, r.SignerTime, r.FramesRejected, r.MediumErrors, r.StartTime, r.BuildInfo)
 	return r
 }
 

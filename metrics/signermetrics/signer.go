@@ -22,6 +22,7 @@ type Signer struct {
 	DecisionTime   *prometheus.HistogramVec // nanokms_signer_decision_seconds{decision}
 	StartTime      prometheus.Gauge         // nanokms_signer_start_time_seconds
 	TokenAvailable prometheus.Gauge         // nanokms_signer_token_available
+	BuildInfo      *prometheus.GaugeVec     // nanokms_build_info{version,revision,goversion,pkcs11,role}
 }
 
 // signerDecisions are the decision label values, signer.Decision*.
@@ -60,6 +61,7 @@ func NewSigner() *Signer {
 			Name: "nanokms_signer_token_available",
 			Help: "1 while the signer's token is available, 0 while it is not (gone, reconnecting, or its PIN refused): nothing is signed then.",
 		}),
+		BuildInfo: metrics.NewBuildInfo(metrics.RoleSigner),
 	}
 	for _, d := range signerDecisions {
 		s.DecisionTime.WithLabelValues(d)
@@ -76,7 +78,7 @@ func NewSigner() *Signer {
 	}
 	s.StartTime.SetToCurrentTime()
 	s.TokenAvailable.Set(1)
-	s.Registry.MustRegister(s.Decisions, s.DecisionTime, s.StartTime, s.TokenAvailable)
+	s.Registry.MustRegister(s.Decisions, s.DecisionTime, s.StartTime, s.TokenAvailable, s.BuildInfo)
 	return s
 }
 

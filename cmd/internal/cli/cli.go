@@ -122,6 +122,8 @@ func (b Binary) Root(e *Env) *cobra.Command {
 		return &Error{Err: err, Code: ExitUsage}
 	})
 	root.AddCommand(b.Commands(e)...)
+	root.AddCommand(newVersionCmd(e, b.Name))
+	setVersion(root, b.Name)
 	typedArgs(root)
 	return root
 }

@@ -29,8 +29,10 @@ func newApproveCmd(e *cli.Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "approve --key-file K [--release] [INTENT]",
 		Short: "Sign an intent (or a release statement) as an approver (RFC 8032 Ed25519 over its canonical bytes)",
-		Long: `Reads an intent (the JSON form of nanokms.v1.Intent) from INTENT or standard
-input, and prints an approval: the approver's public key and an Ed25519
+		Long: `Reads an intent (its JSON form, as 'nanokms client intent' writes it: nano_
+addresses, the amount in raw and XNO; the protobuf JSON form of
+nanokms.v1.Intent is read too) from INTENT or standard input, and prints an
+approval: the approver's public key and an Ed25519
 signature over the intent's canonical bytes (docs/PROTOCOL.md), as the JSON
 form of nanokms.v1.Approval. The key file holds the approver's Ed25519
 private key as a PKCS#8 PEM block or as 64 hex digits (the RFC 8032 seed);
@@ -71,11 +73,11 @@ func runApprove(_ context.Context, e *cli.Env, opts approveOptions) error {
 	if opts.release {
 		return approveRelease(e, key, data)
 	}
-	var in pb.Intent
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(data, &in); err != nil {
-		return cli.WithHint(fmt.Errorf("intent: %w", err), "the intent is the JSON form of nanokms.v1.Intent (bytes fields in base64)")
+	in, err := readIntentJSON(data)
+	if err != nil {
+		return err
 	}
-	a, err := intent.Approve(key, &in)
+	a, err := intent.Approve(key, in)
 	if err != nil {
 		return err
 	}
@@ -85,6 +87,19 @@ func runApprove(_ context.Context, e *cli.Env, opts approveOptions) error {
 	}
 	fmt.Fprintln(e.Stdout, string(out))
 	return nil
+}
+
+// intentHint is the hint of an intent that does not read.
+const intentHint = `the intent is the output of 'nanokms client intent' (docs/PROTOCOL.md, "Intent JSON")`
+
+// readIntentJSON reads an intent's JSON form (intent.UnmarshalJSON); an
+// error names the field, with a hint. It does not validate the intent.
+func readIntentJSON(data []byte) (*pb.Intent, error) {
+	in, err := intent.UnmarshalJSON(data)
+	if err != nil {
+		return nil, cli.WithHint(err, intentHint)
+	}
+	return in, nil
 }
 
 // readApproverKey reads an Ed25519 private key from a PKCS#8 PEM file or a

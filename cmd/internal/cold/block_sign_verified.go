@@ -7,12 +7,9 @@ import (
 	"fmt"
 	"strings"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
-	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
 	"github.com/nanokms/nanokms/signer/signerapi"
 )
@@ -28,7 +25,7 @@ func runBlockSignVerified(ctx context.Context, e *cli.Env, opts blockSignOptions
 		return err
 	}
 	fromStdin := 0
-	for _, f := range []string{opts.intent, opts.head, opts.source, opts.sourcePrev} {
+	for _, f := range []string{opts.intent, opts.head, opts.source, opts.sourcePrev, opts.work, opts.workFile} {
 		if f == "-" {
 			fromStdin++
 		}
@@ -43,15 +40,19 @@ func runBlockSignVerified(ctx context.Context, e *cli.Env, opts blockSignOptions
 	if err != nil {
 		return err
 	}
+	work, haveWork, err := readWorkFlags(e, opts)
+	if err != nil {
+		return err
+	}
 	data, err := cli.ReadInput(e, opts.intent)
 	if err != nil {
 		return err
 	}
-	var in pb.Intent
-	if err := protojson.Unmarshal(data, &in); err != nil {
-		return cli.WithHint(fmt.Errorf("--intent: %w", err), "the intent is the JSON form of nanokms.v1.Intent")
+	in, err := intent.UnmarshalJSON(data)
+	if err != nil {
+		return cli.WithHint(fmt.Errorf("--intent: %w", err), intentHint)
 	}
-	parsed, err := intent.Parse(&in)
+	parsed, err := intent.Parse(in)
 	if err != nil {
 		return fmt.Errorf("--intent: %w", err)
 	}
@@ -92,6 +93,15 @@ func runBlockSignVerified(ctx context.Context, e *cli.Env, opts blockSignOptions
 		}
 		return err
 	}
+	if haveWork {
+		what := "a " + subtype.String() + " block"
+		if subtype == nano.SubtypeOpen {
+			what = "an open block"
+		}
+		if block.Work, err = checkWork(workFlagName(opts), work, &block, subtype.WorkThreshold(), what); err != nil {
+			return err
+		}
+	}
 	hash := block.Hash()
 
 	tok, err := tc.open(ctx)
@@ -118,6 +128,11 @@ func runBlockSignVerified(ctx context.Context, e *cli.Env, opts blockSignOptions
 	}
 	fmt.Fprintf(w, "  representative: %s\n  previous:       %s\n  new balance:    %s XNO (%s raw)\n  block hash:     %s\n",
 		block.Representative.Address(), block.Previous, block.Balance.XNO(), block.Balance, hash)
+	if haveWork {
+		fmt.Fprintf(w, "  work:           %s (value %016X, threshold %016X)\n", block.Work, block.WorkValue(), subtype.WorkThreshold())
+	} else {
+		fmt.Fprintf(w, "  work:           none (0000000000000000: add it before publishing, or sign with --work)\n")
+	}
 	if !opts.yes {
 		fmt.Fprint(w, "Type yes to sign: ")
 		line, _ := bufio.NewReader(e.Stdin).ReadString('\n')

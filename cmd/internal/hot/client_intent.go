@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/intent"
@@ -25,10 +23,14 @@ func newClientIntentCmd(e *cli.Env) *cobra.Command {
 	var opts clientIntentOptions
 	cmd := &cobra.Command{
 		Use:   "intent --kind send|receive|change --account A ...",
-		Short: "Write an intent (JSON form of nanokms.v1.Intent) for approvers to sign",
+		Short: "Write an intent (its JSON form) for approvers to sign",
 		Long: `Builds and validates an intent and prints its JSON form, ready for
-'nanokms approve' and 'nanokms client submit'. Amounts take raw or XNO
-("1.5 XNO"). --id defaults to a random request id; --ttl sets the expiry.`,
+'nanokms approve', 'nanokms client submit' and 'nanokms block sign': accounts
+as nano_ addresses, the amount in raw ("amount_raw") and in XNO
+("amount_xno"), the source as its hash in hex (docs/PROTOCOL.md, "Intent
+JSON"). Approvals sign the intent's canonical bytes, not this text. Amounts
+take raw or XNO ("1.5 XNO"). --id defaults to a random request id; --ttl
+sets the expiry.`,
 		Args: cli.NoArgsQuiet,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runClientIntent(cmd.Context(), e, opts) },
 	}
@@ -99,13 +101,10 @@ func runClientIntent(_ context.Context, e *cli.Env, opts clientIntentOptions) er
 		}
 		in.SourceHash = h[:]
 	}
-	if _, err := intent.Parse(in); err != nil {
-		return err
-	}
-	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(in)
+	out, err := intent.MarshalJSON(in)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(e.Stdout, string(out))
-	return nil
+	_, err = e.Stdout.Write(out)
+	return err
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/nanokms/nanokms/cmd/internal/cli"
+	"github.com/nanokms/nanokms/intent"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
 
@@ -32,7 +33,8 @@ func newClientSubmitCmd(e *cli.Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "submit --intent F [--approval F]... [--wait]",
 		Short: "Submit an approved intent to the gateway (idempotent on its request id)",
-		Long: `Submits the intent in F (its JSON form) with the approvals in the --approval
+		Long: `Submits the intent in F (its JSON form: 'nanokms client intent'; the
+protobuf JSON form is read too) with the approvals in the --approval
 files (the output of 'nanokms approve'). --head, --source and --source-previous
 supply blocks when the gateway has no node (or to override what it would read).
 With --wait it follows the request until it is final and exits 0 only if it was
@@ -42,7 +44,7 @@ confirmed (or signed, when the gateway has no node).`,
 	}
 	opts.gw.register(cmd)
 	f := cmd.Flags()
-	f.StringVar(&opts.intent, "intent", "", "the intent (JSON form of nanokms.v1.Intent)")
+	f.StringVar(&opts.intent, "intent", "", "the intent (its JSON form, as 'nanokms client intent' writes it)")
 	f.StringArrayVar(&opts.approvals, "approval", nil, "an approval (JSON form of nanokms.v1.Approval); repeat for more")
 	f.StringVar(&opts.head, "head", "", "the account's head block (any block JSON)")
 	f.StringVar(&opts.source, "source", "", "receive: the source send block")
@@ -62,10 +64,11 @@ func runClientSubmit(ctx context.Context, e *cli.Env, opts clientSubmitOptions) 
 	if err != nil {
 		return err
 	}
-	req := &pb.SubmitIntentRequest{Intent: new(pb.Intent)}
-	if err := protojson.Unmarshal(data, req.Intent); err != nil {
+	in, err := intent.UnmarshalJSON(data)
+	if err != nil {
 		return fmt.Errorf("--intent: %w", err)
 	}
+	req := &pb.SubmitIntentRequest{Intent: in}
 	for _, f := range opts.approvals {
 		data, err := cli.ReadInput(e, f)
 		if err != nil {
