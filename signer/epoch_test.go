@@ -10,8 +10,10 @@ import (
 // TestEpochHead: an epoch block the network put on top of the recorded
 // frontier is accepted as the head when a configured epoch signer signed
 // it and it changes nothing else; any other epoch-looking head is refused.
-func TestEpochHead(t *testing.T) {
-	w := newWorld(t)
+func TestEpochHead(t *testing.T) { forEachStore(t, testEpochHead) }
+
+func testEpochHead(t *testing.T, wo worldOptions) {
+	w := newWorldWith(t, wo)
 	w.adopt("custody", 0, nil)
 	src, srcPrev := w.fund(w.custody, xno(50))
 	open := w.mustSign(&pb.SignRequest{Intent: w.receiveIntent(w.custody, xno(50), src.Hash(), &w.rep),
@@ -79,8 +81,10 @@ func TestEpochHead(t *testing.T) {
 		Source: pbBlock(src2), SourcePrevious: pbBlock(src2Prev)}, "receive")
 }
 
-func TestAdoptRefusals(t *testing.T) {
-	w := newWorld(t)
+func TestAdoptRefusals(t *testing.T) { forEachStore(t, testAdoptRefusals) }
+
+func testAdoptRefusals(t *testing.T, wo worldOptions) {
+	w := newWorldWith(t, wo)
 	seed, _ := nano.ParseSeed(custodySeedHex)
 	k1 := nano.DeriveKey(&seed, 1)
 	acct1 := &extAccount{key: nano.NewSigningKey(&k1), pub: w.custody1}

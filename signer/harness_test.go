@@ -27,7 +27,14 @@ import (
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(softhsmtest.Run(m)) }
+func TestMain(m *testing.M) {
+	code := softhsmtest.Run(m)
+	if err := closeSharedPG(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = max(code, 1)
+	}
+	os.Exit(code)
+}
 
 // The custody wallet's seed (vector seed_det1) and its first account.
 const custodySeedHex = "7E11F00A97785E691E6C9DD966138EB97B87EA13258CA484E55856BCAFBB9EAD"
@@ -76,7 +83,9 @@ type world struct {
 	t         *testing.T
 	ctx       context.Context
 	tok       *hsm.Token
-	store     *Store
+	store     *Store // the bbolt store; nil on PostgreSQL
+	state     State  // what the signer decides through
+	pgDSN     string // the PostgreSQL database, when on one
 	signer    *Signer
 	client    pb.SignerClient
 	conn      *grpc.ClientConn
@@ -153,6 +162,9 @@ type worldOptions struct {
 	stateDir string
 	// serve tunes the gRPC server (Listen and Grace are set by the world).
 	serve ServeOptions
+	// pg puts the signer's state on PostgreSQL (a new database on the
+	// test binary's shared server) in place of a bbolt file.
+	pg bool
 }
 
 func newWorld(t *testing.T) *world {
@@ -225,11 +237,16 @@ func newWorldWith(t *testing.T, wo worldOptions) *world {
 	if err != nil {
 		t.Fatalf("test policy: %v", err)
 	}
-	store, err := OpenStore(w.stateFile)
-	if err != nil {
-		t.Fatal(err)
+	var store *Store
+	if wo.pg {
+		w.pgDSN = sharedPG(t).NewDatabase(t)
+		w.state = openPG(t, w.pgDSN)
+	} else {
+		if store, err = OpenStore(w.stateFile); err != nil {
+			t.Fatal(err)
+		}
+		w.store, w.state = store, boltState{store}
 	}
-	w.store = store
 	w.logs = &logBuffer{}
 	log := slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	observe := func(decision, reason string, _ time.Duration) {
@@ -237,7 +254,8 @@ func newWorldWith(t *testing.T, wo worldOptions) *world {
 		w.observed = append(w.observed, decision+"/"+reason)
 		w.omu.Unlock()
 	}
-	w.signer = New(store, tok, cfg, Options{Now: func() time.Time { return time.Unix(0, w.now.Load()) }, Logger: log, Observe: observe})
+	w.signer = NewWithState(w.state, tok, cfg, Options{Now: func() time.Time { return time.Unix(0, w.now.Load()) }, Logger: log, Observe: observe})
+	w.signer.store = store
 
 	opts := wo.serve
 	opts.Listen, opts.Grace = "unix://"+sock, 5*time.Second
@@ -258,7 +276,9 @@ func newWorldWith(t *testing.T, wo worldOptions) *world {
 		if err := <-served; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-		store.Close()
+		if store != nil {
+			store.Close()
+		}
 	})
 	w.conn = conn
 	w.client = pb.NewSignerClient(conn)

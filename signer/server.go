@@ -68,6 +68,12 @@ func StatusOf(err error) *status.Status {
 			return st
 		case errors.Is(err, hsm.ErrTokenUnavailable) || errors.Is(err, hsm.ErrSessionLost):
 			return tokenUnavailableStatus(err)
+		case errors.Is(err, ErrStoreUnavailable):
+			st := status.New(codes.Unavailable, "signer: the state database is unavailable: nothing signed was released; resend (to this or another signer)")
+			if withDetails, derr := st.WithDetails(protoadapt.MessageV1Of(&errdetails.ErrorInfo{Reason: ErrorInfoStoreUnavailable, Domain: ErrorDomain})); derr == nil {
+				return withDetails
+			}
+			return st
 		}
 		return status.New(codes.Internal, "signer: internal error (see the signer's log)")
 	}
@@ -96,6 +102,10 @@ func StatusOf(err error) *status.Status {
 // ErrorInfoStoreFull is the ErrorInfo reason of ErrStoreFull's status. It is
 // not a RefusalReason: RefusalFromStatus does not take it for a refusal.
 const ErrorInfoStoreFull = "STATE_STORE_FULL"
+
+// ErrorInfoStoreUnavailable is the ErrorInfo reason of ErrStoreUnavailable's
+// status (Unavailable). It is not a RefusalReason.
+const ErrorInfoStoreUnavailable = "STATE_STORE_UNAVAILABLE"
 
 // ErrorInfoTokenUnavailable is the ErrorInfo reason of the status of a
 // request that found the token unavailable. It is not a RefusalReason.
@@ -266,9 +276,9 @@ func (srv *Server) Audit(req *pb.AuditRequest, stream grpc.ServerStreamingServer
 	next := req.GetFromSeq()
 	ctx := stream.Context()
 	for {
-		appended := srv.s.store.AuditAppended()
+		appended := srv.s.state.auditAppended()
 		var err error
-		next, err = srv.s.store.AuditFrom(next, stream.Send)
+		next, err = srv.s.state.auditFrom(ctx, next, stream.Send)
 		if err != nil {
 			return srv.status(err, "")
 		}
@@ -363,10 +373,10 @@ func Serve(ctx context.Context, l net.Listener, srv *Server, opts ServeOptions) 
 	if probe <= 0 {
 		probe = defaultSpaceProbe
 	}
-	store := srv.s.store
+	store := srv.s.state
 	wctx, stopWatching := context.WithCancel(ctx)
 	watched, tokenWatched := make(chan struct{}), make(chan struct{})
-	go func() { defer close(watched); store.watchSpace(wctx, probe, srv.log) }()
+	go func() { defer close(watched); store.watch(wctx, probe, srv.log) }()
 	tm, _ := srv.s.keys.(TokenMonitor)
 	if tm != nil {
 		check := opts.TokenCheck
