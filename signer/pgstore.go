@@ -46,6 +46,10 @@ type PGStore struct {
 	closed    bool
 
 	reach reachState
+
+	// beforeCommit, when set (by tests), is called in each group
+	// transaction after its statements and before its COMMIT.
+	beforeCommit func()
 }
 
 // PGOptions tune a PGStore. The zero value is usable.
@@ -449,6 +453,9 @@ func (s *PGStore) runGroup(ctx context.Context, group []*pgCommitReq, results []
 		if tag.RowsAffected() != 1 {
 			return errors.New("signer: the audit chain's head moved inside a transaction")
 		}
+	}
+	if s.beforeCommit != nil {
+		s.beforeCommit()
 	}
 	return tx.Commit(ctx)
 }
