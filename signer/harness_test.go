@@ -21,6 +21,7 @@ import (
 
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/intent"
+	"github.com/nanokms/nanokms/internal/pgtest"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer/policy"
@@ -163,8 +164,10 @@ type worldOptions struct {
 	// serve tunes the gRPC server (Listen and Grace are set by the world).
 	serve ServeOptions
 	// pg puts the signer's state on PostgreSQL (a new database on the
-	// test binary's shared server) in place of a bbolt file.
-	pg bool
+	// test binary's shared server, or on pgServer when set) in place of a
+	// bbolt file.
+	pg       bool
+	pgServer *pgtest.Server
 }
 
 func newWorld(t *testing.T) *world {
@@ -239,7 +242,11 @@ func newWorldWith(t *testing.T, wo worldOptions) *world {
 	}
 	var store *Store
 	if wo.pg {
-		w.pgDSN = sharedPG(t).NewDatabase(t)
+		srv := wo.pgServer
+		if srv == nil {
+			srv = sharedPG(t)
+		}
+		w.pgDSN = srv.NewDatabase(t)
 		w.state = openPG(t, w.pgDSN)
 	} else {
 		if store, err = OpenStore(w.stateFile); err != nil {
