@@ -5,9 +5,12 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -144,12 +147,18 @@ func (s *PGStore) Close() error {
 }
 
 // pgUnavailable reports whether err says the database was not reached or
-// was lost: anything but an error the server returned for the statement,
-// or one of the server's errors of that kind.
+// was lost: a failure to connect, a connection closed, broken or timed
+// out, or a server error of that kind. Anything else (a record that does
+// not decode, a statement the server refused) is not.
 func pgUnavailable(err error) bool {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
-		return !errors.Is(err, errStale) && !errors.Is(err, ErrClosed) && !precheckErr(err)
+		var ce *pgconn.ConnectError
+		var ne net.Error
+		return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
+			errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+			errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+			errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 	}
 	switch pe.Code[:2] {
 	case "08", // connection exception
