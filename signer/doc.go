@@ -22,7 +22,10 @@
 // # Fork-proof state
 //
 // A signature leaves the signer only after the decision, the signed block
-// and the new frontier are committed to the bbolt file (fsync). At most one
+// and the new frontier are committed to its State: the bbolt file (fsync,
+// one signer), or PostgreSQL (PGStore: any number of signers on one
+// database, which is the authority: UNIQUE per account and previous and
+// per request id, each commit one SERIALIZABLE transaction). At most one
 // block is ever signed on a given previous block: a request on an old head
 // whose successor was signed but not seen published is refused with that
 // block (PENDING_BLOCK), so the hot side publishes it instead. A repeated
