@@ -53,6 +53,9 @@ type PGStore struct {
 	// beforeCommit, when set (by tests), is called in each group
 	// transaction after its statements and before its COMMIT.
 	beforeCommit func()
+	// duringVerify, when set (by tests), is called by VerifyAudit once it
+	// has read part of what it checks and before it reads the rest.
+	duringVerify func()
 }
 
 // PGOptions tune a PGStore. The zero value is usable.
@@ -67,7 +70,22 @@ type PGOptions struct {
 	MaxTries int
 	// MaxConns bounds the connection pool; 0 means 8.
 	MaxConns int32
+	// ReadOnly opens the store for reading only (audit verify, state
+	// export): the schema is neither created nor migrated, a database
+	// without one is refused (ErrNoPGSchema) as is one at another version
+	// than this binary's, the sessions are read-only, and every write
+	// fails with ErrReadOnly.
+	ReadOnly bool
 }
+
+// ErrNoPGSchema is returned by a read-only OpenPGStore on a database that
+// holds no signer schema (a database no signer has used, or the wrong
+// one): nothing was created in it.
+var ErrNoPGSchema = errors.New("signer: the database holds no signer state (no signer schema)")
+
+// ErrReadOnly is returned by a write through a PGStore opened with
+// PGOptions.ReadOnly. Nothing was written.
+var ErrReadOnly = errors.New("signer: the state store is open read-only")
 
 //go:embed pgschema/*.sql
 var pgSchema embed.FS
@@ -88,9 +106,9 @@ var pgMigrations = func() []pgmigrate.Migration {
 func PGSchemaVersion() int { return len(pgMigrations) }
 
 // OpenPGStore connects to the database dsn names (a libpq connection
-// string or URL), brings its schema up to this binary's version and
-// returns the store. It fails, using nothing, if the schema is newer than
-// this binary knows (wrapping pgmigrate.ErrNewer).
+// string or URL), brings its schema up to this binary's version (unless
+// opts.ReadOnly) and returns the store. It fails, using nothing, if the
+// schema is newer than this binary knows (wrapping pgmigrate.ErrNewer).
 func OpenPGStore(ctx context.Context, dsn string, opts PGOptions) (*PGStore, error) {
 	if opts.OpTimeout <= 0 {
 		opts.OpTimeout = 10 * time.Second
@@ -112,23 +130,50 @@ func OpenPGStore(ctx context.Context, dsn string, opts PGOptions) (*PGStore, err
 	// A signer stopped inside a transaction (frozen, cut off) holds the
 	// audit head's row: the server ends such a session, releasing it.
 	rp["idle_in_transaction_session_timeout"] = fmt.Sprint(2 * opts.OpTimeout.Milliseconds())
+	if opts.ReadOnly {
+		rp["default_transaction_read_only"] = "on"
+	}
 	octx, cancel := context.WithTimeout(ctx, opts.OpTimeout)
 	defer cancel()
 	pool, err := pgxpool.NewWithConfig(octx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("signer: connecting to PostgreSQL: %w", pgWrap(ctx, err))
 	}
-	if _, err := pgmigrate.Apply(octx, pool, pgComponent, pgMigrations); err != nil {
+	if err := prepareSchema(octx, pool, opts.ReadOnly); err != nil {
 		pool.Close()
-		if errors.Is(err, pgmigrate.ErrNewer) {
-			return nil, fmt.Errorf("signer: %w", err)
-		}
-		return nil, fmt.Errorf("signer: preparing the PostgreSQL schema: %w", pgWrap(ctx, err))
+		return nil, err
 	}
 	s := &PGStore{pool: pool, opts: opts, appended: make(chan struct{}),
 		commits: make(chan *pgCommitReq, maxGroup), stopped: make(chan struct{})}
 	go s.committer()
 	return s, nil
+}
+
+// prepareSchema brings the schema up to this binary's version, or, for a
+// read-only store, checks that it is at that version.
+func prepareSchema(ctx context.Context, pool *pgxpool.Pool, readOnly bool) error {
+	if !readOnly {
+		_, err := pgmigrate.Apply(ctx, pool, pgComponent, pgMigrations)
+		switch {
+		case errors.Is(err, pgmigrate.ErrNewer):
+			return fmt.Errorf("signer: %w", err)
+		case err != nil:
+			return fmt.Errorf("signer: preparing the PostgreSQL schema: %w", pgWrap(ctx, err))
+		}
+		return nil
+	}
+	v, err := pgmigrate.Current(ctx, pool, pgComponent)
+	switch {
+	case err != nil:
+		return fmt.Errorf("signer: reading the PostgreSQL schema version: %w", pgWrap(ctx, err))
+	case v == 0:
+		return ErrNoPGSchema
+	case v > PGSchemaVersion():
+		return fmt.Errorf("signer: %w: %s schema version %d, this binary knows up to %d", pgmigrate.ErrNewer, pgComponent, v, PGSchemaVersion())
+	case v < PGSchemaVersion():
+		return fmt.Errorf("signer: the database's signer schema is at version %d, older than this binary's %d: start a signer of this release on it once, which brings it up to date", v, PGSchemaVersion())
+	}
+	return nil
 }
 
 // Close finishes the queued writes and closes the connections. It is
@@ -327,6 +372,9 @@ type pgCommitReq struct {
 // *Refusal) before writing anything, and may run more than once (each
 // time in a new transaction).
 func (s *PGStore) write(ctx context.Context, fn func(*pgTx) error) error {
+	if s.opts.ReadOnly {
+		return ErrReadOnly
+	}
 	req := &pgCommitReq{fn: fn, done: make(chan error, 1)}
 	s.cmu.RLock()
 	if s.closed {

@@ -372,25 +372,81 @@ func (s *PGStore) auditFrom(ctx context.Context, from uint64, fn func(*pb.AuditR
 	}
 }
 
+// verifyAudit checks one snapshot of the chain: the head and the records
+// are read in one read-only REPEATABLE READ transaction, so that records
+// other signers append meanwhile are neither seen nor taken for a break.
+// Each statement is bounded by OpTimeout, the whole walk by ctx alone (a
+// long chain takes longer than one operation).
 func (s *PGStore) verifyAudit(ctx context.Context) (uint64, error) {
-	c := NewAuditChecker()
-	if _, err := s.auditFrom(ctx, 1, c.Check); err != nil {
-		return c.Count(), err
+	s.cmu.RLock()
+	closed := s.closed
+	s.cmu.RUnlock()
+	if closed {
+		return 0, ErrClosed
 	}
-	var seq int64
-	var hash []byte
-	if err := s.readOp(ctx, func(ctx context.Context) error {
-		return s.pool.QueryRow(ctx, "SELECT seq, hash FROM signer_audit_head").Scan(&seq, &hash)
-	}); err != nil {
-		return c.Count(), err
+	c := NewAuditChecker()
+	err := s.reach.note(pgWrap(ctx, s.walkAudit(ctx, c)))
+	return c.Count(), err
+}
+
+func (s *PGStore) walkAudit(ctx context.Context, c *AuditChecker) error {
+	bctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
+	defer cancel()
+	tx, err := s.pool.BeginTx(bctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // read-only
+	var headSeq int64
+	var headHash []byte
+	// The snapshot is taken by the transaction's first statement.
+	if err := tx.QueryRow(bctx, "SELECT seq, hash FROM signer_audit_head").Scan(&headSeq, &headHash); err != nil {
+		return err
+	}
+	cancel()
+	if s.duringVerify != nil {
+		s.duringVerify()
+	}
+	for next := int64(1); ; {
+		n, err := s.auditPageIn(ctx, tx, next, c)
+		if err != nil {
+			return err
+		}
+		next += int64(n)
+		if n < auditPage {
+			break
+		}
 	}
 	switch {
-	case uint64(seq) != c.Count():
-		return c.Count(), &AuditBreak{Seq: c.Count() + 1, Reason: fmt.Sprintf("the chain ends at record %d but the store recorded %d records: records were removed from its end", c.Count(), seq)}
-	case !bytes.Equal(hash, c.prevHash[:]):
-		return c.Count(), &AuditBreak{Seq: c.Count(), Reason: "the last record's hash is not the recorded head's"}
+	case uint64(headSeq) != c.Count():
+		return &AuditBreak{Seq: c.Count() + 1, Reason: fmt.Sprintf("the chain ends at record %d but the store recorded %d records: records were removed from its end", c.Count(), headSeq)}
+	case !bytes.Equal(headHash, c.prevHash[:]):
+		return &AuditBreak{Seq: c.Count(), Reason: "the last record's hash is not the recorded head's"}
 	}
-	return c.Count(), nil
+	return nil
+}
+
+// auditPageIn checks up to auditPage records of tx's snapshot from seq
+// from on, and returns how many it read.
+func (s *PGStore) auditPageIn(ctx context.Context, tx pgx.Tx, from int64, c *AuditChecker) (int, error) {
+	qctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
+	defer cancel()
+	rows, err := tx.Query(qctx, "SELECT seq, record FROM signer_audit WHERE seq >= $1 ORDER BY seq LIMIT $2", from, auditPage)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var seq int64
+	var data []byte
+	_, err = pgx.ForEachRow(rows, []any{&seq, &data}, func() error {
+		n++
+		rec := new(pb.AuditRecord)
+		if err := proto.Unmarshal(data, rec); err != nil {
+			return &AuditBreak{Seq: uint64(seq), Reason: "record does not decode"}
+		}
+		return c.Check(rec)
+	})
+	return n, err
 }
 
 // VerifyAudit walks the whole audit chain of every signer on the database

@@ -82,6 +82,33 @@ type Conn interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
+// Querier is what Current needs of a connection or a pool.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Current returns the version of component's schema in the database,
+// changing nothing: 0 when the database has no nanokms_schema table or no
+// row for component (nothing was applied).
+func Current(ctx context.Context, q Querier, component string) (int, error) {
+	var exists bool
+	if err := q.QueryRow(ctx, "SELECT to_regclass('nanokms_schema') IS NOT NULL").Scan(&exists); err != nil {
+		return 0, fmt.Errorf("pgmigrate: reading the %s schema version: %w", component, err)
+	}
+	if !exists {
+		return 0, nil
+	}
+	var version int
+	err := q.QueryRow(ctx, "SELECT version FROM nanokms_schema WHERE component = $1", component).Scan(&version)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("pgmigrate: reading the %s schema version: %w", component, err)
+	}
+	return version, nil
+}
+
 // Apply brings component's schema up to the last of migs (as Load returns
 // them) and returns the version the database is at. It fails with ErrNewer,
 // changing nothing, when the database is at a later version.

@@ -101,6 +101,31 @@ func TestApply(t *testing.T) {
 	}
 }
 
+// TestCurrent: the version applied, read without changing anything: 0 on
+// a database without the schema table (which it does not create) and for
+// a component never applied.
+func TestCurrent(t *testing.T) {
+	srv := pgtest.Start(t)
+	p := pool(t, srv.NewDatabase(t))
+	ctx := t.Context()
+	if v, err := pgmigrate.Current(ctx, p, "test"); err != nil || v != 0 {
+		t.Fatalf("Current on an empty database = %d, %v; want 0", v, err)
+	}
+	var exists bool
+	if err := p.QueryRow(ctx, "SELECT to_regclass('nanokms_schema') IS NOT NULL").Scan(&exists); err != nil || exists {
+		t.Fatalf("Current created nanokms_schema (%v)", err)
+	}
+	if _, err := pgmigrate.Apply(ctx, p, "test", load(t, v2)); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := pgmigrate.Current(ctx, p, "test"); err != nil || v != 2 {
+		t.Fatalf("Current = %d, %v; want 2", v, err)
+	}
+	if v, err := pgmigrate.Current(ctx, p, "other"); err != nil || v != 0 {
+		t.Fatalf("Current of a component never applied = %d, %v; want 0", v, err)
+	}
+}
+
 // TestApplyConcurrently: processes starting at once apply each migration
 // once (0002's INSERT fails if it runs twice).
 func TestApplyConcurrently(t *testing.T) {
