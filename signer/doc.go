@@ -59,6 +59,16 @@
 // signed by this signer; a statement whose frontier or balance is not the
 // record's is refused.
 //
+// # Moving the state
+//
+// A state export (statefile.go) is the whole durable state in one
+// versioned file, parsed strictly: Store.Export and PGStore.Export read it
+// in one transaction, and Store.Import and PGStore.Import replace a
+// store's state with it in one transaction, after verifying its audit
+// chain and refusing (ImportConflict) a store that holds a block signed,
+// an answer or audit records the export does not: an import never makes a
+// store forget what it signed.
+//
 // # What it must never do
 //
 // It never signs a block it did not build from a verified head, never
