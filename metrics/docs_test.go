@@ -227,6 +227,7 @@ func TestDocumentedMetricsExist(t *testing.T) {
 		s.Observe(signer.DecisionRefused, "APPROVALS_MISSING", 2*time.Millisecond)
 		s.Observe(signer.DecisionFailed, signer.ReasonInternal, time.Millisecond)
 		s.Observe(signer.DecisionFailed, signer.ReasonStoreFull, time.Millisecond)
+		s.Observe(signer.DecisionFailed, signer.ReasonStoreUnavailable, time.Millisecond)
 		s.Observe(signer.DecisionFailed, signer.ReasonTokenUnavailable, time.Millisecond)
 		s.Observe(signer.DecisionAdopted, "", time.Millisecond)
 		path := filepath.Join(t.TempDir(), "nanokms_signer.prom")

@@ -120,6 +120,40 @@ func TestSignerTokenAvailable(t *testing.T) {
 	}
 }
 
+// TestSignerStoreUnavailable: a decision that failed because the state
+// database was unavailable is counted under its own reason, from the start
+// (a zero series) and once observed, not as "other".
+func TestSignerStoreUnavailable(t *testing.T) {
+	s := signermetrics.NewSigner()
+	mfs, err := s.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zero bool
+	for _, mf := range mfs {
+		if mf.GetName() != "nanokms_signer_decisions_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			zero = zero || (l["decision"] == signer.DecisionFailed && l["reason"] == signer.ReasonStoreUnavailable)
+		}
+	}
+	if !zero {
+		t.Error("no failed/store_unavailable series at start")
+	}
+	s.Observe(signer.DecisionFailed, signer.ReasonStoreUnavailable, time.Millisecond)
+	if got := metricstest.ToFloat(s.Decisions.WithLabelValues(signer.DecisionFailed, signer.ReasonStoreUnavailable)); got != 1 {
+		t.Fatalf("failed/store_unavailable = %v, want 1", got)
+	}
+	if got := metricstest.ToFloat(s.Decisions.WithLabelValues(signer.DecisionFailed, "other")); got != 0 {
+		t.Fatalf("failed/other = %v after a store-unavailable failure, want 0", got)
+	}
+}
+
 func TestWriteTextfile(t *testing.T) {
 	dir := t.TempDir()
 	r := relaymetrics.NewRelay()

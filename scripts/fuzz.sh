@@ -43,6 +43,7 @@ short_count() {
 	"node FuzzIPCFrame") echo 20000 ;;
 	"node FuzzWSMessage") echo 16000 ;;
 	"signer FuzzRecordDecode") echo 12000 ;;
+	"signer FuzzParseStateExport") echo 8000 ;;
 	"signer/policy FuzzParse") echo 16000 ;;
 	*) echo 2000 ;;
 	esac

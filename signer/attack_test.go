@@ -24,8 +24,10 @@ import (
 // honest hash for altered contents, replay an old head, swap the
 // destination, inflate a receive, forge approvals…), each refused with its
 // own reason and nothing signed.
-func TestAttackTable(t *testing.T) {
-	w := newWorld(t)
+func TestAttackTable(t *testing.T) { forEachStore(t, testAttackTable) }
+
+func testAttackTable(t *testing.T, wo worldOptions) {
+	w := newWorldWith(t, wo)
 	ctx := w.ctx
 
 	// --- honest history: open with 200 XNO, send 1 XNO.
@@ -351,7 +353,7 @@ func TestAttackTable(t *testing.T) {
 	w.mustSign(mReq, "open")
 
 	// The audit chain holds every decision and verifies.
-	n, err := w.store.VerifyAudit()
+	n, err := w.state.verifyAudit(w.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,10 @@
 // # Fork-proof state
 //
 // A signature leaves the signer only after the decision, the signed block
-// and the new frontier are committed to the bbolt file (fsync). At most one
+// and the new frontier are committed to its State: the bbolt file (fsync,
+// one signer), or PostgreSQL (PGStore: any number of signers on one
+// database, which is the authority: UNIQUE per account and previous and
+// per request id, each commit one SERIALIZABLE transaction). At most one
 // block is ever signed on a given previous block: a request on an old head
 // whose successor was signed but not seen published is refused with that
 // block (PENDING_BLOCK), so the hot side publishes it instead. A repeated
@@ -55,6 +58,16 @@
 // Only the exact recorded frontier can be withdrawn, and only when it was
 // signed by this signer; a statement whose frontier or balance is not the
 // record's is refused.
+//
+// # Moving the state
+//
+// A state export (statefile.go) is the whole durable state in one
+// versioned file, parsed strictly: Store.Export and PGStore.Export read it
+// in one transaction, and Store.Import and PGStore.Import replace a
+// store's state with it in one transaction, after verifying its audit
+// chain and refusing (ImportConflict) a store that holds a block signed,
+// an answer or audit records the export does not: an import never makes a
+// store forget what it signed.
 //
 // # What it must never do
 //

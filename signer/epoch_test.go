@@ -11,8 +11,10 @@ import (
 // TestEpochHead: an epoch block the network put on top of the recorded
 // frontier is accepted as the head when a configured epoch signer signed
 // it and it changes nothing else; any other epoch-looking head is refused.
-func TestEpochHead(t *testing.T) {
-	w := newWorld(t)
+func TestEpochHead(t *testing.T) { forEachStore(t, testEpochHead) }
+
+func testEpochHead(t *testing.T, wo worldOptions) {
+	w := newWorldWith(t, wo)
 	w.adopt("custody", 0, nil)
 	src, srcPrev := w.Fund(w.custody, custodytest.XNO(50))
 	open := w.mustSign(&pb.SignRequest{Intent: w.ReceiveIntent(w.custody, custodytest.XNO(50), src.Hash(), &w.Rep),
@@ -80,8 +82,10 @@ func TestEpochHead(t *testing.T) {
 		Source: pbBlock(src2), SourcePrevious: pbBlock(src2Prev)}, "receive")
 }
 
-func TestAdoptRefusals(t *testing.T) {
-	w := newWorld(t)
+func TestAdoptRefusals(t *testing.T) { forEachStore(t, testAdoptRefusals) }
+
+func testAdoptRefusals(t *testing.T, wo worldOptions) {
+	w := newWorldWith(t, wo)
 	seed, _ := nano.ParseSeed(custodytest.CustodySeed)
 	k1 := nano.DeriveKey(&seed, 1)
 	acct1 := &custodytest.ExtAccount{Key: nano.NewSigningKey(&k1), Pub: w.custody1}

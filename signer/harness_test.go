@@ -20,6 +20,7 @@ import (
 
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/internal/killtest"
+	"github.com/nanokms/nanokms/internal/pgtest"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer/custodytest"
@@ -29,8 +30,15 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(pgChildEnv) != "" {
+		os.Exit(pgChildMain()) // a child signer of TestPGSignersKilled
+	}
 	code := softhsmtest.Run(m)
 	killtest.Cleanup() // the binaries the kill tests built
+	if err := closeSharedPG(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = max(code, 1)
+	}
 	os.Exit(code)
 }
 
@@ -44,7 +52,9 @@ type world struct {
 	t        *testing.T
 	ctx      context.Context
 	tok      *hsm.Token
-	store    *Store
+	store    *Store // the bbolt store; nil on PostgreSQL
+	state    State  // what the signer decides through
+	pgDSN    string // the PostgreSQL database, when on one
 	signer   *Signer
 	client   pb.SignerClient
 	conn     *grpc.ClientConn
@@ -118,6 +128,11 @@ type worldOptions struct {
 	stateDir string
 	// serve tunes the gRPC server (Listen and Grace are set by the world).
 	serve ServeOptions
+	// pg puts the signer's state on PostgreSQL (a new database on the
+	// test binary's shared server, or on pgServer when set) in place of a
+	// bbolt file.
+	pg       bool
+	pgServer *pgtest.Server
 }
 
 func newWorld(t *testing.T) *world {
@@ -158,11 +173,20 @@ func newWorldWith(t *testing.T, wo worldOptions) *world {
 	if err != nil {
 		t.Fatalf("test policy: %v", err)
 	}
-	store, err := OpenStore(w.stateFile)
-	if err != nil {
-		t.Fatal(err)
+	var store *Store
+	if wo.pg {
+		srv := wo.pgServer
+		if srv == nil {
+			srv = sharedPG(t)
+		}
+		w.pgDSN = srv.NewDatabase(t)
+		w.state = openPG(t, w.pgDSN)
+	} else {
+		if store, err = OpenStore(w.stateFile); err != nil {
+			t.Fatal(err)
+		}
+		w.store, w.state = store, boltState{store}
 	}
-	w.store = store
 	w.logs = &logBuffer{}
 	log := slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	observe := func(decision, reason string, _ time.Duration) {
@@ -170,7 +194,8 @@ func newWorldWith(t *testing.T, wo worldOptions) *world {
 		w.observed = append(w.observed, decision+"/"+reason)
 		w.omu.Unlock()
 	}
-	w.signer = New(store, w.tok, &cfg.Policy, Options{Now: func() time.Time { return time.Unix(0, w.now.Load()) }, Logger: log, Observe: observe})
+	w.signer = NewWithState(w.state, w.tok, &cfg.Policy, Options{Now: func() time.Time { return time.Unix(0, w.now.Load()) }, Logger: log, Observe: observe})
+	w.signer.store = store
 
 	opts := wo.serve
 	opts.Listen, opts.Grace = "unix://"+sock, 5*time.Second
@@ -191,11 +216,77 @@ func newWorldWith(t *testing.T, wo worldOptions) *world {
 		if err := <-served; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-		store.Close()
+		if store != nil {
+			store.Close()
+		}
 	})
 	w.conn = conn
 	w.client = pb.NewSignerClient(conn)
 	return w
+}
+
+// The test binary's shared PostgreSQL server: started on first use (so
+// that tests of the bbolt store alone never wait for it), a database per
+// test, stopped by TestMain.
+var pgShared struct {
+	mu  sync.Mutex
+	srv *pgtest.Server
+}
+
+// sharedPG returns the shared server, starting it on first use.
+func sharedPG(t *testing.T) *pgtest.Server {
+	t.Helper()
+	pgShared.mu.Lock()
+	defer pgShared.mu.Unlock()
+	if pgShared.srv == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		srv, err := pgtest.New(ctx, pgtest.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pgShared.srv = srv
+	}
+	return pgShared.srv
+}
+
+func closeSharedPG() error {
+	pgShared.mu.Lock()
+	defer pgShared.mu.Unlock()
+	if pgShared.srv == nil {
+		return nil
+	}
+	err := pgShared.srv.Close()
+	pgShared.srv = nil
+	return err
+}
+
+// openPG opens a PGStore on dsn, closed at t's cleanup.
+func openPG(t *testing.T, dsn string) *PGStore {
+	t.Helper()
+	return openPGWith(t, dsn, PGOptions{})
+}
+
+func openPGWith(t *testing.T, dsn string, opts PGOptions) *PGStore {
+	t.Helper()
+	st, err := OpenPGStore(t.Context(), dsn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// forEachStore runs f once on each State implementation: a bbolt file,
+// and a database on PostgreSQL.
+func forEachStore(t *testing.T, f func(t *testing.T, wo worldOptions)) {
+	t.Helper()
+	for _, k := range []struct {
+		name string
+		pg   bool
+	}{{"bbolt", false}, {"postgres", true}} {
+		t.Run(k.name, func(t *testing.T) { f(t, worldOptions{pg: k.pg}) })
+	}
 }
 
 // logBuffer collects log output; it is safe for concurrent use.

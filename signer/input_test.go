@@ -89,7 +89,7 @@ func errorInfo(err error) *errdetails.ErrorInfo {
 // when there is none), after checking that the chain verifies.
 func (w *world) auditTail() (uint64, *pb.AuditRecord) {
 	w.t.Helper()
-	n, err := w.store.VerifyAudit()
+	n, err := w.state.verifyAudit(w.ctx)
 	if err != nil {
 		w.t.Fatalf("the audit chain does not verify: %v", err)
 	}
@@ -97,7 +97,7 @@ func (w *world) auditTail() (uint64, *pb.AuditRecord) {
 		return 0, nil
 	}
 	var last *pb.AuditRecord
-	if _, err := w.store.AuditFrom(n, func(r *pb.AuditRecord) error { last = r; return nil }); err != nil {
+	if _, err := w.state.auditFrom(w.ctx, n, func(r *pb.AuditRecord) error { last = r; return nil }); err != nil {
 		w.t.Fatal(err)
 	}
 	return n, last
@@ -176,8 +176,10 @@ func requestIDCases() []struct {
 // UTF-8, through the real gRPC server and through the Go API: each is
 // refused with its reason, the refusal is in the audit chain, the chain
 // verifies, and the record holds the id only when it is a valid one.
-func TestRequestIDBoundaries(t *testing.T) {
-	w := newWorld(t)
+func TestRequestIDBoundaries(t *testing.T) { forEachStore(t, testRequestIDBoundaries) }
+
+func testRequestIDBoundaries(t *testing.T, wo worldOptions) {
+	w := newWorldWith(t, wo)
 	// The custody account is not adopted: a valid request is refused as
 	// UNKNOWN_ACCOUNT, after its id was accepted.
 	// The Go API is driven too: there a string can hold any bytes.
@@ -273,8 +275,10 @@ func TestAuditRecordsAlwaysUTF8(t *testing.T) {
 // TestAdoptBadWalletLabel adopts wallets under labels the token would
 // never hold: each is refused as InvalidArgument naming the wallet field,
 // nothing is adopted, and the log stays bounded (no 100 kB label in it).
-func TestAdoptBadWalletLabel(t *testing.T) {
-	w := newWorld(t)
+func TestAdoptBadWalletLabel(t *testing.T) { forEachStore(t, testAdoptBadWalletLabel) }
+
+func testAdoptBadWalletLabel(t *testing.T, wo worldOptions) {
+	w := newWorldWith(t, wo)
 	long := strings.Repeat("x", 100_000)
 	for _, tc := range []struct{ name, label string }{
 		{"empty", ""},
@@ -305,7 +309,7 @@ func TestAdoptBadWalletLabel(t *testing.T) {
 			}
 		})
 	}
-	if recs, err := w.store.Accounts(); err != nil || len(recs) != 0 {
+	if recs, err := w.state.accounts(w.ctx); err != nil || len(recs) != 0 {
 		t.Fatalf("accounts after the bad adoptions: %d, %v; want none", len(recs), err)
 	}
 	if n, _ := w.auditTail(); n != 0 {

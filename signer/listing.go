@@ -60,7 +60,7 @@ func (srv *Server) ListAccounts(ctx context.Context, req *pb.ListAccountsRequest
 	if err := ctx.Err(); err != nil {
 		return nil, StatusOf(err).Err()
 	}
-	resp, err := srv.s.store.accountPage(after, pageSize(req.GetPageSize()), srv.s.opts.Now())
+	resp, err := srv.s.state.accountPage(ctx, after, pageSize(req.GetPageSize()), srv.s.opts.Now())
 	if err != nil {
 		return nil, srv.status(err, "")
 	}

@@ -76,7 +76,7 @@ func (s *Signer) PrepareRelease(account nano.PublicKey, block nano.Hash, expires
 	if r := s.checkReleaseExpiry(expiresAtUnix, s.opts.Now()); r != nil {
 		return nil, r
 	}
-	plan, r, err := s.planRelease(account, block, previous)
+	plan, r, err := s.planRelease(context.Background(), account, block, previous)
 	if err != nil {
 		return nil, err
 	}
@@ -106,18 +106,18 @@ func (s *Signer) Release(ctx context.Context, req *pb.ReleaseRequest) (res Relea
 	now := s.opts.Now()
 	st, err := intent.ParseRelease(req.GetStatement())
 	if err != nil {
-		return ReleaseResult{}, s.releaseRefused(req.GetStatement().GetAccount(), nil, refuse(rMalformed, "%v", err), now)
+		return ReleaseResult{}, s.releaseRefused(ctx, req.GetStatement().GetAccount(), nil, refuse(rMalformed, "%v", err), now)
 	}
 	digest := st.Digest()
 	unlock := s.lock(st.Account)
 	defer unlock()
 
-	res, r, err := s.release(req, &st, digest, now)
+	res, r, err := s.release(ctx, req, &st, digest, now)
 	switch {
 	case err != nil:
 		return ReleaseResult{}, err
 	case r != nil:
-		return ReleaseResult{}, s.releaseRefused(st.Account[:], digest[:], r, now)
+		return ReleaseResult{}, s.releaseRefused(ctx, st.Account[:], digest[:], r, now)
 	}
 	s.log.Warn("released", "account", st.Account.Address(), "withdrawn", st.Block.String(),
 		"request_id", res.RequestID, "frontier", st.Frontier.String(), "balance_raw", st.Balance.String(), "audit_seq", res.AuditSeq)
@@ -126,8 +126,8 @@ func (s *Signer) Release(ctx context.Context, req *pb.ReleaseRequest) (res Relea
 
 // release decides and commits a parsed release statement; the caller
 // holds the account's lock.
-func (s *Signer) release(req *pb.ReleaseRequest, st *intent.Release, digest [32]byte, now time.Time) (ReleaseResult, *Refusal, error) {
-	if seq, ok, err := s.store.releaseApplied(digest); err != nil {
+func (s *Signer) release(ctx context.Context, req *pb.ReleaseRequest, st *intent.Release, digest [32]byte, now time.Time) (ReleaseResult, *Refusal, error) {
+	if seq, ok, err := s.state.releaseApplied(ctx, digest); err != nil {
 		return ReleaseResult{}, nil, fmt.Errorf("signer: reading the releases applied: %w", err)
 	} else if ok {
 		return ReleaseResult{}, refuse(rReleaseMismatch, "this release statement was already applied (audit record %d)", seq), nil
@@ -139,7 +139,7 @@ func (s *Signer) release(req *pb.ReleaseRequest, st *intent.Release, digest [32]
 	if r != nil {
 		return ReleaseResult{}, r, nil
 	}
-	plan, r, err := s.planRelease(st.Account, st.Block, req.GetPrevious())
+	plan, r, err := s.planRelease(ctx, st.Account, st.Block, req.GetPrevious())
 	if err != nil || r != nil {
 		return ReleaseResult{}, r, err
 	}
@@ -156,7 +156,7 @@ func (s *Signer) release(req *pb.ReleaseRequest, st *intent.Release, digest [32]
 	}
 	detail := fmt.Sprintf("withdrew %s %s of request %q; frontier back to %s, balance %s raw; approved by %s",
 		plan.subtype, st.Block, plan.withdrawn.RequestID, frontierName(st.Frontier), st.Balance, strings.Join(approvers, ", "))
-	seq, err := s.store.CommitRelease(plan, digest, detail, now)
+	seq, err := s.state.commitRelease(ctx, plan, digest, detail, now)
 	if errors.Is(err, errStale) {
 		return ReleaseResult{}, refuse(rReleaseMismatch, "the account's record changed while the release was decided: prepare the statement again"), nil
 	}
@@ -191,8 +191,8 @@ func (s *Signer) checkReleaseExpiry(expiresAtUnix int64, now time.Time) *Refusal
 
 // planRelease checks that block is account's recorded frontier, signed by
 // this signer with nothing on top, and works out the record to return to.
-func (s *Signer) planRelease(account nano.PublicKey, block nano.Hash, previous *pb.Block) (*releasePlan, *Refusal, error) {
-	rec, ok, err := s.store.Account(account)
+func (s *Signer) planRelease(ctx context.Context, account nano.PublicKey, block nano.Hash, previous *pb.Block) (*releasePlan, *Refusal, error) {
+	rec, ok, err := s.state.account(ctx, account)
 	if err != nil {
 		return nil, nil, fmt.Errorf("signer: reading account %s: %w", account.Address(), err)
 	}
@@ -202,7 +202,7 @@ func (s *Signer) planRelease(account nano.PublicKey, block nano.Hash, previous *
 	if rec.Frontier == nil {
 		return nil, refuse(rNotFrontier, "account %s has no blocks on record: there is nothing to release", account.Address()), nil
 	}
-	if top, ok, err := s.store.SignedOn(account, block); err != nil {
+	if top, ok, err := s.state.signedOn(ctx, account, block); err != nil {
 		return nil, nil, fmt.Errorf("signer: reading the blocks signed on %s: %w", block, err)
 	} else if ok {
 		return nil, refuse(rNotFrontier, "block %s was signed on top of %s: only the recorded frontier can be released", top.Hash, block), nil
@@ -210,14 +210,14 @@ func (s *Signer) planRelease(account nano.PublicKey, block nano.Hash, previous *
 	if rec.FrontierHash != block {
 		return nil, refuse(rNotFrontier, "block %s is not the recorded frontier %s of %s: only the recorded frontier can be released", block, rec.FrontierHash, account.Address()), nil
 	}
-	sb, ok, err := s.store.SignedOn(account, rec.Frontier.Previous)
+	sb, ok, err := s.state.signedOn(ctx, account, rec.Frontier.Previous)
 	if err != nil {
 		return nil, nil, fmt.Errorf("signer: reading the blocks signed on %s: %w", rec.Frontier.Previous, err)
 	}
 	if !ok || sb.Hash != rec.FrontierHash {
 		return nil, refuse(rReleaseMismatch, "the frontier %s was adopted, not signed by this signer: there is nothing to withdraw", block), nil
 	}
-	stored, ok, err := s.store.Request(sb.RequestID)
+	stored, ok, err := s.state.request(ctx, sb.RequestID)
 	if err != nil || !ok {
 		return nil, nil, fmt.Errorf("signer: the answer to request %q, which signed %s, is missing or unreadable: %v", sb.RequestID, block, err)
 	}
@@ -295,12 +295,12 @@ func (s *Signer) checkApprovalsOver(msg []byte, approvals []*pb.Approval, what s
 
 // releaseRefused records a refused release in the audit chain, logs it
 // and returns it.
-func (s *Signer) releaseRefused(account, digest []byte, r *Refusal, now time.Time) error {
+func (s *Signer) releaseRefused(ctx context.Context, account, digest []byte, r *Refusal, now time.Time) error {
 	if len(account) != nano.PublicKeySize {
 		account = nil
 	}
 	r.Detail = "release: " + r.Detail
-	if err := s.store.RecordRefusal("", account, digest, r, now); err != nil {
+	if err := s.state.recordRefusal(ctx, "", account, digest, r, now); err != nil {
 		return fmt.Errorf("signer: recording a refusal (%v): %w", r, err)
 	}
 	s.log.Warn("release refused", "reason", signerapi.ReasonName(r.Reason), "detail", r.Detail)

@@ -70,7 +70,7 @@ func (w *world) approveRelease(st *pb.ReleaseStatement, names ...string) []*pb.A
 // mustRecord returns the custody account's record.
 func (w *world) mustRecord() AccountRecord {
 	w.t.Helper()
-	rec, ok, err := w.store.Account(w.custody)
+	rec, ok, err := w.state.account(w.ctx, w.custody)
 	if err != nil || !ok {
 		w.t.Fatalf("the custody account's record: %v %v", ok, err)
 	}
@@ -81,8 +81,10 @@ func (w *world) mustRecord() AccountRecord {
 // approvals, the policy or the record is refused with its reason, recorded
 // in the audit chain, and changes nothing: the account stays on the
 // withdrawn-to-be frontier, still jammed.
-func TestReleaseRefusals(t *testing.T) {
-	w := newWorld(t)
+func TestReleaseRefusals(t *testing.T) { forEachStore(t, testReleaseRefusals) }
+
+func testReleaseRefusals(t *testing.T, wo worldOptions) {
+	w := newWorldWith(t, wo)
 	j := w.jam()
 	good := w.statement(w.custody, j.bad.Hash(), nil)
 	if !bytes.Equal(good.GetFrontier(), hashBytes(j.open.Hash())) || good.GetBalanceRaw() != custodytest.XNO(200).String() {
@@ -170,10 +172,10 @@ func TestReleaseRefusals(t *testing.T) {
 			}
 		})
 	}
-	if sb, ok, err := w.store.SignedOn(w.custody, j.open.Hash()); err != nil || !ok || sb.Hash != j.bad.Hash() {
+	if sb, ok, err := w.state.signedOn(w.ctx, w.custody, j.open.Hash()); err != nil || !ok || sb.Hash != j.bad.Hash() {
 		t.Fatalf("the refusals changed the block signed on the open block: %v %v", ok, err)
 	}
-	if n, err := w.store.VerifyAudit(); err != nil {
+	if n, err := w.state.verifyAudit(w.ctx); err != nil {
 		t.Fatalf("audit chain after %d records: %v", n, err)
 	}
 }
@@ -185,8 +187,10 @@ func hashBytes(h nano.Hash) []byte { return append([]byte(nil), h[:]...) }
 // (which verifies), the withdrawn request id is refused RELEASED, the
 // statement cannot be applied again, the source can be received again,
 // and a new request on the old frontier signs.
-func TestReleaseGood(t *testing.T) {
-	w := newWorld(t)
+func TestReleaseGood(t *testing.T) { forEachStore(t, testReleaseGood) }
+
+func testReleaseGood(t *testing.T, wo worldOptions) {
+	w := newWorldWith(t, wo)
 	j := w.jam()
 	st := w.statement(w.custody, j.bad.Hash(), nil)
 	approvals := w.approveRelease(st, "carol", "alice")
@@ -202,10 +206,10 @@ func TestReleaseGood(t *testing.T) {
 	if rec.FrontierHash != j.open.Hash() || rec.Frontier == nil || *rec.Frontier != j.open || rec.Prior != nil || rec.Height != 1 {
 		t.Fatalf("record after the release: %+v", rec)
 	}
-	if _, ok, _ := w.store.SignedOn(w.custody, j.open.Hash()); ok {
+	if _, ok, _ := w.state.signedOn(w.ctx, w.custody, j.open.Hash()); ok {
 		t.Fatal("the withdrawn block is still recorded as signed on the open block")
 	}
-	if ok, _ := w.store.Received(w.custody, j.src.Hash()); ok {
+	if ok, _ := w.state.received(w.ctx, w.custody, j.src.Hash()); ok {
 		t.Fatal("the withdrawn receive's source is still recorded as received")
 	}
 
@@ -219,7 +223,7 @@ func TestReleaseGood(t *testing.T) {
 		!strings.Contains(last.GetDetail(), "withdrew receive "+j.bad.Hash().String()) {
 		t.Fatalf("the release's audit record: %+v", last)
 	}
-	if n, err := w.store.VerifyAudit(); err != nil || n != last.GetSeq() {
+	if n, err := w.state.verifyAudit(w.ctx); err != nil || n != last.GetSeq() {
 		t.Fatalf("audit chain: %d records, %v", n, err)
 	}
 
@@ -260,15 +264,17 @@ func TestReleaseGood(t *testing.T) {
 	if _, err := w.client.Release(w.ctx, &pb.ReleaseRequest{Statement: st, Approvals: approvals}); reasonOf(err) != "RELEASE_MISMATCH" {
 		t.Fatalf("a replay after more blocks: %v", err)
 	}
-	if _, err := w.store.VerifyAudit(); err != nil {
+	if _, err := w.state.verifyAudit(w.ctx); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // TestReleaseOnTop: once anything is signed on top of the block, it is no
 // longer the frontier and cannot be released; the frontier itself can.
-func TestReleaseOnTop(t *testing.T) {
-	w := newWorld(t)
+func TestReleaseOnTop(t *testing.T) { forEachStore(t, testReleaseOnTop) }
+
+func testReleaseOnTop(t *testing.T, wo worldOptions) {
+	w := newWorldWith(t, wo)
 	j := w.jam()
 	st := w.statement(w.custody, j.bad.Hash(), nil)
 	send := w.SendIntent(w.custody, custodytest.XNO(1), w.dest)
@@ -289,7 +295,7 @@ func TestReleaseOnTop(t *testing.T) {
 		t.Fatalf("releasing the frontier: %v", err)
 	}
 	// The withdrawn send no longer counts in the velocity window.
-	if sent, err := w.store.Sent(w.custody, time.Unix(0, w.now.Load())); err != nil || !sent.IsZero() {
+	if sent, err := w.state.sent(w.ctx, w.custody, time.Unix(0, w.now.Load())); err != nil || !sent.IsZero() {
 		t.Fatalf("sent in 24 hours after the release of the only send: %s %v", sent, err)
 	}
 	// The restored frontier has no record of its own prior: releasing it
@@ -319,15 +325,17 @@ func TestReleaseOnTop(t *testing.T) {
 	if rec := w.mustRecord(); rec.FrontierHash != j.open.Hash() || rec.Balance() != custodytest.XNO(200) {
 		t.Fatalf("record after two releases: %+v", rec)
 	}
-	if _, err := w.store.VerifyAudit(); err != nil {
+	if _, err := w.state.verifyAudit(w.ctx); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // TestReleaseOpen: a withdrawn open block returns the account to
 // unopened, and it can be opened again.
-func TestReleaseOpen(t *testing.T) {
-	w := newWorld(t)
+func TestReleaseOpen(t *testing.T) { forEachStore(t, testReleaseOpen) }
+
+func testReleaseOpen(t *testing.T, wo worldOptions) {
+	w := newWorldWith(t, wo)
 	w.adopt("custody", 0, nil)
 	src, prev := w.Fund(w.custody, custodytest.XNO(9))
 	open := w.mustSign(&pb.SignRequest{Intent: w.ReceiveIntent(w.custody, custodytest.XNO(9), src.Hash(), &w.Rep),
@@ -375,8 +383,10 @@ func TestReleaseOldRecord(t *testing.T) {
 }
 
 // TestReleaseObserved: releases are reported to Options.Observe.
-func TestReleaseObserved(t *testing.T) {
-	w := newWorld(t)
+func TestReleaseObserved(t *testing.T) { forEachStore(t, testReleaseObserved) }
+
+func testReleaseObserved(t *testing.T, wo worldOptions) {
+	w := newWorldWith(t, wo)
 	j := w.jam()
 	type seen struct{ decision, reason string }
 	var got []seen

@@ -28,9 +28,12 @@ import (
 // signerapi.ErrorInfoStoreFull, and a token that is unavailable
 // (keystore.ErrTokenUnavailable) Unavailable with an ErrorInfo whose reason is
 // signerapi.ErrorInfoTokenUnavailable, final when the token refused the PIN
-// (keystore.ErrPINRefused) (neither is a refusal: nothing was decided, the
-// caller resends later); anything else is Internal, with a generic message
-// (internal errors are logged, not sent).
+// (keystore.ErrPINRefused), and a state database that is unavailable
+// (ErrStoreUnavailable) Unavailable with an ErrorInfo whose reason is
+// signerapi.ErrorInfoStoreUnavailable (none is a refusal: nothing signed
+// was released, the caller resends later, to this or another signer);
+// anything else is Internal, with a generic message (internal errors are
+// logged, not sent).
 func StatusOf(err error) *status.Status {
 	var r *Refusal
 	if !errors.As(err, &r) {
@@ -42,6 +45,9 @@ func StatusOf(err error) *status.Status {
 		case errors.Is(err, keystore.ErrTokenUnavailable):
 			// The cause is logged, not sent.
 			return signerapi.TokenUnavailableStatus(errors.Is(err, keystore.ErrPINRefused))
+		case errors.Is(err, ErrStoreUnavailable):
+			// The cause is logged, not sent.
+			return signerapi.StoreUnavailableStatus()
 		}
 		return status.New(codes.Internal, "signer: internal error (see the signer's log)")
 	}
@@ -146,9 +152,9 @@ func (srv *Server) Audit(req *pb.AuditRequest, stream grpc.ServerStreamingServer
 	next := req.GetFromSeq()
 	ctx := stream.Context()
 	for {
-		appended := srv.s.store.AuditAppended()
+		appended := srv.s.state.auditAppended()
 		var err error
-		next, err = srv.s.store.AuditFrom(next, stream.Send)
+		next, err = srv.s.state.auditFrom(ctx, next, stream.Send)
 		if err != nil {
 			return srv.status(err, "")
 		}
@@ -243,10 +249,10 @@ func Serve(ctx context.Context, l net.Listener, srv *Server, opts ServeOptions) 
 	if probe <= 0 {
 		probe = defaultSpaceProbe
 	}
-	store := srv.s.store
+	store := srv.s.state
 	wctx, stopWatching := context.WithCancel(ctx)
 	watched, tokenWatched := make(chan struct{}), make(chan struct{})
-	go func() { defer close(watched); store.watchSpace(wctx, probe, srv.log) }()
+	go func() { defer close(watched); store.watch(wctx, probe, srv.log) }()
 	tm, _ := srv.s.keys.(TokenMonitor)
 	if tm != nil {
 		check := opts.TokenCheck

@@ -62,7 +62,8 @@ type Options struct {
 	// Decision* values and reason is the refusal's signerapi.ReasonName for a
 	// refusal, ReasonRepeat for a recorded answer given again, ReasonStoreFull
 	// for a failure because the state store is full,
-	// ReasonTokenUnavailable for one because the token is unavailable,
+	// ReasonStoreUnavailable for one because the state database is
+	// unavailable, ReasonTokenUnavailable for one because the token is unavailable,
 	// ReasonInternal for another failure, and "" otherwise. It must not
 	// block.
 	Observe func(decision, reason string, took time.Duration)
@@ -79,13 +80,15 @@ const (
 	ReasonRepeat           = "repeat"            // the answer recorded for the same request id and intent
 	ReasonInternal         = "internal"          // the state file, the token or the context failed
 	ReasonStoreFull        = "store_full"        // the state store is full (ErrStoreFull): nothing was decided
+	ReasonStoreUnavailable = "store_unavailable" // the state database is unavailable (ErrStoreUnavailable): nothing was released
 	ReasonTokenUnavailable = "token_unavailable" // the token is unavailable (keystore.ErrTokenUnavailable): nothing was decided
 )
 
 // Signer verifies, decides, records and signs. It is safe for concurrent
 // use; decisions for one account are serialised.
 type Signer struct {
-	store  *Store
+	state  State
+	store  *Store // the bbolt store, when state is one
 	keys   KeyStore
 	policy Policy
 	opts   Options
@@ -101,6 +104,14 @@ type Signer struct {
 
 // New returns a Signer over store, signing through keys under pol.
 func New(store *Store, keys KeyStore, pol Policy, opts Options) *Signer {
+	s := NewWithState(boltState{store}, keys, pol, opts)
+	s.store = store
+	return s
+}
+
+// NewWithState returns a Signer over st (a *PGStore, or a Store's State),
+// signing through keys under pol.
+func NewWithState(st State, keys KeyStore, pol Policy, opts Options) *Signer {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -114,17 +125,21 @@ func New(store *Store, keys KeyStore, pol Policy, opts Options) *Signer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Signer{store: store, keys: keys, policy: pol, opts: opts, log: log, turns: make(chan struct{}, opts.MaxDeciding)}
+	s := &Signer{state: st, keys: keys, policy: pol, opts: opts, log: log, turns: make(chan struct{}, opts.MaxDeciding)}
+	// The verifier's reads are bounded by the store (a PGStore's
+	// operation timeout), not by the request's context.
 	s.v = verifier{
 		epochSigners: pol.EpochSigners(),
 		signedOn: func(a nano.PublicKey, prev nano.Hash) (*SignedBlock, error) {
-			sb, ok, err := store.SignedOn(a, prev)
+			sb, ok, err := st.signedOn(context.Background(), a, prev)
 			if err != nil || !ok {
 				return nil, err
 			}
 			return &sb, nil
 		},
-		received:        store.Received,
+		received: func(a nano.PublicKey, source nano.Hash) (bool, error) {
+			return st.received(context.Background(), a, source)
+		},
 		recordsVerified: true,
 	}
 	return s
@@ -156,7 +171,7 @@ func (s *Signer) Sign(ctx context.Context, req *pb.SignRequest) (resp *pb.SignRe
 	now := s.opts.Now()
 	in, err := intent.Parse(req.GetIntent())
 	if err != nil {
-		return nil, s.refused(req, nil, nil, intentRefusal(req.GetIntent(), err), now)
+		return nil, s.refused(ctx, req, nil, nil, intentRefusal(req.GetIntent(), err), now)
 	}
 	digest := in.Digest()
 	unlock := s.lock(in.Account)
@@ -169,7 +184,7 @@ func (s *Signer) Sign(ctx context.Context, req *pb.SignRequest) (resp *pb.SignRe
 		return nil, err
 	}
 	defer release()
-	snap, err := s.store.snapshot(in.RequestID, in.Account, now)
+	snap, err := s.state.read(ctx, in.RequestID, in.Account, now)
 	if err != nil {
 		return nil, fmt.Errorf("signer: reading request %s and its account: %w", in.RequestID, err)
 	}
@@ -177,10 +192,10 @@ func (s *Signer) Sign(ctx context.Context, req *pb.SignRequest) (resp *pb.SignRe
 	if snap.answered {
 		release()
 		if snap.stored.IntentDigest != digest {
-			return nil, s.refused(req, &in, digest[:], refuse(rReused, "request id %q was used for another intent", in.RequestID), now)
+			return nil, s.refused(ctx, req, &in, digest[:], refuse(rReused, "request id %q was used for another intent", in.RequestID), now)
 		}
 		if rel := snap.released; rel != nil {
-			return nil, s.refused(req, &in, digest[:], refuse(rReleased,
+			return nil, s.refused(ctx, req, &in, digest[:], refuse(rReleased,
 				"block %s signed for request id %q was withdrawn by a release (audit record %d): the request id cannot be used again; submit a new request",
 				rel.Block, in.RequestID, rel.AuditSeq), now)
 		}
@@ -193,14 +208,14 @@ func (s *Signer) Sign(ctx context.Context, req *pb.SignRequest) (resp *pb.SignRe
 	case err != nil:
 		return nil, err
 	case r != nil:
-		return nil, s.refused(req, &in, digest[:], r, now)
+		return nil, s.refused(ctx, req, &in, digest[:], r, now)
 	}
-	resp, r, err = s.commit(&in, d)
+	resp, r, err = s.commit(ctx, &in, d)
 	switch {
 	case err != nil:
 		return nil, err
 	case r != nil:
-		return nil, s.refused(req, &in, digest[:], r, now)
+		return nil, s.refused(ctx, req, &in, digest[:], r, now)
 	}
 	return resp, nil
 }
@@ -242,6 +257,8 @@ func outcome(err error, ok, refused, failed string) (decision, reason string) {
 		return refused, signerapi.ReasonName(r.Reason)
 	case errors.Is(err, ErrStoreFull):
 		return failed, ReasonStoreFull
+	case errors.Is(err, ErrStoreUnavailable):
+		return failed, ReasonStoreUnavailable
 	case errors.Is(err, keystore.ErrTokenUnavailable):
 		return failed, ReasonTokenUnavailable
 	}
@@ -330,12 +347,12 @@ func (s *Signer) decide(ctx context.Context, req *pb.SignRequest, in *intent.Par
 }
 
 // commit records d durably and returns the response to release.
-func (s *Signer) commit(in *intent.Parsed, d *Decision) (*pb.SignResponse, *Refusal, error) {
-	resp, err := s.store.CommitSigned(d)
+func (s *Signer) commit(ctx context.Context, in *intent.Parsed, d *Decision) (*pb.SignResponse, *Refusal, error) {
+	resp, err := s.state.commitSigned(ctx, d)
 	if errors.Is(err, errStale) {
 		// Another decision got there first (the same request id through
 		// another path, or the account moved): answer from the record.
-		if stored, ok, rerr := s.store.Request(in.RequestID); rerr == nil && ok && stored.IntentDigest == d.IntentDigest {
+		if stored, ok, rerr := s.state.request(ctx, in.RequestID); rerr == nil && ok && stored.IntentDigest == d.IntentDigest {
 			return stored.Response, nil, nil
 		}
 		return nil, refuse(rNotFrontier, "the account's frontier changed while the request was decided; resend with the new head"), nil
@@ -381,7 +398,7 @@ func intentRefusal(in *pb.Intent, err error) *Refusal {
 // failed on another field than the id: an id that is not valid (too long,
 // not UTF-8, other characters) is never recorded as an id, only quoted in
 // the detail. Every string recorded is valid UTF-8 and bounded.
-func (s *Signer) refused(req *pb.SignRequest, in *intent.Parsed, digest []byte, r *Refusal, now time.Time) error {
+func (s *Signer) refused(ctx context.Context, req *pb.SignRequest, in *intent.Parsed, digest []byte, r *Refusal, now time.Time) error {
 	var id string
 	var account []byte
 	switch {
@@ -397,7 +414,7 @@ func (s *Signer) refused(req *pb.SignRequest, in *intent.Parsed, digest []byte, 
 		}
 	}
 	r.Detail = boundedText(r.Detail, maxDetailLen)
-	if err := s.store.RecordRefusal(id, account, digest, r, now); err != nil {
+	if err := s.state.recordRefusal(ctx, id, account, digest, r, now); err != nil {
 		return fmt.Errorf("signer: recording a refusal (%v): %w", r, err)
 	}
 	// A parsed id is logged as it is (its characters are safe); an
@@ -457,7 +474,7 @@ func (s *Signer) Adopt(ctx context.Context, wallet string, index uint32, head *n
 		blk := *head
 		rec.Frontier, rec.FrontierHash, rec.Height = &blk, h, height
 	}
-	if err := s.store.Adopt(rec, s.opts.Now()); err != nil {
+	if err := s.state.adopt(ctx, rec, s.opts.Now()); err != nil {
 		return AccountRecord{}, err
 	}
 	s.log.Info("adopted", "account", pub.Address(), "wallet", wallet, "index", index, "head", rec.FrontierHash.String())
@@ -465,13 +482,21 @@ func (s *Signer) Adopt(ctx context.Context, wallet string, index uint32, head *n
 }
 
 // Account returns the record of account a.
-func (s *Signer) Account(a nano.PublicKey) (AccountRecord, bool, error) { return s.store.Account(a) }
+func (s *Signer) Account(a nano.PublicKey) (AccountRecord, bool, error) {
+	return s.state.account(context.Background(), a)
+}
 
 // Accounts returns every tracked account.
-func (s *Signer) Accounts() ([]AccountRecord, error) { return s.store.Accounts() }
+func (s *Signer) Accounts() ([]AccountRecord, error) { return s.state.accounts(context.Background()) }
 
 // Sent returns what a sent in the last 24 hours.
-func (s *Signer) Sent(a nano.PublicKey) (nano.Amount, error) { return s.store.Sent(a, s.opts.Now()) }
+func (s *Signer) Sent(a nano.PublicKey) (nano.Amount, error) {
+	return s.state.sent(context.Background(), a, s.opts.Now())
+}
 
-// Store returns the signer's state store.
+// Store returns the signer's bbolt state store, or nil when it decides
+// through another State (NewWithState).
 func (s *Signer) Store() *Store { return s.store }
+
+// State returns the state the signer decides through.
+func (s *Signer) State() State { return s.state }

@@ -589,6 +589,21 @@ func appendAudit(tx *bolt.Tx, rec *pb.AuditRecord) (uint64, error) {
 		copy(prev, head[8:])
 	}
 	seq++
+	data, h, err := sealAudit(rec, seq, prev)
+	if err != nil {
+		return 0, err
+	}
+	var key [8]byte
+	binary.BigEndian.PutUint64(key[:], seq)
+	if err := tx.Bucket(bucketAudit).Put(key[:], data); err != nil {
+		return 0, err
+	}
+	return seq, meta.Put(keyAuditHead, append(key[:], h[:]...))
+}
+
+// sealAudit sets rec's seq, prev_hash and hash and returns its encoding
+// and hash (both stores append through it).
+func sealAudit(rec *pb.AuditRecord, seq uint64, prev []byte) ([]byte, [32]byte, error) {
 	rec.Seq = seq
 	rec.PrevHash = prev
 	// A string that is not UTF-8 would make the record fail to encode,
@@ -600,15 +615,7 @@ func appendAudit(tx *bolt.Tx, rec *pb.AuditRecord) (uint64, error) {
 	h := AuditHash(rec)
 	rec.Hash = h[:]
 	data, err := proto.Marshal(rec)
-	if err != nil {
-		return 0, err
-	}
-	var key [8]byte
-	binary.BigEndian.PutUint64(key[:], seq)
-	if err := tx.Bucket(bucketAudit).Put(key[:], data); err != nil {
-		return 0, err
-	}
-	return seq, meta.Put(keyAuditHead, append(key[:], h[:]...))
+	return data, h, err
 }
 
 // AuditFrom calls fn for each audit record from seq from on, in order,

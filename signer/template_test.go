@@ -37,8 +37,10 @@ var templateCases = []struct {
 // the block (signature and work included: a template is unsigned and has
 // no work): each is refused with the field named and nothing is signed;
 // the exact template then signs.
-func TestTemplateEveryField(t *testing.T) {
-	w := newWorld(t)
+func TestTemplateEveryField(t *testing.T) { forEachStore(t, testTemplateEveryField) }
+
+func testTemplateEveryField(t *testing.T, wo worldOptions) {
+	w := newWorldWith(t, wo)
 	w.adopt("custody", 0, nil)
 	src, srcPrev := w.Fund(w.custody, custodytest.XNO(200))
 	open := w.mustSign(&pb.SignRequest{Intent: w.ReceiveIntent(w.custody, custodytest.XNO(200), src.Hash(), &w.Rep),
@@ -63,7 +65,7 @@ func TestTemplateEveryField(t *testing.T) {
 			if got := ei.GetMetadata()["field"]; got != tc.field {
 				t.Errorf("the refusal names field %q, want %q (detail %q)", got, tc.field, ei.GetMetadata()["detail"])
 			}
-			if _, signed, err := w.store.SignedOn(w.custody, open.Hash()); err != nil || signed {
+			if _, signed, err := w.state.signedOn(w.ctx, w.custody, open.Hash()); err != nil || signed {
 				t.Fatalf("a block was signed on the head after the refusal (%v)", err)
 			}
 			_, last := w.auditTail()

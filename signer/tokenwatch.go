@@ -26,12 +26,12 @@ const defaultTokenCheck = 10 * time.Second
 
 // serving is the health of the server: SERVING while the state store is
 // writable and the token (when tm is not nil) available.
-func serving(ctx context.Context, store *Store, tm TokenMonitor) func() (bool, <-chan struct{}) {
+func serving(ctx context.Context, store State, tm TokenMonitor) func() (bool, <-chan struct{}) {
 	if tm == nil {
-		return store.Writable
+		return store.writable
 	}
 	return func() (bool, <-chan struct{}) {
-		writable, wc := store.Writable()
+		writable, wc := store.writable()
 		available, ac := tm.Available()
 		return writable && available, either(ctx, wc, ac)
 	}

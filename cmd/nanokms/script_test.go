@@ -58,7 +58,9 @@ func TestMain(m *testing.M) {
 //	    set $NAME to a free TCP port on 127.0.0.1.
 //
 // and, for the services (scriptcmds_test.go): waitfor, expand,
-// verifyapproval, auditedit and noderpc; for large signers
+// verifyapproval, auditedit and noderpc; pgdb FILE (pgscript_test.go: a
+// new database on the scripts' PostgreSQL server, its connection string
+// in FILE, mode 0600) and flipbyte FILE OFFSET (flip a bit of a byte); for large signers
 // (scriptfill_test.go): fillaccounts and jsonaccounts. A service
 // started in the background ('exec nanokms-cold signer … &signer&') is
 // stopped with 'kill -INT signer', which it handles as main does SIGINT
@@ -88,6 +90,8 @@ func TestScripts(t *testing.T) {
 			"verifyapproval": cmdVerifyApproval,
 			"auditedit":      cmdAuditEdit,
 			"noderpc":        cmdNodeRPC,
+			"pgdb":           cmdPGDB, // pgscript_test.go
+			"flipbyte":       cmdFlipByte,
 			// scriptfill_test.go
 			"fillaccounts": cmdFillAccounts,
 			"jsonaccounts": cmdJSONAccounts,

@@ -19,10 +19,18 @@ import (
 )
 
 // softhsmMain runs the tests through softhsmtest.Run, which removes the
-// test binary's SoftHSM token directory when they end.
+// test binary's SoftHSM token directory when they end, and stops the
+// scripts' PostgreSQL server (pgdb) then.
 type softhsmMain struct{ m *testing.M }
 
-func (s softhsmMain) Run() int { return softhsmtest.Run(s.m) }
+func (s softhsmMain) Run() int {
+	code := softhsmtest.Run(s.m)
+	if err := closeScriptPG(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = max(code, 1)
+	}
+	return code
+}
 
 // setupScript is the scripts' Setup: the node fixtures, a fresh token,
 // and $GOVERSION, the Go version that built the commands.

@@ -46,7 +46,7 @@ func NewSigner() *Signer {
 		Registry: prometheus.NewRegistry(),
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nanokms_signer_decisions_total",
-			Help: "Decisions of the signer, by decision (signed, refused, failed, adopted, adoption_failed, released, release_failed) and reason (the refusal reason; repeat for a recorded answer given again; store_full for a failure because the state store is full; token_unavailable for one because the token is unavailable; internal for another failure).",
+			Help: "Decisions of the signer, by decision (signed, refused, failed, adopted, adoption_failed, released, release_failed) and reason (the refusal reason; repeat for a recorded answer given again; store_full for a failure because the state store is full; store_unavailable for one because the state database (PostgreSQL) is unavailable; token_unavailable for one because the token is unavailable; internal for another failure).",
 		}, []string{"decision", "reason"}),
 		DecisionTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nanokms_signer_decision_seconds",
@@ -70,6 +70,7 @@ func NewSigner() *Signer {
 	s.Decisions.WithLabelValues(signer.DecisionSigned, signer.ReasonRepeat)
 	s.Decisions.WithLabelValues(signer.DecisionFailed, signer.ReasonInternal)
 	s.Decisions.WithLabelValues(signer.DecisionFailed, signer.ReasonStoreFull)
+	s.Decisions.WithLabelValues(signer.DecisionFailed, signer.ReasonStoreUnavailable)
 	s.Decisions.WithLabelValues(signer.DecisionFailed, signer.ReasonTokenUnavailable)
 	s.Decisions.WithLabelValues(signer.DecisionAdopted, "")
 	s.Decisions.WithLabelValues(signer.DecisionReleased, "")
@@ -104,7 +105,7 @@ func (s *Signer) Observe(decision, reason string, took time.Duration) {
 		decision = "other"
 	}
 	switch reason {
-	case "", signer.ReasonRepeat, signer.ReasonInternal, signer.ReasonStoreFull, signer.ReasonTokenUnavailable:
+	case "", signer.ReasonRepeat, signer.ReasonInternal, signer.ReasonStoreFull, signer.ReasonStoreUnavailable, signer.ReasonTokenUnavailable:
 	default:
 		if !isReasonName(reason) {
 			reason = "other"

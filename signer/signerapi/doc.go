@@ -3,7 +3,7 @@
 // not to sign is, how a refusal and the signer's other answers are carried
 // in a gRPC status (code, google.rpc.ErrorInfo with domain ErrorDomain),
 // and how a client recovers them (RefusalFromStatus, IsStoreFull,
-// IsTokenUnavailable).
+// IsStoreUnavailable, IsTokenUnavailable).
 //
 // It is small on purpose: it imports only the protocol (nano, proto) and
 // gRPC's status types, never hsm, the signer's store or its policy, so

@@ -23,6 +23,12 @@ const ErrorInfoStoreFull = "STATE_STORE_FULL"
 // request that found the token unavailable. It is not a RefusalReason.
 const ErrorInfoTokenUnavailable = "TOKEN_UNAVAILABLE"
 
+// ErrorInfoStoreUnavailable is the ErrorInfo reason of the status of a
+// request whose decision could not reach the signer's state database (or
+// lost it, or lost to other signers' decisions within its retries). It is
+// not a RefusalReason.
+const ErrorInfoStoreUnavailable = "STATE_STORE_UNAVAILABLE"
+
 // CodeFor maps a refusal reason to its gRPC status code.
 func CodeFor(r pb.RefusalReason) codes.Code {
 	switch r {
@@ -98,6 +104,25 @@ func TokenUnavailableStatus(final bool) *status.Status {
 		return withDetails
 	}
 	return st
+}
+
+// StoreUnavailableStatus is the status of a request whose decision could
+// not reach the state database: Unavailable with an ErrorInfo whose reason
+// is ErrorInfoStoreUnavailable. Nothing signed was released; a commit cut
+// off may have been recorded, and the same request resent (to this or
+// another signer) gets the recorded answer if it was.
+func StoreUnavailableStatus() *status.Status {
+	st := status.New(codes.Unavailable, "signer: the state database is unavailable: nothing signed was released; resend (to this or another signer)")
+	if withDetails, derr := st.WithDetails(protoadapt.MessageV1Of(&errdetails.ErrorInfo{Reason: ErrorInfoStoreUnavailable, Domain: ErrorDomain})); derr == nil {
+		return withDetails
+	}
+	return st
+}
+
+// IsStoreUnavailable reports whether st is StoreUnavailableStatus's:
+// nothing signed was released, and the same request may be resent.
+func IsStoreUnavailable(st *status.Status) bool {
+	return hasInfo(st, ErrorInfoStoreUnavailable) && st.Code() == codes.Unavailable
 }
 
 // IsTokenUnavailable reports whether st is TokenUnavailableStatus's: nothing

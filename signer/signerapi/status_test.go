@@ -11,7 +11,7 @@ import (
 )
 
 // TestStatusRoundTrip: what RefusalStatus carries, RefusalFromStatus
-// recovers; the store-full and token statuses are recognised by their
+// recovers; the store-full, database and token statuses are recognised by their
 // predicates and by nothing else.
 func TestStatusRoundTrip(t *testing.T) {
 	r := &signerapi.Refusal{Reason: pb.RefusalReason_REFUSAL_REASON_EXPIRED, Detail: "intent.expires_at: past", Field: "intent.expires_at"}
@@ -26,11 +26,11 @@ func TestStatusRoundTrip(t *testing.T) {
 	if !errors.Is(got, &signerapi.Refusal{Reason: pb.RefusalReason_REFUSAL_REASON_EXPIRED}) || signerapi.ReasonOf(got) != r.Reason {
 		t.Fatalf("%v does not match its reason", got)
 	}
-	if signerapi.IsStoreFull(st) || signerapi.IsTokenUnavailable(st) {
-		t.Fatal("a refusal taken for a store-full or token status")
+	if signerapi.IsStoreFull(st) || signerapi.IsTokenUnavailable(st) || signerapi.IsStoreUnavailable(st) {
+		t.Fatal("a refusal taken for a store-full, token or database status")
 	}
 	full := signerapi.StoreFullStatus()
-	if !signerapi.IsStoreFull(full) || signerapi.IsTokenUnavailable(full) {
+	if !signerapi.IsStoreFull(full) || signerapi.IsTokenUnavailable(full) || signerapi.IsStoreUnavailable(full) {
 		t.Fatal("StoreFullStatus not recognised")
 	}
 	if _, ok := signerapi.RefusalFromStatus(full); ok {
@@ -38,12 +38,19 @@ func TestStatusRoundTrip(t *testing.T) {
 	}
 	for _, final := range []bool{false, true} {
 		tok := signerapi.TokenUnavailableStatus(final)
-		if !signerapi.IsTokenUnavailable(tok) || signerapi.IsStoreFull(tok) || tok.Code() != codes.Unavailable {
+		if !signerapi.IsTokenUnavailable(tok) || signerapi.IsStoreFull(tok) || signerapi.IsStoreUnavailable(tok) || tok.Code() != codes.Unavailable {
 			t.Fatalf("TokenUnavailableStatus(%v) not recognised", final)
 		}
 		if _, ok := signerapi.RefusalFromStatus(tok); ok {
 			t.Fatal("TokenUnavailableStatus taken for a refusal")
 		}
+	}
+	db := signerapi.StoreUnavailableStatus()
+	if !signerapi.IsStoreUnavailable(db) || signerapi.IsTokenUnavailable(db) || signerapi.IsStoreFull(db) || db.Code() != codes.Unavailable {
+		t.Fatal("StoreUnavailableStatus not recognised")
+	}
+	if _, ok := signerapi.RefusalFromStatus(db); ok {
+		t.Fatal("StoreUnavailableStatus taken for a refusal")
 	}
 	if name := signerapi.ReasonName(pb.RefusalReason_REFUSAL_REASON_POLICY_DENIED); name != "POLICY_DENIED" {
 		t.Fatalf("ReasonName = %q", name)

@@ -22,6 +22,7 @@ func newAuditCmd(e *cli.Env) *cobra.Command {
 
 type auditVerifyOptions struct {
 	state string
+	pg    pgFlags
 	conn  connectFlags
 	json  bool
 }
@@ -29,17 +30,21 @@ type auditVerifyOptions struct {
 func newAuditVerifyCmd(e *cli.Env) *cobra.Command {
 	var opts auditVerifyOptions
 	cmd := &cobra.Command{
-		Use:   "verify (--state FILE | --connect unix:///path | --config F)",
+		Use:   "verify (--state FILE | --pg-dsn-file F | --pg-dsn-env VAR | --connect unix:///path | --config F)",
 		Short: "Walk the audit chain and report the first broken link",
 		Long: `Recomputes every audit record's hash and checks that each record names its
 predecessor's hash (docs/PROTOCOL.md). Reads the state file directly with
---state (the signer must be stopped: it holds the file), or streams the chain
-from a running signer with --connect or --config. Exits 0 only if the whole
-chain verifies.`,
+--state (the signer must be stopped: it holds the file), reads the one chain
+of every signer sharing a PostgreSQL database with --pg-dsn-file or
+--pg-dsn-env (the signers may keep running: one snapshot of the chain is
+checked, read-only, and records appended meanwhile are not counted), or
+streams the chain from a running signer with --connect or --config. Exits 0
+only if the whole chain verifies.` + pgFlagsHelp,
 		Args: cli.NoArgsQuiet,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAuditVerify(cmd.Context(), e, opts) },
 	}
 	cmd.Flags().StringVar(&opts.state, "state", "", "the signer's state file (signer stopped)")
+	opts.pg.register(cmd)
 	opts.conn.register(cmd)
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON")
 	return cmd
@@ -58,9 +63,25 @@ func runAuditVerify(ctx context.Context, e *cli.Env, opts auditVerifyOptions) er
 		n   uint64
 		err error
 	)
+	connect := opts.conn.connect != "" || opts.conn.config != ""
+	if err := opts.pg.check(); err != nil {
+		return err
+	}
 	switch {
-	case opts.state != "" && (opts.conn.connect != "" || opts.conn.config != ""):
+	case opts.pg.set() && (opts.state != "" || connect):
+		return cli.UsageErr("--pg-dsn-file/--pg-dsn-env and --state/--connect/--config are mutually exclusive")
+	case opts.state != "" && connect:
 		return cli.UsageErr("--state and --connect/--config are mutually exclusive")
+	case opts.pg.set():
+		store, oerr := opts.pg.open(ctx, signer.PGOptions{ReadOnly: true})
+		if oerr != nil {
+			return oerr
+		}
+		defer store.Close()
+		n, err = store.VerifyAudit(ctx)
+		if errors.Is(err, signer.ErrStoreUnavailable) {
+			return cli.WithHint(err, "is PostgreSQL running? check its log; the chain was not checked")
+		}
 	case opts.state != "":
 		// OpenStore creates a missing file: a mistyped path would be
 		// reported as an empty chain that verifies.
@@ -77,8 +98,8 @@ func runAuditVerify(ctx context.Context, e *cli.Env, opts auditVerifyOptions) er
 		}
 		defer store.Close()
 		n, err = store.VerifyAudit()
-	case opts.conn.connect == "" && opts.conn.config == "":
-		return cli.UsageErr("one of --state, --connect or --config is required")
+	case !connect:
+		return cli.UsageErr("one of --state, --pg-dsn-file, --pg-dsn-env, --connect or --config is required")
 	default:
 		n, err = streamAudit(ctx, opts.conn)
 	}

@@ -47,7 +47,7 @@ error.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.config, "config", "", "the signer's configuration file")
-	cmd.AddCommand(newSignerAdoptCmd(e), newSignerAccountsCmd(e), newSignerReleaseCmd(e))
+	cmd.AddCommand(newSignerAdoptCmd(e), newSignerAccountsCmd(e), newSignerReleaseCmd(e), newSignerStateCmd(e))
 	return cmd
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
+	"github.com/nanokms/nanokms/signer/signerapi"
 )
 
 // TestRPCErrHints: a failed call's error says what failed and hints at
@@ -49,6 +50,13 @@ func TestRPCErrHints(t *testing.T) {
 				t.Errorf("RPCErr = %q, hint %q, exit %d\nwant %q, hint %q, exit %d", ce.Error(), ce.Hint, ce.Code, tt.want, tt.hint, cli.ExitFailed)
 			}
 		})
+	}
+	// A signer whose state database is unavailable: the hint points at
+	// the database, not at the signer.
+	db := RPCErr(signerapi.StoreUnavailableStatus().Err())
+	var dbe *cli.Error
+	if !errors.As(db, &dbe) || !strings.Contains(dbe.Hint, "PostgreSQL") || dbe.Code != cli.ExitFailed {
+		t.Errorf("store unavailable: %v (%#v)", db, dbe)
 	}
 	// A refusal (a status with the signer's ErrorInfo) names its reason,
 	// with no hint, whatever its code.

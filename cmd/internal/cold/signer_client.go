@@ -2,6 +2,7 @@ package cold
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -62,6 +63,11 @@ func RPCErr(err error) error {
 	if signerapi.IsStoreFull(st) {
 		return cli.WithHint(fmt.Errorf("signer: %s", st.Message()),
 			"free space on the file system of the signer's state file (signer.state); the signer resumes by itself, without a restart")
+	}
+	if signerapi.IsStoreUnavailable(st) {
+		// The message names the signer already.
+		return cli.WithHint(errors.New(st.Message()),
+			"the signer's state database (PostgreSQL) is unreachable: check it and the network to it; resend the request, to this or another signer, once it answers")
 	}
 	if signerapi.IsTokenUnavailable(st) {
 		return cli.WithHint(fmt.Errorf("signer: %s", st.Message()),
