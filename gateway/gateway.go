@@ -138,6 +138,7 @@ func Open(path string, opts Options) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
+	g.lastClose = g.now()
 	return g, nil
 }
 
