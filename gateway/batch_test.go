@@ -72,7 +72,9 @@ func (l *mediumLog) WriteFrames(ctx context.Context, fs []*frame.Frame) (int, er
 	return l.w.WriteFrames(ctx, fs)
 }
 
-func (l *mediumLog) ReadFrame(ctx context.Context) (*frame.Received, error) { return l.r.ReadFrame(ctx) }
+func (l *mediumLog) ReadFrame(ctx context.Context) (*frame.Received, error) {
+	return l.r.ReadFrame(ctx)
+}
 
 func (l *mediumLog) ReadFrames(ctx context.Context, n int) ([]*frame.Received, error) {
 	return l.r.ReadFrames(ctx, n)
