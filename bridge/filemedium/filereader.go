@@ -33,7 +33,10 @@ type FileReaderOptions struct {
 	// value means no limit.
 	MaxFutureSkew time.Duration
 	// PollInterval is how often the directory is listed while there is
-	// nothing to read. 0 means DefaultPollInterval.
+	// nothing to read and inotify does not watch it (it is unavailable, or
+	// the watch could not be placed). While inotify watches it, the
+	// directory is listed when a file appears and at least every second
+	// (or PollInterval, if longer). 0 means DefaultPollInterval.
 	PollInterval time.Duration
 	// OnReject is told of every file the reader quarantines, and of every
 	// Received it is asked to Reject.
@@ -177,6 +180,13 @@ func (r *FileReader) ReadFrames(ctx context.Context, n int) ([]*frame.Received, 
 	return r.read(ctx, max(1, n))
 }
 
+// watchedPollInterval is how often a reader whose directory inotify
+// watches lists it all the same (PollInterval, if longer): against an
+// event lost (the kernel reports a full event queue, which wakes the
+// reader, but a file system need not report every change). Without a
+// watch the reader lists every PollInterval.
+const watchedPollInterval = time.Second
+
 // readerWaiting, when set (by tests), is called each time a reader has
 // found nothing to read and is about to wait.
 var readerWaiting func(r *FileReader)
@@ -212,10 +222,14 @@ func (r *FileReader) read(ctx context.Context, n int) ([]*frame.Received, error)
 		if readerWaiting != nil {
 			readerWaiting(r)
 		}
+		poll := r.opts.PollInterval
+		if r.watch != nil && r.watch.active() {
+			poll = max(poll, watchedPollInterval)
+		}
 		if timer == nil {
-			timer = time.NewTimer(r.opts.PollInterval)
+			timer = time.NewTimer(poll)
 		} else {
-			timer.Reset(r.opts.PollInterval)
+			timer.Reset(poll)
 		}
 		select {
 		case <-r.closed:
