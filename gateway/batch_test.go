@@ -13,6 +13,7 @@ import (
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/filemedium/mediumtest"
 	"github.com/nanokms/nanokms/bridge/frame"
+	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/custodytest"
@@ -305,4 +306,91 @@ func TestStoreGroupCommit(t *testing.T) {
 			t.Fatalf("request %s after the group commit: %v %v", id, err, e)
 		}
 	}
+}
+
+// TestAnswerBeforeSentRecorded: with a node, a pass reads the request's
+// head, writes its frame, and stops before recording it sent; the answer,
+// read meanwhile, is checked against the head the frame carried (not yet
+// recorded) and recorded SIGNED, with that head; the pass's record then
+// finds the request settled and changes nothing. The request goes on to
+// CONFIRMED, nothing quarantined.
+func TestAnswerBeforeSentRecorded(t *testing.T) {
+	env := signertest.MustEnv(t, 1)
+	n := startPubNode(t, nil)
+	acct := env.Account(0)
+	manifest := NewManifest(&pb.CustodyAccount{Wallet: custodytest.Wallet, Index: 0, PublicKey: acct[:], Address: acct.Address()})
+	side := n.nodeSide(t, []nano.PublicKey{acct})
+	dir := t.TempDir()
+	toCold, toHot := filepath.Join(dir, "to-cold"), filepath.Join(dir, "to-hot")
+	mediumtest.Mkdir(t, toCold)
+	mediumtest.Mkdir(t, toHot)
+	relayOut, err := filemedium.NewFileWriter(toHot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayIn, err := filemedium.NewFileReader(toCold, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { relayIn.Close() })
+	rl := &relay.Relay{In: relayIn, Out: relayOut, Signer: env.Client, RetryMin: 10 * time.Millisecond}
+	rctx, rcancel := context.WithCancel(context.Background())
+	relayed := make(chan error, 1)
+	go func() { relayed <- rl.Run(rctx) }()
+	t.Cleanup(func() {
+		rcancel()
+		if err := <-relayed; err != nil {
+			t.Errorf("relay: %v", err)
+		}
+	})
+
+	held, release := make(chan []string, 1), make(chan struct{})
+	var once sync.Once
+	crashHook = func(point string, ids []string) error {
+		if point == "send:frames-written" {
+			once.Do(func() {
+				held <- ids
+				<-release
+			})
+		}
+		return nil
+	}
+	t.Cleanup(func() { crashHook = nil })
+	life := startPubGateway(t, filepath.Join(dir, "gateway.db"), side.Ledger(), toCold, toHot, manifest)
+	var released sync.Once
+	letGo := func() { released.Do(func() { close(release) }) }
+	t.Cleanup(letGo) // before the gateway stops, should the test fail while the pass is held
+	fund, err := n.dev.Fund(t.Context(), acct, custodytest.XNO(20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := env.ReceiveIntent(acct, custodytest.XNO(20), fund, &env.Rep)
+	if _, err := life.g.Submit(t.Context(), &pb.SubmitIntentRequest{Intent: open}); err != nil {
+		t.Fatal(err)
+	}
+	id := open.GetRequestId()
+	select {
+	case ids := <-held:
+		if !slices.Equal(ids, []string{id}) {
+			t.Fatalf("the pass wrote %q", ids)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pass never wrote the frame")
+	}
+	// The pass is held: the answer is recorded without it.
+	r := awaitStatus(t, life.g, id, "SIGNED", func(s pb.RequestStatus) bool { return s == pb.RequestStatus_REQUEST_STATUS_SIGNED })
+	mustSigned(t, r, "open")
+	if e, ok, err := life.g.store.get(id); err != nil || !ok || !e.gathered || e.wire.GetSign().GetSource() == nil {
+		t.Fatalf("the signed request's record: gathered %v, source %v (%v)", ok && e.gathered, ok && e.wire.GetSign().GetSource() != nil, err)
+	}
+	letGo()
+	r = awaitStatus(t, life.g, id, "CONFIRMED", isConfirmed)
+	n.mustConfirmedOnNode(t, r)
+	if r.GetAttempts() != 0 {
+		t.Errorf("the request records %d attempts: the held pass recorded it sent after it was signed", r.GetAttempts())
+	}
+	if q := allQuarantined(toHot); len(q) != 0 {
+		t.Errorf("answers quarantined: %q", q)
+	}
+	checkSignedExactly(t, env, id)
 }

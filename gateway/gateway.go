@@ -108,7 +108,10 @@ type Gateway struct {
 	watchers map[string][]chan *pb.Request
 	alerts   []chan *pb.Alert
 	inflight map[string]bool // requests in the publish pipeline
-	pipes    sync.WaitGroup  // the publish pipelines Run started
+	// sending holds the requests the send loop's pass has written with
+	// the blocks it read from the node, until they are recorded.
+	sending map[string]*pb.BridgeRequest
+	pipes   sync.WaitGroup // the publish pipelines Run started
 }
 
 // Open opens the gateway's state file at path.
@@ -125,6 +128,7 @@ func Open(path string, opts Options) (*Gateway, error) {
 		resend: opts.ResendInterval, now: opts.Now, log: opts.Log, observe: opts.Observe, onAlert: opts.ObserveAlert,
 		autoReceive: opts.AutoReceive, representative: opts.Representative,
 		kick: make(chan struct{}, 1), closing: map[string]bool{}, watchers: map[string][]chan *pb.Request{}, inflight: map[string]bool{},
+		sending:      map[string]*pb.BridgeRequest{},
 		onWriteFault: opts.ObserveWriteFault, faults: map[string]error{}, faultChanged: make(chan struct{}),
 		probeKick: make(chan struct{}, 1),
 	}

@@ -143,6 +143,9 @@ type answer struct {
 	reject string // reject the frame with this reason (else settle it as done)
 	act    answerAct
 	c      *change
+	// gathered is the request as the send loop's pass under way wrote it,
+	// with the blocks it read (not yet recorded); nil when recorded.
+	gathered *pb.BridgeRequest
 
 	// A response: the signed block, checked against the request as read.
 	resp     *pb.SignResponse
@@ -210,6 +213,9 @@ func (g *Gateway) prepareAnswer(a *answer) error {
 		a.reject = fmt.Sprintf("a %s frame does not belong on the hot side's inbound medium", f.Type)
 		return nil
 	}
+	// The pass under way first, the store then: a pass records what it
+	// read before it forgets it.
+	sending := g.sendingWire(f.RequestID)
 	e, ok, err := g.store.get(f.RequestID)
 	if err != nil {
 		return err
@@ -218,6 +224,10 @@ func (g *Gateway) prepareAnswer(a *answer) error {
 		a.reject = "no request with this id was sent from this gateway"
 		return nil
 	}
+	if !e.gathered && sending != nil {
+		e.wire = sending // written with these blocks, not yet recorded
+		a.gathered = sending
+	}
 	if f.Type == frame.TypeRefusal {
 		g.prepareRefusal(a, e)
 		return nil
@@ -225,6 +235,14 @@ func (g *Gateway) prepareAnswer(a *answer) error {
 	var resp pb.BridgeResponse
 	if err := proto.Unmarshal(f.Payload, &resp); err != nil || resp.GetSign().GetRequestId() != f.RequestID {
 		a.reject = "the payload is not a BridgeResponse for this request id"
+		return nil
+	}
+	if !e.gathered && a.gathered == nil {
+		// The request waits to be written again with the blocks read from
+		// the node (a restart lost those it was written with): this answer
+		// is settled unread, and the cold side answers the request again,
+		// identically.
+		g.log.Warn("an answer to a request whose head is not known yet; the request is written again", "request_id", f.RequestID)
 		return nil
 	}
 	block, err := verifySigned(e.wire.GetSign(), resp.GetSign())
@@ -240,8 +258,19 @@ func (g *Gateway) prepareAnswer(a *answer) error {
 		return nil // a repeat, or a request settled otherwise (a.reject)
 	}
 	a.act = actNone
-	a.c = &change{id: f.RequestID, f: func(e *entry) error { return a.sign(e.view, e.wire) }}
+	a.c = &change{id: f.RequestID, f: func(e *entry) error {
+		a.keepGathered(e)
+		return a.sign(e.view, e.wire)
+	}}
 	return nil
+}
+
+// keepGathered gives a request recorded without its blocks those its
+// frame was written with (the pass under way has not recorded them yet).
+func (a *answer) keepGathered(e *entry) {
+	if !e.gathered && a.gathered != nil {
+		e.wire.Sign, e.gathered = proto.Clone(a.gathered.GetSign()).(*pb.SignRequest), true
+	}
 }
 
 // sign is the change a verified response makes to a request (its view
@@ -318,6 +347,7 @@ func (g *Gateway) prepareRefusal(a *answer, e *entry) {
 // refuse is the change a refusal makes, decided on the stored record.
 func (a *answer) refuse(e *entry) error {
 	a.act = actNone
+	a.keepGathered(e)
 	if s := e.view.GetStatus(); s != pb.RequestStatus_REQUEST_STATUS_QUEUED && s != pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD {
 		return errNoChange // settled meanwhile
 	}

@@ -157,9 +157,10 @@ func (g *Gateway) settled(s pb.RequestStatus) bool {
 }
 
 // sendBatch sends the due requests ids: the node's blocks read for those
-// that need them and recorded (one commit), every frame written (one
-// batch), then the frames that are durable recorded SENT_TO_COLD (one
-// commit).
+// that need them, every frame written (one batch), then the frames that
+// are durable recorded SENT_TO_COLD (one commit), with the blocks read.
+// Until that commit the blocks read are in g.sending, so that an answer
+// arriving first is checked against the head its frame carried.
 func (g *Gateway) sendBatch(ctx context.Context, ids []string) error {
 	var entries []*entry
 	for _, id := range ids {
@@ -171,12 +172,23 @@ func (g *Gateway) sendBatch(ctx context.Context, ids []string) error {
 			entries = append(entries, e)
 		}
 	}
-	entries, err := g.gatherAll(ctx, entries)
-	if err != nil {
-		return err
-	}
+	entries, fresh := g.gatherAll(ctx, entries)
 	if len(entries) == 0 {
 		return nil
+	}
+	if len(fresh) > 0 {
+		g.mu.Lock()
+		for id, w := range fresh {
+			g.sending[id] = w
+		}
+		g.mu.Unlock()
+		defer func() {
+			g.mu.Lock()
+			for id := range fresh {
+				delete(g.sending, id)
+			}
+			g.mu.Unlock()
+		}()
 	}
 	now := g.now()
 	frames := make([]*frame.Frame, len(entries))
@@ -199,7 +211,7 @@ func (g *Gateway) sendBatch(ctx context.Context, ids []string) error {
 		if err := crashPoint("send:frames-written", written...); err != nil {
 			return err
 		}
-		if err := g.recordSent(entries[:n], attempts[:n], now); err != nil {
+		if err := g.recordSent(entries[:n], attempts[:n], fresh, now); err != nil {
 			return err
 		}
 	}
@@ -217,14 +229,18 @@ func (g *Gateway) sendBatch(ctx context.Context, ids []string) error {
 }
 
 // recordSent records the requests whose frames (attempt attempts[i]) are
-// durable as SENT_TO_COLD, in one commit, and then tells the watchers.
-func (g *Gateway) recordSent(entries []*entry, attempts []uint32, now time.Time) error {
+// durable as SENT_TO_COLD, in one commit, with the blocks read for them
+// (fresh), and then tells the watchers.
+func (g *Gateway) recordSent(entries []*entry, attempts []uint32, fresh map[string]*pb.BridgeRequest, now time.Time) error {
 	batch := make([]*change, len(entries))
 	for i, e := range entries {
-		attempt := attempts[i]
+		attempt, gathered := attempts[i], fresh[e.view.GetRequestId()]
 		batch[i] = &change{id: e.view.GetRequestId(), f: func(e *entry) error {
 			if s := e.view.GetStatus(); s != pb.RequestStatus_REQUEST_STATUS_QUEUED && s != pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD {
 				return errSettled // an answer settled it meanwhile
+			}
+			if gathered != nil && !e.gathered {
+				e.wire.Sign, e.gathered = proto.Clone(gathered.GetSign()).(*pb.SignRequest), true
 			}
 			e.view.Attempts = attempt
 			e.view.Status = pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD
@@ -245,11 +261,21 @@ func (g *Gateway) recordSent(entries []*entry, attempts []uint32, now time.Time)
 	return nil
 }
 
+// sendingWire returns the request written by the send loop's pass under
+// way with the blocks it read for it, before they are recorded; nil when
+// there is none.
+func (g *Gateway) sendingWire(id string) *pb.BridgeRequest {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sending[id]
+}
+
 // gatherAll reads from the node the head and source blocks of the
-// requests that need them (several at once) and records them in one
-// commit. It returns the requests ready to send: a request whose read
-// failed is left for a later pass, one that failed for good is failed.
-func (g *Gateway) gatherAll(ctx context.Context, entries []*entry) ([]*entry, error) {
+// requests that need them (several at once). It returns the requests
+// ready to send, those read with their blocks (not yet recorded), and
+// the requests read, by id (fresh). A request whose read failed is left
+// for a later pass; one that failed for good is failed.
+func (g *Gateway) gatherAll(ctx context.Context, entries []*entry) (ready []*entry, fresh map[string]*pb.BridgeRequest) {
 	type read struct {
 		e    *entry
 		sign *pb.SignRequest
@@ -257,7 +283,6 @@ func (g *Gateway) gatherAll(ctx context.Context, entries []*entry) ([]*entry, er
 		fail string // the request fails with this reason
 	}
 	var reads []*read
-	ready := entries[:0:0]
 	for _, e := range entries {
 		if e.gathered {
 			ready = append(ready, e)
@@ -292,7 +317,7 @@ func (g *Gateway) gatherAll(ctx context.Context, entries []*entry) ([]*entry, er
 		})
 	}
 	wg.Wait()
-	var batch []*change
+	fresh = map[string]*pb.BridgeRequest{}
 	for _, r := range reads {
 		id := r.e.view.GetRequestId()
 		if r.fail != "" {
@@ -302,25 +327,9 @@ func (g *Gateway) gatherAll(ctx context.Context, entries []*entry) ([]*entry, er
 		if r.err != nil {
 			continue // read again in a later pass
 		}
-		sign := r.sign
-		batch = append(batch, &change{id: id, f: func(e *entry) error {
-			if s := e.view.GetStatus(); s != pb.RequestStatus_REQUEST_STATUS_QUEUED && s != pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD {
-				return errSettled
-			}
-			e.wire.Sign, e.gathered = sign, true
-			return nil
-		}})
+		r.e.wire.Sign, r.e.gathered = r.sign, true
+		fresh[id] = proto.Clone(r.e.wire).(*pb.BridgeRequest)
+		ready = append(ready, r.e)
 	}
-	if len(batch) == 0 {
-		return ready, nil
-	}
-	if err := g.store.apply("gathered", batch, g.takeClosing()); err != nil {
-		return nil, err
-	}
-	for _, c := range batch {
-		if c.out != nil {
-			ready = append(ready, c.out)
-		}
-	}
-	return ready, nil
+	return ready, fresh
 }

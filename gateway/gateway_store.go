@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	"google.golang.org/protobuf/proto"
 
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
@@ -23,22 +21,6 @@ var (
 	gwBucketPublish  = []byte("publish")  // request id → nothing: signed or published, not yet final, with a node (the publish pipeline's work list)
 	gwBucketProbe    = []byte("probe")    // "space" → probeSize bytes, written to find out whether the file takes writes again
 )
-
-// gwRecord is the gateway's durable record of one request.
-type gwRecord struct {
-	// View is the pb.Request the API shows.
-	View []byte `json:"view"`
-	// Wire is the pb.BridgeRequest written to the bridge.
-	Wire []byte `json:"wire"`
-	// Digest is the intent's digest (idempotency).
-	Digest [32]byte `json:"digest"`
-	// LastSent is when the request was last written to the bridge (Unix ns; 0: never).
-	LastSent int64 `json:"last_sent"`
-	// Gathered is true once Wire holds the head and source blocks.
-	Gathered bool `json:"gathered"`
-	// Recoveries counts requeues after a PENDING_BLOCK refusal.
-	Recoveries int `json:"recoveries,omitempty"`
-}
 
 // gatewayStore is the gateway's bbolt file: its queue survives restarts.
 //
@@ -143,50 +125,6 @@ func (s *gatewayStore) close() error {
 		s.closeErr = s.db.Close()
 	})
 	return s.closeErr
-}
-
-// entry is a decoded record.
-type entry struct {
-	view       *pb.Request
-	wire       *pb.BridgeRequest
-	digest     [32]byte
-	lastSent   time.Time
-	gathered   bool
-	recoveries int
-}
-
-func decodeRecord(data []byte) (*entry, error) {
-	var r gwRecord
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("gateway: corrupt gateway record: %w", err)
-	}
-	e := &entry{view: new(pb.Request), wire: new(pb.BridgeRequest), digest: r.Digest, gathered: r.Gathered, recoveries: r.Recoveries}
-	if err := proto.Unmarshal(r.View, e.view); err != nil {
-		return nil, fmt.Errorf("gateway: corrupt gateway record: %w", err)
-	}
-	if err := proto.Unmarshal(r.Wire, e.wire); err != nil {
-		return nil, fmt.Errorf("gateway: corrupt gateway record: %w", err)
-	}
-	if r.LastSent != 0 {
-		e.lastSent = time.Unix(0, r.LastSent)
-	}
-	return e, nil
-}
-
-func encodeRecord(e *entry) ([]byte, error) {
-	view, err := proto.Marshal(e.view)
-	if err != nil {
-		return nil, err
-	}
-	wire, err := proto.Marshal(e.wire)
-	if err != nil {
-		return nil, err
-	}
-	r := gwRecord{View: view, Wire: wire, Digest: e.digest, Gathered: e.gathered, Recoveries: e.recoveries}
-	if !e.lastSent.IsZero() {
-		r.LastSent = e.lastSent.UnixNano()
-	}
-	return json.Marshal(r)
 }
 
 func (s *gatewayStore) get(id string) (*entry, bool, error) {
