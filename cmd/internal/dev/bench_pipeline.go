@@ -44,6 +44,8 @@ type benchPipelineOptions struct {
 	confirmDelay   time.Duration
 	variants       []string
 	dir            string
+	medium         string
+	keep           bool
 	json           bool
 }
 
@@ -95,6 +97,8 @@ Progress goes to standard error, results to standard output.`,
 	f.DurationVar(&opts.confirmDelay, "confirm-delay", time.Millisecond, "the dev node's --confirm-delay")
 	f.StringArrayVar(&opts.variants, "variant", nil, "NAME=DIR: measure the binaries in DIR under NAME (repeatable)")
 	f.StringVar(&opts.dir, "dir", "", "where to make the temporary directory (default: the system's)")
+	f.StringVar(&opts.medium, "medium", "", "where to make the bridge's directories, such as a tmpfs (default: in the temporary directory)")
+	f.BoolVar(&opts.keep, "keep", false, "keep the temporary directory (the processes' logs and files) instead of deleting it")
 	f.BoolVar(&opts.json, "json", false, "print JSON")
 	return cmd
 }
@@ -197,11 +201,11 @@ func runBenchPipeline(ctx context.Context, e *cli.Env, opts benchPipelineOptions
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	prog := newBenchProgress(e.Stderr)
-	rep := benchPipelineReport{Machine: machineInfo(), Variants: variants, Accounts: opts.accounts, Rounds: opts.rounds,
+	rep := benchPipelineReport{Machine: machineInfo(), Variants: variants, Accounts: opts.accounts, Rounds: opts.rounds, Medium: opts.medium,
 		DurationPerLevel: opts.duration.String(), SignerDuration: opts.signerDuration.String(),
 		PollInterval: opts.pollInterval.String(), ConfirmDelay: opts.confirmDelay.String()}
 
-	shared := &pipeShared{prog: prog}
+	shared := &pipeShared{prog: prog, keep: opts.keep}
 	var worlds []*pipeWorld
 	defer func() {
 		prog.say("cleaning up")
@@ -226,6 +230,7 @@ func runBenchPipeline(ctx context.Context, e *cli.Env, opts benchPipelineOptions
 		w.pause() // until its turn
 	}
 	rep.Machine.StateFS = fsType(filepath.Join(shared.dir, "x"))
+	rep.MediumFS = fsType(filepath.Join(worlds[0].mediumDir, "x"))
 	rep.OK = true
 	for round := 1; round <= opts.rounds; round++ {
 		// Alternate the order of the variants from one round to the next.
@@ -277,6 +282,7 @@ func runBenchPipeline(ctx context.Context, e *cli.Env, opts benchPipelineOptions
 // SoftHSM token (master key and wallet) and the approver's key.
 type pipeShared struct {
 	prog     *benchProgress
+	keep     bool // keep dir
 	dir      string
 	softhsm  *softhsmtool.Token
 	label    string
@@ -338,7 +344,10 @@ func (s *pipeShared) close() error {
 	if s.softhsm != nil {
 		errs = append(errs, s.softhsm.Close())
 	}
-	if s.dir != "" {
+	switch {
+	case s.dir != "" && s.keep:
+		s.prog.say("kept %s", s.dir)
+	case s.dir != "":
 		errs = append(errs, os.RemoveAll(s.dir))
 	}
 	return errors.Join(errs...)

@@ -8,15 +8,19 @@ import (
 
 // benchPipelineReport is the --json output of bench pipeline.
 type benchPipelineReport struct {
-	Machine          benchMachine         `json:"machine"`
-	Variants         []pipeVariant        `json:"variants"`
-	Accounts         int                  `json:"accounts"`
-	Rounds           int                  `json:"rounds"`
-	DurationPerLevel string               `json:"duration_per_level"`
-	SignerDuration   string               `json:"signer_alone_duration"`
-	PollInterval     string               `json:"poll_interval"`
-	ConfirmDelay     string               `json:"confirm_delay"`
-	Levels           []benchPipelineLevel `json:"levels"`
+	Machine          benchMachine  `json:"machine"`
+	Variants         []pipeVariant `json:"variants"`
+	Accounts         int           `json:"accounts"`
+	Rounds           int           `json:"rounds"`
+	DurationPerLevel string        `json:"duration_per_level"`
+	SignerDuration   string        `json:"signer_alone_duration"`
+	PollInterval     string        `json:"poll_interval"`
+	ConfirmDelay     string        `json:"confirm_delay"`
+	// Medium is --medium ("": in the temporary directory) and MediumFS the
+	// type of the file system holding the bridge's directories.
+	Medium   string               `json:"medium,omitempty"`
+	MediumFS string               `json:"medium_filesystem"`
+	Levels   []benchPipelineLevel `json:"levels"`
 	// Summary holds, per variant and number of submitters, the medians
 	// over the rounds.
 	Summary []benchPipelineLevel `json:"summary"`
@@ -131,7 +135,7 @@ func printBenchPipeline(out io.Writer, r *benchPipelineReport) error {
 	m := r.Machine
 	fmt.Fprintf(out, "nanokms-dev bench pipeline: gateway, file bridge (poll %s), relay, signer on SoftHSM, dev node (confirms after %s); each a process; %d accounts; %s per level, %d round(s)\n",
 		r.PollInterval, r.ConfirmDelay, r.Accounts, r.DurationPerLevel, r.Rounds)
-	fmt.Fprintf(out, "machine:  %d CPUs, %s, %s %s, %s, state on %s\n", m.CPUs, m.CPUModel, m.GoVersion, m.Platform, m.Date, m.StateFS)
+	fmt.Fprintf(out, "machine:  %d CPUs, %s, %s %s, %s; state files on %s, the bridge on %s\n", m.CPUs, m.CPUModel, m.GoVersion, m.Platform, m.Date, m.StateFS, r.MediumFS)
 	fmt.Fprintf(out, "load:     %s at the start, %s at the end (1, 5, 15 min)\n", m.LoadAvgStart, m.LoadAvgEnd)
 	for _, v := range r.Variants {
 		fmt.Fprintf(out, "variant %s: %s, %s, %s\n", v.Name, v.Gateway, v.Cold, v.Dev)

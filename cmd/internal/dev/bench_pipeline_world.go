@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -31,6 +32,9 @@ type pipeWorld struct {
 	v      pipeVariant
 	opts   benchPipelineOptions
 	dir    string
+	// mediumDir holds the bridge's two directories (removed by close when
+	// it is outside dir).
+	mediumDir string
 
 	signer, devnode, relay, gateway *pipeProc
 	signerConn, gatewayConn         *grpc.ClientConn
@@ -104,7 +108,18 @@ representative = %q
 func (w *pipeWorld) setup(ctx context.Context) error {
 	s, prog := w.shared, w.shared.prog
 	w.dir = filepath.Join(s.dir, w.v.Name)
-	toCold, toHot := filepath.Join(w.dir, "usb", "to-cold"), filepath.Join(w.dir, "usb", "to-hot")
+	if err := os.Mkdir(w.dir, 0o700); err != nil {
+		return err
+	}
+	w.mediumDir = filepath.Join(w.dir, "usb")
+	if w.opts.medium != "" {
+		d, err := os.MkdirTemp(w.opts.medium, "nanokms-pipe-usb-")
+		if err != nil {
+			return cli.WithHint(fmt.Errorf("--medium: %w", err), "give an existing directory, such as /dev/shm")
+		}
+		w.mediumDir = d
+	}
+	toCold, toHot := filepath.Join(w.mediumDir, "to-cold"), filepath.Join(w.mediumDir, "to-hot")
 	for _, d := range []string{toCold, toHot} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
@@ -487,6 +502,9 @@ func (w *pipeWorld) close() error {
 	}
 	if w.alone != nil && w.alone.funder.key != nil {
 		w.alone.funder.key.Wipe()
+	}
+	if w.opts.medium != "" && w.mediumDir != "" && !w.shared.keep {
+		errs = append(errs, os.RemoveAll(w.mediumDir))
 	}
 	return errors.Join(errs...)
 }
