@@ -144,16 +144,20 @@ func (opts benchPipelineOptions) validate() ([]pipeVariant, error) {
 		}
 		return []pipeVariant{v}, nil
 	}
-	var out []pipeVariant
+	var names, dirs []string
 	for _, spec := range opts.variants {
 		name, dir, ok := strings.Cut(spec, "=")
 		if !ok || name == "" || dir == "" || strings.ContainsAny(name, "/ ") {
 			return nil, cli.UsageErr("--variant %q: want NAME=DIR", spec)
 		}
-		if slices.ContainsFunc(out, func(v pipeVariant) bool { return v.Name == name }) {
+		if slices.Contains(names, name) {
 			return nil, cli.UsageErr("--variant %s: named twice", name)
 		}
-		v, err := findVariant(name, dir)
+		names, dirs = append(names, name), append(dirs, dir)
+	}
+	var out []pipeVariant
+	for i, name := range names {
+		v, err := findVariant(name, dirs[i])
 		if err != nil {
 			return nil, err
 		}
