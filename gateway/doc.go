@@ -6,6 +6,22 @@
 // WebSocket or by polling). Config and LoadConfig read its configuration
 // file ([gateway], [bridge], [node]).
 //
+// # Durability and batches
+//
+// Every state change is a bbolt transaction committed with fsync before
+// anyone is told of it: a submission is acknowledged, and a status is
+// visible to GetRequest and WatchRequest, only once it is durable. The
+// changes that arrive together share a commit (group commit, as the
+// signer's store does). The send loop takes every request due in one
+// pass: it reads the heads the node must give, writes every frame in one
+// batch (one sync of the medium's directory) and only then records them
+// all SENT_TO_COLD, with the heads read, in one commit. The receive loop
+// takes the answers waiting together, checks each, records what they
+// change in one commit, and only then tells the watchers, starts the
+// publish pipelines and settles the frames on the medium in one batch.
+// Status changes go through a small set of store methods that take a
+// batch (apply), so that another store can be put under them.
+//
 // # Trust
 //
 // Everything on the medium is untrusted. A frame is checked (package

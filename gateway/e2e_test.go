@@ -19,6 +19,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperDirEnv) != "" {
+		os.Exit(runHelper()) // a subprocess of the batch kill tests
+	}
 	code := softhsmtest.Run(m)
 	killtest.Cleanup() // the binaries the kill tests built
 	os.Exit(code)

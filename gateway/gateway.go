@@ -12,10 +12,6 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-	"google.golang.org/protobuf/proto"
-
-	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
@@ -103,11 +99,19 @@ type Gateway struct {
 
 	kick chan struct{}
 
+	// The send loop's: requests to take off the open list with its next
+	// commit, and when it last did so.
+	closing   map[string]bool
+	lastClose time.Time
+
 	mu       sync.Mutex
 	watchers map[string][]chan *pb.Request
 	alerts   []chan *pb.Alert
 	inflight map[string]bool // requests in the publish pipeline
-	pipes    sync.WaitGroup  // the publish pipelines Run started
+	// sending holds the requests the send loop's pass has written with
+	// the blocks it read from the node, until they are recorded.
+	sending map[string]*pb.BridgeRequest
+	pipes   sync.WaitGroup // the publish pipelines Run started
 }
 
 // Open opens the gateway's state file at path.
@@ -123,7 +127,8 @@ func Open(path string, opts Options) (*Gateway, error) {
 		store: st, out: opts.Out, in: opts.Reader, manifest: opts.Manifest, ledger: opts.Ledger,
 		resend: opts.ResendInterval, now: opts.Now, log: opts.Log, observe: opts.Observe, onAlert: opts.ObserveAlert,
 		autoReceive: opts.AutoReceive, representative: opts.Representative,
-		kick: make(chan struct{}, 1), watchers: map[string][]chan *pb.Request{}, inflight: map[string]bool{},
+		kick: make(chan struct{}, 1), closing: map[string]bool{}, watchers: map[string][]chan *pb.Request{}, inflight: map[string]bool{},
+		sending:      map[string]*pb.BridgeRequest{},
 		onWriteFault: opts.ObserveWriteFault, faults: map[string]error{}, faultChanged: make(chan struct{}),
 		probeKick: make(chan struct{}, 1),
 	}
@@ -137,6 +142,7 @@ func Open(path string, opts Options) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
+	g.lastClose = g.now()
 	return g, nil
 }
 
@@ -217,7 +223,7 @@ func (g *Gateway) gather(ctx context.Context, p *intent.Parsed, sign *pb.SignReq
 		return nil
 	}
 	if sign.Head == nil {
-		head, err := g.ledger.Head(ctx, p.Account)
+		head, err := g.head(ctx, p.Account)
 		if err != nil {
 			return fmt.Errorf("gateway: reading the head of %s: %w", p.Account.Address(), err)
 		}
@@ -233,6 +239,38 @@ func (g *Gateway) gather(ctx context.Context, p *intent.Parsed, sign *pb.SignReq
 		sign.Source, sign.SourcePrevious = pb.BlockFromNano(&src), pb.BlockFromNano(&prev)
 	}
 	return nil
+}
+
+// frontierLedger is a Ledger that tells an account's frontier in one
+// call (node.Ledger.Frontier).
+type frontierLedger interface {
+	Frontier(ctx context.Context, account nano.PublicKey) (frontier nano.Hash, balance nano.Amount, opened bool, err error)
+}
+
+// head returns the account's head block as the node has it (nil for an
+// unopened account). When the node's frontier is a block this gateway had
+// signed, with the node's balance, the gateway's own copy is the head (one
+// call to the node, not three: the hash names the block's contents).
+func (g *Gateway) head(ctx context.Context, account nano.PublicKey) (*nano.StateBlock, error) {
+	fl, ok := g.ledger.(frontierLedger)
+	if !ok {
+		return g.ledger.Head(ctx, account)
+	}
+	frontier, balance, opened, err := fl.Frontier(ctx, account)
+	if err != nil {
+		return nil, err
+	}
+	if !opened {
+		return nil, nil
+	}
+	if id, ok := g.store.signedBy(frontier[:]); ok {
+		if e, ok, err := g.store.get(id); err == nil && ok {
+			if b, err := e.view.GetBlock().ToNano("block"); err == nil && b.Hash() == frontier && b.Account == account && b.Balance == balance {
+				return &b, nil
+			}
+		}
+	}
+	return g.ledger.Head(ctx, account)
 }
 
 // Get returns a request's state.
@@ -296,388 +334,4 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
-}
-
-// sendLoop writes every due request, then sleeps until the next one is due
-// or a new request arrives. Once per resend interval it also resumes the
-// publish pipeline of any request on the publish list that has none (one
-// ended without a final status, such as when recording it failed).
-func (g *Gateway) sendLoop(ctx context.Context) error {
-	lastResume := g.now()
-	var pace retryBackoff
-	for {
-		if now := g.now(); now.Sub(lastResume) >= g.resend {
-			g.resumePipelines(ctx)
-			lastResume = now
-		}
-		next, err := g.sendDue(ctx)
-		switch {
-		case err == nil:
-			pace.reset()
-		case isFull(err) && ctx.Err() == nil:
-			// The state file or the medium is full: what could not be
-			// written is written again after the wait.
-			next = pace.next()
-			g.log.Warn("writing requests failed; retrying", "error", err.Error(), "wait", next.String())
-		default:
-			return err
-		}
-		t := time.NewTimer(next)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-g.kick:
-			t.Stop()
-		case <-t.C:
-		}
-	}
-}
-
-// sendDue writes the requests that are due and returns how long until the
-// next one is. Requests of one account go one at a time, in submission
-// order: a request waits until the one before it is settled (signed when
-// there is no node; published when there is, so that the node's head
-// includes it) before its head is read and it is sent.
-func (g *Gateway) sendDue(ctx context.Context) (time.Duration, error) {
-	now := g.now()
-	next := g.resend
-	var open []*entry
-	var settled []string
-	err := g.store.eachOpen(func(e *entry) error {
-		if g.settled(e.view.GetStatus()) {
-			settled = append(settled, e.view.GetRequestId())
-		} else {
-			open = append(open, e)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	for _, id := range settled {
-		if err := g.store.closeOpen(id); err != nil {
-			return 0, err
-		}
-	}
-	slices.SortFunc(open, func(a, b *entry) int {
-		return cmp.Or(cmp.Compare(a.view.GetSubmittedUnixNano(), b.view.GetSubmittedUnixNano()),
-			strings.Compare(a.view.GetRequestId(), b.view.GetRequestId()))
-	})
-	busy := map[string]bool{}
-	var due []string
-	for _, e := range open {
-		acct := string(e.view.GetIntent().GetAccount())
-		if busy[acct] {
-			continue
-		}
-		busy[acct] = true
-		switch e.view.GetStatus() {
-		case pb.RequestStatus_REQUEST_STATUS_QUEUED, pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD:
-		default:
-			continue // signed and in the publish pipeline: it holds the line
-		}
-		if wait := e.lastSent.Add(g.resend).Sub(now); !e.lastSent.IsZero() && wait > 0 {
-			next = min(next, wait)
-			continue
-		}
-		due = append(due, e.view.GetRequestId())
-	}
-	for _, id := range due {
-		if err := g.sendOne(ctx, id); err != nil {
-			return 0, err
-		}
-	}
-	if len(due) == 0 {
-		g.setFault(WriteTargetOutbound, nil) // nothing to write, nothing failing
-	}
-	return max(next, time.Millisecond), nil
-}
-
-// settled reports whether a request in status s no longer holds its
-// account's line.
-func (g *Gateway) settled(s pb.RequestStatus) bool {
-	switch s {
-	case pb.RequestStatus_REQUEST_STATUS_QUEUED, pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD:
-		return false
-	case pb.RequestStatus_REQUEST_STATUS_SIGNED:
-		return g.ledger == nil
-	}
-	return true
-}
-
-func (g *Gateway) sendOne(ctx context.Context, id string) error {
-	e, ok, err := g.store.get(id)
-	if err != nil || !ok {
-		return err
-	}
-	if !e.gathered {
-		p, err := intent.Parse(e.view.GetIntent())
-		if err != nil {
-			g.fail(id, "the stored intent: "+err.Error())
-			return nil
-		}
-		sign := proto.Clone(e.wire.GetSign()).(*pb.SignRequest)
-		if err := g.gather(ctx, &p, sign); err != nil {
-			if errors.Is(err, ErrPermanent) {
-				g.fail(id, err.Error())
-				return nil
-			}
-			g.log.Warn("reading the node; will retry", "request_id", id, "error", err.Error())
-			return nil
-		}
-		if e, err = g.store.update(id, func(e *entry, _ *bolt.Tx) error {
-			e.wire.Sign, e.gathered = sign, true
-			return nil
-		}); err != nil {
-			return err
-		}
-	}
-	wire := proto.Clone(e.wire).(*pb.BridgeRequest)
-	wire.Attempt = e.view.GetAttempts() + 1
-	now := g.now()
-	f, err := frame.NewRequestFrame(wire, now)
-	if err != nil {
-		return fmt.Errorf("gateway: gateway: framing request %s: %w", id, err)
-	}
-	if err := g.out.WriteFrame(ctx, f); err != nil {
-		if isNoSpace(err) {
-			err = fmt.Errorf("gateway: %w: writing request %s: %w", filemedium.ErrMediumFull, id, err)
-			g.setFault(WriteTargetOutbound, err)
-			return err
-		}
-		return fmt.Errorf("gateway: gateway: writing request %s: %w", id, err)
-	}
-	g.setFault(WriteTargetOutbound, nil)
-	updated, err := g.store.update(id, func(e *entry, _ *bolt.Tx) error {
-		if s := e.view.GetStatus(); s != pb.RequestStatus_REQUEST_STATUS_QUEUED && s != pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD {
-			return errSettled
-		}
-		e.view.Attempts = wire.Attempt
-		e.view.Status = pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD
-		e.view.UpdatedUnixNano = now.UnixNano()
-		e.lastSent = now
-		return nil
-	})
-	if errors.Is(err, errSettled) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	g.log.Info("sent to cold", "request_id", id, "attempt", wire.Attempt)
-	g.changed(updated.view)
-	return nil
-}
-
-// maxPendingRecoveries bounds how often one request is requeued after
-// publishing a block the signer had signed on its head.
-const maxPendingRecoveries = 3
-
-// recoverPending handles a PENDING_BLOCK refusal when the gateway has a
-// node: the block the signer already signed on this head (a crash or a
-// lost answer left it unpublished) is checked — it must be for the
-// request's account and carry a valid signature — and published in the
-// background, and the request is queued again, to be sent with the new
-// head. It reports whether it did so.
-func (g *Gateway) recoverPending(id string, e *entry, pending nano.StateBlock) bool {
-	if g.ledger == nil || e.recoveries >= maxPendingRecoveries {
-		return false
-	}
-	h := pending.Hash()
-	if nano.PublicKey(e.view.GetIntent().GetAccount()) != pending.Account || !nano.Verify(pending.Account, h[:], pending.Signature) {
-		g.log.Error("the pending block in a refusal is not a valid block of the request's account", "request_id", id, "block", h.String())
-		return false
-	}
-	g.mu.Lock()
-	busy := g.inflight["recover:"+id]
-	g.inflight["recover:"+id] = true
-	g.mu.Unlock()
-	if busy {
-		return true // a recovery is under way; this is a repeat of the refusal
-	}
-	g.log.Warn("publishing a block the signer had signed on this head, then resending", "request_id", id, "pending", h.String())
-	go func() {
-		defer func() {
-			g.mu.Lock()
-			delete(g.inflight, "recover:"+id)
-			g.mu.Unlock()
-		}()
-		if _, err := g.ledger.Publish(context.Background(), pending, nano.SubtypeUnknown); err != nil {
-			if errors.Is(err, ErrBlockRejected) {
-				g.pendingRejected(id, pending, err)
-				return
-			}
-			g.log.Error("publishing the pending block", "block", h.String(), "error", err.Error())
-		}
-		updated, err := g.store.update(id, func(e *entry, _ *bolt.Tx) error {
-			if s := e.view.GetStatus(); s != pb.RequestStatus_REQUEST_STATUS_QUEUED && s != pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD {
-				return errSettled
-			}
-			e.recoveries++
-			e.view.Status = pb.RequestStatus_REQUEST_STATUS_QUEUED
-			e.view.UpdatedUnixNano = g.now().UnixNano()
-			e.lastSent, e.gathered = time.Time{}, false
-			e.wire.Sign.Head = nil // read again from the node, now that the pending block is in
-			return nil
-		})
-		if err == nil {
-			g.changed(updated.view)
-		}
-		g.wake()
-	}()
-	return true
-}
-
-// errSettled stops an update of a request an answer has settled.
-var errSettled = errors.New("request already settled")
-
-// receiveLoop handles the answers. An answer whose handling cannot be
-// recorded (the state file is full) or settled on the medium (it is full)
-// is handled again after a capped backoff: it stays on the medium until
-// settled, and handling it twice does nothing twice.
-func (g *Gateway) receiveLoop(ctx context.Context) error {
-	var pace retryBackoff
-	for {
-		rec, err := g.in.ReadFrame(ctx)
-		if err != nil {
-			return err
-		}
-		failed := false
-		for {
-			err := g.handleAnswer(ctx, rec)
-			if err == nil {
-				break
-			}
-			switch {
-			case errors.Is(err, ErrStoreFull):
-			case isNoSpace(err):
-				err = fmt.Errorf("gateway: %w: settling %s: %w", filemedium.ErrMediumFull, rec.Name, err)
-				g.setFault(WriteTargetInbound, err)
-			default:
-				return err
-			}
-			failed = true
-			wait := pace.next()
-			g.log.Warn("handling an answer failed; retrying", "file", rec.Name, "error", err.Error(), "wait", wait.String())
-			if !sleepCtx(ctx, wait) {
-				return ctx.Err()
-			}
-		}
-		if !failed {
-			pace.reset()
-			g.setFault(WriteTargetInbound, nil)
-		}
-	}
-}
-
-// handleAnswer settles one frame from the cold side.
-func (g *Gateway) handleAnswer(ctx context.Context, rec *frame.Received) error {
-	f := rec.Frame
-	switch f.Type {
-	case frame.TypeHeartbeat:
-		return rec.Done()
-	case frame.TypeResponse, frame.TypeRefusal:
-	default:
-		return rec.Reject(fmt.Sprintf("a %s frame does not belong on the hot side's inbound medium", f.Type))
-	}
-	e, ok, err := g.store.get(f.RequestID)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return rec.Reject("no request with this id was sent from this gateway")
-	}
-	if f.Type == frame.TypeRefusal {
-		return g.handleRefusal(rec, e)
-	}
-	var resp pb.BridgeResponse
-	if err := proto.Unmarshal(f.Payload, &resp); err != nil || resp.GetSign().GetRequestId() != f.RequestID {
-		return rec.Reject("the payload is not a BridgeResponse for this request id")
-	}
-	block, err := verifySigned(e.wire.GetSign(), resp.GetSign())
-	if err != nil {
-		g.log.Error("REJECTED a signed block that does not match its intent", "request_id", f.RequestID, "error", err.Error())
-		return rec.Reject("the signed block does not match the intent: " + err.Error())
-	}
-	hash := block.Hash()
-	switch s := e.view.GetStatus(); {
-	case s == pb.RequestStatus_REQUEST_STATUS_QUEUED || s == pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD:
-	case e.view.GetBlockHash() != nil && bytes.Equal(e.view.GetBlockHash(), hash[:]):
-		return rec.Done() // a repeat of the answer we have
-	case s == pb.RequestStatus_REQUEST_STATUS_REFUSED:
-		// Refusals carry no signature: anyone who controls the medium can
-		// forge one. A signed block that verifies against the intent proves
-		// the cold side signed, so it wins: the request is signed, and the
-		// earlier refusal was forged or stale.
-		g.log.Error("a verified signed block overrides an earlier refusal: the refusal was forged or stale",
-			"request_id", f.RequestID, "hash", hash.String(), "refusal", e.view.GetRefusalReason())
-		g.Alert(&pb.Alert{Kind: AlertRefusalOverridden, Account: block.Account[:], BlockHash: hash[:],
-			Detail: fmt.Sprintf("request %s was reported refused (%s) but the cold side signed it", f.RequestID, e.view.GetRefusalReason())})
-	default:
-		return rec.Reject(fmt.Sprintf("the request is already %s", s))
-	}
-	now := g.now()
-	updated, err := g.store.update(f.RequestID, func(e *entry, tx *bolt.Tx) error {
-		e.view.RefusalReason, e.view.Error = "", ""
-		e.view.Status = pb.RequestStatus_REQUEST_STATUS_SIGNED
-		e.view.Block = pb.BlockFromNano(&block)
-		e.view.BlockHash = hash[:]
-		e.view.Subtype = resp.GetSign().GetSubtype()
-		e.view.UpdatedUnixNano = now.UnixNano()
-		return tx.Bucket(gwBucketSigned).Put(hash[:], []byte(f.RequestID))
-	})
-	if err != nil {
-		return err
-	}
-	g.log.Info("signed", "request_id", f.RequestID, "hash", hash.String(), "subtype", updated.view.GetSubtype())
-	g.changed(updated.view)
-	g.startPipeline(ctx, f.RequestID)
-	g.wake() // without a node, signed frees the account's line
-	return rec.Done()
-}
-
-func (g *Gateway) handleRefusal(rec *frame.Received, e *entry) error {
-	var ref pb.BridgeRefusal
-	if err := proto.Unmarshal(rec.Frame.Payload, &ref); err != nil {
-		return rec.Reject("the payload is not a BridgeRefusal")
-	}
-	if s := e.view.GetStatus(); s != pb.RequestStatus_REQUEST_STATUS_QUEUED && s != pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD {
-		return rec.Done() // settled already: a late or repeated answer
-	}
-	id := rec.Frame.RequestID
-	if frame.RefusalCode(ref.GetCode()).Resend() {
-		// Not the signer's decision: the request stays queued and is
-		// written again on schedule.
-		g.log.Warn("the cold side could not answer; will resend", "request_id", id, "code", ref.GetCode(), "detail", ref.GetDetail())
-		return rec.Done()
-	}
-	reason := ref.GetReason().String()
-	if len(reason) > len("REFUSAL_REASON_") {
-		reason = reason[len("REFUSAL_REASON_"):]
-	}
-	detail := ref.GetDetail()
-	if p := ref.GetPending(); p != nil {
-		if b, err := p.ToNano("pending"); err == nil {
-			detail += fmt.Sprintf(" (pending block %s)", b.Hash())
-			if g.recoverPending(id, e, b) {
-				return rec.Done()
-			}
-		}
-	}
-	now := g.now()
-	updated, err := g.store.update(id, func(e *entry, _ *bolt.Tx) error {
-		e.view.Status = pb.RequestStatus_REQUEST_STATUS_REFUSED
-		e.view.RefusalReason = reason
-		e.view.Error = detail
-		e.view.UpdatedUnixNano = now.UnixNano()
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	g.log.Warn("refused", "request_id", id, "reason", reason, "detail", detail)
-	g.changed(updated.view)
-	g.wake() // the account's line is free: its next request may go now
-	return rec.Done()
 }

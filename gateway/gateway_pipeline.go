@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/nanokms/nanokms/internal/backoff"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -167,7 +165,7 @@ func (g *Gateway) fail(id, why string) {
 // setStatus records a new status.
 func (g *Gateway) setStatus(id string, s pb.RequestStatus, f func(*entry)) error {
 	now := g.now()
-	updated, err := g.store.update(id, func(e *entry, _ *bolt.Tx) error {
+	updated, err := g.store.updateOne(id, func(e *entry) error {
 		e.view.Status = s
 		e.view.UpdatedUnixNano = now.UnixNano()
 		if f != nil {

@@ -1,16 +1,15 @@
 package gateway
 
 import (
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"syscall"
+	"slices"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	"google.golang.org/protobuf/proto"
 
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
@@ -23,22 +22,6 @@ var (
 	gwBucketProbe    = []byte("probe")    // "space" → probeSize bytes, written to find out whether the file takes writes again
 )
 
-// gwRecord is the gateway's durable record of one request.
-type gwRecord struct {
-	// View is the pb.Request the API shows.
-	View []byte `json:"view"`
-	// Wire is the pb.BridgeRequest written to the bridge.
-	Wire []byte `json:"wire"`
-	// Digest is the intent's digest (idempotency).
-	Digest [32]byte `json:"digest"`
-	// LastSent is when the request was last written to the bridge (Unix ns; 0: never).
-	LastSent int64 `json:"last_sent"`
-	// Gathered is true once Wire holds the head and source blocks.
-	Gathered bool `json:"gathered"`
-	// Recoveries counts requeues after a PENDING_BLOCK refusal.
-	Recoveries int `json:"recoveries,omitempty"`
-}
-
 // gatewayStore is the gateway's bbolt file: its queue survives restarts.
 //
 // Besides the records it keeps two work lists, each updated in the
@@ -48,7 +31,14 @@ type gwRecord struct {
 // longer hold their account's line) and the publish list (requests signed
 // or published and not final, when the gateway has a node: the publish
 // pipeline resumes them after a restart). A request leaves the publish
-// list only by reaching a final status.
+// list only by reaching a final status. Each open list entry holds a
+// summary of its request (openItem), so that a pass of the send loop
+// decodes only the records it sends.
+//
+// Every write is a transaction committed with fsync before the writer
+// goes on, and the writes that arrive together share one commit
+// (gateway_commit.go): status changes go through apply, which takes a
+// batch of them.
 type gatewayStore struct {
 	db *bolt.DB
 	// publishing is set when the gateway has a node: signed requests are
@@ -57,6 +47,14 @@ type gatewayStore struct {
 	// onCommit, when set, is told the outcome of every commit attempted
 	// (nil: it succeeded).
 	onCommit func(err error)
+
+	commits   chan *commitReq // to the committer
+	stopped   chan struct{}   // closed when the committer has returned
+	cmu       sync.RWMutex    // held for reading while sending on commits
+	closed    bool
+	closeOnce sync.Once
+	closeErr  error
+	stats     storeStats
 }
 
 func openGatewayStore(path string, publishing bool) (*gatewayStore, error) {
@@ -76,6 +74,8 @@ func openGatewayStore(path string, publishing bool) (*gatewayStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("gateway: gateway state file %s is readable by others (mode %v)", path, fi.Mode().Perm())
 	}
+	s.commits, s.stopped = make(chan *commitReq, maxGroup), make(chan struct{})
+	go s.committer()
 	return s, nil
 }
 
@@ -102,7 +102,7 @@ func (s *gatewayStore) migrate(tx *bolt.Tx) error {
 		}
 		st := e.view.GetStatus()
 		if !hadOpen && !isFinalStatus(st) {
-			if err := open.Put(k, listMark); err != nil {
+			if err := open.Put(k, encodeOpenItem(e)); err != nil {
 				return err
 			}
 		}
@@ -113,99 +113,18 @@ func (s *gatewayStore) migrate(tx *bolt.Tx) error {
 	})
 }
 
-func (s *gatewayStore) close() error { return s.db.Close() }
-
-// write runs f in a read-write transaction and commits it. A commit that
-// fails for lack of space returns an error wrapping ErrStoreFull; a
-// failed commit keeps nothing of the transaction. An error of f is
-// returned as it is, and nothing is written.
-func (s *gatewayStore) write(f func(tx *bolt.Tx) error) error {
-	var ferr error
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		ferr = f(tx)
-		return ferr
+// close stops the committer, once the writes queued are committed, and
+// closes the file. It is idempotent.
+func (s *gatewayStore) close() error {
+	s.closeOnce.Do(func() {
+		s.cmu.Lock()
+		s.closed = true
+		close(s.commits)
+		s.cmu.Unlock()
+		<-s.stopped
+		s.closeErr = s.db.Close()
 	})
-	if ferr != nil {
-		return ferr
-	}
-	if isNoSpace(err) {
-		err = fmt.Errorf("gateway: %w: %w", ErrStoreFull, err)
-	} else if err != nil {
-		err = fmt.Errorf("gateway: writing the gateway's state file: %w", err)
-	}
-	if s.onCommit != nil {
-		s.onCommit(err)
-	}
-	return err
-}
-
-// Probing a state file whose writes failed.
-const (
-	probeSize = 4 << 10 // about a request's record
-	probeRoom = 1 << 20 // the free space a file system that was full must have again
-)
-
-// probe writes probeSize bytes to find out whether the file takes writes
-// again. After a failure for lack of space it first asks the file system
-// for probeRoom bytes free: bbolt reuses the pages it freed, so a small
-// commit can succeed while the file cannot grow.
-func (s *gatewayStore) probe(full bool) error {
-	if full {
-		var st syscall.Statfs_t
-		if err := syscall.Statfs(filepath.Dir(s.db.Path()), &st); err != nil {
-			return err
-		}
-		if free := uint64(st.Bavail) * uint64(st.Bsize); free < probeRoom {
-			return fmt.Errorf("gateway: %w: %d bytes free", ErrStoreFull, free)
-		}
-	}
-	return s.write(func(tx *bolt.Tx) error {
-		return tx.Bucket(gwBucketProbe).Put([]byte("space"), make([]byte, probeSize))
-	})
-}
-
-// entry is a decoded record.
-type entry struct {
-	view       *pb.Request
-	wire       *pb.BridgeRequest
-	digest     [32]byte
-	lastSent   time.Time
-	gathered   bool
-	recoveries int
-}
-
-func decodeRecord(data []byte) (*entry, error) {
-	var r gwRecord
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("gateway: corrupt gateway record: %w", err)
-	}
-	e := &entry{view: new(pb.Request), wire: new(pb.BridgeRequest), digest: r.Digest, gathered: r.Gathered, recoveries: r.Recoveries}
-	if err := proto.Unmarshal(r.View, e.view); err != nil {
-		return nil, fmt.Errorf("gateway: corrupt gateway record: %w", err)
-	}
-	if err := proto.Unmarshal(r.Wire, e.wire); err != nil {
-		return nil, fmt.Errorf("gateway: corrupt gateway record: %w", err)
-	}
-	if r.LastSent != 0 {
-		e.lastSent = time.Unix(0, r.LastSent)
-	}
-	return e, nil
-}
-
-func encodeRecord(e *entry) ([]byte, error) {
-	view, err := proto.Marshal(e.view)
-	if err != nil {
-		return nil, err
-	}
-	wire, err := proto.Marshal(e.wire)
-	if err != nil {
-		return nil, err
-	}
-	r := gwRecord{View: view, Wire: wire, Digest: e.digest, Gathered: e.gathered, Recoveries: e.recoveries}
-	if !e.lastSent.IsZero() {
-		r.LastSent = e.lastSent.UnixNano()
-	}
-	return json.Marshal(r)
+	return s.closeErr
 }
 
 func (s *gatewayStore) get(id string) (*entry, bool, error) {
@@ -220,57 +139,6 @@ func (s *gatewayStore) get(id string) (*entry, bool, error) {
 		return err
 	})
 	return e, e != nil, err
-}
-
-// errExists is returned by insert when the id is taken.
-var errExists = errors.New("request id exists")
-
-// insert stores a new record; it fails with errExists if the id is taken.
-func (s *gatewayStore) insert(e *entry) error {
-	data, err := encodeRecord(e)
-	if err != nil {
-		return err
-	}
-	return s.write(func(tx *bolt.Tx) error {
-		b := tx.Bucket(gwBucketRequests)
-		if b.Get([]byte(e.view.GetRequestId())) != nil {
-			return errExists
-		}
-		if err := b.Put([]byte(e.view.GetRequestId()), data); err != nil {
-			return err
-		}
-		return s.mark(tx, e.view.GetRequestId(), e.view.GetStatus())
-	})
-}
-
-// update applies f to the record of id inside one transaction and stores
-// the result; f returning an error leaves the record unchanged.
-func (s *gatewayStore) update(id string, f func(e *entry, tx *bolt.Tx) error) (*entry, error) {
-	var out *entry
-	err := s.write(func(tx *bolt.Tx) error {
-		b := tx.Bucket(gwBucketRequests)
-		data := b.Get([]byte(id))
-		if data == nil {
-			return fmt.Errorf("gateway: no request %q", id)
-		}
-		e, err := decodeRecord(data)
-		if err != nil {
-			return err
-		}
-		if err := f(e, tx); err != nil {
-			return err
-		}
-		enc, err := encodeRecord(e)
-		if err != nil {
-			return err
-		}
-		out = e
-		if err := b.Put([]byte(id), enc); err != nil {
-			return err
-		}
-		return s.mark(tx, id, e.view.GetStatus())
-	})
-	return out, err
 }
 
 // isFinalStatus reports whether a request in status s can change no more
@@ -289,20 +157,27 @@ func (s *gatewayStore) onPublishList(st pb.RequestStatus) bool {
 	return s.publishing && (st == pb.RequestStatus_REQUEST_STATUS_SIGNED || st == pb.RequestStatus_REQUEST_STATUS_PUBLISHED)
 }
 
-// mark keeps the work lists in step with a request's status. A request
-// leaves the publish list only when final: a refusal overridden by a
-// signed block comes back to it, and no status before SIGNED follows one
-// on it.
-func (s *gatewayStore) mark(tx *bolt.Tx, id string, st pb.RequestStatus) error {
+// mark keeps the work lists in step with request e, stored under id in
+// tx. A request leaves the publish list only when final: a refusal
+// overridden by a signed block comes back to it, and no status before
+// SIGNED follows one on it. The block of a request that turns SIGNED is
+// indexed under its hash.
+func (s *gatewayStore) mark(tx *bolt.Tx, id string, e *entry) error {
 	key := []byte(id)
+	st := e.view.GetStatus()
 	open, publish := tx.Bucket(gwBucketOpen), tx.Bucket(gwBucketPublish)
+	if st == pb.RequestStatus_REQUEST_STATUS_SIGNED && len(e.view.GetBlockHash()) != 0 {
+		if err := tx.Bucket(gwBucketSigned).Put(e.view.GetBlockHash(), key); err != nil {
+			return err
+		}
+	}
 	if isFinalStatus(st) {
 		if err := open.Delete(key); err != nil {
 			return err
 		}
 		return publish.Delete(key)
 	}
-	if err := open.Put(key, listMark); err != nil {
+	if err := open.Put(key, encodeOpenItem(e)); err != nil {
 		return err
 	}
 	if s.onPublishList(st) {
@@ -311,14 +186,78 @@ func (s *gatewayStore) mark(tx *bolt.Tx, id string, st pb.RequestStatus) error {
 	return nil
 }
 
-// listMark is the value stored in the work lists.
+// listMark is the value stored in the publish list (and, before the
+// summaries, in the open list).
 var listMark = []byte{1}
 
-// closeOpen removes id from the open list (a request that needs nothing more
-// from the send loop, such as one signed when there is no node, or one
-// published, which stays on the publish list).
-func (s *gatewayStore) closeOpen(id string) error {
-	return s.write(func(tx *bolt.Tx) error { return tx.Bucket(gwBucketOpen).Delete([]byte(id)) })
+// openItem is the summary of a request the open list keeps: what the send
+// loop needs to find the requests due.
+type openItem struct {
+	id        string
+	status    pb.RequestStatus
+	account   []byte
+	submitted int64 // Unix ns
+	lastSent  time.Time
+}
+
+// openItemVersion starts an encoded openItem: version ‖ status ‖
+// submitted (i64) ‖ last sent (i64) ‖ account (32 bytes), big-endian.
+const (
+	openItemVersion = 2
+	openItemLen     = 1 + 1 + 8 + 8 + 32
+)
+
+func encodeOpenItem(e *entry) []byte {
+	b := make([]byte, openItemLen)
+	b[0], b[1] = openItemVersion, byte(e.view.GetStatus())
+	binary.BigEndian.PutUint64(b[2:], uint64(e.view.GetSubmittedUnixNano()))
+	if !e.lastSent.IsZero() {
+		binary.BigEndian.PutUint64(b[10:], uint64(e.lastSent.UnixNano()))
+	}
+	copy(b[18:], e.view.GetIntent().GetAccount())
+	return b
+}
+
+// decodeOpenItem decodes an open list entry; ok is false for one without
+// a summary (a file from an earlier version: read the record).
+func decodeOpenItem(id string, b []byte) (it openItem, ok bool) {
+	if len(b) != openItemLen || b[0] != openItemVersion {
+		return openItem{}, false
+	}
+	it = openItem{id: id, status: pb.RequestStatus(b[1]), account: b[18:openItemLen:openItemLen],
+		submitted: int64(binary.BigEndian.Uint64(b[2:]))}
+	if ls := int64(binary.BigEndian.Uint64(b[10:])); ls != 0 {
+		it.lastSent = time.Unix(0, ls)
+	}
+	return it, true
+}
+
+func itemOf(e *entry) openItem {
+	return openItem{id: e.view.GetRequestId(), status: e.view.GetStatus(), account: e.view.GetIntent().GetAccount(),
+		submitted: e.view.GetSubmittedUnixNano(), lastSent: e.lastSent}
+}
+
+// openItems calls f with the summary of every request on the open list
+// (its record decoded for an entry without one).
+func (s *gatewayStore) openItems(f func(it openItem) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		reqs := tx.Bucket(gwBucketRequests)
+		return tx.Bucket(gwBucketOpen).ForEach(func(k, v []byte) error {
+			if it, ok := decodeOpenItem(string(k), v); ok {
+				it.account = slices.Clone(it.account) // v lives as long as the transaction
+				return f(it)
+			}
+			data := reqs.Get(k)
+			if data == nil {
+				return nil
+			}
+			e, err := decodeRecord(data)
+			if err != nil {
+				return err
+			}
+			return f(itemOf(e))
+		})
+	})
 }
 
 // eachOpen calls f for every request on the open list.

@@ -3,9 +3,12 @@
 // (a signed block, or a typed refusal with a frame.RefusalCode) to the
 // outbound medium. Config and LoadConfig read its configuration file.
 //
-// It settles a request frame only after its answer is on the medium, so a
-// crash at any point leaves the request to be read again (the signer
-// answers a repeat identically). It never holds key material, never
+// It takes the requests waiting on the medium in batches: it asks the
+// signer for all of them at once (the signer group-commits its
+// decisions), writes their answers in one batch (one sync of the medium's
+// directory) and settles the requests in one. It settles a request frame
+// only after its answer is on the medium, so a crash at any point leaves
+// the request to be read again (the signer answers a repeat identically). It never holds key material, never
 // decides anything the signer decides, and never imports hot-side code
 // (gateway, node): the layout test checks its dependency closure. It
 // builds with CGO_ENABLED=0.

@@ -75,14 +75,24 @@ func (r *Relay) log() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// Run relays until ctx is done (then it returns nil). An answer the
-// outbound medium will not take (it is full, pulled, or holds an entry
-// that cannot be set aside) is written again with the backoff of RetryMin
-// and RetryMax until it goes (each failure logged), and only then is the
-// request settled: the relay resumes by itself when the medium is back.
-// Run returns an error only when the inbound reader fails for good (it was
-// closed) or settling a frame fails (a FileReader rides out what the
-// medium does, so that is never the medium's doing).
+// maxBatch bounds how many request frames the relay takes from the medium
+// at once: it asks the signer for all of them together (the signer
+// group-commits its decisions) and writes their answers with one sync of
+// the medium.
+const maxBatch = 64
+
+// Run relays until ctx is done (then it returns nil). It takes the
+// request frames waiting on the medium in batches (frame.ReadBatch): it
+// asks the signer for every request of a batch at once, writes all their
+// answers (frame.WriteAll: on a file medium one sync of the directory for
+// the batch) and only then settles the requests (frame.DoneAll). An
+// answer the outbound medium will not take (it is full, pulled, or holds
+// an entry that cannot be set aside) is written again with the backoff of
+// RetryMin and RetryMax until it goes (each failure logged), and only then
+// is its request settled: the relay resumes by itself when the medium is
+// back. Run returns an error only when the inbound reader fails for good
+// (it was closed) or settling a frame fails (a FileReader rides out what
+// the medium does, so that is never the medium's doing).
 func (r *Relay) Run(ctx context.Context) error {
 	if r.Heartbeat > 0 {
 		// The heartbeat writer ends before Run returns: nothing is written
@@ -94,14 +104,14 @@ func (r *Relay) Run(ctx context.Context) error {
 		defer stop()
 	}
 	for {
-		rec, err := r.In.ReadFrame(ctx)
+		recs, err := frame.ReadBatch(ctx, r.In, maxBatch)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("relay: relay: reading: %w", err)
 		}
-		if err := r.handle(ctx, rec); err != nil {
+		if err := r.handleBatch(ctx, recs); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -110,59 +120,164 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-func (r *Relay) handle(ctx context.Context, rec *frame.Received) error {
-	f := rec.Frame
-	switch f.Type {
-	case frame.TypeHeartbeat:
-		return rec.Done()
-	case frame.TypeRequest:
-	default:
-		return rec.Reject(fmt.Sprintf("a %s frame does not belong on the cold side's inbound medium", f.Type))
-	}
-	var breq pb.BridgeRequest
-	if err := proto.Unmarshal(f.Payload, &breq); err != nil || breq.GetSign().GetIntent().GetRequestId() != f.RequestID {
-		reason := "the payload is not a BridgeRequest for this request id"
-		if err == nil {
-			reason = fmt.Sprintf("the payload's request id %q is not the frame's", breq.GetSign().GetIntent().GetRequestId())
-		}
-		r.log().Warn("malformed request frame", "request_id", f.RequestID, "file", rec.Name, "reason", reason)
-		if r.Observe != nil {
-			r.Observe("malformed", 0)
-		}
-		refusal := &pb.BridgeRefusal{Code: string(frame.RefusalRelayMalformed), Detail: reason}
-		if err := r.write(ctx, frame.TypeRefusal, f.RequestID, refusal); err != nil {
-			return r.unwritable(rec, err)
-		}
-		return rec.Reject(reason)
-	}
-	start := time.Now()
-	typ, answer, err := r.ask(ctx, breq.GetSign())
-	if err != nil {
-		return err // ctx ended: the frame stays for the next run
-	}
-	if r.Observe != nil {
-		outcome := "signed"
-		if typ == frame.TypeRefusal {
-			outcome = "refused"
-		}
-		r.Observe(outcome, time.Since(start))
-	}
-	if err := r.write(ctx, typ, f.RequestID, answer); err != nil {
-		return r.unwritable(rec, err)
-	}
-	return rec.Done()
+// reply is what the relay does with one frame it read: write an answer
+// (typ and msg, when msg is set), then reject the frame with reason (when
+// set) or settle it as done.
+type reply struct {
+	rec    *frame.Received
+	typ    frame.FrameType
+	msg    proto.Message
+	reject string
 }
 
-// unwritable handles an answer write that failed for good: ctx ended
-// (the request stays for the next run), or the answer cannot be framed at
-// all (then the request is rejected into quarantine, not retried forever).
-func (r *Relay) unwritable(rec *frame.Received, err error) error {
-	var fe *frame.FrameError
-	if errors.As(err, &fe) {
-		r.log().Error("the answer cannot be framed; rejecting the request", "request_id", rec.Frame.RequestID, "error", err.Error())
-		return rec.Reject("the answer cannot be framed: " + err.Error())
+// handleBatch answers the frames of one batch: every request is asked of
+// the signer concurrently, every answer written in one batch, then the
+// frames are settled. When ctx ends first nothing is settled: the frames
+// stay for the next run.
+func (r *Relay) handleBatch(ctx context.Context, recs []*frame.Received) error {
+	replies := make([]reply, len(recs))
+	var wg sync.WaitGroup
+	for i, rec := range recs {
+		rp := &replies[i]
+		rp.rec = rec
+		f := rec.Frame
+		switch f.Type {
+		case frame.TypeHeartbeat:
+			continue
+		case frame.TypeRequest:
+		default:
+			rp.reject = fmt.Sprintf("a %s frame does not belong on the cold side's inbound medium", f.Type)
+			continue
+		}
+		var breq pb.BridgeRequest
+		if err := proto.Unmarshal(f.Payload, &breq); err != nil || breq.GetSign().GetIntent().GetRequestId() != f.RequestID {
+			reason := "the payload is not a BridgeRequest for this request id"
+			if err == nil {
+				reason = fmt.Sprintf("the payload's request id %q is not the frame's", breq.GetSign().GetIntent().GetRequestId())
+			}
+			r.log().Warn("malformed request frame", "request_id", f.RequestID, "file", rec.Name, "reason", reason)
+			if r.Observe != nil {
+				r.Observe("malformed", 0)
+			}
+			rp.typ, rp.msg, rp.reject = frame.TypeRefusal, &pb.BridgeRefusal{Code: string(frame.RefusalRelayMalformed), Detail: reason}, reason
+			continue
+		}
+		wg.Go(func() {
+			start := time.Now()
+			typ, answer, err := r.ask(ctx, breq.GetSign())
+			if err != nil {
+				return // ctx ended: the frame stays for the next run
+			}
+			if r.Observe != nil {
+				outcome := "signed"
+				if typ == frame.TypeRefusal {
+					outcome = "refused"
+				}
+				r.Observe(outcome, time.Since(start))
+			}
+			rp.typ, rp.msg = typ, answer
+		})
 	}
-	return err
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := r.writeReplies(ctx, replies); err != nil {
+		return err // ctx ended: the frames stay for the next run
+	}
+	var done []*frame.Received
+	for i := range replies {
+		rp := &replies[i]
+		if rp.reject != "" {
+			if err := rp.rec.Reject(rp.reject); err != nil {
+				return err
+			}
+			continue
+		}
+		done = append(done, rp.rec)
+	}
+	return frame.DoneAll(r.In, done)
+}
+
+// writeReplies writes the answers of replies in one batch. While the
+// medium will not take them it tries again with backoff (RetryMin to
+// RetryMax), the frames built anew by their constructors
+// (frame.NewResponseFrame or frame.NewRefusalFrame) and stamped with the
+// time each time, until they go or ctx ends (its error is returned). An
+// answer that cannot be built or encoded (a *FrameError) is not written:
+// its request is rejected into quarantine instead, not retried forever.
+func (r *Relay) writeReplies(ctx context.Context, replies []reply) error {
+	var todo []*reply
+	for i := range replies {
+		if replies[i].msg != nil {
+			todo = append(todo, &replies[i])
+		}
+	}
+	b := r.backoff()
+	for len(todo) > 0 {
+		now := r.now()
+		var fs []*frame.Frame
+		var framed []*reply
+		for _, rp := range todo {
+			f, err := buildAnswer(rp.typ, rp.rec.Frame.RequestID, rp.msg, now)
+			if err != nil {
+				r.unframable(rp, err)
+				continue
+			}
+			fs, framed = append(fs, f), append(framed, rp)
+		}
+		r.wmu.Lock()
+		n, err := frame.WriteAll(ctx, r.Out, fs)
+		r.wmu.Unlock()
+		todo = framed[n:]
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var fe *frame.FrameError
+		if errors.As(err, &fe) && len(todo) > 0 {
+			r.unframable(todo[0], err)
+			todo = todo[1:]
+			continue
+		}
+		wait := b.Next()
+		for _, rp := range todo {
+			r.log().Warn("the outbound medium did not take the answer; retrying", "request_id", rp.rec.Frame.RequestID, "type", rp.typ.String(),
+				"medium_full", errors.Is(err, filemedium.ErrMediumFull), "error", err.Error(), "wait", wait.String())
+		}
+		if !backoff.Sleep(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// unframable marks a reply whose answer cannot be framed at all: its
+// request is rejected into quarantine.
+func (r *Relay) unframable(rp *reply, err error) {
+	err = fmt.Errorf("relay: relay: the %s for %s: %w", rp.typ, rp.rec.Frame.RequestID, err)
+	r.log().Error("the answer cannot be framed; rejecting the request", "request_id", rp.rec.Frame.RequestID, "error", err.Error())
+	rp.msg = nil
+	if rp.reject == "" {
+		rp.reject = "the answer cannot be framed: " + err.Error()
+	}
+}
+
+// buildAnswer returns the answer frame of type typ carrying m for request
+// id, stamped now. It fails with a *FrameError.
+func buildAnswer(typ frame.FrameType, id string, m proto.Message, now time.Time) (*frame.Frame, error) {
+	switch m := m.(type) {
+	case *pb.BridgeResponse:
+		if got := m.GetSign().GetRequestId(); got != id {
+			return nil, frame.Errorf(frame.ErrCodeMismatch, "the signer answered request %q for %q", got, id)
+		}
+		return frame.NewResponseFrame(m, now)
+	case *pb.BridgeRefusal:
+		return frame.NewRefusalFrame(id, m, now)
+	}
+	return nil, frame.Errorf(frame.ErrCodeType, "no %s frame carries a %T", typ, m)
 }
 
 // ask calls the signer until it answers, and returns the answer frame's
@@ -237,51 +352,6 @@ func (r *Relay) heartbeats(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-	}
-}
-
-// write writes an answer frame. While the medium will not take it, it
-// tries again with backoff (RetryMin to RetryMax), the frame built anew
-// by its constructor (frame.NewResponseFrame or frame.NewRefusalFrame)
-// and stamped with the time each time, until it goes or ctx ends. A frame
-// that cannot be built or encoded is returned at once (a *FrameError).
-func (r *Relay) write(ctx context.Context, typ frame.FrameType, id string, m proto.Message) error {
-	build := func(now time.Time) (*frame.Frame, error) {
-		switch m := m.(type) {
-		case *pb.BridgeResponse:
-			if got := m.GetSign().GetRequestId(); got != id {
-				return nil, frame.Errorf(frame.ErrCodeMismatch, "the signer answered request %q for %q", got, id)
-			}
-			return frame.NewResponseFrame(m, now)
-		case *pb.BridgeRefusal:
-			return frame.NewRefusalFrame(id, m, now)
-		}
-		return nil, frame.Errorf(frame.ErrCodeType, "no %s frame carries a %T", typ, m)
-	}
-	b := r.backoff()
-	for {
-		f, err := build(r.now())
-		if err == nil {
-			r.wmu.Lock()
-			err = r.Out.WriteFrame(ctx, f)
-			r.wmu.Unlock()
-		}
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		var fe *frame.FrameError
-		if errors.As(err, &fe) {
-			return fmt.Errorf("relay: relay: the %s for %s: %w", typ, id, err)
-		}
-		wait := b.Next()
-		r.log().Warn("the outbound medium did not take the answer; retrying", "request_id", id, "type", typ.String(),
-			"medium_full", errors.Is(err, filemedium.ErrMediumFull), "error", err.Error(), "wait", wait.String())
-		if !backoff.Sleep(ctx, wait) {
-			return ctx.Err()
 		}
 	}
 }

@@ -33,7 +33,10 @@ type FileReaderOptions struct {
 	// value means no limit.
 	MaxFutureSkew time.Duration
 	// PollInterval is how often the directory is listed while there is
-	// nothing to read. 0 means DefaultPollInterval.
+	// nothing to read and inotify does not watch it (it is unavailable, or
+	// the watch could not be placed). While inotify watches it, the
+	// directory is listed when a file appears and at least every second
+	// (or PollInterval, if longer). 0 means DefaultPollInterval.
 	PollInterval time.Duration
 	// OnReject is told of every file the reader quarantines, and of every
 	// Received it is asked to Reject.
@@ -74,10 +77,11 @@ type FileReader struct {
 	types  map[frame.FrameType]bool
 	closed chan struct{}
 	once   sync.Once
+	watch  *dirWatch // nil: no inotify, the reader polls only
 
 	mu          sync.Mutex
-	pending     []*fileFrame        // read and checked, not yet handed out; sorted
-	outstanding map[string]struct{} // handed out, not yet settled
+	pending     []*fileFrame          // read and checked, not yet handed out; sorted
+	outstanding map[string]*fileFrame // handed out, not yet settled
 	held        map[string]*heldFile
 	qnext       map[string]int // the next "~N" to try in quarantine/, per name
 }
@@ -117,7 +121,7 @@ func NewFileReader(dir string, opts FileReaderOptions) (*FileReader, error) {
 		md:          md,
 		opts:        opts,
 		closed:      make(chan struct{}),
-		outstanding: map[string]struct{}{},
+		outstanding: map[string]*fileFrame{},
 		held:        map[string]*heldFile{},
 		qnext:       map[string]int{},
 	}
@@ -127,6 +131,7 @@ func NewFileReader(dir string, opts FileReaderOptions) (*FileReader, error) {
 			r.types[t] = true
 		}
 	}
+	r.watch = newDirWatch(r.ioError)
 	return r, nil
 }
 
@@ -136,20 +141,67 @@ func (r *FileReader) Dir() string { return r.dir }
 // Close makes ReadFrame return ErrClosed. It is idempotent. Received
 // frames can still be settled.
 func (r *FileReader) Close() error {
-	r.once.Do(func() { close(r.closed) })
+	r.once.Do(func() {
+		close(r.closed)
+		if r.watch != nil {
+			r.watch.close()
+		}
+	})
 	return nil
 }
 
-// ReadFrame returns the next checked frame, polling the directory until
-// one arrives, ctx is done (it returns ctx.Err()) or the reader is closed
-// (ErrClosed).
+// Watching reports whether the reader's directory is watched with
+// inotify now (else it is only polled).
+func (r *FileReader) Watching() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.watch != nil && r.watch.active()
+}
+
+// ReadFrame returns the next checked frame, waiting until one arrives,
+// ctx is done (it returns ctx.Err()) or the reader is closed (ErrClosed).
+// It lists the directory when woken by inotify (Linux: a file named like
+// a frame appeared in it) and every PollInterval whatever inotify says;
+// inotify's events are only hints, and the listing and every check of a
+// file are the same either way.
 func (r *FileReader) ReadFrame(ctx context.Context) (*frame.Received, error) {
+	recs, err := r.read(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	return recs[0], nil
+}
+
+// ReadFrames is ReadFrame for the frames ready together: it waits as
+// ReadFrame does for the first, and returns it with those listed with it,
+// in the same order, at most max (frame.BatchReader). Each is settled on
+// its own (Done, Reject) or together (DoneAll).
+func (r *FileReader) ReadFrames(ctx context.Context, n int) ([]*frame.Received, error) {
+	return r.read(ctx, max(1, n))
+}
+
+// watchedPollInterval is how often a reader whose directory inotify
+// watches lists it all the same (PollInterval, if longer): against an
+// event lost (the kernel reports a full event queue, which wakes the
+// reader, but a file system need not report every change). Without a
+// watch the reader lists every PollInterval.
+const watchedPollInterval = time.Second
+
+// readerWaiting, when set (by tests), is called each time a reader has
+// found nothing to read and is about to wait.
+var readerWaiting func(r *FileReader)
+
+func (r *FileReader) read(ctx context.Context, n int) ([]*frame.Received, error) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
 			timer.Stop()
 		}
 	}()
+	var wake <-chan struct{}
+	if r.watch != nil {
+		wake = r.watch.wake
+	}
 	for {
 		select {
 		case <-r.closed:
@@ -159,19 +211,32 @@ func (r *FileReader) ReadFrame(ctx context.Context) (*frame.Received, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if rec := r.next(); rec != nil {
-			return rec, nil
+		// A hint that came before this listing is answered by it.
+		select {
+		case <-wake:
+		default:
+		}
+		if recs := r.next(n); len(recs) > 0 {
+			return recs, nil
+		}
+		if readerWaiting != nil {
+			readerWaiting(r)
+		}
+		poll := r.opts.PollInterval
+		if r.watch != nil && r.watch.active() {
+			poll = max(poll, watchedPollInterval)
 		}
 		if timer == nil {
-			timer = time.NewTimer(r.opts.PollInterval)
+			timer = time.NewTimer(poll)
 		} else {
-			timer.Reset(r.opts.PollInterval)
+			timer.Reset(poll)
 		}
 		select {
 		case <-r.closed:
 			return nil, frame.ErrClosed
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-wake:
 		case <-timer.C:
 		}
 	}
@@ -184,9 +249,10 @@ func (r *FileReader) openDir() (*mdir, error) {
 }
 
 // next retries the held files that are due, then hands out the first
-// pending frame whose file is still the one read, listing the directory
-// when nothing is pending.
-func (r *FileReader) next() *frame.Received {
+// pending frames (at most n) whose files are still the ones read,
+// listing the directory when nothing is pending. It keeps the inotify
+// watch on the directory it lists.
+func (r *FileReader) next(n int) []*frame.Received {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.retryHeld()
@@ -196,22 +262,26 @@ func (r *FileReader) next() *frame.Received {
 		return nil
 	}
 	defer d.close()
+	if r.watch != nil {
+		r.watch.follow(d)
+	}
 	if len(r.pending) == 0 {
 		r.scan(d)
 	}
-	for len(r.pending) > 0 {
+	var out []*frame.Received
+	for len(r.pending) > 0 && len(out) < n {
 		ff := r.pending[0]
 		r.pending = r.pending[1:]
 		cur, err := d.lstat(ff.name)
 		if err != nil || !cur.same(ff.info) {
 			continue // moved away, or replaced by a resend the next listing reads
 		}
-		r.outstanding[ff.name] = struct{}{}
-		return frame.NewReceived(ff.frame, ff.name,
+		r.outstanding[ff.name] = ff
+		out = append(out, frame.NewReceived(ff.frame, ff.name,
 			func() error { return r.settle(ff, DoneDir, "") },
-			func(reason string) error { return r.settle(ff, QuarantineDir, reason) })
+			func(reason string) error { return r.settle(ff, QuarantineDir, reason) }))
 	}
-	return nil
+	return out
 }
 
 // maxPending bounds how many frames one listing reads ahead.

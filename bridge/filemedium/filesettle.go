@@ -139,6 +139,99 @@ func (r *FileReader) settle(ff *fileFrame, sub, reason string) error {
 	return nil
 }
 
+// DoneAll settles recs as Done settles each of them (frame.BatchReader),
+// syncing done/ and the reader's directory once for all: every file still
+// the one read is renamed into done/, then both directories are synced.
+// Files the medium will not let it move, or whose move cannot be synced,
+// are held as Done holds them (they stay in place, are not handed out
+// again, and are tried again later). A Received this reader did not hand
+// out, or settled already, is settled by its own Done. Only a crash point
+// (tests) returns an error.
+func (r *FileReader) DoneAll(recs []*frame.Received) error {
+	var others []*frame.Received
+	err := func() error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		var batch []*fileFrame
+		for _, rec := range recs {
+			ff, out := r.outstanding[rec.Name]
+			if !out || ff.frame != rec.Frame {
+				others = append(others, rec)
+				continue
+			}
+			if _, held := r.held[ff.name]; held {
+				continue // settled already, and held
+			}
+			batch = append(batch, ff)
+		}
+		return r.settleBatch(batch)
+	}()
+	if err != nil {
+		return err
+	}
+	for _, rec := range others {
+		if err := rec.Done(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settleBatch moves the handed-out frames of batch into done/ with one
+// sync of each directory. r.mu is held.
+func (r *FileReader) settleBatch(batch []*fileFrame) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	holdAll := func(ffs []*fileFrame, err error) {
+		for _, ff := range ffs {
+			r.hold(&heldFile{ff: ff, handed: true, sub: DoneDir}, err)
+		}
+	}
+	d, err := r.openDir()
+	if err != nil {
+		holdAll(batch, err)
+		return nil
+	}
+	defer d.close()
+	dd, err := d.ensureDir(DoneDir, dirMode, true, r.ioError)
+	if err != nil {
+		holdAll(batch, err)
+		return nil
+	}
+	defer dd.close()
+	var moved []*fileFrame
+	for _, ff := range batch {
+		err := r.moveNoSync(d, ff.name, ff.info, dd, ff.name)
+		switch {
+		case err == nil:
+			moved = append(moved, ff)
+		case errors.Is(err, errReplaced), errors.Is(err, errGone):
+			delete(r.outstanding, ff.name) // a resend took the name: it is read again (and answered identically)
+		case isCrash(err):
+			delete(r.outstanding, ff.name)
+			return err
+		default:
+			r.hold(&heldFile{ff: ff, handed: true, sub: DoneDir}, err)
+		}
+	}
+	if len(moved) == 0 {
+		return nil
+	}
+	if err := dd.sync(); err != nil {
+		holdAll(moved, err)
+		return nil
+	}
+	if err := d.sync(); err != nil {
+		holdAll(moved, err)
+		return nil
+	}
+	for _, ff := range moved {
+		delete(r.outstanding, ff.name)
+	}
+	return nil
+}
+
 // settleNow moves ff into sub. r.mu is held.
 func (r *FileReader) settleNow(ff *fileFrame, sub, reason string) error {
 	d, err := r.openDir()
@@ -182,9 +275,20 @@ var (
 )
 
 // move renames name in d into target in to if it is still the file info
-// describes: errReplaced if another file took the name, errGone if none
-// did.
+// describes, and syncs both directories: errReplaced if another file took
+// the name, errGone if none did.
 func (r *FileReader) move(d *mdir, name string, info entryStat, to *mdir, target string) error {
+	if err := r.moveNoSync(d, name, info, to, target); err != nil {
+		return err
+	}
+	if err := to.sync(); err != nil {
+		return err
+	}
+	return d.sync()
+}
+
+// moveNoSync is move without the syncs of the directories.
+func (r *FileReader) moveNoSync(d *mdir, name string, info entryStat, to *mdir, target string) error {
 	cur, err := d.lstat(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return errGone
@@ -198,13 +302,7 @@ func (r *FileReader) move(d *mdir, name string, info entryStat, to *mdir, target
 	if err := crashPoint("settle:before-rename"); err != nil {
 		return err
 	}
-	if err := d.replace(name, to, target, "a frame file", r.ioError); err != nil {
-		return err
-	}
-	if err := to.sync(); err != nil {
-		return err
-	}
-	return d.sync()
+	return d.replace(name, to, target, "a frame file", r.ioError)
 }
 
 // quarantine moves name in d into quarantine/ under a free name and

@@ -279,11 +279,77 @@ func (w *FileWriter) WriteFrame(ctx context.Context, f *frame.Frame) error {
 	return nil
 }
 
+// WriteFrames writes fs as WriteFrame writes each (a temporary file
+// written and fsynced, renamed into place), then fsyncs the directory
+// once for all of them, and returns once the first n are durable
+// (frame.BatchWriter). A frame that cannot be written stops the batch:
+// the frames before it are made durable (n of them), it and those after
+// it leave nothing under their names. When the final directory sync
+// fails, n is 0: the frames are in place but not known to be durable, and
+// writing them again replaces them.
+func (w *FileWriter) WriteFrames(ctx context.Context, fs []*frame.Frame) (int, error) {
+	if len(fs) == 0 {
+		return 0, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	fail := func(err error) error {
+		if !isCrash(err) {
+			w.report(err)
+		}
+		return err
+	}
+	d, err := w.md.open(dirMode, false, w.report)
+	if err != nil {
+		return 0, fail(fmt.Errorf("filemedium: writing %d frames: %w", len(fs), err))
+	}
+	defer d.close()
+	n := 0
+	var stop error
+	for _, f := range fs {
+		data, err := f.MarshalBinary()
+		if err == nil {
+			err = writeFileNoDirSync(d, FileName(f), f.RequestID, data, "write:", w.report)
+		}
+		if err != nil {
+			stop = fmt.Errorf("filemedium: writing %s: %w", FileName(f), err)
+			break
+		}
+		n++
+	}
+	if stop != nil && (isCrash(stop) || n == 0) {
+		return 0, fail(stop)
+	}
+	if err := crashPoint("write:before-dirsync"); err != nil {
+		return 0, err
+	}
+	if err := d.sync(); err != nil {
+		return 0, fail(fmt.Errorf("filemedium: writing %d frames: %w", n, err))
+	}
+	if stop != nil {
+		return n, fail(stop)
+	}
+	return n, nil
+}
+
 // writeFileAtomic writes data to name in d through a temporary file
 // (tempName(tmpID)), with the crash points prefixed by point. On an error
 // the temporary file is removed; on a full medium the error wraps
 // ErrMediumFull.
 func writeFileAtomic(d *mdir, name, tmpID string, data []byte, point string, report func(error)) error {
+	if err := writeFileNoDirSync(d, name, tmpID, data, point, report); err != nil {
+		return err
+	}
+	if err := crashPoint(point + "before-dirsync"); err != nil {
+		return err
+	}
+	return d.sync()
+}
+
+// writeFileNoDirSync is writeFileAtomic without the final sync of d: the
+// file is durable, its name in d is not yet.
+func writeFileNoDirSync(d *mdir, name, tmpID string, data []byte, point string, report func(error)) error {
 	tmp := tempName(tmpID)
 	fh, err := d.openFile(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, fileMode)
 	if err != nil {
@@ -313,10 +379,7 @@ func writeFileAtomic(d *mdir, name, tmpID string, data []byte, point string, rep
 		return fullErr(err)
 	}
 	keep = true
-	if err := crashPoint(point + "before-dirsync"); err != nil {
-		return err
-	}
-	return d.sync()
+	return nil
 }
 
 // replace renames old in d to new in to, replacing a file there. A

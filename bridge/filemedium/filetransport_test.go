@@ -76,8 +76,8 @@ func (b *fileBridge) read(t *testing.T) *frame.Received {
 // nothing checks that the directory holds no frame to read now.
 func (b *fileBridge) nothing(t *testing.T) {
 	t.Helper()
-	if rec := b.r.next(); rec != nil {
-		t.Fatalf("read %s, want nothing", rec.Name)
+	if recs := b.r.next(1); len(recs) != 0 {
+		t.Fatalf("read %s, want nothing", recs[0].Name)
 	}
 }
 

@@ -181,7 +181,8 @@ func TestFileHeldWhenDoneUnusable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r2 := b2.next(); r2 == nil || r2.Name != "held.request.nkb" {
+	defer b2.Close()
+	if r2 := b2.next(1); len(r2) != 1 || r2[0].Name != "held.request.nkb" {
 		t.Fatalf("a new reader read %v, want the held frame", r2)
 	}
 	// An inode is free, but the pause is not over: no retry yet.

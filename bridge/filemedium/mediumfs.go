@@ -314,8 +314,15 @@ func (d *mdir) mkdir(name string, mode uint32) error {
 	}
 }
 
+// syncHook, when set (by tests), is told the path of every directory
+// synced.
+var syncHook func(dir string)
+
 // sync makes d's entries durable.
 func (d *mdir) sync() error {
+	if syncHook != nil {
+		syncHook(d.path)
+	}
 	for {
 		err := unix.Fsync(d.fd)
 		if err == unix.EINTR {

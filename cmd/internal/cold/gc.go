@@ -1,9 +1,6 @@
 package cold
 
-import (
-	"os"
-	"runtime/debug"
-)
+import "github.com/nanokms/nanokms/cmd/internal/cli"
 
 // signerGCPercent is the garbage collector's target for the signer
 // process (the runtime default is 100). The signer's heap is small, a few
@@ -15,10 +12,8 @@ const signerGCPercent = 400
 
 // TuneSignerGC applies signerGCPercent unless GOGC is set, and returns
 // the function that restores the previous target (for in-process runs).
-func TuneSignerGC() (restore func()) {
-	if _, set := os.LookupEnv("GOGC"); set {
-		return func() {}
-	}
-	prev := debug.SetGCPercent(signerGCPercent)
-	return func() { debug.SetGCPercent(prev) }
-}
+func TuneSignerGC() (restore func()) { return cli.TuneGC(signerGCPercent) }
+
+// relayGCPercent is the relay's garbage collector target, as the
+// signer's: its heap holds a batch of frames at most.
+const relayGCPercent = 400

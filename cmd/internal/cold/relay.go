@@ -49,6 +49,7 @@ func runRelay(ctx context.Context, e *cli.Env, opts relayOptions) error {
 	if opts.config == "" {
 		return cli.UsageErr("--config is required")
 	}
+	defer cli.TuneGC(relayGCPercent)()
 	cfg, err := relay.LoadConfig(opts.config)
 	if err != nil {
 		return cli.WithHint(err, "docs/CONFIG.md documents every key")

@@ -9,6 +9,6 @@ import (
 // newBenchCmd is the `bench` group: measurements of nanokms on this machine.
 func newBenchCmd(e *cli.Env) *cobra.Command {
 	cmd := cli.NewGroup("bench", "Measure nanokms's performance on this machine")
-	cmd.AddCommand(newBenchSignerCmd(e), newBenchListingCmd(e))
+	cmd.AddCommand(newBenchSignerCmd(e), newBenchListingCmd(e), newBenchPipelineCmd(e))
 	return cmd
 }

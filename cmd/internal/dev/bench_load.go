@@ -109,7 +109,13 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var deadline time.Time
-	cpu0, pages0 := processCPU(), w.store.PagesWritten()
+	pagesWritten := func() int64 {
+		if w.store == nil {
+			return 0 // the signer runs in a process of its own (bench pipeline)
+		}
+		return w.store.PagesWritten()
+	}
+	cpu0, pages0 := processCPU(), pagesWritten()
 	start := time.Now()
 	if opts.duration > 0 {
 		deadline = start.Add(opts.duration)
@@ -120,7 +126,7 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu, pages := processCPU()-cpu0, w.store.PagesWritten()-pages0
+	cpu, pages := processCPU()-cpu0, pagesWritten()-pages0
 	bar.finish(ctx.Err())
 	if err := ctx.Err(); err != nil {
 		return lv, err

@@ -50,6 +50,9 @@ type benchWorld struct {
 	sibling                bool
 	// tracked is how many accounts the signer tracks (--accounts).
 	tracked int
+	// firstIndex is the wallet index of the first account openAccounts
+	// adopts (bench pipeline keeps the ones below it for its pipeline).
+	firstIndex uint32
 
 	approver   ed25519.PrivateKey
 	funder     benchExt
@@ -288,12 +291,13 @@ func (w *benchWorld) openAccounts(ctx context.Context, n int) error {
 }
 
 func (w *benchWorld) adoptFundOpen(ctx context.Context, n int, bar *benchBar) error {
-	for i := range n {
-		st, err := w.client.AdoptAccount(ctx, &pb.AdoptAccountRequest{Wallet: benchWallet, Index: uint32(i)})
+	for i := range uint32(n) {
+		i += w.firstIndex
+		st, err := w.client.AdoptAccount(ctx, &pb.AdoptAccountRequest{Wallet: benchWallet, Index: i})
 		if err != nil {
 			return fmt.Errorf("adopting account %d: %w", i, rpcFailure(err))
 		}
-		a := &benchAccount{index: uint32(i)}
+		a := &benchAccount{index: i}
 		if len(st.GetAccount()) != nano.PublicKeySize {
 			return fmt.Errorf("adopting account %d: the signer returned a %d-byte key", i, len(st.GetAccount()))
 		}

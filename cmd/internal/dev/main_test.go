@@ -11,6 +11,7 @@ import (
 
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/cmd/internal/cold"
+	"github.com/nanokms/nanokms/cmd/internal/hot"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 )
 
@@ -21,13 +22,17 @@ type softhsmMain struct{ m *testing.M }
 func (s softhsmMain) Run() int { return softhsmtest.Run(s.m) }
 
 // TestMain lets the test binary double as nanokms-dev, for the tests that
-// run it in a process of their own, and as nanokms-cold, which bench
-// listing runs (testscript puts both names on PATH). (The command-line
-// suite of all three binaries is in cmd/nanokms.)
+// run it in a process of their own, as nanokms-cold, which bench listing
+// and bench pipeline run, and as nanokms, which bench pipeline runs
+// (testscript puts the names on PATH). (The command-line suite of all
+// three binaries is in cmd/nanokms.)
 func TestMain(m *testing.M) {
 	testscript.Main(softhsmMain{m}, map[string]func(){
 		"nanokms-dev":  func() { cli.Main(Binary) },
 		"nanokms-cold": func() { cli.Main(cold.Binary) },
+		"nanokms": func() {
+			cli.Main(cli.Binary{Name: "nanokms", Short: "the operator's binary (as a test binary)", Commands: cli.Join(cold.Commands, hot.Commands)})
+		},
 	})
 }
 

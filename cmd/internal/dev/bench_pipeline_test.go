@@ -1,0 +1,100 @@
+package dev
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nanokms/nanokms/cmd/internal/cli"
+)
+
+// TestBenchPipeline runs `nanokms-dev bench pipeline` briefly: the dev
+// node, the signer, the relay and the gateway each a process of its own
+// (this test binary doubling as nanokms-dev, nanokms-cold and nanokms,
+// see TestMain), one and two submitters, the signer alone; every
+// withdrawal confirmed, the figures there, everything deleted.
+func TestBenchPipeline(t *testing.T) {
+	dir := benchInProcess(t)
+	conf, hadConf := os.LookupEnv("SOFTHSM2_CONF")
+	var stdout, stderr bytes.Buffer
+	code := cli.Run(context.Background(), Binary, []string{"bench", "pipeline", "--submitters", "1,2", "--accounts", "2",
+		"--duration", "2s", "--signer-duration", "1s", "--json", "--dir", dir}, strings.NewReader(""), &stdout, &stderr)
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d\n--- stdout\n%s--- stderr\n%s", code, stdout.String(), stderr.String())
+	}
+	var rep benchPipelineReport
+	dec := json.NewDecoder(&stdout)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rep); err != nil {
+		t.Fatalf("decoding the JSON: %v\n%s", err, stdout.String())
+	}
+	if !rep.OK || rep.Accounts != 2 || len(rep.Variants) != 1 || rep.Variants[0].Name != "this" || rep.MediumFS == "" {
+		t.Fatalf("report: %+v", rep)
+	}
+	if len(rep.Levels) != 2 || rep.Levels[0].Submitters != 1 || rep.Levels[1].Submitters != 2 || len(rep.Summary) != 2 {
+		t.Fatalf("levels %+v, summary %+v", rep.Levels, rep.Summary)
+	}
+	for _, lv := range rep.Levels {
+		if lv.Withdrawals < 1 || lv.Failed != 0 || lv.FirstError != "" || !(lv.PerSecond > 0) || !(lv.P50Ms > 0) || lv.P99Ms < lv.P50Ms {
+			t.Errorf("%d submitters: %+v", lv.Submitters, lv)
+		}
+		for _, name := range pipeProcNames {
+			if v, ok := lv.CPUMsPerWithdrawal[name]; !ok || v < 0 {
+				t.Errorf("%d submitters: no CPU figure for the %s: %v", lv.Submitters, name, lv.CPUMsPerWithdrawal)
+			}
+		}
+		if lv.CPUMsPerWithdrawal["gateway"] <= 0 || lv.CPUMsPerWithdrawal["signer"] <= 0 {
+			t.Errorf("%d submitters: the gateway and the signer used no CPU? %v", lv.Submitters, lv.CPUMsPerWithdrawal)
+		}
+		if !(lv.SignerAlonePerSecond > 0) || lv.OfSignerAlone != lv.PerSecond/lv.SignerAlonePerSecond {
+			t.Errorf("%d submitters: signer alone %v, share %v", lv.Submitters, lv.SignerAlonePerSecond, lv.OfSignerAlone)
+		}
+	}
+	if len(rep.Targets) != 1 || rep.Targets[0].Name != "p50_ms_at_1" {
+		t.Errorf("targets: %+v (only the one-submitter target applies)", rep.Targets)
+	}
+	if !strings.Contains(stderr.String(), "2 submitters: ") {
+		t.Errorf("no progress on stderr:\n%s", stderr.String())
+	}
+	assertCleanedUp(t, dir, conf, hadConf)
+}
+
+func TestBenchPipelineUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"--submitters", "0"}, {"--submitters", "65"}, {"--accounts", "0"}, {"--duration", "0s"}, {"--rounds", "0"},
+		{"--poll-interval", "0s"}, {"--signer-duration", "-1s"}, {"--variant", "noequals"}, {"--variant", "a=/x", "--variant", "a=/y"},
+		{"extra"},
+	} {
+		if r := runCLI(t, append([]string{"bench", "pipeline"}, args...)...); r.code != cli.ExitUsage {
+			t.Errorf("%v: %s", args, r)
+		}
+	}
+	dir := t.TempDir()
+	r := runCLI(t, "bench", "pipeline", "--variant", "old="+dir, "--dir", dir)
+	if r.code != cli.ExitFailed || !strings.Contains(r.stderr, "--variant old: ") || !strings.Contains(r.stderr, "hint: DIR must hold nanokms, nanokms-cold and nanokms-dev") {
+		t.Errorf("a variant without binaries: %s", r)
+	}
+}
+
+func TestParseProcStatCPU(t *testing.T) {
+	for _, tt := range []struct {
+		stat string
+		want time.Duration
+		ok   bool
+	}{
+		{"4242 (nanokms) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 125 0 0 20 0 9 0 100 0 0", 3750 * time.Millisecond, true},
+		{"7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 1 2 0 0", 30 * time.Millisecond, true},
+		{"no parenthesis here", 0, false},
+		{"9 (x) S 1 2 3", 0, false},
+		{"9 (x) S 1 9 9 0 -1 0 0 0 0 0 -4 2 0 0", 0, false},
+	} {
+		got, err := parseProcStatCPU([]byte(tt.stat))
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("%q: %v, %v; want %v (ok %v)", tt.stat, got, err, tt.want, tt.ok)
+		}
+	}
+}

@@ -1,0 +1,340 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Writing the state file: every write is a transaction committed with
+// fsync before its caller goes on, and the writes that arrive while a
+// commit is under way are committed together in the next one
+// (leader/follower group commit, as the signer's store does, with no
+// timer: a lone write is committed at once). Status changes are written
+// in batches (apply): the send loop's pass, the answers read together,
+// each one transaction.
+
+// maxGroup bounds how many writes one commit carries.
+const maxGroup = 512
+
+// commitReq is one write waiting for the next group commit. fn runs in
+// the group's transaction; an error it returns aborts the transaction
+// (each write of the group is then run again on its own), so a write
+// that finds nothing to do returns nil and says so through its own
+// results. fn may run twice: it must set its results afresh each time.
+type commitReq struct {
+	what string // for tests (commitHook): what the write is
+	n    int    // for tests: how many requests it changes
+	fn   func(tx *bolt.Tx) error
+	done chan error
+}
+
+// storeStats counts the store's commits.
+type storeStats struct {
+	commits atomic.Int64 // transactions committed
+	writes  atomic.Int64 // writes committed (several share a commit)
+}
+
+// errStoreClosed is returned by a write after close.
+var errStoreClosed = errors.New("gateway: the state file is closed")
+
+// Test hooks (nil in production).
+var (
+	// commitHook is told each group before its transaction runs: what
+	// each of its writes is and how many requests it changes.
+	commitHook func(group []writeInfo)
+	// writeQueued is told when a write has been queued for a commit.
+	writeQueued func()
+)
+
+// writeInfo describes one write of a group (commitHook).
+type writeInfo struct {
+	what string
+	n    int
+}
+
+// write runs fn in the next group commit and returns once the commit is
+// durable. A commit that fails for lack of space returns an error
+// wrapping ErrStoreFull; a failed commit keeps nothing of the
+// transaction. An error of fn is returned as it is, and nothing of the
+// transaction is written.
+func (s *gatewayStore) write(what string, n int, fn func(tx *bolt.Tx) error) error {
+	req := &commitReq{what: what, n: n, fn: fn, done: make(chan error, 1)}
+	s.cmu.RLock()
+	if s.closed {
+		s.cmu.RUnlock()
+		return errStoreClosed
+	}
+	s.commits <- req
+	s.cmu.RUnlock()
+	if writeQueued != nil {
+		writeQueued()
+	}
+	return <-req.done
+}
+
+// committer commits queued writes in groups until close.
+func (s *gatewayStore) committer() {
+	defer close(s.stopped)
+	for req := range s.commits {
+		group := []*commitReq{req}
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r, ok := <-s.commits:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		s.commitGroup(group)
+	}
+}
+
+// commitGroup runs a group's writes in one transaction. If one of them
+// fails, or the commit does, each write is run again in a transaction of
+// its own, so that one write's failure is its own.
+func (s *gatewayStore) commitGroup(group []*commitReq) {
+	if commitHook != nil {
+		infos := make([]writeInfo, len(group))
+		for i, r := range group {
+			infos[i] = writeInfo{r.what, r.n}
+		}
+		commitHook(infos)
+	}
+	err := s.commit(func(tx *bolt.Tx) error {
+		for _, r := range group {
+			if err := r.fn(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, len(group))
+	if err != nil && len(group) > 1 {
+		for _, r := range group {
+			r.done <- s.commit(r.fn, 1)
+		}
+		return
+	}
+	for _, r := range group {
+		r.done <- err
+	}
+}
+
+// commit runs fn, which carries n writes, in one transaction and commits
+// it: the error of fn as it is, or the commit's (wrapping ErrStoreFull
+// for lack of space), told to onCommit.
+func (s *gatewayStore) commit(fn func(tx *bolt.Tx) error, n int) error {
+	var ferr error
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		ferr = fn(tx)
+		return ferr
+	})
+	if ferr != nil {
+		return ferr
+	}
+	if isNoSpace(err) {
+		err = fmt.Errorf("gateway: %w: %w", ErrStoreFull, err)
+	} else if err != nil {
+		err = fmt.Errorf("gateway: writing the gateway's state file: %w", err)
+	}
+	if err == nil {
+		s.stats.commits.Add(1)
+		s.stats.writes.Add(int64(n))
+	}
+	if s.onCommit != nil {
+		s.onCommit(err)
+	}
+	return err
+}
+
+// Probing a state file whose writes failed.
+const (
+	probeSize = 4 << 10 // about a request's record
+	probeRoom = 1 << 20 // the free space a file system that was full must have again
+)
+
+// probe writes probeSize bytes to find out whether the file takes writes
+// again. After a failure for lack of space it first asks the file system
+// for probeRoom bytes free: bbolt reuses the pages it freed, so a small
+// commit can succeed while the file cannot grow.
+func (s *gatewayStore) probe(full bool) error {
+	if full {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(filepath.Dir(s.db.Path()), &st); err != nil {
+			return err
+		}
+		if free := uint64(st.Bavail) * uint64(st.Bsize); free < probeRoom {
+			return fmt.Errorf("gateway: %w: %d bytes free", ErrStoreFull, free)
+		}
+	}
+	return s.write("probe", 0, func(tx *bolt.Tx) error {
+		return tx.Bucket(gwBucketProbe).Put([]byte("space"), make([]byte, probeSize))
+	})
+}
+
+// errExists is returned by insert when the id is taken.
+var errExists = errors.New("request id exists")
+
+// insert stores a new record, in the next group commit; it fails with
+// errExists if the id is taken.
+func (s *gatewayStore) insert(e *entry) error {
+	data, err := encodeRecord(e)
+	if err != nil {
+		return err
+	}
+	id := e.view.GetRequestId()
+	var exists bool
+	err = s.write("insert", 1, func(tx *bolt.Tx) error {
+		exists = false
+		b := tx.Bucket(gwBucketRequests)
+		if b.Get([]byte(id)) != nil {
+			exists = true
+			return nil
+		}
+		if err := crashPoint("insert", id); err != nil {
+			return err
+		}
+		if err := b.Put([]byte(id), data); err != nil {
+			return err
+		}
+		return s.mark(tx, id, e)
+	})
+	if err == nil && exists {
+		return errExists
+	}
+	return err
+}
+
+// change is one request's part of a batch (apply): f edits the request's
+// record; if it returns an error the record stays as it was and that
+// error is the change's result. f sees the record as the changes before
+// it in the batch left it, and may run more than once (a group commit
+// that fails is run again), so it must decide afresh each time.
+type change struct {
+	id string
+	f  func(e *entry) error
+
+	// Set by apply: the record as stored (nil when f refused or there is
+	// no such request), and f's error (errNoRecord for a missing request).
+	out *entry
+	err error
+}
+
+// errNoRecord is a change's result when its request is unknown.
+var errNoRecord = errors.New("gateway: no such request")
+
+// errNoChange is returned by a change's f that leaves the record as it is.
+var errNoChange = errors.New("gateway: nothing to change")
+
+// apply runs the changes of batch, in order, in one transaction of the
+// next group commit, and takes closing (request ids) off the open list in
+// the same transaction. It returns an error only when the transaction
+// failed: then nothing of it is stored, and no change's out is set.
+func (s *gatewayStore) apply(what string, batch []*change, closing []string) error {
+	return s.write(what, len(batch), func(tx *bolt.Tx) error { return s.applyIn(tx, batch, closing) })
+}
+
+func (s *gatewayStore) applyIn(tx *bolt.Tx, batch []*change, closing []string) error {
+	b := tx.Bucket(gwBucketRequests)
+	for _, c := range batch {
+		c.out, c.err = nil, nil
+		data := b.Get([]byte(c.id))
+		if data == nil {
+			c.err = errNoRecord
+			continue
+		}
+		e, err := decodeRecord(data)
+		if err != nil {
+			return err
+		}
+		if err := c.f(e); err != nil {
+			c.err = err
+			continue
+		}
+		enc, err := encodeRecord(e)
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte(c.id), enc); err != nil {
+			return err
+		}
+		if err := s.mark(tx, c.id, e); err != nil {
+			return err
+		}
+		c.out = e
+	}
+	open := tx.Bucket(gwBucketOpen)
+	for _, id := range closing {
+		if err := open.Delete([]byte(id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// updateOne applies f to the record of id in the next group commit (a
+// batch of one) and returns the record as stored; f returning an error
+// leaves the record unchanged and is returned.
+func (s *gatewayStore) updateOne(id string, f func(e *entry) error) (*entry, error) {
+	c := &change{id: id, f: f}
+	if err := s.apply("update", []*change{c}, nil); err != nil {
+		return nil, err
+	}
+	if errors.Is(c.err, errNoRecord) {
+		return nil, fmt.Errorf("gateway: no request %q", id)
+	}
+	return c.out, c.err
+}
+
+// update is updateOne with the transaction given to f, for the bbolt
+// store's own tests; the gateway's changes never use it.
+func (s *gatewayStore) update(id string, f func(e *entry, tx *bolt.Tx) error) (*entry, error) {
+	var out *entry
+	var ferr error
+	err := s.write("update", 1, func(tx *bolt.Tx) error {
+		c := &change{id: id, f: func(e *entry) error { return f(e, tx) }}
+		if err := s.applyIn(tx, []*change{c}, nil); err != nil {
+			return err
+		}
+		out, ferr = c.out, c.err
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if errors.Is(ferr, errNoRecord) {
+		return nil, fmt.Errorf("gateway: no request %q", id)
+	}
+	return out, ferr
+}
+
+// closeOpen removes id from the open list (a request that needs nothing
+// more from the send loop, such as one signed when there is no node, or
+// one published, which stays on the publish list).
+func (s *gatewayStore) closeOpen(id string) error {
+	return s.apply("close", nil, []string{id})
+}
+
+// crashHook, when set (by tests), is called at each crash point of the
+// gateway with the request ids concerned; an error it returns is returned
+// as if the process had died there. The points:
+//
+//	"insert"               a new request is about to be stored (inside its transaction)
+//	"send:frames-written"  the pass's request frames are durable, their status not yet recorded
+//	"receive:committed"    the answers read together are recorded, not yet settled on the medium
+var crashHook func(point string, ids []string) error
+
+func crashPoint(point string, ids ...string) error {
+	if crashHook == nil {
+		return nil
+	}
+	return crashHook(point, ids)
+}
