@@ -223,7 +223,7 @@ func (g *Gateway) gather(ctx context.Context, p *intent.Parsed, sign *pb.SignReq
 		return nil
 	}
 	if sign.Head == nil {
-		head, err := g.head(ctx, p.Account)
+		head, err := g.ledger.Head(ctx, p.Account)
 		if err != nil {
 			return fmt.Errorf("gateway: reading the head of %s: %w", p.Account.Address(), err)
 		}
@@ -239,38 +239,6 @@ func (g *Gateway) gather(ctx context.Context, p *intent.Parsed, sign *pb.SignReq
 		sign.Source, sign.SourcePrevious = pb.BlockFromNano(&src), pb.BlockFromNano(&prev)
 	}
 	return nil
-}
-
-// frontierLedger is a Ledger that tells an account's frontier in one
-// call (node.Ledger.Frontier).
-type frontierLedger interface {
-	Frontier(ctx context.Context, account nano.PublicKey) (frontier nano.Hash, balance nano.Amount, opened bool, err error)
-}
-
-// head returns the account's head block as the node has it (nil for an
-// unopened account). When the node's frontier is a block this gateway had
-// signed, with the node's balance, the gateway's own copy is the head (one
-// call to the node, not three: the hash names the block's contents).
-func (g *Gateway) head(ctx context.Context, account nano.PublicKey) (*nano.StateBlock, error) {
-	fl, ok := g.ledger.(frontierLedger)
-	if !ok {
-		return g.ledger.Head(ctx, account)
-	}
-	frontier, balance, opened, err := fl.Frontier(ctx, account)
-	if err != nil {
-		return nil, err
-	}
-	if !opened {
-		return nil, nil
-	}
-	if id, ok := g.store.signedBy(frontier[:]); ok {
-		if e, ok, err := g.store.get(id); err == nil && ok {
-			if b, err := e.view.GetBlock().ToNano("block"); err == nil && b.Hash() == frontier && b.Account == account && b.Balance == balance {
-				return &b, nil
-			}
-		}
-	}
-	return g.ledger.Head(ctx, account)
 }
 
 // Get returns a request's state.

@@ -88,25 +88,6 @@ func (l *Ledger) wrap(err error) error {
 	return err
 }
 
-// Frontier returns the hash and balance of the account's frontier as the
-// node's account_info gives them, or opened false for an account the node
-// has no entry for, and starts the work for the block after it as Head
-// does. It is one call where Head makes three: a caller that holds the
-// frontier block already (it had it signed) uses its own copy, checked
-// against the hash and the balance, and calls Head otherwise.
-func (l *Ledger) Frontier(ctx context.Context, account nano.PublicKey) (frontier nano.Hash, balance nano.Amount, opened bool, err error) {
-	ai, err := l.opts.Client.AccountInfo(ctx, account)
-	if errors.Is(err, ErrAccountNotFound) {
-		l.precompute(account, account)
-		return nano.Hash{}, nano.Amount{}, false, nil
-	}
-	if err != nil {
-		return nano.Hash{}, nano.Amount{}, false, l.wrap(err)
-	}
-	l.precompute(account, nano.PublicKey(ai.Frontier))
-	return ai.Frontier, ai.Balance, true, nil
-}
-
 // Head returns the account's head block, or nil for an account the node
 // has no entry for. It reads account_info, then block_info of the
 // frontier, then account_info again, and starts over (up to HeadAttempts

@@ -65,29 +65,6 @@ func TestLedgerHead(t *testing.T) {
 	}
 }
 
-// TestLedgerFrontier: one account_info read gives the frontier and the
-// balance; an unopened account has none.
-func TestLedgerFrontier(t *testing.T) {
-	n := callbackNode(t)
-	send, _ := nano.ParseBlockJSON(MustFixture(t, "http_callback_send.json"))
-	acct := send.Block.Account
-	n.accounts[acct] = [][]byte{accountInfoBody(send.Block)}
-	l := newLedger(t, n, LedgerOptions{})
-	h, bal, opened, err := l.Frontier(testCtx(t), acct)
-	if err != nil || !opened || h != send.Block.Hash() || bal != send.Block.Balance {
-		t.Fatalf("Frontier = %s %s %v %v; want %s %s", h, bal, opened, err, send.Block.Hash(), send.Block.Balance)
-	}
-	if got := len(n.requestsFor("account_info")); got != 1 {
-		t.Errorf("%d account_info reads, want 1", got)
-	}
-	if got := len(n.requestsFor("block_info")); got != 0 {
-		t.Errorf("%d block_info reads, want none", got)
-	}
-	if _, _, opened, err := l.Frontier(testCtx(t), MustAccount(t, acct1)); err != nil || opened {
-		t.Errorf("unopened: opened %v, %v", opened, err)
-	}
-}
-
 func TestLedgerHeadRereadsAMovingFrontier(t *testing.T) {
 	n := callbackNode(t)
 	send, _ := nano.ParseBlockJSON(MustFixture(t, "http_callback_send.json"))
