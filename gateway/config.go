@@ -8,6 +8,7 @@ import (
 	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
+	"github.com/nanokms/nanokms/node"
 )
 
 // Config is the hot gateway's configuration file, in TOML, documented key
@@ -42,9 +43,14 @@ type Settings struct {
 // NodeConfig is the gateway's [node] section (the Nano node it reads from
 // and publishes to). Empty RPC means no node: heads come with submissions.
 type NodeConfig struct {
-	RPC       string        `toml:"rpc"`                        // "http://[::1]:7076", "ipc+tcp://host:port" or "ipc+unix:///path"
-	WebSocket string        `toml:"websocket"`                  // "ws://[::1]:7078" ("" for polling only)
-	Timeout   time.Duration `toml:"timeout" conf:"default=10s"` // per RPC call
+	RPC string `toml:"rpc"` // "http://[::1]:7076", "ipc+tcp://host:port" or "ipc+unix:///path"
+	// IPCEncoding is the encoding byte of the IPC preamble: 1 (legacy
+	// RPC) or 2 (legacy RPC allowing the unsafe actions the node's IPC
+	// configuration permits). Only with an ipc+ RPC; 0 (not given, or an
+	// HTTP RPC) means 1.
+	IPCEncoding int           `toml:"ipc_encoding" conf:"default=1"`
+	WebSocket   string        `toml:"websocket"`                  // "ws://[::1]:7078" ("" for polling only)
+	Timeout     time.Duration `toml:"timeout" conf:"default=10s"` // per RPC call
 	// Work is "cpu", "node" or "server"; WorkServers are the work servers'
 	// URLs for "server".
 	Work        string   `toml:"work" conf:"default=cpu,oneof=cpu|node|server"`
@@ -96,6 +102,12 @@ func (s *Settings) CheckConf(c *conffile.Checker) {
 func (n *NodeConfig) CheckConf(c *conffile.Checker) {
 	rpc := c.IsSet(&n.RPC)
 	c.Check(&n.RPC, checkRPC)
+	if !c.Failed(&n.RPC) {
+		c.OnlyWhen(strings.HasPrefix(n.RPC, "ipc+"), fmt.Sprintf("when %s is ipc+tcp:// or ipc+unix://", c.Key(&n.RPC)), &n.IPCEncoding)
+	}
+	if c.IsSet(&n.IPCEncoding) && !c.Failed(&n.IPCEncoding) && n.IPCEncoding != int(node.IPCLegacy) && n.IPCEncoding != int(node.IPCLegacyUnsafe) {
+		c.FailAt(&n.IPCEncoding, "must be %d (legacy RPC) or %d (legacy RPC allowing unsafe actions), not %d", node.IPCLegacy, node.IPCLegacyUnsafe, n.IPCEncoding)
+	}
 	c.URL(&n.WebSocket, "ws", "wss")
 	if c.IsSet(&n.WebSocket) && !rpc {
 		c.FailAt(&n.WebSocket, "only allowed with %s (the websocket only tells of confirmations)", c.Key(&n.RPC))

@@ -143,7 +143,21 @@ func TestGatewayConfigValid(t *testing.T) {
 				t.Errorf("node = %+v", c.Node)
 			}
 		}},
-		{"node over ipc+unix", []confEdit{confAdd("[node]\nrpc = \"ipc+unix:///run/nano/node.ipc\"")}, nil},
+		{"node over ipc+unix", []confEdit{confAdd("[node]\nrpc = \"ipc+unix:///run/nano/node.ipc\"")}, func(t *testing.T, c *Config) {
+			if c.Node.IPCEncoding != 1 {
+				t.Errorf("node.ipc_encoding = %d, want the default 1", c.Node.IPCEncoding)
+			}
+		}},
+		{"ipc encoding 2", []confEdit{confAdd("[node]\nrpc = \"ipc+unix:///run/nano/node.ipc\"\nipc_encoding = 2")}, func(t *testing.T, c *Config) {
+			if c.Node.IPCEncoding != 2 {
+				t.Errorf("node.ipc_encoding = %d", c.Node.IPCEncoding)
+			}
+		}},
+		{"ipc encoding 1 over tcp", []confEdit{confAdd("[node]\nrpc = \"ipc+tcp://[::1]:7077\"\nipc_encoding = 1")}, func(t *testing.T, c *Config) {
+			if c.Node.IPCEncoding != 1 {
+				t.Errorf("node.ipc_encoding = %d", c.Node.IPCEncoding)
+			}
+		}},
 		{"node over https with wss", []confEdit{confAdd("[node]\nrpc = \"https://node.example:7076/rpc\"\nwebsocket = \"wss://node.example\"\ntimeout = \"2s\"")}, func(t *testing.T, c *Config) {
 			if c.Node.WebSocket != "wss://node.example" || c.Node.Timeout != 2*time.Second {
 				t.Errorf("node = %+v", c.Node)
@@ -238,6 +252,11 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{"websocket scheme", node(rpc + `websocket = "http://[::1]:7078"`), "node.websocket", `must be a URL starting with ws:// or wss://, not "http://[::1]:7078"`},
 		{"websocket without rpc", node(`websocket = "ws://[::1]:7078"`), "node.websocket", "only allowed with node.rpc"},
 		{"timeout bad", node(`timeout = "soon"`), "node.timeout", "must be a duration"},
+		{"ipc_encoding 3", node("rpc = \"ipc+unix:///run/nano/node.ipc\"\nipc_encoding = 3"), "node.ipc_encoding", "must be 1 (legacy RPC) or 2 (legacy RPC allowing unsafe actions), not 3"},
+		{"ipc_encoding 0", node("rpc = \"ipc+tcp://[::1]:7077\"\nipc_encoding = 0"), "node.ipc_encoding", "must be 1 (legacy RPC) or 2"},
+		{"ipc_encoding a string", node("rpc = \"ipc+tcp://[::1]:7077\"\nipc_encoding = \"2\""), "node.ipc_encoding", "must be an integer"},
+		{"ipc_encoding over http", node(rpc + "ipc_encoding = 2"), "node.ipc_encoding", "only allowed when node.rpc is ipc+tcp:// or ipc+unix://"},
+		{"ipc_encoding without rpc", node("ipc_encoding = 1"), "node.ipc_encoding", "only allowed when node.rpc is ipc+tcp:// or ipc+unix://"},
 		{"work other", node(`work = "gpu"`), "node.work", `must be "cpu", "node" or "server", not "gpu"`},
 		{"work node without rpc", node(`work = "node"`), "node.work", `"node" requires node.rpc`},
 		{"work_servers missing", node(`work = "server"`), "node.work_servers", `required when node.work = "server"`},

@@ -56,15 +56,24 @@ type NodeSide struct {
 }
 
 // NewNodeTransport opens the RPC transport a [node] rpc URL names:
-// http(s)://, ipc+tcp://host:port or ipc+unix:///path.
-func NewNodeTransport(rpc string) (node.Transport, error) {
+// http(s)://, ipc+tcp://host:port or ipc+unix:///path. ipcEncoding is the
+// IPC preamble's encoding (node.ipc_encoding: node.IPCLegacy or
+// node.IPCLegacyUnsafe; 0 means IPCLegacy); an HTTP transport ignores it.
+func NewNodeTransport(rpc string, ipcEncoding int) (node.Transport, error) {
+	enc := node.IPCLegacy
+	if ipcEncoding != 0 {
+		if ipcEncoding < 0 || ipcEncoding > 255 {
+			return nil, fmt.Errorf("node.ipc_encoding %d: want 1 or 2", ipcEncoding)
+		}
+		enc = byte(ipcEncoding)
+	}
 	switch {
 	case strings.HasPrefix(rpc, "http://"), strings.HasPrefix(rpc, "https://"):
 		return node.NewHTTP(rpc, node.HTTPOptions{}), nil
 	case strings.HasPrefix(rpc, "ipc+tcp://"):
-		return node.NewIPC("tcp", strings.TrimPrefix(rpc, "ipc+tcp://"), 1)
+		return node.NewIPC("tcp", strings.TrimPrefix(rpc, "ipc+tcp://"), enc)
 	case strings.HasPrefix(rpc, "ipc+unix://"):
-		return node.NewIPC("unix", strings.TrimPrefix(rpc, "ipc+unix://"), 1)
+		return node.NewIPC("unix", strings.TrimPrefix(rpc, "ipc+unix://"), enc)
 	}
 	return nil, fmt.Errorf("node.rpc %q: want http(s)://, ipc+tcp:// or ipc+unix://", rpc)
 }
@@ -82,7 +91,7 @@ func OpenNodeSide(ctx context.Context, cfg NodeConfig, opts NodeSideOptions) (*N
 	if cfg.RPC == "" {
 		return n, nil
 	}
-	t, err := NewNodeTransport(cfg.RPC)
+	t, err := NewNodeTransport(cfg.RPC, cfg.IPCEncoding)
 	if err != nil {
 		return nil, err
 	}
