@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/internal/conffile/conftest"
 	"github.com/nanokms/nanokms/nano"
+	"github.com/nanokms/nanokms/node"
 )
 
 const confRep = "nano_375zwei3suaam4jtaxioi7cy919pcaz9k9b6a6xxw85y676gga1dxqiqcdo5"
@@ -168,6 +170,30 @@ func TestGatewayConfigValid(t *testing.T) {
 				t.Errorf("node = %+v", c.Node)
 			}
 		}},
+		{"callback", []confEdit{confAdd("[node]\nrpc = \"http://[::1]:7076\"\n\n[node.callback]\nlisten = \"127.0.0.1:7090\"")}, func(t *testing.T, c *Config) {
+			cb := c.Node.Callback
+			if cb == nil || cb.Listen != "127.0.0.1:7090" || cb.Path != "/" || cb.AllowedSources != nil {
+				t.Fatalf("node.callback = %+v", cb)
+			}
+			if got := cb.Sources(); !reflect.DeepEqual(got, node.LoopbackSources) {
+				t.Errorf("sources %v, want loopback only", got)
+			}
+		}},
+		{"callback with path and sources", []confEdit{confAdd("[node]\nrpc = \"ipc+unix:///run/nano/node.ipc\"\n\n[node.callback]\nlisten = \"[::]:7090\"\npath = \"/nano/callback\"\nallowed_sources = [\"10.0.0.5\", \"192.168.1.0/24\", \"::1\", \"fd00::/8\"]")}, func(t *testing.T, c *Config) {
+			cb := c.Node.Callback
+			if cb == nil || cb.Path != "/nano/callback" {
+				t.Fatalf("node.callback = %+v", cb)
+			}
+			want := []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32"), netip.MustParsePrefix("192.168.1.0/24"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("fd00::/8")}
+			if got := cb.Sources(); !reflect.DeepEqual(got, want) {
+				t.Errorf("sources %v, want %v", got, want)
+			}
+		}},
+		{"no callback", []confEdit{confAdd("[node]\nrpc = \"http://[::1]:7076\"")}, func(t *testing.T, c *Config) {
+			if c.Node.Callback != nil {
+				t.Errorf("node.callback = %+v", c.Node.Callback)
+			}
+		}},
 		{"representative without auto_receive", []confEdit{confAdd("[node]\nrpc = \"http://[::1]:7076\"\nrepresentative = \"" + confRep + "\"")}, func(t *testing.T, c *Config) {
 			if c.Node.AutoReceive || c.Node.Representative != mustConfAccount(t, confRep) {
 				t.Errorf("node = %+v", c.Node)
@@ -209,6 +235,9 @@ func TestGatewayConfigErrors(t *testing.T) {
 	tls := func(e confEdit) []confEdit { return append(append([]confEdit{}, tcp...), e) }
 	node := func(text string) []confEdit { return []confEdit{confAdd("[node]\n" + text)} }
 	const rpc = "rpc = \"http://[::1]:7076\"\n"
+	callback := func(text string) []confEdit {
+		return []confEdit{confAdd("[node]\n" + rpc + "\n[node.callback]\n" + text)}
+	}
 	tests := []struct {
 		name     string
 		edits    []confEdit
@@ -266,6 +295,21 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{"work_server bad", node("work = \"server\"\nwork_servers = [\"http://[::1]:7000\", \"tcp://w:7000\"]"), "node.work_servers[1]", "must be a URL starting with http:// or https://"},
 		{"work_server twice", node("work = \"server\"\nwork_servers = [\"http://w:7000\", \"http://w:7000\"]"), "node.work_servers[1]", "listed twice"},
 		{"work_servers a string", node("work = \"server\"\nwork_servers = \"http://w:7000\""), "node.work_servers", "must be an array of strings"},
+		{"callback without rpc", []confEdit{confAdd("[node]\n[node.callback]\nlisten = \"127.0.0.1:7090\"")}, "node.callback", "only allowed with node.rpc"},
+		{"callback a string", node(rpc + `callback = "http://127.0.0.1:7090/"`), "node.callback", "must be a table ([node.callback]), not a string"},
+		{"callback listen missing", callback(`path = "/"`), "node.callback.listen", "required"},
+		{"callback listen no host", callback(`listen = ":7090"`), "node.callback.listen", "no host"},
+		{"callback listen no port", callback(`listen = "127.0.0.1"`), "node.callback.listen", "must be host:port"},
+		{"callback listen a URL", callback(`listen = "http://127.0.0.1:7090/"`), "node.callback.listen", "must be host:port"},
+		{"callback path relative", callback("listen = \"127.0.0.1:7090\"\npath = \"callback\""), "node.callback.path", `must start with "/"`},
+		{"callback path query", callback("listen = \"127.0.0.1:7090\"\npath = \"/cb?x=1\""), "node.callback.path", "must be a path alone"},
+		{"callback path empty", callback("listen = \"127.0.0.1:7090\"\npath = \"\""), "node.callback.path", "must not be empty"},
+		{"callback sources empty", callback("listen = \"127.0.0.1:7090\"\nallowed_sources = []"), "node.callback.allowed_sources", "list at least one"},
+		{"callback source bad", callback("listen = \"127.0.0.1:7090\"\nallowed_sources = [\"::1\", \"10.0.0.0/33\"]"), "node.callback.allowed_sources[1]", "is not an IP address or a CIDR prefix"},
+		{"callback source a name", callback("listen = \"127.0.0.1:7090\"\nallowed_sources = [\"localhost\"]"), "node.callback.allowed_sources[0]", "is not an IP address or a CIDR prefix"},
+		{"callback source host bits", callback("listen = \"127.0.0.1:7090\"\nallowed_sources = [\"10.1.2.3/8\"]"), "node.callback.allowed_sources[0]", `write "10.0.0.0/8"`},
+		{"callback source zone", callback("listen = \"127.0.0.1:7090\"\nallowed_sources = [\"fe80::1%eth0\"]"), "node.callback.allowed_sources[0]", "zone"},
+		{"callback source twice", callback("listen = \"127.0.0.1:7090\"\nallowed_sources = [\"::1\", \"::1\"]"), "node.callback.allowed_sources[1]", "listed twice"},
 		{"auto_receive string", node(`auto_receive = "true"`), "node.auto_receive", "must be true or false"},
 		{"auto_receive without rpc", node("auto_receive = true\nrepresentative = \"" + confRep + "\""), "node.auto_receive", "requires node.rpc"},
 		{"representative missing", node(rpc + "auto_receive = true"), "node.representative", "required when node.auto_receive = true"},
@@ -304,6 +348,7 @@ func TestConfigUnknownKeys(t *testing.T) {
 		{"node inline", []confEdit{confPrepend(`node = {rpc = "http://[::1]:7076", ws = "ws://[::1]:7078"}`)}, "node.ws", "unknown key"},
 		{"node nested table", []confEdit{confAdd("[node.work]\nkind = \"cpu\"")}, "node.work", "must be a string, not a table"},
 		{"node array of tables", []confEdit{confAdd("[[node.servers]]\nurl = \"http://w\"")}, "node.servers", "unknown key"},
+		{"node.callback", []confEdit{confAdd("[node]\nrpc = \"http://[::1]:7076\"\n[node.callback]\nlisten = \"127.0.0.1:7090\"\nport = 7090")}, "node.callback.port", "unknown key"},
 		{"gateway has no relay", []confEdit{confAdd("[relay]\nsigner = \"unix:///x\"")}, "relay", "unknown key"},
 	}
 	for _, tt := range tests {
