@@ -1,14 +1,23 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
+	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nanokms/nanokms/nano"
+	"github.com/nanokms/nanokms/node"
+	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
 
 // ipcPreambles serves the node's IPC framing on a Unix socket in a fresh
@@ -100,5 +109,102 @@ func TestIPCEncodingFromConfig(t *testing.T) {
 				t.Errorf("preamble encodings %v, want %d twice", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestCallbackListener runs a NodeSide with [node.callback] from a
+// configuration file that accepts callbacks from 192.0.2.0/24 only: a
+// callback from loopback is refused with 403 and counted forbidden
+// (without asking the node, which is not there); when Run ends, the
+// listener is closed.
+func TestCallbackListener(t *testing.T) {
+	cfg, err := ParseConfig([]byte(confMinimalGateway + `
+[node]
+rpc = "http://127.0.0.1:1"
+
+[node.callback]
+listen = "127.0.0.1:7090"
+path = "/cb"
+allowed_sources = ["192.0.2.0/24"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan node.CallbackResult, 4)
+	side, err := OpenNodeSide(context.Background(), cfg.Node, NodeSideOptions{
+		CallbackListener: l,
+		ObserveCallback:  func(r node.CallbackResult) { results <- r },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer side.Close()
+	gwOut, gwIn, _, _ := fileMedium(t)
+	acct := nano.PublicKey{1}
+	gw, err := Open(filepath.Join(t.TempDir(), "gateway.db"), Options{Out: gwOut, Reader: gwIn,
+		Manifest: NewManifest(&pb.CustodyAccount{Wallet: "w", PublicKey: acct[:], Address: acct.Address()})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- side.Run(ctx, gw) }()
+
+	addr := side.CallbackAddr().String()
+	body, err := os.ReadFile(filepath.Join("..", "testdata", "node", "http_callback_send.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post("http://"+addr+"/cb", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("status %d, want 403", resp.StatusCode)
+	}
+	if r := <-results; r != node.CallbackForbidden {
+		t.Errorf("counted %s", r)
+	}
+	http.DefaultClient.CloseIdleConnections()
+
+	cancel()
+	select {
+	case err := <-ran:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Fatal("the callback listener still accepts connections after Run returned")
+	}
+}
+
+// TestCallbackListenAddressInUse: a listen address in use fails
+// OpenNodeSide with the key named.
+func TestCallbackListenAddressInUse(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := NodeConfig{RPC: "http://127.0.0.1:1", Timeout: time.Second, Work: "cpu",
+		Callback: &CallbackConfig{Listen: busy.Addr().String(), Path: "/"}}
+	side, err := OpenNodeSide(context.Background(), cfg, NodeSideOptions{})
+	if err == nil {
+		side.Close()
+		t.Fatal("opened a callback listener on an address in use")
+	}
+	if oe, ok := errors.AsType[*net.OpError](err); !ok || oe.Op != "listen" || !strings.HasPrefix(err.Error(), "node.callback.listen: ") {
+		t.Errorf("error %v", err)
 	}
 }
