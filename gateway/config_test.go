@@ -95,6 +95,7 @@ func TestGatewayConfigExample(t *testing.T) {
 			RPC: "http://[::1]:7076", WebSocket: "ws://[::1]:7078", Timeout: 10 * time.Second,
 			Work: "server", WorkServers: []string{"http://[::1]:7000"},
 			AutoReceive: true, Representative: mustConfAccount(t, confRep),
+			Callback: &CallbackConfig{Listen: "[::1]:7090", Path: "/callback"},
 		},
 	}
 	if !reflect.DeepEqual(cfg, want) {
