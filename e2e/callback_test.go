@@ -132,9 +132,7 @@ func TestCallbackOnly(t *testing.T) {
 
 	out = w.awaitFinal(id)
 	mustStatus(t, out, pb.RequestStatus_REQUEST_STATUS_CONFIRMED, "")
-	if n := w.statusCount(id, pb.RequestStatus_REQUEST_STATUS_CONFIRMED); n != 1 {
-		t.Errorf("CONFIRMED recorded %d times", n)
-	}
+	w.awaitRecordedOnce(id, pb.RequestStatus_REQUEST_STATUS_CONFIRMED)
 	// Confirmed by the callback: its one check of the block with
 	// block_info, and no further poll.
 	if got := l.count("block_info " + h.String()); got != polls+1 {
@@ -210,6 +208,16 @@ func TestCallbackOnly(t *testing.T) {
 	}
 	if n := w.statusCount(id, pb.RequestStatus_REQUEST_STATUS_CONFIRMED); n != 1 {
 		t.Errorf("CONFIRMED recorded %d times", n)
+	}
+}
+
+// awaitRecordedOnce waits until the gateway has told its observer that
+// request id entered status s, and checks that it did so once.
+func (w *world) awaitRecordedOnce(id string, s pb.RequestStatus) {
+	w.t.Helper()
+	w.waitUntil("request "+id+" observed "+s.String(), func() bool { return w.statusCount(id, s) >= 1 })
+	if n := w.statusCount(id, s); n != 1 {
+		w.t.Errorf("request %s: %s recorded %d times", id, s, n)
 	}
 }
 
@@ -313,9 +321,7 @@ func TestCallbackAndWebSocketRecordOnce(t *testing.T) {
 	if got, want := w.callbackCounts(), map[node.CallbackResult]int{node.CallbackDuplicate: 2}; !equalCounts(got, want) {
 		t.Fatalf("callbacks %v, want %v", got, want)
 	}
-	if n := w.statusCount(out.GetRequestId(), pb.RequestStatus_REQUEST_STATUS_CONFIRMED); n != 1 {
-		t.Errorf("CONFIRMED recorded %d times", n)
-	}
+	w.awaitRecordedOnce(out.GetRequestId(), pb.RequestStatus_REQUEST_STATUS_CONFIRMED)
 
 	// A thief with the custody seed signs a send; the WebSocket's
 	// confirmation raises the alert.

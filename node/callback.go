@@ -391,10 +391,15 @@ func (h *CallbackHandler) check(ctx context.Context, cb Callback) CallbackResult
 		return CallbackRejected
 	}
 	subtype := bi.Subtype
-	if subtype == nano.SubtypeUnknown && !h.ours(b.Account) {
-		// Only a send makes a block of someone else's ours: learn whether
-		// it is one from the block before it.
-		if subtype, err = h.subtypeOf(ctx, b); err != nil {
+	if subtype == nano.SubtypeUnknown && h.opts.Ours != nil && h.ours(nano.PublicKey(b.Link)) && !nano.IsEpochLink(b.Link) {
+		// A node that does not print the subtype: whether the block is a
+		// send to one of ours (what makes someone else's block ours, and
+		// what auto-receive acts on) is learnt from the block before it.
+		st, err := h.subtypeOf(ctx, b)
+		switch {
+		case err == nil:
+			subtype = st
+		case !h.ours(b.Account):
 			log.Warn("node: callback not verified: its subtype", "err", err)
 			return CallbackUnverified
 		}

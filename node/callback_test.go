@@ -365,6 +365,19 @@ func TestCallbackOurs(t *testing.T) {
 	if st := h.Stats(); st != (CallbackStats{Received: 3, Verified: 1, Ignored: 2}) || feed.Stats().Delivered != 1 {
 		t.Errorf("stats %+v, feed %+v", st, feed.Stats())
 	}
+	// A send between two accounts of ours is delivered as a send (what
+	// auto-receive acts on), though the node does not print the subtype.
+	ourOpen, mine := signedBlock(t, 10, nano.Hash{}, 50, nano.Hash{4})
+	ours[mine] = true
+	internal, _ := signedBlock(t, 10, ourOpen.Hash(), 20, nano.Hash(dest))
+	n.addBlock(ourOpen, nano.AmountFromUint64(50), "true")
+	n.addBlock(internal, nano.AmountFromUint64(30), "true")
+	if code := post(h, callbackBody(t, internal, nano.AmountFromUint64(30))); code != http.StatusOK {
+		t.Errorf("internal send: status %d", code)
+	}
+	if got := <-feed.Confirmations(); got.Hash != internal.Hash() || got.Subtype != nano.SubtypeSend {
+		t.Errorf("delivered %+v", got)
+	}
 }
 
 // TestCallbackUnverified: what cannot be checked now is not delivered,

@@ -504,6 +504,7 @@ func TestWSSharedFeed(t *testing.T) {
 		s.readJSON(&req)
 		s.ack(req)
 		s.send(MustFixture(t, "ws_confirmation.json"))
+		s.send(MustFixture(t, "ws_vote.json")) // read once the confirmation is handled
 		s.serveAcks(nil)
 	})
 	feed := NewConfirmationFeed(FeedOptions{})
@@ -511,7 +512,7 @@ func TestWSSharedFeed(t *testing.T) {
 		t.Fatal("refused")
 	}
 	w := dialWS(t, srv.url, WSOptions{Feed: feed})
-	eventually(t, "the confirmation read", func() bool { return w.Stats().Messages >= 2 })
+	eventually(t, "the confirmation handled", func() bool { return w.Stats().Messages >= 3 })
 	if st := w.Stats(); st.Duplicates != 1 {
 		t.Errorf("WebSocket stats %+v: want the confirmation dropped as a repeat", st)
 	}
