@@ -433,6 +433,7 @@ func FuzzParseConfigFiles(f *testing.F) {
 		"[node]\nwork = \"server\"\nwork_servers = [1, \"http://w\"]\nrpc = \"ipc+unix://x\"",
 		"[gateway]\nlisten = \"tcp://h:1\"\n[gateway.tls]\nkey_label = \"k\"\nallowed_identities = []\n[bridge]\nkind = \"file\"\ninbound = \"/a\"\noutbound = \"/a/b\"",
 		"[gateway]\nmanifests = [\"/a\", \"/a\", 1]\nmetrics_listen = \":1\"\n[node]\nauto_receive = true\nrepresentative = \"nano_1\"\nwork_threshold = \"xyz\"",
+		"[node]\nrpc = \"ipc+tcp://h:1\"\nipc_encoding = 3\n[node.callback]\nlisten = \"h\"\npath = \"x\"\nallowed_sources = [\"10.0.0.1/8\", \"::1\", \"::1\", 5]",
 	} {
 		f.Add([]byte(s))
 	}
