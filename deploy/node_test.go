@@ -97,7 +97,8 @@ func TestNodeUnit(t *testing.T) {
 // against the unit and the gateway's: the RPC in process and on loopback
 // where the gateway's node.rpc points, the WebSocket where node.websocket
 // points, IPC over TCP off (it listens on every interface), IPC over a
-// Unix socket the gateway may reach with node-ipc.conf, and control calls
+// Unix socket the gateway may reach with node-ipc.conf, the HTTP callback
+// posted to the gateway's [node.callback] on loopback, and control calls
 // only if the gateway asks the node for work.
 func TestNodeConfigsMatchGateway(t *testing.T) {
 	node, rpc := nodeConfigs(t)
@@ -140,6 +141,24 @@ func TestNodeConfigsMatchGateway(t *testing.T) {
 	wsPort, _ := tomlGet(t, node, "node.websocket.port").(int64)
 	if want := net.JoinHostPort(wsAddr, strconv.FormatInt(wsPort, 10)); w.Host != want {
 		t.Errorf("the gateway's node.websocket is %s, the node's WebSocket listens on %s", w.Host, want)
+	}
+
+	// The HTTP callback: the node posts to the gateway's listener and
+	// path, from loopback, which the gateway accepts by default.
+	if gc.Node.Callback == nil {
+		t.Fatal("config/gateway.toml has no [node.callback]")
+	}
+	cbAddr, _ := tomlGet(t, node, "node.httpcallback.address").(string)
+	cbPort, _ := tomlGet(t, node, "node.httpcallback.port").(int64)
+	if want := net.JoinHostPort(cbAddr, strconv.FormatInt(cbPort, 10)); gc.Node.Callback.Listen != want {
+		t.Errorf("the node posts its callback to %s, the gateway's node.callback.listen is %s", want, gc.Node.Callback.Listen)
+	}
+	if target := tomlGet(t, node, "node.httpcallback.target"); target != gc.Node.Callback.Path {
+		t.Errorf("the node posts to the path %v, the gateway's node.callback.path is %q", target, gc.Node.Callback.Path)
+	}
+	if ip := net.ParseIP(cbAddr); ip == nil || !ip.IsLoopback() || gc.Node.Callback.AllowedSources != nil {
+		t.Errorf("the callback is not on loopback with the gateway's default allowed_sources: address %q, allowed_sources %q",
+			cbAddr, gc.Node.Callback.AllowedSources)
 	}
 
 	// IPC over the Unix socket: in the node's RuntimeDirectory (the

@@ -366,8 +366,8 @@ func containsBlock(chain []nano.StateBlock, h nano.Hash) bool {
 }
 
 // TestForgedCallback posts forged HTTP callbacks to a node.CallbackHandler
-// that checks them against the devnode: none becomes an event, each is
-// counted as forged, while the devnode's own callback is verified.
+// that checks them against the devnode: none reaches its feed, each is
+// counted rejected, while the devnode's own callback is verified.
 func TestForgedCallback(t *testing.T) {
 	var handler atomic.Pointer[node.CallbackHandler]
 	real := make(chan []byte, 16)
@@ -388,7 +388,8 @@ func TestForgedCallback(t *testing.T) {
 	dev, rpcURL, _, _ := newDevnode(t, devnode.Options{CallbackURL: cbURL})
 	client := node.NewClient(node.NewHTTP(rpcURL, node.HTTPOptions{}), node.ClientOptions{Timeout: waitLimit})
 	defer client.Close()
-	h := node.NewCallbackHandler(client, node.CallbackOptions{})
+	feed := node.NewConfirmationFeed(node.FeedOptions{})
+	h := node.NewCallbackHandler(client, feed, node.CallbackOptions{})
 	handler.Store(h)
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
@@ -400,8 +401,8 @@ func TestForgedCallback(t *testing.T) {
 	}
 	var body []byte
 	select {
-	case ev := <-h.Events():
-		if ev.Hash != sent || ev.Subtype != nano.SubtypeSend || ev.Amount != custodytest.XNO(5) || !ev.Confirmed || ev.Account != dev.Genesis() {
+	case ev := <-feed.Confirmations():
+		if ev.Hash != sent || ev.Subtype != nano.SubtypeSend || ev.Amount != custodytest.XNO(5) || ev.Account != dev.Genesis() {
 			t.Fatalf("event %+v", ev)
 		}
 		body = <-real
@@ -435,6 +436,7 @@ func TestForgedCallback(t *testing.T) {
 		data, _ := json.Marshal(m)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, cbURL, bytes.NewReader(data))
 		req.Header.Set("X-Forged", name)
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -445,12 +447,10 @@ func TestForgedCallback(t *testing.T) {
 		}
 	}
 	st := h.Stats()
-	if st.Forged != uint64(len(forgeries)) || st.Verified != 1 || st.Malformed != 0 || st.Unverified != 0 {
-		t.Fatalf("stats %+v: want %d forged and the one real callback verified", st, len(forgeries))
+	if st.Rejected != uint64(len(forgeries)) || st.Verified != 1 || st.Received != uint64(len(forgeries))+1 {
+		t.Fatalf("stats %+v: want %d rejected and the one real callback verified", st, len(forgeries))
 	}
-	select {
-	case ev := <-h.Events():
-		t.Fatalf("a forged callback became an event: %+v", ev)
-	default:
+	if fs := feed.Stats(); fs.Delivered != 1 || fs.Duplicates != 0 {
+		t.Fatalf("a forged callback reached the feed: %+v", fs)
 	}
 }

@@ -45,6 +45,14 @@ type worldOptions struct {
 	// rpc, if set, wraps the devnode's RPC handler (a lying proxy); the
 	// gateway's node side talks to the result.
 	rpc func(w *world, honest http.Handler) http.Handler
+	// noWebSocket leaves [node] websocket out: confirmations come from
+	// polling and, with callback, the HTTP callback.
+	noWebSocket bool
+	// callback enables [node.callback] (path /callback) on a listener of
+	// the world's, and the devnode posts its callbacks there; or, with
+	// callbackVia, to the URL callbackVia returns for the gateway's.
+	callback    bool
+	callbackVia func(gatewayURL string) string
 }
 
 // world is a devnode, a signer, the file bridge, a relay, a gateway with
@@ -65,9 +73,13 @@ type world struct {
 	side    *gateway.NodeSide
 	custody pb.CustodyClient
 
-	mu       sync.Mutex
-	changed  chan struct{} // closed and replaced at every notify
-	statuses []statusEvent
+	cbURL string // the gateway's callback listener, with callback
+
+	mu        sync.Mutex
+	changed   chan struct{} // closed and replaced at every notify
+	statuses  []statusEvent
+	callbacks map[node.CallbackResult]int // requests to the callback listener, by result
+	alerts    []*pb.Alert                 // as raised
 }
 
 type statusEvent struct {
@@ -208,7 +220,16 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 	if o.resend == 0 {
 		o.resend = 10 * time.Second
 	}
-	w := &world{t: t, changed: make(chan struct{})}
+	w := &world{t: t, changed: make(chan struct{}), callbacks: map[node.CallbackResult]int{}}
+	var cbL net.Listener
+	if o.callback {
+		cbL = listen(t)
+		w.cbURL = "http://" + cbL.Addr().String() + "/callback"
+		dev.CallbackURL = w.cbURL
+		if o.callbackVia != nil {
+			dev.CallbackURL = o.callbackVia(w.cbURL)
+		}
+	}
 	w.dev, w.rpcURL, w.wsURL, w.ipcPath = newDevnode(t, dev)
 	w.direct = node.NewClient(node.NewHTTP(w.rpcURL, node.HTTPOptions{}), node.ClientOptions{Timeout: waitLimit})
 	t.Cleanup(func() { w.direct.Close() })
@@ -234,10 +255,24 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 	t.Cleanup(cancel)
 	w.ctx = ctx
 	send, receive := w.dev.Thresholds()
-	side, err := gateway.OpenNodeSide(ctx, gateway.NodeConfig{
+	cfg := gateway.NodeConfig{
 		RPC: w.gwRPC, WebSocket: w.wsURL, Timeout: 5 * time.Second, Work: "cpu",
 		AutoReceive: true, Representative: w.env.Rep,
-	}, gateway.NodeSideOptions{
+	}
+	if o.noWebSocket {
+		cfg.WebSocket = ""
+	}
+	if o.callback {
+		cfg.Callback = &gateway.CallbackConfig{Listen: cbL.Addr().String(), Path: "/callback"}
+	}
+	side, err := gateway.OpenNodeSide(ctx, cfg, gateway.NodeSideOptions{
+		CallbackListener: cbL,
+		ObserveCallback: func(r node.CallbackResult) {
+			w.mu.Lock()
+			w.callbacks[r]++
+			w.mu.Unlock()
+			w.notify()
+		},
 		PollInterval: o.pollInterval, ReceivableScan: o.scan,
 		Thresholds: node.WorkThresholds{Send: send, Receive: receive},
 		// Subscribed from the dial on, so that a block the test processes
@@ -257,6 +292,12 @@ func newWorld(t *testing.T, dev devnode.Options, o worldOptions) *world {
 		Observe: func(s pb.RequestStatus, r *pb.Request) {
 			w.mu.Lock()
 			w.statuses = append(w.statuses, statusEvent{r.GetRequestId(), s})
+			w.mu.Unlock()
+			w.notify()
+		},
+		ObserveAlert: func(a *pb.Alert) {
+			w.mu.Lock()
+			w.alerts = append(w.alerts, a)
 			w.mu.Unlock()
 			w.notify()
 		},
@@ -510,4 +551,23 @@ func (w *world) statusCount(id string, s pb.RequestStatus) int {
 		}
 	}
 	return n
+}
+
+// callbackCounts returns the requests to the callback listener so far,
+// by result.
+func (w *world) callbackCounts() map[node.CallbackResult]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[node.CallbackResult]int, len(w.callbacks))
+	for k, v := range w.callbacks {
+		out[k] = v
+	}
+	return out
+}
+
+// alertsRaised returns the alerts raised so far, in order.
+func (w *world) alertsRaised() []*pb.Alert {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]*pb.Alert(nil), w.alerts...)
 }

@@ -2,17 +2,19 @@ package gateway
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/nano"
+	"github.com/nanokms/nanokms/node"
 )
 
 // Config is the hot gateway's configuration file, in TOML, documented key
 // by key in docs/CONFIG.md: [gateway] (Settings, whose fields are
-// promoted), [bridge] and [node]. Its toml tags declare the file's keys;
+// promoted), [bridge] and [node] (with [node.callback]). Its toml tags declare the file's keys;
 // it is read strictly (see package conffile): an unknown key is an error
 // at any depth, every value has one type, and every problem is reported,
 // all at once, as a *conffile.Error naming its key path.
@@ -42,9 +44,14 @@ type Settings struct {
 // NodeConfig is the gateway's [node] section (the Nano node it reads from
 // and publishes to). Empty RPC means no node: heads come with submissions.
 type NodeConfig struct {
-	RPC       string        `toml:"rpc"`                        // "http://[::1]:7076", "ipc+tcp://host:port" or "ipc+unix:///path"
-	WebSocket string        `toml:"websocket"`                  // "ws://[::1]:7078" ("" for polling only)
-	Timeout   time.Duration `toml:"timeout" conf:"default=10s"` // per RPC call
+	RPC string `toml:"rpc"` // "http://[::1]:7076", "ipc+tcp://host:port" or "ipc+unix:///path"
+	// IPCEncoding is the encoding byte of the IPC preamble: 1 (legacy
+	// RPC) or 2 (legacy RPC allowing the unsafe actions the node's IPC
+	// configuration permits). Only with an ipc+ RPC; 0 (not given, or an
+	// HTTP RPC) means 1.
+	IPCEncoding int           `toml:"ipc_encoding" conf:"default=1"`
+	WebSocket   string        `toml:"websocket"`                  // "ws://[::1]:7078" ("" for polling only)
+	Timeout     time.Duration `toml:"timeout" conf:"default=10s"` // per RPC call
 	// Work is "cpu", "node" or "server"; WorkServers are the work servers'
 	// URLs for "server".
 	Work        string   `toml:"work" conf:"default=cpu,oneof=cpu|node|server"`
@@ -56,6 +63,86 @@ type NodeConfig struct {
 	// WorkThreshold, when set (hex), replaces the network's thresholds for
 	// every block kind: for development networks (the dev node) only.
 	WorkThreshold string `toml:"work_threshold"`
+	// Callback is [node.callback], the listener for the node's HTTP
+	// callback; nil when absent.
+	Callback *CallbackConfig `toml:"callback"`
+}
+
+// CallbackConfig is the [node.callback] section: where the gateway
+// receives the node's HTTP callback (the node's [node.httpcallback]
+// address, port and target point here). Every callback is an untrusted
+// hint, checked against the node before it counts (node.CallbackHandler).
+type CallbackConfig struct {
+	// Listen is host:port; there is no default host.
+	Listen string `toml:"listen" conf:"required"`
+	// Path is the request path the node posts to (its target).
+	Path string `toml:"path" conf:"default=/"`
+	// AllowedSources are the IP addresses and CIDR prefixes callbacks are
+	// accepted from; absent means loopback only (see Sources).
+	AllowedSources []string `toml:"allowed_sources" conf:"unique"`
+}
+
+// Sources returns the allowed sources as prefixes (an address is a
+// prefix of its full length): node.LoopbackSources when none are listed.
+// The configuration must have been checked (ParseConfig).
+func (cb *CallbackConfig) Sources() []netip.Prefix {
+	if len(cb.AllowedSources) == 0 {
+		return node.LoopbackSources
+	}
+	out := make([]netip.Prefix, 0, len(cb.AllowedSources))
+	for _, s := range cb.AllowedSources {
+		if p, msg := parseSource(s); msg == "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parseSource parses an allowed source: an IP address or a CIDR prefix
+// without host bits, and no zone. It returns what is wrong otherwise.
+func parseSource(s string) (netip.Prefix, string) {
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return netip.Prefix{}, fmt.Sprintf("%q is not an IP address or a CIDR prefix (such as 10.0.0.5 or 10.0.0.0/24)", s)
+		}
+		if m := p.Masked(); m != p {
+			return netip.Prefix{}, fmt.Sprintf("%q has bits set past its prefix length: write %q", s, m.String())
+		}
+		return p, ""
+	}
+	a, err := netip.ParseAddr(s)
+	switch {
+	case err != nil:
+		return netip.Prefix{}, fmt.Sprintf("%q is not an IP address or a CIDR prefix (such as 10.0.0.5 or 10.0.0.0/24)", s)
+	case a.Zone() != "":
+		return netip.Prefix{}, fmt.Sprintf("%q has a zone: write the address alone", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), ""
+}
+
+// CheckConf checks [node.callback]: the listen address, the path, the
+// allowed sources.
+func (cb *CallbackConfig) CheckConf(c *conffile.Checker) {
+	c.HostPort(&cb.Listen, conffile.Listen)
+	c.Check(&cb.Path, func(s string) string {
+		switch {
+		case !strings.HasPrefix(s, "/"):
+			return fmt.Sprintf("must start with \"/\" (the node's callback target), not %q", s)
+		case strings.ContainsAny(s, "?#") || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+			return fmt.Sprintf("must be a path alone, without query, fragment, spaces or control characters: %q", s)
+		}
+		return ""
+	})
+	c.CheckEach(&cb.AllowedSources, func(s string) string {
+		_, msg := parseSource(s)
+		return msg
+	})
+	if c.IsSet(&cb.AllowedSources) && len(cb.AllowedSources) == 0 && !c.Failed(&cb.AllowedSources) {
+		c.FailAt(&cb.AllowedSources, "must list at least one address or prefix (leave the key out to accept loopback only)")
+	}
 }
 
 // LoadConfig reads the gateway's configuration file at path and parses it
@@ -96,6 +183,12 @@ func (s *Settings) CheckConf(c *conffile.Checker) {
 func (n *NodeConfig) CheckConf(c *conffile.Checker) {
 	rpc := c.IsSet(&n.RPC)
 	c.Check(&n.RPC, checkRPC)
+	if !c.Failed(&n.RPC) {
+		c.OnlyWhen(strings.HasPrefix(n.RPC, "ipc+"), fmt.Sprintf("when %s is ipc+tcp:// or ipc+unix://", c.Key(&n.RPC)), &n.IPCEncoding)
+	}
+	if c.IsSet(&n.IPCEncoding) && !c.Failed(&n.IPCEncoding) && n.IPCEncoding != int(node.IPCLegacy) && n.IPCEncoding != int(node.IPCLegacyUnsafe) {
+		c.FailAt(&n.IPCEncoding, "must be %d (legacy RPC) or %d (legacy RPC allowing unsafe actions), not %d", node.IPCLegacy, node.IPCLegacyUnsafe, n.IPCEncoding)
+	}
 	c.URL(&n.WebSocket, "ws", "wss")
 	if c.IsSet(&n.WebSocket) && !rpc {
 		c.FailAt(&n.WebSocket, "only allowed with %s (the websocket only tells of confirmations)", c.Key(&n.RPC))
@@ -122,6 +215,9 @@ func (n *NodeConfig) CheckConf(c *conffile.Checker) {
 		return ""
 	})
 
+	if n.Callback != nil && !rpc {
+		c.FailAt(&n.Callback, "only allowed with %s: each callback is checked against the node (block_info)", c.Key(&n.RPC))
+	}
 	if n.AutoReceive && !rpc {
 		c.FailAt(&n.AutoReceive, "requires %s: receivable sends are found through the node", c.Key(&n.RPC))
 	}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"github.com/nanokms/nanokms/internal/conffile"
 	"github.com/nanokms/nanokms/internal/conffile/conftest"
 	"github.com/nanokms/nanokms/nano"
+	"github.com/nanokms/nanokms/node"
 )
 
 const confRep = "nano_375zwei3suaam4jtaxioi7cy919pcaz9k9b6a6xxw85y676gga1dxqiqcdo5"
@@ -93,6 +95,7 @@ func TestGatewayConfigExample(t *testing.T) {
 			RPC: "http://[::1]:7076", WebSocket: "ws://[::1]:7078", Timeout: 10 * time.Second,
 			Work: "server", WorkServers: []string{"http://[::1]:7000"},
 			AutoReceive: true, Representative: mustConfAccount(t, confRep),
+			Callback: &CallbackConfig{Listen: "[::1]:7090", Path: "/callback"},
 		},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -143,7 +146,21 @@ func TestGatewayConfigValid(t *testing.T) {
 				t.Errorf("node = %+v", c.Node)
 			}
 		}},
-		{"node over ipc+unix", []confEdit{confAdd("[node]\nrpc = \"ipc+unix:///run/nano/node.ipc\"")}, nil},
+		{"node over ipc+unix", []confEdit{confAdd("[node]\nrpc = \"ipc+unix:///run/nano/node.ipc\"")}, func(t *testing.T, c *Config) {
+			if c.Node.IPCEncoding != 1 {
+				t.Errorf("node.ipc_encoding = %d, want the default 1", c.Node.IPCEncoding)
+			}
+		}},
+		{"ipc encoding 2", []confEdit{confAdd("[node]\nrpc = \"ipc+unix:///run/nano/node.ipc\"\nipc_encoding = 2")}, func(t *testing.T, c *Config) {
+			if c.Node.IPCEncoding != 2 {
+				t.Errorf("node.ipc_encoding = %d", c.Node.IPCEncoding)
+			}
+		}},
+		{"ipc encoding 1 over tcp", []confEdit{confAdd("[node]\nrpc = \"ipc+tcp://[::1]:7077\"\nipc_encoding = 1")}, func(t *testing.T, c *Config) {
+			if c.Node.IPCEncoding != 1 {
+				t.Errorf("node.ipc_encoding = %d", c.Node.IPCEncoding)
+			}
+		}},
 		{"node over https with wss", []confEdit{confAdd("[node]\nrpc = \"https://node.example:7076/rpc\"\nwebsocket = \"wss://node.example\"\ntimeout = \"2s\"")}, func(t *testing.T, c *Config) {
 			if c.Node.WebSocket != "wss://node.example" || c.Node.Timeout != 2*time.Second {
 				t.Errorf("node = %+v", c.Node)
@@ -152,6 +169,30 @@ func TestGatewayConfigValid(t *testing.T) {
 		{"work without a node", []confEdit{confAdd("[node]\nwork = \"server\"\nwork_servers = [\"http://10.0.0.9:7000\", \"https://work.example\"]")}, func(t *testing.T, c *Config) {
 			if c.Node.RPC != "" || len(c.Node.WorkServers) != 2 {
 				t.Errorf("node = %+v", c.Node)
+			}
+		}},
+		{"callback", []confEdit{confAdd("[node]\nrpc = \"http://[::1]:7076\"\n\n[node.callback]\nlisten = \"127.0.0.1:7090\"")}, func(t *testing.T, c *Config) {
+			cb := c.Node.Callback
+			if cb == nil || cb.Listen != "127.0.0.1:7090" || cb.Path != "/" || cb.AllowedSources != nil {
+				t.Fatalf("node.callback = %+v", cb)
+			}
+			if got := cb.Sources(); !reflect.DeepEqual(got, node.LoopbackSources) {
+				t.Errorf("sources %v, want loopback only", got)
+			}
+		}},
+		{"callback with path and sources", []confEdit{confAdd("[node]\nrpc = \"ipc+unix:///run/nano/node.ipc\"\n\n[node.callback]\nlisten = \"[::]:7090\"\npath = \"/nano/callback\"\nallowed_sources = [\"10.0.0.5\", \"192.168.1.0/24\", \"::1\", \"fd00::/8\"]")}, func(t *testing.T, c *Config) {
+			cb := c.Node.Callback
+			if cb == nil || cb.Path != "/nano/callback" {
+				t.Fatalf("node.callback = %+v", cb)
+			}
+			want := []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32"), netip.MustParsePrefix("192.168.1.0/24"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("fd00::/8")}
+			if got := cb.Sources(); !reflect.DeepEqual(got, want) {
+				t.Errorf("sources %v, want %v", got, want)
+			}
+		}},
+		{"no callback", []confEdit{confAdd("[node]\nrpc = \"http://[::1]:7076\"")}, func(t *testing.T, c *Config) {
+			if c.Node.Callback != nil {
+				t.Errorf("node.callback = %+v", c.Node.Callback)
 			}
 		}},
 		{"representative without auto_receive", []confEdit{confAdd("[node]\nrpc = \"http://[::1]:7076\"\nrepresentative = \"" + confRep + "\"")}, func(t *testing.T, c *Config) {
@@ -195,6 +236,9 @@ func TestGatewayConfigErrors(t *testing.T) {
 	tls := func(e confEdit) []confEdit { return append(append([]confEdit{}, tcp...), e) }
 	node := func(text string) []confEdit { return []confEdit{confAdd("[node]\n" + text)} }
 	const rpc = "rpc = \"http://[::1]:7076\"\n"
+	callback := func(text string) []confEdit {
+		return []confEdit{confAdd("[node]\n" + rpc + "\n[node.callback]\n" + text)}
+	}
 	tests := []struct {
 		name     string
 		edits    []confEdit
@@ -238,6 +282,11 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{"websocket scheme", node(rpc + `websocket = "http://[::1]:7078"`), "node.websocket", `must be a URL starting with ws:// or wss://, not "http://[::1]:7078"`},
 		{"websocket without rpc", node(`websocket = "ws://[::1]:7078"`), "node.websocket", "only allowed with node.rpc"},
 		{"timeout bad", node(`timeout = "soon"`), "node.timeout", "must be a duration"},
+		{"ipc_encoding 3", node("rpc = \"ipc+unix:///run/nano/node.ipc\"\nipc_encoding = 3"), "node.ipc_encoding", "must be 1 (legacy RPC) or 2 (legacy RPC allowing unsafe actions), not 3"},
+		{"ipc_encoding 0", node("rpc = \"ipc+tcp://[::1]:7077\"\nipc_encoding = 0"), "node.ipc_encoding", "must be 1 (legacy RPC) or 2"},
+		{"ipc_encoding a string", node("rpc = \"ipc+tcp://[::1]:7077\"\nipc_encoding = \"2\""), "node.ipc_encoding", "must be an integer"},
+		{"ipc_encoding over http", node(rpc + "ipc_encoding = 2"), "node.ipc_encoding", "only allowed when node.rpc is ipc+tcp:// or ipc+unix://"},
+		{"ipc_encoding without rpc", node("ipc_encoding = 1"), "node.ipc_encoding", "only allowed when node.rpc is ipc+tcp:// or ipc+unix://"},
 		{"work other", node(`work = "gpu"`), "node.work", `must be "cpu", "node" or "server", not "gpu"`},
 		{"work node without rpc", node(`work = "node"`), "node.work", `"node" requires node.rpc`},
 		{"work_servers missing", node(`work = "server"`), "node.work_servers", `required when node.work = "server"`},
@@ -247,6 +296,21 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{"work_server bad", node("work = \"server\"\nwork_servers = [\"http://[::1]:7000\", \"tcp://w:7000\"]"), "node.work_servers[1]", "must be a URL starting with http:// or https://"},
 		{"work_server twice", node("work = \"server\"\nwork_servers = [\"http://w:7000\", \"http://w:7000\"]"), "node.work_servers[1]", "listed twice"},
 		{"work_servers a string", node("work = \"server\"\nwork_servers = \"http://w:7000\""), "node.work_servers", "must be an array of strings"},
+		{"callback without rpc", []confEdit{confAdd("[node]\n[node.callback]\nlisten = \"127.0.0.1:7090\"")}, "node.callback", "only allowed with node.rpc"},
+		{"callback a string", node(rpc + `callback = "http://127.0.0.1:7090/"`), "node.callback", "must be a table ([node.callback]), not a string"},
+		{"callback listen missing", callback(`path = "/"`), "node.callback.listen", "required"},
+		{"callback listen no host", callback(`listen = ":7090"`), "node.callback.listen", "no host"},
+		{"callback listen no port", callback(`listen = "127.0.0.1"`), "node.callback.listen", "must be host:port"},
+		{"callback listen a URL", callback(`listen = "http://127.0.0.1:7090/"`), "node.callback.listen", "must be host:port"},
+		{"callback path relative", callback("listen = \"127.0.0.1:7090\"\npath = \"callback\""), "node.callback.path", `must start with "/"`},
+		{"callback path query", callback("listen = \"127.0.0.1:7090\"\npath = \"/cb?x=1\""), "node.callback.path", "must be a path alone"},
+		{"callback path empty", callback("listen = \"127.0.0.1:7090\"\npath = \"\""), "node.callback.path", "must not be empty"},
+		{"callback sources empty", callback("listen = \"127.0.0.1:7090\"\nallowed_sources = []"), "node.callback.allowed_sources", "list at least one"},
+		{"callback source bad", callback("listen = \"127.0.0.1:7090\"\nallowed_sources = [\"::1\", \"10.0.0.0/33\"]"), "node.callback.allowed_sources[1]", "is not an IP address or a CIDR prefix"},
+		{"callback source a name", callback("listen = \"127.0.0.1:7090\"\nallowed_sources = [\"localhost\"]"), "node.callback.allowed_sources[0]", "is not an IP address or a CIDR prefix"},
+		{"callback source host bits", callback("listen = \"127.0.0.1:7090\"\nallowed_sources = [\"10.1.2.3/8\"]"), "node.callback.allowed_sources[0]", `write "10.0.0.0/8"`},
+		{"callback source zone", callback("listen = \"127.0.0.1:7090\"\nallowed_sources = [\"fe80::1%eth0\"]"), "node.callback.allowed_sources[0]", "zone"},
+		{"callback source twice", callback("listen = \"127.0.0.1:7090\"\nallowed_sources = [\"::1\", \"::1\"]"), "node.callback.allowed_sources[1]", "listed twice"},
 		{"auto_receive string", node(`auto_receive = "true"`), "node.auto_receive", "must be true or false"},
 		{"auto_receive without rpc", node("auto_receive = true\nrepresentative = \"" + confRep + "\""), "node.auto_receive", "requires node.rpc"},
 		{"representative missing", node(rpc + "auto_receive = true"), "node.representative", "required when node.auto_receive = true"},
@@ -285,6 +349,7 @@ func TestConfigUnknownKeys(t *testing.T) {
 		{"node inline", []confEdit{confPrepend(`node = {rpc = "http://[::1]:7076", ws = "ws://[::1]:7078"}`)}, "node.ws", "unknown key"},
 		{"node nested table", []confEdit{confAdd("[node.work]\nkind = \"cpu\"")}, "node.work", "must be a string, not a table"},
 		{"node array of tables", []confEdit{confAdd("[[node.servers]]\nurl = \"http://w\"")}, "node.servers", "unknown key"},
+		{"node.callback", []confEdit{confAdd("[node]\nrpc = \"http://[::1]:7076\"\n[node.callback]\nlisten = \"127.0.0.1:7090\"\nport = 7090")}, "node.callback.port", "unknown key"},
 		{"gateway has no relay", []confEdit{confAdd("[relay]\nsigner = \"unix:///x\"")}, "relay", "unknown key"},
 	}
 	for _, tt := range tests {
@@ -368,6 +433,7 @@ func FuzzParseConfigFiles(f *testing.F) {
 		"[node]\nwork = \"server\"\nwork_servers = [1, \"http://w\"]\nrpc = \"ipc+unix://x\"",
 		"[gateway]\nlisten = \"tcp://h:1\"\n[gateway.tls]\nkey_label = \"k\"\nallowed_identities = []\n[bridge]\nkind = \"file\"\ninbound = \"/a\"\noutbound = \"/a/b\"",
 		"[gateway]\nmanifests = [\"/a\", \"/a\", 1]\nmetrics_listen = \":1\"\n[node]\nauto_receive = true\nrepresentative = \"nano_1\"\nwork_threshold = \"xyz\"",
+		"[node]\nrpc = \"ipc+tcp://h:1\"\nipc_encoding = 3\n[node.callback]\nlisten = \"h\"\npath = \"x\"\nallowed_sources = [\"10.0.0.1/8\", \"::1\", \"::1\", 5]",
 	} {
 		f.Add([]byte(s))
 	}

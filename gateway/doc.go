@@ -3,8 +3,8 @@
 // requests, the writer of request frames and the reader of answers, the
 // verification of every signed block against its intent, and the publish
 // pipeline (proof of work, process, confirmation over the node's
-// WebSocket or by polling). Config and LoadConfig read its configuration
-// file ([gateway], [bridge], [node]).
+// WebSocket, its HTTP callback, or by polling). Config and LoadConfig read
+// its configuration file ([gateway], [bridge], [node], [node.callback]).
 //
 // # Durability and batches
 //
@@ -29,6 +29,11 @@
 // reason and never half-applied. No acknowledgement crosses the bridge:
 // the gateway resends a request until its answer arrives, and the cold
 // side answers a repeat with the same answer.
+//
+// So is every HTTP callback body: NodeSide acts on one only once the
+// node's block_info confirms it (node.CallbackHandler), through the
+// confirmation feed the WebSocket shares, so that a block announced on
+// both paths is applied once.
 //
 // # What it must never do
 //

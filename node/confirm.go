@@ -14,13 +14,18 @@ import (
 // integration guide's five seconds.
 const DefaultPollInterval = 5 * time.Second
 
-// Confirmer follows blocks to confirmation: over the WebSocket when it has
-// one, and by polling block_info's "confirmed" in any case, because
-// WebSocket delivery is not guaranteed.
+// Confirmer follows blocks to confirmation: through the node's
+// notifications (a ConfirmationFeed fed by the WebSocket and the HTTP
+// callback, or a WebSocket) when it has them, and by polling block_info's
+// "confirmed" in any case, because their delivery is not guaranteed.
 type Confirmer struct {
 	Client *Client
-	// WS, if set, delivers confirmations as they happen. Its account set
-	// must include the block's account for them to arrive.
+	// Feed, if set, delivers confirmations as they happen, from every
+	// path that feeds it; it takes precedence over WS.
+	Feed *ConfirmationFeed
+	// WS, if set (and Feed is not), delivers confirmations as they
+	// happen. Its account set must include the block's account for them
+	// to arrive.
 	WS *WS
 	// PollInterval is the block_info polling period; 0 means
 	// DefaultPollInterval.
@@ -30,7 +35,7 @@ type Confirmer struct {
 }
 
 // AwaitConfirmation returns nil once the node reports h confirmed, either
-// on the WebSocket or through block_info (polled at once and then every
+// in the feed (or on the WebSocket) or through block_info (polled at once and then every
 // PollInterval). A block the node does not have yet and transport
 // failures are waited out; it returns when ctx is done, or at once with
 // the error when the node's block_info answer is refused (ErrHashMismatch,
@@ -45,7 +50,12 @@ func (c *Confirmer) AwaitConfirmation(ctx context.Context, h nano.Hash) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var confirmed <-chan struct{}
-	if c.WS != nil {
+	switch {
+	case c.Feed != nil:
+		ch, cancel := c.Feed.WaitConfirmed(h)
+		defer cancel()
+		confirmed = ch
+	case c.WS != nil:
 		ch, cancel := c.WS.WaitConfirmed(h)
 		defer cancel()
 		confirmed = ch

@@ -1,10 +1,8 @@
 package node
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"reflect"
 	"sort"
@@ -183,22 +181,18 @@ func callbackNode(t *testing.T) *fakeNode {
 func testCallbackFixture(t *testing.T, name, want string) {
 	n := callbackNode(t)
 	c, _ := newClients(t, n)
-	h := NewCallbackHandler(c, CallbackOptions{})
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(MustFixture(t, name))))
-	if rec.Code != http.StatusOK {
-		t.Fatalf("status %d", rec.Code)
+	feed := NewConfirmationFeed(FeedOptions{})
+	h := NewCallbackHandler(c, feed, CallbackOptions{})
+	if code := post(h, MustFixture(t, name)); code != http.StatusOK {
+		t.Fatalf("status %d", code)
 	}
 	select {
-	case ev := <-h.Events():
+	case ev := <-feed.Confirmations():
 		if ev.Hash.String() != want || ev.Block.Hash().String() != want {
 			t.Errorf("event for %s", ev.Hash)
 		}
-		if !ev.Confirmed {
-			t.Errorf("not confirmed")
-		}
 	default:
-		t.Fatalf("no event; stats %+v", h.Stats())
+		t.Fatalf("no confirmation; stats %+v", h.Stats())
 	}
 }
 

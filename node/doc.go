@@ -15,9 +15,12 @@
 //   - work from the node or a work server is validated locally;
 //   - a WebSocket confirmation's block must hash to its "hash" and belong
 //     to its "account";
-//   - HTTP callback bodies are untrusted: a body leads to an event only
-//     after the block is fetched from the node by hash and found equal;
-//     forged bodies are counted and dropped;
+//   - HTTP callback bodies are untrusted hints: a body is parsed strictly
+//     (ParseCallback) and leads to a confirmation only after the block is
+//     fetched from the node by hash and found equal, signed by its
+//     account, confirmed and ours; forged bodies are counted and dropped;
+//   - the WebSocket and the HTTP callback deliver into one
+//     ConfirmationFeed, which passes each block hash on once;
 //   - an account's head is read consistently (account_info, block_info of
 //     the frontier, account_info again) and must belong to the account.
 //

@@ -3,10 +3,13 @@ package node
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/nanokms/nanokms/nano"
 )
 
 // FuzzIPCFrame feeds arbitrary bytes to the IPC answer reader: it never
@@ -70,6 +73,55 @@ func FuzzWSMessage(f *testing.F) {
 		}
 		if m.Ack == "" && m.Topic == "" {
 			t.Fatal("neither an acknowledgement nor a notification")
+		}
+	})
+}
+
+// FuzzCallback feeds arbitrary bodies to ParseCallback: it never panics,
+// refuses with a typed error, and a body it accepts is a block that
+// hashes to its hash and belongs to its account, and prints back to a
+// body that parses to the same callback.
+func FuzzCallback(f *testing.F) {
+	matches, _ := filepath.Glob(filepath.Join(fixtureDir, "http_callback_*.json"))
+	for _, m := range matches {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"account": "", "hash": "", "block": "{}", "amount": "0"}`))
+	f.Add([]byte(`{"block": "\"{}\""}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cb, err := ParseCallback(data)
+		if err != nil {
+			if !errors.Is(err, ErrBadResponse) && !errors.Is(err, ErrHashMismatch) && !errors.Is(err, ErrInconsistent) {
+				t.Fatalf("untyped error %v", err)
+			}
+			if cb != (Callback{}) {
+				t.Fatal("a callback with an error")
+			}
+			return
+		}
+		if cb.Block.Hash() != cb.Hash || cb.Block.Account != cb.Account {
+			t.Fatal("an unchecked callback was accepted")
+		}
+		blk, err := json.Marshal(cb.Block)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{"account": cb.Account.Address(), "hash": cb.Hash.String(), "block": string(blk), "amount": cb.Amount.String()}
+		if cb.IsSend {
+			m["is_send"] = "true"
+		}
+		if cb.Subtype != nano.SubtypeUnknown {
+			m["subtype"] = cb.Subtype.String()
+		}
+		again, _ := json.Marshal(m)
+		cb2, err := ParseCallback(again)
+		if err != nil || cb2 != cb {
+			t.Fatalf("round trip: %+v, %v; want %+v", cb2, err, cb)
 		}
 	})
 }

@@ -17,6 +17,10 @@ type LedgerOptions struct {
 	// WS, if set, is used for confirmations and the active difficulty;
 	// Publish adds each published block's account to its account set.
 	WS *WS
+	// Feed, if set, is where confirmations are awaited instead of WS's
+	// own feed: the feed the WebSocket (WSOptions.Feed) and the HTTP
+	// callback (CallbackHandler) both deliver to.
+	Feed *ConfirmationFeed
 	// Work generates proof of work; nil means NodeWork{Client}.
 	Work WorkProvider
 	// Precomputer, if set, holds work computed ahead: Head and Publish
@@ -69,7 +73,7 @@ func NewLedger(opts LedgerOptions) (*Ledger, error) {
 	}
 	return &Ledger{
 		opts:      opts,
-		confirmer: &Confirmer{Client: opts.Client, WS: opts.WS, PollInterval: opts.PollInterval, Log: opts.Log},
+		confirmer: &Confirmer{Client: opts.Client, Feed: opts.Feed, WS: opts.WS, PollInterval: opts.PollInterval, Log: opts.Log},
 	}, nil
 }
 
@@ -228,8 +232,8 @@ func (l *Ledger) Publish(ctx context.Context, b nano.StateBlock, subtype nano.Su
 	return b, nil
 }
 
-// AwaitConfirmed returns when the node reports the block confirmed (over
-// the WebSocket, or by polling block_info).
+// AwaitConfirmed returns when the node reports the block confirmed (in
+// the feed, over the WebSocket, or by polling block_info).
 func (l *Ledger) AwaitConfirmed(ctx context.Context, hash nano.Hash) error {
 	return l.wrap(l.confirmer.AwaitConfirmation(ctx, hash))
 }

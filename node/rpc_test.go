@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -500,4 +501,64 @@ func hex16(v uint64) string {
 		v >>= 4
 	}
 	return string(b[:])
+}
+
+// TestIPCPreambleEncoding checks the preamble NewIPC's transport puts
+// before each request, over a real Unix socket: 'N', the encoding it was
+// given (1, or 2 for legacy RPC allowing unsafe actions), 0, 0.
+func TestIPCPreambleEncoding(t *testing.T) {
+	for _, enc := range []byte{IPCLegacy, IPCLegacyUnsafe} {
+		dir := t.TempDir()
+		l, err := net.Listen("unix", dir+"/nano.sock")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan [4]byte, 2)
+		var server sync.WaitGroup
+		server.Go(func() {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			for {
+				var pre [8]byte
+				if _, err := io.ReadFull(c, pre[:]); err != nil {
+					return
+				}
+				got <- [4]byte(pre[:4])
+				if _, err := io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint32(pre[4:]))); err != nil {
+					return
+				}
+				answer := []byte(`{"count": "1"}`)
+				if _, err := c.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(answer))), answer...)); err != nil {
+					return
+				}
+			}
+		})
+		tr, err := NewIPC("unix", l.Addr().String(), enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := NewClient(tr, fastOpts())
+		for range 2 {
+			if _, err := c.BlockCount(testCtx(t)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.Close()
+		l.Close()
+		server.Wait()
+		close(got)
+		var n int
+		for pre := range got {
+			n++
+			if pre != [4]byte{'N', enc, 0, 0} {
+				t.Errorf("encoding %d: preamble % x", enc, pre)
+			}
+		}
+		if n != 2 {
+			t.Errorf("encoding %d: %d requests seen", enc, n)
+		}
+	}
 }

@@ -51,6 +51,12 @@ type WSOptions struct {
 	// When it is full, confirmations are dropped (and counted): delivery
 	// is not guaranteed anyway, and AwaitConfirmation does not depend on it.
 	Buffer int
+	// Feed, if set, receives the confirmations instead of a feed of the
+	// WS's own (made with DedupeSize and Buffer): shared with another
+	// path (the HTTP callback), each hash is delivered once whichever
+	// path brings it first. Confirmations and WaitConfirmed are then the
+	// feed's, and Close leaves the feed open (its owner closes it).
+	Feed *ConfirmationFeed
 	// Dial is passed to websocket.Dial.
 	Dial *websocket.DialOptions
 	// Log receives connection events; nil discards.
@@ -92,8 +98,8 @@ func (o *WSOptions) defaults() {
 type WSStats struct {
 	Messages   uint64 // messages read
 	Invalid    uint64 // messages refused by ParseWSMessage
-	Duplicates uint64 // confirmations dropped as repeats
-	Dropped    uint64 // confirmations dropped because the channel was full
+	Duplicates uint64 // confirmations dropped as repeats (of this path's or, with a shared feed, another's)
+	Dropped    uint64 // confirmations dropped because the feed's channel was full (every path's, with a shared feed)
 	Reconnects uint64 // connections lost
 }
 
@@ -101,7 +107,8 @@ type WSStats struct {
 // confirmation topic for a set of accounts (with acknowledgements), keeps
 // the connection alive with pings, reconnects with backoff and
 // resubscribes with every current account, and delivers each confirmed
-// block once (repeats are dropped by hash). Confirmation notifications
+// block once (repeats are dropped by hash, in its ConfirmationFeed).
+// Confirmation notifications
 // are checked (the block hashes to the stated hash) but are otherwise the
 // node's claims. It is safe for concurrent use.
 type WS struct {
@@ -111,7 +118,8 @@ type WS struct {
 	stop context.CancelFunc
 	done chan struct{} // closed when the supervising goroutine exits
 
-	confirmations chan Confirmation
+	feed    *ConfirmationFeed
+	ownFeed bool // the feed is the WS's own: Close closes it
 
 	subMu sync.Mutex // serialises subscription changes and (re)subscribes; taken before mu
 
@@ -119,8 +127,6 @@ type WS struct {
 	conn       *websocket.Conn // nil while disconnected
 	accounts   map[nano.PublicKey]bool
 	acks       map[string]chan WSMessage
-	waiters    map[nano.Hash][]chan struct{}
-	seen       *hashLRU
 	difficulty *ActiveDifficulty
 
 	nextID           atomic.Uint64
@@ -128,7 +134,6 @@ type WS struct {
 	messages         atomic.Uint64
 	invalid          atomic.Uint64
 	duplicates       atomic.Uint64
-	dropped          atomic.Uint64
 	reconnects       atomic.Uint64
 }
 
@@ -145,11 +150,13 @@ func DialWS(ctx context.Context, url string, opts WSOptions) (*WS, error) {
 	life, stop := context.WithCancel(context.Background())
 	w := &WS{
 		url: url, opts: opts, ctx: life, stop: stop, done: make(chan struct{}),
-		confirmations: make(chan Confirmation, opts.Buffer),
-		accounts:      make(map[nano.PublicKey]bool),
-		acks:          make(map[string]chan WSMessage),
-		waiters:       make(map[nano.Hash][]chan struct{}),
-		seen:          newHashLRU(opts.DedupeSize),
+		feed:     opts.Feed,
+		accounts: make(map[nano.PublicKey]bool),
+		acks:     make(map[string]chan WSMessage),
+	}
+	if w.feed == nil {
+		w.feed = NewConfirmationFeed(FeedOptions{DedupeSize: opts.DedupeSize, Buffer: opts.Buffer})
+		w.ownFeed = true
 	}
 	for _, a := range opts.Accounts {
 		w.accounts[a] = true
@@ -157,6 +164,9 @@ func DialWS(ctx context.Context, url string, opts WSOptions) (*WS, error) {
 	conn, readerDone, err := w.connect(ctx)
 	if err != nil {
 		stop()
+		if w.ownFeed {
+			w.feed.Close()
+		}
 		return nil, err
 	}
 	go w.supervise(conn, readerDone)
@@ -327,21 +337,8 @@ func (w *WS) handle(data []byte) {
 }
 
 func (w *WS) confirmed(c Confirmation) {
-	w.mu.Lock()
-	if w.seen.add(c.Hash) {
-		w.mu.Unlock()
+	if !w.feed.Deliver(c) {
 		w.duplicates.Add(1)
-		return
-	}
-	for _, ch := range w.waiters[c.Hash] {
-		close(ch)
-	}
-	delete(w.waiters, c.Hash)
-	w.mu.Unlock()
-	select {
-	case w.confirmations <- c:
-	default:
-		w.dropped.Add(1)
 	}
 }
 
@@ -349,7 +346,11 @@ func (w *WS) confirmed(c Confirmation) {
 // with backoff until Close.
 func (w *WS) supervise(conn *websocket.Conn, readerDone chan struct{}) {
 	defer close(w.done)
-	defer close(w.confirmations)
+	defer func() {
+		if w.ownFeed {
+			w.feed.Close()
+		}
+	}()
 	for {
 		w.keepalive(conn, readerDone)
 		_ = conn.CloseNow()
@@ -480,35 +481,15 @@ func (w *WS) Accounts() []nano.PublicKey {
 }
 
 // Confirmations returns the channel confirmed blocks are delivered on,
-// each hash once (as long as the dedupe memory holds it). It is closed
-// after Close.
-func (w *WS) Confirmations() <-chan Confirmation { return w.confirmations }
+// each hash once (as long as the dedupe memory holds it): its feed's. It
+// is closed after Close, unless the feed came from WSOptions.Feed.
+func (w *WS) Confirmations() <-chan Confirmation { return w.feed.Confirmations() }
 
 // WaitConfirmed returns a channel closed when a confirmation of h arrives
-// (at once if one already did), and a function to call when no longer
-// waiting.
+// (at once if one already did) in its feed, and a function to call when
+// no longer waiting.
 func (w *WS) WaitConfirmed(h nano.Hash) (<-chan struct{}, func()) {
-	ch := make(chan struct{})
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.seen.contains(h) {
-		close(ch)
-		return ch, func() {}
-	}
-	w.waiters[h] = append(w.waiters[h], ch)
-	return ch, func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		ws := w.waiters[h]
-		if i := slices.Index(ws, ch); i >= 0 {
-			ws = slices.Delete(ws, i, i+1)
-		}
-		if len(ws) == 0 {
-			delete(w.waiters, h)
-		} else {
-			w.waiters[h] = ws
-		}
-	}
+	return w.feed.WaitConfirmed(h)
 }
 
 // Difficulty returns the last active_difficulty notification, if any.
@@ -532,7 +513,7 @@ func (w *WS) Connected() bool {
 func (w *WS) Stats() WSStats {
 	return WSStats{
 		Messages: w.messages.Load(), Invalid: w.invalid.Load(), Duplicates: w.duplicates.Load(),
-		Dropped: w.dropped.Load(), Reconnects: w.reconnects.Load(),
+		Dropped: w.feed.Stats().Dropped, Reconnects: w.reconnects.Load(),
 	}
 }
 

@@ -493,3 +493,39 @@ func TestAwaitConfirmationOverWS(t *testing.T) {
 		t.Fatal("an unconfirmed block came back confirmed")
 	}
 }
+
+// TestWSSharedFeed: with WSOptions.Feed, a confirmation another path
+// delivered first is a duplicate on the WebSocket (dropped, counted),
+// one it brings first is the feed's, and Close leaves the feed open.
+func TestWSSharedFeed(t *testing.T) {
+	first := MustHash(t, hashWSConfirm)
+	srv := newWSServer(t, func(s *wsSession) {
+		var req map[string]any
+		s.readJSON(&req)
+		s.ack(req)
+		s.send(MustFixture(t, "ws_confirmation.json"))
+		s.send(MustFixture(t, "ws_vote.json")) // read once the confirmation is handled
+		s.serveAcks(nil)
+	})
+	feed := NewConfirmationFeed(FeedOptions{})
+	if !feed.Deliver(Confirmation{Hash: first}) { // as the callback path would
+		t.Fatal("refused")
+	}
+	w := dialWS(t, srv.url, WSOptions{Feed: feed})
+	eventually(t, "the confirmation handled", func() bool { return w.Stats().Messages >= 3 })
+	if st := w.Stats(); st.Duplicates != 1 {
+		t.Errorf("WebSocket stats %+v: want the confirmation dropped as a repeat", st)
+	}
+	if st := feed.Stats(); st.Delivered != 1 || st.Duplicates != 1 {
+		t.Errorf("feed stats %+v", st)
+	}
+	if wait, stop := w.WaitConfirmed(first); !isClosed(wait) {
+		t.Error("the WebSocket does not see the feed's confirmation")
+	} else {
+		stop()
+	}
+	w.Close()
+	if !feed.Deliver(Confirmation{Hash: nano.Hash{9}}) {
+		t.Error("the WebSocket's Close closed a feed it does not own")
+	}
+}

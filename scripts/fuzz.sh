@@ -40,6 +40,7 @@ short_count() {
 	"nano FuzzParseXNO") echo 20000 ;;
 	"nano FuzzParseBlockJSON") echo 10000 ;;
 	"nano FuzzSignVerify") echo 10000 ;;
+	"node FuzzCallback") echo 16000 ;;
 	"node FuzzIPCFrame") echo 20000 ;;
 	"node FuzzWSMessage") echo 16000 ;;
 	"signer FuzzRecordDecode") echo 12000 ;;

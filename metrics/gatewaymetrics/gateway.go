@@ -27,8 +27,10 @@ type GatewayOptions struct {
 // (gateway.Options.Observe), ObserveAlert
 // (gateway.Options.ObserveAlert), WriteFault
 // (gateway.Options.ObserveWriteFault), FrameRejected (the medium's
-// gateway.RejectFunc), MediumError (the medium's OnError) and WorkProvider (around the node's work
-// provider); Seed it with the stored requests before the gateway runs.
+// gateway.RejectFunc), MediumError (the medium's OnError), Callback
+// (gateway.NodeSideOptions.ObserveCallback) and WorkProvider (around the
+// node's work provider); Seed it with the stored requests before the
+// gateway runs.
 type Gateway struct {
 	// Registry holds every collector below, and the Go runtime's and the
 	// process's.
@@ -46,6 +48,7 @@ type Gateway struct {
 	FramesRejected  *prometheus.CounterVec   // nanokms_bridge_frames_rejected_total{reason}
 	WriteFailing    *prometheus.GaugeVec     // nanokms_gateway_write_failing{target}
 	MediumErrors    *prometheus.CounterVec   // nanokms_bridge_medium_errors_total{kind}
+	Callbacks       *prometheus.CounterVec   // nanokms_gateway_callbacks_total{result}
 	BuildInfo       *prometheus.GaugeVec     // nanokms_build_info{version,revision,goversion,pkcs11,role}
 
 	noNode bool
@@ -146,11 +149,15 @@ func NewGateway(opts GatewayOptions) *Gateway {
 			Help: "1 while the gateway's writes to the target fail (store: its state file; outbound: request frames on the medium; inbound: settling answers on the medium), 0 otherwise.",
 		}, []string{"target"}),
 		MediumErrors: metrics.NewMediumErrors("gateway"),
-		noNode:       opts.NoNode,
-		open:         map[string]*tracked{},
-		done:         map[string]*tracked{},
-		doneRing:     make([]*tracked, doneMemory),
-		BuildInfo:    metrics.NewBuildInfo(metrics.RoleGateway),
+		Callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nanokms_gateway_callbacks_total",
+			Help: "Requests to the node's HTTP callback listener ([node.callback]), by result: verified (a new confirmation, checked against the node), duplicate (checked, already delivered by the WebSocket or an earlier callback), ignored (a block neither of nor to a custody account), rejected (not a callback, or a lie), forbidden (from outside node.callback.allowed_sources), unverified (could not be checked now). Their sum is the requests received.",
+		}, []string{"result"}),
+		noNode:    opts.NoNode,
+		open:      map[string]*tracked{},
+		done:      map[string]*tracked{},
+		doneRing:  make([]*tracked, doneMemory),
+		BuildInfo: metrics.NewBuildInfo(metrics.RoleGateway),
 	}
 	for _, s := range gatewayStatuses {
 		g.Requests.WithLabelValues(StatusLabel(s))
@@ -158,6 +165,9 @@ func NewGateway(opts GatewayOptions) *Gateway {
 		if g.final(s) {
 			g.RequestDuration.WithLabelValues(StatusLabel(s))
 		}
+	}
+	for _, r := range node.CallbackResults {
+		g.Callbacks.WithLabelValues(string(r))
 	}
 	for _, o := range []string{WorkOK, WorkError, WorkCanceled} {
 		g.Work.WithLabelValues(o)
@@ -170,7 +180,7 @@ func NewGateway(opts GatewayOptions) *Gateway {
 	g.Alerts.WithLabelValues(gateway.AlertBlockRejected)
 	g.Alerts.WithLabelValues(gateway.AlertRejectedConfirmed)
 	g.Registry.MustRegister(g.Requests, g.InStatus, g.RequestDuration, g.Resends, g.RoundTrip, g.Publish,
-		g.Confirmation, g.Work, g.Alerts, g.FramesRejected, g.WriteFailing, g.MediumErrors, g.BuildInfo,
+		g.Confirmation, g.Work, g.Alerts, g.FramesRejected, g.WriteFailing, g.MediumErrors, g.Callbacks, g.BuildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return g
 }
@@ -355,6 +365,12 @@ func (g *Gateway) FrameRejected(_ string, err error) {
 // the signature of gateway.FileReaderOptions.OnError.
 func (g *Gateway) MediumError(err error) {
 	g.MediumErrors.WithLabelValues(metrics.MediumKind(err)).Inc()
+}
+
+// Callback counts a request to the node's callback listener by result:
+// it has the signature of gateway.NodeSideOptions.ObserveCallback.
+func (g *Gateway) Callback(r node.CallbackResult) {
+	g.Callbacks.WithLabelValues(string(r)).Inc()
 }
 
 // WorkProvider returns p timed into nanokms_work_seconds.

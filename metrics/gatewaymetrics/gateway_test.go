@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nanokms/nanokms/metrics/metricstest"
+	"github.com/nanokms/nanokms/node"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
 
@@ -207,6 +208,24 @@ func TestWorkOutcomes(t *testing.T) {
 	for _, o := range []string{WorkOK, WorkError, WorkCanceled} {
 		if n, _ := metricstest.HistCount(t, g.Work.WithLabelValues(o)); n != 1 {
 			t.Errorf("work %s: %d samples", o, n)
+		}
+	}
+}
+
+// TestCallbackResults: every result's series exists before any callback,
+// and Callback counts under its result only.
+func TestCallbackResults(t *testing.T) {
+	g := NewGateway(GatewayOptions{})
+	if n := metricstest.CountSeries(g.Callbacks); n != len(node.CallbackResults) {
+		t.Fatalf("%d callback series before any callback, want %d", n, len(node.CallbackResults))
+	}
+	g.Callback(node.CallbackRejected)
+	g.Callback(node.CallbackRejected)
+	g.Callback(node.CallbackDuplicate)
+	for _, r := range node.CallbackResults {
+		want := map[node.CallbackResult]float64{node.CallbackRejected: 2, node.CallbackDuplicate: 1}[r]
+		if got := metricstest.ToFloat(g.Callbacks.WithLabelValues(string(r))); got != want {
+			t.Errorf("%s: %v, want %v", r, got, want)
 		}
 	}
 }

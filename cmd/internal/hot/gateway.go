@@ -68,7 +68,10 @@ func runGateway(ctx context.Context, e *cli.Env, opts gatewayOptions) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	nodeSide, err := openNodeSide(ctx, cfg.Node, log, m.WorkProvider)
+	nodeSide, err := openNodeSide(ctx, cfg.Node, log, m)
+	if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "listen" {
+		return cli.WithHint(err, "is another process using node.callback.listen's port?")
+	}
 	if err != nil {
 		return err
 	}
@@ -114,7 +117,7 @@ func runGateway(ctx context.Context, e *cli.Env, opts gatewayOptions) error {
 		go func() { errc <- metrics.Serve(ctx, metricsL, metrics.Handler(m.Registry, log)) }()
 	}
 	log.Info("serving", "listen", cfg.Listen, "metrics", cfg.MetricsListen, "bridge", cfg.Bridge.Kind,
-		"accounts", len(manifest.Accounts()), "node", cfg.Node.RPC)
+		"accounts", len(manifest.Accounts()), "node", cfg.Node.RPC, "callback", nodeSide.CallbackAddr() != nil)
 	first := <-errc
 	cancel()
 	for i := 1; i < running; i++ {
