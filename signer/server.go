@@ -123,6 +123,8 @@ func (srv *Server) accountState(rec AccountRecord) (*pb.AccountState, error) {
 		BalanceRaw:  rec.Balance().String(),
 		Height:      rec.Height,
 		Sent_24HRaw: sent.String(),
+
+		FrontierUnconfirmed: rec.Unconfirmed,
 	}
 	if rec.Frontier != nil {
 		st.Representative = rec.Frontier.Representative[:]
