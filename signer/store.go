@@ -463,6 +463,9 @@ func (s *Store) CommitSigned(d *Decision) (*pb.SignResponse, error) {
 		if !ok || cur.FrontierHash != d.Before {
 			return errStale
 		}
+		if cur.Unconfirmed {
+			return unconfirmedRefusal(&cur)
+		}
 		signedKey := acctKey(d.Record.Account, d.Block.Previous[:])
 		if tx.Bucket(bucketSigned).Get(signedKey) != nil {
 			return errStale
