@@ -150,6 +150,7 @@ type accountView struct {
 	representative nano.PublicKey
 	balance        nano.Amount
 	wallet         []byte
+	unconfirmed    bool
 }
 
 // viewAccount decodes a record written by AccountRecord.MarshalBinary,
@@ -158,10 +159,14 @@ type accountView struct {
 func viewAccount(src []byte) (accountView, error) {
 	var v accountView
 	const head = 1 + 32 + 4 + 8 + 1
-	if len(src) < head || (src[0] != recordVersion && src[0] != recordVersionPrior) {
+	if len(src) < head {
 		return v, errCorrupt
 	}
-	withPrior := src[0] == recordVersionPrior
+	withPrior, unconfirmed, ok := recordLayout(src[0])
+	if !ok {
+		return v, errCorrupt
+	}
+	v.unconfirmed = unconfirmed
 	v.account = nano.PublicKey(src[1:33])
 	v.index = binary.BigEndian.Uint32(src[33:37])
 	v.height = binary.BigEndian.Uint64(src[37:45])
@@ -229,9 +234,10 @@ const (
 
 // pageEntry is where one account's fields lie in a page's buffers.
 type pageEntry struct {
-	index  uint32
-	height uint64
-	opened bool
+	index       uint32
+	height      uint64
+	opened      bool
+	unconfirmed bool
 	// Offsets in the text buffer: the address at text, the wallet label
 	// [wallet, walletEnd) (perhaps the account before's), the balance
 	// [bal, sent), the 24-hour sends [sent, end).
@@ -291,7 +297,7 @@ func (s *Store) accountPage(after *nano.PublicKey, limit int, now time.Time) (*p
 			if err != nil {
 				return err
 			}
-			e := pageEntry{index: av.index, height: av.height, opened: av.opened, text: len(text)}
+			e := pageEntry{index: av.index, height: av.height, opened: av.opened, unconfirmed: av.unconfirmed, text: len(text)}
 			raw = append(raw, av.account[:]...)
 			raw = append(raw, av.frontierHash[:]...)
 			raw = append(raw, av.representative[:]...)
@@ -348,6 +354,7 @@ func buildPage(entries []pageEntry, raw []byte, text string, more bool) *pb.List
 		st.Height = e.height
 		st.BalanceRaw = text[e.bal:e.sent]
 		st.Sent_24HRaw = text[e.sent:e.end]
+		st.FrontierUnconfirmed = e.unconfirmed
 		resp.Accounts[i] = st
 	}
 	if more {

@@ -428,6 +428,9 @@ func FuzzViewAccount(f *testing.F) {
 	for _, rec := range []AccountRecord{
 		{Account: nano.PublicKey{1}, Wallet: "w", Index: 7},
 		{Account: nano.PublicKey{1}, Wallet: "", Index: 1, Frontier: &blk, FrontierHash: blk.Hash(), Height: 9},
+		{Account: nano.PublicKey{1}, Wallet: "u", Index: 2, Unconfirmed: true},
+		{Account: nano.PublicKey{1}, Wallet: "u", Index: 2, Frontier: &blk, FrontierHash: blk.Hash(), Height: 3, Unconfirmed: true,
+			Prior: &PriorFrontier{Block: blk, Hash: nano.Hash{8}, Height: 2}},
 	} {
 		data, err := rec.MarshalBinary()
 		if err != nil {
@@ -447,7 +450,8 @@ func FuzzViewAccount(f *testing.F) {
 			return
 		}
 		if v.account != rec.Account || v.index != rec.Index || v.height != rec.Height || string(v.wallet) != rec.Wallet ||
-			v.opened != (rec.Frontier != nil) || v.frontierHash != rec.FrontierHash || v.balance != rec.Balance() {
+			v.opened != (rec.Frontier != nil) || v.frontierHash != rec.FrontierHash || v.balance != rec.Balance() ||
+			v.unconfirmed != rec.Unconfirmed {
 			t.Fatalf("view %+v, record %+v", v, rec)
 		}
 		if rec.Frontier != nil && v.representative != rec.Frontier.Representative {

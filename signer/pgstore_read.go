@@ -314,6 +314,8 @@ func (s *PGStore) accountPage(ctx context.Context, after *nano.PublicKey, limit 
 				Height:      rec.Height,
 				BalanceRaw:  rec.Balance().String(),
 				Sent_24HRaw: sent.String(),
+
+				FrontierUnconfirmed: rec.Unconfirmed,
 			}
 			if rec.Frontier != nil {
 				st.Representative = bytes.Clone(rec.Frontier.Representative[:])

@@ -31,16 +31,25 @@ func (s *PGStore) commitSigned(ctx context.Context, d *Decision) (*pb.SignRespon
 		resp = nil
 		var answered, signed bool
 		var frontier []byte
+		var version *int32 // the record's first byte: its version (record.go)
 		err := t.tx.QueryRow(t.ctx, `SELECT
 			EXISTS (SELECT 1 FROM signer_requests WHERE request_id = $1),
 			(SELECT frontier FROM signer_accounts WHERE account = $2),
-			EXISTS (SELECT 1 FROM signer_signed WHERE account = $2 AND previous = $3)`,
-			d.RequestID, a[:], d.Block.Previous[:]).Scan(&answered, &frontier, &signed)
+			EXISTS (SELECT 1 FROM signer_signed WHERE account = $2 AND previous = $3),
+			(SELECT get_byte(record, 0) FROM signer_accounts WHERE account = $2)`,
+			d.RequestID, a[:], d.Block.Previous[:]).Scan(&answered, &frontier, &signed, &version)
 		if err != nil {
 			return err
 		}
 		if answered || signed || frontier == nil || !bytes.Equal(frontier, d.Before[:]) {
 			return errStale
+		}
+		if version != nil {
+			if _, unconfirmed, _ := recordLayout(byte(*version)); unconfirmed {
+				// Restored from a backup (an import while this signer ran):
+				// not a frontier to sign on.
+				return unconfirmedRefusal(&d.Record)
+			}
 		}
 		intentHash := d.IntentDigest
 		seq, err := t.appendAudit(&pb.AuditRecord{

@@ -19,18 +19,42 @@ import (
 //	         0x02 ‖ account[32] ‖ u32 index ‖ u64 height ‖ 0x01 ‖ block ‖
 //	         frontier hash[32] ‖ u16 len ‖ wallet ‖
 //	         prior block ‖ prior hash[32] ‖ u64 prior height
+//	account record of a frontier unconfirmed (versions 3 and 4) = as
+//	         versions 1 and 2, with 0x03 and 0x04 for the first byte
 //	signed block   = 0x01 ‖ block ‖ hash[32] ‖ u8 len ‖ request id
 //
 // Integers are big-endian. A record is written as version 2 exactly when
-// it has a Prior (what a release returns to), so each record has one
-// encoding; version 1 records, written before releases existed, are read
-// as they are.
+// it has a Prior (what a release returns to), and as version 3 (4 with a
+// Prior) exactly when its frontier is unconfirmed (restored from a
+// backup: restore.go), so each record has one encoding; version 1
+// records, written before releases existed, are read as they are. A
+// release before unconfirmed frontiers reads versions 3 and 4 as corrupt
+// records: it signs nothing for such an account.
 const (
-	recordVersion      = 1
-	recordVersionPrior = 2
-	blockLen           = 32*3 + 16 + 32 + 64 + 8
-	priorLen           = blockLen + 32 + 8
+	recordVersion                 = 1
+	recordVersionPrior            = 2
+	recordVersionUnconfirmed      = 3
+	recordVersionPriorUnconfirmed = 4
+	blockLen                      = 32*3 + 16 + 32 + 64 + 8
+	priorLen                      = blockLen + 32 + 8
 )
+
+// recordLayout says, from an account record's first byte, whether it
+// carries a prior frontier and whether its frontier is unconfirmed; ok is
+// false for a byte that is no version.
+func recordLayout(version byte) (withPrior, unconfirmed, ok bool) {
+	switch version {
+	case recordVersion:
+		return false, false, true
+	case recordVersionPrior:
+		return true, false, true
+	case recordVersionUnconfirmed:
+		return false, true, true
+	case recordVersionPriorUnconfirmed:
+		return true, true, true
+	}
+	return false, false, false
+}
 
 // errCorrupt is returned for a record that does not decode.
 var errCorrupt = errors.New("signer: corrupt record in the state file")
@@ -73,6 +97,9 @@ func (r *AccountRecord) MarshalBinary() ([]byte, error) {
 		}
 		version = recordVersionPrior
 	}
+	if r.Unconfirmed {
+		version += recordVersionUnconfirmed - recordVersion
+	}
 	out := make([]byte, 0, 1+32+4+8+1+blockLen+32+2+len(r.Wallet)+priorLen)
 	out = append(out, version)
 	out = append(out, r.Account[:]...)
@@ -98,10 +125,14 @@ func (r *AccountRecord) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary decodes a record written by MarshalBinary.
 func (r *AccountRecord) UnmarshalBinary(src []byte) error {
 	var out AccountRecord
-	if len(src) < 1+32+4+8+1 || (src[0] != recordVersion && src[0] != recordVersionPrior) {
+	if len(src) < 1+32+4+8+1 {
 		return errCorrupt
 	}
-	withPrior := src[0] == recordVersionPrior
+	withPrior, unconfirmed, ok := recordLayout(src[0])
+	if !ok {
+		return errCorrupt
+	}
+	out.Unconfirmed = unconfirmed
 	copy(out.Account[:], src[1:33])
 	out.Index = binary.BigEndian.Uint32(src[33:37])
 	out.Height = binary.BigEndian.Uint64(src[37:45])

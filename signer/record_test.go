@@ -24,6 +24,11 @@ func TestRecordRoundTrip(t *testing.T) {
 		{Account: nano.PublicKey{9}, Wallet: "", Index: 1, Frontier: &b, FrontierHash: b.Hash(), Height: 1 << 40},
 		{Account: nano.PublicKey{9}, Wallet: "w", Index: 2, Frontier: &b, FrontierHash: b.Hash(), Height: 5,
 			Prior: &PriorFrontier{Block: prior, Hash: prior.Hash(), Height: 4}},
+		// Restored from a backup into a lost state: unconfirmed.
+		{Account: nano.PublicKey{9}, Wallet: "u", Index: 3, Unconfirmed: true},
+		{Account: nano.PublicKey{9}, Wallet: "u", Index: 3, Frontier: &b, FrontierHash: b.Hash(), Height: 2, Unconfirmed: true},
+		{Account: nano.PublicKey{9}, Wallet: "u", Index: 3, Frontier: &b, FrontierHash: b.Hash(), Height: 6, Unconfirmed: true,
+			Prior: &PriorFrontier{Block: prior, Hash: prior.Hash(), Height: 5}},
 	}
 	for _, r := range recs {
 		data, err := r.MarshalBinary()
@@ -37,11 +42,13 @@ func TestRecordRoundTrip(t *testing.T) {
 		again, _ := back.MarshalBinary()
 		if !bytes.Equal(data, again) || back.Wallet != r.Wallet || back.Index != r.Index || back.Height != r.Height ||
 			(r.Frontier != nil && (back.Frontier == nil || *back.Frontier != *r.Frontier)) ||
-			(r.Prior == nil) != (back.Prior == nil) || (r.Prior != nil && *back.Prior != *r.Prior) {
+			(r.Prior == nil) != (back.Prior == nil) || (r.Prior != nil && *back.Prior != *r.Prior) || back.Unconfirmed != r.Unconfirmed {
 			t.Fatalf("round trip of %+v gave %+v", r, back)
 		}
-		if want := byte(recordVersion); r.Prior != nil && data[0] != recordVersionPrior || r.Prior == nil && data[0] != want {
-			t.Fatalf("record version %d for a record with prior %v", data[0], r.Prior != nil)
+		want := map[[2]bool]byte{{false, false}: recordVersion, {true, false}: recordVersionPrior,
+			{false, true}: recordVersionUnconfirmed, {true, true}: recordVersionPriorUnconfirmed}[[2]bool{r.Prior != nil, r.Unconfirmed}]
+		if data[0] != want {
+			t.Fatalf("record version %d for a record with prior %v, unconfirmed %v; want %d", data[0], r.Prior != nil, r.Unconfirmed, want)
 		}
 		// Every truncation and a trailing byte are refused, never half-read.
 		for n := 0; n < len(data); n++ {
@@ -66,6 +73,14 @@ func TestRecordRoundTrip(t *testing.T) {
 	var x AccountRecord
 	if err := x.UnmarshalBinary(v2); !errors.Is(err, errCorrupt) {
 		t.Errorf("a version 2 record without a frontier decoded: %v", err)
+	}
+	v4 := append([]byte{recordVersionPriorUnconfirmed}, v2[1:]...)
+	if err := x.UnmarshalBinary(v4); !errors.Is(err, errCorrupt) {
+		t.Errorf("a version 4 record without a frontier decoded: %v", err)
+	}
+	v5 := append([]byte{5}, v1[1:]...)
+	if err := x.UnmarshalBinary(v5); !errors.Is(err, errCorrupt) {
+		t.Errorf("a version 5 record decoded: %v", err)
 	}
 
 	sb := SignedBlock{Block: b, Hash: b.Hash(), RequestID: "wd-1"}
@@ -98,9 +113,12 @@ func FuzzRecordDecode(f *testing.F) {
 	d2, _ := (&SignedBlock{Block: b, Hash: b.Hash(), RequestID: "x"}).MarshalBinary()
 	r.Prior = &PriorFrontier{Block: b, Hash: nano.Hash{7}, Height: 3}
 	d3, _ := r.MarshalBinary()
+	r.Unconfirmed = true
+	d4, _ := r.MarshalBinary()
 	f.Add(d1)
 	f.Add(d2)
 	f.Add(d3)
+	f.Add(d4)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var a AccountRecord
 		if a.UnmarshalBinary(data) == nil {

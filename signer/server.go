@@ -62,12 +62,13 @@ func StatusOf(err error) *status.Status {
 // Server is the Signer gRPC service.
 type Server struct {
 	pb.UnimplementedSignerServer
-	s   *Signer
-	log *slog.Logger
+	s       *Signer
+	log     *slog.Logger
+	backups chan struct{} // one element while a backup runs (backup.go)
 }
 
 // NewServer returns the gRPC service for s.
-func NewServer(s *Signer) *Server { return &Server{s: s, log: s.log} }
+func NewServer(s *Signer) *Server { return &Server{s: s, log: s.log, backups: make(chan struct{}, 1)} }
 
 // Sign implements nanokms.v1.Signer.
 func (srv *Server) Sign(ctx context.Context, req *pb.SignRequest) (*pb.SignResponse, error) {
@@ -123,6 +124,8 @@ func (srv *Server) accountState(rec AccountRecord) (*pb.AccountState, error) {
 		BalanceRaw:  rec.Balance().String(),
 		Height:      rec.Height,
 		Sent_24HRaw: sent.String(),
+
+		FrontierUnconfirmed: rec.Unconfirmed,
 	}
 	if rec.Frontier != nil {
 		st.Representative = rec.Frontier.Representative[:]
@@ -140,7 +143,15 @@ func (srv *Server) AdoptAccount(ctx context.Context, req *pb.AdoptAccountRequest
 		}
 		head = &b
 	}
-	rec, err := srv.s.Adopt(ctx, req.GetWallet(), req.GetIndex(), head, req.GetHeight())
+	var chain []nano.StateBlock
+	for i, c := range req.GetChain() {
+		b, err := c.ToNano(fmt.Sprintf("chain[%d]", i))
+		if err != nil {
+			return nil, StatusOf(parseRefusal(err)).Err()
+		}
+		chain = append(chain, b)
+	}
+	rec, err := srv.s.AdoptChain(ctx, req.GetWallet(), req.GetIndex(), head, chain, req.GetHeight())
 	if err != nil {
 		return nil, srv.status(err, "")
 	}

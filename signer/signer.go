@@ -281,6 +281,9 @@ func (s *Signer) decide(ctx context.Context, req *pb.SignRequest, in *intent.Par
 		return nil, refuse(rUnknownAccount, "account %s is not tracked by this signer", in.Account.Address()), nil
 	}
 	rec := snap.rec
+	if rec.Unconfirmed {
+		return nil, unconfirmedRefusal(&rec), nil
+	}
 	bl, r := decodeBlocks(req)
 	if r != nil {
 		return nil, r, nil
@@ -349,6 +352,10 @@ func (s *Signer) decide(ctx context.Context, req *pb.SignRequest, in *intent.Par
 // commit records d durably and returns the response to release.
 func (s *Signer) commit(ctx context.Context, in *intent.Parsed, d *Decision) (*pb.SignResponse, *Refusal, error) {
 	resp, err := s.state.commitSigned(ctx, d)
+	var r *Refusal
+	if errors.As(err, &r) {
+		return nil, r, nil // the record's frontier became unconfirmed
+	}
 	if errors.Is(err, errStale) {
 		// Another decision got there first (the same request id through
 		// another path, or the account moved): answer from the record.
@@ -430,7 +437,16 @@ func (s *Signer) refused(ctx context.Context, req *pb.SignRequest, in *intent.Pa
 // Adopt starts tracking the account at index of wallet. head, when not
 // nil, is its current head block: it must belong to the wallet's key and
 // its signature must verify (or, for an epoch block, the epoch signer's).
-func (s *Signer) Adopt(ctx context.Context, wallet string, index uint32, head *nano.StateBlock, height uint64) (_ AccountRecord, err error) {
+func (s *Signer) Adopt(ctx context.Context, wallet string, index uint32, head *nano.StateBlock, height uint64) (AccountRecord, error) {
+	return s.AdoptChain(ctx, wallet, index, head, nil, height)
+}
+
+// AdoptChain is Adopt, and also re-adopts an account whose frontier is
+// unconfirmed (restored from a backup: readopt.go): head must then be the
+// restored frontier or descend from it through chain (the blocks between,
+// oldest first), each block signed; the record moves to head and is
+// confirmed. A chain is refused for an account that is not unconfirmed.
+func (s *Signer) AdoptChain(ctx context.Context, wallet string, index uint32, head *nano.StateBlock, chain []nano.StateBlock, height uint64) (_ AccountRecord, err error) {
 	if s.opts.Observe != nil {
 		start := time.Now()
 		defer func() {
@@ -462,6 +478,18 @@ func (s *Signer) Adopt(ctx context.Context, wallet string, index uint32, head *n
 	}
 	unlock := s.lock(pub)
 	defer unlock()
+	cur, tracked, err := s.state.account(ctx, pub)
+	if err != nil {
+		return AccountRecord{}, fmt.Errorf("signer: reading account %s: %w", pub.Address(), err)
+	}
+	switch {
+	case tracked && cur.Unconfirmed:
+		return s.readopt(ctx, &cur, wallet, index, head, chain, height)
+	case tracked:
+		return AccountRecord{}, refuse(pb.RefusalReason_REFUSAL_REASON_ALREADY_TRACKED, "account %s is already tracked", pub.Address())
+	case len(chain) > 0:
+		return AccountRecord{}, refuseField(rMalformed, "chain", "only for re-adopting an account whose frontier is unconfirmed (restored from a backup); %s is not tracked", pub.Address())
+	}
 	rec := AccountRecord{Account: pub, Wallet: wallet, Index: index}
 	if head != nil {
 		if head.Account != pub {
@@ -479,6 +507,25 @@ func (s *Signer) Adopt(ctx context.Context, wallet string, index uint32, head *n
 	}
 	s.log.Info("adopted", "account", pub.Address(), "wallet", wallet, "index", index, "head", rec.FrontierHash.String())
 	return rec, nil
+}
+
+// readopt verifies and records the re-adoption of cur, an unconfirmed
+// record; the caller holds the account's lock.
+func (s *Signer) readopt(ctx context.Context, cur *AccountRecord, wallet string, index uint32, head *nano.StateBlock, chain []nano.StateBlock, height uint64) (AccountRecord, error) {
+	p, r := s.planReadopt(cur, wallet, index, head, chain, height)
+	if r != nil {
+		return AccountRecord{}, r
+	}
+	err := s.state.readopt(ctx, p, s.opts.Now())
+	if errors.Is(err, errStale) {
+		return AccountRecord{}, refuse(rNotFrontier, "the record of %s changed while it was re-adopted: look at it again (nanokms signer accounts)", cur.Account.Address())
+	}
+	if err != nil {
+		return AccountRecord{}, err
+	}
+	s.log.Info("re-adopted", "account", cur.Account.Address(), "wallet", wallet, "index", index,
+		"head", p.rec.FrontierHash.String(), "restored_frontier", cur.FrontierHash.String(), "height", p.rec.Height)
+	return p.rec, nil
 }
 
 // Account returns the record of account a.

@@ -37,6 +37,10 @@ type State interface {
 	// adopt records a newly tracked account and its audit record; a
 	// REFUSAL_REASON_ALREADY_TRACKED refusal when it is tracked.
 	adopt(ctx context.Context, rec AccountRecord, at time.Time) error
+	// readopt writes a verified re-adoption (readopt.go) over an
+	// unconfirmed record, with its audit record; errStale when the
+	// record is no longer the one the plan was built on.
+	readopt(ctx context.Context, p *readoptPlan, at time.Time) error
 	// commitRelease applies a release plan as one unit (release_store.go)
 	// and returns the release's audit seq; errStale when the state moved.
 	commitRelease(ctx context.Context, plan *releasePlan, digest [32]byte, detail string, at time.Time) (uint64, error)
@@ -65,6 +69,9 @@ type State interface {
 	// auditAppended returns a channel closed when records are next
 	// appended (by this process).
 	auditAppended() <-chan struct{}
+	// export reads the whole state in one transaction (Store.Export,
+	// PGStore.Export), for a backup.
+	export(ctx context.Context, now time.Time) (*StateExport, error)
 	// verifyAudit walks the whole chain: the number of records and the
 	// first break (an *AuditBreak), if any.
 	verifyAudit(ctx context.Context) (uint64, error)

@@ -259,7 +259,7 @@ func (s *PGStore) Import(ctx context.Context, x *StateExport) error {
 	if closed {
 		return ErrClosed
 	}
-	err := s.importTx(ctx, newImportIndex(x))
+	err := s.importTx(ctx, x, nil)
 	var ic *ImportConflict
 	if errors.As(err, &ic) {
 		return err
@@ -271,8 +271,10 @@ func (s *PGStore) Import(ctx context.Context, x *StateExport) error {
 	return nil
 }
 
-func (s *PGStore) importTx(ctx context.Context, ix *importIndex) error {
-	x := ix.x
+// importTx imports x in one transaction. restore, when set, is told
+// (in the transaction) whether the database holds nothing, and returns
+// the export to import in place of x (restore.go).
+func (s *PGStore) importTx(ctx context.Context, x *StateExport, restore func(lost bool) (*StateExport, error)) error {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
 	if err != nil {
 		return err
@@ -283,6 +285,16 @@ func (s *PGStore) importTx(ctx context.Context, ix *importIndex) error {
 	if err := tx.QueryRow(ctx, "SELECT seq, hash FROM signer_audit_head FOR UPDATE").Scan(&headSeq, &headHash); err != nil {
 		return err
 	}
+	if restore != nil {
+		var accounts bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM signer_accounts)").Scan(&accounts); err != nil {
+			return err
+		}
+		if x, err = restore(headSeq == 0 && !accounts); err != nil {
+			return err
+		}
+	}
+	ix := newImportIndex(x)
 	var b1, b2, b3 []byte
 	var id string
 	rows, err := tx.Query(ctx, "SELECT account, previous, hash FROM signer_signed")

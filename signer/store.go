@@ -48,6 +48,12 @@ type AccountRecord struct {
 	// release returns it to unopened), one recorded before nanokms kept
 	// it, and one restored by a release.
 	Prior *PriorFrontier `json:"prior,omitempty"`
+	// Unconfirmed is set on the accounts of a backup restored into a state
+	// that was lost (restore.go): the signer may have signed blocks after
+	// the backup, so it refuses the account (FRONTIER_UNCONFIRMED) until
+	// it is re-adopted from its current head (Signer.Adopt), which clears
+	// it.
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
 }
 
 // Balance returns the balance after the frontier (0 when unopened).
@@ -456,6 +462,9 @@ func (s *Store) CommitSigned(d *Decision) (*pb.SignResponse, error) {
 		}
 		if !ok || cur.FrontierHash != d.Before {
 			return errStale
+		}
+		if cur.Unconfirmed {
+			return unconfirmedRefusal(&cur)
 		}
 		signedKey := acctKey(d.Record.Account, d.Block.Previous[:])
 		if tx.Bucket(bucketSigned).Get(signedKey) != nil {

@@ -30,6 +30,7 @@ const (
 	rTemplate         = pb.RefusalReason_REFUSAL_REASON_TEMPLATE_MISMATCH
 	rUnknownAccount   = pb.RefusalReason_REFUSAL_REASON_UNKNOWN_ACCOUNT
 	rPolicy           = pb.RefusalReason_REFUSAL_REASON_POLICY_DENIED
+	rUnconfirmed      = pb.RefusalReason_REFUSAL_REASON_FRONTIER_UNCONFIRMED
 )
 
 // blocks are a request's blocks, decoded.

@@ -60,7 +60,8 @@ func TestMain(m *testing.M) {
 // and, for the services (scriptcmds_test.go): waitfor, expand,
 // verifyapproval, auditedit and noderpc; pgdb FILE (pgscript_test.go: a
 // new database on the scripts' PostgreSQL server, its connection string
-// in FILE, mode 0600) and flipbyte FILE OFFSET (flip a bit of a byte); for large signers
+// in FILE, mode 0600) and flipbyte FILE OFFSET (flip a bit of a byte);
+// fulltmpfs DIR (scriptdisk_test.go: a full 64 KiB tmpfs on DIR); for large signers
 // (scriptfill_test.go): fillaccounts and jsonaccounts. A service
 // started in the background ('exec nanokms-cold signer … &signer&') is
 // stopped with 'kill -INT signer', which it handles as main does SIGINT
@@ -92,6 +93,7 @@ func TestScripts(t *testing.T) {
 			"noderpc":        cmdNodeRPC,
 			"pgdb":           cmdPGDB, // pgscript_test.go
 			"flipbyte":       cmdFlipByte,
+			"fulltmpfs":      cmdFullTmpfs, // scriptdisk_test.go
 			// scriptfill_test.go
 			"fillaccounts": cmdFillAccounts,
 			"jsonaccounts": cmdJSONAccounts,

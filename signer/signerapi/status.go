@@ -34,7 +34,7 @@ func CodeFor(r pb.RefusalReason) codes.Code {
 	switch r {
 	case pb.RefusalReason_REFUSAL_REASON_HEAD_NOT_FRONTIER, pb.RefusalReason_REFUSAL_REASON_PENDING_BLOCK,
 		pb.RefusalReason_REFUSAL_REASON_EXPIRED, pb.RefusalReason_REFUSAL_REASON_RELEASE_MISMATCH,
-		pb.RefusalReason_REFUSAL_REASON_RELEASED:
+		pb.RefusalReason_REFUSAL_REASON_RELEASED, pb.RefusalReason_REFUSAL_REASON_FRONTIER_UNCONFIRMED:
 		return codes.FailedPrecondition
 	case pb.RefusalReason_REFUSAL_REASON_APPROVALS_MISSING, pb.RefusalReason_REFUSAL_REASON_APPROVER_UNKNOWN,
 		pb.RefusalReason_REFUSAL_REASON_APPROVAL_DUPLICATED, pb.RefusalReason_REFUSAL_REASON_APPROVAL_INVALID,

@@ -47,7 +47,8 @@ error.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.config, "config", "", "the signer's configuration file")
-	cmd.AddCommand(newSignerAdoptCmd(e), newSignerAccountsCmd(e), newSignerReleaseCmd(e), newSignerStateCmd(e))
+	cmd.AddCommand(newSignerAdoptCmd(e), newSignerAccountsCmd(e), newSignerReleaseCmd(e), newSignerStateCmd(e),
+		newSignerBackupCmd(e), newSignerRestoreCmd(e))
 	return cmd
 }
 

@@ -134,6 +134,9 @@ func (a *jsonArray) add(r AccountStateJSON) error {
 	field("balance_raw", r.BalanceRaw)
 	number("height", r.Height)
 	field("sent_24h_raw", r.Sent24hRaw)
+	if r.Unconfirmed { // omitempty, as encoding/json writes it
+		b = append(b, "\n    \"frontier_unconfirmed\": true,"...)
+	}
 	if err != nil {
 		return err
 	}

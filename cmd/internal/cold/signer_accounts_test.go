@@ -230,7 +230,7 @@ func TestAccountJSONAsEncoder(t *testing.T) {
 			s := strs[i%len(strs)]
 			rows = append(rows, AccountStateJSON{Account: s, PublicKey: strs[(i+1)%len(strs)], Wallet: strs[(i+2)%len(strs)],
 				Index: uint32(i * 1_000_003), Frontier: strs[(i+3)%len(strs)], BalanceRaw: strs[(i+4)%len(strs)],
-				Height: uint64(i) << 40, Sent24hRaw: strs[(i+5)%len(strs)]})
+				Height: uint64(i) << 40, Sent24hRaw: strs[(i+5)%len(strs)], Unconfirmed: i%3 == 1})
 		}
 		var got, want strings.Builder
 		a := jsonArray{w: bufio.NewWriter(&got)}

@@ -109,6 +109,7 @@ type signerAdoptOptions struct {
 	wallet   string
 	index    uint32
 	headFile string
+	chain    []string
 	height   uint64
 	json     bool
 }
@@ -116,13 +117,22 @@ type signerAdoptOptions struct {
 func newSignerAdoptCmd(e *cli.Env) *cobra.Command {
 	var opts signerAdoptOptions
 	cmd := &cobra.Command{
-		Use:   "adopt --wallet W --index I [--head FILE] [--height N]",
-		Short: "Start tracking an account on a running signer",
+		Use:   "adopt --wallet W --index I [--head FILE [--chain FILE]...] [--height N]",
+		Short: "Start tracking an account on a running signer, or re-adopt a restored one",
 		Long: `Asks the running signer to start tracking account I of wallet W. For an
 account that already has blocks, --head FILE is its current head block (any
 JSON form, e.g. a block_info response) and must be signed by the account; the
 signer records it as the frontier. Without --head the account is tracked as
-unopened.`,
+unopened.
+
+An account whose frontier is unconfirmed (restored from a backup into a lost
+state: 'signer restore') is re-adopted the same way, from its current head as
+the network has it (block_info of account_info's frontier, checked on several
+nodes): the head must be the restored frontier itself, or be built on it
+through the blocks given with --chain, oldest first (one --chain per block,
+each signed by the account; block_info of each). The signer checks every
+signature and link, moves the account's record to the head and signs for it
+again. Without --head, an account restored unopened is confirmed unopened.`,
 		Args: cli.NoArgsQuiet,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSignerAdopt(cmd.Context(), e, opts) },
 	}
@@ -130,6 +140,7 @@ unopened.`,
 	cmd.Flags().StringVar(&opts.wallet, "wallet", "", "wallet label")
 	cmd.Flags().Uint32Var(&opts.index, "index", 0, "account index")
 	cmd.Flags().StringVar(&opts.headFile, "head", "", "the account's current head block (omit for an unopened account)")
+	cmd.Flags().StringArrayVar(&opts.chain, "chain", nil, "re-adoption: a block between the restored frontier and --head, oldest first (repeat)")
 	cmd.Flags().Uint64Var(&opts.height, "height", 0, "the head's height, if known")
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON")
 	return cmd
@@ -146,6 +157,16 @@ func runSignerAdopt(ctx context.Context, e *cli.Env, opts signerAdoptOptions) er
 			return err
 		}
 		req.Head = pb.BlockFromNano(&pb0.Block)
+	}
+	if len(opts.chain) > 0 && opts.headFile == "" {
+		return cli.UsageErr("--chain needs --head")
+	}
+	for i, f := range opts.chain {
+		b, err := cli.ReadBlock(e, f)
+		if err != nil {
+			return fmt.Errorf("--chain %s (block %d): %w", f, i, err)
+		}
+		req.Chain = append(req.Chain, pb.BlockFromNano(&b.Block))
 	}
 	conn, err := opts.conn.dial()
 	if err != nil {
@@ -170,6 +191,8 @@ type AccountStateJSON struct {
 	BalanceRaw string `json:"balance_raw"`
 	Height     uint64 `json:"height"`
 	Sent24hRaw string `json:"sent_24h_raw"`
+	// Unconfirmed: restored from a backup and not yet re-adopted.
+	Unconfirmed bool `json:"frontier_unconfirmed,omitempty"`
 }
 
 func printAccountStates(e *cli.Env, states []*pb.AccountState, asJSON bool) error {
@@ -189,7 +212,7 @@ func accountRow(st *pb.AccountState) AccountStateJSON {
 	return AccountStateJSON{
 		Account: st.GetAddress(), PublicKey: upperHex(st.GetAccount()), Wallet: st.GetWallet(),
 		Index: st.GetIndex(), Frontier: upperHex(st.GetFrontier()), BalanceRaw: st.GetBalanceRaw(),
-		Height: st.GetHeight(), Sent24hRaw: st.GetSent_24HRaw(),
+		Height: st.GetHeight(), Sent24hRaw: st.GetSent_24HRaw(), Unconfirmed: st.GetFrontierUnconfirmed(),
 	}
 }
 
@@ -231,5 +254,9 @@ func newAccountTable(w io.Writer) *tabwriter.Writer {
 
 func writeAccountLine(tw *tabwriter.Writer, a AccountStateJSON) {
 	bal, _ := nano.ParseAmount(a.BalanceRaw)
-	fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", a.Account, a.Wallet, a.Index, bal.XNO(), a.Height, a.Frontier)
+	mark := ""
+	if a.Unconfirmed {
+		mark = " UNCONFIRMED" // refused until re-adopted (signer restore)
+	}
+	fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s%s\n", a.Account, a.Wallet, a.Index, bal.XNO(), a.Height, a.Frontier, mark)
 }

@@ -90,6 +90,12 @@ const (
 	// Sign: the block signed for this request id was withdrawn by a release;
 	// the request id cannot be used again.
 	RefusalReason_REFUSAL_REASON_RELEASED RefusalReason = 27
+	// The account's frontier was restored from a backup (signer restore into
+	// a state that was lost) and is not confirmed: the signer may have
+	// signed blocks after the backup was taken, so it signs nothing for the
+	// account until an operator re-adopts it (AdoptAccount) from its current
+	// head, which must equal or descend from the restored frontier.
+	RefusalReason_REFUSAL_REASON_FRONTIER_UNCONFIRMED RefusalReason = 28
 )
 
 // Enum value maps for RefusalReason.
@@ -123,6 +129,7 @@ var (
 		25: "REFUSAL_REASON_ALREADY_TRACKED",
 		26: "REFUSAL_REASON_RELEASE_MISMATCH",
 		27: "REFUSAL_REASON_RELEASED",
+		28: "REFUSAL_REASON_FRONTIER_UNCONFIRMED",
 	}
 	RefusalReason_value = map[string]int32{
 		"REFUSAL_REASON_UNSPECIFIED":                0,
@@ -153,6 +160,7 @@ var (
 		"REFUSAL_REASON_ALREADY_TRACKED":            25,
 		"REFUSAL_REASON_RELEASE_MISMATCH":           26,
 		"REFUSAL_REASON_RELEASED":                   27,
+		"REFUSAL_REASON_FRONTIER_UNCONFIRMED":       28,
 	}
 )
 
@@ -428,9 +436,13 @@ type AccountState struct {
 	// The representative after the frontier (empty if unopened).
 	Representative []byte `protobuf:"bytes,8,opt,name=representative,proto3" json:"representative,omitempty"`
 	// Amount sent in the last 24 hours, in raw as a decimal string.
-	Sent_24HRaw   string `protobuf:"bytes,9,opt,name=sent_24h_raw,json=sent24hRaw,proto3" json:"sent_24h_raw,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Sent_24HRaw string `protobuf:"bytes,9,opt,name=sent_24h_raw,json=sent24hRaw,proto3" json:"sent_24h_raw,omitempty"`
+	// The frontier was restored from a backup into a lost state and is not
+	// confirmed: Sign refuses the account (FRONTIER_UNCONFIRMED) until it is
+	// re-adopted from its current head (AdoptAccount).
+	FrontierUnconfirmed bool `protobuf:"varint,10,opt,name=frontier_unconfirmed,json=frontierUnconfirmed,proto3" json:"frontier_unconfirmed,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *AccountState) Reset() {
@@ -524,6 +536,13 @@ func (x *AccountState) GetSent_24HRaw() string {
 		return x.Sent_24HRaw
 	}
 	return ""
+}
+
+func (x *AccountState) GetFrontierUnconfirmed() bool {
+	if x != nil {
+		return x.FrontierUnconfirmed
+	}
+	return false
 }
 
 // ListAccountsRequest asks for one page of the tracked accounts.
@@ -657,7 +676,12 @@ func (x *ListAccountsResponse) GetNextPageToken() string {
 	return ""
 }
 
-// AdoptAccountRequest starts tracking an account.
+// AdoptAccountRequest starts tracking an account, or re-adopts one whose
+// frontier is unconfirmed (restored from a backup): then head must be the
+// restored frontier itself, or descend from it through chain, and the
+// account's record moves to head (an account that is still unopened is
+// confirmed by a request without head). Any other tracked account is
+// refused ALREADY_TRACKED.
 type AdoptAccountRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The wallet label that holds the account's key.
@@ -667,7 +691,17 @@ type AdoptAccountRequest struct {
 	// The account's current head block, signed; absent for an unopened account.
 	Head *Block `protobuf:"bytes,3,opt,name=head,proto3" json:"head,omitempty"`
 	// The account's height at the head (block count), when known; 0 if unknown.
-	Height        uint64 `protobuf:"varint,4,opt,name=height,proto3" json:"height,omitempty"`
+	// On a re-adoption the signer computes it from the recorded height and
+	// the chain (when the recorded height is known); a height given that
+	// differs is refused.
+	Height uint64 `protobuf:"varint,4,opt,name=height,proto3" json:"height,omitempty"`
+	// Re-adoption only: the blocks after the restored frontier up to the one
+	// before head, oldest first, each signed by the account (or, for an
+	// epoch block, an epoch signer): the first is built on the restored
+	// frontier (on nothing for an account restored unopened), each next on
+	// the one before, and head on the last. Empty when head is built on the
+	// restored frontier, or is it.
+	Chain         []*Block `protobuf:"bytes,5,rep,name=chain,proto3" json:"chain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -728,6 +762,13 @@ func (x *AdoptAccountRequest) GetHeight() uint64 {
 		return x.Height
 	}
 	return 0
+}
+
+func (x *AdoptAccountRequest) GetChain() []*Block {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
 }
 
 // AuditRequest asks for the audit chain from from_seq on.
@@ -796,7 +837,8 @@ type AuditRecord struct {
 	Hash []byte `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
 	// When the decision was made, in Unix nanoseconds.
 	TimeUnixNano int64 `protobuf:"varint,4,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
-	// "signed", "refused", "adopted" or "released".
+	// "signed", "refused", "adopted", "released" or "restored" (signer
+	// restore: the state was replaced by a backup's).
 	Decision string `protobuf:"bytes,5,opt,name=decision,proto3" json:"decision,omitempty"`
 	// The request id, when the decision answers a request whose id is
 	// valid; an id that is not (too long, other characters, not UTF-8) is
@@ -925,6 +967,90 @@ func (x *AuditRecord) GetIntentHash() []byte {
 	return nil
 }
 
+// BackupRequest asks for a snapshot of the signer's state. It has no
+// fields yet.
+type BackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_nanokms_v1_signer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nanokms_v1_signer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_nanokms_v1_signer_proto_rawDescGZIP(), []int{9}
+}
+
+// BackupChunk is the next piece of the snapshot, in order.
+type BackupChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Bytes of the state export file (at most 256 KiB per chunk).
+	Data          []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupChunk) Reset() {
+	*x = BackupChunk{}
+	mi := &file_nanokms_v1_signer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupChunk) ProtoMessage() {}
+
+func (x *BackupChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_nanokms_v1_signer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
+func (*BackupChunk) Descriptor() ([]byte, []int) {
+	return file_nanokms_v1_signer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *BackupChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // ReleaseStatement is what approvers sign to withdraw a recorded frontier:
 // its canonical bytes (docs/PROTOCOL.md) bind every field.
 type ReleaseStatement struct {
@@ -948,7 +1074,7 @@ type ReleaseStatement struct {
 
 func (x *ReleaseStatement) Reset() {
 	*x = ReleaseStatement{}
-	mi := &file_nanokms_v1_signer_proto_msgTypes[9]
+	mi := &file_nanokms_v1_signer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1086,7 @@ func (x *ReleaseStatement) String() string {
 func (*ReleaseStatement) ProtoMessage() {}
 
 func (x *ReleaseStatement) ProtoReflect() protoreflect.Message {
-	mi := &file_nanokms_v1_signer_proto_msgTypes[9]
+	mi := &file_nanokms_v1_signer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1099,7 @@ func (x *ReleaseStatement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseStatement.ProtoReflect.Descriptor instead.
 func (*ReleaseStatement) Descriptor() ([]byte, []int) {
-	return file_nanokms_v1_signer_proto_rawDescGZIP(), []int{9}
+	return file_nanokms_v1_signer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReleaseStatement) GetAccount() []byte {
@@ -1030,7 +1156,7 @@ type PrepareReleaseRequest struct {
 
 func (x *PrepareReleaseRequest) Reset() {
 	*x = PrepareReleaseRequest{}
-	mi := &file_nanokms_v1_signer_proto_msgTypes[10]
+	mi := &file_nanokms_v1_signer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1168,7 @@ func (x *PrepareReleaseRequest) String() string {
 func (*PrepareReleaseRequest) ProtoMessage() {}
 
 func (x *PrepareReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nanokms_v1_signer_proto_msgTypes[10]
+	mi := &file_nanokms_v1_signer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1181,7 @@ func (x *PrepareReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareReleaseRequest.ProtoReflect.Descriptor instead.
 func (*PrepareReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_nanokms_v1_signer_proto_rawDescGZIP(), []int{10}
+	return file_nanokms_v1_signer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PrepareReleaseRequest) GetAccount() []byte {
@@ -1102,7 +1228,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_nanokms_v1_signer_proto_msgTypes[11]
+	mi := &file_nanokms_v1_signer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1240,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nanokms_v1_signer_proto_msgTypes[11]
+	mi := &file_nanokms_v1_signer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1253,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_nanokms_v1_signer_proto_rawDescGZIP(), []int{11}
+	return file_nanokms_v1_signer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReleaseRequest) GetStatement() *ReleaseStatement {
@@ -1167,7 +1293,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_nanokms_v1_signer_proto_msgTypes[12]
+	mi := &file_nanokms_v1_signer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1179,7 +1305,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nanokms_v1_signer_proto_msgTypes[12]
+	mi := &file_nanokms_v1_signer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1192,7 +1318,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_nanokms_v1_signer_proto_rawDescGZIP(), []int{12}
+	return file_nanokms_v1_signer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReleaseResponse) GetAccount() *AccountState {
@@ -1237,7 +1363,7 @@ const file_nanokms_v1_signer_proto_rawDesc = "" +
 	"\asubtype\x18\x04 \x01(\tR\asubtype\x12\x1b\n" +
 	"\taudit_seq\x18\x05 \x01(\x04R\bauditSeq\"-\n" +
 	"\x11GetAccountRequest\x12\x18\n" +
-	"\aaccount\x18\x01 \x01(\fR\aaccount\"\x8f\x02\n" +
+	"\aaccount\x18\x01 \x01(\fR\aaccount\"\xc2\x02\n" +
 	"\fAccountState\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\fR\aaccount\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x16\n" +
@@ -1249,19 +1375,22 @@ const file_nanokms_v1_signer_proto_rawDesc = "" +
 	"\x06height\x18\a \x01(\x04R\x06height\x12&\n" +
 	"\x0erepresentative\x18\b \x01(\fR\x0erepresentative\x12 \n" +
 	"\fsent_24h_raw\x18\t \x01(\tR\n" +
-	"sent24hRaw\"Q\n" +
+	"sent24hRaw\x121\n" +
+	"\x14frontier_unconfirmed\x18\n" +
+	" \x01(\bR\x13frontierUnconfirmed\"Q\n" +
 	"\x13ListAccountsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"t\n" +
 	"\x14ListAccountsResponse\x124\n" +
 	"\baccounts\x18\x01 \x03(\v2\x18.nanokms.v1.AccountStateR\baccounts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x82\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xab\x01\n" +
 	"\x13AdoptAccountRequest\x12\x16\n" +
 	"\x06wallet\x18\x01 \x01(\tR\x06wallet\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12%\n" +
 	"\x04head\x18\x03 \x01(\v2\x11.nanokms.v1.BlockR\x04head\x12\x16\n" +
-	"\x06height\x18\x04 \x01(\x04R\x06height\"A\n" +
+	"\x06height\x18\x04 \x01(\x04R\x06height\x12'\n" +
+	"\x05chain\x18\x05 \x03(\v2\x11.nanokms.v1.BlockR\x05chain\"A\n" +
 	"\fAuditRequest\x12\x19\n" +
 	"\bfrom_seq\x18\x01 \x01(\x04R\afromSeq\x12\x16\n" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\"\xbb\x02\n" +
@@ -1280,7 +1409,10 @@ const file_nanokms_v1_signer_proto_rawDesc = "" +
 	"block_hash\x18\n" +
 	" \x01(\fR\tblockHash\x12\x1f\n" +
 	"\vintent_hash\x18\v \x01(\fR\n" +
-	"intentHash\"\xb0\x01\n" +
+	"intentHash\"\x0f\n" +
+	"\rBackupRequest\"!\n" +
+	"\vBackupChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xb0\x01\n" +
 	"\x10ReleaseStatement\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\fR\aaccount\x12\x1d\n" +
 	"\n" +
@@ -1303,7 +1435,7 @@ const file_nanokms_v1_signer_proto_rawDesc = "" +
 	"\aaccount\x18\x01 \x01(\v2\x18.nanokms.v1.AccountStateR\aaccount\x12\x1b\n" +
 	"\taudit_seq\x18\x02 \x01(\x04R\bauditSeq\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tR\trequestId*\x9a\b\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId*\xc3\b\n" +
 	"\rRefusalReason\x12\x1e\n" +
 	"\x1aREFUSAL_REASON_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18REFUSAL_REASON_MALFORMED\x10\x01\x12%\n" +
@@ -1333,7 +1465,8 @@ const file_nanokms_v1_signer_proto_rawDesc = "" +
 	"\x1cREFUSAL_REASON_POLICY_DENIED\x10\x18\x12\"\n" +
 	"\x1eREFUSAL_REASON_ALREADY_TRACKED\x10\x19\x12#\n" +
 	"\x1fREFUSAL_REASON_RELEASE_MISMATCH\x10\x1a\x12\x1b\n" +
-	"\x17REFUSAL_REASON_RELEASED\x10\x1b2\xfd\x03\n" +
+	"\x17REFUSAL_REASON_RELEASED\x10\x1b\x12'\n" +
+	"#REFUSAL_REASON_FRONTIER_UNCONFIRMED\x10\x1c2\xbd\x04\n" +
 	"\x06Signer\x129\n" +
 	"\x04Sign\x12\x17.nanokms.v1.SignRequest\x1a\x18.nanokms.v1.SignResponse\x12E\n" +
 	"\n" +
@@ -1342,7 +1475,8 @@ const file_nanokms_v1_signer_proto_rawDesc = "" +
 	"\fAdoptAccount\x12\x1f.nanokms.v1.AdoptAccountRequest\x1a\x18.nanokms.v1.AccountState\x12<\n" +
 	"\x05Audit\x12\x18.nanokms.v1.AuditRequest\x1a\x17.nanokms.v1.AuditRecord0\x01\x12Q\n" +
 	"\x0ePrepareRelease\x12!.nanokms.v1.PrepareReleaseRequest\x1a\x1c.nanokms.v1.ReleaseStatement\x12B\n" +
-	"\aRelease\x12\x1a.nanokms.v1.ReleaseRequest\x1a\x1b.nanokms.v1.ReleaseResponseB7Z5github.com/nanokms/nanokms/proto/nanokms/v1;nanokmsv1b\x06proto3"
+	"\aRelease\x12\x1a.nanokms.v1.ReleaseRequest\x1a\x1b.nanokms.v1.ReleaseResponse\x12>\n" +
+	"\x06Backup\x12\x19.nanokms.v1.BackupRequest\x1a\x17.nanokms.v1.BackupChunk0\x01B7Z5github.com/nanokms/nanokms/proto/nanokms/v1;nanokmsv1b\x06proto3"
 
 var (
 	file_nanokms_v1_signer_proto_rawDescOnce sync.Once
@@ -1357,7 +1491,7 @@ func file_nanokms_v1_signer_proto_rawDescGZIP() []byte {
 }
 
 var file_nanokms_v1_signer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_nanokms_v1_signer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_nanokms_v1_signer_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_nanokms_v1_signer_proto_goTypes = []any{
 	(RefusalReason)(0),            // 0: nanokms.v1.RefusalReason
 	(*SignRequest)(nil),           // 1: nanokms.v1.SignRequest
@@ -1369,48 +1503,53 @@ var file_nanokms_v1_signer_proto_goTypes = []any{
 	(*AdoptAccountRequest)(nil),   // 7: nanokms.v1.AdoptAccountRequest
 	(*AuditRequest)(nil),          // 8: nanokms.v1.AuditRequest
 	(*AuditRecord)(nil),           // 9: nanokms.v1.AuditRecord
-	(*ReleaseStatement)(nil),      // 10: nanokms.v1.ReleaseStatement
-	(*PrepareReleaseRequest)(nil), // 11: nanokms.v1.PrepareReleaseRequest
-	(*ReleaseRequest)(nil),        // 12: nanokms.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),       // 13: nanokms.v1.ReleaseResponse
-	(*Intent)(nil),                // 14: nanokms.v1.Intent
-	(*Block)(nil),                 // 15: nanokms.v1.Block
-	(*Approval)(nil),              // 16: nanokms.v1.Approval
+	(*BackupRequest)(nil),         // 10: nanokms.v1.BackupRequest
+	(*BackupChunk)(nil),           // 11: nanokms.v1.BackupChunk
+	(*ReleaseStatement)(nil),      // 12: nanokms.v1.ReleaseStatement
+	(*PrepareReleaseRequest)(nil), // 13: nanokms.v1.PrepareReleaseRequest
+	(*ReleaseRequest)(nil),        // 14: nanokms.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),       // 15: nanokms.v1.ReleaseResponse
+	(*Intent)(nil),                // 16: nanokms.v1.Intent
+	(*Block)(nil),                 // 17: nanokms.v1.Block
+	(*Approval)(nil),              // 18: nanokms.v1.Approval
 }
 var file_nanokms_v1_signer_proto_depIdxs = []int32{
-	14, // 0: nanokms.v1.SignRequest.intent:type_name -> nanokms.v1.Intent
-	15, // 1: nanokms.v1.SignRequest.head:type_name -> nanokms.v1.Block
-	15, // 2: nanokms.v1.SignRequest.source:type_name -> nanokms.v1.Block
-	15, // 3: nanokms.v1.SignRequest.source_previous:type_name -> nanokms.v1.Block
-	15, // 4: nanokms.v1.SignRequest.template:type_name -> nanokms.v1.Block
-	16, // 5: nanokms.v1.SignRequest.approvals:type_name -> nanokms.v1.Approval
-	15, // 6: nanokms.v1.SignResponse.block:type_name -> nanokms.v1.Block
+	16, // 0: nanokms.v1.SignRequest.intent:type_name -> nanokms.v1.Intent
+	17, // 1: nanokms.v1.SignRequest.head:type_name -> nanokms.v1.Block
+	17, // 2: nanokms.v1.SignRequest.source:type_name -> nanokms.v1.Block
+	17, // 3: nanokms.v1.SignRequest.source_previous:type_name -> nanokms.v1.Block
+	17, // 4: nanokms.v1.SignRequest.template:type_name -> nanokms.v1.Block
+	18, // 5: nanokms.v1.SignRequest.approvals:type_name -> nanokms.v1.Approval
+	17, // 6: nanokms.v1.SignResponse.block:type_name -> nanokms.v1.Block
 	4,  // 7: nanokms.v1.ListAccountsResponse.accounts:type_name -> nanokms.v1.AccountState
-	15, // 8: nanokms.v1.AdoptAccountRequest.head:type_name -> nanokms.v1.Block
-	15, // 9: nanokms.v1.PrepareReleaseRequest.previous:type_name -> nanokms.v1.Block
-	10, // 10: nanokms.v1.ReleaseRequest.statement:type_name -> nanokms.v1.ReleaseStatement
-	16, // 11: nanokms.v1.ReleaseRequest.approvals:type_name -> nanokms.v1.Approval
-	15, // 12: nanokms.v1.ReleaseRequest.previous:type_name -> nanokms.v1.Block
-	4,  // 13: nanokms.v1.ReleaseResponse.account:type_name -> nanokms.v1.AccountState
-	1,  // 14: nanokms.v1.Signer.Sign:input_type -> nanokms.v1.SignRequest
-	3,  // 15: nanokms.v1.Signer.GetAccount:input_type -> nanokms.v1.GetAccountRequest
-	5,  // 16: nanokms.v1.Signer.ListAccounts:input_type -> nanokms.v1.ListAccountsRequest
-	7,  // 17: nanokms.v1.Signer.AdoptAccount:input_type -> nanokms.v1.AdoptAccountRequest
-	8,  // 18: nanokms.v1.Signer.Audit:input_type -> nanokms.v1.AuditRequest
-	11, // 19: nanokms.v1.Signer.PrepareRelease:input_type -> nanokms.v1.PrepareReleaseRequest
-	12, // 20: nanokms.v1.Signer.Release:input_type -> nanokms.v1.ReleaseRequest
-	2,  // 21: nanokms.v1.Signer.Sign:output_type -> nanokms.v1.SignResponse
-	4,  // 22: nanokms.v1.Signer.GetAccount:output_type -> nanokms.v1.AccountState
-	6,  // 23: nanokms.v1.Signer.ListAccounts:output_type -> nanokms.v1.ListAccountsResponse
-	4,  // 24: nanokms.v1.Signer.AdoptAccount:output_type -> nanokms.v1.AccountState
-	9,  // 25: nanokms.v1.Signer.Audit:output_type -> nanokms.v1.AuditRecord
-	10, // 26: nanokms.v1.Signer.PrepareRelease:output_type -> nanokms.v1.ReleaseStatement
-	13, // 27: nanokms.v1.Signer.Release:output_type -> nanokms.v1.ReleaseResponse
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	17, // 8: nanokms.v1.AdoptAccountRequest.head:type_name -> nanokms.v1.Block
+	17, // 9: nanokms.v1.AdoptAccountRequest.chain:type_name -> nanokms.v1.Block
+	17, // 10: nanokms.v1.PrepareReleaseRequest.previous:type_name -> nanokms.v1.Block
+	12, // 11: nanokms.v1.ReleaseRequest.statement:type_name -> nanokms.v1.ReleaseStatement
+	18, // 12: nanokms.v1.ReleaseRequest.approvals:type_name -> nanokms.v1.Approval
+	17, // 13: nanokms.v1.ReleaseRequest.previous:type_name -> nanokms.v1.Block
+	4,  // 14: nanokms.v1.ReleaseResponse.account:type_name -> nanokms.v1.AccountState
+	1,  // 15: nanokms.v1.Signer.Sign:input_type -> nanokms.v1.SignRequest
+	3,  // 16: nanokms.v1.Signer.GetAccount:input_type -> nanokms.v1.GetAccountRequest
+	5,  // 17: nanokms.v1.Signer.ListAccounts:input_type -> nanokms.v1.ListAccountsRequest
+	7,  // 18: nanokms.v1.Signer.AdoptAccount:input_type -> nanokms.v1.AdoptAccountRequest
+	8,  // 19: nanokms.v1.Signer.Audit:input_type -> nanokms.v1.AuditRequest
+	13, // 20: nanokms.v1.Signer.PrepareRelease:input_type -> nanokms.v1.PrepareReleaseRequest
+	14, // 21: nanokms.v1.Signer.Release:input_type -> nanokms.v1.ReleaseRequest
+	10, // 22: nanokms.v1.Signer.Backup:input_type -> nanokms.v1.BackupRequest
+	2,  // 23: nanokms.v1.Signer.Sign:output_type -> nanokms.v1.SignResponse
+	4,  // 24: nanokms.v1.Signer.GetAccount:output_type -> nanokms.v1.AccountState
+	6,  // 25: nanokms.v1.Signer.ListAccounts:output_type -> nanokms.v1.ListAccountsResponse
+	4,  // 26: nanokms.v1.Signer.AdoptAccount:output_type -> nanokms.v1.AccountState
+	9,  // 27: nanokms.v1.Signer.Audit:output_type -> nanokms.v1.AuditRecord
+	12, // 28: nanokms.v1.Signer.PrepareRelease:output_type -> nanokms.v1.ReleaseStatement
+	15, // 29: nanokms.v1.Signer.Release:output_type -> nanokms.v1.ReleaseResponse
+	11, // 30: nanokms.v1.Signer.Backup:output_type -> nanokms.v1.BackupChunk
+	23, // [23:31] is the sub-list for method output_type
+	15, // [15:23] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_nanokms_v1_signer_proto_init() }
@@ -1425,7 +1564,7 @@ func file_nanokms_v1_signer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nanokms_v1_signer_proto_rawDesc), len(file_nanokms_v1_signer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	Signer_Audit_FullMethodName          = "/nanokms.v1.Signer/Audit"
 	Signer_PrepareRelease_FullMethodName = "/nanokms.v1.Signer/PrepareRelease"
 	Signer_Release_FullMethodName        = "/nanokms.v1.Signer/Release"
+	Signer_Backup_FullMethodName         = "/nanokms.v1.Signer/Backup"
 )
 
 // SignerClient is the client API for Signer service.
@@ -80,6 +81,17 @@ type SignerClient interface {
 	// statement. It is an operator's action on the cold host: the relay
 	// never calls it, and no bridge frame can carry it (docs/OPERATIONS.md).
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
+	// Backup streams a snapshot of the signer's whole durable state, in the
+	// state export format (docs/OPERATIONS.md, "Backup and restore drill";
+	// signer/statefile.go): read in one read transaction (one snapshot on
+	// PostgreSQL), checked (its audit chain verifies), then sent in chunks
+	// while the signer goes on deciding. The chunks, concatenated, are the
+	// file: its end record counts the records and carries the SHA-256 of
+	// everything before it, so a stream cut short is refused by the parser.
+	// It is an operator's action on the cold host, authorised like
+	// AdoptAccount (the socket's permissions, or the mTLS identity): the
+	// relay never calls it.
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error)
 }
 
 type signerClient struct {
@@ -169,6 +181,25 @@ func (c *signerClient) Release(ctx context.Context, in *ReleaseRequest, opts ...
 	return out, nil
 }
 
+func (c *signerClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Signer_ServiceDesc.Streams[1], Signer_Backup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupRequest, BackupChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Signer_BackupClient = grpc.ServerStreamingClient[BackupChunk]
+
 // SignerServer is the server API for Signer service.
 // All implementations must embed UnimplementedSignerServer
 // for forward compatibility.
@@ -217,6 +248,17 @@ type SignerServer interface {
 	// statement. It is an operator's action on the cold host: the relay
 	// never calls it, and no bridge frame can carry it (docs/OPERATIONS.md).
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
+	// Backup streams a snapshot of the signer's whole durable state, in the
+	// state export format (docs/OPERATIONS.md, "Backup and restore drill";
+	// signer/statefile.go): read in one read transaction (one snapshot on
+	// PostgreSQL), checked (its audit chain verifies), then sent in chunks
+	// while the signer goes on deciding. The chunks, concatenated, are the
+	// file: its end record counts the records and carries the SHA-256 of
+	// everything before it, so a stream cut short is refused by the parser.
+	// It is an operator's action on the cold host, authorised like
+	// AdoptAccount (the socket's permissions, or the mTLS identity): the
+	// relay never calls it.
+	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error
 	mustEmbedUnimplementedSignerServer()
 }
 
@@ -247,6 +289,9 @@ func (UnimplementedSignerServer) PrepareRelease(context.Context, *PrepareRelease
 }
 func (UnimplementedSignerServer) Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Release not implemented")
+}
+func (UnimplementedSignerServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error {
+	return status.Error(codes.Unimplemented, "method Backup not implemented")
 }
 func (UnimplementedSignerServer) mustEmbedUnimplementedSignerServer() {}
 func (UnimplementedSignerServer) testEmbeddedByValue()                {}
@@ -388,6 +433,17 @@ func _Signer_Release_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Signer_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SignerServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Signer_BackupServer = grpc.ServerStreamingServer[BackupChunk]
+
 // Signer_ServiceDesc is the grpc.ServiceDesc for Signer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -424,6 +480,11 @@ var Signer_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Audit",
 			Handler:       _Signer_Audit_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Backup",
+			Handler:       _Signer_Backup_Handler,
 			ServerStreams: true,
 		},
 	},
