@@ -241,6 +241,9 @@ func TestUnitsMatchConfigs(t *testing.T) {
 	if sock, ok := strings.CutPrefix(sc.Signer.Listen, "unix://"); !ok || !s.writable(sock) || !strings.HasPrefix(sock, "/run/") {
 		t.Errorf("signer.listen %s is not in the unit's RuntimeDirectory", sc.Signer.Listen)
 	}
+	if sock, ok := strings.CutPrefix(sc.Signer.HealthListen, "unix://"); !ok || !s.writable(sock) || !strings.HasPrefix(sock, "/run/") {
+		t.Errorf("signer.health_listen %q is not a socket in the unit's RuntimeDirectory (the unit has no network)", sc.Signer.HealthListen)
+	}
 	if !s.writable(sc.Signer.State) || !s.writable(sc.Signer.Metrics) {
 		t.Errorf("the signer may not write its state %s or its metrics %s", sc.Signer.State, sc.Signer.Metrics)
 	}
@@ -258,6 +261,9 @@ func TestUnitsMatchConfigs(t *testing.T) {
 	}
 	if !r.writable(rc.Bridge.Inbound) || !r.writable(rc.Bridge.Outbound) || !r.writable(rc.Metrics) {
 		t.Errorf("the relay may not write its bridge (%s, %s) or its metrics (%s)", rc.Bridge.Inbound, rc.Bridge.Outbound, rc.Metrics)
+	}
+	if sock, ok := strings.CutPrefix(rc.HealthListen, "unix://"); !ok || !r.writable(sock) || !strings.HasPrefix(sock, "/run/") {
+		t.Errorf("relay.health_listen %q is not a socket in the unit's RuntimeDirectory (the unit has no network)", rc.HealthListen)
 	}
 	if r.get("PrivateDevices") != "yes" {
 		t.Error("the relay sees devices without the serial drop-in")

@@ -41,7 +41,8 @@
 //
 // It links neither side of the air gap (nor any role's code): the roles
 // import it. It serves nothing but these two paths (no metrics, no
-// profiling) and never logs. It prints what a probe's error says: a
+// profiling) and never logs on its own (LogChanges logs to the logger a
+// role gives it). It prints what a probe's error says: a
 // role's probes must put no secret in their errors (no PIN, no key
 // material, no request content).
 package health
@@ -50,6 +51,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
@@ -462,6 +464,25 @@ func Reason(err error) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// LogChanges returns an Options.OnChange that logs each change of the
+// verdict to log: a warning "not ready: NAME, ..." with each failing
+// check's reason under its name, or "ready".
+func LogChanges(log *slog.Logger) func(Report) {
+	return func(r Report) {
+		if r.Ready() {
+			log.Info("ready")
+			return
+		}
+		var attrs []any
+		for _, res := range r.Results {
+			if res.Err != nil {
+				attrs = append(attrs, res.Name, Reason(res.Err))
+			}
+		}
+		log.Warn("not ready: "+strings.Join(r.Failing(), ", "), attrs...)
+	}
 }
 
 // Serve serves h on l until ctx ends, then shuts down (in-flight requests

@@ -83,7 +83,7 @@ func runRelay(ctx context.Context, e *cli.Env, opts relayOptions) error {
 		if err != nil {
 			return err
 		}
-		mon := health.NewMonitor(health.Options{OnChange: logReadiness(log)},
+		mon := health.NewMonitor(health.Options{OnChange: health.LogChanges(log)},
 			relay.Readiness(medium.Present, healthpb.NewHealthClient(conn))...)
 		hctx, stopHealth := context.WithCancel(ctx)
 		served := make(chan error, 1)
