@@ -300,6 +300,8 @@ func FuzzParseConfig(f *testing.F) {
 		"[relay]\nsigner = \"tcp://h:1\"\n[relay.tls]\ncert = \"/c\"\nkey_label = \"k\"\nca = \"/a\"\nserver_name = \"h\"\n[relay.tls.token]\nmodule = \"/m.so\"\nlabel = \"t\"\npin_env = \"P\"\n[bridge]\nkind = \"file\"\ninbound = \"/a\"\noutbound = \"/b\"",
 		"[relay]\nsigner = \"tcp://h:1\"\n[relay.tls]\nkey = \"/k\"\nkey_label = 5\n[relay.tls.token]\nlabel = [1]\npin_file = \"rel\"\npin_env = \"\"",
 		"[bridge]\nkind = \"serial\"\ndevice = \"/dev/ttyUSB0\"\nbaud = 1\ninbound = 2",
+		"[relay]\nsigner = \"unix:///s\"\nhealth_listen = \"unix:///s\"\n[bridge]\nkind = \"file\"\ninbound = \"/a\"\noutbound = \"/b\"",
+		"[relay]\nsigner = \"tcp://[::1]:1\"\nhealth_listen = \"[::]:1\"",
 	} {
 		f.Add([]byte(s))
 	}
