@@ -20,9 +20,23 @@ const (
 
 // Medium is an opened bridge end.
 type Medium struct {
-	Writer frame.FrameWriter
-	Reader frame.FrameReader
-	close  func() error
+	Writer  frame.FrameWriter
+	Reader  frame.FrameReader
+	close   func() error
+	present func() error
+}
+
+// Present reports whether the medium is there now (a readiness check): a
+// file medium's two directories beneath its root (filemedium.CheckDir:
+// nothing followed, made or moved), a serial line's device
+// (serial.Serial.Present). It returns nil if so, or what is missing
+// (wrapping fs.ErrNotExist when something is). ctx is not needed by the
+// checks, which make a few system calls and no I/O on the frames.
+func (m *Medium) Present(context.Context) error {
+	if m.present == nil {
+		return errors.New("bridge: the medium is not open")
+	}
+	return m.present()
 }
 
 // Close releases the medium; it is safe to call more than once.
@@ -65,13 +79,21 @@ func Open(cfg Config, side Side, onReject frame.RejectFunc, onError func(error))
 		if err != nil {
 			return nil, err
 		}
-		return &Medium{Writer: w, Reader: r, close: r.Close}, nil
+		present := func() error {
+			for _, dir := range []string{cfg.Inbound, cfg.Outbound} {
+				if err := filemedium.CheckDir(cfg.Root, dir); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		return &Medium{Writer: w, Reader: r, close: r.Close, present: present}, nil
 	case "serial":
 		s, err := serial.OpenSerial(cfg.Device, serial.SerialOptions{Baud: cfg.Baud, Pace: cfg.Pace, OnReject: onReject})
 		if err != nil {
 			return nil, err
 		}
-		return &Medium{Writer: s, Reader: &typeFilter{r: s, types: types, onReject: onReject}, close: s.Close}, nil
+		return &Medium{Writer: s, Reader: &typeFilter{r: s, types: types, onReject: onReject}, close: s.Close, present: s.Present}, nil
 	}
 	return nil, errors.New("bridge: bridge.kind must be file or serial")
 }

@@ -3,6 +3,8 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -10,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -238,6 +241,9 @@ func TestUnitsMatchConfigs(t *testing.T) {
 	if sock, ok := strings.CutPrefix(sc.Signer.Listen, "unix://"); !ok || !s.writable(sock) || !strings.HasPrefix(sock, "/run/") {
 		t.Errorf("signer.listen %s is not in the unit's RuntimeDirectory", sc.Signer.Listen)
 	}
+	if sock, ok := strings.CutPrefix(sc.Signer.HealthListen, "unix://"); !ok || !s.writable(sock) || !strings.HasPrefix(sock, "/run/") {
+		t.Errorf("signer.health_listen %q is not a socket in the unit's RuntimeDirectory (the unit has no network)", sc.Signer.HealthListen)
+	}
 	if !s.writable(sc.Signer.State) || !s.writable(sc.Signer.Metrics) {
 		t.Errorf("the signer may not write its state %s or its metrics %s", sc.Signer.State, sc.Signer.Metrics)
 	}
@@ -255,6 +261,9 @@ func TestUnitsMatchConfigs(t *testing.T) {
 	}
 	if !r.writable(rc.Bridge.Inbound) || !r.writable(rc.Bridge.Outbound) || !r.writable(rc.Metrics) {
 		t.Errorf("the relay may not write its bridge (%s, %s) or its metrics (%s)", rc.Bridge.Inbound, rc.Bridge.Outbound, rc.Metrics)
+	}
+	if sock, ok := strings.CutPrefix(rc.HealthListen, "unix://"); !ok || !r.writable(sock) || !strings.HasPrefix(sock, "/run/") {
+		t.Errorf("relay.health_listen %q is not a socket in the unit's RuntimeDirectory (the unit has no network)", rc.HealthListen)
 	}
 	if r.get("PrivateDevices") != "yes" {
 		t.Error("the relay sees devices without the serial drop-in")
@@ -331,19 +340,78 @@ func ensureSystemdAnalyze(t *testing.T) string {
 	return p
 }
 
-// buildBinaries builds the three binaries (nanokms, nanokms-cold,
-// nanokms-dev) into dir, in one go build: systemd-analyze verify checks
-// that ExecStart names an executable.
-func buildBinaries(t *testing.T, dir string) {
+// built is the directory of the three binaries, built once per test
+// binary (binaries); TestMain removes it.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// binaries returns the directory holding the three binaries (nanokms,
+// nanokms-cold, nanokms-dev), built from this tree in one go build the
+// first time it is called: systemd-analyze verify checks that ExecStart
+// names an executable, and the example configurations are checked with
+// the binaries' own config check.
+func binaries(t *testing.T) string {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	built.once.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+		if built.dir, err = os.MkdirTemp("", "nanokms-deploy-bin-"); err != nil {
+			built.err = err
+			return
+		}
+		cmd := exec.Command(goTool, "build", "-o", built.dir+string(filepath.Separator),
+			"github.com/nanokms/nanokms/cmd/nanokms", "github.com/nanokms/nanokms/cmd/nanokms-cold", "github.com/nanokms/nanokms/cmd/nanokms-dev")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	cmd := exec.Command(goTool, "build", "-o", dir+string(filepath.Separator),
-		"github.com/nanokms/nanokms/cmd/nanokms", "github.com/nanokms/nanokms/cmd/nanokms-cold", "github.com/nanokms/nanokms/cmd/nanokms-dev")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	return built.dir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// TestExamplesPassConfigCheck runs `config check` on every example
+// configuration with each binary that ships its role: the signer's and
+// the relay's with nanokms-cold and nanokms, the gateway's with nanokms
+// (nanokms-cold, which links no gateway code, refuses the role: exit 2).
+func TestExamplesPassConfigCheck(t *testing.T) {
+	bin := binaries(t)
+	for _, c := range []struct{ binary, role string }{
+		{"nanokms-cold", "signer"}, {"nanokms-cold", "relay"},
+		{"nanokms", "signer"}, {"nanokms", "relay"}, {"nanokms", "gateway"},
+	} {
+		t.Run(c.binary+"/"+c.role, func(t *testing.T) {
+			file := filepath.Join("config", c.role+".toml")
+			cmd := exec.Command(filepath.Join(bin, c.binary), "config", "check", c.role, file)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%s config check %s %s: %v\n%s%s", c.binary, c.role, file, err, stdout.String(), stderr.String())
+			}
+			if got, want := stdout.String(), file+": ok\n"; got != want || stderr.Len() != 0 {
+				t.Errorf("stdout %q, stderr %q; want stdout %q and nothing on stderr", got, stderr.String(), want)
+			}
+		})
+	}
+	cmd := exec.Command(filepath.Join(bin, "nanokms-cold"), "config", "check", "gateway", filepath.Join("config", "gateway.toml"))
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Errorf("nanokms-cold config check gateway: %v, want exit status 2\n%s", err, out)
 	}
 }
 
@@ -356,8 +424,7 @@ func buildBinaries(t *testing.T, dir string) {
 func TestSystemdAnalyzeVerify(t *testing.T) {
 	analyze := ensureSystemdAnalyze(t)
 	tmp := t.TempDir()
-	binDir := filepath.Join(tmp, "bin")
-	buildBinaries(t, binDir)
+	binDir := binaries(t)
 
 	copyUnits := func(t *testing.T, dir string) []string {
 		t.Helper()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/intent"
+	"github.com/nanokms/nanokms/internal/health"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
@@ -70,6 +71,11 @@ type Options struct {
 	// they open.
 	AutoReceive    bool
 	Representative nano.PublicKey
+	// MediumCheck, when set, says whether the bridge medium is there now
+	// (bridge.Medium.Present); NodeCheck, when set, whether the node
+	// answers now (NodeSide.Check). Both are part of the gateway's
+	// readiness (Health).
+	MediumCheck, NodeCheck func(ctx context.Context) error
 }
 
 // Gateway is the hot side of the bridge: it queues intents durably, writes
@@ -93,6 +99,7 @@ type Gateway struct {
 	faults       map[string]error // by write target: the last failure, while they fail
 	faultChanged chan struct{}    // closed and replaced when a target starts or stops failing
 	probeKick    chan struct{}
+	health       *health.Monitor
 
 	autoReceive    bool
 	representative nano.PublicKey
@@ -143,6 +150,7 @@ func Open(path string, opts Options) (*Gateway, error) {
 		g.log = slog.New(slog.DiscardHandler)
 	}
 	g.lastClose = g.now()
+	g.health = health.NewMonitor(health.Options{OnChange: health.LogChanges(g.log)}, g.readiness(opts.MediumCheck, opts.NodeCheck)...)
 	return g, nil
 }
 

@@ -6,14 +6,15 @@ import (
 	"syscall"
 
 	"github.com/nanokms/nanokms/bridge/filemedium"
+	"github.com/nanokms/nanokms/internal/health"
 )
 
 // Writes that fail. The gateway keeps running when its state file or the
 // bridge medium cannot be written: what it could not record or write
 // stays as it was (a bbolt commit is all or nothing; a frame file appears
-// only whole), the loops retry with a capped backoff, the gRPC health
-// service reports NOT_SERVING (ServeCustody follows WriteHealth), and all
-// goes on once writes succeed again.
+// only whole), the loops retry with a capped backoff, the gateway reports
+// itself not ready (Health: the gRPC health service NOT_SERVING, /readyz
+// 503), and all goes on once writes succeed again.
 
 // ErrStoreFull is wrapped by the error of a write to the gateway's state
 // file that failed for lack of space (ENOSPC or EDQUOT): nothing of it was
@@ -128,4 +129,39 @@ func (g *Gateway) probeLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// Health is the gateway's readiness (package health), which ServeCustody's
+// gRPC health service and /readyz (the command serves Health().Handler()
+// on the metrics listener) both report: ready when every check passes.
+//
+//   - "store": the state file takes writes (the last commit did not fail);
+//   - "medium": the bridge medium is there (Options.MediumCheck) and the
+//     last writes of request frames and of settled answers did not fail;
+//   - "node", with Options.NodeCheck: the node answers now.
+//
+// The write faults are states the gateway keeps (WriteHealth's channel
+// wakes the monitor); the medium's presence and the node are probed when
+// /readyz is asked and every few seconds while ServeCustody runs the
+// monitor.
+func (g *Gateway) Health() *health.Monitor { return g.health }
+
+// readiness returns the checks of Health.
+func (g *Gateway) readiness(medium, node func(context.Context) error) []health.Check {
+	changed := func() <-chan struct{} { ch, _ := g.WriteHealth(); return ch }
+	checks := []health.Check{
+		{Name: "store", Probe: func(context.Context) error { return g.fault(WriteTargetStore) }, Changed: changed},
+		{Name: "medium", Probe: func(ctx context.Context) error {
+			if medium != nil {
+				if err := medium(ctx); err != nil {
+					return err
+				}
+			}
+			return errors.Join(g.fault(WriteTargetOutbound), g.fault(WriteTargetInbound))
+		}, Changed: changed},
+	}
+	if node != nil {
+		checks = append(checks, health.Check{Name: "node", Probe: node})
+	}
+	return checks
 }

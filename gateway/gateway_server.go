@@ -118,8 +118,10 @@ func (s *CustodyServer) WatchAlerts(_ *pb.WatchAlertsRequest, stream grpc.Server
 }
 
 // ServeCustody serves the Custody service (and gRPC health) on l until ctx
-// is done. A tcp listener requires tlsCfg (mutual TLS 1.3). Health is
-// NOT_SERVING while the gateway's writes fail (WriteHealth).
+// is done. A tcp listener requires tlsCfg (mutual TLS 1.3). The gRPC
+// health service is NOT_SERVING exactly while the gateway is not ready
+// (Health: its writes fail, the medium is away, the node does not
+// answer); ServeCustody runs that monitor while it serves.
 func ServeCustody(ctx context.Context, l net.Listener, srv *CustodyServer, tlsCfg *conffile.TLSServer, grace time.Duration) error {
 	var creds *tls.Config
 	if _, isUnix := l.Addr().(*net.UnixAddr); !isUnix {
@@ -137,16 +139,21 @@ func ServeCustody(ctx context.Context, l net.Listener, srv *CustodyServer, tlsCf
 	if grace <= 0 {
 		grace = 5 * time.Second
 	}
-	// NOT_SERVING while the gateway's writes fail (WriteHealth).
-	health := grpcserve.NewHealth(pb.Custody_ServiceDesc.ServiceName)
+	// NOT_SERVING while the gateway is not ready (Health).
+	mon := srv.g.Health()
+	if _, err := mon.Evaluate(ctx); err != nil {
+		l.Close()
+		return nil
+	}
+	gh := grpcserve.NewHealth(pb.Custody_ServiceDesc.ServiceName)
 	fctx, stopFollowing := context.WithCancel(ctx)
-	followed := health.Follow(fctx, func() (bool, <-chan struct{}) {
-		changed, err := srv.g.WriteHealth()
-		return err == nil, changed
-	})
-	err := grpcserve.ServeWith(ctx, l, creds, grace, func(g *grpc.Server) { pb.RegisterCustodyServer(g, srv) }, grpcserve.Options{Health: health})
+	monitored := make(chan struct{})
+	go func() { defer close(monitored); mon.Run(fctx) }()
+	followed := gh.Follow(fctx, mon.Ready)
+	err := grpcserve.ServeWith(ctx, l, creds, grace, func(g *grpc.Server) { pb.RegisterCustodyServer(g, srv) }, grpcserve.Options{Health: gh})
 	stopFollowing()
 	<-followed
+	<-monitored
 	return err
 }
 

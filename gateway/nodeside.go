@@ -314,6 +314,19 @@ func (n *NodeSide) scanReceivable(ctx context.Context, gw *Gateway, accounts []n
 	}
 }
 
+// Check reports whether the node answers now (its version RPC, within
+// ctx and the RPC timeout): the gateway's readiness check "node"
+// (Options.NodeCheck). Without a node it returns nil.
+func (n *NodeSide) Check(ctx context.Context) error {
+	if n.client == nil {
+		return nil
+	}
+	if _, err := n.client.Version(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
 // Close releases the node connections and the callback listener (Run
 // has shut its server down already).
 func (n *NodeSide) Close() {

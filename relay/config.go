@@ -29,9 +29,13 @@ type Settings struct {
 	// Heartbeat is how often the relay writes a heartbeat frame (0: never).
 	Heartbeat time.Duration `toml:"heartbeat" conf:"zero"`
 	// Metrics is the textfile-collector file the relay writes its metrics to ("" for none).
-	Metrics  string              `toml:"metrics" conf:"abspath"`
-	LogLevel string              `toml:"log_level" conf:"default=info,oneof=debug|info|warn|error"`
-	TLS      *conffile.TLSClient `toml:"tls"` // [relay.tls]; nil when absent
+	Metrics  string `toml:"metrics" conf:"abspath"`
+	LogLevel string `toml:"log_level" conf:"default=info,oneof=debug|info|warn|error"`
+	// HealthListen, when set, is where /healthz and /readyz are served
+	// over HTTP (package health): "host:port" or "unix:///path"; "" for
+	// none. It serves nothing else.
+	HealthListen string              `toml:"health_listen"`
+	TLS          *conffile.TLSClient `toml:"tls"` // [relay.tls]; nil when absent
 }
 
 // LoadConfig reads the relay's configuration file at path and parses it
@@ -62,9 +66,13 @@ func ParseConfig(data []byte) (*Config, error) {
 }
 
 // CheckConf checks [relay]: the signer's address, the retry bounds, the
-// metrics file, and TLS exactly when the signer is reached over TCP.
+// metrics file, the health listener (not the signer's socket), and TLS
+// exactly when the signer is reached over TCP.
 func (s *Settings) CheckConf(c *conffile.Checker) {
-	c.Endpoint(&s.Signer, conffile.Dial)
+	signer := c.Endpoint(&s.Signer, conffile.Dial)
+	if health := c.HTTPListen(&s.HealthListen); health.Overlaps(signer) {
+		c.FailAt(&s.HealthListen, "must differ from %s (%s)", c.Key(&s.Signer), s.Signer)
+	}
 	if s.RetryMax < s.RetryMin && !c.Failed(&s.RetryMin) && !c.Failed(&s.RetryMax) {
 		c.FailAt(&s.RetryMax, "%s is less than %s (%s)", s.RetryMax, c.Key(&s.RetryMin), s.RetryMin)
 	}

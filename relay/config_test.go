@@ -133,6 +133,16 @@ func TestConfigValid(t *testing.T) {
 				t.Errorf("relay = %+v", c)
 			}
 		}},
+		{"health_listen", []conftest.Edit{after(confSigner, `health_listen = "unix:///run/nanokms/relay-health.sock"`)}, func(t *testing.T, c *relay.Config) {
+			if c.HealthListen != "unix:///run/nanokms/relay-health.sock" {
+				t.Errorf("health_listen = %q", c.HealthListen)
+			}
+		}},
+		{"health_listen tcp", []conftest.Edit{after(confSigner, `health_listen = "[::1]:9466"`)}, func(t *testing.T, c *relay.Config) {
+			if c.HealthListen != "[::1]:9466" {
+				t.Errorf("health_listen = %q", c.HealthListen)
+			}
+		}},
 		{"serial bridge", []conftest.Edit{replace("kind = \"file\"\ninbound = \"/media/nanokms/to-cold\"\noutbound = \"/media/nanokms/to-hot\"\n", "kind = \"serial\"\ndevice = \"/dev/ttyUSB0\"\n")}, func(t *testing.T, c *relay.Config) {
 			if c.Bridge.Kind != "serial" || c.Bridge.Device != "/dev/ttyUSB0" {
 				t.Errorf("bridge = %+v", c.Bridge)
@@ -177,6 +187,9 @@ func TestConfigErrors(t *testing.T) {
 		{"heartbeat integer", []conftest.Edit{after(confSigner, `heartbeat = 0`)}, "relay.heartbeat", "must be a string, not an integer"},
 		{"metrics relative", []conftest.Edit{after(confSigner, `metrics = "relay.prom"`)}, "relay.metrics", "absolute path"},
 		{"metrics suffix", []conftest.Edit{after(confSigner, `metrics = "/var/lib/node_exporter/relay.txt"`)}, "relay.metrics", "must end in .prom"},
+		{"health_listen scheme", []conftest.Edit{after(confSigner, `health_listen = "http://127.0.0.1:9466"`)}, "relay.health_listen", `must be host:port or unix:///absolute/path, not "http://127.0.0.1:9466"`},
+		{"health_listen no host", []conftest.Edit{after(confSigner, `health_listen = ":9466"`)}, "relay.health_listen", "no host"},
+		{"health_listen the signer's socket", []conftest.Edit{after(confSigner, `health_listen = "unix:///run/nanokms/signer.sock"`)}, "relay.health_listen", "must differ from relay.signer"},
 		{"log_level", []conftest.Edit{after(confSigner, `log_level = "trace"`)}, "relay.log_level", `must be "debug", "info", "warn" or "error", not "trace"`},
 		{"tcp without tls", []conftest.Edit{replace(confSigner, `signer = "tcp://10.0.7.2:7070"`)}, "relay.tls", "required when relay.signer is tcp://"},
 		{"unix with tls", []conftest.Edit{replace("\n[bridge]", confTLS+"\n[bridge]")}, "relay.tls", "only allowed when relay.signer is tcp://"},
@@ -287,6 +300,8 @@ func FuzzParseConfig(f *testing.F) {
 		"[relay]\nsigner = \"tcp://h:1\"\n[relay.tls]\ncert = \"/c\"\nkey_label = \"k\"\nca = \"/a\"\nserver_name = \"h\"\n[relay.tls.token]\nmodule = \"/m.so\"\nlabel = \"t\"\npin_env = \"P\"\n[bridge]\nkind = \"file\"\ninbound = \"/a\"\noutbound = \"/b\"",
 		"[relay]\nsigner = \"tcp://h:1\"\n[relay.tls]\nkey = \"/k\"\nkey_label = 5\n[relay.tls.token]\nlabel = [1]\npin_file = \"rel\"\npin_env = \"\"",
 		"[bridge]\nkind = \"serial\"\ndevice = \"/dev/ttyUSB0\"\nbaud = 1\ninbound = 2",
+		"[relay]\nsigner = \"unix:///s\"\nhealth_listen = \"unix:///s\"\n[bridge]\nkind = \"file\"\ninbound = \"/a\"\noutbound = \"/b\"",
+		"[relay]\nsigner = \"tcp://[::1]:1\"\nhealth_listen = \"[::]:1\"",
 	} {
 		f.Add([]byte(s))
 	}

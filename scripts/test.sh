@@ -23,7 +23,7 @@ CGO_ENABLED=0 go build ./nano/... ./intent/... ./bridge/... ./relay/... ./gatewa
 
 echo "== test-support packages are imported by tests only"
 # Test-support packages may import each other, never be imported by the rest.
-support="internal/pgtest internal/killtest signer/custodytest signer/signertest"
+support="internal/pgtest internal/killtest internal/health/healthtest signer/custodytest signer/signertest"
 deps=$(go list -f '{{.ImportPath}}: {{join .Deps " "}}' ./... | grep -vE "^[^:]*/($(echo $support | tr ' ' '|')):" || true)
 for pkg in $support; do
 	bad=$(echo "$deps" | grep -E " [^ ]*/$pkg( |\$)" | cut -d: -f1 || true)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nanokms/nanokms/internal/grpcserve"
+	"github.com/nanokms/nanokms/internal/health"
 	"github.com/nanokms/nanokms/internal/keystore"
 	"github.com/nanokms/nanokms/internal/mtls"
 	"github.com/nanokms/nanokms/nano"
@@ -206,6 +207,11 @@ type ServeOptions struct {
 	// ObserveToken, when set, is told the token's status at start and at
 	// every change (for metrics). It must not block.
 	ObserveToken func(keystore.TokenStatus)
+	// HealthListener, when set, is where /healthz and /readyz are served
+	// over HTTP (package health), from the same checks as the gRPC health
+	// service (the checks "token" and "state"); Serve closes it. nil: no
+	// HTTP.
+	HealthListener net.Listener
 }
 
 // Listen opens the listener ServeOptions describe: a Unix socket with mode
@@ -235,11 +241,12 @@ func serverTLS(opts ServeOptions) (*tls.Config, error) {
 // within opts.Grace. The health service reports SERVING while the state
 // store is writable and the token available, and NOT_SERVING while the
 // store is full (ErrStoreFull) or the token unavailable
-// (keystore.ErrTokenUnavailable). While full, the store is probed for space
-// every opts.SpaceProbe; the token reconnects by itself (package hsm) and
-// is looked at every opts.TokenCheck while available (watchToken); so
-// health and signing resume without a restart once space is freed or the
-// token is back.
+// (keystore.ErrTokenUnavailable): the checks "token" and "state" (see
+// readiness), which /readyz on opts.HealthListener reports too. While full,
+// the store is probed for space every opts.SpaceProbe; the token
+// reconnects by itself (package hsm) and is looked at every
+// opts.TokenCheck while available (watchToken); so health and signing
+// resume without a restart once space is freed or the token is back.
 // Strings that are not UTF-8 in a request reach the signer as U+FFFD
 // (lenientCodec), to be refused and recorded like any bad input.
 func Serve(ctx context.Context, l net.Listener, srv *Server, opts ServeOptions) error {
@@ -248,6 +255,9 @@ func Serve(ctx context.Context, l net.Listener, srv *Server, opts ServeOptions) 
 		cfg, err := serverTLS(opts)
 		if err != nil {
 			l.Close()
+			if opts.HealthListener != nil {
+				opts.HealthListener.Close()
+			}
 			return err
 		}
 		creds = cfg
@@ -275,10 +285,80 @@ func Serve(ctx context.Context, l net.Listener, srv *Server, opts ServeOptions) 
 		close(tokenWatched)
 	}
 	// NOT_SERVING while the state store cannot be written (Writable) or
-	// the token is unavailable.
-	health := grpcserve.NewHealth(pb.Signer_ServiceDesc.ServiceName)
-	followed := health.Follow(wctx, serving(wctx, store, tm))
-	defer func() { stopWatching(); <-watched; <-tokenWatched; <-followed }()
-	return grpcserve.ServeWith(ctx, l, creds, grace, func(g *grpc.Server) { pb.RegisterSignerServer(g, srv) },
-		grpcserve.Options{Health: health, ServerOptions: []grpc.ServerOption{grpc.ForceServerCodecV2(newLenientCodec())}})
+	// the token is unavailable; /readyz says the same.
+	mon := health.NewMonitor(health.Options{}, readiness(store, tm)...)
+	if _, err := mon.Evaluate(ctx); err != nil {
+		stopWatching()
+		<-watched
+		<-tokenWatched
+		l.Close()
+		if opts.HealthListener != nil {
+			opts.HealthListener.Close()
+		}
+		return nil
+	}
+	monitored := make(chan struct{})
+	go func() { defer close(monitored); mon.Run(wctx) }()
+	gh := grpcserve.NewHealth(pb.Signer_ServiceDesc.ServiceName)
+	followed := gh.Follow(wctx, mon.Ready)
+	httpDone := make(chan error, 1)
+	if opts.HealthListener != nil {
+		go func() { httpDone <- health.Serve(wctx, opts.HealthListener, mon.Handler()) }()
+	} else {
+		httpDone <- nil
+	}
+	err := grpcserve.ServeWith(ctx, l, creds, grace, func(g *grpc.Server) { pb.RegisterSignerServer(g, srv) },
+		grpcserve.Options{Health: gh, ServerOptions: []grpc.ServerOption{grpc.ForceServerCodecV2(newLenientCodec())}})
+	stopWatching()
+	<-watched
+	<-tokenWatched
+	<-followed
+	<-monitored
+	if herr := <-httpDone; err == nil && herr != nil {
+		err = fmt.Errorf("signer: serving health: %w", herr)
+	}
+	return err
+}
+
+// readiness is what the signer needs to do its job, as its health
+// services report it: "token", the token available (keystore's status,
+// kept by the token monitor: a token that went away, or refused the PIN
+// on a new login), when the key store is one that can go away; "state",
+// the state file writable (not full: ErrStoreFull). Both are states the
+// signer keeps, with their change channels; neither touches the token.
+func readiness(store State, tm TokenMonitor) []health.Check {
+	var checks []health.Check
+	if tm != nil {
+		checks = append(checks, health.Check{
+			Name: "token",
+			Probe: func(context.Context) error {
+				if ok, _ := tm.Available(); ok {
+					return nil
+				}
+				st := tm.Status()
+				if st.Final {
+					return errors.New("the token refused the PIN when the signer logged in to it again: nothing is signed until an operator fixes the PIN and restarts the signer")
+				}
+				if st.Attempts > 0 {
+					return fmt.Errorf("unavailable, reconnecting (%d attempts): %s", st.Attempts, errText(st.Cause))
+				}
+				return fmt.Errorf("unavailable, reconnecting: %s", errText(st.Cause))
+			},
+			Changed: func() <-chan struct{} { _, c := tm.Available(); return c },
+		})
+	}
+	checks = append(checks, health.Check{
+		Name: "state",
+		Probe: func(context.Context) error {
+			if ok, _ := store.writable(); ok {
+				return nil
+			}
+			if _, isBolt := store.(boltState); isBolt {
+				return errors.New("the state store is full: nothing is decided until space is freed")
+			}
+			return errors.New("the state database is unreachable: nothing is decided until it answers again")
+		},
+		Changed: func() <-chan struct{} { _, c := store.writable(); return c },
+	})
+	return checks
 }

@@ -24,33 +24,6 @@ type TokenMonitor interface {
 // default.
 const defaultTokenCheck = 10 * time.Second
 
-// serving is the health of the server: SERVING while the state store is
-// writable and the token (when tm is not nil) available.
-func serving(ctx context.Context, store State, tm TokenMonitor) func() (bool, <-chan struct{}) {
-	if tm == nil {
-		return store.writable
-	}
-	return func() (bool, <-chan struct{}) {
-		writable, wc := store.writable()
-		available, ac := tm.Available()
-		return writable && available, either(ctx, wc, ac)
-	}
-}
-
-// either returns a channel closed once a or b is closed, or ctx is done.
-func either(ctx context.Context, a, b <-chan struct{}) <-chan struct{} {
-	out := make(chan struct{})
-	go func() {
-		defer close(out)
-		select {
-		case <-a:
-		case <-b:
-		case <-ctx.Done():
-		}
-	}()
-	return out
-}
-
 // watchToken follows the token until ctx ends: it logs each change (the
 // token gone, the cause changing while it reconnects, a refused PIN, the
 // token back), tells observe (when set) of every status, and while the

@@ -136,6 +136,33 @@ func PrepareDir(root, dir string, report func(error)) error {
 	return nil
 }
 
+// CheckDir reports whether dir, beneath the medium root root ("" for the
+// directory holding dir), is there now: nil if it is a directory reached
+// without following a link beneath the root. Otherwise it returns why
+// not, wrapping fs.ErrNotExist when something is missing (the root, dir
+// or a directory between), or ErrBadEntry (an *EntryError) when an entry
+// that is not a directory is where one belongs. It changes nothing on the
+// medium: nothing is made, set aside or written (a readiness check).
+func CheckDir(root, dir string) error {
+	md, err := newMediumDir(root, dir)
+	if err != nil {
+		return err
+	}
+	d, err := md.open(dirMode, false, nil)
+	var pe *fs.PathError
+	switch {
+	case err == nil:
+		d.close()
+		return nil
+	case errors.Is(err, ErrBadEntry):
+		return err
+	case errors.As(err, &pe):
+		// The entry that failed, which may be above dir.
+		return fmt.Errorf("filemedium: %s: %w", pe.Path, pe.Err)
+	}
+	return fmt.Errorf("filemedium: %s: %w", md.dir, err)
+}
+
 // RandomName returns 16 random hex digits, as the medium's temporary and
 // set-aside names end in.
 func RandomName() string { return randomHex() }

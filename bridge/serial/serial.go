@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -123,6 +124,21 @@ func OpenSerial(device string, opts SerialOptions) (*Serial, error) {
 		chunk:    max(16, baud/10/200), // 5 ms of line time
 	}
 	return s, nil
+}
+
+// Present reports whether the line's device is there now: nil if its
+// path (a link such as /dev/serial/by-id/..., followed) names a
+// character device. An unplugged USB adapter's node and links go away:
+// the error then wraps fs.ErrNotExist. It does not touch the line.
+func (s *Serial) Present() error {
+	fi, err := os.Stat(s.device)
+	if err != nil {
+		return fmt.Errorf("serial: %w", err)
+	}
+	if fi.Mode()&os.ModeCharDevice == 0 {
+		return fmt.Errorf("serial: %s is not a character device (%s)", s.device, fi.Mode().Type())
+	}
+	return nil
 }
 
 // IsPseudoTerminal reports whether device (after following symbolic

@@ -6,6 +6,8 @@
 package main
 
 import (
+	"slices"
+
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/cmd/internal/cold"
 	"github.com/nanokms/nanokms/cmd/internal/hot"
@@ -15,6 +17,7 @@ var operator = cli.Binary{
 	Name:     "nanokms",
 	Short:    "Hardware-backed signing service for Nano custody",
 	Commands: cli.Join(cold.Commands, hot.Commands),
+	Config:   &cli.ConfigCheck{Roles: slices.Concat(cold.ConfigRoles, hot.ConfigRoles)},
 }
 
 func main() { cli.Main(operator) }

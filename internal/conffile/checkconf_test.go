@@ -173,6 +173,26 @@ func TestCheckerHelpers(t *testing.T) {
 		{"host:port no port", `s = "127.0.0.1"`, func(c *conffile.Checker, f *helperFile) { c.HostPort(&f.S, conffile.Listen) }, "s", `must be host:port, not "127.0.0.1"`},
 		{"host:port no host", `s = ":9464"`, func(c *conffile.Checker, f *helperFile) { c.HostPort(&f.S, conffile.Listen) }, "s", "no host (write 0.0.0.0"},
 		{"host:port port 0", `s = "h:0"`, func(c *conffile.Checker, f *helperFile) { c.HostPort(&f.S, conffile.Listen) }, "s", `port "0"`},
+		{"http listen tcp", `s = "127.0.0.1:9465"`, func(c *conffile.Checker, f *helperFile) {
+			if ep := c.HTTPListen(&f.S); ep != (conffile.Endpoint{Network: "tcp", Address: "127.0.0.1:9465"}) {
+				c.FailAt(f, "endpoint %+v", ep)
+			}
+		}, "", ""},
+		{"http listen unix", `s = "unix:///run/nanokms/h.sock"`, func(c *conffile.Checker, f *helperFile) {
+			if ep := c.HTTPListen(&f.S); ep != (conffile.Endpoint{Network: "unix", Address: "/run/nanokms/h.sock"}) {
+				c.FailAt(f, "endpoint %+v", ep)
+			}
+		}, "", ""},
+		{"http listen absent", ``, func(c *conffile.Checker, f *helperFile) {
+			if ep := c.HTTPListen(&f.S); ep != (conffile.Endpoint{}) {
+				c.FailAt(f, "endpoint %+v", ep)
+			}
+		}, "", ""},
+		{"http listen tcp scheme", `s = "tcp://127.0.0.1:9465"`, func(c *conffile.Checker, f *helperFile) { c.HTTPListen(&f.S) }, "s", `must be host:port or unix:///absolute/path, not "tcp://127.0.0.1:9465"`},
+		{"http listen no port", `s = "localhost"`, func(c *conffile.Checker, f *helperFile) { c.HTTPListen(&f.S) }, "s", `must be host:port or unix:///absolute/path, not "localhost"`},
+		{"http listen no host", `s = ":9465"`, func(c *conffile.Checker, f *helperFile) { c.HTTPListen(&f.S) }, "s", "no host (write 0.0.0.0"},
+		{"http listen two slashes", `s = "unix://run/h.sock"`, func(c *conffile.Checker, f *helperFile) { c.HTTPListen(&f.S) }, "s", "three slashes"},
+		{"http listen long path", `s = "unix:///` + strings.Repeat("s", 107) + `"`, func(c *conffile.Checker, f *helperFile) { c.HTTPListen(&f.S) }, "s", "longer than 107 bytes"},
 		{"url", `s = "http://[::1]:7076/rpc"`, func(c *conffile.Checker, f *helperFile) { c.URL(&f.S, "http", "https") }, "", ""},
 		{"url scheme", `s = "ftp://h"`, func(c *conffile.Checker, f *helperFile) { c.URL(&f.S, "http", "https") }, "s", `must be a URL starting with http:// or https://, not "ftp://h"`},
 		{"url no host", `s = "http:///x"`, func(c *conffile.Checker, f *helperFile) { c.URL(&f.S, "http") }, "s", "has no host"},

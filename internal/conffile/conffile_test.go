@@ -385,6 +385,30 @@ func TestParseEndpoint(t *testing.T) {
 	}
 }
 
+func TestEndpointOverlaps(t *testing.T) {
+	unix := func(p string) conffile.Endpoint { return conffile.Endpoint{Network: "unix", Address: p} }
+	tcp := func(a string) conffile.Endpoint { return conffile.Endpoint{Network: "tcp", Address: a} }
+	for _, c := range []struct {
+		a, b conffile.Endpoint
+		want bool
+	}{
+		{unix("/run/a.sock"), unix("/run/a.sock"), true},
+		{unix("/run/a.sock"), unix("/run//a.sock"), true},
+		{unix("/run/a.sock"), unix("/run/b.sock"), false},
+		{tcp("127.0.0.1:7070"), tcp("127.0.0.1:7070"), true},
+		{tcp("0.0.0.0:7070"), tcp("127.0.0.1:7070"), true},
+		{tcp("127.0.0.1:7070"), tcp("[::]:7070"), true},
+		{tcp("127.0.0.1:7070"), tcp("10.0.0.1:7070"), false},
+		{tcp("127.0.0.1:7070"), tcp("127.0.0.1:7071"), false},
+		{tcp("127.0.0.1:7070"), unix("/run/a.sock"), false},
+		{conffile.Endpoint{}, conffile.Endpoint{}, false},
+	} {
+		if got := c.a.Overlaps(c.b); got != c.want {
+			t.Errorf("%v.Overlaps(%v) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+}
+
 type placesFile struct {
 	Server placesServer  `toml:"server"`
 	Items  []itemSection `toml:"items"`

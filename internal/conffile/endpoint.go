@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -169,4 +170,47 @@ func CheckURL(s string, schemes ...string) string {
 // set.
 func (c *Checker) URL(field *string, schemes ...string) {
 	c.Check(field, func(s string) string { return CheckURL(s, schemes...) })
+}
+
+// HTTPListen checks field, when it is set, as the address of an HTTP
+// listener: "host:port" (as in a tcp:// endpoint) or
+// "unix:///absolute/path". It returns the endpoint (Network "tcp" or
+// "unix"); the zero Endpoint when the key is absent or invalid.
+func (c *Checker) HTTPListen(field *string) Endpoint {
+	var ep Endpoint
+	c.Check(field, func(s string) string {
+		if strings.HasPrefix(s, "unix://") {
+			var msg string
+			ep, msg = parseEndpoint(s, Listen)
+			return msg
+		}
+		if _, _, err := net.SplitHostPort(s); err != nil || strings.Contains(s, "://") {
+			return fmt.Sprintf("must be host:port or unix:///absolute/path, not %q", s)
+		}
+		if msg := checkHostPort(s, s, Listen); msg != "" {
+			return msg
+		}
+		ep = Endpoint{Network: "tcp", Address: s}
+		return ""
+	})
+	return ep
+}
+
+// Overlaps reports whether listening on e and on o would collide: the
+// same socket path, or the same TCP port on the same host or with either
+// on every interface (0.0.0.0, [::]).
+func (e Endpoint) Overlaps(o Endpoint) bool {
+	if e.Network != o.Network || e.Network == "" {
+		return false
+	}
+	if e.Network == "unix" {
+		return filepath.Clean(e.Address) == filepath.Clean(o.Address)
+	}
+	eh, ep, err1 := net.SplitHostPort(e.Address)
+	oh, op, err2 := net.SplitHostPort(o.Address)
+	if err1 != nil || err2 != nil || ep != op {
+		return false
+	}
+	any := func(h string) bool { return h == "0.0.0.0" || h == "::" || h == "" }
+	return eh == oh || any(eh) || any(oh)
 }

@@ -234,6 +234,21 @@ func TestValid(t *testing.T) {
 				t.Errorf("metrics = %q", c.Signer.Metrics)
 			}
 		}},
+		{"health_listen unix", []edit{insertAfter(`state = "/var/lib/nanokms/signer.db"`, `health_listen = "unix:///run/nanokms/signer-health.sock"`)}, func(t *testing.T, c *signerconf.Config) {
+			if c.Signer.HealthListen != "unix:///run/nanokms/signer-health.sock" {
+				t.Errorf("health_listen = %q", c.Signer.HealthListen)
+			}
+		}},
+		{"health_listen localhost", []edit{insertAfter(`state = "/var/lib/nanokms/signer.db"`, `health_listen = "127.0.0.1:9465"`)}, func(t *testing.T, c *signerconf.Config) {
+			if c.Signer.HealthListen != "127.0.0.1:9465" {
+				t.Errorf("health_listen = %q", c.Signer.HealthListen)
+			}
+		}},
+		{"health_listen absent", nil, func(t *testing.T, c *signerconf.Config) {
+			if c.Signer.HealthListen != "" {
+				t.Errorf("health_listen = %q, want none by default", c.Signer.HealthListen)
+			}
+		}},
 		{"metrics empty", []edit{insertAfter(`state = "/var/lib/nanokms/signer.db"`, `metrics = ""`)}, func(t *testing.T, c *signerconf.Config) {
 			if c.Signer.Metrics != "" {
 				t.Errorf("metrics = %q", c.Signer.Metrics)
@@ -284,6 +299,11 @@ func TestValidationErrors(t *testing.T) {
 		{"metrics relative", []edit{insertAfter(state, `metrics = "signer.prom"`)}, "signer.metrics", "absolute path"},
 		{"metrics not .prom", []edit{insertAfter(state, `metrics = "/var/lib/node_exporter/textfile/signer.txt"`)}, "signer.metrics", "must end in .prom"},
 		{"metrics integer", []edit{insertAfter(state, `metrics = 1`)}, "signer.metrics", "must be a string"},
+		{"health_listen tcp://", []edit{insertAfter(state, `health_listen = "tcp://127.0.0.1:9465"`)}, "signer.health_listen", "must be host:port or unix:///absolute/path"},
+		{"health_listen relative socket", []edit{insertAfter(state, `health_listen = "unix://health.sock"`)}, "signer.health_listen", "three slashes"},
+		{"health_listen empty", []edit{insertAfter(state, `health_listen = ""`)}, "signer.health_listen", "must not be empty"},
+		{"health_listen the gRPC socket", []edit{insertAfter(state, "listen = \"unix:///run/nanokms/s.sock\"\nhealth_listen = \"unix:///run/nanokms/s.sock\"")}, "signer.health_listen", "must differ from signer.listen"},
+		{"health_listen the gRPC port", tcp(insertAfter(state, `health_listen = "10.0.7.2:7070"`)), "signer.health_listen", "must differ from signer.listen"},
 		{"state not a string", []edit{replace(state, `state = 1`)}, "signer.state", "must be a string, not an integer"},
 		{"state a table", []edit{replace(state, `state = {path = "/x"}`)}, "signer.state", "must be a string, not a table"},
 		{"module missing", []edit{replace(`module = "/usr/lib/softhsm/libsofthsm2.so"`, "")}, "token.module", "required"},

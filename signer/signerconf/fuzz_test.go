@@ -37,6 +37,9 @@ func FuzzParse(f *testing.F) {
 		"[token]\npool_size = 9223372036854775807\npin_env = \"\"\npin_file = 1.5",
 		"[token]\nuri = \"pkcs11:token=a?pin-source=/p\"\nlabel = \"\"\nmodule = \"/m.so\"\npin_env = \"P\"",
 		"a.b.c = 1\n\"a\".\"b\" = 2",
+		"[signer]\nlisten = \"unix:///r/s\"\nhealth_listen = \"unix:///r//s\"",
+		"[signer]\nlisten = \"tcp://0.0.0.0:1\"\nhealth_listen = \"localhost:1\"",
+		"[signer]\nhealth_listen = \"unix://\"",
 	} {
 		f.Add([]byte(s))
 	}

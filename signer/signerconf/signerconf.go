@@ -55,6 +55,10 @@ type Service struct {
 	Metrics string `toml:"metrics" conf:"abspath"`
 	// LogLevel is "debug", "info", "warn" or "error".
 	LogLevel string `toml:"log_level" conf:"default=info,oneof=debug|info|warn|error"`
+	// HealthListen, when set, is where /healthz and /readyz are served
+	// over HTTP (package health): "host:port" or "unix:///path"; "" for
+	// none. It serves nothing else.
+	HealthListen string `toml:"health_listen"`
 	// TLS is the mutual TLS 1.3 setup ([signer.tls]); non-nil exactly
 	// when Listen is TCP. Its KeyLabel names a key on the [token] token.
 	TLS *conffile.TLSServer `toml:"tls"`
@@ -107,10 +111,14 @@ func Parse(data []byte) (*Config, error) {
 }
 
 // CheckConf checks [signer]: where it serves (with TLS exactly when over
-// TCP, its key a file or on the [token] token) and the metrics file.
+// TCP, its key a file or on the [token] token), the metrics file and the
+// health listener (not where the gRPC API is).
 func (s *Service) CheckConf(c *conffile.Checker) {
-	c.Endpoint(&s.Listen, conffile.Listen)
+	listen := c.Endpoint(&s.Listen, conffile.Listen)
 	c.MetricsFile(&s.Metrics)
+	if health := c.HTTPListen(&s.HealthListen); health.Overlaps(listen) {
+		c.FailAt(&s.HealthListen, "must differ from %s (%s): the health endpoints have a listener of their own", c.Key(&s.Listen), s.Listen)
+	}
 	if c.NeedsTLS(&s.TLS, &s.Listen, "the signer serves TCP") {
 		s.TLS.Check(c, "token")
 	}

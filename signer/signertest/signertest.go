@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,6 +40,10 @@ type Env struct {
 	Socket string // the signer's Unix socket path
 	Client pb.SignerClient
 	Config *signerconf.Config
+
+	mu     sync.Mutex
+	stop   context.CancelFunc // stops the running server; nil while stopped
+	served chan error
 }
 
 const policyTOML = `
@@ -96,24 +101,14 @@ func MustEnv(t testing.TB, accounts int) *Env {
 	}
 	e.Store = store
 	e.Signer = signer.New(store, tok, &cfg.Policy, signer.Options{})
-	opts := signer.ServeOptions{Listen: "unix://" + e.Socket, Grace: 5 * time.Second}
-	l, err := signer.Listen(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- signer.Serve(sctx, l, signer.NewServer(e.Signer), opts) }()
+	e.Start()
 	conn, err := grpc.NewClient("unix://"+e.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		conn.Close()
-		stop()
-		if err := <-served; err != nil {
-			t.Errorf("signer: %v", err)
-		}
+		e.Stop()
 		store.Close()
 	})
 	e.Client = pb.NewSignerClient(conn)
@@ -133,4 +128,40 @@ func (e *Env) Account(i uint32) nano.PublicKey {
 		e.t.Fatal(err)
 	}
 	return pub
+}
+
+// Start serves the signer on its socket (MustEnv does), after Stop: the
+// same signer, state and token, a new listener.
+func (e *Env) Start() {
+	e.t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stop != nil {
+		e.t.Fatal("signertest: Start: the signer is serving")
+	}
+	opts := signer.ServeOptions{Listen: "unix://" + e.Socket, Grace: 5 * time.Second}
+	l, err := signer.Listen(opts)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- signer.Serve(sctx, l, signer.NewServer(e.Signer), opts) }()
+	e.stop, e.served = stop, served
+}
+
+// Stop stops serving and waits until the socket is closed: the signer is
+// down, for real, until Start. Stopping a stopped signer does nothing.
+func (e *Env) Stop() {
+	e.t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stop == nil {
+		return
+	}
+	e.stop()
+	if err := <-e.served; err != nil {
+		e.t.Errorf("signer: %v", err)
+	}
+	e.stop, e.served = nil, nil
 }

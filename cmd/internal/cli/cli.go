@@ -1,7 +1,9 @@
 // Package cli is what the nanokms binaries (nanokms, nanokms-cold and
 // nanokms-dev) share: the one voice of the command line (`NAME: error: …`
 // lines with a hint, exit codes, usage errors that never echo a secret),
-// the root command and its run loop, and reading a command's inputs.
+// the root command and its run loop, reading a command's inputs, and
+// `config check`, for the roles each binary ships (ConfigCheck: the
+// roles' loaders come from the side packages).
 //
 // The subcommands live in packages of their own, one per side of the air
 // gap (cmd/internal/cold, cmd/internal/hot, cmd/internal/dev), so that a
@@ -108,6 +110,9 @@ type Binary struct {
 	Name     string
 	Short    string
 	Commands func(e *Env) []*cobra.Command
+	// Config, when set, gives the binary a `config check` command for
+	// these roles.
+	Config *ConfigCheck
 }
 
 // Root builds b's root command with every subcommand.
@@ -122,6 +127,9 @@ func (b Binary) Root(e *Env) *cobra.Command {
 		return &Error{Err: err, Code: ExitUsage}
 	})
 	root.AddCommand(b.Commands(e)...)
+	if b.Config != nil {
+		root.AddCommand(newConfigCmd(e, b.Name, b.Config))
+	}
 	root.AddCommand(newVersionCmd(e, b.Name))
 	setVersion(root, b.Name)
 	typedArgs(root)

@@ -27,6 +27,7 @@ var Binary = cli.Binary{
 	Name:     "nanokms-cold",
 	Short:    "The isolated host's nanokms: signer, relay, token ceremony and offline tools (no network client)",
 	Commands: Commands,
+	Config:   configCheck,
 }
 
 // Commands returns the cold side's subcommands.

@@ -11,12 +11,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/nanokms/nanokms/bridge"
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/hsm/tlskey"
 	"github.com/nanokms/nanokms/internal/conffile"
+	"github.com/nanokms/nanokms/internal/health"
 	"github.com/nanokms/nanokms/internal/mtls"
 	"github.com/nanokms/nanokms/metrics"
 	"github.com/nanokms/nanokms/metrics/relaymetrics"
@@ -76,8 +78,30 @@ func runRelay(ctx context.Context, e *cli.Env, opts relayOptions) error {
 	metricsDone := metrics.StartTextfile(mctx, m.Registry, cfg.Metrics, 0,
 		func(err error) { log.Warn("writing metrics", "file", cfg.Metrics, "error", err.Error()) })
 	defer func() { stopMetrics(); metricsDone() }()
-	log.Info("relaying", "signer", cfg.Signer, "bridge", cfg.Bridge.Kind, "metrics", cfg.Metrics)
-	if err := r.Run(ctx); err != nil {
+	healthDone := func() error { return nil }
+	if cfg.HealthListen != "" {
+		hl, err := listenHealth(cfg.HealthListen, "relay.health_listen")
+		if err != nil {
+			return err
+		}
+		mon := health.NewMonitor(health.Options{OnChange: health.LogChanges(log)},
+			relay.Readiness(medium.Present, healthpb.NewHealthClient(conn))...)
+		hctx, stopHealth := context.WithCancel(ctx)
+		served := make(chan error, 1)
+		go func() { served <- health.Serve(hctx, hl, mon.Handler()) }()
+		go mon.Run(hctx)
+		healthDone = func() error {
+			mon.SetStopping()
+			stopHealth()
+			return <-served
+		}
+	}
+	log.Info("relaying", "signer", cfg.Signer, "bridge", cfg.Bridge.Kind, "metrics", cfg.Metrics, "health", cfg.HealthListen)
+	err = r.Run(ctx)
+	if herr := healthDone(); err == nil && herr != nil {
+		err = fmt.Errorf("relay.health_listen: %w", herr)
+	}
+	if err != nil {
 		return err
 	}
 	log.Info("stopped")

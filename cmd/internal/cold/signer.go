@@ -130,7 +130,14 @@ func runSigner(ctx context.Context, e *cli.Env, opts signerOptions) error {
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "listen", cfg.Signer.Listen, "state", cfg.Signer.State, "token", tokenDisplay(cfg.Token), "metrics", cfg.Signer.Metrics)
+	if cfg.Signer.HealthListen != "" {
+		if sopts.HealthListener, err = listenHealth(cfg.Signer.HealthListen, "signer.health_listen"); err != nil {
+			l.Close()
+			return err
+		}
+	}
+	log.Info("serving", "listen", cfg.Signer.Listen, "state", cfg.Signer.State, "token", tokenDisplay(cfg.Token), "metrics", cfg.Signer.Metrics,
+		"health", cfg.Signer.HealthListen)
 	if err := signer.Serve(ctx, l, signer.NewServer(s), sopts); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -77,12 +78,17 @@ func runGateway(ctx context.Context, e *cli.Env, opts gatewayOptions) error {
 	}
 	defer nodeSide.Close()
 
-	gw, err := gateway.Open(cfg.State, gateway.Options{
+	gopts := gateway.Options{
 		Out: medium.Writer, Reader: medium.Reader, Manifest: manifest, Ledger: nodeSide.Ledger(),
 		ResendInterval: cfg.ResendInterval, Log: log,
 		Observe: m.ObserveRequest, ObserveAlert: m.ObserveAlert, ObserveWriteFault: m.WriteFault,
 		AutoReceive: cfg.Node.AutoReceive, Representative: cfg.Node.Representative,
-	})
+		MediumCheck: medium.Present,
+	}
+	if cfg.Node.RPC != "" {
+		gopts.NodeCheck = nodeSide.Check
+	}
+	gw, err := gateway.Open(cfg.State, gopts)
 	if err != nil {
 		return err
 	}
@@ -114,7 +120,13 @@ func runGateway(ctx context.Context, e *cli.Env, opts gatewayOptions) error {
 	go func() { errc <- nodeSide.Run(ctx, gw) }()
 	if metricsL != nil {
 		running++
-		go func() { errc <- metrics.Serve(ctx, metricsL, metrics.Handler(m.Registry, log)) }()
+		// /metrics, and the health endpoints beside it (package health).
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics.Handler(m.Registry, log))
+		hh := gw.Health().Handler()
+		mux.Handle("/healthz", hh)
+		mux.Handle("/readyz", hh)
+		go func() { errc <- metrics.Serve(ctx, metricsL, mux) }()
 	}
 	log.Info("serving", "listen", cfg.Listen, "metrics", cfg.MetricsListen, "bridge", cfg.Bridge.Kind,
 		"accounts", len(manifest.Accounts()), "node", cfg.Node.RPC, "callback", nodeSide.CallbackAddr() != nil)
