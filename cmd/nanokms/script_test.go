@@ -60,7 +60,8 @@ func TestMain(m *testing.M) {
 // and, for the services (scriptcmds_test.go): waitfor, expand,
 // verifyapproval, auditedit and noderpc; pgdb FILE (pgscript_test.go: a
 // new database on the scripts' PostgreSQL server, its connection string
-// in FILE, mode 0600) and flipbyte FILE OFFSET (flip a bit of a byte); for large signers
+// in FILE, mode 0600) and flipbyte FILE OFFSET (flip a bit of a byte);
+// signrpc (suite_test.go: a Sign call on a signer's socket); for large signers
 // (scriptfill_test.go): fillaccounts and jsonaccounts. A service
 // started in the background ('exec nanokms-cold signer … &signer&') is
 // stopped with 'kill -INT signer', which it handles as main does SIGINT
@@ -90,7 +91,8 @@ func TestScripts(t *testing.T) {
 			"verifyapproval": cmdVerifyApproval,
 			"auditedit":      cmdAuditEdit,
 			"noderpc":        cmdNodeRPC,
-			"pgdb":           cmdPGDB, // pgscript_test.go
+			"pgdb":           cmdPGDB,    // pgscript_test.go
+			"signrpc":        cmdSignRPC, // suite_test.go
 			"flipbyte":       cmdFlipByte,
 			// scriptfill_test.go
 			"fillaccounts": cmdFillAccounts,

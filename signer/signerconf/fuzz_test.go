@@ -37,6 +37,7 @@ func FuzzParse(f *testing.F) {
 		"[token]\npool_size = 9223372036854775807\npin_env = \"\"\npin_file = 1.5",
 		"[token]\nuri = \"pkcs11:token=a?pin-source=/p\"\nlabel = \"\"\nmodule = \"/m.so\"\npin_env = \"P\"",
 		"a.b.c = 1\n\"a\".\"b\" = 2",
+		"[signer]\nstate = \"/s\"\npostgres = {dsn_env = \"D\", max_conns = 0, op_timeout = 5}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -49,8 +50,11 @@ func FuzzParse(f *testing.F) {
 			conftest.Errors(t, err)
 			return
 		}
-		if cfg == nil || cfg.Signer.State == "" || cfg.Signer.Listen == "" || cfg.Token.Module == "" || (cfg.Token.PINFile == "") == (cfg.Token.PINEnv == "") {
+		if cfg == nil || (cfg.Signer.State == "") == (cfg.Signer.Postgres == nil) || cfg.Signer.Listen == "" || cfg.Token.Module == "" || (cfg.Token.PINFile == "") == (cfg.Token.PINEnv == "") {
 			t.Fatalf("config %+v", cfg)
+		}
+		if p := cfg.Signer.Postgres; p != nil && ((p.DSNFile == "") == (p.DSNEnv == "") || p.OpTimeout <= 0 || p.MaxConns < 1 || p.MaxConns > signerconf.MaxPGMaxConns) {
+			t.Fatalf("postgres %+v", p)
 		}
 		for _, g := range cfg.Policy.Groups {
 			if len(g.Tiers) == 0 || g.Tiers[len(g.Tiers)-1].UpTo != nil {
