@@ -30,9 +30,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(pgChildEnv) != "" {
-		os.Exit(pgChildMain()) // a child signer of TestPGSignersKilled
-	}
 	code := softhsmtest.Run(m)
 	killtest.Cleanup() // the binaries the kill tests built
 	if err := closeSharedPG(); err != nil {

@@ -1,25 +1,21 @@
 package signer
 
 // Signers as separate processes on one PostgreSQL database, SIGKILLed at
-// random points under conflicting load. The processes are this test
-// binary in child mode (pgChildEnv set: TestMain runs pgChildMain and no
-// tests), which serves a Signer on a PGStore over a Unix socket: the
-// nanokms-cold binary cannot be told to use PostgreSQL yet (its
-// configuration names a bbolt file).
+// random points under conflicting load. The processes are the real
+// nanokms-cold binary (`nanokms-cold signer --config F`, built once per
+// test binary by internal/killtest), each configured with the database in
+// [signer.postgres].
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +24,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/nanokms/nanokms/hsm"
 	"github.com/nanokms/nanokms/internal/killtest"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
@@ -37,60 +32,16 @@ import (
 	"github.com/nanokms/nanokms/signer/signerconf"
 )
 
-// The child's environment: pgChildEnv set to the policy file (its
-// [token] names the token, its [signer] listen the socket), and the
-// connection string in pgChildDSNEnv.
-const (
-	pgChildEnv    = "NANOKMS_TEST_PGSIGNER_POLICY"
-	pgChildDSNEnv = "NANOKMS_TEST_PGSIGNER_DSN"
-)
-
-// pgChildMain serves a signer on the PostgreSQL database until SIGTERM or
-// SIGINT; its log (JSON lines) goes to standard error.
-func pgChildMain() int {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	fail := func(err error) int {
-		log.Error("child signer", "error", err.Error())
-		return 1
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	cfg, err := signerconf.Load(os.Getenv(pgChildEnv))
-	if err != nil {
-		return fail(err)
-	}
-	pin, err := hsm.ReadPIN(cfg.Token.PINFile, "")
-	if err != nil {
-		return fail(err)
-	}
-	tok, err := hsm.Open(ctx, hsm.Config{Module: cfg.Token.Module, TokenLabel: cfg.Token.Label, PIN: pin, PoolSize: 4})
-	pin.Wipe()
-	if err != nil {
-		return fail(err)
-	}
-	defer tok.Close()
-	st, err := OpenPGStore(ctx, os.Getenv(pgChildDSNEnv), PGOptions{OpTimeout: 5 * time.Second})
-	if err != nil {
-		return fail(err)
-	}
-	defer st.Close()
-	s := NewWithState(st, tok, &cfg.Policy, Options{Logger: log})
-	opts := ServeOptions{Listen: cfg.Signer.Listen, Grace: 2 * time.Second}
-	l, err := Listen(opts)
-	if err != nil {
-		return fail(err)
-	}
-	log.Info("serving")
-	if err := Serve(ctx, l, NewServer(s), opts); err != nil {
-		return fail(err)
-	}
-	return 0
-}
-
+// pgKillPolicy is a child signer's configuration: its socket, the
+// connection string's file, its token and the policy.
 const pgKillPolicy = `
 [signer]
-state = %q
 listen = "unix://%s"
+shutdown_grace = "2s"
+
+[signer.postgres]
+dsn_file = %q
+op_timeout = "5s"
 
 [token]
 module = %q
@@ -118,10 +69,10 @@ type pgKillSigner struct {
 	health             healthpb.HealthClient
 }
 
-// newPGKillSigner prepares child i on the database dsn, with a private
-// copy of tok (a SIGKILL during start-up can tear a SoftHSM file; see
-// crashSigner.repairToken).
-func newPGKillSigner(t *testing.T, i int, tok *crashToken, dsn string, service []byte) *pgKillSigner {
+// newPGKillSigner prepares child i, the nanokms-cold binary bin, on the
+// database dsn, with a private copy of tok (a SIGKILL during start-up can
+// tear a SoftHSM file; see crashSigner.repairToken).
+func newPGKillSigner(t *testing.T, i int, bin string, tok *crashToken, dsn string, service []byte) *pgKillSigner {
 	t.Helper()
 	dir := t.TempDir()
 	ks := &pgKillSigner{tokenDir: filepath.Join(dir, "softhsm", "tokens", filepath.Base(tok.dir)), pristine: filepath.Join(dir, "softhsm-pristine")}
@@ -135,29 +86,27 @@ func newPGKillSigner(t *testing.T, i int, tok *crashToken, dsn string, service [
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "s.sock")
-	pol := filepath.Join(dir, "policy.toml")
-	if err := os.WriteFile(pol, fmt.Appendf(nil, pgKillPolicy, filepath.Join(dir, "unused.db"), sock, tok.module, tok.label, tok.pinFile, service), 0o600); err != nil {
+	// The database is never crashed here, only the signers: its commits
+	// need not wait for the disk (what a commit makes visible to the
+	// other sessions is the same).
+	dsnFile := filepath.Join(dir, "signers.dsn")
+	if err := os.WriteFile(dsnFile, []byte(dsn+" options='-c synchronous_commit=off'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pol := filepath.Join(dir, "signer.toml")
+	if err := os.WriteFile(pol, fmt.Appendf(nil, pgKillPolicy, sock, dsnFile, tok.module, tok.label, tok.pinFile, service), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SOFTHSM2_CONF=") && !strings.HasPrefix(kv, "GORACE=") {
+		if !strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
 			env = append(env, kv)
 		}
 	}
-	// The database is never crashed here, only the signers: its commits
-	// need not wait for the disk (what a commit makes visible to the
-	// other sessions is the same). GORACE: the race detector's pause at
-	// a clean exit (a second by default) would slow the stops at the end.
-	dsn += " options='-c synchronous_commit=off'"
-	env = append(env, "SOFTHSM2_CONF="+conf, pgChildEnv+"="+pol, pgChildDSNEnv+"="+dsn, "GORACE=atexit_sleep_ms=10")
+	env = append(env, "SOFTHSM2_CONF="+conf)
 	conn := killtest.Dial(t, sock)
 	ks.client, ks.health = pb.NewSignerClient(conn), healthpb.NewHealthClient(conn)
-	bin, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks.Proc = killtest.New(t, fmt.Sprintf("signer %d", i), filepath.Join(dir, "signer.log"), bin, "-test.run=^$")
+	ks.Proc = killtest.New(t, fmt.Sprintf("signer %d", i), filepath.Join(dir, "signer.log"), bin, "signer", "--config", pol)
 	ks.SetEnv(env)
 	return ks
 }
@@ -197,12 +146,13 @@ func TestPGSignersKilled(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
 
 	tok := newCrashToken(t)
+	bin := killtest.Build(t, "cmd/nanokms-cold")
 	dsn := sharedPG(t).NewDatabase(t)
 	parties := custodytest.NewParties(t, "service")
 	service := []byte(parties.PublicKey("service"))
 
 	// The accounts are adopted and opened by a signer in this process.
-	cfg, err := signerconf.Parse(fmt.Appendf(nil, pgKillPolicy, filepath.Join(t.TempDir(), "unused.db"), filepath.Join(t.TempDir(), "unused.sock"), tok.module, tok.label, tok.pinFile, service))
+	cfg, err := signerconf.Parse(fmt.Appendf(nil, pgKillPolicy, filepath.Join(t.TempDir(), "unused.sock"), filepath.Join(t.TempDir(), "unused.dsn"), tok.module, tok.label, tok.pinFile, service))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +178,7 @@ func TestPGSignersKilled(t *testing.T) {
 
 	ks := make([]*pgKillSigner, signers)
 	for i := range ks {
-		ks[i] = newPGKillSigner(t, i, tok, dsn, service)
+		ks[i] = newPGKillSigner(t, i, bin, tok, dsn, service)
 		if err := ks[i].start(); err != nil {
 			t.Fatal(err)
 		}

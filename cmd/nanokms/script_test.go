@@ -61,7 +61,8 @@ func TestMain(m *testing.M) {
 // verifyapproval, auditedit and noderpc; pgdb FILE (pgscript_test.go: a
 // new database on the scripts' PostgreSQL server, its connection string
 // in FILE, mode 0600) and flipbyte FILE OFFSET (flip a bit of a byte);
-// fulltmpfs DIR (scriptdisk_test.go: a full 64 KiB tmpfs on DIR); for large signers
+// fulltmpfs DIR (scriptdisk_test.go: a full 64 KiB tmpfs on DIR);
+// signrpc (suite_test.go: a Sign call on a signer's socket); for large signers
 // (scriptfill_test.go): fillaccounts and jsonaccounts. A service
 // started in the background ('exec nanokms-cold signer … &signer&') is
 // stopped with 'kill -INT signer', which it handles as main does SIGINT
@@ -91,7 +92,8 @@ func TestScripts(t *testing.T) {
 			"verifyapproval": cmdVerifyApproval,
 			"auditedit":      cmdAuditEdit,
 			"noderpc":        cmdNodeRPC,
-			"pgdb":           cmdPGDB, // pgscript_test.go
+			"pgdb":           cmdPGDB,    // pgscript_test.go
+			"signrpc":        cmdSignRPC, // suite_test.go
 			"flipbyte":       cmdFlipByte,
 			"fulltmpfs":      cmdFullTmpfs, // scriptdisk_test.go
 			// scriptfill_test.go

@@ -16,11 +16,13 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
+	"github.com/nanokms/nanokms/signer/signerapi"
 	"github.com/nanokms/nanokms/softhsm-test/softhsmtest"
 	"github.com/nanokms/nanokms/softhsm-test/tokentest"
 )
@@ -59,7 +61,9 @@ import (
 //	signrpc SOCKET INTENT APPROVAL HEAD
 //	    call the signer's Sign over gRPC on the Unix socket SOCKET with
 //	    the intent, approval and head block files; the answer (protojson)
-//	    is stdout, a refusal fails the command.
+//	    is stdout, a refusal fails the command; '! signrpc' wants a
+//	    refusal, written to stderr as REASON: detail (TestScripts has it
+//	    too).
 //
 // Conditions: [kind:K] holds in the scripts of kind K.
 func TestTokenSuite(t *testing.T) {
@@ -281,10 +285,10 @@ func (r *sigRecord) check(t *testing.T) {
 	}
 }
 
-// cmdSignRPC implements `signrpc SOCKET INTENT APPROVAL HEAD`.
+// cmdSignRPC implements `[!] signrpc SOCKET INTENT APPROVAL HEAD`.
 func cmdSignRPC(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 4 {
-		ts.Fatalf("usage: signrpc SOCKET INTENT APPROVAL HEAD")
+	if len(args) != 4 {
+		ts.Fatalf("usage: [!] signrpc SOCKET INTENT APPROVAL HEAD")
 	}
 	// The intent's JSON form as the commands write and read it.
 	in, err := intent.UnmarshalJSON([]byte(ts.ReadFile(args[1])))
@@ -303,8 +307,15 @@ func cmdSignRPC(ts *testscript.TestScript, neg bool, args []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	resp, err := pb.NewSignerClient(conn).Sign(ctx, &pb.SignRequest{Intent: in, Approvals: []*pb.Approval{&appr}, Head: head})
-	if err != nil {
+	if r, ok := signerapi.RefusalFromStatus(status.Convert(err)); err != nil && ok && neg {
+		fmt.Fprintf(ts.Stderr(), "%s: %s\n", signerapi.ReasonName(r.Reason), r.Detail)
+		return
+	}
+	switch {
+	case err != nil:
 		ts.Fatalf("signrpc: Sign: %v", err)
+	case neg:
+		ts.Fatalf("signrpc: signed, want a refusal")
 	}
 	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(resp)
 	ts.Check(err)

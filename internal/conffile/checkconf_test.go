@@ -157,6 +157,8 @@ func TestCheckerHelpers(t *testing.T) {
 		{"pin both", "pin_file = \"/p\"\npin_env = \"P\"", func(c *conffile.Checker, f *helperFile) { c.PINSource(&f.PINFile, &f.PINEnv) }, "pin_env", "not allowed together with pin_file"},
 		{"pin env name", `pin_env = "1P"`, func(c *conffile.Checker, f *helperFile) { c.PINSource(&f.PINFile, &f.PINEnv) }, "pin_env", `"1P" is not an environment variable name`},
 		{"pin file empty, env", "pin_file = \"\"\npin_env = \"P\"", func(c *conffile.Checker, f *helperFile) { c.PINSource(&f.PINFile, &f.PINEnv) }, "", ""},
+		{"secret neither", ``, func(c *conffile.Checker, f *helperFile) { c.SecretSource(&f.PINFile, &f.PINEnv, "connection string") }, "pin_file", "required (or pin_env): give exactly one connection string source"},
+		{"secret both", "pin_file = \"/p\"\npin_env = \"P\"", func(c *conffile.Checker, f *helperFile) { c.SecretSource(&f.PINFile, &f.PINEnv, "connection string") }, "pin_env", "not allowed together with pin_file: give exactly one connection string source"},
 		{"endpoint", `listen = "unix:///run/x.sock"`, func(c *conffile.Checker, f *helperFile) {
 			if ep := c.Endpoint(&f.Listen, conffile.Listen); ep != (conffile.Endpoint{Network: "unix", Address: "/run/x.sock"}) {
 				c.FailAt(f, "endpoint %+v", ep)

@@ -186,16 +186,22 @@ var envVarRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // PINSource checks a token's PIN source: exactly one of a PIN file (file)
 // and an environment variable (env, a valid name); an empty string counts
 // as not given.
-func (c *Checker) PINSource(file, env *string) {
+func (c *Checker) PINSource(file, env *string) { c.SecretSource(file, env, "PIN") }
+
+// SecretSource checks where a secret that the file must not hold is read
+// from: exactly one of a file (file) and an environment variable (env, a
+// valid name); an empty string counts as not given. what names the secret
+// in the messages ("PIN", "connection string").
+func (c *Checker) SecretSource(file, env *string, what string) {
 	switch {
 	case c.Failed(file) || c.Failed(env):
 		// Already reported.
 	case *env != "" && !envVarRE.MatchString(*env):
 		c.FailAt(env, "%q is not an environment variable name", *env)
 	case *file != "" && *env != "":
-		c.FailAt(env, "not allowed together with %s: give exactly one PIN source", c.Key(file))
+		c.FailAt(env, "not allowed together with %s: give exactly one %s source", c.Key(file), what)
 	case *file == "" && *env == "":
-		c.FailAt(file, "required (or %s): give exactly one PIN source", c.Key(env))
+		c.FailAt(file, "required (or %s): give exactly one %s source", c.Key(env), what)
 	}
 }
 

@@ -96,6 +96,12 @@ client_ca = "/etc/nanokms/relay-ca.crt"
 allowed_identities = ["relay.cold"]
 `
 
+// withPG replaces the minimal configuration's state file with a
+// [signer.postgres] section holding keys.
+func withPG(keys string) []edit {
+	return []edit{replace(`state = "/var/lib/nanokms/signer.db"`, "\n[signer.postgres]\n"+keys)}
+}
+
 // withTLS turns the minimal configuration's listener into TCP with TLS.
 var withTLS = []edit{insertAfter(`state = "/var/lib/nanokms/signer.db"`, tcpListen+"\n"+tlsSection)}
 
@@ -162,6 +168,22 @@ func TestExampleInDocs(t *testing.T) {
 	conftest.InDocs(t, filepath.Join("..", "..", "docs", "CONFIG.md"), "The signer's configuration file", MustReadFile(t, "example.toml"))
 }
 
+// TestPostgresExample checks testdata/postgres.toml, the configuration of
+// one of several signers sharing a database, and that docs/CONFIG.md
+// shows it verbatim.
+func TestPostgresExample(t *testing.T) {
+	cfg, err := signerconf.Load(filepath.Join("testdata", "postgres.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Signer; s.State != "" || s.Postgres == nil ||
+		*s.Postgres != (signerconf.Postgres{DSNFile: "/etc/nanokms/signers.dsn", OpTimeout: 10 * time.Second, MaxConns: 8}) ||
+		s.TLS == nil || s.TLS.KeyLabel != "signer-tls" {
+		t.Errorf("signer = %+v, postgres = %+v", s, s.Postgres)
+	}
+	conftest.InDocs(t, filepath.Join("..", "..", "docs", "CONFIG.md"), "The signer's configuration file", MustReadFile(t, "postgres.toml"))
+}
+
 func TestDefaults(t *testing.T) {
 	cfg := MustParse(t, MustReadFile(t, "minimal.toml"))
 	s := cfg.Signer
@@ -180,7 +202,7 @@ func TestDefaults(t *testing.T) {
 	// The service sections alone make a file: a signer with no group signs
 	// for no account.
 	src := MustReadFile(t, "minimal.toml")
-	if cfg := MustParse(t, src[:strings.Index(src, "[[approvers]]")]); cfg.Policy.Groups != nil || cfg.Signer.State == "" {
+	if cfg := MustParse(t, src[:strings.Index(src, "[[approvers]]")]); cfg.Policy.Groups != nil || cfg.Signer.State == "" || cfg.Signer.Postgres != nil {
 		t.Errorf("service only = %+v", cfg)
 	}
 }
@@ -265,6 +287,23 @@ func TestValid(t *testing.T) {
 				t.Error("reload_module = false was not read")
 			}
 		}},
+		{"postgres, dsn_file", withPG(`dsn_file = "/etc/nanokms/signers.dsn"`), func(t *testing.T, c *signerconf.Config) {
+			p := c.Signer.Postgres
+			if c.Signer.State != "" || p == nil || *p != (signerconf.Postgres{DSNFile: "/etc/nanokms/signers.dsn", OpTimeout: signerconf.DefaultPGOpTimeout, MaxConns: signerconf.DefaultPGMaxConns}) {
+				t.Errorf("signer = %+v, postgres = %+v", c.Signer, p)
+			}
+		}},
+		{"postgres, dsn_env and tuning", withPG("dsn_env = \"NANOKMS_SIGNERS_DSN\"\nop_timeout = \"2500ms\"\nmax_conns = 256"), func(t *testing.T, c *signerconf.Config) {
+			if p := c.Signer.Postgres; p == nil || *p != (signerconf.Postgres{DSNEnv: "NANOKMS_SIGNERS_DSN", OpTimeout: 2500 * time.Millisecond, MaxConns: 256}) {
+				t.Errorf("postgres = %+v", p)
+			}
+		}},
+		{"postgres, empty dsn_env beside dsn_file", withPG("dsn_file = \"/etc/nanokms/signers.dsn\"\ndsn_env = \"\""), nil},
+		{"postgres and tcp", append(withPG(`dsn_file = "/etc/nanokms/signers.dsn"`), insertAfter("[signer]", tcpListen), insertAfter(`dsn_file = "/etc/nanokms/signers.dsn"`, tlsSection)), func(t *testing.T, c *signerconf.Config) {
+			if c.Signer.TLS == nil || c.Signer.Postgres == nil || c.Signer.Postgres.DSNFile != "/etc/nanokms/signers.dsn" {
+				t.Errorf("signer = %+v", c.Signer)
+			}
+		}},
 		{"pool size bounds", []edit{insertAfter(`pin_file = "/etc/nanokms/pin"`, `pool_size = 64`)}, func(t *testing.T, c *signerconf.Config) {
 			if c.Token.PoolSize != 64 {
 				t.Errorf("pool_size = %d", c.Token.PoolSize)
@@ -318,6 +357,20 @@ func TestValidationErrors(t *testing.T) {
 		{"uri module-path", []edit{replace(`label = "signer"`, `uri = "pkcs11:token=signer?module-path=/other.so"`)}, "token.uri", "disagrees with token.module"},
 		{"wallet_dir relative", []edit{insertAfter(`label = "signer"`, `wallet_dir = "wallets"`)}, "token.wallet_dir", "absolute path"},
 		{"module_params too long", []edit{insertAfter(`label = "signer"`, `module_params = "`+strings.Repeat("x", 4097)+`"`)}, "token.module_params", "4096"},
+
+		// The state store: exactly one.
+		{"state and postgres", []edit{insertAfter(state, "[signer.postgres]\ndsn_file = \"/etc/nanokms/signers.dsn\"")}, "signer.postgres", "not allowed together with signer.state: the state is either a bbolt file or the signers' PostgreSQL database"},
+		{"neither state nor postgres", []edit{replace(state, `listen = "unix:///run/s.sock"`)}, "signer.state", "required (or [signer.postgres], the signers' PostgreSQL database)"},
+		{"postgres empty", withPG(""), "signer.postgres.dsn_file", "required (or signer.postgres.dsn_env): give exactly one connection string source"},
+		{"postgres dsn both", withPG("dsn_file = \"/etc/nanokms/signers.dsn\"\ndsn_env = \"DSN\""), "signer.postgres.dsn_env", "not allowed together with signer.postgres.dsn_file: give exactly one connection string source"},
+		{"postgres dsn_file relative", withPG(`dsn_file = "signers.dsn"`), "signer.postgres.dsn_file", "absolute path"},
+		{"postgres dsn_file not a string", withPG(`dsn_file = 1`), "signer.postgres.dsn_file", "must be a string, not an integer"},
+		{"postgres dsn_env bad name", withPG(`dsn_env = "host=/run/postgresql"`), "signer.postgres.dsn_env", `"host=/run/postgresql" is not an environment variable name`},
+		{"postgres op_timeout zero", withPG("dsn_env = \"DSN\"\nop_timeout = \"0s\""), "signer.postgres.op_timeout", "must be positive"},
+		{"postgres op_timeout no unit", withPG("dsn_env = \"DSN\"\nop_timeout = \"10\""), "signer.postgres.op_timeout", "must be a duration"},
+		{"postgres max_conns 0", withPG("dsn_env = \"DSN\"\nmax_conns = 0"), "signer.postgres.max_conns", "must be from 1 to 256, not 0"},
+		{"postgres max_conns 257", withPG("dsn_env = \"DSN\"\nmax_conns = 257"), "signer.postgres.max_conns", "must be from 1 to 256, not 257"},
+		{"postgres a string", []edit{replace(state, `postgres = "host=/run/postgresql"`)}, "signer.postgres", "must be a table"},
 
 		// Listen.
 		{"listen scheme", []edit{insertAfter(state, `listen = "http://10.0.0.1:80"`)}, "signer.listen", "must be unix:///absolute/path or tcp://host:port"},
@@ -397,6 +450,7 @@ func TestUnknownKeys(t *testing.T) {
 		{"signer dotted", []edit{replace("[signer]\n", "[signer]\nextra.deep = 1\n")}, "signer.extra", "unknown key"},
 		{"signer quoted", []edit{replace("[signer]\n", "[signer]\n\"a.b\" = 1\n")}, `signer."a.b"`, "unknown key"},
 		{"signer.tls", append(append([]edit{}, withTLS...), insertAfter(`allowed_identities = ["relay.cold"]`, `min_version = "1.3"`)), "signer.tls.min_version", "unknown key"},
+		{"signer.postgres", withPG("dsn_env = \"DSN\"\ndsn = \"host=/run/postgresql\""), "signer.postgres.dsn", "unknown key"},
 		{"token", []edit{insertAfter(`label = "signer"`, `pin = "1234"`)}, "token.pin", "unknown key"},
 		{"approvers", []edit{insertAfter(`name = "bob"`, `email = "bob@example.com"`)}, "approvers[1].email", "unknown key"},
 		{"groups.tiers", []edit{replace("quorum = 2\n", "quorom = 2\n")}, "groups[0].tiers[1].quorom", "unknown key"},

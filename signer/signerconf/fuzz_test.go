@@ -40,6 +40,7 @@ func FuzzParse(f *testing.F) {
 		"[signer]\nlisten = \"unix:///r/s\"\nhealth_listen = \"unix:///r//s\"",
 		"[signer]\nlisten = \"tcp://0.0.0.0:1\"\nhealth_listen = \"localhost:1\"",
 		"[signer]\nhealth_listen = \"unix://\"",
+		"[signer]\nstate = \"/s\"\npostgres = {dsn_env = \"D\", max_conns = 0, op_timeout = 5}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -52,8 +53,11 @@ func FuzzParse(f *testing.F) {
 			conftest.Errors(t, err)
 			return
 		}
-		if cfg == nil || cfg.Signer.State == "" || cfg.Signer.Listen == "" || cfg.Token.Module == "" || (cfg.Token.PINFile == "") == (cfg.Token.PINEnv == "") {
+		if cfg == nil || (cfg.Signer.State == "") == (cfg.Signer.Postgres == nil) || cfg.Signer.Listen == "" || cfg.Token.Module == "" || (cfg.Token.PINFile == "") == (cfg.Token.PINEnv == "") {
 			t.Fatalf("config %+v", cfg)
+		}
+		if p := cfg.Signer.Postgres; p != nil && ((p.DSNFile == "") == (p.DSNEnv == "") || p.OpTimeout <= 0 || p.MaxConns < 1 || p.MaxConns > signerconf.MaxPGMaxConns) {
+			t.Fatalf("postgres %+v", p)
 		}
 		for _, g := range cfg.Policy.Groups {
 			if len(g.Tiers) == 0 || g.Tiers[len(g.Tiers)-1].UpTo != nil {

@@ -1,12 +1,8 @@
 package cold
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -14,9 +10,6 @@ import (
 	"github.com/nanokms/nanokms/internal/pgmigrate"
 	"github.com/nanokms/nanokms/signer"
 )
-
-// maxDSNLen bounds a connection string file.
-const maxDSNLen = 8 << 10
 
 // pgFlagsHelp is appended to the Long help of every command that can name
 // the signers' PostgreSQL database.
@@ -58,65 +51,29 @@ func (f *pgFlags) dsn() (string, error) {
 		return "", err
 	}
 	if f.dsnEnv != "" {
-		v, ok := os.LookupEnv(f.dsnEnv)
-		if !ok || v == "" {
-			return "", cli.WithHint(fmt.Errorf("--pg-dsn-env: environment variable %s is not set or empty", f.dsnEnv),
-				"give the name of the variable holding the connection string, not the string itself")
-		}
-		return v, nil
+		return readDSNEnv("--pg-dsn-env", f.dsnEnv)
 	}
-	return readDSNFile(f.dsnFile)
+	return readDSNFile("--pg-dsn-file", f.dsnFile)
 }
 
-// readDSNFile reads a connection string from a regular file that only its
-// owner may read or write.
-func readDSNFile(path string) (string, error) {
-	fail := func(err error) (string, error) {
-		return "", cli.WithHint(fmt.Errorf("--pg-dsn-file %s: %w", path, err), "the file holds the connection string of the signers' database, mode 0600")
-	}
-	fh, err := os.Open(path)
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return fail(err)
-	}
-	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return fail(err)
-	}
-	switch {
-	case !st.Mode().IsRegular():
-		return fail(errors.New("not a regular file"))
-	case st.Mode().Perm()&0o077 != 0:
-		return fail(fmt.Errorf("accessible to users other than its owner (mode %04o): chmod 600 it", st.Mode().Perm()))
-	}
-	data, err := io.ReadAll(io.LimitReader(fh, maxDSNLen+1))
-	if err != nil {
-		return fail(err)
-	}
-	defer clear(data)
-	if len(data) > maxDSNLen {
-		return fail(fmt.Errorf("longer than %d bytes", maxDSNLen))
-	}
-	data = bytes.TrimSuffix(bytes.TrimSuffix(data, []byte("\n")), []byte("\r"))
-	if len(bytes.TrimSpace(data)) == 0 {
-		return fail(errors.New("empty"))
-	}
-	if bytes.ContainsAny(data, "\n\x00") {
-		return fail(errors.New("more than one line"))
-	}
-	return string(data), nil
-}
-
-// openPG opens the signers' database named by f.
+// open opens the signers' database named by f.
 func (f *pgFlags) open(ctx context.Context, opts signer.PGOptions) (*signer.PGStore, error) {
 	dsn, err := f.dsn()
 	if err != nil {
 		return nil, err
 	}
+	source := "--pg-dsn-file"
+	if f.dsnEnv != "" {
+		source = "--pg-dsn-env"
+	}
+	return openPGStore(ctx, dsn, opts, source, "use this command from the release of the signers that use the database")
+}
+
+// openPGStore opens the signers' database dsn names, with a hint for the
+// errors an operator can act on. source is the flag or key that named
+// the connection string; newer is the hint for a database whose schema
+// is newer than this binary's.
+func openPGStore(ctx context.Context, dsn string, opts signer.PGOptions, source, newer string) (*signer.PGStore, error) {
 	st, err := signer.OpenPGStore(ctx, dsn, opts)
 	switch {
 	case err == nil:
@@ -124,9 +81,9 @@ func (f *pgFlags) open(ctx context.Context, opts signer.PGOptions) (*signer.PGSt
 	case errors.Is(err, signer.ErrNoPGSchema):
 		return nil, cli.WithHint(err, "name the database the signers use (the one their configuration names)")
 	case errors.Is(err, pgmigrate.ErrNewer):
-		return nil, cli.WithHint(err, "use this command from the release of the signers that use the database")
+		return nil, cli.WithHint(err, newer)
 	case errors.Is(err, signer.ErrStoreUnavailable):
-		return nil, cli.WithHint(err, "is PostgreSQL running, and does the connection string name it? check its log")
+		return nil, cli.WithHint(err, "is PostgreSQL running, and does the connection string ("+source+") name it? check its log")
 	}
 	return nil, err
 }

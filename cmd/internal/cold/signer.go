@@ -36,11 +36,12 @@ func newSignerCmd(e *cli.Env) *cobra.Command {
 		Use:   "signer --config F",
 		Short: "Run the cold signer: verify, decide, record, sign (gRPC on a Unix socket or mTLS)",
 		Long: `Runs the cold signer with the configuration file F (docs/CONFIG.md). It
-opens the state file, logs in to the token with the PIN from the configured
-file or environment variable, and serves the Signer gRPC API and the gRPC
-health service until interrupted; then it finishes in-flight requests
-(within signer.shutdown_grace) and exits. Logs are JSON lines on standard
-error.`,
+opens its state (the bbolt file signer.state, or the signers' PostgreSQL
+database of [signer.postgres]), logs in to the token with the PIN from the
+configured file or environment variable, and serves the Signer gRPC API and
+the gRPC health service until interrupted; then it finishes in-flight
+requests (within signer.shutdown_grace) and exits. Logs are JSON lines on
+standard error.`,
 		Args: cli.NoArgsQuiet,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runSigner(cmd.Context(), e, opts)
@@ -72,7 +73,7 @@ func runSigner(ctx context.Context, e *cli.Env, opts signerOptions) error {
 	}
 	log := slog.New(slog.NewJSONHandler(e.Stderr, &slog.HandlerOptions{Level: cli.LogLevel(cfg.Signer.LogLevel)}))
 
-	store, err := signer.OpenStore(cfg.Signer.State)
+	store, err := openSignerStore(ctx, &cfg.Signer)
 	if err != nil {
 		return err
 	}
@@ -113,7 +114,7 @@ func runSigner(ctx context.Context, e *cli.Env, opts signerOptions) error {
 		log.Warn("the token does not enforce these protective attributes", "token", tokenDisplay(cfg.Token), "not_enforced", names)
 	}
 	m := signermetrics.NewSigner()
-	s := signer.New(store, tok, &cfg.Policy, signer.Options{MaxIntentTTL: cfg.Signer.MaxIntentTTL, Logger: log, Observe: m.Observe})
+	s := store.newSigner(tok, &cfg.Policy, signer.Options{MaxIntentTTL: cfg.Signer.MaxIntentTTL, Logger: log, Observe: m.Observe})
 	// The metrics file is written until the signer has stopped, then once more.
 	mctx, stopMetrics := context.WithCancel(context.Background())
 	metricsDone := metrics.StartTextfile(mctx, m.Registry, cfg.Signer.Metrics, 0,
@@ -136,7 +137,7 @@ func runSigner(ctx context.Context, e *cli.Env, opts signerOptions) error {
 			return err
 		}
 	}
-	log.Info("serving", "listen", cfg.Signer.Listen, "state", cfg.Signer.State, "token", tokenDisplay(cfg.Token), "metrics", cfg.Signer.Metrics,
+	log.Info("serving", "listen", cfg.Signer.Listen, "state", store.describe(&cfg.Signer), "token", tokenDisplay(cfg.Token), "metrics", cfg.Signer.Metrics,
 		"health", cfg.Signer.HealthListen)
 	if err := signer.Serve(ctx, l, signer.NewServer(s), sopts); err != nil {
 		return err
