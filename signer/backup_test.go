@@ -370,3 +370,43 @@ func TestCommitRefusesUnconfirmed(t *testing.T) {
 		}
 	})
 }
+
+// TestReleaseKeepsUnconfirmed: when a release after the backup withdrew
+// the block the backup has as frontier (the network refused it), the
+// restored account's head does not descend from the restored frontier;
+// the release can be applied again on the restored state, and leaves the
+// account unconfirmed (refused FRONTIER_UNCONFIRMED) until it is
+// re-adopted from the head the record returned to.
+func TestReleaseKeepsUnconfirmed(t *testing.T) {
+	w := newWorld(t)
+	j := w.jam() // open, then a receive the network refused (bad)
+	_, x := backupOf(t, w.client)
+	lost := w.newState("bbolt")
+	if _, err := w.restoreInto(lost, x); err != nil {
+		t.Fatal(err)
+	}
+	c := w.serveOn(t, lost)
+	// The head, open, is not built on the restored frontier (bad).
+	_, err := c.AdoptAccount(w.ctx, &pb.AdoptAccountRequest{Wallet: "custody", Index: 0, Head: pbBlock(j.open)})
+	refusedWith(t, "re-adoption from the block before the restored frontier", err, "HEAD_NOT_FRONTIER", "head")
+	bad := j.bad.Hash()
+	st, err := c.PrepareRelease(w.ctx, &pb.PrepareReleaseRequest{Account: w.custody[:], BlockHash: bad[:], ExpiresAtUnix: w.Expiry()})
+	if err != nil {
+		t.Fatalf("PrepareRelease on the restored state: %v", err)
+	}
+	resp, err := c.Release(w.ctx, &pb.ReleaseRequest{Statement: st, Approvals: w.approveRelease(st, "carol", "alice")})
+	if err != nil {
+		t.Fatalf("Release on the restored state: %v", err)
+	}
+	if a := resp.GetAccount(); !a.GetFrontierUnconfirmed() || !bytes.Equal(a.GetFrontier(), hashBytes(j.open.Hash())) {
+		t.Fatalf("after the release: %v; want frontier %s, still unconfirmed", a, j.open.Hash())
+	}
+	_, err = c.Sign(w.ctx, w.sendOn(j.open, 1))
+	refusedWith(t, "a request after the release, before re-adoption", err, "FRONTIER_UNCONFIRMED", "")
+	if _, err := c.AdoptAccount(w.ctx, &pb.AdoptAccountRequest{Wallet: "custody", Index: 0, Head: pbBlock(j.open)}); err != nil {
+		t.Fatalf("re-adoption from the frontier the release returned to: %v", err)
+	}
+	if _, err := c.Sign(w.ctx, w.sendOn(j.open, 1)); err != nil {
+		t.Fatalf("signing after re-adoption: %v", err)
+	}
+}

@@ -69,6 +69,19 @@
 // an answer or audit records the export does not: an import never makes a
 // store forget what it signed.
 //
+// # Backup and restore
+//
+// Server.Backup streams the state export of one read transaction while
+// the signer runs (backup.go). Store.Restore and PGStore.Restore put a
+// backup back (restore.go): refused (ImportConflict) over a state holding
+// anything the backup does not; over a state that held nothing (the live
+// state lost), every account's frontier is unconfirmed
+// (AccountRecord.Unconfirmed), refused at decision and at commit
+// (FRONTIER_UNCONFIRMED), until AdoptChain re-adopts it from a head that
+// is the restored frontier or descends from it through a verified chain
+// (readopt.go). A rollback never leads to a second block on a signed head
+// that the ledger holds.
+//
 // # What it must never do
 //
 // It never signs a block it did not build from a verified head, never

@@ -29,8 +29,10 @@ import (
 // ascending order of their key (so that no entry appears twice):
 //
 //	1 account        AccountRecord.MarshalBinary (record.go), the
-//	                 record at the account's current frontier; key the
-//	                 account
+//	                 record at the account's current frontier (versions
+//	                 3 and 4 for a frontier unconfirmed, restore.go; a
+//	                 release before them refuses such a record); key
+//	                 the account
 //	2 signed         SignedBlock.MarshalBinary; key account ‖ previous
 //	3 request        u8 len ‖ request id ‖ intent digest[32] ‖ the
 //	                 SignResponse's protobuf bytes as first answered

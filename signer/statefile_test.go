@@ -157,6 +157,45 @@ func TestStateFileRoundTrip(t *testing.T) {
 	}
 }
 
+// unconfirmedFile is the sample export as a restore into a lost state
+// leaves it: every account unconfirmed (record versions 4 and 3).
+func unconfirmedFile(t testing.TB) []byte {
+	t.Helper()
+	x := sampleExport(t)
+	for i := range x.Accounts {
+		x.Accounts[i].Unconfirmed = true
+	}
+	var buf bytes.Buffer
+	if _, err := x.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestStateFileUnconfirmed: an export holding unconfirmed accounts (a
+// backup of a restored signer) parses back with the mark, each record in
+// its version (4 with a prior frontier, 3 without), and the mark is in
+// the bytes: the same export without it is another file.
+func TestStateFileUnconfirmed(t *testing.T) {
+	data := unconfirmedFile(t)
+	x, err := ParseStateExport(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range x.Accounts {
+		if !r.Unconfirmed {
+			t.Fatalf("account %s parsed confirmed", r.Account.Address())
+		}
+	}
+	_, recs := splitFile(t, data)
+	if recs[0].body[0] != recordVersionPriorUnconfirmed || recs[1].body[0] != recordVersionUnconfirmed {
+		t.Fatalf("account records of versions %d and %d, want 4 and 3", recs[0].body[0], recs[1].body[0])
+	}
+	if bytes.Equal(data, sampleFile(t)) {
+		t.Fatal("the mark is not in the file")
+	}
+}
+
 // TestStateFileRefusals: every way a state export can be wrong is a
 // *StateFileError naming where (the header, or the record and its kind)
 // and what, and nothing is returned with it.
@@ -254,6 +293,7 @@ func TestStateFileRefusals(t *testing.T) {
 func FuzzParseStateExport(f *testing.F) {
 	data := sampleFile(f)
 	f.Add(data)
+	f.Add(unconfirmedFile(f))
 	hdr, recs := splitFile(f, data)
 	f.Add(joinFile(hdr, recs[:12]))
 	f.Add(joinFile(hdr, nil))
