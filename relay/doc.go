@@ -2,6 +2,8 @@
 // off the inbound medium, asks the signer over gRPC, and writes the answer
 // (a signed block, or a typed refusal with a frame.RefusalCode) to the
 // outbound medium. Config and LoadConfig read its configuration file.
+// Over several signers sharing one database, Signers asks a healthy one
+// and fails over to the next when one is unavailable.
 //
 // It settles a request frame only after its answer is on the medium, so a
 // crash at any point leaves the request to be read again (the signer
