@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"strings"
 	"time"
 
 	"github.com/nanokms/nanokms/bridge"
@@ -21,8 +22,13 @@ type Config struct {
 // Settings is the [relay] section.
 type Settings struct {
 	// Signer is the signer's address: "unix:///path" or "tcp://host:port"
-	// (which needs TLS).
-	Signer string `toml:"signer" conf:"required"`
+	// (which needs TLS). Exactly one of Signer and Signers is set.
+	Signer string `toml:"signer"`
+	// Signers are the addresses of several signers that share one
+	// PostgreSQL database (each signer's [signer.postgres]), each written
+	// as Signer is: the relay asks a healthy one and fails over to the
+	// next when one is unavailable (Signers, the type).
+	Signers []string `toml:"signers" conf:"unique"`
 	// RetryMin and RetryMax bound the backoff while the signer is down.
 	RetryMin time.Duration `toml:"retry_min" conf:"default=200ms"`
 	RetryMax time.Duration `toml:"retry_max" conf:"default=10s"`
@@ -65,17 +71,63 @@ func ParseConfig(data []byte) (*Config, error) {
 	return cfg, nil
 }
 
-// CheckConf checks [relay]: the signer's address, the retry bounds, the
-// metrics file, the health listener (not the signer's socket), and TLS
-// exactly when the signer is reached over TCP.
+// Endpoints returns the signers' addresses: Signers, or Signer alone.
+func (s *Settings) Endpoints() []string {
+	if s.Signer != "" {
+		return []string{s.Signer}
+	}
+	return s.Signers
+}
+
+// CheckConf checks [relay]: one signer's address or a list of several,
+// the retry bounds, the metrics file, the health listener (not a
+// signer's socket), and TLS exactly when a signer is reached over TCP.
 func (s *Settings) CheckConf(c *conffile.Checker) {
-	signer := c.Endpoint(&s.Signer, conffile.Dial)
-	if health := c.HTTPListen(&s.HealthListen); health.Overlaps(signer) {
-		c.FailAt(&s.HealthListen, "must differ from %s (%s)", c.Key(&s.Signer), s.Signer)
+	switch {
+	case c.Failed(&s.Signer) || c.Failed(&s.Signers):
+	case c.IsSet(&s.Signer) && c.IsSet(&s.Signers):
+		c.FailAt(&s.Signers, "not allowed together with %s: give one signer's address, or the list of the signers sharing one database", c.Key(&s.Signer))
+	case c.IsSet(&s.Signers) && len(s.Signers) == 0:
+		c.FailAt(&s.Signers, "must list at least one signer")
+	case !c.IsSet(&s.Signer) && !c.IsSet(&s.Signers):
+		c.FailAt(&s.Signer, "required (or %s, the signers sharing one database)", c.Key(&s.Signers))
+	}
+	c.Endpoint(&s.Signer, conffile.Dial)
+	c.CheckEach(&s.Signers, func(v string) string {
+		if v == "" {
+			return "must not be empty"
+		}
+		if _, err := conffile.ParseEndpoint(v, conffile.Dial); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+	// The health listener is none of the signers' sockets.
+	health := c.HTTPListen(&s.HealthListen)
+	fields := []*string{&s.Signer}
+	for i := range s.Signers {
+		fields = append(fields, &s.Signers[i])
+	}
+	for _, f := range fields {
+		if ep, err := conffile.ParseEndpoint(*f, conffile.Dial); err == nil && health.Overlaps(ep) {
+			c.FailAt(&s.HealthListen, "must differ from %s (%s)", c.Key(f), *f)
+			break
+		}
 	}
 	if s.RetryMax < s.RetryMin && !c.Failed(&s.RetryMin) && !c.Failed(&s.RetryMax) {
 		c.FailAt(&s.RetryMax, "%s is less than %s (%s)", s.RetryMax, c.Key(&s.RetryMin), s.RetryMin)
 	}
 	c.MetricsFile(&s.Metrics)
-	c.NeedsTLS(&s.TLS, &s.Signer, "the relay reaches the signer over TCP")
+	// TLS is for the TCP signers: the rule is applied to the first one
+	// listed (or to the first signer, when none is).
+	endpoint := &s.Signer
+	for i := range s.Signers {
+		if i == 0 || strings.HasPrefix(s.Signers[i], "tcp://") {
+			endpoint = &s.Signers[i]
+		}
+		if strings.HasPrefix(*endpoint, "tcp://") {
+			break
+		}
+	}
+	c.NeedsTLS(&s.TLS, endpoint, "the relay reaches the signer over TCP")
 }

@@ -128,6 +128,27 @@ func TestConfigValid(t *testing.T) {
 			}
 		}},
 		{"server name an address", []conftest.Edit{replace(confSigner, `signer = "tcp://signer.cold:7070"`), replace("\n[bridge]", strings.Replace(confTLS, `"signer.cold"`, `"10.0.7.2"`, 1)+"\n[bridge]")}, nil},
+		{"signers", []conftest.Edit{replace(confSigner, `signers = ["unix:///run/nanokms/a.sock", "unix:///run/nanokms/b.sock"]`)}, func(t *testing.T, c *relay.Config) {
+			if c.Signer != "" || !reflect.DeepEqual(c.Signers, []string{"unix:///run/nanokms/a.sock", "unix:///run/nanokms/b.sock"}) ||
+				!reflect.DeepEqual(c.Endpoints(), c.Signers) || c.TLS != nil {
+				t.Errorf("relay = %+v", c.Settings)
+			}
+		}},
+		{"signers over tcp", []conftest.Edit{replace(confSigner, `signers = ["tcp://10.0.7.2:7070", "tcp://10.0.7.3:7070", "unix:///run/nanokms/signer.sock"]`), replace("\n[bridge]", confTLS+"\n[bridge]")}, func(t *testing.T, c *relay.Config) {
+			if len(c.Endpoints()) != 3 || c.TLS == nil {
+				t.Errorf("relay = %+v", c.Settings)
+			}
+		}},
+		{"one signer listed", []conftest.Edit{replace(confSigner, `signers = ["unix:///run/nanokms/signer.sock"]`)}, func(t *testing.T, c *relay.Config) {
+			if !reflect.DeepEqual(c.Endpoints(), []string{"unix:///run/nanokms/signer.sock"}) {
+				t.Errorf("endpoints = %q", c.Endpoints())
+			}
+		}},
+		{"one signer", nil, func(t *testing.T, c *relay.Config) {
+			if !reflect.DeepEqual(c.Endpoints(), []string{"unix:///run/nanokms/signer.sock"}) || c.Signers != nil {
+				t.Errorf("endpoints = %q", c.Endpoints())
+			}
+		}},
 		{"timings", []conftest.Edit{after(confSigner, "retry_min = \"1s\"\nretry_max = \"1s\"\nheartbeat = \"1m\"\nlog_level = \"debug\"")}, func(t *testing.T, c *relay.Config) {
 			if c.RetryMin != time.Second || c.RetryMax != time.Second || c.Heartbeat != time.Minute || c.LogLevel != "debug" {
 				t.Errorf("relay = %+v", c)
@@ -179,6 +200,16 @@ func TestConfigErrors(t *testing.T) {
 		{"signer no host", []conftest.Edit{replace(confSigner, `signer = "tcp://:7070"`)}, "relay.signer", `"tcp://:7070" has no host`},
 		{"signer port", []conftest.Edit{replace(confSigner, `signer = "tcp://signer:0"`)}, "relay.signer", "port"},
 		{"signer not a string", []conftest.Edit{replace(confSigner, `signer = ["unix:///x"]`)}, "relay.signer", "must be a string, not an array"},
+		{"signer and signers", []conftest.Edit{after(confSigner, `signers = ["unix:///run/nanokms/b.sock"]`)}, "relay.signers", "not allowed together with relay.signer: give one signer's address, or the list of the signers sharing one database"},
+		{"signers empty", []conftest.Edit{replace(confSigner, `signers = []`)}, "relay.signers", "must list at least one signer"},
+		{"neither signer nor signers", []conftest.Edit{replace(confSigner, `retry_min = "1s"`)}, "relay.signer", "required (or relay.signers, the signers sharing one database)"},
+		{"signers twice", []conftest.Edit{replace(confSigner, `signers = ["unix:///a.sock", "unix:///a.sock"]`)}, "relay.signers[1]", "listed twice"},
+		{"signers element bad", []conftest.Edit{replace(confSigner, `signers = ["unix:///a.sock", "unix://b.sock"]`)}, "relay.signers[1]", "three slashes"},
+		{"signers element empty", []conftest.Edit{replace(confSigner, `signers = ["", "unix:///a.sock"]`)}, "relay.signers[0]", "must not be empty"},
+		{"signers element not a string", []conftest.Edit{replace(confSigner, `signers = ["unix:///a.sock", 7]`)}, "relay.signers[1]", "must be a string"},
+		{"signers a string", []conftest.Edit{replace(confSigner, `signers = "unix:///a.sock"`)}, "relay.signers", "must be an array"},
+		{"signers tcp without tls", []conftest.Edit{replace(confSigner, `signers = ["unix:///a.sock", "tcp://10.0.7.3:7070"]`)}, "relay.tls", "required when relay.signers[1] is tcp://"},
+		{"signers unix with tls", []conftest.Edit{replace(confSigner, `signers = ["unix:///a.sock", "unix:///b.sock"]`), replace("\n[bridge]", confTLS+"\n[bridge]")}, "relay.tls", "only allowed when relay.signers[0] is tcp://"},
 		{"retry_min zero", []conftest.Edit{after(confSigner, `retry_min = "0s"`)}, "relay.retry_min", "must be positive"},
 		{"retry_max bad", []conftest.Edit{after(confSigner, `retry_max = "10"`)}, "relay.retry_max", "must be a duration"},
 		{"retry_max below retry_min", []conftest.Edit{after(confSigner, "retry_min = \"1s\"\nretry_max = \"500ms\"")}, "relay.retry_max", "500ms is less than relay.retry_min (1s)"},
@@ -189,7 +220,8 @@ func TestConfigErrors(t *testing.T) {
 		{"metrics suffix", []conftest.Edit{after(confSigner, `metrics = "/var/lib/node_exporter/relay.txt"`)}, "relay.metrics", "must end in .prom"},
 		{"health_listen scheme", []conftest.Edit{after(confSigner, `health_listen = "http://127.0.0.1:9466"`)}, "relay.health_listen", `must be host:port or unix:///absolute/path, not "http://127.0.0.1:9466"`},
 		{"health_listen no host", []conftest.Edit{after(confSigner, `health_listen = ":9466"`)}, "relay.health_listen", "no host"},
-		{"health_listen the signer's socket", []conftest.Edit{after(confSigner, `health_listen = "unix:///run/nanokms/signer.sock"`)}, "relay.health_listen", "must differ from relay.signer"},
+		{"health_listen the signer's socket", []conftest.Edit{after(confSigner, `health_listen = "unix:///run/nanokms/signer.sock"`)}, "relay.health_listen", "must differ from relay.signer (unix:///run/nanokms/signer.sock)"},
+		{"health_listen one of the signers' sockets", []conftest.Edit{replace(confSigner, "signers = [\"unix:///a.sock\", \"unix:///b.sock\"]\nhealth_listen = \"unix:///b.sock\"")}, "relay.health_listen", "must differ from relay.signers[1] (unix:///b.sock)"},
 		{"log_level", []conftest.Edit{after(confSigner, `log_level = "trace"`)}, "relay.log_level", `must be "debug", "info", "warn" or "error", not "trace"`},
 		{"tcp without tls", []conftest.Edit{replace(confSigner, `signer = "tcp://10.0.7.2:7070"`)}, "relay.tls", "required when relay.signer is tcp://"},
 		{"unix with tls", []conftest.Edit{replace("\n[bridge]", confTLS+"\n[bridge]")}, "relay.tls", "only allowed when relay.signer is tcp://"},
@@ -302,6 +334,7 @@ func FuzzParseConfig(f *testing.F) {
 		"[bridge]\nkind = \"serial\"\ndevice = \"/dev/ttyUSB0\"\nbaud = 1\ninbound = 2",
 		"[relay]\nsigner = \"unix:///s\"\nhealth_listen = \"unix:///s\"\n[bridge]\nkind = \"file\"\ninbound = \"/a\"\noutbound = \"/b\"",
 		"[relay]\nsigner = \"tcp://[::1]:1\"\nhealth_listen = \"[::]:1\"",
+		"[relay]\nsigners = [\"unix:///a\", \"tcp://h:1\", \"\", 5]\nsigner = \"unix:///a\"\n[bridge]\nkind = \"file\"\ninbound = \"/a\"\noutbound = \"/b\"",
 	} {
 		f.Add([]byte(s))
 	}
@@ -311,7 +344,7 @@ func FuzzParseConfig(f *testing.F) {
 				t.Fatal("ParseConfig returned a config and an error")
 			}
 			conftest.Errors(t, err)
-		} else if cfg == nil || cfg.Signer == "" || cfg.Bridge.Kind == "" {
+		} else if cfg == nil || len(cfg.Endpoints()) == 0 || (cfg.Signer == "") == (cfg.Signers == nil) || cfg.Bridge.Kind == "" {
 			t.Fatalf("relay config %+v", cfg)
 		}
 	})

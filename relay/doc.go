@@ -2,6 +2,8 @@
 // off the inbound medium, asks the signer over gRPC, and writes the answer
 // (a signed block, or a typed refusal with a frame.RefusalCode) to the
 // outbound medium. Config and LoadConfig read its configuration file.
+// Over several signers sharing one database, Signers asks a healthy one
+// and fails over to the next when one is unavailable.
 //
 // It takes the requests waiting on the medium in batches: it asks the
 // signer for all of them at once (the signer group-commits its

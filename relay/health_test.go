@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +104,45 @@ func TestRelayHealthEndpoints(t *testing.T) {
 		if relay.LogCount(want) == 0 {
 			t.Errorf("the relay's log has no %s", want)
 		}
+	}
+}
+
+// With several signers (relay.signers) the relay is ready while one of
+// them serves, and names every signer's reason when none does.
+func TestRelayHealthSeveralSigners(t *testing.T) {
+	a, b := signertest.MustEnv(t, 0), signertest.MustEnv(t, 0)
+	bin := killtest.Build(t, "cmd/nanokms-cold")
+	dir := t.TempDir()
+	toCold, toHot := filepath.Join(dir, "usb", "to-cold"), filepath.Join(dir, "usb", "to-hot")
+	sock := filepath.Join(dir, "health.sock")
+	addr := "unix://" + sock
+	cfg := filepath.Join(dir, "relay.toml")
+	conf := fmt.Sprintf(healthRelayConfig, a.Socket, sock, toCold, toHot)
+	conf = strings.Replace(conf, fmt.Sprintf("signer = \"unix://%s\"", a.Socket),
+		fmt.Sprintf("signers = [\"unix://%s\", \"unix://%s\"]", a.Socket, b.Socket), 1)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	relay := killtest.New(t, "relay", filepath.Join(dir, "relay.log"), bin, "relay", "--config", cfg)
+	relay.MustStart()
+	healthtest.WaitFor(t, time.Minute, addr, "/readyz", 200, "ready\nok medium\nok signer\n")
+
+	// One signer stopped: the other serves, so the relay is ready.
+	a.Stop()
+	if code, body, err := healthtest.Get(context.Background(), addr, "/readyz"); err != nil || code != 200 {
+		t.Errorf("/readyz with one of two signers stopped = %d %q %v, want 200", code, body, err)
+	}
+	// Both stopped: 503, each signer named with its reason (the detail is
+	// cut at health's limit, so with these long temporary paths only the
+	// first is whole).
+	b.Stop()
+	body := healthtest.WaitFor(t, time.Minute, addr, "/readyz", 503, "not ready: signer\n",
+		"fail signer: none of the 2 signers serving: unix://"+a.Socket+": unreachable (Unavailable); unix://")
+	t.Logf("both stopped: %q", body)
+	// Either one back is enough.
+	b.Start()
+	healthtest.WaitFor(t, time.Minute, addr, "/readyz", 200, "ready\nok medium\nok signer\n")
+	if err := relay.Terminate(10 * time.Second); err != nil {
+		t.Fatalf("graceful stop: %v", err)
 	}
 }

@@ -29,8 +29,9 @@ import (
 // what the decision was built on, retried (bounded) when it fails to
 // serialise. A signer's signature is released only after its
 // transaction committed. The audit records of all signers form one chain:
-// each transaction takes the chain's head row, so seq and prev_hash are
-// assigned inside it.
+// each transaction takes its turn on the chain's head (a table lock taken
+// before its snapshot, so that turns queue rather than conflict) and its
+// row, so seq and prev_hash are assigned inside it.
 //
 // The schema is versioned SQL embedded in the binary (pgschema/), applied
 // forward-only by OpenPGStore; a database whose schema is newer than this
@@ -53,6 +54,9 @@ type PGStore struct {
 	// beforeCommit, when set (by tests), is called in each group
 	// transaction after its statements and before its COMMIT.
 	beforeCommit func()
+	// afterTry, when set (by tests), is called after each try of a group
+	// transaction with its outcome.
+	afterTry func(err error)
 	// duringVerify, when set (by tests), is called by VerifyAudit once it
 	// has read part of what it checks and before it reads the rest.
 	duringVerify func()
@@ -469,6 +473,9 @@ func (s *PGStore) tryGroup(group []*pgCommitReq) ([]error, error) {
 			}
 		}
 		err = s.runGroup(ctx, group, results)
+		if s.afterTry != nil {
+			s.afterTry(err)
+		}
 		if err == nil || !pgRetry(err) {
 			break
 		}
@@ -490,6 +497,16 @@ func (s *PGStore) runGroup(ctx context.Context, group []*pgCommitReq, results []
 	}
 	defer tx.Rollback(context.Background()) //nolint:errcheck // a no-op after Commit
 	t := &pgTx{ctx: ctx, tx: tx}
+	// The writes of every signer take turns (each appends to the one
+	// audit chain): the turn is taken first, by LOCK TABLE, which takes
+	// no snapshot, so that the transaction's snapshot (taken by its first
+	// query, below) comes after the previous turn's commit. A snapshot
+	// taken before waiting would be out of date once the wait ended, and
+	// the transaction would fail to serialise at once. Plain reads (a
+	// signer's reads, audit verify, state export) are not blocked.
+	if _, err := tx.Exec(ctx, "LOCK TABLE signer_audit_head IN EXCLUSIVE MODE"); err != nil {
+		return err
+	}
 	var seq int64
 	if err := tx.QueryRow(ctx, "SELECT seq, hash FROM signer_audit_head FOR UPDATE").Scan(&seq, &t.headHash); err != nil {
 		return err

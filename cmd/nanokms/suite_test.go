@@ -58,10 +58,11 @@ import (
 //	recordsig NAME
 //	    record the signature in the last stdout (the "signature" field of
 //	    a signed block) under NAME, for the cross-kind comparison.
-//	signrpc SOCKET INTENT APPROVAL HEAD
+//	signrpc SOCKET INTENT APPROVAL HEAD [BLOCK]
 //	    call the signer's Sign over gRPC on the Unix socket SOCKET with
 //	    the intent, approval and head block files; the answer (protojson)
-//	    is stdout, a refusal fails the command; '! signrpc' wants a
+//	    is stdout, and the signed block (node JSON) is written to BLOCK
+//	    if given; a refusal fails the command; '! signrpc' wants a
 //	    refusal, written to stderr as REASON: detail (TestScripts has it
 //	    too).
 //
@@ -285,10 +286,10 @@ func (r *sigRecord) check(t *testing.T) {
 	}
 }
 
-// cmdSignRPC implements `[!] signrpc SOCKET INTENT APPROVAL HEAD`.
+// cmdSignRPC implements `[!] signrpc SOCKET INTENT APPROVAL HEAD [BLOCK]`.
 func cmdSignRPC(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 4 {
-		ts.Fatalf("usage: [!] signrpc SOCKET INTENT APPROVAL HEAD")
+	if len(args) != 4 && len(args) != 5 {
+		ts.Fatalf("usage: [!] signrpc SOCKET INTENT APPROVAL HEAD [BLOCK]")
 	}
 	// The intent's JSON form as the commands write and read it.
 	in, err := intent.UnmarshalJSON([]byte(ts.ReadFile(args[1])))
@@ -326,4 +327,7 @@ func cmdSignRPC(ts *testscript.TestScript, neg bool, args []string) {
 	js, err := json.MarshalIndent(b, "", "  ")
 	ts.Check(err)
 	fmt.Fprintf(ts.Stdout(), "%s\n", js)
+	if len(args) == 5 {
+		ts.Check(os.WriteFile(ts.MkAbs(args[4]), append(js, '\n'), 0o600))
+	}
 }

@@ -1,5 +1,6 @@
 // Package signerconf reads the signer's configuration file: its service
-// settings, the [signer] section (where it serves, its state file, TLS,
+// settings, the [signer] section (where it serves, its state: a bbolt
+// file or the signers' PostgreSQL database of [signer.postgres], TLS,
 // metrics, logging) and the [token] section (the PKCS#11 token holding the
 // master key), declared and checked here, and the signing policy
 // ([epoch], [[approvers]], [[groups]]), declared and checked by package

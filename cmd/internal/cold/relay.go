@@ -3,12 +3,15 @@ package cold
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -37,9 +40,11 @@ func newRelayCmd(e *cli.Env) *cobra.Command {
 		Short: "Run the cold relay: bridge requests in, signer answers out",
 		Long: `Runs the cold relay with the configuration file F (docs/CONFIG.md, "Relay").
 It reads request frames from the bridge's inbound side, checks them, asks the
-signer, and writes response or refusal frames to the outbound side. While the
-signer is down it retries with backoff; it never drops a request it has read.
-Logs are JSON lines on standard error.`,
+signer, and writes response or refusal frames to the outbound side. With
+relay.signers (several signers sharing one PostgreSQL database) it asks a
+healthy one and sends the request again to the next when one is unavailable.
+While no signer can answer it retries with backoff; it never drops a request
+it has read. Logs are JSON lines on standard error.`,
 		Args: cli.NoArgsQuiet,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRelay(cmd.Context(), e, opts) },
 	}
@@ -63,14 +68,17 @@ func runRelay(ctx context.Context, e *cli.Env, opts relayOptions) error {
 		return err
 	}
 	defer medium.Close()
-	conn, closeKey, err := dialSigner(ctx, cfg.Signer, cfg.TLS)
+	reconnect := grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           grpcbackoff.Config{BaseDelay: cfg.RetryMin, Multiplier: 1.6, Jitter: 0.2, MaxDelay: cfg.RetryMax},
+		MinConnectTimeout: 5 * time.Second,
+	})
+	client, eps, closeSigners, err := dialSigners(ctx, cfg.Endpoints(), cfg.TLS, reconnect, log)
 	if err != nil {
 		return err
 	}
-	defer closeKey()
-	defer conn.Close()
+	defer closeSigners()
 	r := &relay.Relay{
-		In: medium.Reader, Out: medium.Writer, Signer: pb.NewSignerClient(conn), Log: log,
+		In: medium.Reader, Out: medium.Writer, Signer: client, Log: log,
 		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax, Heartbeat: cfg.Heartbeat, Observe: m.Observe,
 	}
 	// The metrics file is written until the relay has stopped, then once more.
@@ -85,7 +93,7 @@ func runRelay(ctx context.Context, e *cli.Env, opts relayOptions) error {
 			return err
 		}
 		mon := health.NewMonitor(health.Options{OnChange: health.LogChanges(log)},
-			relay.Readiness(medium.Present, healthpb.NewHealthClient(conn))...)
+			relay.Readiness(medium.Present, eps)...)
 		hctx, stopHealth := context.WithCancel(ctx)
 		served := make(chan error, 1)
 		go func() { served <- health.Serve(hctx, hl, mon.Handler()) }()
@@ -96,7 +104,11 @@ func runRelay(ctx context.Context, e *cli.Env, opts relayOptions) error {
 			return <-served
 		}
 	}
-	log.Info("relaying", "signer", cfg.Signer, "bridge", cfg.Bridge.Kind, "metrics", cfg.Metrics, "health", cfg.HealthListen)
+	signers := slog.Any("signers", cfg.Signers)
+	if cfg.Signer != "" {
+		signers = slog.String("signer", cfg.Signer)
+	}
+	log.Info("relaying", signers, "bridge", cfg.Bridge.Kind, "metrics", cfg.Metrics, "health", cfg.HealthListen)
 	err = r.Run(ctx)
 	if herr := healthDone(); err == nil && herr != nil {
 		err = fmt.Errorf("relay.health_listen: %w", herr)
@@ -108,46 +120,92 @@ func runRelay(ctx context.Context, e *cli.Env, opts relayOptions) error {
 	return nil
 }
 
-// dialSigner connects to the signer: a Unix socket, or TCP with mutual TLS,
-// the relay's key a file or a key on a token ([relay.tls.token]). The
-// caller calls closeKey once the connection is closed.
-func dialSigner(ctx context.Context, addr string, tlsCfg *conffile.TLSClient) (conn *grpc.ClientConn, closeKey func(), err error) {
-	closeKey = func() {}
+// dialSigners connects to the signers at addrs (reconnecting as opt
+// says: with the relay's retry bounds, so that a signer that comes back
+// is reached again within relay.retry_max): the one signer's client, or
+// for several a relay.Signers over them, health-checked until
+// closeSigners is called; and each signer's endpoint, for the relay's
+// readiness. The TLS key, when on a token, is opened once.
+func dialSigners(ctx context.Context, addrs []string, tlsCfg *conffile.TLSClient, opt grpc.DialOption, log *slog.Logger) (client relay.SignerClient, eps []relay.SignerEndpoint, closeSigners func(), err error) {
+	var (
+		conns []*grpc.ClientConn
+		key   *tlskey.Key
+	)
+	closeSigners = func() {
+		for _, c := range conns {
+			c.Close()
+		}
+		if key != nil {
+			key.Close()
+		}
+	}
+	var tc *tls.Config
+	for _, a := range addrs {
+		if strings.HasPrefix(a, "tcp://") {
+			if tc, key, err = relayTLS(ctx, tlsCfg); err != nil {
+				return nil, nil, func() {}, err
+			}
+			break
+		}
+	}
+	eps = make([]relay.SignerEndpoint, 0, len(addrs))
+	for _, a := range addrs {
+		conn, err := dialSigner(a, tc, opt)
+		if err != nil {
+			closeSigners()
+			return nil, nil, func() {}, err
+		}
+		conns = append(conns, conn)
+		eps = append(eps, relay.SignerEndpoint{Name: a, Signer: pb.NewSignerClient(conn), Health: healthpb.NewHealthClient(conn)})
+	}
+	if len(eps) == 1 {
+		return eps[0].Signer, eps, closeSigners, nil
+	}
+	s := relay.NewSigners(eps, relay.SignersOptions{Log: log})
+	wctx, stop := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() { defer close(watched); s.Watch(wctx) }()
+	closeConns := closeSigners
+	return s, eps, func() { stop(); <-watched; closeConns() }, nil
+}
+
+// relayTLS builds the relay's client TLS set-up from [relay.tls]: its key
+// a file, or a key on [relay.tls.token] (returned, to be closed once the
+// connections are).
+func relayTLS(ctx context.Context, tlsCfg *conffile.TLSClient) (*tls.Config, *tlskey.Key, error) {
+	if tlsCfg == nil {
+		return nil, nil, errors.New("relay: a tcp:// signer needs [relay.tls]")
+	}
+	if tlsCfg.KeyLabel == "" {
+		c, err := mtls.Client(tlsCfg.Cert, tlsCfg.Key, tlsCfg.CA, tlsCfg.ServerName)
+		return c, nil, err
+	}
+	key, err := openRelayTLSKey(ctx, tlsCfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := mtls.KeyPair(tlsCfg.Cert, key)
+	var c *tls.Config
+	if err == nil {
+		c, err = mtls.ClientCert(cert, tlsCfg.CA, tlsCfg.ServerName)
+	}
+	if err != nil {
+		key.Close()
+		return nil, nil, err
+	}
+	return c, key, nil
+}
+
+// dialSigner connects to the signer at addr: a Unix socket, or TCP with
+// the mutual TLS set-up tc.
+func dialSigner(addr string, tc *tls.Config, opt grpc.DialOption) (*grpc.ClientConn, error) {
 	switch {
 	case strings.HasPrefix(addr, "unix://"):
-		conn, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		return conn, closeKey, err
+		return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), opt)
 	case strings.HasPrefix(addr, "tcp://"):
-		if tlsCfg == nil {
-			return nil, closeKey, fmt.Errorf("relay.signer %s: tcp needs [relay.tls]", addr)
-		}
-		var c *tls.Config
-		if tlsCfg.KeyLabel == "" {
-			c, err = mtls.Client(tlsCfg.Cert, tlsCfg.Key, tlsCfg.CA, tlsCfg.ServerName)
-		} else {
-			var key *tlskey.Key
-			key, err = openRelayTLSKey(ctx, tlsCfg)
-			if err != nil {
-				return nil, closeKey, err
-			}
-			closeKey = func() { key.Close() }
-			var cert tls.Certificate
-			if cert, err = mtls.KeyPair(tlsCfg.Cert, key); err == nil {
-				c, err = mtls.ClientCert(cert, tlsCfg.CA, tlsCfg.ServerName)
-			}
-		}
-		if err != nil {
-			closeKey()
-			return nil, func() {}, err
-		}
-		conn, err = grpc.NewClient(strings.TrimPrefix(addr, "tcp://"), grpc.WithTransportCredentials(credentials.NewTLS(c)))
-		if err != nil {
-			closeKey()
-			return nil, func() {}, err
-		}
-		return conn, closeKey, nil
+		return grpc.NewClient(strings.TrimPrefix(addr, "tcp://"), grpc.WithTransportCredentials(credentials.NewTLS(tc)), opt)
 	}
-	return nil, closeKey, fmt.Errorf("relay.signer %q is neither unix:// nor tcp://", addr)
+	return nil, fmt.Errorf("relay: signer %q is neither unix:// nor tcp://", addr)
 }
 
 // openRelayTLSKey opens the relay's TLS key on [relay.tls.token].

@@ -37,6 +37,7 @@ func (w *benchWorld) newItem(a *benchAccount, amountRaw string, expires int64) b
 
 // benchWorker is one client goroutine's share of a level and its results.
 type benchWorker struct {
+	client   pb.SignerClient // the signer it sends to
 	accounts []*benchAccount
 	items    []benchItem // prepared (--requests)
 	lat      []time.Duration
@@ -49,10 +50,11 @@ type benchWorker struct {
 
 func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOptions) (benchLevel, error) {
 	nAcct := min(max(c, benchMinAccounts), len(w.accounts))
-	lv := benchLevel{Concurrency: c, Accounts: nAcct}
+	lv := benchLevel{Concurrency: c, Accounts: nAcct, Store: w.kind}
 	workers := make([]*benchWorker, c)
 	for i := range workers {
-		workers[i] = &benchWorker{}
+		// With several signers, the workers take them in turn.
+		workers[i] = &benchWorker{client: w.clients[i%len(w.clients)]}
 	}
 	for i, a := range w.accounts[:nAcct] {
 		if !a.failed {
@@ -109,13 +111,7 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var deadline time.Time
-	pagesWritten := func() int64 {
-		if w.store == nil {
-			return 0 // the signer runs in a process of its own (bench pipeline)
-		}
-		return w.store.PagesWritten()
-	}
-	cpu0, pages0 := processCPU(), pagesWritten()
+	cpu0, pages0 := processCPU(), w.pagesWritten()
 	start := time.Now()
 	if opts.duration > 0 {
 		deadline = start.Add(opts.duration)
@@ -126,7 +122,7 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu, pages := processCPU()-cpu0, pagesWritten()-pages0
+	cpu, pages := processCPU()-cpu0, w.pagesWritten()-pages0
 	bar.finish(ctx.Err())
 	if err := ctx.Err(); err != nil {
 		return lv, err
@@ -228,7 +224,7 @@ func (w *benchWorld) work(ctx context.Context, wk *benchWorker, bar *benchBar, d
 		req := &pb.SignRequest{Intent: it.in, Head: a.headPB, Template: pb.BlockFromNano(&tmpl), Approvals: []*pb.Approval{it.ap}}
 
 		t0 := time.Now()
-		resp, err := w.client.Sign(ctx, req)
+		resp, err := wk.client.Sign(ctx, req)
 		d := time.Since(t0)
 		wk.sent++
 		if err != nil {

@@ -13,13 +13,17 @@ import (
 type benchSignerReport struct {
 	Machine  benchMachine `json:"machine"`
 	Accounts int          `json:"accounts"`
-	// TrackedAccounts is, for each signer of --accounts, Accounts plus
-	// its filler accounts.
+	// TrackedAccounts is, for each world (a signer of --accounts, or the
+	// signers of a --store), Accounts plus its filler accounts.
 	TrackedAccounts []int `json:"tracked_accounts"`
-	Rounds          int   `json:"rounds"`
+	// Stores is each world's store (--store): bbolt, postgres or
+	// postgres-2.
+	Stores []string `json:"stores"`
+	Rounds int      `json:"rounds"`
 	// FillerHistory: the filler accounts were opened (--filler-history).
 	FillerHistory bool `json:"filler_history"`
-	// Comparisons set each signer after the first against the first.
+	// Comparisons set each world after the first against the first, and
+	// postgres-2 against postgres.
 	Comparisons      []benchComparison `json:"comparisons,omitempty"`
 	TokenPoolSize    int               `json:"token_pool_size"`
 	RequestsPerLevel int               `json:"requests_per_level,omitempty"`
@@ -39,13 +43,15 @@ type benchMachine struct {
 	Platform     string `json:"platform"`
 	LoadAvgStart string `json:"loadavg_start"` // /proc/loadavg: 1, 5 and 15 minutes
 	LoadAvgEnd   string `json:"loadavg_end"`
-	StateFS      string `json:"state_filesystem"`
+	StateFS      string `json:"state_filesystem"` // where the bbolt files and PostgreSQL's data are
 	Date         string `json:"date"`
 }
 
 type benchLevel struct {
 	Concurrency int `json:"concurrency"`
-	// TrackedAccounts is the signer's (--accounts); Round counts from 1.
+	// Store is the world's (--store); TrackedAccounts its signer's
+	// (--accounts); Round counts from 1.
+	Store           string  `json:"store"`
 	TrackedAccounts int     `json:"tracked_accounts"`
 	Round           int     `json:"round"`
 	Accounts        int     `json:"accounts"`
@@ -74,7 +80,8 @@ type benchLevel struct {
 	CPUUse float64 `json:"cpu_use"`
 	// PagesPerRequest is the state file's pages written per signed
 	// request (signer.Store.PagesWritten): the disk's share of a
-	// decision, which the machine's load does not change.
+	// decision, which the machine's load does not change; 0 on
+	// PostgreSQL.
 	PagesPerRequest float64 `json:"pages_per_request"`
 	// Verified: after the level, every account's frontier on the signer
 	// is the last block the client received, and its signature verifies.
@@ -118,7 +125,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 func printBenchSigner(out io.Writer, r *benchSignerReport) error {
 	m := r.Machine
-	fmt.Fprintf(out, "nanokms-dev bench signer: gRPC on a Unix socket, SoftHSM token (%d sessions), bbolt state file with fsync (%s)\n", r.TokenPoolSize, m.StateFS)
+	fmt.Fprintf(out, "nanokms-dev bench signer: gRPC on a Unix socket, SoftHSM token (%d sessions), %s (%s)\n", r.TokenPoolSize, storesLine(r.Stores), m.StateFS)
 	fmt.Fprintf(out, "machine:  %d CPUs (GOMAXPROCS %d), %s, %s %s, %s\n", m.CPUs, m.GOMAXPROCS, m.CPUModel, m.GoVersion, m.Platform, m.Date)
 	fmt.Fprintf(out, "load:     %s at the start, %s at the end (1, 5, 15 min)\n", m.LoadAvgStart, m.LoadAvgEnd)
 	per := fmt.Sprintf("%d requests", r.RequestsPerLevel)
@@ -130,17 +137,21 @@ func printBenchSigner(out io.Writer, r *benchSignerReport) error {
 		strings.Trim(strings.Join(strings.Fields(fmt.Sprint(r.TrackedAccounts)), ", "), "[]"), r.Rounds)
 
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "TRACKED\tROUND\tCONCURRENCY\tACCOUNTS\tSIGNED\tFAILED\tSIGNED/S\tMEAN ms\tP50 ms\tP90 ms\tP99 ms\tMAX ms\tBYTES/REQ\tCPU µs/REQ\tCORES USED\tPAGES/REQ\t")
+	fmt.Fprintln(tw, "STORE\tTRACKED\tROUND\tCONCURRENCY\tACCOUNTS\tSIGNED\tFAILED\tSIGNED/S\tMEAN ms\tP50 ms\tP90 ms\tP99 ms\tMAX ms\tBYTES/REQ\tCPU µs/REQ\tCORES USED\tPAGES/REQ\t")
 	for _, lv := range r.Levels {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.2f\t%.2f\t\n", lv.TrackedAccounts, lv.Round, lv.Concurrency, lv.Accounts, lv.Signed,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.2f\t%.2f\t\n", lv.Store, lv.TrackedAccounts, lv.Round, lv.Concurrency, lv.Accounts, lv.Signed,
 			lv.Failed+lv.Skipped, lv.PerSecond, lv.MeanMs, lv.P50Ms, lv.P90Ms, lv.P99Ms, lv.MaxMs, lv.RequestBytes, lv.CPUPerRequestUs, lv.CPUUse, lv.PagesPerRequest)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, c := range r.Comparisons {
-		fmt.Fprintf(out, "tracking %d vs %d accounts at concurrency %d: signed/s ratio %.2f (median of %s); medians %.0f vs %.0f/s, p99 %.2f vs %.2f ms, %.2f vs %.2f pages/request\n",
-			c.TrackedAccounts, c.BaseAccounts, c.Concurrency, c.RatioMedian, formatRatios(c.Ratios), c.PerSecond, c.BasePerSecond, c.P99Ms, c.BaseP99Ms, c.Pages, c.BasePages)
+		what := fmt.Sprintf("tracking %d vs %d accounts", c.TrackedAccounts, c.BaseAccounts)
+		if c.Store != c.BaseStore {
+			what = c.Store + " vs " + c.BaseStore
+		}
+		fmt.Fprintf(out, "%s at concurrency %d: signed/s ratio %.2f (median of %s); medians %.0f vs %.0f/s, p99 %.2f vs %.2f ms, %.2f vs %.2f pages/request\n",
+			what, c.Concurrency, c.RatioMedian, formatRatios(c.Ratios), c.PerSecond, c.BasePerSecond, c.P99Ms, c.BaseP99Ms, c.Pages, c.BasePages)
 	}
 	fmt.Fprintln(out, "(latency at the client; CPU µs/REQ: the whole process's CPU time, signer and clients, per signed request)")
 	for _, lv := range r.Levels {
@@ -177,6 +188,12 @@ func printBenchSigner(out io.Writer, r *benchSignerReport) error {
 				fmt.Fprintf(out, "  ≥ %.0f signed requests/s at concurrency 64: %.0f, %s\n", benchTargetRate, t.Value, verdict)
 			case "p99_ms_at_8":
 				fmt.Fprintf(out, "  p99 ≤ %.0f ms at concurrency 8: %.2f ms, %s\n", ms(benchTargetP99), t.Value, verdict)
+			case "p99_ms_at_8_postgres":
+				fmt.Fprintf(out, "  postgres: p99 ≤ %.0f ms at concurrency 8: %.2f ms, %s\n", ms(benchTargetPGP99), t.Value, verdict)
+			case "postgres_over_bbolt_at_64":
+				fmt.Fprintf(out, "  postgres ≥ %.1f × bbolt's signed/s at concurrency 64 (median ratio): %.2f, %s\n", benchTargetPGRatio, t.Value, verdict)
+			case "two_signers_over_one_at_64":
+				fmt.Fprintf(out, "  two signers on one database ≥ %.1f × one at concurrency 64 (median ratio): %.2f, %s\n", benchTargetPG2Ratio, t.Value, verdict)
 			default:
 				if strings.HasPrefix(t.Name, "throughput_ratio_at_64_") {
 					fmt.Fprintf(out, "  %s ≥ %.1f: %.2f, %s\n", t.Name, benchTargetScaleRatio, t.Value, verdict)
@@ -188,29 +205,56 @@ func printBenchSigner(out io.Writer, r *benchSignerReport) error {
 }
 
 // judge sets OK (every request of every level signed, every frontier
-// checked), the comparisons of the signers and the issue's targets: the
-// first signer's rate and latency, and each other signer's throughput
-// against the first's.
-func (r *benchSignerReport) judge(concurrency []int) {
+// checked), the comparisons of the worlds and the issue's targets: the
+// first world's rate and latency (on bbolt), each bbolt world's throughput
+// with filler accounts against the first's, and for PostgreSQL its p99 at
+// 8, its throughput against bbolt's and two signers' against one's.
+func (r *benchSignerReport) judge(concurrency []int, worlds []benchWorldKey) {
 	r.OK = true
 	for _, lv := range r.Levels {
 		if lv.Failed > 0 || lv.Skipped > 0 || !lv.Verified {
 			r.OK = false
 		}
 		switch {
-		case lv.TrackedAccounts != r.TrackedAccounts[0]:
-			// The targets are the first signer's.
+		case lv.Store == benchStorePG && lv.Concurrency == 8:
+			r.Targets = append(r.Targets, benchTarget{Name: "p99_ms_at_8_postgres", Value: lv.P99Ms, Met: lv.P99Ms <= ms(benchTargetPGP99)})
+		case lv.key() != worlds[0] || lv.Store != benchStoreBolt:
+			// The bbolt targets are the first world's.
 		case lv.Concurrency == 64:
 			r.Targets = append(r.Targets, benchTarget{Name: "signed_per_second_at_64", Value: lv.PerSecond, Met: lv.PerSecond >= benchTargetRate})
 		case lv.Concurrency == 8:
 			r.Targets = append(r.Targets, benchTarget{Name: "p99_ms_at_8", Value: lv.P99Ms, Met: lv.P99Ms <= ms(benchTargetP99)})
 		}
 	}
-	r.Comparisons = compareWorlds(r.Levels, r.TrackedAccounts, concurrency)
+	r.Comparisons = compareWorlds(r.Levels, worlds, concurrency)
 	for _, cmp := range r.Comparisons {
-		if cmp.Concurrency == 64 {
+		if cmp.Concurrency != 64 {
+			continue
+		}
+		switch {
+		case cmp.Store == cmp.BaseStore:
 			r.Targets = append(r.Targets, benchTarget{Name: fmt.Sprintf("throughput_ratio_at_64_with_%d_accounts", cmp.TrackedAccounts),
 				Value: cmp.RatioMedian, Met: cmp.RatioMedian >= benchTargetScaleRatio})
+		case cmp.Store == benchStorePG && cmp.BaseStore == benchStoreBolt:
+			r.Targets = append(r.Targets, benchTarget{Name: "postgres_over_bbolt_at_64", Value: cmp.RatioMedian, Met: cmp.RatioMedian >= benchTargetPGRatio})
+		case cmp.Store == benchStorePG2 && cmp.BaseStore == benchStorePG:
+			r.Targets = append(r.Targets, benchTarget{Name: "two_signers_over_one_at_64", Value: cmp.RatioMedian, Met: cmp.RatioMedian >= benchTargetPG2Ratio})
 		}
 	}
+}
+
+// storesLine describes the stores of a run for the header.
+func storesLine(stores []string) string {
+	parts := make([]string, len(stores))
+	for i, s := range stores {
+		switch s {
+		case benchStoreBolt:
+			parts[i] = "bbolt state file with fsync"
+		case benchStorePG:
+			parts[i] = "PostgreSQL 15 on this host (fsync on)"
+		case benchStorePG2:
+			parts[i] = "two signers on one PostgreSQL 15 database"
+		}
+	}
+	return strings.Join(parts, "; ")
 }

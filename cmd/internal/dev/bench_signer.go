@@ -9,6 +9,7 @@ import (
 	"runtime/pprof"
 	"runtime/trace"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,11 +37,18 @@ const (
 	// benchTargetScaleRatio: throughput with many accounts tracked, over
 	// that with only the measured ones, at concurrency 64 (issue 12).
 	benchTargetScaleRatio = 0.8
+	// The PostgreSQL store's targets (issue 15): its throughput over
+	// bbolt's at concurrency 64, measured in the same run; its p99 at 8;
+	// two signers on one database over one, at 64.
+	benchTargetPGRatio  = 0.4
+	benchTargetPGP99    = 25 * time.Millisecond
+	benchTargetPG2Ratio = 1.3
 )
 
 type benchSignerOptions struct {
 	concurrency []int
 	accounts    []int
+	stores      []string
 	rounds      int
 	history     bool
 	requests    int
@@ -56,19 +64,30 @@ type benchSignerOptions struct {
 func newBenchSignerCmd(e *cli.Env) *cobra.Command {
 	opts := benchSignerOptions{}
 	cmd := &cobra.Command{
-		Use:   "signer [--concurrency 1,8,64] [--requests N | --duration D] [--json]",
-		Short: "Benchmark the signer end to end: gRPC on a Unix socket, SoftHSM, bbolt with fsync",
+		Use:   "signer [--concurrency 1,8,64] [--requests N | --duration D] [--store bbolt,postgres,postgres-2] [--json]",
+		Short: "Benchmark the signer end to end: gRPC on a Unix socket, SoftHSM, bbolt with fsync or PostgreSQL",
 		Long: `Builds a throw-away signer in a temporary directory, measures it, and deletes
 everything again (also when interrupted):
 
   - a SoftHSM token with its own SOFTHSM2_CONF, made with softhsm2-util
     (softhsm2 is installed with apt-get when missing, if running as root),
     holding a master key and one wallet;
-  - a bbolt state file; every decision is committed with fsync;
+  - a bbolt state file; every decision is committed with fsync; or, with
+    --store, the state on PostgreSQL (a server of its own, started in a
+    temporary directory: Debian's PostgreSQL 15, installed with apt-get
+    when missing, run as the system user nanokms-pgtest when root; fsync
+    and synchronous_commit on), a database per signer set;
   - a policy with one approver ("service") and one group: receives are
     automatic, a send needs the service's approval, no limits;
   - the signer served in this process on a Unix socket, and gRPC clients
     dialling unix:// to it.
+
+--store lists the stores to measure, each with signers of its own, in
+turns (round by round, and within a round level by level): bbolt (one
+signer, a state file), postgres (one signer on a database), postgres-2 (two
+signers on one database, the workers split between them, which shows what a
+second signer adds); each is compared with the first, and postgres-2 with
+postgres.
 
 For each concurrency level C it uses max(C, 64) accounts, adopted through the
 API, funded by an outside account whose key the benchmark holds, and opened
@@ -98,6 +117,7 @@ Progress goes to standard error, results to standard output.`,
 	f := cmd.Flags()
 	f.IntSliceVar(&opts.concurrency, "concurrency", []int{1, 8, 64}, "concurrency levels to measure, in order")
 	f.IntVar(&opts.requests, "requests", 3000, "signed requests per level")
+	f.StringSliceVar(&opts.stores, "store", []string{benchStoreBolt}, "the stores to measure, in turns: bbolt, postgres, postgres-2 (two signers on one database)")
 	f.IntSliceVar(&opts.accounts, "accounts", []int{0}, "accounts a signer tracks in all: the measured ones and filler accounts written into its state file first (0: only the measured ones); several values make one signer each, measured in turn")
 	f.IntVar(&opts.rounds, "rounds", 1, "times to measure every level on every signer, interleaved")
 	f.BoolVar(&opts.history, "filler-history", false, "open each filler account with a recorded receive (request, signed block, audit), not only adopt it")
@@ -139,8 +159,10 @@ func runBenchSigner(ctx context.Context, e *cli.Env, opts benchSignerOptions) (e
 		TokenPoolSize: opts.poolSize,
 	}
 	rep.Rounds, rep.FillerHistory = opts.rounds, opts.history
-	for _, n := range opts.accounts {
-		rep.TrackedAccounts = append(rep.TrackedAccounts, max(rep.Accounts, n))
+	specs := opts.worlds(rep.Accounts)
+	for _, sp := range specs {
+		rep.TrackedAccounts = append(rep.TrackedAccounts, sp.Tracked)
+		rep.Stores = append(rep.Stores, sp.Store)
 	}
 	if opts.requests > 0 {
 		rep.RequestsPerLevel = opts.requests
@@ -148,7 +170,7 @@ func runBenchSigner(ctx context.Context, e *cli.Env, opts benchSignerOptions) (e
 		rep.DurationPerLevel = opts.duration.String()
 	}
 
-	w := &benchWorld{prog: prog}
+	w := &benchWorld{prog: prog, shared: &benchShared{}}
 	worlds := []*benchWorld{w}
 	defer func() {
 		prog.say("cleaning up")
@@ -162,10 +184,10 @@ func runBenchSigner(ctx context.Context, e *cli.Env, opts benchSignerOptions) (e
 	if err := w.setup(ctx, opts); err != nil {
 		return interrupted(ctx, err)
 	}
-	rep.Machine.StateFS = fsType(w.stateFile)
-	for i, tracked := range rep.TrackedAccounts {
+	rep.Machine.StateFS = fsType(w.dir)
+	for i, sp := range specs {
 		if i > 0 {
-			s, err := w.newSibling(i)
+			s, err := w.newSibling(ctx, opts, i, sp.Store)
 			if s != nil {
 				worlds = append(worlds, s)
 			}
@@ -174,8 +196,8 @@ func runBenchSigner(ctx context.Context, e *cli.Env, opts benchSignerOptions) (e
 			}
 		}
 		wd := worlds[i]
-		wd.tracked = tracked
-		if err := wd.fillAccounts(ctx, tracked-rep.Accounts, opts.history); err != nil {
+		wd.tracked = sp.Tracked
+		if err := wd.fillAccounts(ctx, sp.Tracked-rep.Accounts, opts.history); err != nil {
 			return interrupted(ctx, err)
 		}
 		if err := wd.openAccounts(ctx, rep.Accounts); err != nil {
@@ -198,7 +220,7 @@ func runBenchSigner(ctx context.Context, e *cli.Env, opts benchSignerOptions) (e
 	prof.stop()
 	rep.Machine.LoadAvgEnd = loadAvg()
 
-	rep.judge(opts.concurrency)
+	rep.judge(opts.concurrency, specs)
 	if opts.json {
 		if err := cli.PrintJSON(e.Stdout, rep); err != nil {
 			return err
@@ -240,12 +262,53 @@ func (opts benchSignerOptions) validate() (maxC int, err error) {
 	case opts.rounds < 1:
 		return 0, cli.UsageErr("--rounds must be at least 1")
 	}
+	filler := false
 	for _, n := range opts.accounts {
 		if n < 0 || n > benchMaxAccounts {
 			return 0, cli.UsageErr("--accounts must be from 0 to %d", benchMaxAccounts)
 		}
+		filler = filler || n > 0
+	}
+	if len(opts.stores) == 0 {
+		return 0, cli.UsageErr("--store: give at least one store")
+	}
+	for i, st := range opts.stores {
+		switch {
+		case !slices.Contains(benchStores, st):
+			return 0, cli.UsageErr("--store: %q is not one of %s", st, strings.Join(benchStores, ", "))
+		case slices.Contains(opts.stores[:i], st):
+			return 0, cli.UsageErr("--store: %s is listed twice", st)
+		case st != benchStoreBolt && filler:
+			return 0, cli.UsageErr("--accounts: filler accounts are written into a bbolt state file only, not with --store %s", st)
+		}
+	}
+	if len(opts.stores) > 1 && len(opts.accounts) > 1 {
+		return 0, cli.UsageErr("give several --store or several --accounts, not both")
 	}
 	return maxC, nil
+}
+
+// benchWorldKey names one world of a run: its store and how many accounts
+// its signer tracks.
+type benchWorldKey struct {
+	Store   string
+	Tracked int
+}
+
+// worlds returns the run's worlds, measured in turns: one per --store, or
+// one per --accounts value; accounts is how many the levels use.
+func (opts benchSignerOptions) worlds(accounts int) []benchWorldKey {
+	var out []benchWorldKey
+	if len(opts.stores) > 1 {
+		for _, st := range opts.stores {
+			out = append(out, benchWorldKey{st, max(accounts, opts.accounts[0])})
+		}
+		return out
+	}
+	for _, n := range opts.accounts {
+		out = append(out, benchWorldKey{opts.stores[0], max(accounts, n)})
+	}
+	return out
 }
 
 // benchProfiles are the --cpuprofile and --trace files of a run: made

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -139,19 +138,18 @@ func commitAll(ctx context.Context, store *signer.Store, ds []signer.Decision) e
 }
 
 // newSibling returns another world on w's token, wallet and approver, with a
-// state file, a signer and a funder of its own: --accounts with several
-// values measures one of these per value, in turn. Closing it leaves the
-// shared parts to w.
-func (w *benchWorld) newSibling(i int) (*benchWorld, error) {
+// store (of kind), signers and a funder of its own: several --accounts or
+// --store values measure one of these per value, in turn. Closing it
+// leaves the shared parts to w.
+func (w *benchWorld) newSibling(ctx context.Context, opts benchSignerOptions, i int, kind string) (*benchWorld, error) {
 	s := &benchWorld{prog: w.prog, dir: w.dir, tok: w.tok, module: w.module, label: w.label, pinFile: w.pinFile, poolSize: w.poolSize,
-		sibling: true, approver: w.approver, rep: w.rep, dest: w.dest, sendAmount: w.sendAmount}
+		sibling: true, approver: w.approver, rep: w.rep, dest: w.dest, sendAmount: w.sendAmount, shared: w.shared}
 	fk, err := randomKey()
 	if err != nil {
 		return nil, err
 	}
 	s.funder = benchExt{key: fk, pub: fk.Public()}
-	name := fmt.Sprintf("signer-%d", i+1)
-	return s, s.startSigner(filepath.Join(w.dir, name+".db"), filepath.Join(w.dir, name+".sock"))
+	return s, s.start(ctx, opts, kind, fmt.Sprintf("signer-%d", i+1))
 }
 
 // runLevels measures every level on every world, --rounds times. Within a
@@ -166,7 +164,7 @@ func runLevels(ctx context.Context, worlds []*benchWorld, opts benchSignerOption
 			}
 			for _, wd := range order {
 				if len(worlds) > 1 || opts.rounds > 1 {
-					wd.prog.say("round %d, the signer tracking %d accounts:", r+1, wd.tracked)
+					wd.prog.say("round %d, %s:", r+1, wd.describe())
 				}
 				runtime.GC()
 				lv, err := wd.runLevel(ctx, c, opts)
@@ -181,17 +179,31 @@ func runLevels(ctx context.Context, worlds []*benchWorld, opts benchSignerOption
 	return nil
 }
 
-// benchComparison sets one signer's throughput and latency at one level
-// against the first signer's, round by round.
+// describe names the world in the progress lines.
+func (w *benchWorld) describe() string {
+	switch w.kind {
+	case benchStorePG:
+		return fmt.Sprintf("one signer on PostgreSQL tracking %d accounts", w.tracked)
+	case benchStorePG2:
+		return fmt.Sprintf("two signers on one PostgreSQL database tracking %d accounts", w.tracked)
+	}
+	return fmt.Sprintf("the signer on bbolt tracking %d accounts", w.tracked)
+}
+
+// benchComparison sets one world's throughput and latency at one level
+// against another's (the first world's, or for postgres-2 the postgres
+// world's), round by round.
 type benchComparison struct {
-	Concurrency     int `json:"concurrency"`
-	TrackedAccounts int `json:"tracked_accounts"` // this signer's
-	BaseAccounts    int `json:"base_tracked_accounts"`
-	// Ratios are this signer's signed requests per second over the first
-	// signer's, one per round; RatioMedian is their median.
+	Concurrency     int    `json:"concurrency"`
+	Store           string `json:"store"`            // this world's
+	TrackedAccounts int    `json:"tracked_accounts"` // this world's
+	BaseStore       string `json:"base_store"`
+	BaseAccounts    int    `json:"base_tracked_accounts"`
+	// Ratios are this world's signed requests per second over the base
+	// world's, one per round; RatioMedian is their median.
 	Ratios      []float64 `json:"ratios"`
 	RatioMedian float64   `json:"ratio_median"`
-	// The medians over the rounds, of the first signer and this one.
+	// The medians over the rounds, of the base world and this one.
 	BasePerSecond float64 `json:"base_signed_per_second_median"`
 	PerSecond     float64 `json:"signed_per_second_median"`
 	BaseP99Ms     float64 `json:"base_p99_ms_median"`
@@ -200,30 +212,46 @@ type benchComparison struct {
 	Pages         float64 `json:"pages_per_request_median"`
 }
 
-// compareWorlds compares each signer after the first with the first, at
-// each level.
-func compareWorlds(levels []benchLevel, tracked []int, concurrency []int) []benchComparison {
+// compareWorlds compares each world after the first with the first, and
+// a postgres-2 world with a postgres one (what the second signer adds),
+// at each level.
+func compareWorlds(levels []benchLevel, worlds []benchWorldKey, concurrency []int) []benchComparison {
+	var pairs [][2]benchWorldKey // this, base
+	for _, k := range worlds[1:] {
+		pairs = append(pairs, [2]benchWorldKey{k, worlds[0]})
+	}
+	for _, k := range worlds {
+		if k.Store != benchStorePG2 {
+			continue
+		}
+		for _, b := range worlds {
+			if b.Store == benchStorePG && b.Tracked == k.Tracked && b != worlds[0] {
+				pairs = append(pairs, [2]benchWorldKey{k, b})
+			}
+		}
+	}
 	var out []benchComparison
-	for _, t := range tracked[1:] {
+	for _, pair := range pairs {
+		t, b := pair[0], pair[1]
 		for _, c := range slices.Compact(slices.Sorted(slices.Values(concurrency))) {
-			cmp := benchComparison{Concurrency: c, TrackedAccounts: t, BaseAccounts: tracked[0]}
+			cmp := benchComparison{Concurrency: c, Store: t.Store, TrackedAccounts: t.Tracked, BaseStore: b.Store, BaseAccounts: b.Tracked}
 			var base, this, baseP99, thisP99, basePages, thisPages []float64
 			byRound := map[int]float64{}
 			for _, lv := range levels {
-				if lv.Concurrency == c && lv.TrackedAccounts == tracked[0] {
+				if lv.Concurrency == c && lv.key() == b {
 					byRound[lv.Round] = lv.PerSecond
 					base, baseP99 = append(base, lv.PerSecond), append(baseP99, lv.P99Ms)
 					basePages = append(basePages, lv.PagesPerRequest)
 				}
 			}
 			for _, lv := range levels {
-				if lv.Concurrency != c || lv.TrackedAccounts != t {
+				if lv.Concurrency != c || lv.key() != t {
 					continue
 				}
 				this, thisP99 = append(this, lv.PerSecond), append(thisP99, lv.P99Ms)
 				thisPages = append(thisPages, lv.PagesPerRequest)
-				if b := byRound[lv.Round]; b > 0 {
-					cmp.Ratios = append(cmp.Ratios, lv.PerSecond/b)
+				if bs := byRound[lv.Round]; bs > 0 {
+					cmp.Ratios = append(cmp.Ratios, lv.PerSecond/bs)
 				}
 			}
 			cmp.RatioMedian, cmp.BasePerSecond, cmp.PerSecond = median(cmp.Ratios), median(base), median(this)
@@ -234,6 +262,9 @@ func compareWorlds(levels []benchLevel, tracked []int, concurrency []int) []benc
 	}
 	return out
 }
+
+// key is the world a level was measured on.
+func (lv benchLevel) key() benchWorldKey { return benchWorldKey{lv.Store, lv.TrackedAccounts} }
 
 // median returns the median of v (the mean of the middle two for an even
 // count), 0 for none.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -226,6 +227,11 @@ func TestBenchSignerUsage(t *testing.T) {
 		{"--requests", "10", "--duration", "1s"},
 		{"--requests", "0"},
 		{"--pool-size", "0"},
+		{"--store", "sqlite"},
+		{"--store", "bbolt,bbolt"},
+		{"--store", ""},
+		{"--store", "postgres", "--accounts", "1000"},
+		{"--store", "bbolt,postgres", "--accounts", "0,1000"},
 		{"extra"},
 	} {
 		r := runCLI(t, append([]string{"bench", "signer"}, args...)...)
@@ -233,4 +239,76 @@ func TestBenchSignerUsage(t *testing.T) {
 			t.Errorf("%v: %s", args, r)
 		}
 	}
+}
+
+// TestBenchSignerStores: with --store bbolt,postgres,postgres-2 the bench
+// measures a signer on a bbolt file, one on a PostgreSQL database of its
+// own server, and two signers sharing one database, in turns, round after
+// round; it compares each with the first and the two signers with the
+// one, judges the PostgreSQL targets, and leaves nothing behind (the
+// server stopped, its directory removed).
+func TestBenchSignerStores(t *testing.T) {
+	dir := benchInProcess(t)
+	// The server runs as an unprivileged user when the tests run as root:
+	// it must reach its directory under dir.
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf, hadConf := os.LookupEnv("SOFTHSM2_CONF")
+	var stdout, stderr bytes.Buffer
+	code := cli.Run(context.Background(), Binary, []string{"bench", "signer", "--concurrency", "8", "--requests", "24", "--store", "bbolt,postgres,postgres-2",
+		"--rounds", "2", "--crypto-iterations", "5", "--json", "--dir", dir}, strings.NewReader(""), &stdout, &stderr)
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d\n--- stdout\n%s--- stderr\n%s", code, stdout.String(), stderr.String())
+	}
+	var rep benchSignerReport
+	dec := json.NewDecoder(&stdout)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rep); err != nil {
+		t.Fatalf("decoding the JSON: %v\n%s", err, stdout.String())
+	}
+	if !rep.OK || !slices.Equal(rep.Stores, []string{"bbolt", "postgres", "postgres-2"}) || !slices.Equal(rep.TrackedAccounts, []int{64, 64, 64}) {
+		t.Fatalf("report: ok %v, stores %v, tracked %v", rep.OK, rep.Stores, rep.TrackedAccounts)
+	}
+	var order []string
+	for _, lv := range rep.Levels {
+		order = append(order, fmt.Sprintf("%d %s", lv.Round, lv.Store))
+		if lv.Signed != 24 || !lv.Verified || lv.Failed != 0 {
+			t.Errorf("level %+v", lv)
+		}
+		if (lv.Store == "bbolt") != (lv.PagesPerRequest > 0) {
+			t.Errorf("%s: %.2f pages per request", lv.Store, lv.PagesPerRequest)
+		}
+	}
+	if want := []string{"1 bbolt", "1 postgres", "1 postgres-2", "2 postgres-2", "2 postgres", "2 bbolt"}; !slices.Equal(order, want) {
+		t.Errorf("levels (round, store): %v, want %v", order, want)
+	}
+	var pairs []string
+	for _, c := range rep.Comparisons {
+		pairs = append(pairs, c.Store+"/"+c.BaseStore)
+		if c.Concurrency != 8 || len(c.Ratios) != 2 || !(c.RatioMedian > 0) || !(c.PerSecond > 0) || !(c.BasePerSecond > 0) {
+			t.Errorf("comparison: %+v", c)
+		}
+	}
+	if want := []string{"postgres/bbolt", "postgres-2/bbolt", "postgres-2/postgres"}; !slices.Equal(pairs, want) {
+		t.Errorf("comparisons %v, want %v", pairs, want)
+	}
+	n := 0
+	for _, tg := range rep.Targets {
+		if tg.Name == "p99_ms_at_8_postgres" {
+			n++
+			if tg.Met != (tg.Value <= 25) {
+				t.Errorf("target %+v", tg)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("targets %+v: want p99_ms_at_8_postgres for each round", rep.Targets)
+	}
+	if !strings.Contains(stderr.String(), "starting PostgreSQL 15") || !strings.Contains(stderr.String(), "two signers on one PostgreSQL database") {
+		t.Errorf("stderr:\n%s", stderr.String())
+	}
+	assertCleanedUp(t, dir, conf, hadConf)
 }

@@ -33,14 +33,23 @@ type benchWorld struct {
 	prog *benchProgress
 
 	dir       string // the temporary directory
-	stateFile string
+	stateFile string // the bbolt store's; "" on PostgreSQL
 	softhsm   *softhsmtool.Token
 	tok       *hsm.Token
-	store     *signer.Store
-	stopServe context.CancelFunc
-	served    chan error
-	conn      *grpc.ClientConn
-	client    pb.SignerClient
+	// kind is the world's store (--store): benchStoreBolt, benchStorePG or
+	// benchStorePG2.
+	kind     string
+	store    *signer.Store     // the bbolt store; nil on PostgreSQL
+	pgStores []*signer.PGStore // one per signer on PostgreSQL
+	pg       *benchPG          // the PostgreSQL server, when this world started it
+	// shared is what every world of the run shares: the PostgreSQL
+	// server, once one world has started it.
+	shared  *benchShared
+	servers []benchServer
+	// clients are one per signer; client is the first's, which sets up
+	// and checks the accounts.
+	clients []pb.SignerClient
+	client  pb.SignerClient
 
 	// For a second world on the same token (sibling): the token's
 	// module, label, PIN file and pool size, and whether this world owns
@@ -59,6 +68,14 @@ type benchWorld struct {
 	rep, dest  nano.PublicKey
 	sendAmount nano.Amount
 	accounts   []*benchAccount
+}
+
+// benchServer is one signer served in this process, and its client's
+// connection.
+type benchServer struct {
+	stop   context.CancelFunc
+	served chan error
+	conn   *grpc.ClientConn
 }
 
 // benchAccount is a custody account and what the client knows of it. A
@@ -123,7 +140,18 @@ func (w *benchWorld) setup(ctx context.Context, opts benchSignerOptions) error {
 		return err
 	}
 	w.pinFile, w.label, w.poolSize = pinFile, label, opts.poolSize
-	return w.startSigner(filepath.Join(dir, "signer.db"), sock)
+	return w.start(ctx, opts, opts.stores[0], "signer")
+}
+
+// start starts the world's signer (or signers) on a store of kind, named
+// name in the directory: a bbolt file, or a database of its own on the
+// run's PostgreSQL server (started by the first world that needs it).
+func (w *benchWorld) start(ctx context.Context, opts benchSignerOptions, kind, name string) error {
+	w.kind = kind
+	if kind == benchStoreBolt {
+		return w.startSigner(filepath.Join(w.dir, name+".db"), filepath.Join(w.dir, name+".sock"))
+	}
+	return w.startPGSigners(ctx, opts, name)
 }
 
 // newToken makes the run's SoftHSM token, labelled label, with its PIN
@@ -191,11 +219,28 @@ func (w *benchWorld) newKeys() (err error) {
 // the run's client to it.
 func (w *benchWorld) startSigner(stateFile, sock string) (err error) {
 	w.stateFile = stateFile
+	cfg, err := w.config(fmt.Sprintf("state = %q\n", stateFile), sock)
+	if err != nil {
+		return err
+	}
+	if w.store, err = signer.OpenStore(cfg.Signer.State); err != nil {
+		return err
+	}
+	if err := w.serve(signer.New(w.store, w.tok, &cfg.Policy, signer.Options{MaxIntentTTL: cfg.Signer.MaxIntentTTL}), cfg); err != nil {
+		return err
+	}
+	w.prog.say("signer serving on %s, state in %s", cfg.Signer.Listen, w.stateFile)
+	return nil
+}
+
+// config returns the benchmark's signer configuration: store (the
+// [signer] keys or sections naming the state) and the signer on the Unix
+// socket sock.
+func (w *benchWorld) config(store, sock string) (*signerconf.Config, error) {
 	cfgText := fmt.Sprintf(`[signer]
-state = %q
 listen = %q
 shutdown_grace = "5s"
-
+%s
 [token]
 module = %q
 label = %q
@@ -213,45 +258,63 @@ receive_automatic = true
 [[groups.tiers]]
 quorum = 1
 approvers = ["service"]
-`, w.stateFile, "unix://"+sock, w.module, w.label, w.pinFile, w.poolSize,
+`, "unix://"+sock, store, w.module, w.label, w.pinFile, w.poolSize,
 		[]byte(w.approver.Public().(ed25519.PublicKey)), benchWallet)
 	cfg, err := signerconf.Parse([]byte(cfgText))
 	if err != nil {
-		return fmt.Errorf("the benchmark's policy: %w", err)
+		return nil, fmt.Errorf("the benchmark's policy: %w", err)
 	}
-	if w.store, err = signer.OpenStore(cfg.Signer.State); err != nil {
-		return err
-	}
-	s := signer.New(w.store, w.tok, &cfg.Policy, signer.Options{MaxIntentTTL: cfg.Signer.MaxIntentTTL})
+	return cfg, nil
+}
+
+// serve serves s in this process as cfg says and connects a client to it.
+func (w *benchWorld) serve(s *signer.Signer, cfg *signerconf.Config) error {
 	sopts := signer.ServeOptions{Listen: cfg.Signer.Listen, Grace: cfg.Signer.ShutdownGrace}
 	l, err := signer.Listen(sopts)
 	if err != nil {
 		return err
 	}
 	sctx, stop := context.WithCancel(context.Background())
-	w.stopServe, w.served = stop, make(chan error, 1)
-	go func() { w.served <- signer.Serve(sctx, l, signer.NewServer(s), sopts) }()
-	w.conn, err = grpc.NewClient(sopts.Listen, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	srv := benchServer{stop: stop, served: make(chan error, 1)}
+	go func() { srv.served <- signer.Serve(sctx, l, signer.NewServer(s), sopts) }()
+	srv.conn, err = grpc.NewClient(sopts.Listen, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	w.servers = append(w.servers, srv)
 	if err != nil {
 		return err
 	}
-	w.client = pb.NewSignerClient(w.conn)
-	w.prog.say("signer serving on %s, state in %s", sopts.Listen, w.stateFile)
+	w.clients = append(w.clients, pb.NewSignerClient(srv.conn))
+	w.client = w.clients[0]
 	return nil
+}
+
+// pagesWritten is the bbolt state file's pages written so far; 0 on
+// PostgreSQL and when the signer runs in a process of its own (bench
+// pipeline).
+func (w *benchWorld) pagesWritten() int64 {
+	if w.store == nil {
+		return 0
+	}
+	return w.store.PagesWritten()
 }
 
 // close stops and deletes everything setup made, in reverse order.
 func (w *benchWorld) close() error {
 	var errs []error
-	if w.conn != nil {
-		errs = append(errs, w.conn.Close())
-	}
-	if w.stopServe != nil {
-		w.stopServe()
-		errs = append(errs, <-w.served)
+	for _, srv := range w.servers {
+		if srv.conn != nil {
+			errs = append(errs, srv.conn.Close())
+		}
+		srv.stop()
+		errs = append(errs, <-srv.served)
 	}
 	if w.store != nil {
 		errs = append(errs, w.store.Close())
+	}
+	for _, st := range w.pgStores {
+		errs = append(errs, st.Close())
+	}
+	if w.pg != nil {
+		errs = append(errs, w.pg.close())
 	}
 	if w.funder.key != nil {
 		w.funder.key.Wipe()
