@@ -231,7 +231,7 @@ func (w *pipeWorld) setup(ctx context.Context) error {
 		return err
 	}
 	if w.opts.signerDuration > 0 {
-		w.alone = &benchWorld{prog: prog, client: signer, firstIndex: uint32(w.opts.accounts)}
+		w.alone = &benchWorld{prog: prog, client: signer, clients: []pb.SignerClient{signer}, firstIndex: uint32(w.opts.accounts)}
 		if err := w.alone.newKeys(); err != nil {
 			return err
 		}
