@@ -147,7 +147,7 @@ func OpenPGStore(ctx context.Context, dsn string, opts PGOptions) (*PGStore, err
 		pool.Close()
 		return nil, err
 	}
-	s := &PGStore{pool: pool, opts: opts, appended: make(chan struct{}),
+	s := &PGStore{pool: pool, opts: opts, reach: newReachState(), appended: make(chan struct{}),
 		commits: make(chan *pgCommitReq, maxGroup), stopped: make(chan struct{})}
 	go s.committer()
 	return s, nil
@@ -250,51 +250,26 @@ func pgWrap(parent context.Context, err error) error {
 }
 
 // reachState is whether the database answered the last operation.
-type reachState struct {
-	mu      sync.Mutex
-	down    bool
-	changed chan struct{}
-	log     *slog.Logger
+type reachState struct{ downState }
+
+func newReachState() reachState {
+	return reachState{downState{
+		downMsg: "state database unavailable: nothing is decided until it answers again; the health service reports NOT_SERVING",
+		upMsg:   "state database available again",
+	}}
 }
 
 // note records the outcome of an operation and returns err.
 func (r *reachState) note(err error) error {
 	switch {
 	case err == nil:
-		r.set(false, nil)
+		if r.isDown.Load() {
+			r.set(false, nil)
+		}
 	case errors.Is(err, ErrStoreUnavailable):
 		r.set(true, err)
 	}
 	return err
-}
-
-func (r *reachState) set(down bool, cause error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.down == down {
-		return
-	}
-	r.down = down
-	switch {
-	case r.log == nil:
-	case down:
-		r.log.Error("state database unavailable: nothing is decided until it answers again; the health service reports NOT_SERVING", "error", cause.Error())
-	default:
-		r.log.Info("state database available again")
-	}
-	if r.changed != nil {
-		close(r.changed)
-		r.changed = nil
-	}
-}
-
-func (r *reachState) get() (bool, <-chan struct{}) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.changed == nil {
-		r.changed = make(chan struct{})
-	}
-	return !r.down, r.changed
 }
 
 func (s *PGStore) writable() (bool, <-chan struct{}) { return s.reach.get() }
@@ -310,35 +285,7 @@ func (s *PGStore) Ping(ctx context.Context) error {
 }
 
 func (s *PGStore) watch(ctx context.Context, interval time.Duration, log *slog.Logger) {
-	s.reach.mu.Lock()
-	s.reach.log = log
-	s.reach.mu.Unlock()
-	defer func() {
-		s.reach.mu.Lock()
-		s.reach.log = nil
-		s.reach.mu.Unlock()
-	}()
-	for {
-		ok, changed := s.reach.get()
-		if ok {
-			select {
-			case <-ctx.Done():
-				return
-			case <-changed:
-			}
-			continue
-		}
-		t := time.NewTimer(interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-changed:
-			t.Stop()
-		case <-t.C:
-			_ = s.Ping(ctx)
-		}
-	}
+	s.reach.watch(ctx, interval, log, func() { _ = s.Ping(ctx) })
 }
 
 // pgTx is a write transaction of a group, with the audit chain's head as

@@ -201,7 +201,7 @@ func OpenStore(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("signer: state file %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
 	}
-	s := &Store{db: db, path: path, appended: make(chan struct{}), commits: make(chan *commitReq, maxGroup), stopped: make(chan struct{})}
+	s := &Store{db: db, path: path, space: newSpaceState(path), appended: make(chan struct{}), commits: make(chan *commitReq, maxGroup), stopped: make(chan struct{})}
 	go s.committer()
 	return s, nil
 }

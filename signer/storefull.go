@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -25,13 +23,15 @@ func noSpace(err error) bool { return errors.Is(err, syscall.ENOSPC) || errors.I
 
 // spaceState is whether the store's writes fail for want of space. The
 // zero value is writable.
-type spaceState struct {
-	isFull  atomic.Bool // full, read without the lock on the write path
-	mu      sync.Mutex
-	full    bool
-	changed chan struct{} // closed and replaced when full changes
-	log     *slog.Logger  // told of each change, when set
-	path    string        // the state file, for the log
+type spaceState struct{ downState }
+
+// newSpaceState returns the writable state of the state file at path.
+func newSpaceState(path string) spaceState {
+	return spaceState{downState{
+		downMsg: "state store full: nothing is decided until space is freed; the health service reports NOT_SERVING",
+		upMsg:   "state store writable again",
+		attrs:   []any{"state", path},
+	}}
 }
 
 // note records the outcome of a write and returns its error, wrapped with
@@ -41,7 +41,7 @@ type spaceState struct {
 func (st *spaceState) note(err error) error {
 	switch {
 	case err == nil:
-		if st.isFull.Load() {
+		if st.isDown.Load() {
 			st.set(false, nil)
 		}
 	case noSpace(err):
@@ -49,38 +49,6 @@ func (st *spaceState) note(err error) error {
 		return fmt.Errorf("%w: %w", ErrStoreFull, err)
 	}
 	return err
-}
-
-func (st *spaceState) set(full bool, cause error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.full == full {
-		return
-	}
-	st.full = full
-	st.isFull.Store(full)
-	// Logged before anyone waiting on changed learns of it.
-	switch {
-	case st.log == nil:
-	case full:
-		st.log.Error("state store full: nothing is decided until space is freed; the health service reports NOT_SERVING",
-			"state", st.path, "error", cause.Error())
-	default:
-		st.log.Info("state store writable again", "state", st.path)
-	}
-	if st.changed != nil {
-		close(st.changed)
-		st.changed = nil
-	}
-}
-
-func (st *spaceState) get() (writable bool, changed <-chan struct{}) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.changed == nil {
-		st.changed = make(chan struct{})
-	}
-	return !st.full, st.changed
 }
 
 // Writable reports whether the store's writes succeed: false from a write
@@ -134,35 +102,9 @@ const defaultSpaceProbe = 5 * time.Second
 // write too; the probe makes the store (and the health service) writable
 // again even when nothing is resent.
 func (s *Store) watchSpace(ctx context.Context, interval time.Duration, log *slog.Logger) {
-	s.space.mu.Lock()
-	s.space.log, s.space.path = log, s.path
-	s.space.mu.Unlock()
-	defer func() {
-		s.space.mu.Lock()
-		s.space.log = nil
-		s.space.mu.Unlock()
-	}()
-	for {
-		ok, changed := s.space.get()
-		if ok {
-			select {
-			case <-ctx.Done():
-				return
-			case <-changed:
-			}
-			continue
+	s.space.watch(ctx, interval, log, func() {
+		if err := s.ProbeSpace(); err != nil && !errors.Is(err, ErrStoreFull) {
+			log.Warn("probing the state store for space", "error", err.Error())
 		}
-		t := time.NewTimer(interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-changed:
-			t.Stop()
-		case <-t.C:
-			if err := s.ProbeSpace(); err != nil && !errors.Is(err, ErrStoreFull) {
-				log.Warn("probing the state store for space", "error", err.Error())
-			}
-		}
-	}
+	})
 }
