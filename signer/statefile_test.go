@@ -225,7 +225,7 @@ func TestStateFileRefusals(t *testing.T) {
 		{"empty", nil, 0, "", "", "not a nanokms signer state export"},
 		{"other file", []byte("{\"accounts\": []}\n"), 0, "", "", "not a nanokms signer state export"},
 		{"header cut", data[:stateHeaderLen-1], 0, "", "", "truncated"},
-		{"newer version", with(func(h []byte, r []fileRecord) ([]byte, []fileRecord) { h[len(stateMagic)+1] = 2; return h, r }), 0, "", "", "format version 2, newer than this binary knows"},
+		{"newer version", with(func(h []byte, r []fileRecord) ([]byte, []fileRecord) { h[len(stateMagic)+1] = 3; return h, r }), 0, "", "", "format version 3, newer than this binary knows (2)"},
 		{"version 0", with(func(h []byte, r []fileRecord) ([]byte, []fileRecord) { h[len(stateMagic)+1] = 0; return h, r }), 0, "", "", "format version 0 is not one"},
 		{"source", with(func(h []byte, r []fileRecord) ([]byte, []fileRecord) { h[len(stateMagic)+2] = 9; return h, r }), 0, "", "", "source 9"},
 		{"no end", data[:len(data)-5-stateEndBodyLen], 0, "", "", "no end record"},
