@@ -321,9 +321,7 @@ func TestBackupWhileSigning(t *testing.T) {
 	}
 	for i, x := range backups {
 		st := w.newState("bbolt")
-		if err := w.importInto(st, x); err != nil {
-			t.Fatalf("backup %d: %v", i, err)
-		}
+		w.seedState(st, x)
 		if err := w.importInto(st, final); err != nil {
 			t.Fatalf("backup %d is not a prefix of the state after it: %v", i, err)
 		}

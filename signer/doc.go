@@ -67,7 +67,12 @@
 // store's state with it in one transaction, after verifying its audit
 // chain and refusing (ImportConflict) a store that holds a block signed,
 // an answer or audit records the export does not: an import never makes a
-// store forget what it signed.
+// store forget what it signed. Store.ExportRetire and PGStore.ExportRetire
+// make a retiring export (retire.go): the source is marked retired in the
+// transaction that reads it, and serves no more (RetiredError); a store
+// that holds nothing, or was retired, takes only a retiring export
+// (NotRetiringError), so an old export or a backup never becomes a second
+// signer of a state that went on signing.
 //
 // # Backup and restore
 //

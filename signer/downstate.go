@@ -14,22 +14,51 @@ import (
 // gives it the log lines of its own cause (downMsg, upMsg) and the
 // attributes naming the store (attrs).
 type downState struct {
-	isDown  atomic.Bool // down, read without the lock on the write path
-	mu      sync.Mutex
-	down    bool
-	changed chan struct{} // closed and replaced when down changes
-	log     *slog.Logger  // told of each change, while watch runs
-	downMsg string
-	upMsg   string
-	attrs   []any
+	isDown     atomic.Bool // down, read without the lock on the write path
+	mu         sync.Mutex
+	down       bool
+	changed    chan struct{} // closed and replaced when down changes
+	log        *slog.Logger  // told of each change, while watch runs
+	pinnedDown bool          // down for a cause only unpin clears (pin)
+	downMsg    string
+	upMsg      string
+	attrs      []any
 }
 
 // set records whether the store is down (cause: why, when it is), logs a
-// change and wakes whoever waits on it.
+// change and wakes whoever waits on it. While pinned it stays down.
 func (o *downState) set(down bool, cause error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.down == down {
+	o.setLocked(down, o.downMsg, cause)
+}
+
+// pin marks the store down for a cause that no write clears, only unpin
+// (a PostgreSQL database found retired), logging msg when that is a
+// change.
+func (o *downState) pin(msg string, cause error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.pinnedDown = true
+	o.setLocked(true, msg, cause)
+}
+
+// unpin lets the next successful write or probe say the store is up.
+func (o *downState) unpin() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.pinnedDown = false
+}
+
+// pinned reports whether pin holds the store down.
+func (o *downState) pinned() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.pinnedDown
+}
+
+func (o *downState) setLocked(down bool, downMsg string, cause error) {
+	if o.down == down || (o.pinnedDown && !down) {
 		return
 	}
 	o.down = down
@@ -38,7 +67,7 @@ func (o *downState) set(down bool, cause error) {
 	switch {
 	case o.log == nil:
 	case down:
-		o.log.Error(o.downMsg, append(o.attrs[:len(o.attrs):len(o.attrs)], "error", cause.Error())...)
+		o.log.Error(downMsg, append(o.attrs[:len(o.attrs):len(o.attrs)], "error", cause.Error())...)
 	default:
 		o.log.Info(o.upMsg, o.attrs...)
 	}

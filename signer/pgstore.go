@@ -249,7 +249,9 @@ func pgWrap(parent context.Context, err error) error {
 	return err
 }
 
-// reachState is whether the database answered the last operation.
+// reachState is whether the database answered the last operation, and
+// whether it was found retired (retire.go): a retired database is down
+// until a Ping finds it live again, whatever the reads that succeed.
 type reachState struct{ downState }
 
 func newReachState() reachState {
@@ -266,22 +268,32 @@ func (r *reachState) note(err error) error {
 		if r.isDown.Load() {
 			r.set(false, nil)
 		}
+	case errors.Is(err, ErrStoreRetired):
+		r.pin("state database retired: nothing is decided on it any more; the health service reports NOT_SERVING", err)
 	case errors.Is(err, ErrStoreUnavailable):
 		r.set(true, err)
 	}
 	return err
 }
 
+// live records that the database was found live (not retired), and
+// returns nil.
+func (r *reachState) live() error {
+	r.unpin()
+	return r.note(nil)
+}
+
+func (r *reachState) isRetired() bool { return r.pinned() }
+
 func (s *PGStore) writable() (bool, <-chan struct{}) { return s.reach.get() }
 
-// Ping checks that the database answers, and marks the store available
-// when it does.
+// Ping checks that the database answers and is not retired, and marks
+// the store available when it does.
 func (s *PGStore) Ping(ctx context.Context) error {
-	octx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
-	defer cancel()
-	var one int
-	err := s.pool.QueryRow(octx, "SELECT 1 FROM signer_audit_head").Scan(&one)
-	return s.reach.note(pgWrap(ctx, err))
+	if err := s.CheckLive(ctx); err != nil {
+		return s.reach.note(err)
+	}
+	return s.reach.live()
 }
 
 func (s *PGStore) watch(ctx context.Context, interval time.Duration, log *slog.Logger) {
@@ -455,8 +467,14 @@ func (s *PGStore) runGroup(ctx context.Context, group []*pgCommitReq, results []
 		return err
 	}
 	var seq int64
-	if err := tx.QueryRow(ctx, "SELECT seq, hash FROM signer_audit_head FOR UPDATE").Scan(&seq, &t.headHash); err != nil {
+	var rat, rseq *int64
+	var rto *string
+	if err := tx.QueryRow(ctx, "SELECT seq, hash, "+pgRetiredCols+" FROM signer_audit_head FOR UPDATE").Scan(&seq, &t.headHash, &rat, &rseq, &rto); err != nil {
 		return err
+	}
+	if r := pgRetirement(rat, rseq, rto); r != nil {
+		// Retired under this signer (retire.go): nothing more commits.
+		return &RetiredError{Store: pgRetiredStore, Retirement: *r}
 	}
 	t.headSeq = uint64(seq)
 	startSeq := t.headSeq

@@ -33,7 +33,9 @@ import (
 //     (readopt.go), which must be the restored frontier or descend from it.
 //
 // Either way a "restored" audit record, continuing the backup's chain,
-// says what was done.
+// says what was done. A retired store (retire.go) is refused with its
+// *RetiredError: its state moved to the store its retiring export was
+// imported into, which a restore here would make a second signer of.
 
 // DecisionRestored is the audit decision of a restore.
 const DecisionRestored = "restored"
@@ -56,6 +58,7 @@ type RestoreResult struct {
 // record at the end of its chain (time at).
 func restoreExport(x *StateExport, lost bool, at time.Time) (*StateExport, RestoreResult, error) {
 	y := *x
+	y.Retiring = false // its last audit record is the restore's
 	y.Accounts = make([]AccountRecord, len(x.Accounts))
 	copy(y.Accounts, x.Accounts)
 	res := RestoreResult{Lost: lost, Accounts: len(y.Accounts)}
@@ -103,6 +106,12 @@ func (s *Store) Restore(x *StateExport, at time.Time) (RestoreResult, error) {
 	}
 	var res RestoreResult
 	err := s.write(func(tx *bolt.Tx) error {
+		if retired, err := boltRetirement(tx); err != nil || retired != nil {
+			if retired != nil {
+				return &RetiredError{Store: "state file " + s.path, Retirement: *retired}
+			}
+			return err
+		}
 		y, r, err := restoreExport(x, boltEmpty(tx), at)
 		if err != nil {
 			return err
@@ -115,7 +124,8 @@ func (s *Store) Restore(x *StateExport, at time.Time) (RestoreResult, error) {
 	})
 	if err != nil {
 		var ic *ImportConflict
-		if errors.As(err, &ic) {
+		var re *RetiredError
+		if errors.As(err, &ic) || errors.As(err, &re) {
 			return RestoreResult{}, err
 		}
 		return RestoreResult{}, fmt.Errorf("signer: restoring: %w", err)
@@ -157,7 +167,8 @@ func (s *PGStore) Restore(ctx context.Context, x *StateExport, at time.Time) (Re
 		return y, err
 	})
 	var ic *ImportConflict
-	if errors.As(err, &ic) {
+	var re *RetiredError
+	if errors.As(err, &ic) || errors.As(err, &re) {
 		return RestoreResult{}, err
 	}
 	if err := s.reach.note(pgWrap(ctx, err)); err != nil {

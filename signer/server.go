@@ -30,7 +30,8 @@ import (
 // (keystore.ErrTokenUnavailable) Unavailable with an ErrorInfo whose reason is
 // signerapi.ErrorInfoTokenUnavailable, final when the token refused the PIN
 // (keystore.ErrPINRefused), and a state database that is unavailable
-// (ErrStoreUnavailable) Unavailable with an ErrorInfo whose reason is
+// (ErrStoreUnavailable, and so a retired one: ErrStoreRetired)
+// Unavailable with an ErrorInfo whose reason is
 // signerapi.ErrorInfoStoreUnavailable (none is a refusal: nothing signed
 // was released, the caller resends later, to this or another signer);
 // anything else is Internal, with a generic message (internal errors are
@@ -90,6 +91,8 @@ func (srv *Server) status(err error, requestID string) error {
 		srv.log.Warn("not decided: the state store is full", "request_id", quoteInput(requestID), "error", err.Error())
 	case errors.Is(err, keystore.ErrTokenUnavailable):
 		srv.log.Warn("not decided: the token is unavailable", "request_id", quoteInput(requestID), "error", err.Error())
+	case errors.Is(err, ErrStoreRetired):
+		srv.log.Error("not decided: the state store was retired", "request_id", quoteInput(requestID), "error", err.Error())
 	default:
 		srv.log.Error("internal error", "request_id", quoteInput(requestID), "error", err.Error())
 	}
@@ -355,6 +358,9 @@ func readiness(store State, tm TokenMonitor) []health.Check {
 			}
 			if _, isBolt := store.(boltState); isBolt {
 				return errors.New("the state store is full: nothing is decided until space is freed")
+			}
+			if pg, ok := store.(*PGStore); ok && pg.reach.isRetired() {
+				return errors.New("the state database was retired (signer state export --retire): nothing is decided on it; start the signers on the store it was imported into")
 			}
 			return errors.New("the state database is unreachable: nothing is decided until it answers again")
 		},

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/nanokms/nanokms/nano"
@@ -88,6 +89,42 @@ func (w *world) exportOf(st State, now time.Time) (*StateExport, error) {
 	return nil, nil
 }
 
+// retireOf takes a retiring export of st at now (to "moved.export"),
+// retiring it; write, when set, is what ExportRetire calls with it.
+func (w *world) retireOf(st State, now time.Time, write func(*StateExport) error) (*StateExport, error) {
+	if write == nil {
+		write = func(*StateExport) error { return nil }
+	}
+	switch s := st.(type) {
+	case boltState:
+		return s.s.ExportRetire(now, "moved.export", write)
+	case *PGStore:
+		return s.ExportRetire(w.ctx, now, "moved.export", write)
+	}
+	w.t.Fatalf("no export for %T", st)
+	return nil, nil
+}
+
+// seedState puts x into st whole, as an import into a store that holds
+// nothing would if x were a retiring export: the set-up of a store that
+// holds an older copy of a state (what a test needs, and an operator
+// cannot make but with a retiring export).
+func (w *world) seedState(st State, x *StateExport) {
+	w.t.Helper()
+	var err error
+	switch s := st.(type) {
+	case boltState:
+		err = s.s.write(func(tx *bolt.Tx) error { return writeBolt(tx, x) })
+	case *PGStore:
+		err = s.importTx(w.ctx, x, func(bool) (*StateExport, error) { return x, nil })
+	default:
+		w.t.Fatalf("no seed for %T", st)
+	}
+	if err != nil {
+		w.t.Fatalf("seeding a store: %v", err)
+	}
+}
+
 func (w *world) importInto(st State, x *StateExport) error {
 	switch s := st.(type) {
 	case boltState:
@@ -136,7 +173,8 @@ func sameState(t *testing.T, a, b *StateExport) {
 
 // TestStateMigration: a signer's state exported from one store, through
 // the file format, and imported into another (bbolt to PostgreSQL,
-// PostgreSQL to bbolt, bbolt to bbolt) is the same state: the import's
+// PostgreSQL to bbolt, bbolt to bbolt) by a retiring export is the same
+// state: the import's
 // export equals the export; a signer on the new store answers every
 // recorded request byte for byte, refuses a block on a head it signed on
 // (PENDING_BLOCK, with the block), refuses the withdrawn request id
@@ -148,9 +186,12 @@ func TestStateMigration(t *testing.T) {
 			w := newWorldWith(t, worldOptions{pg: tc.from == "postgres"})
 			h := w.history()
 			now := time.Unix(0, w.now.Load())
-			x, err := w.exportOf(w.state, now)
+			x, err := w.retireOf(w.state, now, nil)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if !x.Retiring {
+				t.Fatal("a retiring export not marked retiring")
 			}
 			if len(x.Accounts) != 2 || len(x.Signed) < checkpointEvery || len(x.Sends) != checkpointEvery+3 ||
 				len(x.Released) != 1 || len(x.Releases) != 1 || len(x.Received) == 0 {
@@ -269,9 +310,7 @@ func testStateImportRefusals(t *testing.T, kind string) {
 	// A fork: another store, from the same start, signed another block on
 	// the same head; its export does not hold the world's block.
 	other := w.newState(kind)
-	if err := w.importInto(other, x0); err != nil {
-		t.Fatal(err)
-	}
+	w.seedState(other, x0)
 	os2 := NewWithState(other, w.peerToken(t), w.signer.policy, Options{Now: w.signer.opts.Now})
 	w.mustSignWith(os2, w.sendOn(head, 2))
 	xo, err := w.exportOf(other, now())

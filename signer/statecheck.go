@@ -20,8 +20,9 @@ import (
 // is its contents', a response decodes, names its request id and carries
 // no unknown field); each signed block of a tracked account, with the
 // answer of its request recorded; every audit seq a release names
-// within the chain; and the audit chain verifies from record 1, each
-// record without unknown fields.
+// within the chain; the audit chain verifies from record 1, each
+// record without unknown fields; and the last record of a retiring export
+// is the retirement's (DecisionRetired).
 func (x *StateExport) Check() error {
 	if x.Source != "bbolt" && x.Source != "postgres" {
 		return &StateFileError{Offset: -1, Field: "source", Reason: fmt.Sprintf("%q is neither bbolt nor postgres", x.Source)}
@@ -110,11 +111,23 @@ func (x *StateExport) Check() error {
 		}
 	}
 	chain := NewAuditChecker()
+	var last *pb.AuditRecord
 	for i, data := range x.Audit {
 		err := checkAuditBytes(chain, data)
 		if err := c.next(kindAudit, binary.BigEndian.AppendUint64(nil, uint64(i+1)), err); err != nil {
 			return err
 		}
+		if i == len(x.Audit)-1 {
+			last = new(pb.AuditRecord)
+			_ = proto.Unmarshal(data, last) // checkAuditBytes decoded it
+		}
+	}
+	if x.Retiring && last.GetDecision() != DecisionRetired {
+		if last == nil {
+			return &StateFileError{Offset: -1, Field: "flags", Reason: "a retiring export with no audit record (its last must be the retirement's)"}
+		}
+		return &StateFileError{Record: c.records, Kind: kindName(kindAudit), Offset: -1, Field: "decision",
+			Reason: fmt.Sprintf("%q, but the last audit record of a retiring export is the retirement's (%q)", last.GetDecision(), DecisionRetired)}
 	}
 	return nil
 }

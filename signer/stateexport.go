@@ -24,73 +24,7 @@ import (
 // the head the file recorded.
 func (s *Store) Export(now time.Time) (*StateExport, error) {
 	x := &StateExport{Source: "bbolt", ExportedAt: now.UTC()}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		if err := exportBoltAccounts(tx, x); err != nil {
-			return err
-		}
-		prefixes, err := exportBoltSigned(tx, x)
-		if err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
-			if len(v) < 32 {
-				return fmt.Errorf("%w: the answer to request %q", errCorrupt, k)
-			}
-			x.Requests = append(x.Requests, ExportRequest{ID: string(k), IntentDigest: [32]byte(v[:32]), Response: bytes.Clone(v[32:])})
-			return nil
-		}); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketReceived).ForEach(func(k, v []byte) error {
-			if len(k) != 64 {
-				return fmt.Errorf("%w: a received-source key of %d bytes", errCorrupt, len(k))
-			}
-			x.Received = append(x.Received, ExportReceived{Account: nano.PublicKey(k[:32]), Source: nano.Hash(k[32:]), RequestID: string(v)})
-			return nil
-		}); err != nil {
-			return err
-		}
-		if err := exportBoltSends(tx, x, prefixes, now); err != nil {
-			return err
-		}
-		if b := tx.Bucket(bucketReleased); b != nil {
-			if err := b.ForEach(func(k, v []byte) error {
-				if len(v) != 8+32 {
-					return fmt.Errorf("%w: the release of request %q", errCorrupt, k)
-				}
-				x.Released = append(x.Released, ExportReleased{RequestID: string(k), AuditSeq: binary.BigEndian.Uint64(v), Block: nano.Hash(v[8:])})
-				return nil
-			}); err != nil {
-				return err
-			}
-		}
-		if b := tx.Bucket(bucketReleases); b != nil {
-			if err := b.ForEach(func(k, v []byte) error {
-				if len(k) != 32 || len(v) != 8 {
-					return fmt.Errorf("%w: a release statement applied", errCorrupt)
-				}
-				x.Releases = append(x.Releases, ExportRelease{Digest: [32]byte(k), AuditSeq: binary.BigEndian.Uint64(v)})
-				return nil
-			}); err != nil {
-				return err
-			}
-		}
-		if err := tx.Bucket(bucketAudit).ForEach(func(_, v []byte) error {
-			x.Audit = append(x.Audit, bytes.Clone(v))
-			return nil
-		}); err != nil {
-			return err
-		}
-		var seq uint64
-		var hash []byte
-		if head := tx.Bucket(bucketMeta).Get(keyAuditHead); head != nil {
-			if len(head) != 8+32 {
-				return fmt.Errorf("%w: the audit head", errCorrupt)
-			}
-			seq, hash = binary.BigEndian.Uint64(head), head[8:]
-		}
-		return checkExportHead(x, seq, hash)
-	})
+	err := s.db.View(func(tx *bolt.Tx) error { return exportBoltTx(tx, x, now) })
 	if err != nil {
 		return nil, fmt.Errorf("signer: exporting the state: %w", err)
 	}
@@ -98,6 +32,75 @@ func (s *Store) Export(now time.Time) (*StateExport, error) {
 		return nil, fmt.Errorf("signer: exporting the state: %w", err)
 	}
 	return x, nil
+}
+
+// exportBoltTx reads the state file's whole state into x in tx.
+func exportBoltTx(tx *bolt.Tx, x *StateExport, now time.Time) error {
+	if err := exportBoltAccounts(tx, x); err != nil {
+		return err
+	}
+	prefixes, err := exportBoltSigned(tx, x)
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
+		if len(v) < 32 {
+			return fmt.Errorf("%w: the answer to request %q", errCorrupt, k)
+		}
+		x.Requests = append(x.Requests, ExportRequest{ID: string(k), IntentDigest: [32]byte(v[:32]), Response: bytes.Clone(v[32:])})
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketReceived).ForEach(func(k, v []byte) error {
+		if len(k) != 64 {
+			return fmt.Errorf("%w: a received-source key of %d bytes", errCorrupt, len(k))
+		}
+		x.Received = append(x.Received, ExportReceived{Account: nano.PublicKey(k[:32]), Source: nano.Hash(k[32:]), RequestID: string(v)})
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := exportBoltSends(tx, x, prefixes, now); err != nil {
+		return err
+	}
+	if b := tx.Bucket(bucketReleased); b != nil {
+		if err := b.ForEach(func(k, v []byte) error {
+			if len(v) != 8+32 {
+				return fmt.Errorf("%w: the release of request %q", errCorrupt, k)
+			}
+			x.Released = append(x.Released, ExportReleased{RequestID: string(k), AuditSeq: binary.BigEndian.Uint64(v), Block: nano.Hash(v[8:])})
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	if b := tx.Bucket(bucketReleases); b != nil {
+		if err := b.ForEach(func(k, v []byte) error {
+			if len(k) != 32 || len(v) != 8 {
+				return fmt.Errorf("%w: a release statement applied", errCorrupt)
+			}
+			x.Releases = append(x.Releases, ExportRelease{Digest: [32]byte(k), AuditSeq: binary.BigEndian.Uint64(v)})
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	if err := tx.Bucket(bucketAudit).ForEach(func(_, v []byte) error {
+		x.Audit = append(x.Audit, bytes.Clone(v))
+		return nil
+	}); err != nil {
+		return err
+	}
+	var seq uint64
+	var hash []byte
+	if head := tx.Bucket(bucketMeta).Get(keyAuditHead); head != nil {
+		if len(head) != 8+32 {
+			return fmt.Errorf("%w: the audit head", errCorrupt)
+		}
+		seq, hash = binary.BigEndian.Uint64(head), head[8:]
+	}
+	return checkExportHead(x, seq, hash)
 }
 
 func exportBoltAccounts(tx *bolt.Tx, x *StateExport) error {
@@ -212,6 +215,11 @@ func (s *PGStore) exportTx(ctx context.Context, x *StateExport, now time.Time) e
 		return err
 	}
 	defer tx.Rollback(context.Background()) //nolint:errcheck // read-only
+	return exportPGRows(ctx, tx, x, now)
+}
+
+// exportPGRows reads the database's whole state into x in tx.
+func exportPGRows(ctx context.Context, tx pgx.Tx, x *StateExport, now time.Time) error {
 	var headSeq int64
 	var headHash []byte
 	if err := tx.QueryRow(ctx, "SELECT seq, hash FROM signer_audit_head").Scan(&headSeq, &headHash); err != nil {

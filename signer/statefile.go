@@ -16,15 +16,23 @@ import (
 
 // A state export is a signer's whole durable state in one file, for moving
 // it between stores (nanokms signer state export / import): bbolt to
-// PostgreSQL, PostgreSQL to bbolt, bbolt to bbolt. The format (version 1):
+// PostgreSQL, PostgreSQL to bbolt, bbolt to bbolt. The format (versions 1
+// and 2):
 //
 //	file    = magic ‖ u16 version ‖ u8 source ‖ i64 exported_at (Unix ns) ‖
-//	          record* ‖ end
+//	          [u8 flags] ‖ record* ‖ end
 //	magic   = "nanokms-signer-state\n"
 //	record  = u8 kind ‖ u32 length ‖ body[length]
 //	end     = 0xFF ‖ u32 40 ‖ u64 records ‖ sha256[32]
 //
 // Integers are big-endian; source is 1 for a bbolt file, 2 for PostgreSQL.
+// The flags byte is in version 2 files only, and version 2 is written
+// exactly when a flag is set, so that an export that sets none stays
+// readable by a release that knows version 1 only: bit 0 (the only one
+// defined; it must be set) says the export retires its source (a
+// retiring export, retire.go: the store it was read from was marked
+// retired in the same transaction, and its last audit record is the
+// "retired" one). A version 1 file is not a retiring export.
 // The records come by kind in this order, and within a kind in strictly
 // ascending order of their key (so that no entry appears twice):
 //
@@ -58,8 +66,10 @@ import (
 // *StateFileError naming the record and the field.
 const (
 	stateMagic       = "nanokms-signer-state\n"
-	stateVersion     = 1
-	stateHeaderLen   = len(stateMagic) + 2 + 1 + 8
+	stateVersion     = 1                           // an export with no flag set
+	stateVersionFlag = 2                           // an export with flags (a retiring export)
+	stateHeaderLen   = len(stateMagic) + 2 + 1 + 8 // version 1's; version 2's has the flags byte after it
+	stateFlagRetire  = 0x01
 	stateMaxBody     = 1 << 20
 	stateKindEnd     = 0xFF
 	stateEndBodyLen  = 8 + sha256.Size
@@ -92,6 +102,9 @@ type StateExport struct {
 	// ExportedAt is when it was exported; Sends holds the sends in the
 	// velocity window (24 hours) before it.
 	ExportedAt time.Time
+	// Retiring is set on an export that retired its source (retire.go):
+	// the only export an import into a store that holds nothing takes.
+	Retiring bool
 
 	Accounts []AccountRecord // by account
 	Signed   []SignedBlock   // by account, then previous
@@ -182,15 +195,22 @@ func (x *StateExport) WriteTo(w io.Writer) (int64, error) {
 		return 0, err
 	}
 	sw := &stateWriter{w: w, h: sha256.New()}
-	hdr := make([]byte, 0, stateHeaderLen)
+	hdr := make([]byte, 0, stateHeaderLen+1)
 	hdr = append(hdr, stateMagic...)
-	hdr = binary.BigEndian.AppendUint16(hdr, stateVersion)
+	if x.Retiring {
+		hdr = binary.BigEndian.AppendUint16(hdr, stateVersionFlag)
+	} else {
+		hdr = binary.BigEndian.AppendUint16(hdr, stateVersion)
+	}
 	src := byte(stateSourceBbolt)
 	if x.Source == "postgres" {
 		src = stateSourcePG
 	}
 	hdr = append(hdr, src)
 	hdr = binary.BigEndian.AppendUint64(hdr, uint64(x.ExportedAt.UnixNano()))
+	if x.Retiring {
+		hdr = append(hdr, stateFlagRetire)
+	}
 	sw.raw(hdr)
 	for i := range x.Accounts {
 		b, _ := x.Accounts[i].MarshalBinary() // Check encoded it
@@ -289,13 +309,29 @@ func ParseStateExport(data []byte) (*StateExport, error) {
 	if len(data) < stateHeaderLen {
 		return nil, hdrErr("truncated")
 	}
-	if v := binary.BigEndian.Uint16(data[len(stateMagic):]); v != stateVersion {
-		if v > stateVersion {
-			return nil, hdrErr("format version %d, newer than this binary knows (%d): use the release that made it", v, stateVersion)
-		}
+	v := binary.BigEndian.Uint16(data[len(stateMagic):])
+	switch {
+	case v > stateVersionFlag:
+		return nil, hdrErr("format version %d, newer than this binary knows (%d): use the release that made it", v, stateVersionFlag)
+	case v != stateVersion && v != stateVersionFlag:
 		return nil, hdrErr("format version %d is not one this binary reads", v)
 	}
+	hdrLen := stateHeaderLen
 	x := &StateExport{}
+	if v == stateVersionFlag {
+		if len(data) < stateHeaderLen+1 {
+			return nil, hdrErr("truncated")
+		}
+		hdrLen++
+		switch flags := data[stateHeaderLen]; flags {
+		case stateFlagRetire:
+			x.Retiring = true
+		case 0:
+			return nil, &StateFileError{Field: "flags", Reason: "none set (an export without flags is written as version 1)"}
+		default:
+			return nil, &StateFileError{Field: "flags", Reason: fmt.Sprintf("0x%02X sets flags this binary does not know (it knows 0x%02X, retiring): use the release that made it", flags, stateFlagRetire)}
+		}
+	}
 	switch data[len(stateMagic)+2] {
 	case stateSourceBbolt:
 		x.Source = "bbolt"
@@ -310,7 +346,7 @@ func ParseStateExport(data []byte) (*StateExport, error) {
 	}
 	x.ExportedAt = time.Unix(0, at).UTC()
 
-	p := &stateParser{data: data, off: stateHeaderLen, x: x}
+	p := &stateParser{data: data, off: hdrLen, x: x}
 	for {
 		done, err := p.next()
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -225,7 +226,7 @@ func TestStateFileRefusals(t *testing.T) {
 		{"empty", nil, 0, "", "", "not a nanokms signer state export"},
 		{"other file", []byte("{\"accounts\": []}\n"), 0, "", "", "not a nanokms signer state export"},
 		{"header cut", data[:stateHeaderLen-1], 0, "", "", "truncated"},
-		{"newer version", with(func(h []byte, r []fileRecord) ([]byte, []fileRecord) { h[len(stateMagic)+1] = 2; return h, r }), 0, "", "", "format version 2, newer than this binary knows"},
+		{"newer version", with(func(h []byte, r []fileRecord) ([]byte, []fileRecord) { h[len(stateMagic)+1] = 3; return h, r }), 0, "", "", "format version 3, newer than this binary knows (2)"},
 		{"version 0", with(func(h []byte, r []fileRecord) ([]byte, []fileRecord) { h[len(stateMagic)+1] = 0; return h, r }), 0, "", "", "format version 0 is not one"},
 		{"source", with(func(h []byte, r []fileRecord) ([]byte, []fileRecord) { h[len(stateMagic)+2] = 9; return h, r }), 0, "", "", "source 9"},
 		{"no end", data[:len(data)-5-stateEndBodyLen], 0, "", "", "no end record"},
@@ -294,6 +295,7 @@ func FuzzParseStateExport(f *testing.F) {
 	data := sampleFile(f)
 	f.Add(data)
 	f.Add(unconfirmedFile(f))
+	f.Add(retiringFile(f))
 	hdr, recs := splitFile(f, data)
 	f.Add(joinFile(hdr, recs[:12]))
 	f.Add(joinFile(hdr, nil))
@@ -315,4 +317,99 @@ func FuzzParseStateExport(f *testing.F) {
 			t.Fatal("WriteTo does not give back the bytes parsed")
 		}
 	})
+}
+
+// retiringExport is the sample export as a retiring export leaves it: a
+// "retired" audit record last, and the flag.
+func retiringExport(t testing.TB) *StateExport {
+	t.Helper()
+	x := sampleExport(t)
+	last := new(pb.AuditRecord)
+	if err := proto.Unmarshal(x.Audit[len(x.Audit)-1], last); err != nil {
+		t.Fatal(err)
+	}
+	data, _, err := sealAudit(retiredAudit(x.ExportedAt, "moved.export", "bbolt"), uint64(len(x.Audit))+1, last.GetHash())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Audit = append(x.Audit, data)
+	x.Retiring = true
+	return x
+}
+
+func retiringFile(t testing.TB) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := retiringExport(t).WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestStateFileRetiring: a retiring export is written as version 2 with
+// its flag, and parses back retiring; an export without it is version 1
+// and parses back not retiring (as every file written before the flag
+// existed). Every other flags byte, a version 2 file cut in its header,
+// and a retiring export whose last audit record is not the retirement's
+// are refused, naming the field.
+func TestStateFileRetiring(t *testing.T) {
+	data := retiringFile(t)
+	if v := binary.BigEndian.Uint16(data[len(stateMagic):]); v != stateVersionFlag || data[stateHeaderLen] != stateFlagRetire {
+		t.Fatalf("a retiring export written as version %d, flags 0x%02X; want version 2, flags 0x01", v, data[stateHeaderLen])
+	}
+	x, err := ParseStateExport(data)
+	if err != nil || !x.Retiring {
+		t.Fatalf("ParseStateExport of a retiring export: %v (retiring %v)", err, x != nil && x.Retiring)
+	}
+	if !reflect.DeepEqual(x, retiringExport(t)) {
+		t.Fatal("the parsed retiring export is not the one written")
+	}
+	plain := sampleFile(t)
+	if v := binary.BigEndian.Uint16(plain[len(stateMagic):]); v != stateVersion {
+		t.Fatalf("an export without flags written as version %d, want 1", v)
+	}
+	if x, err := ParseStateExport(plain); err != nil || x.Retiring {
+		t.Fatalf("a version 1 file: %v (retiring %v); want it parsed, not retiring", err, x != nil && x.Retiring)
+	}
+
+	// The same records with the flag cleared, the file re-summed: a
+	// version 2 file with no flag, or with one unknown.
+	withFlags := func(flags byte) []byte {
+		hdr := bytes.Clone(data[:stateHeaderLen+1])
+		hdr[stateHeaderLen] = flags
+		_, recs := splitFile(t, append(bytes.Clone(data[:stateHeaderLen]), data[stateHeaderLen+1:]...))
+		return joinFile(hdr, recs)
+	}
+	notRetired := retiringExport(t)
+	notRetired.Audit = notRetired.Audit[:len(notRetired.Audit)-1]
+	if _, err := notRetired.WriteTo(io.Discard); err == nil {
+		t.Fatal("WriteTo wrote a retiring export whose last audit record is not the retirement's")
+	}
+	notRetired.Retiring = false
+	var nb bytes.Buffer
+	if _, err := notRetired.WriteTo(&nb); err != nil {
+		t.Fatal(err)
+	}
+	hdr, recs := splitFile(t, nb.Bytes())
+	hdr[len(stateMagic)+1] = stateVersionFlag
+	forged := joinFile(append(hdr, stateFlagRetire), recs)
+	for _, tc := range []struct {
+		name          string
+		data          []byte
+		record        int
+		field, reason string
+	}{
+		{"no flag", withFlags(0), 0, "flags", "none set (an export without flags is written as version 1)"},
+		{"unknown flag", withFlags(0x03), 0, "flags", "0x03 sets flags this binary does not know"},
+		{"header cut", data[:stateHeaderLen], 0, "", "truncated"},
+		{"last record not the retirement", forged, len(recs), "decision", `"released", but the last audit record of a retiring export is the retirement's ("retired")`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x, err := ParseStateExport(tc.data)
+			var fe *StateFileError
+			if x != nil || !errors.As(err, &fe) || fe.Record != tc.record || fe.Field != tc.field || !strings.Contains(fe.Reason, tc.reason) {
+				t.Fatalf("ParseStateExport = %v, %v; want a StateFileError at record %d, field %q, %q", x, err, tc.record, tc.field, tc.reason)
+			}
+		})
+	}
 }

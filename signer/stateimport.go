@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	bolt "go.etcd.io/bbolt"
@@ -37,6 +38,45 @@ func (e *ImportConflict) Error() string {
 
 // Unwrap returns ErrImportConflict.
 func (e *ImportConflict) Unwrap() error { return ErrImportConflict }
+
+// ErrNotRetiring is wrapped by the error of an import refused because the
+// store is not live — it holds nothing, or was retired — and the export is
+// not a retiring one (a *NotRetiringError).
+var ErrNotRetiring = errors.New("signer: only a retiring export may be imported into a store that holds nothing")
+
+// NotRetiringError reports an import of an export that is not a retiring
+// one (a backup, an export without --retire) into a store that holds
+// nothing, or a retired one: nothing can tell that its source signed
+// nothing after it, so the store would be a second way to sign on the
+// same heads (retire.go). Nothing was imported.
+type NotRetiringError struct {
+	Store      string      // the state file's path, or "the PostgreSQL database"
+	Retired    *Retirement // set when the store was retired (else it holds nothing)
+	Source     string      // the export's
+	ExportedAt time.Time
+}
+
+// Error implements error.
+func (e *NotRetiringError) Error() string {
+	what := "holds nothing"
+	if e.Retired != nil {
+		what = fmt.Sprintf("was retired at %s", e.Retired.At.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("%v: %s %s, and the export (from %s at %s) is not a retiring one: its source may have signed after it; nothing was imported",
+		ErrNotRetiring, e.Store, what, e.Source, e.ExportedAt.UTC().Format(time.RFC3339))
+}
+
+// Unwrap returns ErrNotRetiring.
+func (e *NotRetiringError) Unwrap() error { return ErrNotRetiring }
+
+// checkLiveImport refuses x for a store that is not live (empty, or
+// retired) unless x is a retiring export.
+func checkLiveImport(x *StateExport, store string, empty bool, retired *Retirement) error {
+	if (empty || retired != nil) && !x.Retiring {
+		return &NotRetiringError{Store: store, Retired: retired, Source: x.Source, ExportedAt: x.ExportedAt}
+	}
+	return nil
+}
 
 // importIndex answers whether the export holds what a store holds.
 type importIndex struct {
@@ -109,14 +149,24 @@ func (ix *importIndex) auditHead(seq uint64, hash []byte) error {
 // holds nothing x does not: every block signed in the file must be in x
 // (the same block on the same previous), every answer recorded too (byte
 // for byte), and the file's audit chain must be the beginning of x's.
-// Otherwise it fails with an *ImportConflict and changes nothing. An
-// empty file, or one x continues, takes x whole.
+// Otherwise it fails with an *ImportConflict and changes nothing. A file
+// x continues takes x whole. A file that holds nothing, or was retired
+// (retire.go), takes only a retiring export, whole (and is no longer
+// retired: the mark is not part of an export); any other export is refused
+// with a *NotRetiringError, changing nothing.
 func (s *Store) Import(x *StateExport) error {
 	if err := x.Check(); err != nil {
 		return fmt.Errorf("signer: importing: %w", err)
 	}
 	ix := newImportIndex(x)
 	err := s.write(func(tx *bolt.Tx) error {
+		retired, err := boltRetirement(tx)
+		if err != nil {
+			return err
+		}
+		if err := checkLiveImport(x, "state file "+s.path, boltEmpty(tx), retired); err != nil {
+			return err
+		}
 		if err := ix.checkBolt(tx); err != nil {
 			return err
 		}
@@ -124,7 +174,8 @@ func (s *Store) Import(x *StateExport) error {
 	})
 	if err != nil {
 		var ic *ImportConflict
-		if errors.As(err, &ic) {
+		var nr *NotRetiringError
+		if errors.As(err, &ic) || errors.As(err, &nr) {
 			return err
 		}
 		return fmt.Errorf("signer: importing: %w", err)
@@ -243,7 +294,9 @@ func writeBolt(tx *bolt.Tx, x *StateExport) error {
 // checks Store.Import makes, against the database: every block signed in
 // it must be in x, every answer recorded, and its chain must be the
 // beginning of x's; otherwise it fails with an *ImportConflict and
-// changes nothing. Stop the signers first: a decision a signer read
+// changes nothing. A database that holds nothing, or was retired, takes
+// only a retiring export (else a *NotRetiringError), and is no longer
+// retired once it did. Stop the signers first: a decision a signer read
 // before the import and commits after it is checked against the imported
 // state (and refused or answered from it), but is better not made.
 func (s *PGStore) Import(ctx context.Context, x *StateExport) error {
@@ -261,7 +314,8 @@ func (s *PGStore) Import(ctx context.Context, x *StateExport) error {
 	}
 	err := s.importTx(ctx, x, nil)
 	var ic *ImportConflict
-	if errors.As(err, &ic) {
+	var nr *NotRetiringError
+	if errors.As(err, &ic) || errors.As(err, &nr) {
 		return err
 	}
 	if err := s.reach.note(pgWrap(ctx, err)); err != nil {
@@ -273,7 +327,9 @@ func (s *PGStore) Import(ctx context.Context, x *StateExport) error {
 
 // importTx imports x in one transaction. restore, when set, is told
 // (in the transaction) whether the database holds nothing, and returns
-// the export to import in place of x (restore.go).
+// the export to import in place of x (restore.go); a retired database is
+// refused then with its *RetiredError. Without restore, a database that
+// holds nothing or was retired takes only a retiring x.
 func (s *PGStore) importTx(ctx context.Context, x *StateExport, restore func(lost bool) (*StateExport, error)) error {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
 	if err != nil {
@@ -282,17 +338,26 @@ func (s *PGStore) importTx(ctx context.Context, x *StateExport, restore func(los
 	defer tx.Rollback(context.Background()) //nolint:errcheck // a no-op after Commit
 	var headSeq int64
 	var headHash []byte
-	if err := tx.QueryRow(ctx, "SELECT seq, hash FROM signer_audit_head FOR UPDATE").Scan(&headSeq, &headHash); err != nil {
+	var rat, rseq *int64
+	var rto *string
+	if err := tx.QueryRow(ctx, "SELECT seq, hash, "+pgRetiredCols+" FROM signer_audit_head FOR UPDATE").Scan(&headSeq, &headHash, &rat, &rseq, &rto); err != nil {
 		return err
 	}
+	retired := pgRetirement(rat, rseq, rto)
+	var accounts bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM signer_accounts)").Scan(&accounts); err != nil {
+		return err
+	}
+	empty := headSeq == 0 && !accounts
 	if restore != nil {
-		var accounts bool
-		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM signer_accounts)").Scan(&accounts); err != nil {
+		if retired != nil {
+			return &RetiredError{Store: pgRetiredStore, Retirement: *retired}
+		}
+		if x, err = restore(empty); err != nil {
 			return err
 		}
-		if x, err = restore(headSeq == 0 && !accounts); err != nil {
-			return err
-		}
+	} else if err := checkLiveImport(x, pgRetiredStore, empty, retired); err != nil {
+		return err
 	}
 	ix := newImportIndex(x)
 	var b1, b2, b3 []byte
@@ -331,7 +396,7 @@ func (s *PGStore) importTx(ctx context.Context, x *StateExport, restore func(los
 		}
 		seq, hash = int64(n), rec.GetHash()
 	}
-	if _, err := tx.Exec(ctx, "UPDATE signer_audit_head SET seq = $1, hash = $2", seq, hash); err != nil {
+	if _, err := tx.Exec(ctx, "UPDATE signer_audit_head SET seq = $1, hash = $2, retired_at = NULL, retired_seq = NULL, retired_to = NULL", seq, hash); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)

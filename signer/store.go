@@ -26,7 +26,7 @@ var (
 	bucketReceived = []byte("received") // acct ‖ source hash → request id
 	bucketVelocity = []byte("velocity") // acct ‖ u64 unix nano ‖ hash[8] → amount[16]
 	bucketAudit    = []byte("audit")    // u64 seq → AuditRecord proto
-	bucketMeta     = []byte("meta")     // "audit_head" → u64 seq ‖ hash[32]
+	bucketMeta     = []byte("meta")     // "audit_head" → u64 seq ‖ hash[32]; "retired" → the mark of retire.go
 	keyAuditHead   = []byte("audit_head")
 	allBuckets     = [][]byte{bucketAccounts, bucketSigned, bucketRequests, bucketReceived, bucketVelocity, bucketAudit, bucketMeta}
 )
@@ -586,8 +586,16 @@ func (s *Store) RecordRefusal(requestID string, account []byte, intentDigest []b
 }
 
 // appendAudit sets rec's seq, prev_hash and hash and appends it.
+// Every write of a decision, an adoption or a release appends one: on a
+// retired state file (retire.go) it fails with a *RetiredError.
 func appendAudit(tx *bolt.Tx, rec *pb.AuditRecord) (uint64, error) {
 	meta := tx.Bucket(bucketMeta)
+	if r, err := boltRetirement(tx); err != nil || r != nil {
+		if r != nil {
+			return 0, &RetiredError{Store: "state file " + tx.DB().Path(), Retirement: *r}
+		}
+		return 0, err
+	}
 	var seq uint64
 	prev := make([]byte, 32)
 	if head := meta.Get(keyAuditHead); head != nil {

@@ -45,7 +45,8 @@ the signer signed on:
   or built on it through the blocks given).
 
 Either way a "restored" audit record continues the backup's chain
-(docs/OPERATIONS.md, "Backup and restore drill").` + stateStoreHelp,
+(docs/OPERATIONS.md, "Backup and restore drill"). A retired store ('signer
+state export --retire') is refused: its state moved to another store.` + stateStoreHelp,
 		Args: cli.NoArgsQuiet,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSignerRestore(cmd.Context(), e, opts) },
 	}
@@ -80,6 +81,9 @@ func runSignerRestore(ctx context.Context, e *cli.Env, opts signerRestoreOptions
 		res, err = st.bolt.Restore(x, time.Now())
 	} else {
 		res, err = st.pg.Restore(ctx, x, time.Now())
+	}
+	if errors.Is(err, signer.ErrStoreRetired) {
+		return cli.WithHint(err, "nothing was restored: the state moved to the store its retiring export was imported into; restore there, or into a new, empty store")
 	}
 	if errors.Is(err, signer.ErrImportConflict) {
 		return cli.WithHint(err, "the state is newer than the backup: keep it. Only if it is lost (its file gone or unreadable, its database empty), move it aside and restore into a new, empty one: the accounts then stay unconfirmed until re-adopted")

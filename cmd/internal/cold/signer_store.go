@@ -2,7 +2,9 @@ package cold
 
 import (
 	"context"
+	"errors"
 
+	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/signer"
 	"github.com/nanokms/nanokms/signer/signerconf"
 )
@@ -23,7 +25,14 @@ func openSignerStore(ctx context.Context, s *signerconf.Service) (signerStore, e
 	p := s.Postgres
 	if p == nil {
 		st, err := signer.OpenStore(s.State)
-		return signerStore{bolt: st}, err
+		if err != nil {
+			return signerStore{}, err
+		}
+		if err := st.CheckLive(); err != nil {
+			st.Close()
+			return signerStore{}, retiredHint(err)
+		}
+		return signerStore{bolt: st}, nil
 	}
 	var (
 		dsn, source string
@@ -41,7 +50,22 @@ func openSignerStore(ctx context.Context, s *signerconf.Service) (signerStore, e
 	}
 	st, err := openPGStore(ctx, dsn, signer.PGOptions{OpTimeout: p.OpTimeout, MaxConns: int32(p.MaxConns)}, source,
 		"upgrade this signer to the release of the signers that use the database")
-	return signerStore{pg: st}, err
+	if err != nil {
+		return signerStore{}, err
+	}
+	if err := st.CheckLive(ctx); err != nil {
+		st.Close()
+		return signerStore{}, retiredHint(err)
+	}
+	return signerStore{pg: st}, nil
+}
+
+// retiredHint adds the way out to a store found retired at start.
+func retiredHint(err error) error {
+	if errors.Is(err, signer.ErrStoreRetired) {
+		return cli.WithHint(err, "its state was moved by a retiring export: point signer.state (or [signer.postgres]) at the store it was imported into")
+	}
+	return err
 }
 
 // newSigner returns a Signer deciding through the store.
