@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -110,9 +111,9 @@ func WriteBackup(path string, r Backup, warn func(error)) error {
 	return metrics.WriteTextfile(reg, path)
 }
 
-// errIgnored wraps what is wrong with a previous file.
-func errIgnored(path string, err error) error {
-	return fmt.Errorf("the previous metrics file %s is ignored: %w", path, err)
+// errIgnored wraps what is wrong with a previous file (err names it).
+func errIgnored(err error) error {
+	return fmt.Errorf("the previous metrics file is ignored: %w", err)
 }
 
 // readPrevious reads the file at path: nil and no error when there is
@@ -123,7 +124,7 @@ func readPrevious(path string) (map[string]*dto.MetricFamily, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, errIgnored(path, err)
+		return nil, errIgnored(err)
 	}
 	return fams, nil
 }
@@ -141,7 +142,7 @@ func previousAudit(path, store string, now float64) (float64, error) {
 		err = fmt.Errorf("%w: %s is %v, not a time before now", metrics.ErrTextfileGarbled, AuditLastSuccess, v)
 	}
 	if err != nil {
-		return 0, errIgnored(path, err)
+		return 0, errIgnored(fmt.Errorf("%s: %w", path, err))
 	}
 	return v, nil
 }
@@ -165,7 +166,7 @@ func previousBackup(path string, now float64) (last, bytes, records float64, err
 		records, err = count(prev, BackupRecords)
 	}
 	if err != nil {
-		return 0, 0, 0, errIgnored(path, err)
+		return 0, 0, 0, errIgnored(fmt.Errorf("%s: %w", path, err))
 	}
 	return last, bytes, records, nil
 }
@@ -187,7 +188,7 @@ func gauge(fams map[string]*dto.MetricFamily, name, store string) (float64, erro
 		return 0, fmt.Errorf("%w: no %s", metrics.ErrTextfileGarbled, name)
 	}
 	if mf.GetType() != dto.MetricType_GAUGE {
-		return 0, fmt.Errorf("%w: %s is a %s, not a gauge", metrics.ErrTextfileGarbled, name, mf.GetType())
+		return 0, fmt.Errorf("%w: %s has type %s, not gauge", metrics.ErrTextfileGarbled, name, strings.ToLower(mf.GetType().String()))
 	}
 	var v float64
 	found := 0

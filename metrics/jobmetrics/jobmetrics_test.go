@@ -116,7 +116,7 @@ func TestPreviousIgnored(t *testing.T) {
 		{"cut short", good[:len(good)-12], "garbled"},
 		{"binary", "\x00\x01\x02\xff", "garbled"},
 		{"a series twice", good + AuditLastSuccess + `{store="bbolt"} 1.6e9` + "\n", "given twice"},
-		{"a counter", strings.Replace(good, "gauge", "counter", 1), "not a gauge"},
+		{"a counter", strings.Replace(good, "gauge", "counter", 1), "has type counter, not gauge"},
 		{"in the future", strings.Replace(good, "1.7e9", "1.9e9", 1), "not a time before now"},
 		{"NaN", strings.Replace(good, "1.7e9", "NaN", 1), "not a time before now"},
 		{"negative", strings.Replace(good, "1.7e9", "-5", 1), "not a time before now"},

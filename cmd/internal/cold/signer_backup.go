@@ -10,18 +10,22 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nanokms/nanokms/cmd/internal/cli"
+	"github.com/nanokms/nanokms/metrics/jobmetrics"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
 )
 
 type signerBackupOptions struct {
-	conn connectFlags
-	out  string
-	json bool
+	conn    connectFlags
+	out     string
+	json    bool
+	metrics string
+	warn    func(error)
 }
 
 func newSignerBackupCmd(e *cli.Env) *cobra.Command {
@@ -46,12 +50,21 @@ account's frontier is unconfirmed until re-adopted from its current head
 (docs/OPERATIONS.md, "Backup and restore drill").
 
 Only those who may use the signer's socket can take a backup, as for
-'signer adopt' and 'signer release'.`,
+'signer adopt' and 'signer release'.
+
+With --metrics FILE it also writes the outcome to FILE, a node_exporter
+textfile (docs/METRICS.md, "Signer backup"), whether the backup succeeded
+or not: a failed run keeps the last success's time, size and audit
+records from the file the previous run wrote.`,
 		Args: cli.NoArgsQuiet,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runSignerBackup(cmd.Context(), e, opts) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.warn = warnTo(cmd, e)
+			return runSignerBackup(cmd.Context(), e, opts)
+		},
 	}
 	opts.conn.register(cmd)
 	cmd.Flags().StringVar(&opts.out, "out", "", "the file to write (must not exist)")
+	cmd.Flags().StringVar(&opts.metrics, "metrics", "", metricsFlagHelp)
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON")
 	return cmd
 }
@@ -60,18 +73,30 @@ func runSignerBackup(ctx context.Context, e *cli.Env, opts signerBackupOptions) 
 	if opts.out == "" {
 		return cli.UsageErr("--out is required")
 	}
-	conn, err := opts.conn.dial()
-	if err != nil {
+	if err := checkMetricsFlag(opts.metrics); err != nil {
 		return err
 	}
-	defer conn.Close()
-	f, err := createNew("--out", opts.out)
-	if err != nil {
-		return err
+	n, x, err := takeBackup(ctx, opts)
+	var ce *cli.Error
+	if errors.As(err, &ce) && ce.Code == cli.ExitUsage {
+		return err // nothing was tried
 	}
-	n, x, err := receiveBackup(ctx, pb.NewSignerClient(conn), f, opts.out)
+	if opts.metrics != "" {
+		r := jobmetrics.Backup{OK: err == nil, Bytes: n, At: time.Now()}
+		if err == nil {
+			r.Records = uint64(len(x.Audit))
+		}
+		if werr := jobmetrics.WriteBackup(opts.metrics, r, opts.warn); werr != nil {
+			if err != nil {
+				// The backup's failure is the error; the metrics' is
+				// said too.
+				opts.warn(metricsWriteErr(opts.metrics, werr))
+				return err
+			}
+			return metricsWriteErr(opts.metrics, werr)
+		}
+	}
 	if err != nil {
-		os.Remove(opts.out)
 		return err
 	}
 	c := countsOf(x)
@@ -86,6 +111,26 @@ func runSignerBackup(ctx context.Context, e *cli.Env, opts signerBackupOptions) 
 	fmt.Fprintf(e.Stdout, "backed up the signer's state (%s, at %s) to %s, %d bytes:\n", x.Source, x.ExportedAt.Format("2006-01-02T15:04:05Z"), opts.out, n)
 	c.print(e.Stdout)
 	return nil
+}
+
+// takeBackup writes the running signer's backup to opts.out and checks
+// it; on error no file is left.
+func takeBackup(ctx context.Context, opts signerBackupOptions) (int64, *signer.StateExport, error) {
+	conn, err := opts.conn.dial()
+	if err != nil {
+		return 0, nil, err
+	}
+	defer conn.Close()
+	f, err := createNew("--out", opts.out)
+	if err != nil {
+		return 0, nil, err
+	}
+	n, x, err := receiveBackup(ctx, pb.NewSignerClient(conn), f, opts.out)
+	if err != nil {
+		os.Remove(opts.out)
+		return 0, nil, err
+	}
+	return n, x, nil
 }
 
 // createNew creates path for writing, mode 0600: never over an existing
