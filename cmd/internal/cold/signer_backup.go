@@ -23,6 +23,7 @@ import (
 type signerBackupOptions struct {
 	conn    connectFlags
 	out     string
+	outDir  string
 	json    bool
 	metrics string
 	warn    func(error)
@@ -31,7 +32,7 @@ type signerBackupOptions struct {
 func newSignerBackupCmd(e *cli.Env) *cobra.Command {
 	var opts signerBackupOptions
 	cmd := &cobra.Command{
-		Use:   "backup (--connect unix:///PATH | --config F) --out FILE",
+		Use:   "backup (--connect unix:///PATH | --config F) (--out FILE | --out-dir DIR)",
 		Short: "Write a consistent snapshot of a running signer's state to a new file",
 		Long: `Asks the running signer for a snapshot of its whole durable state (its
 bbolt file, or the signers' PostgreSQL database), read in one transaction
@@ -52,6 +53,11 @@ account's frontier is unconfirmed until re-adopted from its current head
 Only those who may use the signer's socket can take a backup, as for
 'signer adopt' and 'signer release'.
 
+With --out-dir DIR the file is DIR/signer-YYYYMMDDTHHMMSSZ.state, named
+after the time of the run (UTC): one new file per run, as a timer takes
+them (deploy/systemd/nanokms-signer-backup.timer); pruning old ones is the
+operator's (docs/OPERATIONS.md).
+
 With --metrics FILE it also writes the outcome to FILE, a node_exporter
 textfile (docs/METRICS.md, "Signer backup"), whether the backup succeeded
 or not: a failed run keeps the last success's time, size and audit
@@ -64,13 +70,19 @@ records from the file the previous run wrote.`,
 	}
 	opts.conn.register(cmd)
 	cmd.Flags().StringVar(&opts.out, "out", "", "the file to write (must not exist)")
+	cmd.Flags().StringVar(&opts.outDir, "out-dir", "", "write signer-<UTC time>.state in this directory instead")
 	cmd.Flags().StringVar(&opts.metrics, "metrics", "", metricsFlagHelp)
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON")
 	return cmd
 }
 
 func runSignerBackup(ctx context.Context, e *cli.Env, opts signerBackupOptions) error {
-	if opts.out == "" {
+	switch {
+	case opts.out != "" && opts.outDir != "":
+		return cli.UsageErr("--out and --out-dir are mutually exclusive")
+	case opts.outDir != "":
+		opts.out = filepath.Join(opts.outDir, "signer-"+time.Now().UTC().Format("20060102T150405Z")+".state")
+	case opts.out == "":
 		return cli.UsageErr("--out is required")
 	}
 	if err := checkMetricsFlag(opts.metrics); err != nil {
