@@ -83,7 +83,7 @@ func runSignerBackup(ctx context.Context, e *cli.Env, opts signerBackupOptions) 
 	case opts.outDir != "":
 		opts.out = filepath.Join(opts.outDir, "signer-"+time.Now().UTC().Format("20060102T150405Z")+".state")
 	case opts.out == "":
-		return cli.UsageErr("--out is required")
+		return cli.UsageErr("--out or --out-dir is required")
 	}
 	if err := checkMetricsFlag(opts.metrics); err != nil {
 		return err
