@@ -436,16 +436,29 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 		for _, r := range roles {
 			names = append(names, "nanokms-"+r+".service")
 		}
+		for _, j := range jobs {
+			names = append(names, j+".service", j+".timer")
+		}
 		for _, name := range names {
 			data, err := os.ReadFile(filepath.Join("systemd", name))
 			if err != nil {
 				t.Fatal(err)
 			}
+			if strings.HasSuffix(name, ".timer") {
+				p := filepath.Join(dir, name)
+				if err := os.WriteFile(p, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				paths = append(paths, p)
+				continue
+			}
 			// Each unit runs the binary of its role. The Nano node is not
 			// installed here: verify needs an executable, and never runs
 			// it, so its unit gets nanokms.
 			exe, built := "/usr/bin/nano_node", "nanokms"
-			if name != nodeUnitName {
+			if slices.Contains(jobs, strings.TrimSuffix(name, ".service")) {
+				exe, built = "/usr/bin/nanokms-cold", "nanokms-cold"
+			} else if name != nodeUnitName {
 				r := strings.TrimSuffix(strings.TrimPrefix(name, "nanokms-"), ".service")
 				exe, built = "/usr/bin/"+binaryOf[r], binaryOf[r]
 			}

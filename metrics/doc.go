@@ -15,7 +15,8 @@
 // The gateway serves its registry on a listener of its own (Handler,
 // Serve). The cold hosts have no network: their registries are written to
 // a file for the node_exporter textfile collector (WriteTextfile,
-// RunTextfile), atomically.
+// RunTextfile), atomically; ReadTextfile reads such a file back, strictly,
+// for the timer-run commands of jobmetrics.
 //
 // Labels are closed, low-cardinality sets: request statuses, outcomes,
 // refusal reasons, alert kinds, frame refusal reasons. A label must never

@@ -24,6 +24,7 @@ import (
 	"github.com/nanokms/nanokms/gateway"
 	"github.com/nanokms/nanokms/metrics"
 	"github.com/nanokms/nanokms/metrics/gatewaymetrics"
+	"github.com/nanokms/nanokms/metrics/jobmetrics"
 	"github.com/nanokms/nanokms/metrics/metricstest"
 	"github.com/nanokms/nanokms/metrics/relaymetrics"
 	"github.com/nanokms/nanokms/metrics/signermetrics"
@@ -173,7 +174,7 @@ func driveGateway(t *testing.T, g *gatewaymetrics.Gateway) {
 
 func TestDocumentedMetricsExist(t *testing.T) {
 	docs := readDocs(t)
-	for _, s := range []string{"Gateway", "Relay", "Signer"} {
+	for _, s := range []string{"Gateway", "Relay", "Signer", "Audit verify", "Signer backup"} {
 		if len(docs[s]) == 0 {
 			t.Fatalf("docs/METRICS.md has no metric table under \"## %s\"", s)
 		}
@@ -241,6 +242,32 @@ func TestDocumentedMetricsExist(t *testing.T) {
 		defer f.Close()
 		checkDocumented(t, "signer", docs["Signer"], parseExposition(t, f))
 	})
+
+	t.Run("audit verify textfile", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "nanokms_audit_verify.prom")
+		if err := jobmetrics.WriteAuditVerify(path, jobmetrics.AuditVerify{Store: jobmetrics.StoreBbolt, OK: true, Records: 3}, nil); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		checkDocumented(t, "audit verify", docs["Audit verify"], parseExposition(t, f))
+	})
+
+	t.Run("signer backup textfile", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "nanokms_signer_backup.prom")
+		if err := jobmetrics.WriteBackup(path, jobmetrics.Backup{OK: true, Bytes: 100, Records: 3}, nil); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		checkDocumented(t, "signer backup", docs["Signer backup"], parseExposition(t, f))
+	})
 }
 
 // TestColdTextfilesDoNotCollide checks that the signer's and the relay's
@@ -262,6 +289,28 @@ func TestColdTextfilesDoNotCollide(t *testing.T) {
 	for _, f := range sf {
 		if names[f.GetName()] && f.GetName() != "nanokms_build_info" {
 			t.Errorf("both cold roles export %s", f.GetName())
+		}
+		names[f.GetName()] = true
+	}
+	// The timers' files are read by the same node_exporter.
+	dir := t.TempDir()
+	av, bk := filepath.Join(dir, "nanokms_audit_verify.prom"), filepath.Join(dir, "nanokms_signer_backup.prom")
+	if err := jobmetrics.WriteAuditVerify(av, jobmetrics.AuditVerify{Store: jobmetrics.StoreBbolt, OK: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := jobmetrics.WriteBackup(bk, jobmetrics.Backup{OK: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{av, bk} {
+		fams, err := metrics.ReadTextfile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name := range fams {
+			if names[name] {
+				t.Errorf("%s and another cold file both export %s", filepath.Base(p), name)
+			}
+			names[name] = true
 		}
 	}
 }

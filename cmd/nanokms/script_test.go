@@ -62,6 +62,8 @@ func TestMain(m *testing.M) {
 // new database on the scripts' PostgreSQL server, its connection string
 // in FILE, mode 0600) and flipbyte FILE OFFSET (flip a bit of a byte);
 // fulltmpfs DIR (scriptdisk_test.go: a full 64 KiB tmpfs on DIR);
+// textfile FILE SERIES OP VALUE (scripttextfile_test.go: compare a gauge of
+// a node_exporter textfile);
 // signrpc (suite_test.go: a Sign call on a signer's socket); for large signers
 // (scriptfill_test.go): fillaccounts and jsonaccounts. A service
 // started in the background ('exec nanokms-cold signer … &signer&') is
@@ -96,6 +98,7 @@ func TestScripts(t *testing.T) {
 			"signrpc":        cmdSignRPC, // suite_test.go
 			"flipbyte":       cmdFlipByte,
 			"fulltmpfs":      cmdFullTmpfs, // scriptdisk_test.go
+			"textfile":       cmdTextfile,  // scripttextfile_test.go
 			// scriptfill_test.go
 			"fillaccounts": cmdFillAccounts,
 			"jsonaccounts": cmdJSONAccounts,

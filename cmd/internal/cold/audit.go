@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nanokms/nanokms/cmd/internal/cli"
+	"github.com/nanokms/nanokms/metrics/jobmetrics"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
 )
@@ -21,10 +23,12 @@ func newAuditCmd(e *cli.Env) *cobra.Command {
 }
 
 type auditVerifyOptions struct {
-	state string
-	pg    pgFlags
-	conn  connectFlags
-	json  bool
+	state   string
+	pg      pgFlags
+	conn    connectFlags
+	json    bool
+	metrics string
+	warn    func(error)
 }
 
 func newAuditVerifyCmd(e *cli.Env) *cobra.Command {
@@ -38,12 +42,24 @@ predecessor's hash (docs/PROTOCOL.md). Reads the state file directly with
 of every signer sharing a PostgreSQL database with --pg-dsn-file or
 --pg-dsn-env (the signers may keep running: one snapshot of the chain is
 checked, read-only, and records appended meanwhile are not counted), or
-streams the chain from a running signer with --connect or --config. Exits 0
-only if the whole chain verifies.` + pgFlagsHelp,
+streams the chain from a running signer with --connect or --config (on a
+state file, the way to check it while the signer runs). Exits 0 only if the
+whole chain verifies.
+
+With --metrics FILE it also writes the outcome to FILE, a node_exporter
+textfile (docs/METRICS.md, "Audit verify"), on a broken chain too: whether
+the chain held, the records checked, when it ran and when it last held (a
+failed run keeps that time from the file the previous run wrote). A chain
+that could not be read at all writes nothing. With --connect the store is
+not known: give --config instead.` + pgFlagsHelp,
 		Args: cli.NoArgsQuiet,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runAuditVerify(cmd.Context(), e, opts) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.warn = warnTo(cmd, e)
+			return runAuditVerify(cmd.Context(), e, opts)
+		},
 	}
 	cmd.Flags().StringVar(&opts.state, "state", "", "the signer's state file (signer stopped)")
+	cmd.Flags().StringVar(&opts.metrics, "metrics", "", metricsFlagHelp)
 	opts.pg.register(cmd)
 	opts.conn.register(cmd)
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON")
@@ -60,11 +76,15 @@ type auditVerifyResult struct {
 
 func runAuditVerify(ctx context.Context, e *cli.Env, opts auditVerifyOptions) error {
 	var (
-		n   uint64
-		err error
+		n     uint64
+		err   error
+		store string
 	)
 	connect := opts.conn.connect != "" || opts.conn.config != ""
 	if err := opts.pg.check(); err != nil {
+		return err
+	}
+	if err := checkMetricsFlag(opts.metrics); err != nil {
 		return err
 	}
 	switch {
@@ -73,12 +93,13 @@ func runAuditVerify(ctx context.Context, e *cli.Env, opts auditVerifyOptions) er
 	case opts.state != "" && connect:
 		return cli.UsageErr("--state and --connect/--config are mutually exclusive")
 	case opts.pg.set():
-		store, oerr := opts.pg.open(ctx, signer.PGOptions{ReadOnly: true})
+		store = jobmetrics.StorePostgres
+		pg, oerr := opts.pg.open(ctx, signer.PGOptions{ReadOnly: true})
 		if oerr != nil {
 			return oerr
 		}
-		defer store.Close()
-		n, err = store.VerifyAudit(ctx)
+		defer pg.Close()
+		n, err = pg.VerifyAudit(ctx)
 		if errors.Is(err, signer.ErrStoreUnavailable) {
 			return cli.WithHint(err, "is PostgreSQL running? check its log; the chain was not checked")
 		}
@@ -92,15 +113,29 @@ func runAuditVerify(ctx context.Context, e *cli.Env, opts auditVerifyOptions) er
 			}
 			return cli.WithHint(fmt.Errorf("--state %s: %w", opts.state, serr), "give the signer's state file (signer.state in its configuration)")
 		}
-		store, oerr := signer.OpenStore(opts.state)
+		store = jobmetrics.StoreBbolt
+		st, oerr := signer.OpenStore(opts.state)
 		if oerr != nil {
 			return cli.WithHint(oerr, "stop the signer first, or use --connect to ask the running signer")
 		}
-		defer store.Close()
-		n, err = store.VerifyAudit()
+		defer st.Close()
+		n, err = st.VerifyAudit()
 	case !connect:
 		return cli.UsageErr("one of --state, --pg-dsn-file, --pg-dsn-env, --connect or --config is required")
 	default:
+		if opts.metrics != "" {
+			if opts.conn.config == "" {
+				return cli.UsageErr("--metrics with --connect: the store is not known; give --config instead (the signer's configuration names its store)")
+			}
+			cfg, cerr := loadSignerConfig(opts.conn.config)
+			if cerr != nil {
+				return cerr
+			}
+			store = jobmetrics.StoreBbolt
+			if cfg.Signer.Postgres != nil {
+				store = jobmetrics.StorePostgres
+			}
+		}
 		n, err = streamAudit(ctx, opts.conn)
 	}
 	res := auditVerifyResult{Records: n, Valid: err == nil}
@@ -110,6 +145,13 @@ func runAuditVerify(ctx context.Context, e *cli.Env, opts auditVerifyOptions) er
 	} else if err != nil {
 		return err
 	}
+	var merr error
+	if opts.metrics != "" {
+		r := jobmetrics.AuditVerify{Store: store, OK: res.Valid, Records: n, At: time.Now()}
+		if werr := jobmetrics.WriteAuditVerify(opts.metrics, r, opts.warn); werr != nil {
+			merr = metricsWriteErr(opts.metrics, werr)
+		}
+	}
 	if opts.json {
 		if err := cli.PrintJSON(e.Stdout, res); err != nil {
 			return err
@@ -118,6 +160,9 @@ func runAuditVerify(ctx context.Context, e *cli.Env, opts auditVerifyOptions) er
 		fmt.Fprintf(e.Stdout, "audit chain: %d records, every link verifies\n", n)
 	} else {
 		fmt.Fprintf(e.Stdout, "audit chain: BROKEN at record %d: %s (%d records before it verify)\n", res.BrokenAt, res.Reason, n)
+	}
+	if merr != nil {
+		return merr
 	}
 	if !res.Valid {
 		return cli.ErrCheckFailed

@@ -10,24 +10,29 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nanokms/nanokms/cmd/internal/cli"
+	"github.com/nanokms/nanokms/metrics/jobmetrics"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 	"github.com/nanokms/nanokms/signer"
 )
 
 type signerBackupOptions struct {
-	conn connectFlags
-	out  string
-	json bool
+	conn    connectFlags
+	out     string
+	outDir  string
+	json    bool
+	metrics string
+	warn    func(error)
 }
 
 func newSignerBackupCmd(e *cli.Env) *cobra.Command {
 	var opts signerBackupOptions
 	cmd := &cobra.Command{
-		Use:   "backup (--connect unix:///PATH | --config F) --out FILE",
+		Use:   "backup (--connect unix:///PATH | --config F) (--out FILE | --out-dir DIR)",
 		Short: "Write a consistent snapshot of a running signer's state to a new file",
 		Long: `Asks the running signer for a snapshot of its whole durable state (its
 bbolt file, or the signers' PostgreSQL database), read in one transaction
@@ -46,32 +51,64 @@ account's frontier is unconfirmed until re-adopted from its current head
 (docs/OPERATIONS.md, "Backup and restore drill").
 
 Only those who may use the signer's socket can take a backup, as for
-'signer adopt' and 'signer release'.`,
+'signer adopt' and 'signer release'.
+
+With --out-dir DIR the file is DIR/signer-YYYYMMDDTHHMMSSZ.state, named
+after the time of the run (UTC): one new file per run, as a timer takes
+them (deploy/systemd/nanokms-signer-backup.timer); pruning old ones is the
+operator's (docs/OPERATIONS.md).
+
+With --metrics FILE it also writes the outcome to FILE, a node_exporter
+textfile (docs/METRICS.md, "Signer backup"), whether the backup succeeded
+or not: a failed run keeps the last success's time, size and audit
+records from the file the previous run wrote.`,
 		Args: cli.NoArgsQuiet,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runSignerBackup(cmd.Context(), e, opts) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.warn = warnTo(cmd, e)
+			return runSignerBackup(cmd.Context(), e, opts)
+		},
 	}
 	opts.conn.register(cmd)
 	cmd.Flags().StringVar(&opts.out, "out", "", "the file to write (must not exist)")
+	cmd.Flags().StringVar(&opts.outDir, "out-dir", "", "write signer-<UTC time>.state in this directory instead")
+	cmd.Flags().StringVar(&opts.metrics, "metrics", "", metricsFlagHelp)
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON")
 	return cmd
 }
 
 func runSignerBackup(ctx context.Context, e *cli.Env, opts signerBackupOptions) error {
-	if opts.out == "" {
-		return cli.UsageErr("--out is required")
+	switch {
+	case opts.out != "" && opts.outDir != "":
+		return cli.UsageErr("--out and --out-dir are mutually exclusive")
+	case opts.outDir != "":
+		opts.out = filepath.Join(opts.outDir, "signer-"+time.Now().UTC().Format("20060102T150405Z")+".state")
+	case opts.out == "":
+		return cli.UsageErr("--out or --out-dir is required")
 	}
-	conn, err := opts.conn.dial()
-	if err != nil {
+	if err := checkMetricsFlag(opts.metrics); err != nil {
 		return err
 	}
-	defer conn.Close()
-	f, err := createNew("--out", opts.out)
-	if err != nil {
-		return err
+	n, x, err := takeBackup(ctx, opts)
+	var ce *cli.Error
+	if errors.As(err, &ce) && ce.Code == cli.ExitUsage {
+		return err // nothing was tried
 	}
-	n, x, err := receiveBackup(ctx, pb.NewSignerClient(conn), f, opts.out)
+	if opts.metrics != "" {
+		r := jobmetrics.Backup{OK: err == nil, Bytes: n, At: time.Now()}
+		if err == nil {
+			r.Records = uint64(len(x.Audit))
+		}
+		if werr := jobmetrics.WriteBackup(opts.metrics, r, opts.warn); werr != nil {
+			if err != nil {
+				// The backup's failure is the error; the metrics' is
+				// said too.
+				opts.warn(metricsWriteErr(opts.metrics, werr))
+				return err
+			}
+			return metricsWriteErr(opts.metrics, werr)
+		}
+	}
 	if err != nil {
-		os.Remove(opts.out)
 		return err
 	}
 	c := countsOf(x)
@@ -86,6 +123,26 @@ func runSignerBackup(ctx context.Context, e *cli.Env, opts signerBackupOptions) 
 	fmt.Fprintf(e.Stdout, "backed up the signer's state (%s, at %s) to %s, %d bytes:\n", x.Source, x.ExportedAt.Format("2006-01-02T15:04:05Z"), opts.out, n)
 	c.print(e.Stdout)
 	return nil
+}
+
+// takeBackup writes the running signer's backup to opts.out and checks
+// it; on error no file is left.
+func takeBackup(ctx context.Context, opts signerBackupOptions) (int64, *signer.StateExport, error) {
+	conn, err := opts.conn.dial()
+	if err != nil {
+		return 0, nil, err
+	}
+	defer conn.Close()
+	f, err := createNew("--out", opts.out)
+	if err != nil {
+		return 0, nil, err
+	}
+	n, x, err := receiveBackup(ctx, pb.NewSignerClient(conn), f, opts.out)
+	if err != nil {
+		os.Remove(opts.out)
+		return 0, nil, err
+	}
+	return n, x, nil
 }
 
 // createNew creates path for writing, mode 0600: never over an existing
