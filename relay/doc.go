@@ -10,7 +10,14 @@
 // decisions), writes their answers in one batch (one sync of the medium's
 // directory) and settles the requests in one. It settles a request frame
 // only after its answer is on the medium, so a crash at any point leaves
-// the request to be read again (the signer answers a repeat identically). It never holds key material, never
+// the request to be read again (the signer answers a repeat identically).
+//
+// It keeps the highest leader epoch (BridgeRequest.leader_epoch) it has
+// read and settles a request of a lower nonzero epoch unanswered, without
+// asking the signer: a deposed gateway's late frame (FRAMES.md, "Leader
+// epochs"). The epoch is kept in memory only.
+//
+// It never holds key material, never
 // decides anything the signer decides, and never imports hot-side code
 // (gateway, node): the layout test checks its dependency closure. It
 // builds with CGO_ENABLED=0.

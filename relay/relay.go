@@ -47,7 +47,8 @@ type Relay struct {
 	// CallTimeout bounds one Sign call (default 30s).
 	CallTimeout time.Duration
 	// Observe, when set, is told the outcome of every request ("signed",
-	// "refused", "malformed") and how long the signer took.
+	// "refused", "malformed", or "stale": dropped unanswered for its
+	// leader epoch) and how long the signer took.
 	Observe func(outcome string, took time.Duration)
 	// Heartbeat, when positive, is how often the relay writes a heartbeat
 	// frame (sender "relay") to the outbound medium, so that the hot side
@@ -55,6 +56,17 @@ type Relay struct {
 	Heartbeat time.Duration
 
 	wmu sync.Mutex // serialises writes to Out
+
+	emu   sync.Mutex
+	epoch uint64 // the highest leader epoch of a well-formed request read
+}
+
+// LeaderEpoch returns the highest leader epoch the relay has read in a
+// well-formed request frame since it started (0: none carried one).
+func (r *Relay) LeaderEpoch() uint64 {
+	r.emu.Lock()
+	defer r.emu.Unlock()
+	return r.epoch
 }
 
 // internalRetries is how many times an internal signer error is retried
@@ -130,12 +142,19 @@ type reply struct {
 	reject string
 }
 
+// signAsk is a well-formed request of a batch, to ask of the signer.
+type signAsk struct {
+	rp  *reply
+	req *pb.BridgeRequest
+}
+
 // handleBatch answers the frames of one batch: every request is asked of
 // the signer concurrently, every answer written in one batch, then the
 // frames are settled. When ctx ends first nothing is settled: the frames
 // stay for the next run.
 func (r *Relay) handleBatch(ctx context.Context, recs []*frame.Received) error {
 	replies := make([]reply, len(recs))
+	var asks []signAsk
 	var wg sync.WaitGroup
 	for i, rec := range recs {
 		rp := &replies[i]
@@ -149,7 +168,7 @@ func (r *Relay) handleBatch(ctx context.Context, recs []*frame.Received) error {
 			rp.reject = fmt.Sprintf("a %s frame does not belong on the cold side's inbound medium", f.Type)
 			continue
 		}
-		var breq pb.BridgeRequest
+		breq := pb.BridgeRequest{}
 		if err := proto.Unmarshal(f.Payload, &breq); err != nil || breq.GetSign().GetIntent().GetRequestId() != f.RequestID {
 			reason := "the payload is not a BridgeRequest for this request id"
 			if err == nil {
@@ -162,9 +181,24 @@ func (r *Relay) handleBatch(ctx context.Context, recs []*frame.Received) error {
 			rp.typ, rp.msg, rp.reject = frame.TypeRefusal, &pb.BridgeRefusal{Code: string(frame.RefusalRelayMalformed), Detail: reason}, reason
 			continue
 		}
+		asks = append(asks, signAsk{rp: rp, req: &breq})
+	}
+	mark := r.raiseEpoch(asks)
+	for _, a := range asks {
+		rp := a.rp
+		if e := a.req.GetLeaderEpoch(); e != 0 && e < mark {
+			// A deposed leader's late frame: settled unanswered, since an
+			// answer would reach the new leader under the same request id.
+			r.log().Warn("stale leader epoch: request dropped unanswered", "request_id", rp.rec.Frame.RequestID, "file", rp.rec.Name,
+				"leader_epoch", e, "highest_epoch", mark)
+			if r.Observe != nil {
+				r.Observe("stale", 0)
+			}
+			continue
+		}
 		wg.Go(func() {
 			start := time.Now()
-			typ, answer, err := r.ask(ctx, breq.GetSign())
+			typ, answer, err := r.ask(ctx, a.req.GetSign())
 			if err != nil {
 				return // ctx ended: the frame stays for the next run
 			}
@@ -197,6 +231,21 @@ func (r *Relay) handleBatch(ctx context.Context, recs []*frame.Received) error {
 		done = append(done, rp.rec)
 	}
 	return frame.DoneAll(r.In, done)
+}
+
+// raiseEpoch raises the highest leader epoch seen to the highest of the
+// well-formed requests of a batch, and returns it: the frames of one batch
+// are fenced against each other too, whatever order the medium gave them.
+func (r *Relay) raiseEpoch(reqs []signAsk) uint64 {
+	r.emu.Lock()
+	defer r.emu.Unlock()
+	for _, a := range reqs {
+		if e := a.req.GetLeaderEpoch(); e > r.epoch {
+			r.log().Info("a new leader epoch on the medium", "leader_epoch", e, "previous", r.epoch, "request_id", a.rp.rec.Frame.RequestID)
+			r.epoch = e
+		}
+	}
+	return r.epoch
 }
 
 // writeReplies writes the answers of replies in one batch. While the

@@ -174,10 +174,12 @@ func TestSendRequestSize(t *testing.T) {
 	if len(wire) > target {
 		t.Errorf("serial frame is %d bytes, want ≤ %d", len(wire), target)
 	}
-	// The budget assumes the largest amount: 39 digits.
+	// The budget assumes the largest amount (39 digits), attempt count and
+	// leader epoch.
 	req := frametest.SendRequest(t, "withdrawal-2026-0001")
 	req.Sign.Intent.AmountRaw = "340282366920938463463374607431768211455"
 	req.Attempt = 1 << 31
+	req.LeaderEpoch = 1<<64 - 1 // the largest leader epoch: 10 bytes of varint
 	f, err = frame.NewRequestFrame(req, frametest.Time)
 	if err != nil {
 		t.Fatal(err)

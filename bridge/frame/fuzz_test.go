@@ -15,6 +15,7 @@ import (
 	"github.com/nanokms/nanokms/bridge/filemedium"
 	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/bridge/frame/frametest"
+	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
 
 func FuzzDecodeFrame(f *testing.F) {
@@ -95,12 +96,36 @@ func FuzzDecodePayload(f *testing.F) {
 		fr, _ := frame.DecodeFrame(b)
 		f.Add(uint8(fr.Type), fr.RequestID, fr.Payload)
 	}
+	// Requests with a leader epoch (BridgeRequest.leader_epoch): a usual
+	// one, the largest, and a truncated varint.
+	for _, epoch := range []uint64{5, 1<<64 - 1} {
+		req := frametest.SendRequest(f, "r-epoch")
+		req.LeaderEpoch = epoch
+		fr, err := frame.NewRequestFrame(req, frametest.Time)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(uint8(fr.Type), fr.RequestID, fr.Payload)
+		f.Add(uint8(fr.Type), fr.RequestID, append(append([]byte(nil), fr.Payload...), 0x18, 0xff))
+	}
 	f.Fuzz(func(t *testing.T, typ uint8, id string, payload []byte) {
 		m, err := frame.DecodePayload(&frame.Frame{Type: frame.FrameType(typ), RequestID: id, Payload: payload})
 		if err != nil {
 			var fe *frame.FrameError
 			if m != nil || !errors.As(err, &fe) {
 				t.Fatalf("DecodePayload returned %v, %v", m, err)
+			}
+			return
+		}
+		// A request decodes to a frame that carries the same epoch.
+		if req, ok := m.(*pb.BridgeRequest); ok {
+			again, err := frame.NewRequestFrame(req, frametest.Time)
+			if err != nil {
+				return // an id DecodePayload does not check (the header's, checked by DecodeFrame)
+			}
+			back, err := frame.DecodePayload(again)
+			if err != nil || back.(*pb.BridgeRequest).GetLeaderEpoch() != req.GetLeaderEpoch() {
+				t.Fatalf("a request does not round-trip its leader epoch %d: %v", req.GetLeaderEpoch(), err)
 			}
 		}
 	})

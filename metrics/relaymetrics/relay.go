@@ -13,6 +13,9 @@ const (
 	RelaySigned    = "signed"
 	RelayRefused   = "refused"
 	RelayMalformed = "malformed"
+	// RelayStale is a request dropped unanswered: its leader epoch is
+	// below the highest the relay has seen (a deposed gateway's frame).
+	RelayStale = "stale"
 )
 
 // Relay is the cold relay's metrics. Feed it with Observe
@@ -23,6 +26,7 @@ type Relay struct {
 
 	Requests       *prometheus.CounterVec   // nanokms_relay_requests_total{outcome}
 	SignerTime     *prometheus.HistogramVec // nanokms_relay_signer_seconds{outcome}
+	FramesStale    prometheus.Counter       // nanokms_relay_frames_stale_total
 	FramesRejected *prometheus.CounterVec   // nanokms_bridge_frames_rejected_total{reason}
 	MediumErrors   *prometheus.CounterVec   // nanokms_bridge_medium_errors_total{kind}
 	StartTime      prometheus.Gauge         // nanokms_relay_start_time_seconds
@@ -42,6 +46,10 @@ func NewRelay() *Relay {
 			Help:    "Time from reading a request frame to the signer's answer (retries while the signer is down included), by outcome.",
 			Buckets: metrics.CallBuckets,
 		}, []string{"outcome"}),
+		FramesStale: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nanokms_relay_frames_stale_total",
+			Help: "Request frames the relay dropped unanswered because their leader epoch was below the highest it had seen (a deposed gateway's late frames); the signer never saw them.",
+		}),
 		FramesRejected: metrics.NewFramesRejected("relay"),
 		MediumErrors:   metrics.NewMediumErrors("relay"),
 		StartTime: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -57,7 +65,7 @@ func NewRelay() *Relay {
 		r.SignerTime.WithLabelValues(o)
 	}
 	r.StartTime.SetToCurrentTime()
-	r.Registry.MustRegister(r.Requests, r.SignerTime, r.FramesRejected, r.MediumErrors, r.StartTime, r.BuildInfo)
+	r.Registry.MustRegister(r.Requests, r.SignerTime, r.FramesStale, r.FramesRejected, r.MediumErrors, r.StartTime, r.BuildInfo)
 	return r
 }
 
@@ -68,6 +76,9 @@ func (r *Relay) Observe(outcome string, took time.Duration) {
 	case RelaySigned, RelayRefused:
 		r.SignerTime.WithLabelValues(outcome).Observe(took.Seconds())
 	case RelayMalformed:
+	case RelayStale:
+		r.FramesStale.Inc()
+		return // not answered: not in nanokms_relay_requests_total
 	default:
 		return // not a known outcome: never a label from elsewhere
 	}

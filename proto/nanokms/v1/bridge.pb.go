@@ -32,7 +32,13 @@ type BridgeRequest struct {
 	// The signing request, exactly as the signer's Sign takes it.
 	Sign *SignRequest `protobuf:"bytes,1,opt,name=sign,proto3" json:"sign,omitempty"`
 	// How many times the hot side has sent this request (1 for the first).
-	Attempt       uint32 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Attempt uint32 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The leader epoch (fencing token) of the gateway that wrote the frame,
+	// when several gateways elect one to drive the medium; 0 for a single
+	// gateway without election. The relay does not ask the signer for a
+	// request whose epoch is below the highest it has seen: the frame is
+	// settled unanswered (FRAMES.md, "Leader epochs").
+	LeaderEpoch   uint64 `protobuf:"varint,3,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -77,6 +83,13 @@ func (x *BridgeRequest) GetSign() *SignRequest {
 func (x *BridgeRequest) GetAttempt() uint32 {
 	if x != nil {
 		return x.Attempt
+	}
+	return 0
+}
+
+func (x *BridgeRequest) GetLeaderEpoch() uint64 {
+	if x != nil {
+		return x.LeaderEpoch
 	}
 	return 0
 }
@@ -271,10 +284,11 @@ var File_nanokms_v1_bridge_proto protoreflect.FileDescriptor
 const file_nanokms_v1_bridge_proto_rawDesc = "" +
 	"\n" +
 	"\x17nanokms/v1/bridge.proto\x12\n" +
-	"nanokms.v1\x1a\x15nanokms/v1/nano.proto\x1a\x17nanokms/v1/signer.proto\"V\n" +
+	"nanokms.v1\x1a\x15nanokms/v1/nano.proto\x1a\x17nanokms/v1/signer.proto\"y\n" +
 	"\rBridgeRequest\x12+\n" +
 	"\x04sign\x18\x01 \x01(\v2\x17.nanokms.v1.SignRequestR\x04sign\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\rR\aattempt\">\n" +
+	"\aattempt\x18\x02 \x01(\rR\aattempt\x12!\n" +
+	"\fleader_epoch\x18\x03 \x01(\x04R\vleaderEpoch\">\n" +
 	"\x0eBridgeResponse\x12,\n" +
 	"\x04sign\x18\x01 \x01(\v2\x18.nanokms.v1.SignResponseR\x04sign\"\x9b\x01\n" +
 	"\rBridgeRefusal\x121\n" +
