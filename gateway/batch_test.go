@@ -273,7 +273,7 @@ func TestStoreGroupCommit(t *testing.T) {
 	t.Cleanup(func() { commitHook, writeQueued = nil, nil })
 
 	set := func(id string) error {
-		_, err := s.updateOne(id, func(e *entry) error {
+		_, err := updateOne(s, id, func(e *entry) error {
 			e.view.Status = pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD
 			return nil
 		})

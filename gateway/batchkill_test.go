@@ -115,8 +115,8 @@ func runHelper() int {
 	return 0
 }
 
-// statusRank orders the statuses a request passes through (0: none).
-func statusRank(s pb.RequestStatus) int {
+// seenRank orders the statuses a request passes through (0: none).
+func seenRank(s pb.RequestStatus) int {
 	switch s {
 	case pb.RequestStatus_REQUEST_STATUS_UNSPECIFIED:
 		return 0
@@ -228,7 +228,7 @@ func (w *killWorld) crashed(point string) []string {
 
 // tell records that a caller was told r.
 func (w *killWorld) tell(r *pb.Request) {
-	if r != nil && statusRank(r.GetStatus()) > statusRank(w.seen[r.GetRequestId()]) {
+	if r != nil && seenRank(r.GetStatus()) > seenRank(w.seen[r.GetRequestId()]) {
 		w.seen[r.GetRequestId()] = r.GetStatus()
 	}
 }
@@ -276,7 +276,7 @@ func (w *killWorld) checkDurable(stored map[string]*pb.Request) {
 		if !ok {
 			w.t.Fatalf("request %s was acknowledged (%s) but is not in the state file after the kill", id, st)
 		}
-		if statusRank(r.GetStatus()) < statusRank(st) {
+		if seenRank(r.GetStatus()) < seenRank(st) {
 			w.t.Fatalf("request %s was shown %s before the kill, the state file says %s", id, st, r.GetStatus())
 		}
 	}

@@ -255,7 +255,12 @@ func (s *gatewayStore) applyIn(tx *bolt.Tx, batch []*change, closing []string) e
 		if err != nil {
 			return err
 		}
+		from := e.view.GetStatus()
 		if err := c.f(e); err != nil {
+			c.err = err
+			continue
+		}
+		if err := checkStep(c.id, from, e.view.GetStatus()); err != nil {
 			c.err = err
 			continue
 		}
@@ -278,49 +283,6 @@ func (s *gatewayStore) applyIn(tx *bolt.Tx, batch []*change, closing []string) e
 		}
 	}
 	return nil
-}
-
-// updateOne applies f to the record of id in the next group commit (a
-// batch of one) and returns the record as stored; f returning an error
-// leaves the record unchanged and is returned.
-func (s *gatewayStore) updateOne(id string, f func(e *entry) error) (*entry, error) {
-	c := &change{id: id, f: f}
-	if err := s.apply("update", []*change{c}, nil); err != nil {
-		return nil, err
-	}
-	if errors.Is(c.err, errNoRecord) {
-		return nil, fmt.Errorf("gateway: no request %q", id)
-	}
-	return c.out, c.err
-}
-
-// update is updateOne with the transaction given to f, for the bbolt
-// store's own tests; the gateway's changes never use it.
-func (s *gatewayStore) update(id string, f func(e *entry, tx *bolt.Tx) error) (*entry, error) {
-	var out *entry
-	var ferr error
-	err := s.write("update", 1, func(tx *bolt.Tx) error {
-		c := &change{id: id, f: func(e *entry) error { return f(e, tx) }}
-		if err := s.applyIn(tx, []*change{c}, nil); err != nil {
-			return err
-		}
-		out, ferr = c.out, c.err
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if errors.Is(ferr, errNoRecord) {
-		return nil, fmt.Errorf("gateway: no request %q", id)
-	}
-	return out, ferr
-}
-
-// closeOpen removes id from the open list (a request that needs nothing
-// more from the send loop, such as one signed when there is no node, or
-// one published, which stays on the publish list).
-func (s *gatewayStore) closeOpen(id string) error {
-	return s.apply("close", nil, []string{id})
 }
 
 // crashHook, when set (by tests), is called at each crash point of the

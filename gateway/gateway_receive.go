@@ -64,7 +64,7 @@ func (g *Gateway) recoverPending(id string, e *entry, pending nano.StateBlock) b
 			}
 			g.log.Error("publishing the pending block", "block", h.String(), "error", err.Error())
 		}
-		updated, err := g.store.updateOne(id, func(e *entry) error {
+		updated, err := updateOne(g.store, id, func(e *entry) error {
 			if s := e.view.GetStatus(); s != pb.RequestStatus_REQUEST_STATUS_QUEUED && s != pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD {
 				return errSettled
 			}

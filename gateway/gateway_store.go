@@ -299,11 +299,13 @@ func (s *gatewayStore) each(f func(e *entry) error) error {
 }
 
 // signedBy returns the request id under which the cold side signed hash.
-func (s *gatewayStore) signedBy(hash []byte) (string, bool) {
+func (s *gatewayStore) signedBy(hash []byte) (string, bool, error) {
 	var id string
-	_ = s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bolt.Tx) error {
 		id = string(tx.Bucket(gwBucketSigned).Get(hash))
 		return nil
 	})
-	return id, id != ""
+	return id, id != "", err
 }
+
+func (s *gatewayStore) setOnCommit(f func(err error)) { s.onCommit = f }

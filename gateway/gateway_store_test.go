@@ -32,7 +32,7 @@ func TestOpenList(t *testing.T) {
 	}
 	set := func(id string, st pb.RequestStatus) {
 		t.Helper()
-		if _, err := s.update(id, func(e *entry, _ *bolt.Tx) error { e.view.Status = st; return nil }); err != nil {
+		if _, err := updateOne(s, id, func(e *entry) error { e.view.Status = st; return nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -46,7 +46,7 @@ func TestOpenList(t *testing.T) {
 	if got := open(); !got["b"] || !got["c"] || got["a"] {
 		t.Fatalf("open list %v, want b and c", got)
 	}
-	if err := s.closeOpen("b"); err != nil {
+	if err := closeOpen(s, "b"); err != nil {
 		t.Fatal(err)
 	}
 	if got := open(); got["b"] {
@@ -78,7 +78,7 @@ func TestPublishList(t *testing.T) {
 		}
 		set := func(id string, st pb.RequestStatus) {
 			t.Helper()
-			if _, err := s.update(id, func(e *entry, _ *bolt.Tx) error { e.view.Status = st; return nil }); err != nil {
+			if _, err := updateOne(s, id, func(e *entry) error { e.view.Status = st; return nil }); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -94,7 +94,7 @@ func TestPublishList(t *testing.T) {
 		set("c", pb.RequestStatus_REQUEST_STATUS_CONFIRMED)
 		set("d", pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD)
 		for _, id := range []string{"a", "b"} {
-			if err := s.closeOpen(id); err != nil { // the send loop is done with them
+			if err := closeOpen(s, id); err != nil { // the send loop is done with them
 				t.Fatal(err)
 			}
 		}

@@ -120,7 +120,7 @@ func TestSignedBlockOverridesForgedRefusal(t *testing.T) {
 		t.Fatal("no alert")
 	}
 	b, _ := resp.GetBlock().ToNano("block")
-	if !gw.SignedByUs(b.Hash()) {
+	if ours, err := gw.SignedByUs(b.Hash()); err != nil || !ours {
 		t.Fatal("the overriding block is not recorded as signed by us")
 	}
 }
