@@ -244,13 +244,11 @@ func TestBatchOneCommit(t *testing.T) {
 
 // TestStoreGroupCommit: writes that arrive while a commit is under way
 // share the next commit.
-func TestStoreGroupCommit(t *testing.T) {
+func TestStoreGroupCommit(t *testing.T) { forEachStore(t, testStoreGroupCommit) }
+
+func testStoreGroupCommit(t *testing.T, kind storeKind) {
 	const k = 5
-	s, err := openGatewayStore(filepath.Join(t.TempDir(), "gw.db"), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
+	s := newTestStore(t, kind, "").openStore(t, false)
 	ids := make([]string, k+1)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("r%d", i)
@@ -258,7 +256,7 @@ func TestStoreGroupCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := s.stats.commits.Load()
+	before := statsOf(s).commits.Load()
 	entered, release := make(chan struct{}), make(chan struct{})
 	var groups [][]writeInfo
 	commitHook = func(g []writeInfo) {
@@ -295,7 +293,7 @@ func TestStoreGroupCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := s.stats.commits.Load() - before; got != 2 {
+	if got := statsOf(s).commits.Load() - before; got != 2 {
 		t.Fatalf("%d commits for %d writes, want 2", got, k+1)
 	}
 	if len(groups) != 2 || len(groups[0]) != 1 || len(groups[1]) != k {

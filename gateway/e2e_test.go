@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,6 +25,10 @@ func TestMain(m *testing.M) {
 	}
 	code := softhsmtest.Run(m)
 	killtest.Cleanup() // the binaries the kill tests built
+	if err := closeSharedPG(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = max(code, 1)
+	}
 	os.Exit(code)
 }
 

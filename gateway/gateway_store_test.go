@@ -11,16 +11,14 @@ import (
 
 // TestOpenList: the send loop's work list holds exactly the requests that
 // are not final, so its cost does not grow with the gateway's history.
-func TestOpenList(t *testing.T) {
-	s, err := openGatewayStore(filepath.Join(t.TempDir(), "gw.db"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
+func TestOpenList(t *testing.T) { forEachStore(t, testOpenList) }
+
+func testOpenList(t *testing.T, kind storeKind) {
+	s := newTestStore(t, kind, "").openStore(t, true)
 	open := func() map[string]bool {
 		t.Helper()
 		out := map[string]bool{}
-		if err := s.eachOpen(func(e *entry) error { out[e.view.GetRequestId()] = true; return nil }); err != nil {
+		if err := s.openItems(func(it openItem) error { out[it.id] = true; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		return out
@@ -58,7 +56,7 @@ func TestOpenList(t *testing.T) {
 }
 
 // publishList returns the ids on the store's publish list.
-func publishList(t *testing.T, s *gatewayStore) map[string]bool {
+func publishList(t *testing.T, s store) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
 	if err := s.eachPublishing(func(id string) error { out[id] = true; return nil }); err != nil {
@@ -70,12 +68,11 @@ func publishList(t *testing.T, s *gatewayStore) map[string]bool {
 // TestPublishList: with a node, the publish pipeline's work list holds the
 // requests signed or published and not final, whatever the send loop
 // takes off the open list; without one it stays empty (signed is final).
-func TestPublishList(t *testing.T) {
+func TestPublishList(t *testing.T) { forEachStore(t, testPublishList) }
+
+func testPublishList(t *testing.T, kind storeKind) {
 	for _, publishing := range []bool{true, false} {
-		s, err := openGatewayStore(filepath.Join(t.TempDir(), "gw.db"), publishing)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := newTestStore(t, kind, "").openStore(t, publishing)
 		set := func(id string, st pb.RequestStatus) {
 			t.Helper()
 			if _, err := updateOne(s, id, func(e *entry) error { e.view.Status = st; return nil }); err != nil {

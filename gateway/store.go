@@ -136,3 +136,9 @@ func updateOne(st store, id string, f func(e *entry) error) (*entry, error) {
 // more from the send loop, such as one signed when there is no node, or
 // one published, which stays on the publish list).
 func closeOpen(st store, id string) error { return st.apply("close", nil, []string{id}) }
+
+// Both stores implement store.
+var (
+	_ store = (*gatewayStore)(nil)
+	_ store = (*pgStore)(nil)
+)
