@@ -133,7 +133,9 @@ func runGateway(t *testing.T, g *Gateway) (stop func()) {
 // TestBatchOneCommit: N requests due together are written in one batch
 // and recorded SENT_TO_COLD in one commit; their N answers, read
 // together, are recorded SIGNED in one commit and settled in one batch.
-func TestBatchOneCommit(t *testing.T) {
+func TestBatchOneCommit(t *testing.T) { forEachStore(t, testBatchOneCommit) }
+
+func testBatchOneCommit(t *testing.T, kind storeKind) {
 	const n = 6
 	env := signertest.MustEnv(t, n)
 	dir := t.TempDir()
@@ -156,7 +158,7 @@ func TestBatchOneCommit(t *testing.T) {
 		pub := env.Account(i)
 		custody = append(custody, &pb.CustodyAccount{Wallet: custodytest.Wallet, Index: i, PublicKey: pub[:], Address: pub.Address()})
 	}
-	g, err := Open(filepath.Join(dir, "gateway.db"), Options{Out: medium, Reader: medium, Manifest: NewManifest(custody...)})
+	g, err := newTestStore(t, kind, dir).open(Options{Out: medium, Reader: medium, Manifest: NewManifest(custody...)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +314,9 @@ func testStoreGroupCommit(t *testing.T, kind storeKind) {
 // recorded) and recorded SIGNED, with that head; the pass's record then
 // finds the request settled and changes nothing. The request goes on to
 // CONFIRMED, nothing quarantined.
-func TestAnswerBeforeSentRecorded(t *testing.T) {
+func TestAnswerBeforeSentRecorded(t *testing.T) { forEachStore(t, testAnswerBeforeSentRecorded) }
+
+func testAnswerBeforeSentRecorded(t *testing.T, kind storeKind) {
 	env := signertest.MustEnv(t, 1)
 	n := startPubNode(t, nil)
 	acct := env.Account(0)
@@ -354,7 +358,7 @@ func TestAnswerBeforeSentRecorded(t *testing.T) {
 		return nil
 	}
 	t.Cleanup(func() { crashHook = nil })
-	life := startPubGateway(t, filepath.Join(dir, "gateway.db"), side.Ledger(), toCold, toHot, manifest)
+	life := startPubGateway(t, newTestStore(t, kind, dir), side.Ledger(), toCold, toHot, manifest)
 	var released sync.Once
 	letGo := func() { released.Do(func() { close(release) }) }
 	t.Cleanup(letGo) // before the gateway stops, should the test fail while the pass is held

@@ -300,8 +300,9 @@ func (g *Gateway) SignedByUs(hash nano.Hash) (bool, error) {
 
 // Run writes due requests to the bridge and handles answers until ctx is
 // done. It returns nil when ctx ends, or the first failure of the medium
-// or the state file other than a lack of space: while the state file or
-// the medium is full it keeps retrying, with a capped backoff, and
+// or the state store other than a lack of space or an unreachable
+// database: while the state file or the medium is full, or the state
+// database out of reach, it keeps retrying, with a capped backoff, and
 // WriteHealth says so.
 func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)

@@ -104,7 +104,7 @@ func (g *Gateway) receiveLoop(ctx context.Context) error {
 				break
 			}
 			switch {
-			case errors.Is(err, ErrStoreFull):
+			case errors.Is(err, ErrStoreFull), errors.Is(err, ErrStoreUnavailable):
 			case isNoSpace(err):
 				err = fmt.Errorf("gateway: %w: settling %s: %w", filemedium.ErrMediumFull, recs[0].Name, err)
 				g.setFault(WriteTargetInbound, err)
