@@ -471,7 +471,9 @@ func testKillBeforeInsertCommits(t *testing.T, kind storeKind) {
 // together are recorded and before they are settled on the medium. What
 // was recorded stays; after the restart the answers are read again and
 // settled as repeats, nothing is signed twice or quarantined.
-func TestKillBetweenAnswersAndSettling(t *testing.T) { forEachStore(t, testKillBetweenAnswersAndSettling) }
+func TestKillBetweenAnswersAndSettling(t *testing.T) {
+	forEachStore(t, testKillBetweenAnswersAndSettling)
+}
 
 func testKillBetweenAnswersAndSettling(t *testing.T, kind storeKind) {
 	w := newKillWorld(t, kind, 4)

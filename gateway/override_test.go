@@ -20,7 +20,9 @@ import (
 // forge a refusal (refusals are not signed), but not a signed block. A
 // verified signed block for a request the gateway believed refused wins,
 // is recorded as ours, and raises an alert.
-func TestSignedBlockOverridesForgedRefusal(t *testing.T) { forEachStore(t, testSignedBlockOverridesForgedRefusal) }
+func TestSignedBlockOverridesForgedRefusal(t *testing.T) {
+	forEachStore(t, testSignedBlockOverridesForgedRefusal)
+}
 
 func testSignedBlockOverridesForgedRefusal(t *testing.T, kind storeKind) {
 	env := signertest.MustEnv(t, 1)
