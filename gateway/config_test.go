@@ -110,6 +110,19 @@ func TestConfigExampleInDocs(t *testing.T) {
 	conftest.InDocs(t, filepath.Join("..", "docs", "CONFIG.md"), "Gateway", conftest.MustReadFile(t, filepath.Join("testdata", "gateway.toml")))
 }
 
+// TestPostgresExample: testdata/gateway-postgres.toml is valid, keeps the
+// state in PostgreSQL, and docs/CONFIG.md shows it verbatim.
+func TestPostgresExample(t *testing.T) {
+	cfg, err := LoadConfig(filepath.Join("testdata", "gateway-postgres.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.State != "" || cfg.Postgres == nil || *cfg.Postgres != (conffile.Postgres{DSNFile: "/etc/nanokms/gateway.dsn", OpTimeout: 10 * time.Second, MaxConns: 8}) {
+		t.Errorf("state %q, postgres %+v", cfg.State, cfg.Postgres)
+	}
+	conftest.InDocs(t, filepath.Join("..", "docs", "CONFIG.md"), "Gateway", conftest.MustReadFile(t, filepath.Join("testdata", "gateway-postgres.toml")))
+}
+
 func TestGatewayConfigDefaults(t *testing.T) {
 	cfg, err := ParseConfig([]byte(confMinimalGateway))
 	if err != nil {
