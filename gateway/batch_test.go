@@ -133,7 +133,9 @@ func runGateway(t *testing.T, g *Gateway) (stop func()) {
 // TestBatchOneCommit: N requests due together are written in one batch
 // and recorded SENT_TO_COLD in one commit; their N answers, read
 // together, are recorded SIGNED in one commit and settled in one batch.
-func TestBatchOneCommit(t *testing.T) {
+func TestBatchOneCommit(t *testing.T) { forEachStore(t, testBatchOneCommit) }
+
+func testBatchOneCommit(t *testing.T, kind storeKind) {
 	const n = 6
 	env := signertest.MustEnv(t, n)
 	dir := t.TempDir()
@@ -156,7 +158,7 @@ func TestBatchOneCommit(t *testing.T) {
 		pub := env.Account(i)
 		custody = append(custody, &pb.CustodyAccount{Wallet: custodytest.Wallet, Index: i, PublicKey: pub[:], Address: pub.Address()})
 	}
-	g, err := Open(filepath.Join(dir, "gateway.db"), Options{Out: medium, Reader: medium, Manifest: NewManifest(custody...)})
+	g, err := newTestStore(t, kind, dir).open(Options{Out: medium, Reader: medium, Manifest: NewManifest(custody...)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,13 +246,11 @@ func TestBatchOneCommit(t *testing.T) {
 
 // TestStoreGroupCommit: writes that arrive while a commit is under way
 // share the next commit.
-func TestStoreGroupCommit(t *testing.T) {
+func TestStoreGroupCommit(t *testing.T) { forEachStore(t, testStoreGroupCommit) }
+
+func testStoreGroupCommit(t *testing.T, kind storeKind) {
 	const k = 5
-	s, err := openGatewayStore(filepath.Join(t.TempDir(), "gw.db"), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
+	s := newTestStore(t, kind, "").openStore(t, false)
 	ids := make([]string, k+1)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("r%d", i)
@@ -258,7 +258,7 @@ func TestStoreGroupCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := s.stats.commits.Load()
+	before := statsOf(s).commits.Load()
 	entered, release := make(chan struct{}), make(chan struct{})
 	var groups [][]writeInfo
 	commitHook = func(g []writeInfo) {
@@ -273,7 +273,7 @@ func TestStoreGroupCommit(t *testing.T) {
 	t.Cleanup(func() { commitHook, writeQueued = nil, nil })
 
 	set := func(id string) error {
-		_, err := s.updateOne(id, func(e *entry) error {
+		_, err := updateOne(s, id, func(e *entry) error {
 			e.view.Status = pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD
 			return nil
 		})
@@ -295,7 +295,7 @@ func TestStoreGroupCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := s.stats.commits.Load() - before; got != 2 {
+	if got := statsOf(s).commits.Load() - before; got != 2 {
 		t.Fatalf("%d commits for %d writes, want 2", got, k+1)
 	}
 	if len(groups) != 2 || len(groups[0]) != 1 || len(groups[1]) != k {
@@ -314,7 +314,9 @@ func TestStoreGroupCommit(t *testing.T) {
 // recorded) and recorded SIGNED, with that head; the pass's record then
 // finds the request settled and changes nothing. The request goes on to
 // CONFIRMED, nothing quarantined.
-func TestAnswerBeforeSentRecorded(t *testing.T) {
+func TestAnswerBeforeSentRecorded(t *testing.T) { forEachStore(t, testAnswerBeforeSentRecorded) }
+
+func testAnswerBeforeSentRecorded(t *testing.T, kind storeKind) {
 	env := signertest.MustEnv(t, 1)
 	n := startPubNode(t, nil)
 	acct := env.Account(0)
@@ -356,7 +358,7 @@ func TestAnswerBeforeSentRecorded(t *testing.T) {
 		return nil
 	}
 	t.Cleanup(func() { crashHook = nil })
-	life := startPubGateway(t, filepath.Join(dir, "gateway.db"), side.Ledger(), toCold, toHot, manifest)
+	life := startPubGateway(t, newTestStore(t, kind, dir), side.Ledger(), toCold, toHot, manifest)
 	var released sync.Once
 	letGo := func() { released.Do(func() { close(release) }) }
 	t.Cleanup(letGo) // before the gateway stops, should the test fail while the pass is held

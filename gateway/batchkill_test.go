@@ -91,7 +91,7 @@ func runHelper() int {
 		return fail(err)
 	}
 	defer in.Close()
-	g, err := Open(state, Options{Out: out, Reader: in, Manifest: man, ResendInterval: 500 * time.Millisecond, Log: log})
+	g, err := openHelperGateway(state, Options{Out: out, Reader: in, Manifest: man, ResendInterval: 500 * time.Millisecond, Log: log})
 	if err != nil {
 		return fail(err)
 	}
@@ -115,8 +115,8 @@ func runHelper() int {
 	return 0
 }
 
-// statusRank orders the statuses a request passes through (0: none).
-func statusRank(s pb.RequestStatus) int {
+// seenRank orders the statuses a request passes through (0: none).
+func seenRank(s pb.RequestStatus) int {
 	switch s {
 	case pb.RequestStatus_REQUEST_STATUS_UNSPECIFIED:
 		return 0
@@ -138,7 +138,7 @@ type killWorld struct {
 	dir     string
 	toCold  string
 	toHot   string
-	state   string
+	state   *testStore
 	gw      *killtest.Proc
 	custody pb.CustodyClient
 	health  healthpb.HealthClient
@@ -146,11 +146,12 @@ type killWorld struct {
 	seen    map[string]pb.RequestStatus // the latest status a caller was told, per request
 }
 
-func newKillWorld(t *testing.T, accounts int) *killWorld {
+func newKillWorld(t *testing.T, kind storeKind, accounts int) *killWorld {
 	t.Helper()
 	w := &killWorld{t: t, env: signertest.MustEnv(t, accounts), dir: t.TempDir(), seen: map[string]pb.RequestStatus{}}
-	var sock, manifest string
-	w.state, sock, manifest, w.toCold, w.toHot = helperPaths(w.dir)
+	var sock, manifest, state string
+	state, sock, manifest, w.toCold, w.toHot = helperPaths(w.dir)
+	w.state = newTestStore(t, kind, filepath.Dir(state))
 	type mAccount struct {
 		Index     uint32 `json:"index"`
 		PublicKey string `json:"public_key"`
@@ -198,7 +199,7 @@ func (w *killWorld) ids() []string {
 // until it serves.
 func (w *killWorld) start(crash string) {
 	w.t.Helper()
-	w.gw.SetEnv(append(os.Environ(), helperDirEnv+"="+w.dir, helperCrashEnv+"="+crash))
+	w.gw.SetEnv(append(append(os.Environ(), helperDirEnv+"="+w.dir, helperCrashEnv+"="+crash), w.state.helperEnv()...))
 	w.gw.MustStart()
 	if err := w.gw.WaitServing(30*time.Second, w.health); err != nil {
 		w.t.Fatal(err)
@@ -228,7 +229,7 @@ func (w *killWorld) crashed(point string) []string {
 
 // tell records that a caller was told r.
 func (w *killWorld) tell(r *pb.Request) {
-	if r != nil && statusRank(r.GetStatus()) > statusRank(w.seen[r.GetRequestId()]) {
+	if r != nil && seenRank(r.GetStatus()) > seenRank(w.seen[r.GetRequestId()]) {
 		w.seen[r.GetRequestId()] = r.GetStatus()
 	}
 }
@@ -253,7 +254,7 @@ func (w *killWorld) stored() map[string]*pb.Request {
 		w.t.Fatal(err)
 	}
 	defer in.Close()
-	g, err := Open(w.state, Options{Out: out, Reader: in, Manifest: NewManifest()})
+	g, err := w.state.open(Options{Out: out, Reader: in, Manifest: NewManifest()})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -276,7 +277,7 @@ func (w *killWorld) checkDurable(stored map[string]*pb.Request) {
 		if !ok {
 			w.t.Fatalf("request %s was acknowledged (%s) but is not in the state file after the kill", id, st)
 		}
-		if statusRank(r.GetStatus()) < statusRank(st) {
+		if seenRank(r.GetStatus()) < seenRank(st) {
 			w.t.Fatalf("request %s was shown %s before the kill, the state file says %s", id, st, r.GetStatus())
 		}
 	}
@@ -385,8 +386,10 @@ func (w *killWorld) finish() {
 // durable and before their SENT_TO_COLD is recorded. Nobody was told they
 // were sent; the frames are on the medium; after the restart they are
 // written again and answered once.
-func TestKillBetweenFramesAndCommit(t *testing.T) {
-	w := newKillWorld(t, 4)
+func TestKillBetweenFramesAndCommit(t *testing.T) { forEachStore(t, testKillBetweenFramesAndCommit) }
+
+func testKillBetweenFramesAndCommit(t *testing.T, kind storeKind) {
+	w := newKillWorld(t, kind, 4)
 	w.start("send:frames-written")
 	for _, req := range w.reqs {
 		resp, err := w.custody.SubmitIntent(context.Background(), req, grpc.WaitForReady(true))
@@ -430,8 +433,10 @@ func TestKillBetweenFramesAndCommit(t *testing.T) {
 // submission while several are submitted at once. None was acknowledged,
 // none is in the state file; submitted again after the restart, each is
 // signed once.
-func TestKillBeforeInsertCommits(t *testing.T) {
-	w := newKillWorld(t, 4)
+func TestKillBeforeInsertCommits(t *testing.T) { forEachStore(t, testKillBeforeInsertCommits) }
+
+func testKillBeforeInsertCommits(t *testing.T, kind storeKind) {
+	w := newKillWorld(t, kind, 4)
 	w.start("insert")
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -467,7 +472,11 @@ func TestKillBeforeInsertCommits(t *testing.T) {
 // was recorded stays; after the restart the answers are read again and
 // settled as repeats, nothing is signed twice or quarantined.
 func TestKillBetweenAnswersAndSettling(t *testing.T) {
-	w := newKillWorld(t, 4)
+	forEachStore(t, testKillBetweenAnswersAndSettling)
+}
+
+func testKillBetweenAnswersAndSettling(t *testing.T, kind storeKind) {
+	w := newKillWorld(t, kind, 4)
 	w.runRelay()
 	w.start("receive:committed")
 	for _, req := range w.reqs {

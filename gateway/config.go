@@ -14,7 +14,8 @@ import (
 
 // Config is the hot gateway's configuration file, in TOML, documented key
 // by key in docs/CONFIG.md: [gateway] (Settings, whose fields are
-// promoted), [bridge] and [node] (with [node.callback]). Its toml tags declare the file's keys;
+// promoted, with [gateway.postgres] and [gateway.tls]), [bridge] and
+// [node] (with [node.callback]). Its toml tags declare the file's keys;
 // it is read strictly (see package conffile): an unknown key is an error
 // at any depth, every value has one type, and every problem is reported,
 // all at once, as a *conffile.Error naming its key path.
@@ -24,10 +25,16 @@ type Config struct {
 	Node     NodeConfig    `toml:"node"`
 }
 
-// Settings is the [gateway] section.
+// Settings is the [gateway] section. The gateway keeps its state in
+// exactly one of State (a bbolt file) and Postgres (a PostgreSQL
+// database).
 type Settings struct {
-	// State is the gateway's bbolt file.
-	State string `toml:"state" conf:"required,abspath"`
+	// State is the absolute path of the gateway's bbolt file; "" when the
+	// state is on PostgreSQL.
+	State string `toml:"state" conf:"abspath"`
+	// Postgres is the gateway's PostgreSQL database ([gateway.postgres],
+	// OpenPG); nil when the state is the bbolt file State.
+	Postgres *conffile.Postgres `toml:"postgres"`
 	// Listen is "unix:///path" or "tcp://host:port" (which needs TLS).
 	Listen string `toml:"listen" conf:"required"`
 	// Manifests are account manifests written by 'nanokms account list --json'.
@@ -161,9 +168,11 @@ func ParseConfig(data []byte) (*Config, error) {
 	return cfg, nil
 }
 
-// CheckConf checks [gateway]: where it serves (with TLS exactly when over
-// TCP), at least one manifest, the metrics listener.
+// CheckConf checks [gateway]: exactly one state store, where it serves
+// (with TLS exactly when over TCP), at least one manifest, the metrics
+// listener.
 func (s *Settings) CheckConf(c *conffile.Checker) {
+	c.StateStore(&s.State, &s.Postgres, "the gateway's PostgreSQL database")
 	c.Endpoint(&s.Listen, conffile.Listen)
 	switch {
 	case !c.IsSet(&s.Manifests):

@@ -110,6 +110,19 @@ func TestConfigExampleInDocs(t *testing.T) {
 	conftest.InDocs(t, filepath.Join("..", "docs", "CONFIG.md"), "Gateway", conftest.MustReadFile(t, filepath.Join("testdata", "gateway.toml")))
 }
 
+// TestPostgresExample: testdata/gateway-postgres.toml is valid, keeps the
+// state in PostgreSQL, and docs/CONFIG.md shows it verbatim.
+func TestPostgresExample(t *testing.T) {
+	cfg, err := LoadConfig(filepath.Join("testdata", "gateway-postgres.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.State != "" || cfg.Postgres == nil || *cfg.Postgres != (conffile.Postgres{DSNFile: "/etc/nanokms/gateway.dsn", OpTimeout: 10 * time.Second, MaxConns: 8}) {
+		t.Errorf("state %q, postgres %+v", cfg.State, cfg.Postgres)
+	}
+	conftest.InDocs(t, filepath.Join("..", "docs", "CONFIG.md"), "Gateway", conftest.MustReadFile(t, filepath.Join("testdata", "gateway-postgres.toml")))
+}
+
 func TestGatewayConfigDefaults(t *testing.T) {
 	cfg, err := ParseConfig([]byte(confMinimalGateway))
 	if err != nil {
@@ -210,6 +223,16 @@ func TestGatewayConfigValid(t *testing.T) {
 				t.Errorf("gateway = %+v", c)
 			}
 		}},
+		{"postgres from a file", []confEdit{confReplace(`state = "/var/lib/nanokms/gateway.db"`, ""), confReplace("\n[bridge]", "\n[gateway.postgres]\ndsn_file = \"/etc/nanokms/gateways.dsn\"\n\n[bridge]")}, func(t *testing.T, c *Config) {
+			if c.State != "" || c.Postgres == nil || *c.Postgres != (conffile.Postgres{DSNFile: "/etc/nanokms/gateways.dsn", OpTimeout: conffile.DefaultPGOpTimeout, MaxConns: conffile.DefaultPGMaxConns}) {
+				t.Errorf("gateway = %+v, postgres %+v", c.Settings, c.Postgres)
+			}
+		}},
+		{"postgres from the environment", []confEdit{confReplace(`state = "/var/lib/nanokms/gateway.db"`, ""), confReplace("\n[bridge]", "\n[gateway.postgres]\ndsn_env = \"NANOKMS_GATEWAYS_DSN\"\nop_timeout = \"2s\"\nmax_conns = 32\n\n[bridge]")}, func(t *testing.T, c *Config) {
+			if c.Postgres == nil || *c.Postgres != (conffile.Postgres{DSNEnv: "NANOKMS_GATEWAYS_DSN", OpTimeout: 2 * time.Second, MaxConns: 32}) {
+				t.Errorf("postgres %+v", c.Postgres)
+			}
+		}},
 		{"serial", []confEdit{confReplace(confFileBridgeKeys, "kind = \"serial\"\ndevice = \"/dev/ttyAMA0\"\nbaud = 9600\n")}, func(t *testing.T, c *Config) {
 			if c.Bridge.Kind != "serial" || c.Bridge.Baud != 9600 {
 				t.Errorf("bridge = %+v", c.Bridge)
@@ -229,6 +252,11 @@ func TestGatewayConfigValid(t *testing.T) {
 	}
 }
 
+// pgEdits replaces gateway.state with a [gateway.postgres] section of text.
+func pgEdits(text string) []confEdit {
+	return []confEdit{confReplace(`state = "/var/lib/nanokms/gateway.db"`, ""), confReplace("\n[bridge]", "\n[gateway.postgres]\n"+text+"\n\n[bridge]")}
+}
+
 func TestGatewayConfigErrors(t *testing.T) {
 	const listen = `listen = "unix:///run/nanokms/gateway.sock"`
 	const manifests = `manifests = ["/etc/nanokms/treasury.json"]`
@@ -244,7 +272,16 @@ func TestGatewayConfigErrors(t *testing.T) {
 		edits    []confEdit
 		key, msg string
 	}{
-		{"state missing", []confEdit{confReplace(`state = "/var/lib/nanokms/gateway.db"`, "")}, "gateway.state", "required"},
+		{"state missing", []confEdit{confReplace(`state = "/var/lib/nanokms/gateway.db"`, "")}, "gateway.state", "required (or [gateway.postgres]"},
+		{"state empty", []confEdit{confReplace(`state = "/var/lib/nanokms/gateway.db"`, `state = ""`)}, "gateway.state", "must not be empty"},
+		{"state and postgres", []confEdit{confReplace("\n[bridge]", "\n[gateway.postgres]\ndsn_env = \"DSN\"\n\n[bridge]")}, "gateway.postgres", "not allowed together with gateway.state"},
+		{"postgres without a dsn source", pgEdits(""), "gateway.postgres.dsn_file", "required (or gateway.postgres.dsn_env)"},
+		{"postgres with both dsn sources", pgEdits("dsn_file = \"/etc/nanokms/gw.dsn\"\ndsn_env = \"DSN\""), "gateway.postgres.dsn_env", "not allowed together with gateway.postgres.dsn_file"},
+		{"postgres dsn_file relative", pgEdits("dsn_file = \"gw.dsn\""), "gateway.postgres.dsn_file", "absolute path"},
+		{"postgres dsn_env not a name", pgEdits("dsn_env = \"host=db password=x\""), "gateway.postgres.dsn_env", "is not an environment variable name"},
+		{"postgres max_conns zero", pgEdits("dsn_env = \"DSN\"\nmax_conns = 0"), "gateway.postgres.max_conns", "must be from 1 to 256"},
+		{"postgres op_timeout zero", pgEdits("dsn_env = \"DSN\"\nop_timeout = \"0s\""), "gateway.postgres.op_timeout", "must be positive"},
+		{"postgres unknown key", pgEdits("dsn_env = \"DSN\"\npassword = \"x\""), "gateway.postgres.password", "unknown key"},
 		{"state relative", []confEdit{confReplace(`state = "/var/lib/nanokms/gateway.db"`, `state = "gateway.db"`)}, "gateway.state", "absolute path"},
 		{"listen missing", []confEdit{confReplace(listen, "")}, "gateway.listen", "required"},
 		{"listen no host", []confEdit{confReplace(listen, `listen = "tcp://:7443"`)}, "gateway.listen", "write 0.0.0.0 or [::] to listen on every interface"},

@@ -253,7 +253,7 @@ func TestGatewayStoreFull(t *testing.T) {
 			t.Fatalf("request %d is %s on a full file system, want %s", i, r.GetStatus(), want)
 		}
 	}
-	if err := w.g.store.db.View(func(tx *bolt.Tx) error {
+	if err := w.g.store.(*gatewayStore).db.View(func(tx *bolt.Tx) error {
 		var errs []error
 		for err := range tx.Check() {
 			errs = append(errs, err)

@@ -1,16 +1,19 @@
 // Package gateway is the hot end of the bridge: the Custody gRPC service
-// the withdrawal service submits intents to, a durable queue (bbolt) of
-// requests, the writer of request frames and the reader of answers, the
-// verification of every signed block against its intent, and the publish
-// pipeline (proof of work, process, confirmation over the node's
-// WebSocket, its HTTP callback, or by polling). Config and LoadConfig read
-// its configuration file ([gateway], [bridge], [node], [node.callback]).
+// the withdrawal service submits intents to, a durable queue of requests
+// (a bbolt file, Open, or a PostgreSQL database, OpenPG), the writer of
+// request frames and the reader of answers, the verification of every
+// signed block against its intent, and the publish pipeline (proof of
+// work, process, confirmation over the node's WebSocket, its HTTP
+// callback, or by polling). Config and LoadConfig read its configuration
+// file ([gateway] with [gateway.postgres], [bridge], [node],
+// [node.callback]).
 //
 // # Durability and batches
 //
-// Every state change is a bbolt transaction committed with fsync before
-// anyone is told of it: a submission is acknowledged, and a status is
-// visible to GetRequest and WatchRequest, only once it is durable. The
+// Every state change is a transaction (bbolt's, committed with fsync, or
+// PostgreSQL's) committed before anyone is told of it: a submission is
+// acknowledged, and a status is visible to GetRequest and WatchRequest,
+// only once it is durable. The
 // changes that arrive together share a commit (group commit, as the
 // signer's store does). The send loop takes every request due in one
 // pass: it reads the heads the node must give, writes every frame in one
@@ -19,8 +22,12 @@
 // takes the answers waiting together, checks each, records what they
 // change in one commit, and only then tells the watchers, starts the
 // publish pipelines and settles the frames on the medium in one batch.
-// Status changes go through a small set of store methods that take a
-// batch (apply), so that another store can be put under them.
+// Status changes go through a small store interface (store.go) whose
+// writes take a batch (apply); bbolt (gateway_store.go, gateway_commit.go)
+// and PostgreSQL (pgstore*.go, its schema in pgschema/) implement it with
+// the same rules: a request id stored once, statuses only forward
+// (statusStep; on PostgreSQL a trigger too), each signed hash recorded
+// once.
 //
 // # Trust
 //

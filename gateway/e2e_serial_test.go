@@ -61,11 +61,13 @@ func openSerialMedium(t *testing.T, dev string, side bridge.Side, rejects *frame
 // TestEndToEndSerialPTY runs the lifecycle over two pseudo-terminals whose
 // master sides a byte pump joins in both directions: what the gateway
 // writes to its terminal comes out of the relay's, and back.
-func TestEndToEndSerialPTY(t *testing.T) {
+func TestEndToEndSerialPTY(t *testing.T) { forEachStore(t, testEndToEndSerialPTY) }
+
+func testEndToEndSerialPTY(t *testing.T, kind storeKind) {
 	mA, sA := serialtest.MustPTYPair(t)
 	mB, sB := serialtest.MustPTYPair(t)
 	rejects := &frametest.RejectLog{}
-	w := newBridgeWorld(t, serialMedium(sA.Name(), sB.Name(), openSerialEnd, rejects), 1)
+	w := newBridgeWorld(t, kind, serialMedium(sA.Name(), sB.Name(), openSerialEnd, rejects), 1)
 	// The pump starts once both ends are open (and in raw mode). It stops
 	// when the masters close, at the end of the test.
 	go io.Copy(mB, mA)
@@ -78,10 +80,12 @@ func TestEndToEndSerialPTY(t *testing.T) {
 
 // TestEndToEndSerialSocat runs the lifecycle over a socat null-modem pair,
 // each end opened through OpenMedium (paced at 921600 baud).
-func TestEndToEndSerialSocat(t *testing.T) {
+func TestEndToEndSerialSocat(t *testing.T) { forEachStore(t, testEndToEndSerialSocat) }
+
+func testEndToEndSerialSocat(t *testing.T, kind storeKind) {
 	a, b := serialtest.StartSocatPair(t)
 	rejects := &frametest.RejectLog{}
-	w := newBridgeWorld(t, serialMedium(a, b, openSerialMedium, rejects), 1)
+	w := newBridgeWorld(t, kind, serialMedium(a, b, openSerialMedium, rejects), 1)
 	runLifecycle(t, w)
 	if names, errs := rejects.Take(); len(names) != 0 {
 		t.Fatalf("a clean line dropped frames: %v", errs)

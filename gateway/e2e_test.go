@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,6 +25,10 @@ func TestMain(m *testing.M) {
 	}
 	code := softhsmtest.Run(m)
 	killtest.Cleanup() // the binaries the kill tests built
+	if err := closeSharedPG(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = max(code, 1)
+	}
 	os.Exit(code)
 }
 
@@ -67,7 +72,9 @@ func fileMedium(t *testing.T) (frame.FrameWriter, frame.FrameReader, frame.Frame
 		mustR(toCold, frame.TypeRequest, frame.TypeHeartbeat), mustW(toHot)
 }
 
-func newBridgeWorld(t *testing.T, medium mediumFunc, accounts int) *bridgeWorld {
+// newBridgeWorld starts a signer, a relay and a gateway on a fresh store
+// of kind, joined by medium.
+func newBridgeWorld(t *testing.T, kind storeKind, medium mediumFunc, accounts int) *bridgeWorld {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	env := signertest.MustEnv(t, accounts)
@@ -77,7 +84,7 @@ func newBridgeWorld(t *testing.T, medium mediumFunc, accounts int) *bridgeWorld 
 		pub := env.Account(uint32(i))
 		custody = append(custody, &pb.CustodyAccount{Wallet: custodytest.Wallet, Index: uint32(i), PublicKey: pub[:], Address: pub.Address()})
 	}
-	gw, err := Open(filepath.Join(t.TempDir(), "gateway.db"), Options{
+	gw, err := newTestStore(t, kind, "").open(Options{
 		Out: gwOut, Reader: gwIn, Manifest: NewManifest(custody...), ResendInterval: 3 * time.Second,
 	})
 	if err != nil {
@@ -200,5 +207,5 @@ func runLifecycle(t *testing.T, w *bridgeWorld) {
 }
 
 func TestEndToEndFileBridge(t *testing.T) {
-	runLifecycle(t, newBridgeWorld(t, fileMedium, 1))
+	forEachStore(t, func(t *testing.T, kind storeKind) { runLifecycle(t, newBridgeWorld(t, kind, fileMedium, 1)) })
 }

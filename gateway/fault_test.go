@@ -222,6 +222,7 @@ type faultWorld struct {
 }
 
 type faultOptions struct {
+	kind   storeKind     // the gateway's store
 	maxAge time.Duration // the relay's reader's MaxAge (0: none)
 }
 
@@ -265,7 +266,7 @@ func newFaultWorld(t *testing.T, accounts int, o faultOptions) *faultWorld {
 		pub := env.Account(uint32(i))
 		custody = append(custody, &pb.CustodyAccount{Wallet: custodytest.Wallet, Index: uint32(i), PublicKey: pub[:], Address: pub.Address()})
 	}
-	gw, err := Open(filepath.Join(t.TempDir(), "gateway.db"), Options{
+	gw, err := newTestStore(t, o.kind, "").open(Options{
 		Out: newW(w.gwOut), Reader: newR(w.gwIn, 0, frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat),
 		Manifest: NewManifest(custody...), ResendInterval: faultResend,
 	})
@@ -506,9 +507,11 @@ func respName(id string) string { return id + ".response" + filemedium.FileSuffi
 // TestFaultTruncated: the first copy of the request, and then the first
 // copy of its response, arrive cut in half (under the final name). Each is
 // quarantined as truncated; the resends get the request signed, once.
-func TestFaultTruncated(t *testing.T) {
+func TestFaultTruncated(t *testing.T) { forEachStore(t, testFaultTruncated) }
+
+func testFaultTruncated(t *testing.T, kind storeKind) {
 	t.Parallel()
-	w := newFaultWorld(t, 1, faultOptions{})
+	w := newFaultWorld(t, 1, faultOptions{kind: kind})
 	req := w.openReq(0, custodytest.XNO(10))
 	id := req.GetIntent().GetRequestId()
 	w.c.setRoute(func(p *parcel) {
@@ -530,9 +533,11 @@ func TestFaultTruncated(t *testing.T) {
 // flipped (checksum mismatch), then one bit anywhere in the first copy of
 // the response (whatever check catches it). Both are quarantined with a
 // wire error; the request is signed once.
-func TestFaultBitFlip(t *testing.T) {
+func TestFaultBitFlip(t *testing.T) { forEachStore(t, testFaultBitFlip) }
+
+func testFaultBitFlip(t *testing.T, kind storeKind) {
 	t.Parallel()
-	w := newFaultWorld(t, 1, faultOptions{})
+	w := newFaultWorld(t, 1, faultOptions{kind: kind})
 	req := w.openReq(0, custodytest.XNO(10))
 	id := req.GetIntent().GetRequestId()
 	w.c.setRoute(func(p *parcel) {
@@ -562,9 +567,11 @@ func TestFaultBitFlip(t *testing.T) {
 // second after the gateway has taken the first). The relay answers the
 // repeat with the same block, the gateway takes the repeated answer as a
 // repeat, nothing is quarantined and nothing is signed twice.
-func TestFaultDuplicated(t *testing.T) {
+func TestFaultDuplicated(t *testing.T) { forEachStore(t, testFaultDuplicated) }
+
+func testFaultDuplicated(t *testing.T, kind storeKind) {
 	t.Parallel()
-	w := newFaultWorld(t, 1, faultOptions{})
+	w := newFaultWorld(t, 1, faultOptions{kind: kind})
 	req := w.openReq(0, custodytest.XNO(10))
 	id := req.GetIntent().GetRequestId()
 	w.c.setRoute(func(p *parcel) {
@@ -606,9 +613,11 @@ func TestFaultDuplicated(t *testing.T) {
 // stale copy of the first request arrives after the account's next
 // request was signed: the relay answers it with the block it signed
 // before, and the gateway takes that as a repeat.
-func TestFaultReordered(t *testing.T) {
+func TestFaultReordered(t *testing.T) { forEachStore(t, testFaultReordered) }
+
+func testFaultReordered(t *testing.T, kind storeKind) {
 	t.Parallel()
-	w := newFaultWorld(t, 2, faultOptions{})
+	w := newFaultWorld(t, 2, faultOptions{kind: kind})
 	x, y := w.openReq(0, custodytest.XNO(10)), w.openReq(1, custodytest.XNO(10))
 	idX, idY := x.GetIntent().GetRequestId(), y.GetIntent().GetRequestId()
 
@@ -689,10 +698,12 @@ func TestFaultReordered(t *testing.T) {
 // replayed after its intent expired gets the block signed before, never a
 // new decision; and an intent whose expiry has passed is refused by the
 // signer with EXPIRED, a refusal that travels back to the gateway.
-func TestFaultExpired(t *testing.T) {
+func TestFaultExpired(t *testing.T) { forEachStore(t, testFaultExpired) }
+
+func testFaultExpired(t *testing.T, kind storeKind) {
 	t.Parallel()
 	const maxAge = time.Second
-	w := newFaultWorld(t, 2, faultOptions{maxAge: maxAge})
+	w := newFaultWorld(t, 2, faultOptions{kind: kind, maxAge: maxAge})
 	x := w.openReq(0, custodytest.XNO(10))
 	exp := time.Now().Add(6 * time.Second) // time for the resend to be signed first on a loaded host
 	x.Intent.ExpiresAtUnix = exp.Unix()
@@ -770,9 +781,11 @@ func TestFaultExpired(t *testing.T) {
 // half-written, its second is written slowly in two halves. Whatever the
 // readers saw of these is quarantined as truncated, never taken; the
 // request is signed once.
-func TestFaultMidWrite(t *testing.T) {
+func TestFaultMidWrite(t *testing.T) { forEachStore(t, testFaultMidWrite) }
+
+func testFaultMidWrite(t *testing.T, kind storeKind) {
 	t.Parallel()
-	w := newFaultWorld(t, 1, faultOptions{})
+	w := newFaultWorld(t, 1, faultOptions{kind: kind})
 	req := w.openReq(0, custodytest.XNO(10))
 	id := req.GetIntent().GetRequestId()
 	halfThenRemove := func(p *parcel) {
@@ -838,9 +851,11 @@ func TestFaultMidWrite(t *testing.T) {
 // response under this request's id. The gateway rejects each into
 // quarantine and ends with the genuine block from a resend. An answer for
 // a request it never sent is rejected too.
-func TestFaultAlteredResponse(t *testing.T) {
+func TestFaultAlteredResponse(t *testing.T) { forEachStore(t, testFaultAlteredResponse) }
+
+func testFaultAlteredResponse(t *testing.T, kind storeKind) {
 	t.Parallel()
-	w := newFaultWorld(t, 2, faultOptions{})
+	w := newFaultWorld(t, 2, faultOptions{kind: kind})
 	a := w.openReq(0, custodytest.XNO(10))
 	idA := a.GetIntent().GetRequestId()
 	w.checkSignedOnce(w.submit(a), "open")

@@ -83,7 +83,7 @@ type Options struct {
 // verifies every signed block against its intent before anything else
 // sees it, and publishes through the Ledger.
 type Gateway struct {
-	store    *gatewayStore
+	store    store
 	out      frame.FrameWriter
 	in       frame.FrameReader
 	manifest *Manifest
@@ -121,15 +121,28 @@ type Gateway struct {
 	pipes   sync.WaitGroup // the publish pipelines Run started
 }
 
-// Open opens the gateway's state file at path.
+// Open opens the gateway on its bbolt state file at path (created when
+// missing, mode 0600).
 func Open(path string, opts Options) (*Gateway, error) {
-	if opts.Out == nil || opts.Reader == nil || opts.Manifest == nil {
-		return nil, errors.New("gateway: a gateway needs an outbound writer, an inbound reader and a manifest")
+	if err := opts.check(); err != nil {
+		return nil, err
 	}
 	st, err := openGatewayStore(path, opts.Ledger != nil)
 	if err != nil {
 		return nil, err
 	}
+	return newGateway(st, opts), nil
+}
+
+func (opts *Options) check() error {
+	if opts.Out == nil || opts.Reader == nil || opts.Manifest == nil {
+		return errors.New("gateway: a gateway needs an outbound writer, an inbound reader and a manifest")
+	}
+	return nil
+}
+
+// newGateway returns the gateway keeping its requests in st.
+func newGateway(st store, opts Options) *Gateway {
 	g := &Gateway{
 		store: st, out: opts.Out, in: opts.Reader, manifest: opts.Manifest, ledger: opts.Ledger,
 		resend: opts.ResendInterval, now: opts.Now, log: opts.Log, observe: opts.Observe, onAlert: opts.ObserveAlert,
@@ -139,7 +152,7 @@ func Open(path string, opts Options) (*Gateway, error) {
 		onWriteFault: opts.ObserveWriteFault, faults: map[string]error{}, faultChanged: make(chan struct{}),
 		probeKick: make(chan struct{}, 1),
 	}
-	st.onCommit = func(err error) { g.setFault(WriteTargetStore, err) }
+	st.setOnCommit(func(err error) { g.setFault(WriteTargetStore, err) })
 	if g.resend <= 0 {
 		g.resend = 30 * time.Second
 	}
@@ -151,10 +164,10 @@ func Open(path string, opts Options) (*Gateway, error) {
 	}
 	g.lastClose = g.now()
 	g.health = health.NewMonitor(health.Options{OnChange: health.LogChanges(g.log)}, g.readiness(opts.MediumCheck, opts.NodeCheck)...)
-	return g, nil
+	return g
 }
 
-// Close closes the state file.
+// Close closes the state store (the file, or the database's connections).
 func (g *Gateway) Close() error { return g.store.close() }
 
 // Manifest returns the custody accounts.
@@ -278,16 +291,18 @@ func (g *Gateway) List(account []byte) ([]*pb.Request, error) {
 }
 
 // SignedByUs reports whether the cold side signed the block with this
-// hash for some request of this gateway.
-func (g *Gateway) SignedByUs(hash nano.Hash) bool {
-	_, ok := g.store.signedBy(hash[:])
-	return ok
+// hash for some request of this gateway. It fails (wrapping
+// ErrStoreUnavailable) when the store cannot say.
+func (g *Gateway) SignedByUs(hash nano.Hash) (bool, error) {
+	_, ok, err := g.store.signedBy(hash[:])
+	return ok, err
 }
 
 // Run writes due requests to the bridge and handles answers until ctx is
 // done. It returns nil when ctx ends, or the first failure of the medium
-// or the state file other than a lack of space: while the state file or
-// the medium is full it keeps retrying, with a capped backoff, and
+// or the state store other than a lack of space or an unreachable
+// database: while the state file or the medium is full, or the state
+// database out of reach, it keeps retrying, with a capped backoff, and
 // WriteHealth says so.
 func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)

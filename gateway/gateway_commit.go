@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -22,14 +23,15 @@ import (
 const maxGroup = 512
 
 // commitReq is one write waiting for the next group commit. fn runs in
-// the group's transaction; an error it returns aborts the transaction
-// (each write of the group is then run again on its own), so a write
-// that finds nothing to do returns nil and says so through its own
-// results. fn may run twice: it must set its results afresh each time.
-type commitReq struct {
+// the group's transaction (Tx: a *bolt.Tx, or the PostgreSQL store's
+// *pgTx); an error it returns aborts the transaction (each write of the
+// group is then run again on its own), so a write that finds nothing to
+// do returns nil and says so through its own results. fn may run twice:
+// it must set its results afresh each time.
+type commitReq[Tx any] struct {
 	what string // for tests (commitHook): what the write is
 	n    int    // for tests: how many requests it changes
-	fn   func(tx *bolt.Tx) error
+	fn   func(tx Tx) error
 	done chan error
 }
 
@@ -40,7 +42,7 @@ type storeStats struct {
 }
 
 // errStoreClosed is returned by a write after close.
-var errStoreClosed = errors.New("gateway: the state file is closed")
+var errStoreClosed = errors.New("gateway: the state store is closed")
 
 // Test hooks (nil in production).
 var (
@@ -57,35 +59,69 @@ type writeInfo struct {
 	n    int
 }
 
+// groupCommit is a store's committer: it runs the writes queued in
+// groups, each group one transaction (commit), until stop. Both stores
+// use it.
+type groupCommit[Tx any] struct {
+	// commit runs fn, which carries n writes, in one transaction and
+	// commits it; it returns fn's error as it is, or the commit's.
+	commit func(fn func(tx Tx) error, n int) error
+	// alone reports whether, after a group's transaction failed with
+	// err, each of its writes is run again in a transaction of its own
+	// (not when the store is unreachable: each would fail the same way).
+	alone func(err error) bool
+
+	commits chan *commitReq[Tx] // to the committer
+	stopped chan struct{}       // closed when the committer has returned
+	cmu     sync.RWMutex        // held for reading while sending on commits
+	closed  bool
+	stats   storeStats
+}
+
+// start starts the committer.
+func (c *groupCommit[Tx]) start() {
+	c.commits, c.stopped = make(chan *commitReq[Tx], maxGroup), make(chan struct{})
+	go c.run()
+}
+
+// stop stops the committer once the writes queued are committed. It must
+// be called once.
+func (c *groupCommit[Tx]) stop() {
+	c.cmu.Lock()
+	c.closed = true
+	close(c.commits)
+	c.cmu.Unlock()
+	<-c.stopped
+}
+
 // write runs fn in the next group commit and returns once the commit is
-// durable. A commit that fails for lack of space returns an error
-// wrapping ErrStoreFull; a failed commit keeps nothing of the
-// transaction. An error of fn is returned as it is, and nothing of the
-// transaction is written.
-func (s *gatewayStore) write(what string, n int, fn func(tx *bolt.Tx) error) error {
-	req := &commitReq{what: what, n: n, fn: fn, done: make(chan error, 1)}
-	s.cmu.RLock()
-	if s.closed {
-		s.cmu.RUnlock()
+// durable. A failed commit keeps nothing of the transaction (the store
+// says what its errors wrap). An error of fn is returned as it is, and
+// nothing of the transaction is written.
+func (c *groupCommit[Tx]) write(what string, n int, fn func(tx Tx) error) error {
+	req := &commitReq[Tx]{what: what, n: n, fn: fn, done: make(chan error, 1)}
+	c.cmu.RLock()
+	if c.closed {
+		c.cmu.RUnlock()
 		return errStoreClosed
 	}
-	s.commits <- req
-	s.cmu.RUnlock()
+	c.commits <- req
+	c.cmu.RUnlock()
 	if writeQueued != nil {
 		writeQueued()
 	}
 	return <-req.done
 }
 
-// committer commits queued writes in groups until close.
-func (s *gatewayStore) committer() {
-	defer close(s.stopped)
-	for req := range s.commits {
-		group := []*commitReq{req}
+// run commits queued writes in groups until stop.
+func (c *groupCommit[Tx]) run() {
+	defer close(c.stopped)
+	for req := range c.commits {
+		group := []*commitReq[Tx]{req}
 	drain:
 		for len(group) < maxGroup {
 			select {
-			case r, ok := <-s.commits:
+			case r, ok := <-c.commits:
 				if !ok {
 					break drain
 				}
@@ -94,14 +130,15 @@ func (s *gatewayStore) committer() {
 				break drain
 			}
 		}
-		s.commitGroup(group)
+		c.commitGroup(group)
 	}
 }
 
 // commitGroup runs a group's writes in one transaction. If one of them
 // fails, or the commit does, each write is run again in a transaction of
-// its own, so that one write's failure is its own.
-func (s *gatewayStore) commitGroup(group []*commitReq) {
+// its own (unless alone says not), so that one write's failure is its
+// own.
+func (c *groupCommit[Tx]) commitGroup(group []*commitReq[Tx]) {
 	if commitHook != nil {
 		infos := make([]writeInfo, len(group))
 		for i, r := range group {
@@ -109,7 +146,7 @@ func (s *gatewayStore) commitGroup(group []*commitReq) {
 		}
 		commitHook(infos)
 	}
-	err := s.commit(func(tx *bolt.Tx) error {
+	err := c.counted(func(tx Tx) error {
 		for _, r := range group {
 			if err := r.fn(tx); err != nil {
 				return err
@@ -117,15 +154,25 @@ func (s *gatewayStore) commitGroup(group []*commitReq) {
 		}
 		return nil
 	}, len(group))
-	if err != nil && len(group) > 1 {
+	if err != nil && len(group) > 1 && (c.alone == nil || c.alone(err)) {
 		for _, r := range group {
-			r.done <- s.commit(r.fn, 1)
+			r.done <- c.counted(r.fn, 1)
 		}
 		return
 	}
 	for _, r := range group {
 		r.done <- err
 	}
+}
+
+// counted is commit, counting the commits that succeed.
+func (c *groupCommit[Tx]) counted(fn func(tx Tx) error, n int) error {
+	err := c.commit(fn, n)
+	if err == nil {
+		c.stats.commits.Add(1)
+		c.stats.writes.Add(int64(n))
+	}
+	return err
 }
 
 // commit runs fn, which carries n writes, in one transaction and commits
@@ -144,10 +191,6 @@ func (s *gatewayStore) commit(fn func(tx *bolt.Tx) error, n int) error {
 		err = fmt.Errorf("gateway: %w: %w", ErrStoreFull, err)
 	} else if err != nil {
 		err = fmt.Errorf("gateway: writing the gateway's state file: %w", err)
-	}
-	if err == nil {
-		s.stats.commits.Add(1)
-		s.stats.writes.Add(int64(n))
 	}
 	if s.onCommit != nil {
 		s.onCommit(err)
@@ -175,7 +218,7 @@ func (s *gatewayStore) probe(full bool) error {
 			return fmt.Errorf("gateway: %w: %d bytes free", ErrStoreFull, free)
 		}
 	}
-	return s.write("probe", 0, func(tx *bolt.Tx) error {
+	return s.gc.write("probe", 0, func(tx *bolt.Tx) error {
 		return tx.Bucket(gwBucketProbe).Put([]byte("space"), make([]byte, probeSize))
 	})
 }
@@ -192,7 +235,7 @@ func (s *gatewayStore) insert(e *entry) error {
 	}
 	id := e.view.GetRequestId()
 	var exists bool
-	err = s.write("insert", 1, func(tx *bolt.Tx) error {
+	err = s.gc.write("insert", 1, func(tx *bolt.Tx) error {
 		exists = false
 		b := tx.Bucket(gwBucketRequests)
 		if b.Get([]byte(id)) != nil {
@@ -239,7 +282,7 @@ var errNoChange = errors.New("gateway: nothing to change")
 // the same transaction. It returns an error only when the transaction
 // failed: then nothing of it is stored, and no change's out is set.
 func (s *gatewayStore) apply(what string, batch []*change, closing []string) error {
-	return s.write(what, len(batch), func(tx *bolt.Tx) error { return s.applyIn(tx, batch, closing) })
+	return s.gc.write(what, len(batch), func(tx *bolt.Tx) error { return s.applyIn(tx, batch, closing) })
 }
 
 func (s *gatewayStore) applyIn(tx *bolt.Tx, batch []*change, closing []string) error {
@@ -255,7 +298,12 @@ func (s *gatewayStore) applyIn(tx *bolt.Tx, batch []*change, closing []string) e
 		if err != nil {
 			return err
 		}
+		from := e.view.GetStatus()
 		if err := c.f(e); err != nil {
+			c.err = err
+			continue
+		}
+		if err := checkStep(c.id, from, e.view.GetStatus()); err != nil {
 			c.err = err
 			continue
 		}
@@ -278,49 +326,6 @@ func (s *gatewayStore) applyIn(tx *bolt.Tx, batch []*change, closing []string) e
 		}
 	}
 	return nil
-}
-
-// updateOne applies f to the record of id in the next group commit (a
-// batch of one) and returns the record as stored; f returning an error
-// leaves the record unchanged and is returned.
-func (s *gatewayStore) updateOne(id string, f func(e *entry) error) (*entry, error) {
-	c := &change{id: id, f: f}
-	if err := s.apply("update", []*change{c}, nil); err != nil {
-		return nil, err
-	}
-	if errors.Is(c.err, errNoRecord) {
-		return nil, fmt.Errorf("gateway: no request %q", id)
-	}
-	return c.out, c.err
-}
-
-// update is updateOne with the transaction given to f, for the bbolt
-// store's own tests; the gateway's changes never use it.
-func (s *gatewayStore) update(id string, f func(e *entry, tx *bolt.Tx) error) (*entry, error) {
-	var out *entry
-	var ferr error
-	err := s.write("update", 1, func(tx *bolt.Tx) error {
-		c := &change{id: id, f: func(e *entry) error { return f(e, tx) }}
-		if err := s.applyIn(tx, []*change{c}, nil); err != nil {
-			return err
-		}
-		out, ferr = c.out, c.err
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if errors.Is(ferr, errNoRecord) {
-		return nil, fmt.Errorf("gateway: no request %q", id)
-	}
-	return out, ferr
-}
-
-// closeOpen removes id from the open list (a request that needs nothing
-// more from the send loop, such as one signed when there is no node, or
-// one published, which stays on the publish list).
-func (s *gatewayStore) closeOpen(id string) error {
-	return s.apply("close", nil, []string{id})
 }
 
 // crashHook, when set (by tests), is called at each crash point of the

@@ -39,10 +39,10 @@ func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
-// isFull reports whether err is a write the gateway rides out: a full
-// state file or medium.
+// isFull reports whether err is a failure the gateway rides out: a full
+// state file or medium, or a state database out of reach.
 func isFull(err error) bool {
-	return errors.Is(err, ErrStoreFull) || errors.Is(err, filemedium.ErrMediumFull)
+	return errors.Is(err, ErrStoreFull) || errors.Is(err, filemedium.ErrMediumFull) || errors.Is(err, ErrStoreUnavailable)
 }
 
 // WriteHealth returns nil while the gateway's writes succeed, or the

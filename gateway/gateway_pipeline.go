@@ -165,7 +165,7 @@ func (g *Gateway) fail(id, why string) {
 // setStatus records a new status.
 func (g *Gateway) setStatus(id string, s pb.RequestStatus, f func(*entry)) error {
 	now := g.now()
-	updated, err := g.store.updateOne(id, func(e *entry) error {
+	updated, err := updateOne(g.store, id, func(e *entry) error {
 		e.view.Status = s
 		e.view.UpdatedUnixNano = now.UnixNano()
 		if f != nil {

@@ -64,7 +64,7 @@ func (g *Gateway) recoverPending(id string, e *entry, pending nano.StateBlock) b
 			}
 			g.log.Error("publishing the pending block", "block", h.String(), "error", err.Error())
 		}
-		updated, err := g.store.updateOne(id, func(e *entry) error {
+		updated, err := updateOne(g.store, id, func(e *entry) error {
 			if s := e.view.GetStatus(); s != pb.RequestStatus_REQUEST_STATUS_QUEUED && s != pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD {
 				return errSettled
 			}
@@ -104,7 +104,7 @@ func (g *Gateway) receiveLoop(ctx context.Context) error {
 				break
 			}
 			switch {
-			case errors.Is(err, ErrStoreFull):
+			case errors.Is(err, ErrStoreFull), errors.Is(err, ErrStoreUnavailable):
 			case isNoSpace(err):
 				err = fmt.Errorf("gateway: %w: settling %s: %w", filemedium.ErrMediumFull, recs[0].Name, err)
 				g.setFault(WriteTargetInbound, err)

@@ -115,7 +115,7 @@ func TestRecordUpgrade(t *testing.T) {
 	if err != nil || !ok || !sameEntry(got, old) {
 		t.Fatalf("the JSON record: %+v %v %v", got, ok, err)
 	}
-	if _, err := s.updateOne("old", func(e *entry) error { e.view.Attempts = 1; return nil }); err != nil {
+	if _, err := updateOne(s, "old", func(e *entry) error { e.view.Attempts = 1; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.db.View(func(tx *bolt.Tx) error {

@@ -93,8 +93,8 @@ func (g *Gateway) alertRejected(b nano.StateBlock, subtype, id, class string, er
 // checkRejectedConfirmed raises AlertRejectedConfirmed when c is a block
 // of a request that failed because the node refused it.
 func (g *Gateway) checkRejectedConfirmed(c Confirmed) {
-	id, ok := g.store.signedBy(c.Hash[:])
-	if !ok {
+	id, ok, err := g.store.signedBy(c.Hash[:])
+	if err != nil || !ok {
 		return
 	}
 	e, ok, err := g.store.get(id)

@@ -47,8 +47,9 @@ func (g *Gateway) sendLoop(ctx context.Context) error {
 		case err == nil:
 			pace.reset()
 		case isFull(err) && ctx.Err() == nil:
-			// The state file or the medium is full: what could not be
-			// written is written again after the wait.
+			// The state file or the medium is full, or the state
+			// database out of reach: what could not be written is
+			// written again after the wait.
 			next = pace.next()
 			g.log.Warn("writing requests failed; retrying", "error", err.Error(), "wait", next.String())
 		default:

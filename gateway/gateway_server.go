@@ -39,6 +39,10 @@ func custodyStatus(err error) error {
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, ErrStoreFull):
 		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, ErrStoreUnavailable):
+		// Before the context's errors: an operation that timed out on
+		// the database wraps both.
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	}

@@ -48,13 +48,9 @@ type gatewayStore struct {
 	// (nil: it succeeded).
 	onCommit func(err error)
 
-	commits   chan *commitReq // to the committer
-	stopped   chan struct{}   // closed when the committer has returned
-	cmu       sync.RWMutex    // held for reading while sending on commits
-	closed    bool
+	gc        groupCommit[*bolt.Tx]
 	closeOnce sync.Once
 	closeErr  error
-	stats     storeStats
 }
 
 func openGatewayStore(path string, publishing bool) (*gatewayStore, error) {
@@ -74,8 +70,8 @@ func openGatewayStore(path string, publishing bool) (*gatewayStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("gateway: gateway state file %s is readable by others (mode %v)", path, fi.Mode().Perm())
 	}
-	s.commits, s.stopped = make(chan *commitReq, maxGroup), make(chan struct{})
-	go s.committer()
+	s.gc.commit = s.commit
+	s.gc.start()
 	return s, nil
 }
 
@@ -117,11 +113,7 @@ func (s *gatewayStore) migrate(tx *bolt.Tx) error {
 // closes the file. It is idempotent.
 func (s *gatewayStore) close() error {
 	s.closeOnce.Do(func() {
-		s.cmu.Lock()
-		s.closed = true
-		close(s.commits)
-		s.cmu.Unlock()
-		<-s.stopped
+		s.gc.stop()
 		s.closeErr = s.db.Close()
 	})
 	return s.closeErr
@@ -299,11 +291,13 @@ func (s *gatewayStore) each(f func(e *entry) error) error {
 }
 
 // signedBy returns the request id under which the cold side signed hash.
-func (s *gatewayStore) signedBy(hash []byte) (string, bool) {
+func (s *gatewayStore) signedBy(hash []byte) (string, bool, error) {
 	var id string
-	_ = s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bolt.Tx) error {
 		id = string(tx.Bucket(gwBucketSigned).Get(hash))
 		return nil
 	})
-	return id, id != ""
+	return id, id != "", err
 }
+
+func (s *gatewayStore) setOnCommit(f func(err error)) { s.onCommit = f }

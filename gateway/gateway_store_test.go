@@ -11,16 +11,14 @@ import (
 
 // TestOpenList: the send loop's work list holds exactly the requests that
 // are not final, so its cost does not grow with the gateway's history.
-func TestOpenList(t *testing.T) {
-	s, err := openGatewayStore(filepath.Join(t.TempDir(), "gw.db"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
+func TestOpenList(t *testing.T) { forEachStore(t, testOpenList) }
+
+func testOpenList(t *testing.T, kind storeKind) {
+	s := newTestStore(t, kind, "").openStore(t, true)
 	open := func() map[string]bool {
 		t.Helper()
 		out := map[string]bool{}
-		if err := s.eachOpen(func(e *entry) error { out[e.view.GetRequestId()] = true; return nil }); err != nil {
+		if err := s.openItems(func(it openItem) error { out[it.id] = true; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		return out
@@ -32,7 +30,7 @@ func TestOpenList(t *testing.T) {
 	}
 	set := func(id string, st pb.RequestStatus) {
 		t.Helper()
-		if _, err := s.update(id, func(e *entry, _ *bolt.Tx) error { e.view.Status = st; return nil }); err != nil {
+		if _, err := updateOne(s, id, func(e *entry) error { e.view.Status = st; return nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -46,7 +44,7 @@ func TestOpenList(t *testing.T) {
 	if got := open(); !got["b"] || !got["c"] || got["a"] {
 		t.Fatalf("open list %v, want b and c", got)
 	}
-	if err := s.closeOpen("b"); err != nil {
+	if err := closeOpen(s, "b"); err != nil {
 		t.Fatal(err)
 	}
 	if got := open(); got["b"] {
@@ -58,7 +56,7 @@ func TestOpenList(t *testing.T) {
 }
 
 // publishList returns the ids on the store's publish list.
-func publishList(t *testing.T, s *gatewayStore) map[string]bool {
+func publishList(t *testing.T, s store) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
 	if err := s.eachPublishing(func(id string) error { out[id] = true; return nil }); err != nil {
@@ -70,15 +68,14 @@ func publishList(t *testing.T, s *gatewayStore) map[string]bool {
 // TestPublishList: with a node, the publish pipeline's work list holds the
 // requests signed or published and not final, whatever the send loop
 // takes off the open list; without one it stays empty (signed is final).
-func TestPublishList(t *testing.T) {
+func TestPublishList(t *testing.T) { forEachStore(t, testPublishList) }
+
+func testPublishList(t *testing.T, kind storeKind) {
 	for _, publishing := range []bool{true, false} {
-		s, err := openGatewayStore(filepath.Join(t.TempDir(), "gw.db"), publishing)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := newTestStore(t, kind, "").openStore(t, publishing)
 		set := func(id string, st pb.RequestStatus) {
 			t.Helper()
-			if _, err := s.update(id, func(e *entry, _ *bolt.Tx) error { e.view.Status = st; return nil }); err != nil {
+			if _, err := updateOne(s, id, func(e *entry) error { e.view.Status = st; return nil }); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -94,7 +91,7 @@ func TestPublishList(t *testing.T) {
 		set("c", pb.RequestStatus_REQUEST_STATUS_CONFIRMED)
 		set("d", pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD)
 		for _, id := range []string{"a", "b"} {
-			if err := s.closeOpen(id); err != nil { // the send loop is done with them
+			if err := closeOpen(s, id); err != nil { // the send loop is done with them
 				t.Fatal(err)
 			}
 		}

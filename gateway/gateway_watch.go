@@ -42,7 +42,12 @@ func (g *Gateway) ObserveConfirmed(ctx context.Context, c Confirmed) {
 	if g.manifest.Contains(c.Block.Account) {
 		g.checkRejectedConfirmed(c)
 	}
-	if g.manifest.Contains(c.Block.Account) && !g.SignedByUs(c.Hash) && !nano.IsEpochLink(c.Block.Link) {
+	ours, err := g.SignedByUs(c.Hash)
+	if err != nil && g.manifest.Contains(c.Block.Account) {
+		// Not an alert: the store could not say whether we signed it.
+		g.log.Error("the compromise watch could not read the signed blocks", "hash", c.Hash.String(), "error", err.Error())
+	}
+	if g.manifest.Contains(c.Block.Account) && err == nil && !ours && !nano.IsEpochLink(c.Block.Link) {
 		g.Alert(&pb.Alert{
 			Kind:      AlertUnknownBlock,
 			Account:   c.Block.Account[:],

@@ -18,7 +18,9 @@ import (
 // checks that the gateway and the relay keep serving a whole account
 // lifecycle, that nothing outside the medium changes, and that each side
 // reports what it met.
-func TestBridgeOverAttackedMedium(t *testing.T) {
+func TestBridgeOverAttackedMedium(t *testing.T) { forEachStore(t, testBridgeOverAttackedMedium) }
+
+func testBridgeOverAttackedMedium(t *testing.T, kind storeKind) {
 	m := mediumtest.NewAttack(t)
 	mediumtest.WriteFile(t, filepath.Join(m.ToHot, filemedium.DoneDir), "x")
 	mediumtest.Symlink(t, filepath.Join(m.Outside, filemedium.QuarantineDir), filepath.Join(m.ToHot, filemedium.QuarantineDir))
@@ -39,7 +41,7 @@ func TestBridgeOverAttackedMedium(t *testing.T) {
 		h, c := open(m.ToHot, m.ToCold, bridge.Hot, hot), open(m.ToCold, m.ToHot, bridge.Cold, cold)
 		return h.Writer, h.Reader, c.Reader, c.Writer
 	}
-	runLifecycle(t, newBridgeWorld(t, medium, 1))
+	runLifecycle(t, newBridgeWorld(t, kind, medium, 1))
 	m.WantOutsideUnchanged(t)
 	hot.WantReported(t, filemedium.IsBadEntryAt, []string{filepath.Join(m.ToHot, filemedium.DoneDir), filepath.Join(m.ToHot, filemedium.QuarantineDir)}, []string{"fifo.response.nkb"})
 	cold.WantReported(t, filemedium.IsBadEntryAt, []string{filepath.Join(m.ToCold, filemedium.DoneDir)}, nil)

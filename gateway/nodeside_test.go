@@ -117,7 +117,9 @@ func TestIPCEncodingFromConfig(t *testing.T) {
 // callback from loopback is refused with 403 and counted forbidden
 // (without asking the node, which is not there); when Run ends, the
 // listener is closed.
-func TestCallbackListener(t *testing.T) {
+func TestCallbackListener(t *testing.T) { forEachStore(t, testCallbackListener) }
+
+func testCallbackListener(t *testing.T, kind storeKind) {
 	cfg, err := ParseConfig([]byte(confMinimalGateway + `
 [node]
 rpc = "http://127.0.0.1:1"
@@ -145,7 +147,7 @@ allowed_sources = ["192.0.2.0/24"]
 	defer side.Close()
 	gwOut, gwIn, _, _ := fileMedium(t)
 	acct := nano.PublicKey{1}
-	gw, err := Open(filepath.Join(t.TempDir(), "gateway.db"), Options{Out: gwOut, Reader: gwIn,
+	gw, err := newTestStore(t, kind, "").open(Options{Out: gwOut, Reader: gwIn,
 		Manifest: NewManifest(&pb.CustodyAccount{Wallet: "w", PublicKey: acct[:], Address: acct.Address()})})
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,10 @@ import (
 // verified signed block for a request the gateway believed refused wins,
 // is recorded as ours, and raises an alert.
 func TestSignedBlockOverridesForgedRefusal(t *testing.T) {
+	forEachStore(t, testSignedBlockOverridesForgedRefusal)
+}
+
+func testSignedBlockOverridesForgedRefusal(t *testing.T, kind storeKind) {
 	env := signertest.MustEnv(t, 1)
 	dir := t.TempDir()
 	toCold, toHot := filepath.Join(dir, "to-cold"), filepath.Join(dir, "to-hot")
@@ -39,7 +43,7 @@ func TestSignedBlockOverridesForgedRefusal(t *testing.T) {
 	}
 	defer in.Close()
 	acct := env.Account(0)
-	gw, err := Open(filepath.Join(dir, "gw.db"), Options{Out: out, Reader: in, ResendInterval: time.Hour,
+	gw, err := newTestStore(t, kind, "").open(Options{Out: out, Reader: in, ResendInterval: time.Hour,
 		Manifest: NewManifest(&pb.CustodyAccount{Wallet: custodytest.Wallet, PublicKey: acct[:], Address: acct.Address()})})
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +124,7 @@ func TestSignedBlockOverridesForgedRefusal(t *testing.T) {
 		t.Fatal("no alert")
 	}
 	b, _ := resp.GetBlock().ToNano("block")
-	if !gw.SignedByUs(b.Hash()) {
+	if ours, err := gw.SignedByUs(b.Hash()); err != nil || !ours {
 		t.Fatal("the overriding block is not recorded as signed by us")
 	}
 }

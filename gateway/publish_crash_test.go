@@ -180,9 +180,9 @@ type pubGateway struct {
 	stop func() // cancels Run, waits for it and closes the state file
 }
 
-// startPubGateway starts a gateway on the state file path with a new
-// writer into toCold and a new reader of toHot, as a restarted process has.
-func startPubGateway(t *testing.T, path string, ledger Ledger, toCold, toHot string, manifest *Manifest) *pubGateway {
+// startPubGateway starts a gateway on the state ts with a new writer into
+// toCold and a new reader of toHot, as a restarted process has.
+func startPubGateway(t *testing.T, ts *testStore, ledger Ledger, toCold, toHot string, manifest *Manifest) *pubGateway {
 	t.Helper()
 	out, err := filemedium.NewFileWriter(toCold)
 	if err != nil {
@@ -193,7 +193,7 @@ func startPubGateway(t *testing.T, path string, ledger Ledger, toCold, toHot str
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := Open(path, Options{Out: out, Reader: in, Manifest: manifest, Ledger: ledger, ResendInterval: 2 * time.Second})
+	g, err := ts.open(Options{Out: out, Reader: in, Manifest: manifest, Ledger: ledger, ResendInterval: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,9 @@ func isConfirmed(s pb.RequestStatus) bool { return s == pb.RequestStatus_REQUEST
 // has moved on to the account's next request), after confirmation and
 // before CONFIRMED is recorded — is replaced by a new gateway on the same
 // state file, which takes every request to CONFIRMED.
-func TestPublishCrashPoints(t *testing.T) {
+func TestPublishCrashPoints(t *testing.T) { forEachStore(t, testPublishCrashPoints) }
+
+func testPublishCrashPoints(t *testing.T, kind storeKind) {
 	points := []string{crashBeforeProcess, crashAfterProcess, crashAfterPublished, crashAfterConfirmed}
 	env := signertest.MustEnv(t, len(points))
 	n := startPubNode(t, nil)
@@ -288,9 +290,9 @@ func TestPublishCrashPoints(t *testing.T) {
 	for i, point := range points {
 		t.Run(point, func(t *testing.T) {
 			acct := accts[i]
-			path := filepath.Join(t.TempDir(), "gateway.db")
+			ts := newTestStore(t, kind, "")
 			crash := newCrashLedger(side.Ledger(), point)
-			life1 := startPubGateway(t, path, crash, toCold, toHot, manifest)
+			life1 := startPubGateway(t, ts, crash, toCold, toHot, manifest)
 
 			fund, err := n.dev.Fund(t.Context(), acct, custodytest.XNO(20))
 			if err != nil {
@@ -320,7 +322,7 @@ func TestPublishCrashPoints(t *testing.T) {
 			}
 			life1.stop() // the crash: nothing after the point ran
 
-			life2 := startPubGateway(t, path, side.Ledger(), toCold, toHot, manifest)
+			life2 := startPubGateway(t, ts, side.Ledger(), toCold, toHot, manifest)
 			for _, id := range ids {
 				r := awaitStatus(t, life2.g, id, "CONFIRMED", isConfirmed)
 				n.mustConfirmedOnNode(t, r)

@@ -23,7 +23,9 @@ import (
 // beginning with '.' (intent.CheckRequestID, the one rule for request
 // ids) with InvalidArgument naming request_id, over a real socket, and
 // queues and writes nothing.
-func TestSubmitDotRequestID(t *testing.T) {
+func TestSubmitDotRequestID(t *testing.T) { forEachStore(t, testSubmitDotRequestID) }
+
+func testSubmitDotRequestID(t *testing.T, kind storeKind) {
 	dir := t.TempDir()
 	toCold, toHot := filepath.Join(dir, "to-cold"), filepath.Join(dir, "to-hot")
 	for _, d := range []string{toCold, toHot} {
@@ -42,7 +44,7 @@ func TestSubmitDotRequestID(t *testing.T) {
 	defer in.Close()
 	req := frametest.SendRequest(t, "wd-0001")
 	acct := req.GetSign().GetIntent().GetAccount()
-	gw, err := Open(filepath.Join(dir, "gw.db"), Options{Out: out, Reader: in, ResendInterval: time.Hour,
+	gw, err := newTestStore(t, kind, "").open(Options{Out: out, Reader: in, ResendInterval: time.Hour,
 		Manifest: NewManifest(&pb.CustodyAccount{Wallet: "w", PublicKey: acct})})
 	if err != nil {
 		t.Fatal(err)

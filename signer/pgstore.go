@@ -5,18 +5,16 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/nanokms/nanokms/internal/pgerr"
 	"github.com/nanokms/nanokms/internal/pgmigrate"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
@@ -195,44 +193,6 @@ func (s *PGStore) Close() error {
 	return nil
 }
 
-// pgUnavailable reports whether err says the database was not reached or
-// was lost: a failure to connect, a connection closed, broken or timed
-// out, or a server error of that kind. Anything else (a record that does
-// not decode, a statement the server refused) is not.
-func pgUnavailable(err error) bool {
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		var ce *pgconn.ConnectError
-		var ne net.Error
-		return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
-			errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-			errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-			errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
-	}
-	switch pe.Code[:2] {
-	case "08", // connection exception
-		"53", // insufficient resources (too many connections, out of memory, disk full)
-		"57": // operator intervention: admin or crash shutdown, cannot connect now, query canceled
-		return true
-	}
-	return pe.Code == "25P03" // idle_in_transaction_session_timeout
-}
-
-// pgRetry reports whether a transaction that failed with err should be
-// tried again: it failed to serialise, deadlocked, or met a concurrent
-// insert of the same key (whose precheck, tried again, sees it).
-func pgRetry(err error) bool {
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		return false
-	}
-	switch pe.Code {
-	case "40001", "40P01", "23505":
-		return true
-	}
-	return false
-}
-
 // pgWrap returns err wrapped with ErrStoreUnavailable when it says the
 // database was lost or unreachable; the parent context's own error when
 // the caller gave up.
@@ -243,7 +203,7 @@ func pgWrap(parent context.Context, err error) error {
 	if perr := parent.Err(); perr != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err)) {
 		return perr
 	}
-	if pgUnavailable(err) {
+	if pgerr.Unavailable(err) {
 		return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}
 	return err
@@ -435,14 +395,14 @@ func (s *PGStore) tryGroup(group []*pgCommitReq) ([]error, error) {
 		if s.afterTry != nil {
 			s.afterTry(err)
 		}
-		if err == nil || !pgRetry(err) {
+		if err == nil || !pgerr.Retry(err) {
 			break
 		}
 	}
 	switch {
 	case err == nil:
 		return results, nil
-	case pgRetry(err):
+	case pgerr.Retry(err):
 		return nil, fmt.Errorf("%w: conflicting decisions kept the transaction from committing in %d tries: %w", ErrStoreUnavailable, s.opts.MaxTries, err)
 	}
 	return nil, pgWrap(context.Background(), err)

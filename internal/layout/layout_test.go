@@ -23,7 +23,8 @@ var hot = []string{"gateway/...", "node/...", "metrics/gatewaymetrics/..."}
 
 // shared are the packages both sides link: they must link neither side.
 var shared = []string{"bridge/...", "nano/...", "intent/...", "proto/...", "internal/conffile/...",
-	"internal/mtls/...", "internal/grpcserve/...", "internal/health/...", "internal/backoff/...", "internal/buildinfo/...", "signer/signerapi/...", "metrics"}
+	"internal/mtls/...", "internal/grpcserve/...", "internal/health/...", "internal/backoff/...", "internal/buildinfo/...", "internal/pgmigrate/...", "internal/pgerr/...",
+	"signer/signerapi/...", "metrics"}
 
 // coldForbidden may not be in the closure of a cold package: the hot
 // side's code, the dev tools, the throw-away tokens and a WebSocket

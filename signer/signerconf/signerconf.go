@@ -25,11 +25,11 @@ const (
 	// maxModuleParamsLen bounds token.module_params.
 	maxModuleParamsLen = 4096
 	// DefaultPGOpTimeout is signer.postgres.op_timeout when absent.
-	DefaultPGOpTimeout = 10 * time.Second
+	DefaultPGOpTimeout = conffile.DefaultPGOpTimeout
 	// DefaultPGMaxConns is signer.postgres.max_conns when absent.
-	DefaultPGMaxConns = 8
+	DefaultPGMaxConns = conffile.DefaultPGMaxConns
 	// MaxPGMaxConns is the largest signer.postgres.max_conns accepted.
-	MaxPGMaxConns = 256
+	MaxPGMaxConns = conffile.MaxPGMaxConns
 )
 
 // Config is the signer's configuration file, in TOML, documented key by
@@ -76,24 +76,11 @@ type Service struct {
 }
 
 // Postgres is the [signer.postgres] section: the PostgreSQL database that
-// holds the state of every signer configured with it (signer.PGStore).
-// The connection string may hold a password, so the file names where it
-// is read: exactly one of DSNFile and DSNEnv is non-empty.
-type Postgres struct {
-	// DSNFile is a file holding the connection string (libpq's
-	// keyword=value form or a postgres:// URL), which only its owner may
-	// read or write; checked when the signer starts.
-	DSNFile string `toml:"dsn_file" conf:"abspath"`
-	// DSNEnv names an environment variable holding the connection string.
-	DSNEnv string `toml:"dsn_env"`
-	// OpTimeout bounds each operation on the database (a read, or a
-	// decision's transaction with its retries): past it the request fails
-	// with STATE_STORE_UNAVAILABLE, and nothing signed is released.
-	OpTimeout time.Duration `toml:"op_timeout" conf:"default=10s"`
-	// MaxConns bounds the signer's connections to the database, 1 to
-	// MaxPGMaxConns.
-	MaxConns int `toml:"max_conns" conf:"default=8"`
-}
+// holds the state of every signer configured with it (signer.PGStore),
+// declared and checked as every role's [*.postgres] (conffile.Postgres).
+// Past op_timeout a request fails with STATE_STORE_UNAVAILABLE, and
+// nothing signed is released.
+type Postgres = conffile.Postgres
 
 // Token is the [token] section: the PKCS#11 token holding the master
 // key. Exactly one of PINFile and PINEnv is non-empty, and exactly one of
@@ -146,16 +133,7 @@ func Parse(data []byte) (*Config, error) {
 // token), the metrics file and the health listener (not where the gRPC
 // API is).
 func (s *Service) CheckConf(c *conffile.Checker) {
-	switch {
-	case c.Failed(&s.State) || c.Failed(&s.Postgres):
-	case c.IsSet(&s.State) && s.Postgres != nil:
-		c.FailAt(&s.Postgres, "not allowed together with %s: the state is either a bbolt file or the signers' PostgreSQL database", c.Key(&s.State))
-	case s.Postgres != nil:
-	case !c.IsSet(&s.State):
-		c.FailAt(&s.State, "required (or [%s], the signers' PostgreSQL database)", c.Key(&s.Postgres))
-	case s.State == "":
-		c.FailAt(&s.State, "must not be empty")
-	}
+	c.StateStore(&s.State, &s.Postgres, "the signers' PostgreSQL database")
 	listen := c.Endpoint(&s.Listen, conffile.Listen)
 	c.MetricsFile(&s.Metrics)
 	if health := c.HTTPListen(&s.HealthListen); health.Overlaps(listen) {
@@ -164,13 +142,6 @@ func (s *Service) CheckConf(c *conffile.Checker) {
 	if c.NeedsTLS(&s.TLS, &s.Listen, "the signer serves TCP") {
 		s.TLS.Check(c, "token")
 	}
-}
-
-// CheckConf checks [signer.postgres]: exactly one source of the
-// connection string, and the pool's bound.
-func (p *Postgres) CheckConf(c *conffile.Checker) {
-	c.SecretSource(&p.DSNFile, &p.DSNEnv, "connection string")
-	c.IntRange(&p.MaxConns, 1, MaxPGMaxConns)
 }
 
 // CheckConf checks [token]: the token named one way (a label or a URI

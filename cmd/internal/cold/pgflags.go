@@ -51,9 +51,9 @@ func (f *pgFlags) dsn() (string, error) {
 		return "", err
 	}
 	if f.dsnEnv != "" {
-		return readDSNEnv("--pg-dsn-env", f.dsnEnv)
+		return cli.ReadDSNEnv("--pg-dsn-env", f.dsnEnv)
 	}
-	return readDSNFile("--pg-dsn-file", f.dsnFile)
+	return cli.ReadDSNFile("--pg-dsn-file", f.dsnFile, "the signers' database")
 }
 
 // open opens the signers' database named by f.

@@ -20,7 +20,7 @@ type signerStore struct {
 // openSignerStore opens the store the [signer] section names. The
 // connection string of [signer.postgres] is read from its file (owner
 // only, as --pg-dsn-file's) or its environment variable; its errors name
-// the key (a *DSNSourceError).
+// the key (a *cli.DSNSourceError).
 func openSignerStore(ctx context.Context, s *signerconf.Service) (signerStore, error) {
 	p := s.Postgres
 	if p == nil {
@@ -40,10 +40,10 @@ func openSignerStore(ctx context.Context, s *signerconf.Service) (signerStore, e
 	)
 	if p.DSNEnv != "" {
 		source = "signer.postgres.dsn_env"
-		dsn, err = readDSNEnv(source, p.DSNEnv)
+		dsn, err = cli.ReadDSNEnv(source, p.DSNEnv)
 	} else {
 		source = "signer.postgres.dsn_file"
-		dsn, err = readDSNFile(source, p.DSNFile)
+		dsn, err = cli.ReadDSNFile(source, p.DSNFile, "the signers' database")
 	}
 	if err != nil {
 		return signerStore{}, err

@@ -20,8 +20,8 @@ import (
 )
 
 // gatewayGCPercent is the gateway's garbage collector target (the
-// runtime's default is 100): its queue is in bbolt's memory map, its heap
-// small; a higher target spends less CPU collecting (cli.TuneGC).
+// runtime's default is 100): its queue is in bbolt's memory map or the
+// database, its heap small; a higher target spends less CPU collecting (cli.TuneGC).
 const gatewayGCPercent = 400
 
 type gatewayOptions struct {
@@ -35,7 +35,8 @@ func newGatewayCmd(e *cli.Env) *cobra.Command {
 		Short: "Run the hot gateway: the Custody gRPC service, the bridge's hot end and the node side",
 		Long: `Runs the hot gateway with the configuration file F (docs/CONFIG.md, "Gateway").
 It serves the Custody gRPC API to withdrawal services (mutual TLS on TCP, or a
-Unix socket), keeps its queue in a bbolt file, writes request frames to the
+Unix socket), keeps its queue in a bbolt file (gateway.state) or a PostgreSQL
+database ([gateway.postgres]), writes request frames to the
 bridge and resends them until answered, verifies every signed block against its
 intent, and (with a [node] section) publishes and follows confirmation. Logs
 are JSON lines on standard error.`,
@@ -88,7 +89,7 @@ func runGateway(ctx context.Context, e *cli.Env, opts gatewayOptions) error {
 	if cfg.Node.RPC != "" {
 		gopts.NodeCheck = nodeSide.Check
 	}
-	gw, err := gateway.Open(cfg.State, gopts)
+	gw, err := openGateway(ctx, &cfg.Settings, gopts)
 	if err != nil {
 		return err
 	}
@@ -128,7 +129,7 @@ func runGateway(ctx context.Context, e *cli.Env, opts gatewayOptions) error {
 		mux.Handle("/readyz", hh)
 		go func() { errc <- metrics.Serve(ctx, metricsL, mux) }()
 	}
-	log.Info("serving", "listen", cfg.Listen, "metrics", cfg.MetricsListen, "bridge", cfg.Bridge.Kind,
+	log.Info("serving", "listen", cfg.Listen, "store", storeName(&cfg.Settings), "metrics", cfg.MetricsListen, "bridge", cfg.Bridge.Kind,
 		"accounts", len(manifest.Accounts()), "node", cfg.Node.RPC, "callback", nodeSide.CallbackAddr() != nil)
 	first := <-errc
 	cancel()

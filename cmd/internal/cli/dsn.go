@@ -1,4 +1,4 @@
-package cold
+package cli
 
 import (
 	"bytes"
@@ -6,16 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	"github.com/nanokms/nanokms/cmd/internal/cli"
 )
 
 // maxDSNLen bounds a connection string file.
 const maxDSNLen = 8 << 10
 
-// DSNSourceError is returned when the connection string of the signers'
-// PostgreSQL database cannot be read from where a flag or a configuration
-// key says. It never quotes the connection string (it may hold a
+// DSNSourceError is returned when the connection string of a PostgreSQL
+// database (the signers', the gateway's) cannot be read from where a flag
+// or a configuration key says. It never quotes the connection string (it may hold a
 // password).
 type DSNSourceError struct {
 	// Source is the flag or the key naming the source: "--pg-dsn-file",
@@ -36,23 +34,24 @@ func (e *DSNSourceError) Error() string {
 
 func (e *DSNSourceError) Unwrap() error { return e.Err }
 
-// readDSNEnv reads a connection string from the environment variable
+// ReadDSNEnv reads a connection string from the environment variable
 // name, which source (a flag or a key) names.
-func readDSNEnv(source, name string) (string, error) {
+func ReadDSNEnv(source, name string) (string, error) {
 	v, ok := os.LookupEnv(name)
 	if !ok || v == "" {
-		return "", cli.WithHint(&DSNSourceError{Source: source, Err: fmt.Errorf("environment variable %s is not set or empty", name)},
+		return "", WithHint(&DSNSourceError{Source: source, Err: fmt.Errorf("environment variable %s is not set or empty", name)},
 			"give the name of the variable holding the connection string, not the string itself")
 	}
 	return v, nil
 }
 
-// readDSNFile reads a connection string from the file path, which source
+// ReadDSNFile reads a connection string from the file path, which source
 // (a flag or a key) names: a regular file that only its owner may read or
-// write, of one line.
-func readDSNFile(source, path string) (string, error) {
+// write, of one line. whose names the database in the hint ("the
+// signers' database").
+func ReadDSNFile(source, path, whose string) (string, error) {
 	fail := func(err error) (string, error) {
-		return "", cli.WithHint(&DSNSourceError{Source: source, Path: path, Err: err}, "the file holds the connection string of the signers' database, mode 0600")
+		return "", WithHint(&DSNSourceError{Source: source, Path: path, Err: err}, "the file holds the connection string of "+whose+", mode 0600")
 	}
 	fh, err := os.Open(path)
 	if err != nil {
