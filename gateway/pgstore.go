@@ -47,13 +47,7 @@ var pgSchema embed.FS
 const pgComponent = "gateway"
 
 // pgMigrations are the schema's versions, checked when the package loads.
-var pgMigrations = func() []pgmigrate.Migration {
-	m, err := pgmigrate.Load(pgSchema, "pgschema")
-	if err != nil {
-		panic(err) // the embedded files are the binary's own
-	}
-	return m
-}()
+var pgMigrations = pgmigrate.MustLoad(pgSchema, "pgschema")
 
 // PGSchemaVersion is the newest gateway schema version this binary knows.
 func PGSchemaVersion() int { return len(pgMigrations) }

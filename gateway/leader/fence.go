@@ -30,13 +30,7 @@ const LockNamespace int32 = 0x6e6b6c64
 var schemaFS embed.FS
 
 // migrations are the schema's versions, checked when the package loads.
-var migrations = func() []pgmigrate.Migration {
-	m, err := pgmigrate.Load(schemaFS, "schema")
-	if err != nil {
-		panic(err) // the embedded files are the binary's own
-	}
-	return m
-}()
+var migrations = pgmigrate.MustLoad(schemaFS, "schema")
 
 // SchemaVersion is the newest gateway_leader schema version this binary knows.
 func SchemaVersion() int { return len(migrations) }

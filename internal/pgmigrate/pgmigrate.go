@@ -44,6 +44,17 @@ type Migration struct {
 
 var fileName = regexp.MustCompile(`^([0-9]{4})_[a-z0-9_]+\.sql$`)
 
+// MustLoad is Load for migrations embedded in the binary (go:embed), read
+// when a package loads: a bad file there is the build's own mistake, so it
+// panics.
+func MustLoad(fsys fs.FS, dir string) []Migration {
+	m, err := Load(fsys, dir)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
 // Load reads the migrations in dir of fsys: every file must be named
 // NNNN_description.sql, and the versions must run from 1 without a gap or
 // a repeat.

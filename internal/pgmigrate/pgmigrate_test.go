@@ -155,3 +155,16 @@ func TestApplyConcurrently(t *testing.T) {
 		t.Fatalf("rows in a = %d, %v; want 1", n, err)
 	}
 }
+
+// MustLoad returns what Load returns, and panics where Load fails.
+func TestMustLoad(t *testing.T) {
+	if m := pgmigrate.MustLoad(v2, "m"); len(m) != 2 {
+		t.Errorf("MustLoad(v2) = %d migrations, want 2", len(m))
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("MustLoad of a gap in the versions did not panic")
+		}
+	}()
+	pgmigrate.MustLoad(fstest.MapFS{"0002_b.sql": {Data: []byte("SELECT 1;")}}, ".")
+}
