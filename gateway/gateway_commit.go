@@ -277,6 +277,31 @@ var errNoRecord = errors.New("gateway: no such request")
 // errNoChange is returned by a change's f that leaves the record as it is.
 var errNoChange = errors.New("gateway: nothing to change")
 
+// run applies the change to the stored record data, for either store:
+// the record changed and its encoding, or nil and c.err set when f
+// refused or the status would go backwards. An error is the record's
+// (undecodable): the transaction fails.
+func (c *change) run(data []byte) (*entry, []byte, error) {
+	e, err := decodeRecord(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	from := e.view.GetStatus()
+	if err := c.f(e); err != nil {
+		c.err = err
+		return nil, nil, nil
+	}
+	if err := checkStep(c.id, from, e.view.GetStatus()); err != nil {
+		c.err = err
+		return nil, nil, nil
+	}
+	enc, err := encodeRecord(e)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, enc, nil
+}
+
 // apply runs the changes of batch, in order, in one transaction of the
 // next group commit, and takes closing (request ids) off the open list in
 // the same transaction. It returns an error only when the transaction
@@ -294,22 +319,12 @@ func (s *gatewayStore) applyIn(tx *bolt.Tx, batch []*change, closing []string) e
 			c.err = errNoRecord
 			continue
 		}
-		e, err := decodeRecord(data)
+		e, enc, err := c.run(data)
 		if err != nil {
 			return err
 		}
-		from := e.view.GetStatus()
-		if err := c.f(e); err != nil {
-			c.err = err
+		if e == nil {
 			continue
-		}
-		if err := checkStep(c.id, from, e.view.GetStatus()); err != nil {
-			c.err = err
-			continue
-		}
-		enc, err := encodeRecord(e)
-		if err != nil {
-			return err
 		}
 		if err := b.Put([]byte(c.id), enc); err != nil {
 			return err

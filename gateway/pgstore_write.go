@@ -156,22 +156,12 @@ func (s *pgStore) applyIn(t *pgTx, batch []*change, closing []string) error {
 			c.err = errNoRecord
 			continue
 		}
-		e, err := decodeRecord(st.data)
+		e, enc, err := c.run(st.data)
 		if err != nil {
 			return err
 		}
-		from := e.view.GetStatus()
-		if err := c.f(e); err != nil {
-			c.err = err
+		if e == nil {
 			continue
-		}
-		if err := checkStep(c.id, from, e.view.GetStatus()); err != nil {
-			c.err = err
-			continue
-		}
-		enc, err := encodeRecord(e)
-		if err != nil {
-			return err
 		}
 		st.data, st.changed, st.e = enc, true, e
 		st.publishing = s.rowOf(e, st.publishing).publishing
