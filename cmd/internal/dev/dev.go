@@ -23,5 +23,6 @@ func Commands(e *cli.Env) []*cobra.Command {
 	return []*cobra.Command{
 		newBenchCmd(e),
 		newDevnodeCmd(e),
+		newPostgresCmd(e),
 	}
 }
