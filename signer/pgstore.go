@@ -25,8 +25,9 @@ import (
 // serialise. A signer's signature is released only after its
 // transaction committed. The audit records of all signers form one chain:
 // each transaction takes its turn on the chain's head (a table lock taken
-// before its snapshot, so that turns queue rather than conflict) and its
-// row, so seq and prev_hash are assigned inside it.
+// before its snapshot, so that turns queue rather than conflict) and reads
+// its row, so seq and prev_hash are assigned inside it. The writes that
+// arrive together share one transaction (pgstore_group.go).
 //
 // The schema is versioned SQL embedded in the binary (pgschema/), applied
 // forward-only by OpenPGStore; a database whose schema is newer than this
