@@ -6,17 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nanokms/nanokms/internal/pgerr"
 	"github.com/nanokms/nanokms/internal/pgmigrate"
-	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
 )
 
 // PGStore is the signer's state on PostgreSQL, for several signers (each
@@ -28,8 +25,9 @@ import (
 // serialise. A signer's signature is released only after its
 // transaction committed. The audit records of all signers form one chain:
 // each transaction takes its turn on the chain's head (a table lock taken
-// before its snapshot, so that turns queue rather than conflict) and its
-// row, so seq and prev_hash are assigned inside it.
+// before its snapshot, so that turns queue rather than conflict) and reads
+// its row, so seq and prev_hash are assigned inside it. The writes that
+// arrive together share one transaction (pgstore_group.go).
 //
 // The schema is versioned SQL embedded in the binary (pgschema/), applied
 // forward-only by OpenPGStore; a database whose schema is newer than this
@@ -50,7 +48,8 @@ type PGStore struct {
 	reach reachState
 
 	// beforeCommit, when set (by tests), is called in each group
-	// transaction after its statements and before its COMMIT.
+	// transaction once it holds the audit chain's head and its writes
+	// are prepared, before they and its COMMIT are sent.
 	beforeCommit func()
 	// afterTry, when set (by tests), is called after each try of a group
 	// transaction with its outcome.
@@ -252,205 +251,6 @@ func (s *PGStore) Ping(ctx context.Context) error {
 
 func (s *PGStore) watch(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	s.reach.watch(ctx, interval, log, func() { _ = s.Ping(ctx) })
-}
-
-// pgTx is a write transaction of a group, with the audit chain's head as
-// the group's writes leave it.
-type pgTx struct {
-	ctx      context.Context
-	tx       pgx.Tx
-	headSeq  uint64
-	headHash []byte
-	appended bool
-}
-
-// appendAudit seals rec as the chain's next record and inserts it.
-func (t *pgTx) appendAudit(rec *pb.AuditRecord) (uint64, error) {
-	seq := t.headSeq + 1
-	data, h, err := sealAudit(rec, seq, t.headHash)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := t.tx.Exec(t.ctx, "INSERT INTO signer_audit (seq, hash, record) VALUES ($1, $2, $3)", int64(seq), h[:], data); err != nil {
-		return 0, err
-	}
-	t.headSeq, t.headHash, t.appended = seq, h[:], true
-	return seq, nil
-}
-
-// pgCommitReq is one write waiting for the next group.
-type pgCommitReq struct {
-	fn   func(*pgTx) error
-	done chan error
-}
-
-// write runs fn in the next group transaction and returns its result
-// once that committed. fn must return a precheck error (errStale, a
-// *Refusal) before writing anything, and may run more than once (each
-// time in a new transaction).
-func (s *PGStore) write(ctx context.Context, fn func(*pgTx) error) error {
-	if s.opts.ReadOnly {
-		return ErrReadOnly
-	}
-	req := &pgCommitReq{fn: fn, done: make(chan error, 1)}
-	s.cmu.RLock()
-	if s.closed {
-		s.cmu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case s.commits <- req:
-	case <-ctx.Done():
-		s.cmu.RUnlock()
-		return ctx.Err()
-	}
-	s.cmu.RUnlock()
-	select {
-	case err := <-req.done:
-		return s.reach.note(err)
-	case <-ctx.Done():
-		// The write may still commit: a repeat of the request gets it.
-		return ctx.Err()
-	}
-}
-
-// committer commits queued writes in groups until Close.
-func (s *PGStore) committer() {
-	defer close(s.stopped)
-	for req := range s.commits {
-		group := []*pgCommitReq{req}
-	drain:
-		for len(group) < maxGroup {
-			select {
-			case r, ok := <-s.commits:
-				if !ok {
-					break drain
-				}
-				group = append(group, r)
-			default:
-				break drain
-			}
-		}
-		s.commitGroup(group)
-	}
-}
-
-// commitGroup runs a group's writes in one transaction, tried again while
-// it fails to serialise. A write's precheck error fails that write alone;
-// another error of a write runs each write on its own. Nothing is
-// reported to the writers before the transaction's outcome is known.
-func (s *PGStore) commitGroup(group []*pgCommitReq) {
-	results, err := s.tryGroup(group)
-	if err != nil && len(group) > 1 && !errors.Is(err, ErrStoreUnavailable) {
-		for _, r := range group {
-			res, err := s.tryGroup([]*pgCommitReq{r})
-			if err == nil {
-				err = res[0]
-			}
-			r.done <- err
-		}
-		return
-	}
-	for i, r := range group {
-		if err != nil {
-			r.done <- err
-		} else {
-			r.done <- results[i]
-		}
-	}
-	if err == nil {
-		for _, res := range results {
-			if res == nil {
-				s.notifyAppended()
-				break
-			}
-		}
-	}
-}
-
-// tryGroup runs group's writes in one SERIALIZABLE transaction, up to
-// MaxTries times while it fails to serialise, within OpTimeout.
-func (s *PGStore) tryGroup(group []*pgCommitReq) ([]error, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.OpTimeout)
-	defer cancel()
-	results := make([]error, len(group))
-	var err error
-	for try := 0; try < s.opts.MaxTries; try++ {
-		if try > 0 {
-			// Jittered backoff: the signers that collided retry apart.
-			d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(try, 6)))
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
-				return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, ctx.Err())
-			}
-		}
-		err = s.runGroup(ctx, group, results)
-		if s.afterTry != nil {
-			s.afterTry(err)
-		}
-		if err == nil || !pgerr.Retry(err) {
-			break
-		}
-	}
-	switch {
-	case err == nil:
-		return results, nil
-	case pgerr.Retry(err):
-		return nil, fmt.Errorf("%w: conflicting decisions kept the transaction from committing in %d tries: %w", ErrStoreUnavailable, s.opts.MaxTries, err)
-	}
-	return nil, pgWrap(context.Background(), err)
-}
-
-// runGroup is one try of a group's transaction.
-func (s *PGStore) runGroup(ctx context.Context, group []*pgCommitReq, results []error) error {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(context.Background()) //nolint:errcheck // a no-op after Commit
-	t := &pgTx{ctx: ctx, tx: tx}
-	// The writes of every signer take turns (each appends to the one
-	// audit chain): the turn is taken first, by LOCK TABLE, which takes
-	// no snapshot, so that the transaction's snapshot (taken by its first
-	// query, below) comes after the previous turn's commit. A snapshot
-	// taken before waiting would be out of date once the wait ended, and
-	// the transaction would fail to serialise at once. Plain reads (a
-	// signer's reads, audit verify, state export) are not blocked.
-	if _, err := tx.Exec(ctx, "LOCK TABLE signer_audit_head IN EXCLUSIVE MODE"); err != nil {
-		return err
-	}
-	var seq int64
-	var rat, rseq *int64
-	var rto *string
-	if err := tx.QueryRow(ctx, "SELECT seq, hash, "+pgRetiredCols+" FROM signer_audit_head FOR UPDATE").Scan(&seq, &t.headHash, &rat, &rseq, &rto); err != nil {
-		return err
-	}
-	if r := pgRetirement(rat, rseq, rto); r != nil {
-		// Retired under this signer (retire.go): nothing more commits.
-		return &RetiredError{Store: pgRetiredStore, Retirement: *r}
-	}
-	t.headSeq = uint64(seq)
-	startSeq := t.headSeq
-	for i, r := range group {
-		results[i] = r.fn(t)
-		if results[i] != nil && !precheckErr(results[i]) {
-			return results[i]
-		}
-	}
-	if t.appended {
-		tag, err := tx.Exec(ctx, "UPDATE signer_audit_head SET seq = $1, hash = $2 WHERE seq = $3", int64(t.headSeq), t.headHash, int64(startSeq))
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() != 1 {
-			return errors.New("signer: the audit chain's head moved inside a transaction")
-		}
-	}
-	if s.beforeCommit != nil {
-		s.beforeCommit()
-	}
-	return tx.Commit(ctx)
 }
 
 func (s *PGStore) auditAppended() <-chan struct{} {

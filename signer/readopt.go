@@ -2,12 +2,10 @@ package signer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/nanokms/nanokms/nano"
@@ -188,40 +186,33 @@ func (s *PGStore) readopt(ctx context.Context, p *readoptPlan, at time.Time) err
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(t *pgTx) error {
-		var raw []byte
-		var cur AccountRecord
-		err := t.tx.QueryRow(t.ctx, "SELECT record FROM signer_accounts WHERE account = $1", p.rec.Account[:]).Scan(&raw)
-		ok := err == nil
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-		case err != nil:
-			return err
-		default:
-			if err := cur.UnmarshalBinary(raw); err != nil {
+	var raw []byte
+	var found bool
+	return s.write(ctx, &pgCommitReq{
+		keys: []string{accountKey(p.rec.Account)},
+		check: func(t *pgTx) {
+			raw, found = nil, false
+			t.reads.Queue("SELECT record FROM signer_accounts WHERE account = $1", p.rec.Account[:]).Query(func(rows pgx.Rows) error {
+				_, err := pgx.ForEachRow(rows, []any{&raw}, func() error { found = true; return nil })
+				return err
+			})
+		},
+		apply: func(t *pgTx) error {
+			var cur AccountRecord
+			if found {
+				if err := cur.UnmarshalBinary(raw); err != nil {
+					return err
+				}
+			}
+			if err := checkReadopt(&cur, found, p); err != nil {
 				return err
 			}
-		}
-		if err := checkReadopt(&cur, ok, p); err != nil {
-			return err
-		}
-		if _, err := t.appendAudit(readoptAudit(p, at)); err != nil {
-			return err
-		}
-		tag, err := t.tx.Exec(t.ctx, "UPDATE signer_accounts SET frontier = $2, record = $3 WHERE account = $1 AND frontier = $4",
-			p.rec.Account[:], p.rec.FrontierHash[:], data, p.before[:])
-		if err != nil {
-			return err
-		}
-		return rowsOne(tag, p.rec.Account)
+			if _, err := t.appendAudit(readoptAudit(p, at)); err != nil {
+				return err
+			}
+			t.writes.Queue(pgExpect("UPDATE signer_accounts SET frontier = $2, record = $3 WHERE account = $1 AND frontier = $4 RETURNING 1", 5),
+				p.rec.Account[:], p.rec.FrontierHash[:], data, p.before[:], 1)
+			return nil
+		},
 	})
-}
-
-// rowsOne fails a write past its precheck that did not update exactly one
-// row (it must not commit).
-func rowsOne(tag pgconn.CommandTag, a nano.PublicKey) error {
-	if tag.RowsAffected() != 1 {
-		return fmt.Errorf("signer: the account record of %s moved inside its transaction", a.Address())
-	}
-	return nil
 }

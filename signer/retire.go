@@ -295,13 +295,16 @@ func (s *PGStore) retireTx(ctx context.Context, x *StateExport, now time.Time, t
 	if r := pgRetirement(rat, rseq, rto); r != nil {
 		return &RetiredError{Store: pgRetiredStore, Retirement: *r}
 	}
-	t := &pgTx{ctx: ctx, tx: tx, headSeq: uint64(seq), headHash: hash}
-	rseqNew, err := t.appendAudit(retiredAudit(now, to, "postgres"))
+	rseqNew := seq + 1
+	data, h, err := sealAudit(retiredAudit(now, to, "postgres"), uint64(rseqNew), hash)
 	if err != nil {
 		return err
 	}
+	if _, err := tx.Exec(ctx, "INSERT INTO signer_audit (seq, hash, record) VALUES ($1, $2, $3)", rseqNew, h[:], data); err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, "UPDATE signer_audit_head SET seq = $1, hash = $2, retired_at = $3, retired_seq = $1, retired_to = $4",
-		int64(rseqNew), t.headHash, now.UnixNano(), to); err != nil {
+		rseqNew, h[:], now.UnixNano(), to); err != nil {
 		return err
 	}
 	if err := exportPGRows(ctx, tx, x, now); err != nil {

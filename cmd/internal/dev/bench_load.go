@@ -111,7 +111,7 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var deadline time.Time
-	cpu0, pages0 := processCPU(), w.pagesWritten()
+	cpu0, pages0, db0 := processCPU(), w.pagesWritten(), w.dbCPU()
 	start := time.Now()
 	if opts.duration > 0 {
 		deadline = start.Add(opts.duration)
@@ -122,7 +122,7 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu, pages := processCPU()-cpu0, w.pagesWritten()-pages0
+	cpu, pages, db := processCPU()-cpu0, w.pagesWritten()-pages0, w.dbCPU()-db0
 	bar.finish(ctx.Err())
 	if err := ctx.Err(); err != nil {
 		return lv, err
@@ -155,6 +155,7 @@ func (w *benchWorld) runLevel(ctx context.Context, c int, opts benchSignerOption
 	}
 	if lv.Signed > 0 {
 		lv.PagesPerRequest = float64(pages) / float64(lv.Signed)
+		lv.DBCPUPerRequestUs = float64(db.Microseconds()) / float64(lv.Signed)
 	}
 	if cpu > 0 && lv.Signed > 0 {
 		lv.CPUPerRequestUs = float64(cpu.Microseconds()) / float64(lv.Signed)

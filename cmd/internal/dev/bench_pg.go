@@ -1,6 +1,7 @@
 package dev
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -143,6 +144,64 @@ func (p *benchPG) newDatabase(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return p.connString(name), nil
+}
+
+// cpu is the CPU time (user and system) the server's processes have
+// used so far: the postmaster's own, that of its children it has reaped
+// (connections closed) and that of its live children, read from /proc; 0
+// where that cannot be read.
+func (p *benchPG) cpu() time.Duration {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	pid := p.cmd.Process.Pid
+	_, own, reaped, ok := procCPU(pid)
+	if !ok {
+		return 0
+	}
+	total := own + reaped
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		if parent, c, _, ok := procCPU(child); ok && parent == pid {
+			total += c
+		}
+	}
+	return total
+}
+
+// procCPU reads /proc/pid/stat: the parent's pid, the process's CPU time
+// and its reaped children's.
+func procCPU(pid int) (ppid int, own, reaped time.Duration, ok bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	// The command name, in parentheses, may hold spaces: the fields
+	// start after the last ')'.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, 0, 0, false
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 15 {
+		return 0, 0, 0, false
+	}
+	// f[0] is field 3 (state): ppid is field 4, utime..cstime 14..17.
+	var v [5]int64
+	for k, idx := range []int{1, 11, 12, 13, 14} {
+		if v[k], err = strconv.ParseInt(f[idx], 10, 64); err != nil {
+			return 0, 0, 0, false
+		}
+	}
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return int(v[0]), time.Duration(v[1]+v[2]) * tick, time.Duration(v[3]+v[4]) * tick, true
 }
 
 // close stops the server (fast shutdown, then SIGKILL after a minute) and

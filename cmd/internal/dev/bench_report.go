@@ -83,6 +83,11 @@ type benchLevel struct {
 	// decision, which the machine's load does not change; 0 on
 	// PostgreSQL.
 	PagesPerRequest float64 `json:"pages_per_request"`
+	// DBCPUPerRequestUs is the PostgreSQL server's CPU time (all its
+	// processes, from /proc) per signed request, in µs: the database's
+	// share of a decision, which CPUPerRequestUs does not count; 0 on
+	// bbolt.
+	DBCPUPerRequestUs float64 `json:"db_cpu_per_request_us"`
 	// Verified: after the level, every account's frontier on the signer
 	// is the last block the client received, and its signature verifies.
 	Verified bool `json:"verified"`
@@ -137,10 +142,10 @@ func printBenchSigner(out io.Writer, r *benchSignerReport) error {
 		strings.Trim(strings.Join(strings.Fields(fmt.Sprint(r.TrackedAccounts)), ", "), "[]"), r.Rounds)
 
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "STORE\tTRACKED\tROUND\tCONCURRENCY\tACCOUNTS\tSIGNED\tFAILED\tSIGNED/S\tMEAN ms\tP50 ms\tP90 ms\tP99 ms\tMAX ms\tBYTES/REQ\tCPU µs/REQ\tCORES USED\tPAGES/REQ\t")
+	fmt.Fprintln(tw, "STORE\tTRACKED\tROUND\tCONCURRENCY\tACCOUNTS\tSIGNED\tFAILED\tSIGNED/S\tMEAN ms\tP50 ms\tP90 ms\tP99 ms\tMAX ms\tBYTES/REQ\tCPU µs/REQ\tDB CPU µs/REQ\tCORES USED\tPAGES/REQ\t")
 	for _, lv := range r.Levels {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.2f\t%.2f\t\n", lv.Store, lv.TrackedAccounts, lv.Round, lv.Concurrency, lv.Accounts, lv.Signed,
-			lv.Failed+lv.Skipped, lv.PerSecond, lv.MeanMs, lv.P50Ms, lv.P90Ms, lv.P99Ms, lv.MaxMs, lv.RequestBytes, lv.CPUPerRequestUs, lv.CPUUse, lv.PagesPerRequest)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t\n", lv.Store, lv.TrackedAccounts, lv.Round, lv.Concurrency, lv.Accounts, lv.Signed,
+			lv.Failed+lv.Skipped, lv.PerSecond, lv.MeanMs, lv.P50Ms, lv.P90Ms, lv.P99Ms, lv.MaxMs, lv.RequestBytes, lv.CPUPerRequestUs, lv.DBCPUPerRequestUs, lv.CPUUse, lv.PagesPerRequest)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -153,7 +158,7 @@ func printBenchSigner(out io.Writer, r *benchSignerReport) error {
 		fmt.Fprintf(out, "%s at concurrency %d: signed/s ratio %.2f (median of %s); medians %.0f vs %.0f/s, p99 %.2f vs %.2f ms, %.2f vs %.2f pages/request\n",
 			what, c.Concurrency, c.RatioMedian, formatRatios(c.Ratios), c.PerSecond, c.BasePerSecond, c.P99Ms, c.BaseP99Ms, c.Pages, c.BasePages)
 	}
-	fmt.Fprintln(out, "(latency at the client; CPU µs/REQ: the whole process's CPU time, signer and clients, per signed request)")
+	fmt.Fprintln(out, "(latency at the client; CPU µs/REQ: the whole process's CPU time, signer and clients, per signed request; DB CPU µs/REQ: the PostgreSQL server's, all its processes, per signed request)")
 	for _, lv := range r.Levels {
 		if lv.FirstError != "" {
 			fmt.Fprintf(out, "concurrency %d: first error: %s\n", lv.Concurrency, lv.FirstError)

@@ -297,6 +297,15 @@ func (w *benchWorld) pagesWritten() int64 {
 	return w.store.PagesWritten()
 }
 
+// dbCPU is the CPU time the run's PostgreSQL server has used so far; 0
+// for a world whose state is not on it.
+func (w *benchWorld) dbCPU() time.Duration {
+	if len(w.pgStores) == 0 || w.shared == nil || w.shared.pg == nil {
+		return 0
+	}
+	return w.shared.pg.cpu()
+}
+
 // close stops and deletes everything setup made, in reverse order.
 func (w *benchWorld) close() error {
 	var errs []error
