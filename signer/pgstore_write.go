@@ -158,25 +158,11 @@ func (s *PGStore) commitSigned(ctx context.Context, d *Decision) (*pb.SignRespon
 				return err
 			}
 			intentHash := d.IntentDigest
-			seq, err := t.appendAudit(&pb.AuditRecord{
-				TimeUnixNano: d.Time.UnixNano(),
-				Decision:     DecisionSigned,
-				RequestId:    d.RequestID,
-				Account:      a[:],
-				Detail:       d.Subtype + " " + d.Hash.String(),
-				BlockHash:    d.Hash[:],
-				IntentHash:   intentHash[:],
-			})
+			seq, err := t.appendAudit(d.auditRecord())
 			if err != nil {
 				return err
 			}
-			r := &pb.SignResponse{
-				RequestId: d.RequestID,
-				Block:     pb.BlockFromNano(&d.Block),
-				Hash:      d.Hash[:],
-				Subtype:   d.Subtype,
-				AuditSeq:  seq,
-			}
+			r := d.response(seq)
 			data, err := proto.Marshal(r)
 			if err != nil {
 				return err

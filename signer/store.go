@@ -439,6 +439,32 @@ type Decision struct {
 	Time    time.Time
 }
 
+// auditRecord is the audit record of the signed decision d, the same in
+// every store.
+func (d *Decision) auditRecord() *pb.AuditRecord {
+	return &pb.AuditRecord{
+		TimeUnixNano: d.Time.UnixNano(),
+		Decision:     DecisionSigned,
+		RequestId:    d.RequestID,
+		Account:      d.Record.Account[:],
+		Detail:       d.Subtype + " " + d.Hash.String(),
+		BlockHash:    d.Hash[:],
+		IntentHash:   d.IntentDigest[:],
+	}
+}
+
+// response is the answer to the signed decision d, recorded under audit
+// sequence number seq.
+func (d *Decision) response(seq uint64) *pb.SignResponse {
+	return &pb.SignResponse{
+		RequestId: d.RequestID,
+		Block:     pb.BlockFromNano(&d.Block),
+		Hash:      d.Hash[:],
+		Subtype:   d.Subtype,
+		AuditSeq:  seq,
+	}
+}
+
 // errStale is returned by CommitSigned when the state changed since the
 // decision was built (another decision for the account, or the request id,
 // got there first).
@@ -471,26 +497,11 @@ func (s *Store) CommitSigned(d *Decision) (*pb.SignResponse, error) {
 			return errStale
 		}
 		intentHash := d.IntentDigest
-		rec := &pb.AuditRecord{
-			TimeUnixNano: d.Time.UnixNano(),
-			Decision:     DecisionSigned,
-			RequestId:    d.RequestID,
-			Account:      d.Record.Account[:],
-			Detail:       d.Subtype + " " + d.Hash.String(),
-			BlockHash:    d.Hash[:],
-			IntentHash:   intentHash[:],
-		}
-		seq, err := appendAudit(tx, rec)
+		seq, err := appendAudit(tx, d.auditRecord())
 		if err != nil {
 			return err
 		}
-		r := &pb.SignResponse{
-			RequestId: d.RequestID,
-			Block:     pb.BlockFromNano(&d.Block),
-			Hash:      d.Hash[:],
-			Subtype:   d.Subtype,
-			AuditSeq:  seq,
-		}
+		r := d.response(seq)
 		data, err := proto.Marshal(r)
 		if err != nil {
 			return err
