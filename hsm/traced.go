@@ -2,7 +2,11 @@
 
 package hsm
 
-import "github.com/miekg/pkcs11"
+import (
+	"github.com/miekg/pkcs11"
+
+	"github.com/nanokms/nanokms/internal/p11slots"
+)
 
 // traced is the p11 that Tokens use: every call goes to p, and every
 // return value other than CKR_OK comes back as a *TokenError naming the
@@ -17,7 +21,7 @@ func (t traced) GetInfo() (pkcs11.Info, error) {
 }
 
 func (t traced) GetSlotList(tokenPresent bool) ([]uint, error) {
-	r0, err := t.p.GetSlotList(tokenPresent)
+	r0, err := p11slots.List(t.p.GetSlotList, tokenPresent) // SoftHSM's listings must take turns
 	return r0, traceErr("C_GetSlotList", err)
 }
 

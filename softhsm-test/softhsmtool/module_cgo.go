@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/nanokms/nanokms/internal/p11slots"
 )
 
 // ctxs holds this package's handle on each module it loaded. A handle is
@@ -64,7 +66,7 @@ func initTokenInProcess(module, label, soPIN, pin string) error {
 	if err != nil {
 		return err
 	}
-	slots, err := c.GetSlotList(true)
+	slots, err := p11slots.List(c.GetSlotList, true) // beside the hsm package's listings
 	if err != nil {
 		return fmt.Errorf("softhsmtool: C_GetSlotList: %w", err)
 	}
