@@ -35,6 +35,10 @@ type Settings struct {
 	// Postgres is the gateway's PostgreSQL database ([gateway.postgres],
 	// OpenPG); nil when the state is the bbolt file State.
 	Postgres *conffile.Postgres `toml:"postgres"`
+	// Leader is [gateway.leader]: this gateway is one of several on the
+	// database of Postgres, and drives the bridge only while elected
+	// (Options.Elector); nil when it is the database's single gateway.
+	Leader *LeaderSettings `toml:"leader"`
 	// Listen is "unix:///path" or "tcp://host:port" (which needs TLS).
 	Listen string `toml:"listen" conf:"required"`
 	// Manifests are account manifests written by 'nanokms account list --json'.
@@ -46,6 +50,24 @@ type Settings struct {
 	MetricsListen string              `toml:"metrics_listen"`
 	LogLevel      string              `toml:"log_level" conf:"default=info,oneof=debug|info|warn|error"`
 	TLS           *conffile.TLSServer `toml:"tls"` // [gateway.tls]; nil when absent
+}
+
+// LeaderSettings is the [gateway.leader] section: the election of the
+// gateway that drives the bridge among those sharing one PostgreSQL
+// database (package gateway/leader, whose Config the keys fill).
+type LeaderSettings struct {
+	// Medium names the bridge medium: the key of its advisory lock and of
+	// its epoch's row. Every gateway on this bridge gives the same name.
+	Medium string `toml:"medium" conf:"required"`
+	// Holder names this gateway in the epoch's row and the logs; "" means
+	// "hostname/pid".
+	Holder string `toml:"holder"`
+	// CheckInterval is how often a candidate polls the lock and the
+	// leader checks its term.
+	CheckInterval time.Duration `toml:"check_interval" conf:"default=1s"`
+	// CheckTimeout bounds each statement of the election; a leader whose
+	// check does not answer within it stops leading.
+	CheckTimeout time.Duration `toml:"check_timeout" conf:"default=5s"`
 }
 
 // NodeConfig is the gateway's [node] section (the Nano node it reads from
@@ -168,11 +190,15 @@ func ParseConfig(data []byte) (*Config, error) {
 	return cfg, nil
 }
 
-// CheckConf checks [gateway]: exactly one state store, where it serves
+// CheckConf checks [gateway]: exactly one state store ([gateway.leader]
+// only with PostgreSQL), where it serves
 // (with TLS exactly when over TCP), at least one manifest, the metrics
 // listener.
 func (s *Settings) CheckConf(c *conffile.Checker) {
 	c.StateStore(&s.State, &s.Postgres, "the gateway's PostgreSQL database")
+	if s.Leader != nil && s.Postgres == nil && !c.Failed(&s.Postgres) {
+		c.FailAt(&s.Leader, "only allowed with [%s]: the gateways that share a database elect the one that drives the bridge", c.Key(&s.Postgres))
+	}
 	c.Endpoint(&s.Listen, conffile.Listen)
 	switch {
 	case !c.IsSet(&s.Manifests):

@@ -228,6 +228,17 @@ func TestGatewayConfigValid(t *testing.T) {
 				t.Errorf("gateway = %+v, postgres %+v", c.Settings, c.Postgres)
 			}
 		}},
+		{"leader", pgEdits("dsn_env = \"DSN\"\n\n[gateway.leader]\nmedium = \"bridge-1\"\nholder = \"gw-a\"\ncheck_timeout = \"3s\""), func(t *testing.T, c *Config) {
+			want := LeaderSettings{Medium: "bridge-1", Holder: "gw-a", CheckInterval: time.Second, CheckTimeout: 3 * time.Second}
+			if c.Leader == nil || *c.Leader != want {
+				t.Errorf("leader %+v, want %+v", c.Leader, want)
+			}
+		}},
+		{"postgres without leader", pgEdits("dsn_env = \"DSN\""), func(t *testing.T, c *Config) {
+			if c.Leader != nil {
+				t.Errorf("leader %+v, want none (the database's single gateway)", c.Leader)
+			}
+		}},
 		{"postgres from the environment", []confEdit{confReplace(`state = "/var/lib/nanokms/gateway.db"`, ""), confReplace("\n[bridge]", "\n[gateway.postgres]\ndsn_env = \"NANOKMS_GATEWAYS_DSN\"\nop_timeout = \"2s\"\nmax_conns = 32\n\n[bridge]")}, func(t *testing.T, c *Config) {
 			if c.Postgres == nil || *c.Postgres != (conffile.Postgres{DSNEnv: "NANOKMS_GATEWAYS_DSN", OpTimeout: 2 * time.Second, MaxConns: 32}) {
 				t.Errorf("postgres %+v", c.Postgres)
@@ -257,6 +268,12 @@ func pgEdits(text string) []confEdit {
 	return []confEdit{confReplace(`state = "/var/lib/nanokms/gateway.db"`, ""), confReplace("\n[bridge]", "\n[gateway.postgres]\n"+text+"\n\n[bridge]")}
 }
 
+// leaderEdits replaces gateway.state with a [gateway.postgres] section
+// and adds a [gateway.leader] section of text.
+func leaderEdits(text string) []confEdit {
+	return pgEdits("dsn_env = \"DSN\"\n\n[gateway.leader]\n" + text)
+}
+
 func TestGatewayConfigErrors(t *testing.T) {
 	const listen = `listen = "unix:///run/nanokms/gateway.sock"`
 	const manifests = `manifests = ["/etc/nanokms/treasury.json"]`
@@ -282,6 +299,12 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{"postgres max_conns zero", pgEdits("dsn_env = \"DSN\"\nmax_conns = 0"), "gateway.postgres.max_conns", "must be from 1 to 256"},
 		{"postgres op_timeout zero", pgEdits("dsn_env = \"DSN\"\nop_timeout = \"0s\""), "gateway.postgres.op_timeout", "must be positive"},
 		{"postgres unknown key", pgEdits("dsn_env = \"DSN\"\npassword = \"x\""), "gateway.postgres.password", "unknown key"},
+		{"leader without postgres", []confEdit{confReplace("\n[bridge]", "\n[gateway.leader]\nmedium = \"bridge-1\"\n\n[bridge]")}, "gateway.leader", "only allowed with [gateway.postgres]"},
+		{"leader without medium", leaderEdits(""), "gateway.leader.medium", "required"},
+		{"leader medium empty", leaderEdits(`medium = ""`), "gateway.leader.medium", "must not be empty"},
+		{"leader check_interval zero", leaderEdits("medium = \"b\"\ncheck_interval = \"0s\""), "gateway.leader.check_interval", "must be positive"},
+		{"leader check_timeout not a duration", leaderEdits("medium = \"b\"\ncheck_timeout = \"5\""), "gateway.leader.check_timeout", "must be a duration"},
+		{"leader unknown key", leaderEdits("medium = \"b\"\nepoch = 3"), "gateway.leader.epoch", "unknown key"},
 		{"state relative", []confEdit{confReplace(`state = "/var/lib/nanokms/gateway.db"`, `state = "gateway.db"`)}, "gateway.state", "absolute path"},
 		{"listen missing", []confEdit{confReplace(listen, "")}, "gateway.listen", "required"},
 		{"listen no host", []confEdit{confReplace(listen, `listen = "tcp://:7443"`)}, "gateway.listen", "write 0.0.0.0 or [::] to listen on every interface"},
