@@ -45,31 +45,84 @@ type mediumFunc func(t *testing.T) (gwOut frame.FrameWriter, gwIn frame.FrameRea
 
 func fileMedium(t *testing.T) (frame.FrameWriter, frame.FrameReader, frame.FrameReader, frame.FrameWriter) {
 	t.Helper()
+	m := newSharedFileMedium(t)
+	gwOut, gwIn := m.gatewayEnds(t)
+	relayIn, relayOut := m.relayEnds(t)
+	return gwOut, gwIn, relayIn, relayOut
+}
+
+// sharedFileMedium is a file medium's two directories, whose ends may be
+// opened by several gateways (one of which drives it at a time).
+type sharedFileMedium struct{ toCold, toHot string }
+
+func newSharedFileMedium(t *testing.T) sharedFileMedium {
+	t.Helper()
 	dir := t.TempDir()
-	toCold, toHot := filepath.Join(dir, "to-cold"), filepath.Join(dir, "to-hot")
-	for _, d := range []string{toCold, toHot} {
+	m := sharedFileMedium{toCold: filepath.Join(dir, "to-cold"), toHot: filepath.Join(dir, "to-hot")}
+	for _, d := range []string{m.toCold, m.toHot} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
-	mustW := func(d string) *filemedium.FileWriter {
-		w, err := filemedium.NewFileWriter(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w
+	return m
+}
+
+func mustFileWriter(t *testing.T, dir string) *filemedium.FileWriter {
+	t.Helper()
+	w, err := filemedium.NewFileWriter(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	mustR := func(d string, types ...frame.FrameType) *filemedium.FileReader {
-		r, err := filemedium.NewFileReader(d, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: types,
-			OnReject: func(name string, err error) { t.Logf("quarantined %s: %v", name, err) }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		return r
+	return w
+}
+
+func mustFileReader(t *testing.T, dir string, types ...frame.FrameType) *filemedium.FileReader {
+	t.Helper()
+	r, err := filemedium.NewFileReader(dir, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: types,
+		OnReject: func(name string, err error) { t.Logf("quarantined %s: %v", name, err) }})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return mustW(toCold), mustR(toHot, frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat),
-		mustR(toCold, frame.TypeRequest, frame.TypeHeartbeat), mustW(toHot)
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// runRelay runs a relay over env's signer between a file medium's
+// directories toCold and toHot until t's cleanup; a frame it quarantines
+// fails t.
+func runRelay(t *testing.T, env *signertest.Env, toCold, toHot string) *relay.Relay {
+	t.Helper()
+	relayOut := mustFileWriter(t, toHot)
+	relayIn, err := filemedium.NewFileReader(toCold, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond,
+		Types:    []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat},
+		OnReject: func(name string, err error) { t.Errorf("the relay quarantined %s: %v", name, err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := &relay.Relay{In: relayIn, Out: relayOut, Signer: env.Client, RetryMin: 10 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rl.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("relay: %v", err)
+		}
+		relayIn.Close()
+	})
+	return rl
+}
+
+// gatewayEnds returns a gateway's writer and reader.
+func (m sharedFileMedium) gatewayEnds(t *testing.T) (frame.FrameWriter, frame.FrameReader) {
+	t.Helper()
+	return mustFileWriter(t, m.toCold), mustFileReader(t, m.toHot, frame.TypeResponse, frame.TypeRefusal, frame.TypeHeartbeat)
+}
+
+// relayEnds returns the relay's reader and writer.
+func (m sharedFileMedium) relayEnds(t *testing.T) (frame.FrameReader, frame.FrameWriter) {
+	t.Helper()
+	return mustFileReader(t, m.toCold, frame.TypeRequest, frame.TypeHeartbeat), mustFileWriter(t, m.toHot)
 }
 
 // newBridgeWorld starts a signer, a relay and a gateway on a fresh store

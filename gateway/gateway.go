@@ -10,9 +10,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nanokms/nanokms/bridge/frame"
+	"github.com/nanokms/nanokms/gateway/leader"
 	"github.com/nanokms/nanokms/intent"
 	"github.com/nanokms/nanokms/internal/health"
 	"github.com/nanokms/nanokms/nano"
@@ -76,6 +78,18 @@ type Options struct {
 	// answers now (NodeSide.Check). Both are part of the gateway's
 	// readiness (Health).
 	MediumCheck, NodeCheck func(ctx context.Context) error
+	// Elector, when set, makes this gateway one of several on its
+	// PostgreSQL database (OpenPG only; the same database): Run serves
+	// always and drives the medium only while elected (gateway_elected.go).
+	// Nil: the database's (or the bbolt file's) single gateway.
+	Elector *leader.Elector
+	// ObserveLeader, when set, is told each start (leading true) and end
+	// of a term of leadership of the medium, with its epoch (for metrics).
+	ObserveLeader func(medium string, leading bool, epoch uint64)
+
+	// listening, when set (by tests), is told each time the listener of
+	// an elected gateway listens (pglisten.go), after its catch-up.
+	listening func()
 }
 
 // Gateway is the hot side of the bridge: it queues intents durably, writes
@@ -119,6 +133,17 @@ type Gateway struct {
 	// the blocks it read from the node, until they are recorded.
 	sending map[string]*pb.BridgeRequest
 	pipes   sync.WaitGroup // the publish pipelines Run started
+	// stopDrive ends the driver under way (drive), with its cause.
+	stopDrive context.CancelCauseFunc
+
+	// Several gateways on one database (gateway_elected.go).
+	elector  *leader.Elector
+	onLeader func(medium string, leading bool, epoch uint64)
+	epoch    atomic.Uint64 // the term's leader epoch while driving (0: single gateway)
+	leading  atomic.Bool   // a term runs
+	instance string        // this gateway's name in the alerts it notifies
+	// onListening is Options.listening.
+	onListening func()
 }
 
 // Open opens the gateway on its bbolt state file at path (created when
@@ -126,6 +151,9 @@ type Gateway struct {
 func Open(path string, opts Options) (*Gateway, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
+	}
+	if opts.Elector != nil {
+		return nil, errors.New("gateway: several gateways (an Elector) need the state on PostgreSQL (OpenPG)")
 	}
 	st, err := openGatewayStore(path, opts.Ledger != nil)
 	if err != nil {
@@ -151,6 +179,7 @@ func newGateway(st store, opts Options) *Gateway {
 		sending:      map[string]*pb.BridgeRequest{},
 		onWriteFault: opts.ObserveWriteFault, faults: map[string]error{}, faultChanged: make(chan struct{}),
 		probeKick: make(chan struct{}, 1),
+		elector:   opts.Elector, onLeader: opts.ObserveLeader, instance: newInstanceName(), onListening: opts.listening,
 	}
 	st.setOnCommit(func(err error) { g.setFault(WriteTargetStore, err) })
 	if g.resend <= 0 {
@@ -163,7 +192,7 @@ func newGateway(st store, opts Options) *Gateway {
 		g.log = slog.New(slog.DiscardHandler)
 	}
 	g.lastClose = g.now()
-	g.health = health.NewMonitor(health.Options{OnChange: health.LogChanges(g.log)}, g.readiness(opts.MediumCheck, opts.NodeCheck)...)
+	g.health = health.NewMonitor(health.Options{OnChange: health.LogChanges(g.log)}, g.readiness(opts.MediumCheck, opts.NodeCheck, opts.Elector)...)
 	return g
 }
 
@@ -303,26 +332,71 @@ func (g *Gateway) SignedByUs(hash nano.Hash) (bool, error) {
 // or the state store other than a lack of space or an unreachable
 // database: while the state file or the medium is full, or the state
 // database out of reach, it keeps retrying, with a capped backoff, and
-// WriteHealth says so.
+// WriteHealth says so. With an Elector (Options.Elector) it campaigns
+// instead and drives the medium only while elected (runElected): it then
+// returns only when ctx ends.
 func (g *Gateway) Run(ctx context.Context) error {
+	if g.elector != nil {
+		return g.runElected(ctx)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	probed := make(chan struct{})
+	go func() { defer close(probed); g.probeLoop(ctx) }()
+	err := g.drive(ctx)
+	cancel()
+	<-probed
+	return err
+}
+
+// drive runs the medium's driver until ctx is done or it fails: the send
+// and receive loops and the publish pipelines, every one of them finished
+// when it returns. It returns nil when ctx ended, the error that stopped
+// it otherwise (one wrapping leader.ErrDeposed when a write found the
+// term over).
+func (g *Gateway) drive(ctx context.Context) error {
+	dctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	g.mu.Lock()
+	g.stopDrive = stop
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.stopDrive = nil
+		g.mu.Unlock()
+	}()
 	// Requests signed or published before a restart go on from the
 	// publish list; the send loop resumes them again if a pipeline ended
 	// without a final status.
-	g.resumePipelines(ctx)
+	g.resumePipelines(dctx)
 	errc := make(chan error, 2)
-	go func() { errc <- g.sendLoop(ctx) }()
-	go func() { errc <- g.receiveLoop(ctx) }()
-	probed := make(chan struct{})
-	go func() { defer close(probed); g.probeLoop(ctx) }()
+	go func() { errc <- g.sendLoop(dctx) }()
+	go func() { errc <- g.receiveLoop(dctx) }()
 	err := <-errc
-	cancel()
+	stop(nil)
 	<-errc
-	<-probed
 	g.pipes.Wait()
+	if cause := context.Cause(dctx); errors.Is(cause, leader.ErrDeposed) && ctx.Err() == nil {
+		return cause
+	}
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		return nil
 	}
 	return err
+}
+
+// deposed reports whether err says the term is over (a fenced write
+// found another term begun): the driver under way is then stopped at
+// once, with err as its cause, rather than retried.
+func (g *Gateway) deposed(err error) bool {
+	if !errors.Is(err, leader.ErrDeposed) {
+		return false
+	}
+	g.mu.Lock()
+	stop := g.stopDrive
+	g.mu.Unlock()
+	if stop != nil {
+		stop(err)
+	}
+	return true
 }

@@ -47,6 +47,11 @@ func (g *Gateway) changed(r *pb.Request) {
 	if g.observe != nil {
 		g.observe(r.GetStatus(), r)
 	}
+	g.tell(r)
+}
+
+// tell sends a new state to the request's watchers.
+func (g *Gateway) tell(r *pb.Request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, ch := range g.watchers[r.GetRequestId()] {
@@ -78,7 +83,8 @@ func (g *Gateway) Alerts() (<-chan *pb.Alert, func()) {
 	}
 }
 
-// Alert raises a critical alert: it is logged and sent to every watcher.
+// Alert raises a critical alert: it is logged and sent to every watcher,
+// and (several gateways on one database) to the other gateways' watchers.
 func (g *Gateway) Alert(a *pb.Alert) {
 	if a.GetTimeUnixNano() == 0 {
 		a.TimeUnixNano = g.now().UnixNano()
@@ -92,6 +98,12 @@ func (g *Gateway) Alert(a *pb.Alert) {
 	if g.onAlert != nil {
 		g.onAlert(a)
 	}
+	g.notifyAlert(a)
+	g.tellAlert(a)
+}
+
+// tellAlert sends an alert to this gateway's alert watchers.
+func (g *Gateway) tellAlert(a *pb.Alert) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, ch := range g.alerts {

@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/nanokms/nanokms/bridge/filemedium"
+	"github.com/nanokms/nanokms/gateway/leader"
 	"github.com/nanokms/nanokms/internal/health"
 )
 
@@ -138,7 +139,9 @@ func (g *Gateway) probeLoop(ctx context.Context) {
 //   - "store": the state file takes writes (the last commit did not fail);
 //   - "medium": the bridge medium is there (Options.MediumCheck) and the
 //     last writes of request frames and of settled answers did not fail;
-//   - "node", with Options.NodeCheck: the node answers now.
+//   - "node", with Options.NodeCheck: the node answers now;
+//   - "election", with Options.Elector: the leader election reaches the
+//     database (a gateway that loses it stops driving the medium).
 //
 // The write faults are states the gateway keeps (WriteHealth's channel
 // wakes the monitor); the medium's presence and the node are probed when
@@ -147,7 +150,7 @@ func (g *Gateway) probeLoop(ctx context.Context) {
 func (g *Gateway) Health() *health.Monitor { return g.health }
 
 // readiness returns the checks of Health.
-func (g *Gateway) readiness(medium, node func(context.Context) error) []health.Check {
+func (g *Gateway) readiness(medium, node func(context.Context) error, e *leader.Elector) []health.Check {
 	changed := func() <-chan struct{} { ch, _ := g.WriteHealth(); return ch }
 	checks := []health.Check{
 		{Name: "store", Probe: func(context.Context) error { return g.fault(WriteTargetStore) }, Changed: changed},
@@ -162,6 +165,9 @@ func (g *Gateway) readiness(medium, node func(context.Context) error) []health.C
 	}
 	if node != nil {
 		checks = append(checks, health.Check{Name: "node", Probe: node})
+	}
+	if e != nil {
+		checks = append(checks, electionCheck(e))
 	}
 	return checks
 }

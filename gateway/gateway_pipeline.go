@@ -117,7 +117,7 @@ func (g *Gateway) retry(ctx context.Context, id, what string, f func() error) bo
 		if err == nil {
 			return true
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || g.deposed(err) {
 			return false
 		}
 		if errors.Is(err, ErrBlockRejected) {
@@ -174,6 +174,7 @@ func (g *Gateway) setStatus(id string, s pb.RequestStatus, f func(*entry)) error
 		return nil
 	})
 	if err != nil {
+		g.deposed(err) // another gateway drives the medium now: this term's driver stops
 		return fmt.Errorf("gateway: recording %s for %s: %w", s, id, err)
 	}
 	g.log.Info(s.String(), "request_id", id)

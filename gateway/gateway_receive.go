@@ -34,7 +34,7 @@ const maxPendingRecoveries = 3
 // request's account and carry a valid signature — and published in the
 // background, and the request is queued again, to be sent with the new
 // head. It reports whether it did so.
-func (g *Gateway) recoverPending(id string, e *entry, pending nano.StateBlock) bool {
+func (g *Gateway) recoverPending(ctx context.Context, id string, e *entry, pending nano.StateBlock) bool {
 	if g.ledger == nil || e.recoveries >= maxPendingRecoveries {
 		return false
 	}
@@ -51,13 +51,18 @@ func (g *Gateway) recoverPending(id string, e *entry, pending nano.StateBlock) b
 		return true // a recovery is under way; this is a repeat of the refusal
 	}
 	g.log.Warn("publishing a block the signer had signed on this head, then resending", "request_id", id, "pending", h.String())
+	g.pipes.Add(1) // the driver's: finished before its term ends
 	go func() {
+		defer g.pipes.Done()
 		defer func() {
 			g.mu.Lock()
 			delete(g.inflight, "recover:"+id)
 			g.mu.Unlock()
 		}()
-		if _, err := g.ledger.Publish(context.Background(), pending, nano.SubtypeUnknown); err != nil {
+		if _, err := g.ledger.Publish(ctx, pending, nano.SubtypeUnknown); err != nil {
+			if ctx.Err() != nil {
+				return // the driver stops; the request is sent again and refused again
+			}
 			if errors.Is(err, ErrBlockRejected) {
 				g.pendingRejected(id, pending, err)
 				return
@@ -78,6 +83,7 @@ func (g *Gateway) recoverPending(id string, e *entry, pending nano.StateBlock) b
 		if err == nil {
 			g.changed(updated.view)
 		}
+		g.deposed(err)
 		g.wake()
 	}()
 	return true
@@ -166,7 +172,7 @@ func (g *Gateway) handleAnswers(ctx context.Context, recs []*frame.Received) err
 	for i, rec := range recs {
 		a := &answer{rec: rec, answered: g.now()}
 		answers[i] = a
-		if err := g.prepareAnswer(a); err != nil {
+		if err := g.prepareAnswer(ctx, a); err != nil {
 			return err
 		}
 		if a.c != nil {
@@ -203,7 +209,7 @@ func (g *Gateway) handleAnswers(ctx context.Context, recs []*frame.Received) err
 
 // prepareAnswer checks one frame and decides what can be decided before
 // the transaction; a.c, when set, is its change to the request.
-func (g *Gateway) prepareAnswer(a *answer) error {
+func (g *Gateway) prepareAnswer(ctx context.Context, a *answer) error {
 	f := a.rec.Frame
 	switch f.Type {
 	case frame.TypeHeartbeat:
@@ -229,7 +235,7 @@ func (g *Gateway) prepareAnswer(a *answer) error {
 		a.gathered = sending
 	}
 	if f.Type == frame.TypeRefusal {
-		g.prepareRefusal(a, e)
+		g.prepareRefusal(ctx, a, e)
 		return nil
 	}
 	var resp pb.BridgeResponse
@@ -311,7 +317,7 @@ func (a *answer) sign(view *pb.Request, wire *pb.BridgeRequest) error {
 }
 
 // prepareRefusal decides about a refusal frame for request e (as read).
-func (g *Gateway) prepareRefusal(a *answer, e *entry) {
+func (g *Gateway) prepareRefusal(ctx context.Context, a *answer, e *entry) {
 	var ref pb.BridgeRefusal
 	if err := proto.Unmarshal(a.rec.Frame.Payload, &ref); err != nil {
 		a.reject = "the payload is not a BridgeRefusal"
@@ -335,7 +341,7 @@ func (g *Gateway) prepareRefusal(a *answer, e *entry) {
 	if p := ref.GetPending(); p != nil {
 		if b, err := p.ToNano("pending"); err == nil {
 			detail += fmt.Sprintf(" (pending block %s)", b.Hash())
-			if g.recoverPending(id, e, b) {
+			if g.recoverPending(ctx, id, e, b) {
 				return
 			}
 		}

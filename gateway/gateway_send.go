@@ -197,6 +197,7 @@ func (g *Gateway) sendBatch(ctx context.Context, ids []string) error {
 	for i, e := range entries {
 		wire := proto.Clone(e.wire).(*pb.BridgeRequest)
 		wire.Attempt = e.view.GetAttempts() + 1
+		wire.LeaderEpoch = g.epoch.Load() // the term's (0: a single gateway)
 		f, err := frame.NewRequestFrame(wire, now)
 		if err != nil {
 			return fmt.Errorf("gateway: framing request %s: %w", e.view.GetRequestId(), err)

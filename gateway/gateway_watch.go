@@ -34,7 +34,13 @@ type Confirmed struct {
 // ObserveConfirmed runs the compromise watch and, when enabled,
 // auto-receive for one confirmation. The block is re-hashed: a
 // notification whose block does not hash to its stated hash is ignored.
+//
+// Of several gateways on one database, only the one driving the medium
+// acts on confirmations (each would raise the same alerts otherwise).
 func (g *Gateway) ObserveConfirmed(ctx context.Context, c Confirmed) {
+	if !g.drives() {
+		return
+	}
 	if c.Block.Hash() != c.Hash {
 		g.log.Warn("ignored a confirmation whose block does not hash to its hash", "hash", c.Hash.String())
 		return

@@ -130,6 +130,22 @@ func ktChain(t *testing.T, env *signertest.Env, i uint32, n int) []ktStep {
 	return steps
 }
 
+// killRand returns the kill tests' random source: seeded from the clock,
+// or from NANOKMS_KILL_SEED to replay a run (the seed is logged), with
+// stream.
+func killRand(t *testing.T, stream uint64) *rand.Rand {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("NANOKMS_KILL_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("NANOKMS_KILL_SEED: %v", err)
+		}
+	}
+	t.Logf("seed %d (NANOKMS_KILL_SEED)", seed)
+	return rand.New(rand.NewPCG(seed, stream))
+}
+
 // TestKillRelayAndGateway: see the comment at the top of this file.
 func TestKillRelayAndGateway(t *testing.T) {
 	const accounts = 3
@@ -145,12 +161,7 @@ func TestKillRelayAndGateway(t *testing.T) {
 		rounds += n
 	}
 	chainLen := perRound * rounds
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("NANOKMS_KILL_SEED"); s != "" {
-		seed, _ = strconv.ParseUint(s, 10, 64)
-	}
-	t.Logf("seed %d (NANOKMS_KILL_SEED)", seed)
-	rng := rand.New(rand.NewPCG(seed, 11))
+	rng := killRand(t, 11)
 	started := time.Now()
 
 	dir := t.TempDir()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,6 +43,10 @@ type PGOptions struct {
 
 //go:embed pgschema/*.sql
 var pgSchema embed.FS
+
+// pgListenerApp is the application_name of the listener's connection
+// (pglisten.go).
+const pgListenerApp = "nanokms-gateway-listener"
 
 // pgComponent names the gateway's schema in nanokms_schema.
 const pgComponent = "gateway"
@@ -81,6 +86,14 @@ type pgStore struct {
 
 	omu      sync.Mutex
 	onCommit func(err error)
+
+	// fence, when set, is the term of leadership the medium's driver
+	// writes under (several gateways on the database, pgfence.go); nil
+	// for the database's single gateway.
+	fence atomic.Pointer[pgFence]
+	// listenCfg is the configuration of the listener's own connection
+	// (pglisten.go).
+	listenCfg *pgx.ConnConfig
 }
 
 func openPGStore(ctx context.Context, dsn string, opts PGOptions, publishing bool) (*pgStore, error) {
@@ -114,7 +127,9 @@ func openPGStore(ctx context.Context, dsn string, opts PGOptions, publishing boo
 		}
 		return nil, fmt.Errorf("gateway: preparing the PostgreSQL schema: %w", pgWrap(err))
 	}
-	s := &pgStore{pool: pool, opts: opts, publishing: publishing}
+	lc := cfg.ConnConfig.Copy()
+	lc.RuntimeParams["application_name"] = pgListenerApp
+	s := &pgStore{pool: pool, opts: opts, publishing: publishing, listenCfg: lc}
 	s.gc.commit = s.commit
 	s.gc.alone = func(err error) bool { return !errors.Is(err, ErrStoreUnavailable) }
 	s.gc.start()
@@ -160,6 +175,9 @@ func (s *pgStore) close() error {
 type pgTx struct {
 	ctx context.Context
 	tx  pgx.Tx
+	// fenced is the term the transaction has been fenced for (Fence
+	// called in it), so that a group's writes fence it once.
+	fenced *pgFence
 }
 
 // commit runs fn, which carries n writes, in one transaction within

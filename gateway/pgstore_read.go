@@ -70,17 +70,23 @@ func (s *pgStore) openItems(f func(it openItem) error) error {
 }
 
 // eachPublishing calls f with the id of every request on the publish
-// list (the partial index gateway_requests_publishing).
+// list (the partial index gateway_requests_publishing); under a fence
+// (several gateways), those the term claims (claimPublishing).
 func (s *pgStore) eachPublishing(f func(id string) error) error {
 	var ids []string
-	err := s.read(func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, "SELECT request_id FROM gateway_requests WHERE publishing ORDER BY request_id")
-		if err != nil {
+	var err error
+	if fc := s.fence.Load(); fc != nil {
+		ids, err = s.claimPublishing(fc)
+	} else {
+		err = s.read(func(ctx context.Context) error {
+			rows, err := s.pool.Query(ctx, "SELECT request_id FROM gateway_requests WHERE publishing ORDER BY request_id")
+			if err != nil {
+				return err
+			}
+			ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
 			return err
-		}
-		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		return err
-	})
+		})
+	}
 	if err != nil {
 		return err
 	}

@@ -107,7 +107,15 @@ func queueSigned(b *pgx.Batch, hash []byte, id string) {
 // next group commit, and takes closing off the open list in it (see
 // store).
 func (s *pgStore) apply(what string, batch []*change, closing []string) error {
-	return s.gc.write(what, len(batch), func(t *pgTx) error { return s.applyIn(t, batch, closing) })
+	// Every change is the medium's driver's: fenced by the term it was
+	// made under, when several gateways share the database.
+	f := s.fence.Load()
+	return s.gc.write(what, len(batch), func(t *pgTx) error {
+		if err := t.fenceFor(f); err != nil {
+			return err
+		}
+		return s.applyIn(t, f, batch, closing)
+	})
 }
 
 // pgStored is a record as read (and locked) by applyIn, and as the
@@ -119,7 +127,7 @@ type pgStored struct {
 	e          *entry // the last change's result
 }
 
-func (s *pgStore) applyIn(t *pgTx, batch []*change, closing []string) error {
+func (s *pgStore) applyIn(t *pgTx, f *pgFence, batch []*change, closing []string) error {
 	stored := map[string]*pgStored{}
 	var ids []string
 	for _, c := range batch {
@@ -178,8 +186,8 @@ func (s *pgStore) applyIn(t *pgTx, batch []*change, closing []string) error {
 		}
 		r := s.rowOf(st.e, st.publishing)
 		b.Queue(`UPDATE gateway_requests SET status = $2, account = $3, submitted = $4, last_sent = $5,
-			open = $6, publishing = $7, record = $8 WHERE request_id = $1`,
-			id, int16(r.status), nonNil(r.account), r.submitted, r.lastSent, r.open, r.publishing, st.data)
+			open = $6, publishing = $7, record = $8, epoch = CASE WHEN $9 > 0 THEN $9 ELSE epoch END WHERE request_id = $1`,
+			id, int16(r.status), nonNil(r.account), r.submitted, r.lastSent, r.open, r.publishing, st.data, f.epochValue())
 	}
 	seen := map[string]bool{}
 	for _, e := range signed {
@@ -190,7 +198,8 @@ func (s *pgStore) applyIn(t *pgTx, batch []*change, closing []string) error {
 		}
 	}
 	if len(closing) > 0 {
-		b.Queue("UPDATE gateway_requests SET open = false WHERE request_id = ANY($1) AND open", closing)
+		b.Queue("UPDATE gateway_requests SET open = false, epoch = CASE WHEN $2 > 0 THEN $2 ELSE epoch END WHERE request_id = ANY($1) AND open",
+			closing, f.epochValue())
 	}
 	if b.Len() == 0 {
 		return nil

@@ -16,7 +16,6 @@ import (
 	"github.com/nanokms/nanokms/nano"
 	"github.com/nanokms/nanokms/node"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
-	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
@@ -266,26 +265,7 @@ func testPublishCrashPoints(t *testing.T, kind storeKind) {
 			t.Fatal(err)
 		}
 	}
-	relayOut, err := filemedium.NewFileWriter(toHot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	relayIn, err := filemedium.NewFileReader(toCold, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat},
-		OnReject: func(name string, err error) { t.Errorf("the relay quarantined %s: %v", name, err) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { relayIn.Close() })
-	rl := &relay.Relay{In: relayIn, Out: relayOut, Signer: env.Client, RetryMin: 10 * time.Millisecond}
-	rctx, rcancel := context.WithCancel(context.Background())
-	relayDone := make(chan error, 1)
-	go func() { relayDone <- rl.Run(rctx) }()
-	t.Cleanup(func() {
-		rcancel()
-		if err := <-relayDone; err != nil {
-			t.Errorf("relay: %v", err)
-		}
-	})
+	runRelay(t, env, toCold, toHot)
 
 	for i, point := range points {
 		t.Run(point, func(t *testing.T) {

@@ -17,12 +17,9 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/nanokms/nanokms/bridge/filemedium"
-	"github.com/nanokms/nanokms/bridge/frame"
 	"github.com/nanokms/nanokms/internal/killtest"
 	"github.com/nanokms/nanokms/nano"
 	pb "github.com/nanokms/nanokms/proto/nanokms/v1"
-	"github.com/nanokms/nanokms/relay"
 	"github.com/nanokms/nanokms/signer/custodytest"
 	"github.com/nanokms/nanokms/signer/signertest"
 )
@@ -144,26 +141,7 @@ func TestKillGatewayAroundPublish(t *testing.T) {
 	gateway := killtest.New(t, "gateway", filepath.Join(dir, "gateway.log"), bin, "gateway", "--config", gwCfg)
 	proxy.gw = gateway
 
-	relayOut, err := filemedium.NewFileWriter(toHot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	relayIn, err := filemedium.NewFileReader(toCold, filemedium.FileReaderOptions{PollInterval: 5 * time.Millisecond, Types: []frame.FrameType{frame.TypeRequest, frame.TypeHeartbeat},
-		OnReject: func(name string, err error) { t.Errorf("the relay quarantined %s: %v", name, err) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rl := &relay.Relay{In: relayIn, Out: relayOut, Signer: env.Client, RetryMin: 10 * time.Millisecond}
-	rctx, rcancel := context.WithCancel(context.Background())
-	relayDone := make(chan error, 1)
-	go func() { relayDone <- rl.Run(rctx) }()
-	t.Cleanup(func() {
-		rcancel()
-		if err := <-relayDone; err != nil {
-			t.Errorf("relay: %v", err)
-		}
-		relayIn.Close()
-	})
+	runRelay(t, env, toCold, toHot)
 
 	conn := killtest.Dial(t, sock)
 	custody, health := pb.NewCustodyClient(conn), healthpb.NewHealthClient(conn)

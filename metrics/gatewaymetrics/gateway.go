@@ -21,6 +21,10 @@ type GatewayOptions struct {
 	// NoNode says the gateway runs without a node: SIGNED is then a final
 	// status (nothing is published).
 	NoNode bool
+	// Medium, for one of several gateways on a database ([gateway.leader]),
+	// names the medium they elect a driver of: its leader series exist
+	// from the start. "" for a single gateway (no leader series).
+	Medium string
 }
 
 // Gateway is the hot gateway's metrics. Feed it with ObserveRequest
@@ -50,6 +54,9 @@ type Gateway struct {
 	MediumErrors    *prometheus.CounterVec   // nanokms_bridge_medium_errors_total{kind}
 	Callbacks       *prometheus.CounterVec   // nanokms_gateway_callbacks_total{result}
 	BuildInfo       *prometheus.GaugeVec     // nanokms_build_info{version,revision,goversion,pkcs11,role}
+	Leader          *prometheus.GaugeVec     // nanokms_gateway_leader{medium}
+	LeaderEpoch     *prometheus.GaugeVec     // nanokms_gateway_leader_epoch{medium}
+	LeaderTerms     *prometheus.CounterVec   // nanokms_gateway_leader_terms_total{medium}
 
 	noNode bool
 
@@ -153,6 +160,18 @@ func NewGateway(opts GatewayOptions) *Gateway {
 			Name: "nanokms_gateway_callbacks_total",
 			Help: "Requests to the node's HTTP callback listener ([node.callback]), by result: verified (a new confirmation, checked against the node), duplicate (checked, already delivered by the WebSocket or an earlier callback), ignored (a block neither of nor to a custody account), rejected (not a callback, or a lie), forbidden (from outside node.callback.allowed_sources), unverified (could not be checked now). Their sum is the requests received.",
 		}, []string{"result"}),
+		Leader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nanokms_gateway_leader",
+			Help: "1 while this gateway drives the bridge medium (one of several on a database, [gateway.leader]), 0 otherwise.",
+		}, []string{"medium"}),
+		LeaderEpoch: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nanokms_gateway_leader_epoch",
+			Help: "The leader epoch of this gateway's current or last term of leadership of the medium (0: none yet).",
+		}, []string{"medium"}),
+		LeaderTerms: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nanokms_gateway_leader_terms_total",
+			Help: "Terms of leadership of the medium this gateway began.",
+		}, []string{"medium"}),
 		noNode:    opts.NoNode,
 		open:      map[string]*tracked{},
 		done:      map[string]*tracked{},
@@ -179,8 +198,14 @@ func NewGateway(opts GatewayOptions) *Gateway {
 	g.Alerts.WithLabelValues(gateway.AlertRefusalOverridden)
 	g.Alerts.WithLabelValues(gateway.AlertBlockRejected)
 	g.Alerts.WithLabelValues(gateway.AlertRejectedConfirmed)
+	if opts.Medium != "" {
+		g.Leader.WithLabelValues(opts.Medium)
+		g.LeaderEpoch.WithLabelValues(opts.Medium)
+		g.LeaderTerms.WithLabelValues(opts.Medium)
+	}
 	g.Registry.MustRegister(g.Requests, g.InStatus, g.RequestDuration, g.Resends, g.RoundTrip, g.Publish,
 		g.Confirmation, g.Work, g.Alerts, g.FramesRejected, g.WriteFailing, g.MediumErrors, g.Callbacks, g.BuildInfo,
+		g.Leader, g.LeaderEpoch, g.LeaderTerms,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return g
 }
@@ -342,6 +367,19 @@ func (g *Gateway) ObserveAlert(a *pb.Alert) {
 		kind = "unknown"
 	}
 	g.Alerts.WithLabelValues(kind).Inc()
+}
+
+// ObserveLeader records a start (leading) or end of a term of leadership
+// of medium with epoch. It has the signature of
+// gateway.Options.ObserveLeader.
+func (g *Gateway) ObserveLeader(medium string, leading bool, epoch uint64) {
+	v := 0.0
+	if leading {
+		v = 1
+		g.LeaderTerms.WithLabelValues(medium).Inc()
+	}
+	g.Leader.WithLabelValues(medium).Set(v)
+	g.LeaderEpoch.WithLabelValues(medium).Set(float64(epoch))
 }
 
 // WriteFault sets nanokms_gateway_write_failing for target: 1 while err

@@ -229,3 +229,34 @@ func TestCallbackResults(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaderTerms: the leader series exist from the start for the elected
+// medium, follow each term's start and end, and count the terms.
+func TestLeaderTerms(t *testing.T) {
+	g := NewGateway(GatewayOptions{Medium: "usb"})
+	want := func(leading, epoch, terms float64) {
+		t.Helper()
+		if got := metricstest.ToFloat(g.Leader.WithLabelValues("usb")); got != leading {
+			t.Errorf("nanokms_gateway_leader = %v; want %v", got, leading)
+		}
+		if got := metricstest.ToFloat(g.LeaderEpoch.WithLabelValues("usb")); got != epoch {
+			t.Errorf("nanokms_gateway_leader_epoch = %v; want %v", got, epoch)
+		}
+		if got := metricstest.ToFloat(g.LeaderTerms.WithLabelValues("usb")); got != terms {
+			t.Errorf("nanokms_gateway_leader_terms_total = %v; want %v", got, terms)
+		}
+	}
+	if n := metricstest.CountSeries(g.Leader); n != 1 {
+		t.Fatalf("%d leader series before any term; want 1", n)
+	}
+	want(0, 0, 0)
+	g.ObserveLeader("usb", true, 3)
+	want(1, 3, 1)
+	g.ObserveLeader("usb", false, 3)
+	want(0, 3, 1)
+	g.ObserveLeader("usb", true, 5)
+	want(1, 5, 2)
+	if n := metricstest.CountSeries(NewGateway(GatewayOptions{}).Leader); n != 0 {
+		t.Fatalf("%d leader series for a single gateway; want 0", n)
+	}
+}

@@ -57,7 +57,11 @@ func runGateway(ctx context.Context, e *cli.Env, opts gatewayOptions) error {
 		return cli.WithHint(err, "docs/CONFIG.md documents every key")
 	}
 	log := slog.New(slog.NewJSONHandler(e.Stderr, &slog.HandlerOptions{Level: cli.LogLevel(cfg.LogLevel)}))
-	m := gatewaymetrics.NewGateway(gatewaymetrics.GatewayOptions{NoNode: cfg.Node.RPC == ""})
+	mopts := gatewaymetrics.GatewayOptions{NoNode: cfg.Node.RPC == ""}
+	if cfg.Leader != nil {
+		mopts.Medium = cfg.Leader.Medium
+	}
+	m := gatewaymetrics.NewGateway(mopts)
 	manifest, err := gateway.LoadManifests(cfg.Manifests...)
 	if err != nil {
 		return cli.WithHint(err, "write a manifest on the cold host with 'nanokms account list --wallet W --json'")
@@ -84,12 +88,12 @@ func runGateway(ctx context.Context, e *cli.Env, opts gatewayOptions) error {
 		ResendInterval: cfg.ResendInterval, Log: log,
 		Observe: m.ObserveRequest, ObserveAlert: m.ObserveAlert, ObserveWriteFault: m.WriteFault,
 		AutoReceive: cfg.Node.AutoReceive, Representative: cfg.Node.Representative,
-		MediumCheck: medium.Present,
+		MediumCheck: medium.Present, ObserveLeader: m.ObserveLeader,
 	}
 	if cfg.Node.RPC != "" {
 		gopts.NodeCheck = nodeSide.Check
 	}
-	gw, err := openGateway(ctx, &cfg.Settings, gopts)
+	gw, err := openGateway(ctx, &cfg.Settings, gopts, log)
 	if err != nil {
 		return err
 	}

@@ -3,9 +3,12 @@ package hot
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 
 	"github.com/nanokms/nanokms/cmd/internal/cli"
 	"github.com/nanokms/nanokms/gateway"
+	"github.com/nanokms/nanokms/gateway/leader"
 	"github.com/nanokms/nanokms/internal/pgmigrate"
 )
 
@@ -13,8 +16,10 @@ import (
 // the bbolt file gateway.state, or the PostgreSQL database of
 // [gateway.postgres], whose connection string is read from its file
 // (owner only) or its environment variable; those errors name the key (a
-// *cli.DSNSourceError) and never quote the connection string.
-func openGateway(ctx context.Context, s *gateway.Settings, opts gateway.Options) (*gateway.Gateway, error) {
+// *cli.DSNSourceError) and never quote the connection string. With
+// [gateway.leader] the gateway is one of several on the database, elected
+// (on the same connection string) to drive the bridge.
+func openGateway(ctx context.Context, s *gateway.Settings, opts gateway.Options, log *slog.Logger) (*gateway.Gateway, error) {
 	p := s.Postgres
 	if p == nil {
 		return gateway.Open(s.State, opts)
@@ -32,6 +37,12 @@ func openGateway(ctx context.Context, s *gateway.Settings, opts gateway.Options)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if l := s.Leader; l != nil {
+		if opts.Elector, err = leader.New(leader.Config{DSN: dsn, Medium: l.Medium, Holder: l.Holder,
+			CheckInterval: l.CheckInterval, CheckTimeout: l.CheckTimeout, Log: log}); err != nil {
+			return nil, fmt.Errorf("gateway.leader: %w", err)
+		}
 	}
 	gw, err := gateway.OpenPG(ctx, dsn, gateway.PGOptions{OpTimeout: p.OpTimeout, MaxConns: int32(p.MaxConns)}, opts)
 	switch {
