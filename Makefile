@@ -12,7 +12,7 @@ BINARIES  := nanokms nanokms-cold nanokms-dev
 FUZZSCALE ?= 50
 FUZZTIME  ?=
 
-.PHONY: all build test bench fuzz proto demo deps clean
+.PHONY: all build test bench fuzz proto demo demo-ha deps clean
 
 all: build
 
@@ -41,6 +41,10 @@ proto: deps
 ## demo: the main job, end to end on embedded defaults
 demo: build
 	@bash scripts/demo.sh
+
+## demo-ha: two gateways on a throw-away PostgreSQL, the leader SIGKILLed, the withdrawal confirming through the other
+demo-ha: build
+	@bash scripts/demo-ha.sh
 
 clean:
 	rm -rf bin
