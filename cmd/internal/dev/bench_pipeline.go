@@ -30,6 +30,7 @@ const (
 	pipeTargetRate64       = 200.0                 // withdrawals/s with 64 submitters
 	pipeTargetOfSigner     = 0.07                  // of the signer-alone rate, same run
 	pipeTargetP50One       = 15 * time.Millisecond // submit → confirmed, one submitter
+	pipeTargetPGOfBolt     = 0.6                   // the PostgreSQL store's rate over bbolt's, 64 submitters
 	pipeSignerConcurrency  = 64                    // the signer-alone measurement's concurrency
 	pipeFund               = "1000XNO"             // what the dev node sends each pipeline account
 )
@@ -43,6 +44,7 @@ type benchPipelineOptions struct {
 	pollInterval   time.Duration
 	confirmDelay   time.Duration
 	variants       []string
+	gatewayStores  []string
 	dir            string
 	medium         string
 	keep           bool
@@ -83,6 +85,12 @@ In each round it also measures the signer alone (gRPC Sign, 64 concurrent
 clients, on accounts of its own) for --signer-duration, and prints the
 pipeline's rate as a share of it.
 
+--gateway-store bbolt,postgres measures each variant with each store of the
+gateway's state: its bbolt file, or a database of a PostgreSQL 15 server the
+run starts in its temporary directory ([gateway.postgres]; the server's CPU
+is reported as "postgres"); each pair is then a variant of its own, named
+NAME-bbolt and NAME-postgres.
+
 Progress goes to standard error, results to standard output.`,
 		Args: cli.NoArgsQuiet,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchPipeline(cmd.Context(), e, opts) },
@@ -96,6 +104,7 @@ Progress goes to standard error, results to standard output.`,
 	f.DurationVar(&opts.pollInterval, "poll-interval", 5*time.Millisecond, "bridge.poll_interval of the relay and the gateway")
 	f.DurationVar(&opts.confirmDelay, "confirm-delay", time.Millisecond, "the dev node's --confirm-delay")
 	f.StringArrayVar(&opts.variants, "variant", nil, "NAME=DIR: measure the binaries in DIR under NAME (repeatable)")
+	f.StringSliceVar(&opts.gatewayStores, "gateway-store", nil, "the gateway's stores to measure each variant with: bbolt, postgres (default: bbolt alone, the variants' names as given)")
 	f.StringVar(&opts.dir, "dir", "", "where to make the temporary directory (default: the system's)")
 	f.StringVar(&opts.medium, "medium", "", "where to make the bridge's directories, such as a tmpfs (default: in the temporary directory)")
 	f.BoolVar(&opts.keep, "keep", false, "keep the temporary directory (the processes' logs and files) instead of deleting it")
@@ -105,7 +114,9 @@ Progress goes to standard error, results to standard output.`,
 
 // pipeVariant is one set of binaries.
 type pipeVariant struct {
-	Name    string `json:"name"`
+	Name string `json:"name"`
+	// Store is the gateway's store: pipeStoreBolt or pipeStorePG.
+	Store   string `json:"gateway_store"`
 	Gateway string `json:"nanokms"`
 	Cold    string `json:"nanokms_cold"`
 	Dev     string `json:"nanokms_dev"`
@@ -137,6 +148,43 @@ func (opts benchPipelineOptions) validate() ([]pipeVariant, error) {
 	case opts.confirmDelay < 0:
 		return nil, cli.UsageErr("--confirm-delay must not be negative")
 	}
+	for i, st := range opts.gatewayStores {
+		switch {
+		case st != pipeStoreBolt && st != pipeStorePG:
+			return nil, cli.UsageErr("--gateway-store %q: want %s or %s", st, pipeStoreBolt, pipeStorePG)
+		case slices.Contains(opts.gatewayStores[:i], st):
+			return nil, cli.UsageErr("--gateway-store %s: named twice", st)
+		}
+	}
+	bins, err := opts.binaries()
+	if err != nil {
+		return nil, err
+	}
+	if len(opts.gatewayStores) == 0 {
+		for i := range bins {
+			bins[i].Store = pipeStoreBolt
+		}
+		return bins, nil
+	}
+	var out []pipeVariant
+	for _, v := range bins {
+		for _, st := range opts.gatewayStores {
+			w := v
+			w.Name, w.Store = v.Name+"-"+st, st
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}
+
+// The gateway's stores (--gateway-store).
+const (
+	pipeStoreBolt = "bbolt"
+	pipeStorePG   = "postgres"
+)
+
+// binaries returns the variants' binaries (--variant).
+func (opts benchPipelineOptions) binaries() ([]pipeVariant, error) {
 	if len(opts.variants) == 0 {
 		v, err := findVariant("this", "")
 		if err != nil {
@@ -286,7 +334,8 @@ func runBenchPipeline(ctx context.Context, e *cli.Env, opts benchPipelineOptions
 // SoftHSM token (master key and wallet) and the approver's key.
 type pipeShared struct {
 	prog     *benchProgress
-	keep     bool // keep dir
+	pg       *benchPG // the gateways' PostgreSQL server, started by the first variant on it
+	keep     bool     // keep dir
 	dir      string
 	softhsm  *softhsmtool.Token
 	label    string
@@ -345,6 +394,9 @@ func (s *pipeShared) setup(ctx context.Context, opts benchPipelineOptions) error
 func (s *pipeShared) close() error {
 	var errs []error
 	clear(s.approver)
+	if s.pg != nil {
+		errs = append(errs, s.pg.close())
+	}
 	if s.softhsm != nil {
 		errs = append(errs, s.softhsm.Close())
 	}

@@ -3,6 +3,7 @@ package dev
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -31,7 +32,7 @@ type benchPipelineReport struct {
 }
 
 // pipeProcNames are the processes whose CPU is reported, in order.
-var pipeProcNames = []string{"gateway", "relay", "signer", "dev node", "clients"}
+var pipeProcNames = []string{"gateway", "relay", "signer", "dev node", "postgres", "clients"}
 
 // benchPipelineLevel is one variant, one number of submitters, one round
 // (or, in the summary, the medians of the rounds).
@@ -52,7 +53,8 @@ type benchPipelineLevel struct {
 	MaxMs float64 `json:"max_ms"`
 	// CPUMsPerWithdrawal is each process's CPU time (utime + stime) over
 	// the level per confirmed withdrawal, in ms: "gateway", "relay",
-	// "signer", "dev node", and "clients" (this process: the submitters).
+	// "signer", "dev node", "postgres" (the gateway's database server; 0
+	// with bbolt) and "clients" (this process: the submitters).
 	CPUMsPerWithdrawal map[string]float64 `json:"cpu_ms_per_withdrawal"`
 	// SignerAlonePerSecond is the signer alone's rate in the same round
 	// (64 concurrent gRPC clients), and OfSignerAlone PerSecond over it.
@@ -129,6 +131,23 @@ func (r *benchPipelineReport) summarise(submitters []int) {
 			target(v, "p50_ms_at_1", fmt.Sprintf("≤ %.0f ms", ms(pipeTargetP50One)), sum.P50Ms, sum.P50Ms <= ms(pipeTargetP50One))
 		}
 	}
+	// The PostgreSQL store against bbolt, for the same binaries.
+	rate := map[string]float64{}
+	for _, sum := range r.Summary {
+		if sum.Submitters == 64 {
+			rate[sum.Variant] = sum.PerSecond
+		}
+	}
+	for _, v := range r.Variants {
+		base, ok := strings.CutSuffix(v.Name, "-"+pipeStorePG)
+		bolt, found := rate[base+"-"+pipeStoreBolt]
+		if v.Store != pipeStorePG || !ok || !found || bolt == 0 {
+			continue
+		}
+		if pg, measured := rate[v.Name]; measured {
+			target(v.Name, "of_bbolt_at_64", fmt.Sprintf("≥ %.1f", pipeTargetPGOfBolt), pg/bolt, pg/bolt >= pipeTargetPGOfBolt)
+		}
+	}
 }
 
 func printBenchPipeline(out io.Writer, r *benchPipelineReport) error {
@@ -138,7 +157,7 @@ func printBenchPipeline(out io.Writer, r *benchPipelineReport) error {
 	fmt.Fprintf(out, "machine:  %d CPUs, %s, %s %s, %s; state files on %s, the bridge on %s\n", m.CPUs, m.CPUModel, m.GoVersion, m.Platform, m.Date, m.StateFS, r.MediumFS)
 	fmt.Fprintf(out, "load:     %s at the start, %s at the end (1, 5, 15 min)\n", m.LoadAvgStart, m.LoadAvgEnd)
 	for _, v := range r.Variants {
-		fmt.Fprintf(out, "variant %s: %s, %s, %s\n", v.Name, v.Gateway, v.Cold, v.Dev)
+		fmt.Fprintf(out, "variant %s: %s, %s, %s; the gateway's state in %s\n", v.Name, v.Gateway, v.Cold, v.Dev, v.Store)
 	}
 	fmt.Fprintln(out)
 	table := func(title string, lvs []benchPipelineLevel, rounds bool) error {
@@ -155,8 +174,8 @@ func printBenchPipeline(out io.Writer, r *benchPipelineReport) error {
 				row += fmt.Sprintf("%d\t", lv.Round)
 			}
 			c := lv.CPUMsPerWithdrawal
-			fmt.Fprintf(tw, "%s%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.3f\t\n", row, lv.Submitters, lv.Withdrawals, lv.Failed,
-				lv.PerSecond, lv.P50Ms, lv.P99Ms, c["gateway"], c["relay"], c["signer"], c["dev node"], c["clients"], lv.SignerAlonePerSecond, lv.OfSignerAlone)
+			fmt.Fprintf(tw, "%s%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.3f\t\n", row, lv.Submitters, lv.Withdrawals, lv.Failed,
+				lv.PerSecond, lv.P50Ms, lv.P99Ms, c["gateway"], c["relay"], c["signer"], c["dev node"], c["postgres"], c["clients"], lv.SignerAlonePerSecond, lv.OfSignerAlone)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -63,11 +63,55 @@ func TestBenchPipeline(t *testing.T) {
 	assertCleanedUp(t, dir, conf, hadConf)
 }
 
+// TestBenchPipelineStores: --gateway-store bbolt,postgres measures the
+// binaries twice, the gateway's state in its bbolt file and in a database
+// of a PostgreSQL server the run starts (its CPU reported), and judges the
+// PostgreSQL store's rate against bbolt's at 64 submitters.
+func TestBenchPipelineStores(t *testing.T) {
+	dir := benchInProcess(t)
+	conf, hadConf := os.LookupEnv("SOFTHSM2_CONF")
+	chmodForPG(t, dir)
+	var stdout, stderr bytes.Buffer
+	code := cli.Run(context.Background(), Binary, []string{"bench", "pipeline", "--gateway-store", "bbolt,postgres", "--submitters", "1",
+		"--accounts", "1", "--duration", "2s", "--signer-duration", "0s", "--json", "--dir", dir}, strings.NewReader(""), &stdout, &stderr)
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d\n--- stdout\n%s--- stderr\n%s", code, stdout.String(), stderr.String())
+	}
+	var rep benchPipelineReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || len(rep.Variants) != 2 || rep.Variants[0].Name != "this-bbolt" || rep.Variants[0].Store != pipeStoreBolt ||
+		rep.Variants[1].Name != "this-postgres" || rep.Variants[1].Store != pipeStorePG || len(rep.Levels) != 2 {
+		t.Fatalf("report: %+v", rep)
+	}
+	for _, lv := range rep.Levels {
+		pg := lv.CPUMsPerWithdrawal["postgres"]
+		if lv.Withdrawals < 1 || lv.Failed != 0 || (lv.Variant == "this-postgres") != (pg > 0) {
+			t.Errorf("%s: %d confirmed, %d failed, postgres CPU %v ms", lv.Variant, lv.Withdrawals, lv.Failed, pg)
+		}
+	}
+	var s benchPipelineReport
+	s.Variants = []pipeVariant{{Name: "new-bbolt", Store: pipeStoreBolt}, {Name: "new-postgres", Store: pipeStorePG}}
+	s.Levels = []benchPipelineLevel{{Variant: "new-bbolt", Submitters: 64, PerSecond: 100}, {Variant: "new-postgres", Submitters: 64, PerSecond: 59}}
+	s.summarise([]int{64})
+	var got []benchPipelineTarget
+	for _, tg := range s.Targets {
+		if tg.Name == "of_bbolt_at_64" {
+			got = append(got, tg)
+		}
+	}
+	if len(got) != 1 || got[0].Variant != "new-postgres" || got[0].Value != 0.59 || got[0].Met {
+		t.Errorf("the store target: %+v", got)
+	}
+	assertCleanedUp(t, dir, conf, hadConf)
+}
+
 func TestBenchPipelineUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"--submitters", "0"}, {"--submitters", "65"}, {"--accounts", "0"}, {"--duration", "0s"}, {"--rounds", "0"},
 		{"--poll-interval", "0s"}, {"--signer-duration", "-1s"}, {"--variant", "noequals"}, {"--variant", "a=/x", "--variant", "a=/y"},
-		{"extra"},
+		{"--gateway-store", "sqlite"}, {"--gateway-store", "bbolt,bbolt"}, {"extra"},
 	} {
 		if r := runCLI(t, append([]string{"bench", "pipeline"}, args...)...); r.code != cli.ExitUsage {
 			t.Errorf("%v: %s", args, r)

@@ -82,7 +82,7 @@ poll_interval = %q
 `
 
 const pipeGatewayConfig = `[gateway]
-state = %q
+%s
 listen = "unix://%s"
 manifests = [%q]
 resend_interval = "10s"
@@ -100,7 +100,7 @@ work = "cpu"
 work_threshold = "ff00000000000000"
 auto_receive = true
 representative = %q
-`
+%s`
 
 // setup starts the variant's processes, adopts and opens the pipeline's
 // accounts (the dev node funds them, the gateway receives the funds) and
@@ -203,8 +203,12 @@ func (w *pipeWorld) setup(ctx context.Context) error {
 	}
 	rep := repKey.Public()
 	repKey.Wipe()
-	gwCfg, err := write("gateway.toml", fmt.Sprintf(pipeGatewayConfig, path("gateway.db"), path("gateway.sock"), manifest,
-		toHot, toCold, poll, path("node.sock"), m[1], rep.Address()))
+	stateLine, pgSection, err := w.gatewayStore(ctx, write)
+	if err != nil {
+		return err
+	}
+	gwCfg, err := write("gateway.toml", fmt.Sprintf(pipeGatewayConfig, stateLine, path("gateway.sock"), manifest,
+		toHot, toCold, poll, path("node.sock"), m[1], rep.Address(), pgSection))
 	if err != nil {
 		return err
 	}
@@ -300,6 +304,31 @@ func (w *pipeWorld) awaitOpened(ctx context.Context) error {
 	return err
 }
 
+// gatewayStore returns the gateway's configuration of its store: the
+// state file's line, or a [gateway.postgres] section naming a new database
+// of the run's PostgreSQL server (started by the first variant on it),
+// whose connection string write puts in a file.
+func (w *pipeWorld) gatewayStore(ctx context.Context, write func(name, text string) (string, error)) (stateLine, pgSection string, err error) {
+	if w.v.Store != pipeStorePG {
+		return fmt.Sprintf("state = %q", filepath.Join(w.dir, "gateway.db")), "", nil
+	}
+	s := w.shared
+	if s.pg == nil {
+		if s.pg, err = startBenchPG(ctx, w.opts.dir, s.prog); err != nil {
+			return "", "", err
+		}
+	}
+	dsn, err := s.pg.newDatabase(ctx)
+	if err != nil {
+		return "", "", fmt.Errorf("making the gateway's database: %w", err)
+	}
+	dsnFile, err := write("gateway.dsn", dsn)
+	if err != nil {
+		return "", "", err
+	}
+	return "", fmt.Sprintf("\n[gateway.postgres]\ndsn_file = %q\n", dsnFile), nil
+}
+
 // procs returns the variant's processes by name.
 func (w *pipeWorld) procs() []*pipeProc {
 	return []*pipeProc{w.gateway, w.relay, w.signer, w.devnode}
@@ -326,7 +355,12 @@ func (w *pipeWorld) resume() {
 // cpu returns the CPU time so far of each process, and of this one (the
 // clients) under "clients".
 func (w *pipeWorld) cpu() (map[string]time.Duration, error) {
-	out := map[string]time.Duration{"clients": processCPU()}
+	out := map[string]time.Duration{"clients": processCPU(), "postgres": 0}
+	if w.v.Store == pipeStorePG {
+		// The server serves the variant measured alone: the others' are
+		// stopped.
+		out["postgres"] = w.shared.pg.cpu()
+	}
 	for _, p := range w.procs() {
 		d, err := p.cpuTime()
 		if err != nil {
@@ -410,9 +444,10 @@ func (w *pipeWorld) runLevel(ctx context.Context, s int) (benchPipelineLevel, er
 		}
 	}
 	lv.LoadAvgEnd = loadAvg()
-	w.shared.prog.say("%s, %d submitters: %d withdrawals confirmed, %d failed, %.1f/s, p50 %.1f ms, p99 %.1f ms; CPU ms per withdrawal: gateway %.2f, relay %.2f, signer %.2f, dev node %.2f",
+	w.shared.prog.say("%s, %d submitters: %d withdrawals confirmed, %d failed, %.1f/s, p50 %.1f ms, p99 %.1f ms; CPU ms per withdrawal: gateway %.2f, relay %.2f, signer %.2f, dev node %.2f, postgres %.2f",
 		w.v.Name, s, lv.Withdrawals, lv.Failed, lv.PerSecond, lv.P50Ms, lv.P99Ms,
-		lv.CPUMsPerWithdrawal["gateway"], lv.CPUMsPerWithdrawal["relay"], lv.CPUMsPerWithdrawal["signer"], lv.CPUMsPerWithdrawal["dev node"])
+		lv.CPUMsPerWithdrawal["gateway"], lv.CPUMsPerWithdrawal["relay"], lv.CPUMsPerWithdrawal["signer"], lv.CPUMsPerWithdrawal["dev node"],
+		lv.CPUMsPerWithdrawal["postgres"])
 	return lv, nil
 }
 

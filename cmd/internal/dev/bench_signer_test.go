@@ -31,6 +31,18 @@ import (
 //
 // It returns a directory that is also the system's temporary directory,
 // for --dir, so that the test can check that nothing is left in it.
+// chmodForPG opens dir and its parent to others (0755): a PostgreSQL
+// server the test starts runs as an unprivileged user when the tests run
+// as root, and must reach its directory under dir.
+func chmodForPG(t *testing.T, dir string) {
+	t.Helper()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func benchInProcess(t *testing.T) string {
 	t.Helper()
 	softhsmtest.Module(t)
@@ -249,13 +261,7 @@ func TestBenchSignerUsage(t *testing.T) {
 // server stopped, its directory removed).
 func TestBenchSignerStores(t *testing.T) {
 	dir := benchInProcess(t)
-	// The server runs as an unprivileged user when the tests run as root:
-	// it must reach its directory under dir.
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	chmodForPG(t, dir)
 	conf, hadConf := os.LookupEnv("SOFTHSM2_CONF")
 	var stdout, stderr bytes.Buffer
 	code := cli.Run(context.Background(), Binary, []string{"bench", "signer", "--concurrency", "8", "--requests", "24", "--store", "bbolt,postgres,postgres-2",

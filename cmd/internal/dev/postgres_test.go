@@ -24,13 +24,7 @@ func TestPostgres(t *testing.T) {
 		t.Fatalf("the test binary as nanokms-dev is not on PATH (TestMain sets it up): %v", err)
 	}
 	dir := t.TempDir()
-	// The server runs as an unprivileged user when the tests run as root:
-	// it must reach its directory under dir.
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	chmodForPG(t, dir)
 	dsnFile := filepath.Join(dir, "dsn")
 	cmd := exec.Command(bin, "postgres", "--dir", dir, "--dsn-out", dsnFile, "--database", "demo_1")
 	stderr, err := cmd.StderrPipe()
