@@ -77,8 +77,9 @@ func newElectedWorld(t *testing.T, accounts int) *electedWorld {
 	return w
 }
 
-// start opens and runs a gateway named name, stopped at t's cleanup.
-func (w *electedWorld) start(name string) *electedGateway {
+// start opens and runs a gateway named name, stopped at t's cleanup;
+// each of opts changes its Options first.
+func (w *electedWorld) start(name string, opts ...func(*Options)) *electedGateway {
 	w.t.Helper()
 	e, err := leader.New(leader.Config{DSN: w.dsn, Medium: electedMedium, Holder: name,
 		CheckInterval: 50 * time.Millisecond, CheckTimeout: 5 * time.Second})
@@ -87,7 +88,7 @@ func (w *electedWorld) start(name string) *electedGateway {
 	}
 	out, in := w.medium.gatewayEnds(w.t)
 	eg := &electedGateway{name: name, done: make(chan error, 1), listening: make(chan struct{}, 16)}
-	g, err := OpenPG(w.t.Context(), w.dsn, PGOptions{}, Options{
+	o := Options{
 		Out: out, Reader: in, Manifest: w.manifest, ResendInterval: 3 * time.Second, Elector: e,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("gateway", name),
 		ObserveLeader: func(_ string, leading bool, epoch uint64) {
@@ -99,7 +100,11 @@ func (w *electedWorld) start(name string) *electedGateway {
 			default:
 			}
 		},
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	g, err := OpenPG(w.t.Context(), w.dsn, PGOptions{}, o)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -331,4 +336,76 @@ func TestDeposedWritesStoreNothing(t *testing.T) {
 	if n := pgCount(t, ts.dsn, "SELECT count(*) FROM gateway_requests WHERE publishing AND epoch = 2"); n != 2 {
 		t.Fatalf("%d claimed rows of epoch 2; want 2", n)
 	}
+}
+
+// TestElectedWatchCatchUp: a watcher on a gateway whose listener is away
+// (before its first connection, and cut off later) still sees the final
+// state the leader recorded meanwhile: the listener reads the watched
+// requests when it listens again.
+func TestElectedWatchCatchUp(t *testing.T) {
+	w := newElectedWorld(t, 1)
+	a := w.start("a")
+	if first, _ := w.awaitLeader(0); first != a {
+		t.Fatalf("%s leads", first.name)
+	}
+	gate := make(chan struct{}) // a value lets b's listener connect once
+	b := w.start("b", func(o *Options) {
+		o.beforeListen = func(ctx context.Context) {
+			select {
+			case <-gate:
+			case <-ctx.Done():
+			}
+		}
+	})
+	acct := w.env.Account(0)
+	// awayThenBack submits req on b and watches it there while b's
+	// listener is held: a signs it unheard by b's watcher, which learns
+	// of it once the listener connects.
+	awayThenBack := func(when string, req *pb.SubmitIntentRequest) *pb.Request {
+		t.Helper()
+		id := req.GetIntent().GetRequestId()
+		if _, err := b.g.Submit(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+		_, ch, cancel, err := b.g.Watch(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cancel()
+		signed := (&bridgeWorld{t: t, gw: a.g}).await(id)
+		for len(ch) > 0 {
+			if r := <-ch; r.GetStatus() == signed.GetStatus() {
+				t.Fatalf("%s: b's watcher heard %s with its listener away", when, r.GetStatus())
+			}
+		}
+		gate <- struct{}{}
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case r := <-ch:
+				if r.GetStatus() == signed.GetStatus() {
+					return r
+				}
+			case <-deadline:
+				t.Fatalf("%s: b's watcher not told of %s within 30s of its listener's return", when, signed.GetStatus())
+			}
+		}
+	}
+
+	src, prev := w.env.Fund(acct, custodytest.XNO(50))
+	in := w.env.ReceiveIntent(acct, custodytest.XNO(50), src.Hash(), &w.env.Rep)
+	opened := mustSigned(t, awayThenBack("before the first connection", &pb.SubmitIntentRequest{Intent: in,
+		Source: pb.BlockFromNano(&src), SourcePrevious: pb.BlockFromNano(&prev)}), "open")
+
+	// Cut b's listener off; its next connection waits at the gate.
+	app := pgListenerApp + " " + b.g.instance
+	if err := pgExec(t, w.dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", app); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 30*time.Second, "b's listener is gone", func() bool {
+		return pgCount(t, w.dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app) == 0
+	})
+	send := w.env.SendIntent(acct, custodytest.XNO(7), custodytest.NewExtAccount(40).Pub)
+	mustSigned(t, awayThenBack("after the listener was cut off", &pb.SubmitIntentRequest{Intent: send,
+		Approvals: w.env.Approve(send, "service"), Head: pb.BlockFromNano(&opened)}), "send")
 }

@@ -88,8 +88,11 @@ type Options struct {
 	ObserveLeader func(medium string, leading bool, epoch uint64)
 
 	// listening, when set (by tests), is told each time the listener of
-	// an elected gateway listens (pglisten.go), after its catch-up.
-	listening func()
+	// an elected gateway listens (pglisten.go), after its catch-up;
+	// beforeListen is called before each of its connections (a test may
+	// hold it there).
+	listening    func()
+	beforeListen func(ctx context.Context)
 }
 
 // Gateway is the hot side of the bridge: it queues intents durably, writes
@@ -142,8 +145,10 @@ type Gateway struct {
 	epoch    atomic.Uint64 // the term's leader epoch while driving (0: single gateway)
 	leading  atomic.Bool   // a term runs
 	instance string        // this gateway's name in the alerts it notifies
-	// onListening is Options.listening.
-	onListening func()
+	// onListening and beforeListen are Options.listening and
+	// Options.beforeListen.
+	onListening  func()
+	beforeListen func(ctx context.Context)
 }
 
 // Open opens the gateway on its bbolt state file at path (created when
@@ -179,7 +184,7 @@ func newGateway(st store, opts Options) *Gateway {
 		sending:      map[string]*pb.BridgeRequest{},
 		onWriteFault: opts.ObserveWriteFault, faults: map[string]error{}, faultChanged: make(chan struct{}),
 		probeKick: make(chan struct{}, 1),
-		elector:   opts.Elector, onLeader: opts.ObserveLeader, instance: newInstanceName(), onListening: opts.listening,
+		elector:   opts.Elector, onLeader: opts.ObserveLeader, instance: newInstanceName(), onListening: opts.listening, beforeListen: opts.beforeListen,
 	}
 	st.setOnCommit(func(err error) { g.setFault(WriteTargetStore, err) })
 	if g.resend <= 0 {

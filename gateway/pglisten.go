@@ -67,9 +67,14 @@ func (g *Gateway) listen(ctx context.Context, s *pgStore) {
 // listenOnce connects, listens, catches up from *last and tells the
 // notifications until the connection fails or ctx ends.
 func (g *Gateway) listenOnce(ctx context.Context, s *pgStore, last *int64, b *backoff.Capped) error {
+	if g.beforeListen != nil {
+		g.beforeListen(ctx)
+	}
 	cctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(cctx, s.listenCfg)
+	lc := s.listenCfg.Copy()
+	lc.RuntimeParams["application_name"] = pgListenerApp + " " + g.instance
+	conn, err := pgx.ConnectConfig(cctx, lc)
 	if err != nil {
 		return fmt.Errorf("gateway: the listener's connection: %w", pgWrap(err))
 	}
@@ -104,13 +109,14 @@ func (g *Gateway) listenOnce(ctx context.Context, s *pgStore, last *int64, b *ba
 }
 
 // catchUp, listening, reads what changed since *last (on the first
-// connection: only where the sequence is) and the requests watched here.
+// connection: only where the sequence is, nobody having heard anything
+// yet) and the requests watched here (a watch may have begun before the
+// first connection, or while the listener was away).
 func (g *Gateway) catchUp(ctx context.Context, conn *pgx.Conn, last *int64) error {
 	if *last < 0 {
 		if err := conn.QueryRow(ctx, "SELECT coalesce(max(updated), 0) FROM gateway_requests").Scan(last); err != nil {
 			return fmt.Errorf("gateway: catching up: %w", pgWrap(err))
 		}
-		return nil
 	}
 	g.mu.Lock()
 	watched := make([]string, 0, len(g.watchers))

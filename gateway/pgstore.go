@@ -44,8 +44,8 @@ type PGOptions struct {
 //go:embed pgschema/*.sql
 var pgSchema embed.FS
 
-// pgListenerApp is the application_name of the listener's connection
-// (pglisten.go).
+// pgListenerApp begins the application_name of the listener's connection
+// (pglisten.go), which the gateway's instance name follows.
 const pgListenerApp = "nanokms-gateway-listener"
 
 // pgComponent names the gateway's schema in nanokms_schema.
