@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -212,36 +211,49 @@ func TestGatewayFailover(t *testing.T) {
 	rpc := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.Background(), 15*time.Second)
 	}
-	// live returns a gateway that is running, chosen at random.
-	live := func() *foGateway {
+	// live returns a gateway that is running, chosen at random, other
+	// than not when another runs.
+	live := func(not *foGateway) *foGateway {
 		var up []*foGateway
 		for _, name := range names {
-			if exited, _ := gws[name].proc.HasExited(); !exited {
+			if exited, _ := gws[name].proc.HasExited(); !exited && gws[name] != not {
 				up = append(up, gws[name])
 			}
 		}
+		if len(up) == 0 {
+			return not
+		}
 		return up[rng.IntN(len(up))]
 	}
-	var submitted []string
-	// submit queues req on a live gateway; when that one dies under the
-	// call (a kill armed on its node RPC), on another, as a client would
-	// (a submission is idempotent on its request id).
-	submit := func(req *pb.SubmitIntentRequest) {
+	// onLive calls f on a live gateway, and again on another while the
+	// call fails as a gateway killed under it, or not yet back, makes it
+	// fail (Unavailable, or the deadline): as a client would, since a
+	// submission is idempotent on its request id.
+	onLive := func(what string, f func(ctx context.Context, g *foGateway) error) {
 		t.Helper()
+		var g *foGateway
 		var err error
-		for range 5 {
-			g := live()
+		for range 10 {
+			g = live(g)
 			ctx, cancel := rpc()
-			_, err = g.custody.SubmitIntent(ctx, req, grpc.WaitForReady(true))
+			err = f(ctx, g)
 			cancel()
-			if status.Code(err) != codes.Unavailable {
+			if c := status.Code(err); c != codes.Unavailable && c != codes.DeadlineExceeded {
 				break
 			}
-			t.Logf("SubmitIntent %s on %s: %v; again on another", req.GetIntent().GetRequestId(), g.name, err)
+			t.Logf("%s on %s: %v; again on another", what, g.name, err)
 		}
 		if err != nil {
-			t.Fatalf("SubmitIntent %s: %v", req.GetIntent().GetRequestId(), err)
+			t.Fatalf("%s: %v", what, err)
 		}
+	}
+	var submitted []string
+	submit := func(req *pb.SubmitIntentRequest) {
+		t.Helper()
+		onLive("SubmitIntent "+req.GetIntent().GetRequestId(), func(ctx context.Context, g *foGateway) error {
+			_, err := g.custody.SubmitIntent(ctx, req)
+			return err
+		})
 		submitted = append(submitted, req.GetIntent().GetRequestId())
 	}
 	funds := 0
@@ -262,18 +274,11 @@ func TestGatewayFailover(t *testing.T) {
 	// all lists every request (through any live gateway).
 	all := func() []*pb.Request {
 		t.Helper()
-		ctx, cancel := rpc()
-		defer cancel()
 		var resp *pb.ListRequestsResponse
-		var err error
-		for range 5 {
-			if resp, err = live().custody.ListRequests(ctx, &pb.ListRequestsRequest{}, grpc.WaitForReady(true)); status.Code(err) != codes.Unavailable {
-				break
-			}
-		}
-		if err != nil {
-			t.Fatalf("ListRequests: %v", err)
-		}
+		onLive("ListRequests", func(ctx context.Context, g *foGateway) (err error) {
+			resp, err = g.custody.ListRequests(ctx, &pb.ListRequestsRequest{})
+			return err
+		})
 		return resp.GetRequests()
 	}
 	confirmed := func() (done, total int) {
@@ -356,7 +361,7 @@ func TestGatewayFailover(t *testing.T) {
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	probe := live()
+	probe := live(nil)
 	poll(t, 30*time.Second, probe.name+" reports NOT_SERVING without its database", func() bool { return !killtest.Serving(probe.health) })
 	outage := env.SendIntent(accts[1], custodytest.XNO(1), custodytest.NewExtAccount(40).Pub)
 	outageReq := &pb.SubmitIntentRequest{Intent: outage, Approvals: env.Approve(outage, "service")}
