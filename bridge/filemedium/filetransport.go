@@ -180,8 +180,10 @@ func NewFileWriter(dir string) (*FileWriter, error) {
 // root) if needed. It removes leftover temporary files of an earlier
 // writer that crashed before renaming them: regular files this process's
 // user owns, with one link, named as the writer names them
-// (".tmp-<id>-<16 hex digits>"); anything else is left alone, and
-// reported when it is named like one. A bad entry where dir (or a
+// (".tmp-<id>-<16 hex digits>"), last written more than TempGrace ago (a
+// younger one may be another live writer's, still being written: several
+// gateways open one medium, one of them writing); anything else is left
+// alone, and reported when it is named like one. A bad entry where dir (or a
 // directory between it and the root) belongs is set aside and reported,
 // and the directory made; a root that cannot be made or opened is an
 // error.
@@ -212,6 +214,11 @@ func (w *FileWriter) report(err error) {
 	}
 }
 
+// TempGrace is how old a temporary file must be for OpenFileWriter to
+// take it for a crashed writer's: a live writer renames its own within
+// milliseconds (seconds on a slow stick).
+const TempGrace = time.Minute
+
 // removeTemps removes the temporary files a crashed writer left in d.
 func (w *FileWriter) removeTemps(d *mdir) {
 	names, err := d.names()
@@ -220,6 +227,7 @@ func (w *FileWriter) removeTemps(d *mdir) {
 		return
 	}
 	euid := os.Geteuid()
+	young := time.Now().Add(-TempGrace).UnixNano()
 	for _, name := range names {
 		if _, ok := parseTempName(name); !ok {
 			continue
@@ -227,6 +235,9 @@ func (w *FileWriter) removeTemps(d *mdir) {
 		st, err := d.lstat(name)
 		if err != nil {
 			continue // gone
+		}
+		if st.isRegular() && st.mtime > young {
+			continue // perhaps another writer's, being written
 		}
 		found := ""
 		switch {

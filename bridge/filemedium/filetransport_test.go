@@ -319,7 +319,9 @@ func TestFileMidWrite(t *testing.T) {
 	}
 	b.nothing(t)
 	b.wantRejected(t, frame.ErrCodeTruncated, "mid.request.nkb")
-	// The hot side restarts: its writer clears the dead temporary file.
+	// The hot side restarts: its writer clears the dead temporary file
+	// (older than TempGrace).
+	backdate(t, tmp)
 	w, err := NewFileWriter(b.dir)
 	if err != nil {
 		t.Fatal(err)
@@ -329,6 +331,40 @@ func TestFileMidWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantFrame(t, b.read(t), f)
+}
+
+// backdate makes path's times older than TempGrace: a crashed writer's
+// leftover, not a live writer's file.
+func backdate(t *testing.T, path string) {
+	t.Helper()
+	old := time.Now().Add(-2 * TempGrace)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFileWriterLeavesYoungTemps: a writer opening a directory leaves a
+// temporary file younger than TempGrace alone (another live writer's,
+// being written: several gateways open one medium) and removes it once
+// it is older.
+func TestFileWriterLeavesYoungTemps(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := NewFileWriter(dir); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, ".tmp-live-0123456789abcdef")
+	if err := os.WriteFile(tmp, []byte("being written"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewFileWriter(dir); err != nil {
+		t.Fatal(err)
+	}
+	mediumtest.WantNames(t, mediumtest.Ls(t, dir, ""), ".tmp-live-0123456789abcdef")
+	backdate(t, tmp)
+	if _, err := NewFileWriter(dir); err != nil {
+		t.Fatal(err)
+	}
+	mediumtest.WantNames(t, mediumtest.Ls(t, dir, ""))
 }
 
 func TestFileLyingNames(t *testing.T) {
@@ -498,6 +534,7 @@ func TestFileCrashPoints(t *testing.T) {
 		}
 		b.nothing(t)
 		crashHook = nil
+		backdate(t, filepath.Join(b.dir, names[0]))
 		b2 := mustFileBridgeIn(t, b.dir, FileReaderOptions{}) // restart: the writer clears it
 		mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, ""))
 		b2.write(t, f)
