@@ -435,6 +435,18 @@ func TestGatewayFailover(t *testing.T) {
 		if err := gws[name].proc.Terminate(15 * time.Second); err != nil {
 			t.Errorf("%s's exit on SIGTERM: %v", name, err)
 		}
+		// A term ends by a kill, the database, or a deposed write; never
+		// by the driver failing otherwise (a medium it could not write,
+		// say).
+		data, err := os.ReadFile(gws[name].proc.LogPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(data)) {
+			if strings.Contains(line, `"msg":"the medium's driver failed`) && !strings.Contains(line, "deposed") {
+				t.Errorf("%s: %s", name, line)
+			}
+		}
 	}
 	t.Logf("%d requests (%d auto-receives) confirmed through %d leader kills and a database restart in %s",
 		len(reqs), receives, kills, time.Since(started).Round(time.Millisecond))
