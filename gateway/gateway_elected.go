@@ -56,7 +56,8 @@ func (g *Gateway) lead(ctx context.Context, ps *pgStore, l leader.Lease) error {
 }
 
 // beginTerm makes the driver's state fresh for the term l and fences the
-// store's writes with its epoch.
+// store's writes with its epoch. (The Elector logs the term's start and
+// end.)
 func (g *Gateway) beginTerm(ps *pgStore, l leader.Lease) {
 	g.mu.Lock()
 	g.sending = map[string]*pb.BridgeRequest{}
@@ -67,7 +68,6 @@ func (g *Gateway) beginTerm(ps *pgStore, l leader.Lease) {
 	g.epoch.Store(l.Epoch)
 	ps.setFence(l.Medium, l.Epoch)
 	g.leading.Store(true)
-	g.log.Info("driving the bridge medium", "medium", l.Medium, "epoch", l.Epoch, "holder", l.Holder)
 	if g.onLeader != nil {
 		g.onLeader(l.Medium, true, l.Epoch)
 	}
@@ -79,7 +79,6 @@ func (g *Gateway) beginTerm(ps *pgStore, l leader.Lease) {
 func (g *Gateway) endTerm(ps *pgStore, l leader.Lease) {
 	ps.setFence(l.Medium, 0)
 	g.leading.Store(false)
-	g.log.Info("stopped driving the bridge medium", "medium", l.Medium, "epoch", l.Epoch)
 	if g.onLeader != nil {
 		g.onLeader(l.Medium, false, l.Epoch)
 	}
