@@ -308,6 +308,104 @@ func testStoreGroupCommit(t *testing.T, kind storeKind) {
 	}
 }
 
+// TestStoreCommitLinger: a write that follows a commit of one write is
+// committed at once; once a commit carried several writes, the next one
+// waits (at most the linger) until as many have joined it, even when they
+// come one at a time.
+func TestStoreCommitLinger(t *testing.T) { forEachStore(t, testStoreCommitLinger) }
+
+func testStoreCommitLinger(t *testing.T, kind storeKind) {
+	const k = 4
+	s := newTestStore(t, kind, "").openStore(t, false)
+	ids := make([]string, 2*k+1)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("r%d", i)
+		if err := s.insert(&entry{view: &pb.Request{RequestId: ids[i], Status: pb.RequestStatus_REQUEST_STATUS_QUEUED}, wire: &pb.BridgeRequest{}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A linger no test waits out: a write that waited for it would not
+	// be done before the test's deadline.
+	lingerOf(s).Store(int64(time.Hour))
+	entered, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var groups [][]writeInfo
+	commitHook = func(g []writeInfo) {
+		mu.Lock()
+		groups = append(groups, slices.Clone(g))
+		n := len(groups)
+		mu.Unlock()
+		if n == 1 {
+			close(entered)
+			<-release
+		}
+	}
+	queued, waiting := make(chan struct{}, 2*k+1), make(chan struct{}, 2*k+1)
+	writeQueued = func() { queued <- struct{}{} }
+	lingering = func() { waiting <- struct{}{} }
+	t.Cleanup(func() { commitHook, writeQueued, lingering = nil, nil, nil })
+	set := func(id string) error {
+		_, err := updateOne(s, id, func(e *entry) error {
+			e.view.Status = pb.RequestStatus_REQUEST_STATUS_SENT_TO_COLD
+			return nil
+		})
+		return err
+	}
+	errs := make(chan error, 2*k+1)
+	wait := func(n int, what string) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for range n {
+			select {
+			case err := <-errs:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-deadline:
+				t.Fatalf("%s: not committed within 30s (held by the linger?)", what)
+			}
+		}
+	}
+	// The inserts were one write per commit: this write goes at once.
+	go func() { errs <- set(ids[0]) }()
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a write after commits of one write waited (the linger?)")
+	}
+	<-queued
+	// k writes queued during that commit share the next one.
+	for _, id := range ids[1 : k+1] {
+		go func() { errs <- set(id) }()
+	}
+	for range k {
+		<-queued
+	}
+	close(release)
+	wait(k+1, "the first two commits")
+	// The store is busy: the next write waits for more, and the k writes,
+	// arriving one at a time, make one commit.
+	go func() { errs <- set(ids[k+1]) }()
+	select {
+	case <-waiting:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a write after a commit of several did not wait for more")
+	}
+	for _, id := range ids[k+2:] {
+		go func() { errs <- set(id) }()
+		<-queued
+	}
+	wait(k, "the lingering commit")
+	if len(waiting) != 0 {
+		t.Errorf("%d more waits for writes", len(waiting))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(groups) != 3 || len(groups[0]) != 1 || len(groups[1]) != k || len(groups[2]) != k {
+		t.Fatalf("groups %v, want one write, then %d, then %d", groups, k, k)
+	}
+}
+
 // TestAnswerBeforeSentRecorded: with a node, a pass reads the request's
 // head, writes its frame, and stops before recording it sent; the answer,
 // read meanwhile, is checked against the head the frame carried (not yet

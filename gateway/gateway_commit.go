@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -14,13 +15,22 @@ import (
 // Writing the state file: every write is a transaction committed with
 // fsync before its caller goes on, and the writes that arrive while a
 // commit is under way are committed together in the next one
-// (leader/follower group commit, as the signer's store does, with no
-// timer: a lone write is committed at once). Status changes are written
+// (leader/follower group commit, as the signer's store does; a lone
+// write on a quiet store is committed at once, and on a busy one a commit
+// lingers briefly for more: commitLinger). Status changes are written
 // in batches (apply): the send loop's pass, the answers read together,
 // each one transaction.
 
 // maxGroup bounds how many writes one commit carries.
 const maxGroup = 512
+
+// commitLinger is how long, at most, a commit waits for more writes to
+// join it when the commit before it carried several (the store is busy):
+// it waits until it carries as many as that one did, or commitLinger has
+// passed. Fewer, larger commits; each durable write acknowledged at most
+// this much later. A write after a commit of one write (a quiet store) is
+// committed at once.
+const commitLinger = time.Millisecond
 
 // commitReq is one write waiting for the next group commit. fn runs in
 // the group's transaction (Tx: a *bolt.Tx, or the PostgreSQL store's
@@ -51,6 +61,8 @@ var (
 	commitHook func(group []writeInfo)
 	// writeQueued is told when a write has been queued for a commit.
 	writeQueued func()
+	// lingering is told when a commit begins to wait for more writes.
+	lingering func()
 )
 
 // writeInfo describes one write of a group (commitHook).
@@ -76,11 +88,13 @@ type groupCommit[Tx any] struct {
 	cmu     sync.RWMutex        // held for reading while sending on commits
 	closed  bool
 	stats   storeStats
+	linger  atomic.Int64 // commitLinger, in nanoseconds (tests change it)
 }
 
 // start starts the committer.
 func (c *groupCommit[Tx]) start() {
 	c.commits, c.stopped = make(chan *commitReq[Tx], maxGroup), make(chan struct{})
+	c.linger.Store(int64(commitLinger))
 	go c.run()
 }
 
@@ -116,22 +130,55 @@ func (c *groupCommit[Tx]) write(what string, n int, fn func(tx Tx) error) error 
 // run commits queued writes in groups until stop.
 func (c *groupCommit[Tx]) run() {
 	defer close(c.stopped)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	last := 0 // writes the last group carried
 	for req := range c.commits {
-		group := []*commitReq[Tx]{req}
-	drain:
-		for len(group) < maxGroup {
-			select {
-			case r, ok := <-c.commits:
-				if !ok {
-					break drain
-				}
-				group = append(group, r)
-			default:
-				break drain
-			}
+		group := c.drain([]*commitReq[Tx]{req})
+		if want := min(last, maxGroup); last > 1 && len(group) < want {
+			group = c.gather(group, want, linger)
 		}
+		last = len(group)
 		c.commitGroup(group)
 	}
+}
+
+// drain adds to group the writes queued now, up to maxGroup.
+func (c *groupCommit[Tx]) drain(group []*commitReq[Tx]) []*commitReq[Tx] {
+	for len(group) < maxGroup {
+		select {
+		case r, ok := <-c.commits:
+			if !ok {
+				return group
+			}
+			group = append(group, r)
+		default:
+			return group
+		}
+	}
+	return group
+}
+
+// gather adds to group the writes that arrive within the linger (timer
+// t, stopped), until it has want, or until stop.
+func (c *groupCommit[Tx]) gather(group []*commitReq[Tx], want int, t *time.Timer) []*commitReq[Tx] {
+	t.Reset(time.Duration(c.linger.Load()))
+	defer t.Stop()
+	if lingering != nil {
+		lingering()
+	}
+	for len(group) < want {
+		select {
+		case r, ok := <-c.commits:
+			if !ok {
+				return group
+			}
+			group = append(group, r)
+		case <-t.C:
+			return group
+		}
+	}
+	return group
 }
 
 // commitGroup runs a group's writes in one transaction. If one of them

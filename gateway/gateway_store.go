@@ -54,7 +54,10 @@ type gatewayStore struct {
 }
 
 func openGatewayStore(path string, publishing bool) (*gatewayStore, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	// The free page list is not written with every commit (bbolt rebuilds
+	// it at open by scanning the file, small for a gateway's state): a
+	// commit writes only the pages it changed and the meta page.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, fmt.Errorf("gateway: gateway state file %s is in use by another process", path)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,6 +164,18 @@ func closeSharedPG() error {
 }
 
 // statsOf returns the commit counts of st.
+// lingerOf returns the store's commit linger, in nanoseconds, for a test
+// to change.
+func lingerOf(st store) *atomic.Int64 {
+	switch s := st.(type) {
+	case *gatewayStore:
+		return &s.gc.linger
+	case *pgStore:
+		return &s.gc.linger
+	}
+	panic("unknown store")
+}
+
 func statsOf(st store) *storeStats {
 	switch s := st.(type) {
 	case *gatewayStore:

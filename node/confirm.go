@@ -41,6 +41,16 @@ type Confirmer struct {
 // the error when the node's block_info answer is refused (ErrHashMismatch,
 // ErrInconsistent).
 func (c *Confirmer) AwaitConfirmation(ctx context.Context, h nano.Hash) error {
+	return c.await(ctx, h, 0)
+}
+
+// notified reports whether confirmations arrive as they happen (a feed or
+// a WebSocket), so that polling is only the fallback.
+func (c *Confirmer) notified() bool { return c.Feed != nil || c.WS != nil }
+
+// await is AwaitConfirmation with the first block_info poll after first
+// (0: at once) rather than at once.
+func (c *Confirmer) await(ctx context.Context, h nano.Hash, first time.Duration) error {
 	interval := c.PollInterval
 	if interval <= 0 {
 		interval = DefaultPollInterval
@@ -60,7 +70,7 @@ func (c *Confirmer) AwaitConfirmation(ctx context.Context, h nano.Hash) error {
 		defer cancel()
 		confirmed = ch
 	}
-	poll := time.NewTimer(0)
+	poll := time.NewTimer(first)
 	defer poll.Stop()
 	for {
 		select {

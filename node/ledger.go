@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nanokms/nanokms/nano"
@@ -55,7 +56,18 @@ type LedgerOptions struct {
 type Ledger struct {
 	opts      LedgerOptions
 	confirmer *Confirmer
+
+	// published holds the blocks this ledger has just published, while a
+	// feed or WebSocket delivers confirmations: awaiting one of them
+	// polls block_info only after the poll interval (the node cannot
+	// have confirmed it before the subscription, and the feed keeps the
+	// confirmations it delivered), not at once.
+	pmu       sync.Mutex
+	published *hashLRU
 }
+
+// publishedKept bounds how many just-published blocks a Ledger remembers.
+const publishedKept = 4096
 
 // NewLedger returns a Ledger.
 func NewLedger(opts LedgerOptions) (*Ledger, error) {
@@ -74,6 +86,7 @@ func NewLedger(opts LedgerOptions) (*Ledger, error) {
 	return &Ledger{
 		opts:      opts,
 		confirmer: &Confirmer{Client: opts.Client, Feed: opts.Feed, WS: opts.WS, PollInterval: opts.PollInterval, Log: opts.Log},
+		published: newHashLRU(publishedKept),
 	}, nil
 }
 
@@ -214,12 +227,14 @@ func (l *Ledger) Publish(ctx context.Context, b nano.StateBlock, subtype nano.Su
 		}
 		b.Work = w
 	}
+	notified := l.confirmer.notified() // confirmations will be delivered as they happen
 	if l.opts.WS != nil {
 		// Before publishing, so that the confirmation cannot come first;
 		// briefly, because polling covers a WebSocket that does not answer.
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if err := l.opts.WS.AddAccounts(wctx, b.Account); err != nil {
 			l.opts.Log.Warn("node: could not add the account to the websocket filter; relying on polling", "err", err)
+			notified = false
 		}
 		cancel()
 	}
@@ -228,12 +243,30 @@ func (l *Ledger) Publish(ctx context.Context, b nano.StateBlock, subtype nano.Su
 		return nano.StateBlock{}, l.wrap(err)
 	}
 	l.opts.Log.Info("node: published", "hash", hash, "subtype", subtype)
+	if notified {
+		l.pmu.Lock()
+		l.published.add(hash)
+		l.pmu.Unlock()
+	}
 	l.precompute(b.Account, nano.PublicKey(hash))
 	return b, nil
 }
 
 // AwaitConfirmed returns when the node reports the block confirmed (in
-// the feed, over the WebSocket, or by polling block_info).
+// the feed, over the WebSocket, or by polling block_info). For a block
+// this ledger has just published, with a feed or WebSocket, the first
+// poll comes after the poll interval; for any other, at once (a block
+// confirmed while the gateway was down is found without waiting).
 func (l *Ledger) AwaitConfirmed(ctx context.Context, hash nano.Hash) error {
-	return l.wrap(l.confirmer.AwaitConfirmation(ctx, hash))
+	l.pmu.Lock()
+	fresh := l.published.remove(hash)
+	l.pmu.Unlock()
+	var first time.Duration
+	if fresh {
+		first = l.confirmer.PollInterval
+		if first <= 0 {
+			first = DefaultPollInterval
+		}
+	}
+	return l.wrap(l.confirmer.await(ctx, hash, first))
 }

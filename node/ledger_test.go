@@ -215,3 +215,66 @@ func TestLedgerFollowsConfirmationsOverWS(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLedgerAwaitsPublishedThroughFeed: with a feed, a block the ledger
+// has just published is awaited on the feed, block_info polled only after
+// the poll interval; any other block is polled at once, and a published
+// block whose confirmation never reaches the feed is still found by the
+// poll.
+func TestLedgerAwaitsPublishedThroughFeed(t *testing.T) {
+	n := newFakeNode(t)
+	feed := NewConfirmationFeed(FeedOptions{})
+	t.Cleanup(feed.Close)
+	blockInfos := func(h nano.Hash) int {
+		c := 0
+		for _, r := range n.requestsFor("block_info") {
+			if r["hash"] == h.String() {
+				c++
+			}
+		}
+		return c
+	}
+	for _, tt := range []struct {
+		name     string
+		publish  bool          // published by the ledger before the wait
+		interval time.Duration // the ledger's poll interval
+		deliver  bool          // the confirmation reaches the feed
+		polls    int           // block_info calls for the block expected (-1: at least one)
+	}{
+		{"published, confirmed on the feed", true, time.Hour, true, 0},
+		{"published, the feed missed it", true, 20 * time.Millisecond, false, -1},
+		{"not published here", false, time.Hour, false, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			seed := byte(40 + len(tt.name))
+			b := testBlock(seed, nano.Hash{seed}, 10, nano.Hash{})
+			n.addBlock(b, nano.AmountFromUint64(1), "true") // block_info says confirmed
+			l := newLedger(t, n, LedgerOptions{Feed: feed, PollInterval: tt.interval})
+			ctx := testCtx(t)
+			if tt.publish {
+				if _, err := l.Publish(ctx, b, nano.SubtypeSend); err != nil {
+					t.Fatal(err)
+				}
+			}
+			done := make(chan error, 1)
+			go func() { done <- l.AwaitConfirmed(ctx, b.Hash()) }()
+			if tt.deliver {
+				// Delivered once the wait is on the feed (unless it ended
+				// first: by a poll, which the count below refuses).
+				eventually(t, "the wait on the feed", func() bool {
+					feed.mu.Lock()
+					defer feed.mu.Unlock()
+					return len(feed.waiters[b.Hash()]) > 0 || len(done) > 0
+				})
+				feed.Deliver(Confirmation{Hash: b.Hash(), Account: b.Account, Block: b})
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			got := blockInfos(b.Hash())
+			if (tt.polls < 0 && got == 0) || (tt.polls >= 0 && got != tt.polls) {
+				t.Errorf("block_info polled %d times for the block, want %d (-1: at least once)", got, tt.polls)
+			}
+		})
+	}
+}

@@ -41,3 +41,13 @@ func (l *hashLRU) contains(h nano.Hash) bool {
 	_, ok := l.items[h]
 	return ok
 }
+
+// remove forgets h and reports whether it was present.
+func (l *hashLRU) remove(h nano.Hash) bool {
+	e, ok := l.items[h]
+	if ok {
+		l.order.Remove(e)
+		delete(l.items, h)
+	}
+	return ok
+}
