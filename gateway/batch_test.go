@@ -311,7 +311,8 @@ func testStoreGroupCommit(t *testing.T, kind storeKind) {
 // TestStoreCommitLinger: a write that follows a commit of one write is
 // committed at once; once a commit carried several writes, the next one
 // waits (at most the linger) until as many have joined it, even when they
-// come one at a time.
+// come one at a time. The test gives either store a linger (on
+// PostgreSQL there is none by default).
 func TestStoreCommitLinger(t *testing.T) { forEachStore(t, testStoreCommitLinger) }
 
 func testStoreCommitLinger(t *testing.T, kind storeKind) {

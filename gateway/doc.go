@@ -15,7 +15,7 @@
 // acknowledged, and a status is visible to GetRequest and WatchRequest,
 // only once it is durable. The
 // changes that arrive together share a commit (group commit, as the
-// signer's store does; on a busy store a commit waits up to
+// signer's store does; on a busy bbolt store a commit waits up to
 // commitLinger for as many writes as the one before it carried). The send loop takes every request due in one
 // pass: it reads the heads the node must give, writes every frame in one
 // batch (one sync of the medium's directory) and only then records them

@@ -16,20 +16,23 @@ import (
 // fsync before its caller goes on, and the writes that arrive while a
 // commit is under way are committed together in the next one
 // (leader/follower group commit, as the signer's store does; a lone
-// write on a quiet store is committed at once, and on a busy one a commit
-// lingers briefly for more: commitLinger). Status changes are written
+// write on a quiet store is committed at once, and on a busy bbolt store
+// a commit lingers briefly for more: commitLinger). Status changes are written
 // in batches (apply): the send loop's pass, the answers read together,
 // each one transaction.
 
 // maxGroup bounds how many writes one commit carries.
 const maxGroup = 512
 
-// commitLinger is how long, at most, a commit waits for more writes to
-// join it when the commit before it carried several (the store is busy):
-// it waits until it carries as many as that one did, or commitLinger has
-// passed. Fewer, larger commits; each durable write acknowledged at most
-// this much later. A write after a commit of one write (a quiet store) is
-// committed at once.
+// commitLinger is how long, at most, a commit of the bbolt store waits
+// for more writes to join it when the commit before it carried several
+// (the store is busy): it waits until it carries as many as that one did,
+// or commitLinger has passed. Fewer, larger commits, each with its two
+// fdatasyncs; each durable write acknowledged at most this much later. A
+// write after a commit of one write (a quiet store) is committed at once.
+// The PostgreSQL store does not linger: its commits take a round trip
+// each, during which the next group gathers anyway (measured: lingering
+// there cost throughput, docs/BENCHMARKS.md).
 const commitLinger = time.Millisecond
 
 // commitReq is one write waiting for the next group commit. fn runs in
@@ -88,13 +91,13 @@ type groupCommit[Tx any] struct {
 	cmu     sync.RWMutex        // held for reading while sending on commits
 	closed  bool
 	stats   storeStats
-	linger  atomic.Int64 // commitLinger, in nanoseconds (tests change it)
+	linger  atomic.Int64 // how long a busy commit waits for more writes, in nanoseconds (0: not at all)
 }
 
-// start starts the committer.
-func (c *groupCommit[Tx]) start() {
+// start starts the committer, busy commits lingering up to linger.
+func (c *groupCommit[Tx]) start(linger time.Duration) {
 	c.commits, c.stopped = make(chan *commitReq[Tx], maxGroup), make(chan struct{})
-	c.linger.Store(int64(commitLinger))
+	c.linger.Store(int64(linger))
 	go c.run()
 }
 
@@ -135,7 +138,7 @@ func (c *groupCommit[Tx]) run() {
 	last := 0 // writes the last group carried
 	for req := range c.commits {
 		group := c.drain([]*commitReq[Tx]{req})
-		if want := min(last, maxGroup); last > 1 && len(group) < want {
+		if want := min(last, maxGroup); last > 1 && len(group) < want && c.linger.Load() > 0 {
 			group = c.gather(group, want, linger)
 		}
 		last = len(group)

@@ -74,7 +74,7 @@ func openGatewayStore(path string, publishing bool) (*gatewayStore, error) {
 		return nil, fmt.Errorf("gateway: gateway state file %s is readable by others (mode %v)", path, fi.Mode().Perm())
 	}
 	s.gc.commit = s.commit
-	s.gc.start()
+	s.gc.start(commitLinger)
 	return s, nil
 }
 

@@ -132,7 +132,7 @@ func openPGStore(ctx context.Context, dsn string, opts PGOptions, publishing boo
 	s := &pgStore{pool: pool, opts: opts, publishing: publishing, listenCfg: lc}
 	s.gc.commit = s.commit
 	s.gc.alone = func(err error) bool { return !errors.Is(err, ErrStoreUnavailable) }
-	s.gc.start()
+	s.gc.start(0) // no linger: see commitLinger
 	return s, nil
 }
 

@@ -167,7 +167,7 @@ func printBenchPipeline(out io.Writer, r *benchPipelineReport) error {
 		if rounds {
 			head += "ROUND\t"
 		}
-		fmt.Fprintln(tw, head+"SUBMITTERS\tCONFIRMED\tFAILED\tPER S\tP50 MS\tP99 MS\tGATEWAY CPU MS\tRELAY\tSIGNER\tDEV NODE\tCLIENTS\tSIGNER ALONE /S\tOF ALONE\t")
+		fmt.Fprintln(tw, head+"SUBMITTERS\tCONFIRMED\tFAILED\tPER S\tP50 MS\tP99 MS\tGATEWAY CPU MS\tRELAY\tSIGNER\tDEV NODE\tPOSTGRES\tCLIENTS\tSIGNER ALONE /S\tOF ALONE\t")
 		for _, lv := range lvs {
 			row := lv.Variant + "\t"
 			if rounds {

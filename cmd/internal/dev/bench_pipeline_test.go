@@ -142,3 +142,46 @@ func TestParseProcStatCPU(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchPipelineTableColumns: every row of the printed tables has as
+// many columns as the heading, each named (the postgres column once had
+// no heading and shifted the others).
+func TestBenchPipelineTableColumns(t *testing.T) {
+	lv := benchPipelineLevel{Variant: "v-postgres", Round: 1, Submitters: 64, Withdrawals: 10, PerSecond: 1,
+		CPUMsPerWithdrawal: map[string]float64{"gateway": 1, "relay": 2, "signer": 3, "dev node": 4, "postgres": 5, "clients": 6}}
+	r := &benchPipelineReport{Rounds: 2, Levels: []benchPipelineLevel{lv}, Summary: []benchPipelineLevel{lv}}
+	var out strings.Builder
+	if err := printBenchPipeline(&out, r); err != nil {
+		t.Fatal(err)
+	}
+	var heads int
+	for _, line := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 0 && f[0] == "VARIANT":
+			if !strings.Contains(line, "POSTGRES") {
+				t.Errorf("heading without the postgres column: %q", line)
+			}
+			heads = len(splitColumns(line)) // headings of several words: split at the gaps
+		case len(f) > 0 && f[0] == "v-postgres":
+			if len(f) != heads {
+				t.Errorf("row of %d columns under a heading of %d:\n%s", len(f), heads, out.String())
+			}
+		}
+	}
+	if heads == 0 {
+		t.Fatalf("no table printed:\n%s", out.String())
+	}
+}
+
+// splitColumns splits a heading line of the tables at its gaps of two
+// spaces or more.
+func splitColumns(line string) []string {
+	var cols []string
+	for _, c := range strings.Split(strings.TrimSpace(line), "  ") {
+		if c = strings.TrimSpace(c); c != "" {
+			cols = append(cols, c)
+		}
+	}
+	return cols
+}
