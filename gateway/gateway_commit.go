@@ -133,13 +133,11 @@ func (c *groupCommit[Tx]) write(what string, n int, fn func(tx Tx) error) error 
 // run commits queued writes in groups until stop.
 func (c *groupCommit[Tx]) run() {
 	defer close(c.stopped)
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
 	last := 0 // writes the last group carried
 	for req := range c.commits {
 		group := c.drain([]*commitReq[Tx]{req})
 		if want := min(last, maxGroup); last > 1 && len(group) < want && c.linger.Load() > 0 {
-			group = c.gather(group, want, linger)
+			group = c.gather(group, want)
 		}
 		last = len(group)
 		c.commitGroup(group)
@@ -162,10 +160,10 @@ func (c *groupCommit[Tx]) drain(group []*commitReq[Tx]) []*commitReq[Tx] {
 	return group
 }
 
-// gather adds to group the writes that arrive within the linger (timer
-// t, stopped), until it has want, or until stop.
-func (c *groupCommit[Tx]) gather(group []*commitReq[Tx], want int, t *time.Timer) []*commitReq[Tx] {
-	t.Reset(time.Duration(c.linger.Load()))
+// gather adds to group the writes that arrive within the linger, until
+// it has want, or until stop.
+func (c *groupCommit[Tx]) gather(group []*commitReq[Tx], want int) []*commitReq[Tx] {
+	t := time.NewTimer(time.Duration(c.linger.Load()))
 	defer t.Stop()
 	if lingering != nil {
 		lingering()

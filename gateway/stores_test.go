@@ -163,25 +163,27 @@ func closeSharedPG() error {
 	return err
 }
 
-// statsOf returns the commit counts of st.
-// lingerOf returns the store's commit linger, in nanoseconds, for a test
-// to change.
-func lingerOf(st store) *atomic.Int64 {
+// committerOf returns st's commit counts and its commit linger (in
+// nanoseconds, for a test to change).
+func committerOf(st store) (*storeStats, *atomic.Int64) {
 	switch s := st.(type) {
 	case *gatewayStore:
-		return &s.gc.linger
+		return &s.gc.stats, &s.gc.linger
 	case *pgStore:
-		return &s.gc.linger
+		return &s.gc.stats, &s.gc.linger
 	}
 	panic("unknown store")
 }
 
+// statsOf returns the commit counts of st.
 func statsOf(st store) *storeStats {
-	switch s := st.(type) {
-	case *gatewayStore:
-		return &s.gc.stats
-	case *pgStore:
-		return &s.gc.stats
-	}
-	panic("unknown store")
+	stats, _ := committerOf(st)
+	return stats
+}
+
+// lingerOf returns st's commit linger, in nanoseconds, for a test to
+// change.
+func lingerOf(st store) *atomic.Int64 {
+	_, linger := committerOf(st)
+	return linger
 }

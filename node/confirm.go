@@ -41,19 +41,23 @@ type Confirmer struct {
 // the error when the node's block_info answer is refused (ErrHashMismatch,
 // ErrInconsistent).
 func (c *Confirmer) AwaitConfirmation(ctx context.Context, h nano.Hash) error {
-	return c.await(ctx, h, 0)
+	return c.await(ctx, h, false)
 }
 
 // notified reports whether confirmations arrive as they happen (a feed or
 // a WebSocket), so that polling is only the fallback.
 func (c *Confirmer) notified() bool { return c.Feed != nil || c.WS != nil }
 
-// await is AwaitConfirmation with the first block_info poll after first
-// (0: at once) rather than at once.
-func (c *Confirmer) await(ctx context.Context, h nano.Hash, first time.Duration) error {
+// await is AwaitConfirmation; with late, the first block_info poll comes
+// after the poll interval rather than at once.
+func (c *Confirmer) await(ctx context.Context, h nano.Hash, late bool) error {
 	interval := c.PollInterval
 	if interval <= 0 {
 		interval = DefaultPollInterval
+	}
+	var first time.Duration
+	if late {
+		first = interval
 	}
 	log := c.Log
 	if log == nil {

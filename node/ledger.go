@@ -261,12 +261,5 @@ func (l *Ledger) AwaitConfirmed(ctx context.Context, hash nano.Hash) error {
 	l.pmu.Lock()
 	fresh := l.published.remove(hash)
 	l.pmu.Unlock()
-	var first time.Duration
-	if fresh {
-		first = l.confirmer.PollInterval
-		if first <= 0 {
-			first = DefaultPollInterval
-		}
-	}
-	return l.wrap(l.confirmer.await(ctx, hash, first))
+	return l.wrap(l.confirmer.await(ctx, hash, fresh))
 }
