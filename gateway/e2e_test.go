@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,7 +102,10 @@ func runRelay(t *testing.T, env *signertest.Env, toCold, toHot string) *relay.Re
 	if err != nil {
 		t.Fatal(err)
 	}
-	rl := &relay.Relay{In: relayIn, Out: relayOut, Signer: env.Client, RetryMin: 10 * time.Millisecond}
+	// The relay's log is kept, and printed when the test fails.
+	var logs lockedBuffer
+	rl := &relay.Relay{In: relayIn, Out: relayOut, Signer: env.Client, RetryMin: 10 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rl.Run(ctx) }()
@@ -109,8 +115,29 @@ func runRelay(t *testing.T, env *signertest.Env, toCold, toHot string) *relay.Re
 			t.Errorf("relay: %v", err)
 		}
 		relayIn.Close()
+		if t.Failed() {
+			t.Logf("the relay's log:\n%s", logs.String())
+		}
 	})
 	return rl
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // gatewayEnds returns a gateway's writer and reader.
