@@ -299,8 +299,12 @@ func (r *FileReader) scan(d *mdir) {
 		if !strings.HasSuffix(name, FileSuffix) {
 			continue // not a frame's name: temporary files, done/, quarantine/, set-aside entries
 		}
-		if _, out := r.outstanding[name]; out {
-			continue
+		if ff, out := r.outstanding[name]; out {
+			if st, err := d.lstat(name); err != nil || st.same(ff.info) {
+				continue // still the file handed out
+			}
+			// A resend replaced the file handed out (whose consumer may
+			// never settle it: a gateway whose term ended): read it.
 		}
 		if h, ok := r.held[name]; ok {
 			if st, err := d.lstat(name); err == nil && st.same(h.ff.info) {

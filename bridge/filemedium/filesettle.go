@@ -123,8 +123,8 @@ func (r *FileReader) quarantineNow(ff *fileFrame, reason string, cause error) er
 func (r *FileReader) settle(ff *fileFrame, sub, reason string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, out := r.outstanding[ff.name]; !out {
-		return nil // settled already
+	if cur, out := r.outstanding[ff.name]; !out || cur != ff {
+		return nil // settled already, or replaced by a resend handed out since
 	}
 	if _, held := r.held[ff.name]; held {
 		return nil // settled already, and held

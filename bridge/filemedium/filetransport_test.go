@@ -509,6 +509,33 @@ func TestFileReplacedWhileHandled(t *testing.T) {
 	wantFrame(t, b.read(t), f3)
 }
 
+// TestResendOfUnsettledFileIsRead: a resend renamed over a file handed
+// out and never settled (its consumer gone: a gateway whose term ended)
+// is read and handed out; the old copy's settling then leaves it alone.
+func TestResendOfUnsettledFileIsRead(t *testing.T) {
+	b := mustFileBridge(t, FileReaderOptions{})
+	req := frametest.SendRequest(t, "orphan")
+	f1, _ := frame.NewRequestFrame(req, frametest.Time)
+	req.Attempt = 2
+	f2, _ := frame.NewRequestFrame(req, frametest.Time.Add(time.Second))
+
+	b.write(t, f1)
+	old := b.read(t) // handed out, not settled
+	b.write(t, f2)
+	rec := b.read(t)
+	wantFrame(t, rec, f2)
+	b.nothing(t) // handed out: not handed out again
+	if err := old.Done(); err != nil {
+		t.Fatal(err)
+	}
+	mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, DoneDir))
+	b.nothing(t) // the resend is still the one handed out
+	if err := rec.Done(); err != nil {
+		t.Fatal(err)
+	}
+	mediumtest.WantNames(t, mediumtest.Ls(t, b.dir, DoneDir), "orphan.request.nkb")
+}
+
 func TestFileCrashPoints(t *testing.T) {
 	crash := errors.New("crash")
 	at := func(t *testing.T, point string) {
