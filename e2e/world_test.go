@@ -33,6 +33,19 @@ func TestMain(m *testing.M) { os.Exit(softhsmtest.Run(m)) }
 // waitLimit bounds every wait of these tests.
 const waitLimit = 30 * time.Second
 
+// eventually polls cond until it holds, failing the test after waitLimit:
+// for what must follow an event the test cannot wait on directly.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // worldOptions shape a world.
 type worldOptions struct {
 	accounts int
