@@ -24,6 +24,7 @@ type signerBackupOptions struct {
 	conn    connectFlags
 	out     string
 	outDir  string
+	outFlag string // the flag that named out, for errors
 	json    bool
 	metrics string
 	warn    func(error)
@@ -81,9 +82,11 @@ func runSignerBackup(ctx context.Context, e *cli.Env, opts signerBackupOptions) 
 	case opts.out != "" && opts.outDir != "":
 		return cli.UsageErr("--out and --out-dir are mutually exclusive")
 	case opts.outDir != "":
-		opts.out = filepath.Join(opts.outDir, "signer-"+time.Now().UTC().Format("20060102T150405Z")+".state")
+		opts.out, opts.outFlag = filepath.Join(opts.outDir, "signer-"+time.Now().UTC().Format("20060102T150405Z")+".state"), "--out-dir"
 	case opts.out == "":
 		return cli.UsageErr("--out or --out-dir is required")
+	default:
+		opts.outFlag = "--out"
 	}
 	if err := checkMetricsFlag(opts.metrics); err != nil {
 		return err
@@ -133,11 +136,11 @@ func takeBackup(ctx context.Context, opts signerBackupOptions) (int64, *signer.S
 		return 0, nil, err
 	}
 	defer conn.Close()
-	f, err := createNew("--out", opts.out)
+	f, err := createNew(opts.outFlag, opts.out)
 	if err != nil {
 		return 0, nil, err
 	}
-	n, x, err := receiveBackup(ctx, pb.NewSignerClient(conn), f, opts.out)
+	n, x, err := receiveBackup(ctx, pb.NewSignerClient(conn), f, opts.outFlag, opts.out)
 	if err != nil {
 		os.Remove(opts.out)
 		return 0, nil, err
@@ -168,10 +171,11 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// receiveBackup writes the signer's backup stream to f (path), syncs and
-// closes it and its directory, and checks the file whole. It closes f
-// whatever happens; the caller removes the file on error.
-func receiveBackup(ctx context.Context, c pb.SignerClient, f *os.File, path string) (int64, *signer.StateExport, error) {
+// receiveBackup writes the signer's backup stream to f (path, named by
+// flag), syncs and closes it and its directory, and checks the file
+// whole. It closes f whatever happens; the caller removes the file on
+// error.
+func receiveBackup(ctx context.Context, c pb.SignerClient, f *os.File, flag, path string) (int64, *signer.StateExport, error) {
 	n, err := copyBackup(ctx, c, f)
 	if err == nil {
 		err = f.Sync()
@@ -189,18 +193,18 @@ func receiveBackup(ctx context.Context, c pb.SignerClient, f *os.File, path stri
 		}
 		err = unwrapPath(err)
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-			return 0, nil, cli.WithHint(fmt.Errorf("--out %s: writing the backup: %w (the file was removed)", path, err),
+			return 0, nil, cli.WithHint(fmt.Errorf("%s %s: writing the backup: %w (the file was removed)", flag, path, err),
 				"free space on that file system, or write the backup to another one")
 		}
-		return 0, nil, fmt.Errorf("--out %s: writing the backup: %w (the file was removed)", path, err)
+		return 0, nil, fmt.Errorf("%s %s: writing the backup: %w (the file was removed)", flag, path, err)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, nil, fmt.Errorf("--out %s: reading the backup back: %w (the file was removed)", path, unwrapPath(err))
+		return 0, nil, fmt.Errorf("%s %s: reading the backup back: %w (the file was removed)", flag, path, unwrapPath(err))
 	}
 	x, err := signer.ParseStateExport(data)
 	if err != nil {
-		return 0, nil, cli.WithHint(fmt.Errorf("--out %s: the backup does not check: %w (the file was removed)", path, err),
+		return 0, nil, cli.WithHint(fmt.Errorf("%s %s: the backup does not check: %w (the file was removed)", flag, path, err),
 			"the signer and this command may be of different versions: run the same release on both")
 	}
 	return n, x, nil
